@@ -1,0 +1,30 @@
+# Two commands do all the set-up on a fresh machine:
+#   make run    the whole system with demo content: central server, sync daemon and kiosk
+#   make test   install what the tests need and run them
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+EXTRAS ?= kiosk,sync,central,dev
+
+.PHONY: run test bench system-deps clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[$(EXTRAS)]'
+	touch $@
+
+system-deps:
+	scripts/install-system-deps.sh
+
+run: $(VENV)/.installed system-deps
+	$(PY) scripts/run_demo.py
+
+test: $(VENV)/.installed system-deps
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench: $(VENV)/.installed system-deps
+	$(PY) bench/press_to_durable.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,1 @@
+"""Reference central server: receives ratings from terminals, serves content and statistics."""

@@ -1,0 +1,38 @@
+"""``rating-central``: the central server's command line (Django's management commands)."""
+
+import os
+import sys
+
+USAGE = """usage: rating-central COMMAND [options]
+
+Reference central server for window rating terminals.
+
+Common commands:
+  migrate                 create or upgrade the database
+  load_demo [--folder F]  load a content folder into the roster (default: shipped demo)
+  createsuperuser         make an administrator for /admin/
+  collectstatic --noinput gather static files for the admin
+  serve [--bind H:P]      serve HTTP with gunicorn (default 127.0.0.1:8000)
+  help                    list every command (all of Django's management commands work)
+
+Environment: RATING_CENTRAL_DATA (data folder, default var/central), RATING_CENTRAL_HOSTS,
+RATING_CENTRAL_DEBUG. See README.md, "Central server".
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return
+    if argv[0] in ("--version", "-V"):
+        import terminal
+        print(f"rating-central {terminal.__version__}")
+        return
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "central.settings")
+    from django.core.management import execute_from_command_line
+    execute_from_command_line(["rating-central", *argv])
+
+
+if __name__ == "__main__":
+    main()

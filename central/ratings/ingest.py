@@ -1,0 +1,125 @@
+"""Taking in a batch of ratings: each item is accepted, a duplicate, or rejected with a reason.
+
+Exactly-once in effect rests on one rule: a rating id is stored at most once. An item whose id is
+already stored with the same digest is a harmless replay (``duplicate``); the same id with other
+content is ``rejected`` and the item is kept in RejectedItem for inspection. Good items of a batch
+are stored even when others in it are bad.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+
+from terminal.core.rating import InvalidRating, Rating as WireRating
+
+from .models import Rating, RejectedItem
+
+MAX_BATCH_ITEMS = 1000
+
+
+@dataclass
+class ItemResult:
+    index: int
+    id: str | None
+    status: str  # accepted | duplicate | rejected
+    reason: str | None = None
+
+    def as_dict(self) -> dict:
+        d = {"index": self.index, "id": self.id, "status": self.status}
+        if self.reason:
+            d["reason"] = self.reason
+        return d
+
+
+def ingest(items: list) -> list[ItemResult]:
+    results: list[ItemResult] = []
+    fresh: dict[str, tuple[int, WireRating]] = {}
+    rejected: list[RejectedItem] = []
+
+    for index, item in enumerate(items):
+        raw_id = item.get("id") if isinstance(item, dict) else None
+        raw_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            rating = WireRating.from_wire(item)
+        except InvalidRating as exc:
+            results.append(ItemResult(index, raw_id, "rejected", f"invalid: {exc}"))
+            rejected.append(_rejected(item, raw_id, f"invalid: {exc}"))
+            continue
+        if rating.id in fresh:  # the same id twice in one batch
+            first = fresh[rating.id][1]
+            if first.digest() == rating.digest():
+                results.append(ItemResult(index, rating.id, "duplicate"))
+            else:
+                results.append(ItemResult(index, rating.id, "rejected", "id_conflict: id repeated in batch with other content"))
+                rejected.append(_rejected(item, rating.id, "id_conflict within batch"))
+            continue
+        fresh[rating.id] = (index, rating)
+        results.append(None)  # filled below
+
+    stored = dict(Rating.objects.filter(rating_id__in=list(fresh)).values_list("rating_id", "digest"))
+    to_create = []
+    for rating_id, (index, rating) in fresh.items():
+        if rating_id in stored:
+            results[index] = _replay(index, rating, stored[rating_id], rejected)
+        else:
+            to_create.append((index, rating))
+
+    try:
+        with transaction.atomic():
+            Rating.objects.bulk_create([_model(r) for _, r in to_create])
+            RejectedItem.objects.bulk_create(rejected)
+        for index, rating in to_create:
+            results[index] = ItemResult(index, rating.id, "accepted")
+    except IntegrityError:
+        # Another request stored some of these ids meanwhile: settle each item on its own.
+        with transaction.atomic():
+            RejectedItem.objects.bulk_create(rejected)
+        for index, rating in to_create:
+            results[index] = _store_one(index, rating)
+    return results
+
+
+def _store_one(index: int, rating: WireRating) -> ItemResult:
+    try:
+        with transaction.atomic():
+            Rating.objects.create(**_fields(rating))
+        return ItemResult(index, rating.id, "accepted")
+    except IntegrityError:
+        digest = Rating.objects.filter(rating_id=rating.id).values_list("digest", flat=True).first()
+        rejected: list[RejectedItem] = []
+        result = _replay(index, rating, digest, rejected)
+        RejectedItem.objects.bulk_create(rejected)
+        return result
+
+
+def _replay(index: int, rating: WireRating, stored_digest: str | None, rejected: list) -> ItemResult:
+    if stored_digest == rating.digest():
+        return ItemResult(index, rating.id, "duplicate")
+    rejected.append(_rejected(rating.to_wire(), rating.id, "id_conflict: id already stored with other content"))
+    return ItemResult(index, rating.id, "rejected", "id_conflict: id already stored with other content")
+
+
+def _fields(r: WireRating) -> dict:
+    return dict(
+        rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
+        level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
+        item_code=r.item_code or "", reasons=list(r.reasons), text=r.text,
+        rated_at=datetime.fromisoformat(r.rated_at), digest=r.digest(), payload=r.to_wire(),
+    )
+
+
+def _model(r: WireRating) -> Rating:
+    return Rating(**_fields(r))
+
+
+def _rejected(item: object, rating_id: str | None, reason: str) -> RejectedItem:
+    terminal = item.get("terminal_id") if isinstance(item, dict) else None
+    return RejectedItem(
+        terminal_id=terminal[:64] if isinstance(terminal, str) else "",
+        rating_id=(rating_id or "")[:64], reason=reason[:2000],
+        payload=json.dumps(item, ensure_ascii=False, default=str)[:20000],
+    )

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Debian packages the kiosk and its tests need on a machine with no display: a virtual X server,
+# Mesa's software OpenGL for Kivy, xdotool to inject real pointer events, mtdev for Kivy's input.
+# Installs them when run as root and they are missing; otherwise says what to install.
+set -euo pipefail
+packages=(xvfb xauth xdotool libgl1 libgl1-mesa-dri libegl1 libmtdev1)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if ! command -v apt-get >/dev/null; then
+  echo "install-system-deps: not a Debian system; please install the equivalents of: ${missing[*]}" >&2
+  exit 1
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-system-deps: missing Debian packages: ${missing[*]}" >&2
+  echo "  run: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "install-system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

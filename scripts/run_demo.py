@@ -1,0 +1,150 @@
+"""``make run``: the whole system on one machine with demo content, on loopback.
+
+Starts the central server (migrated, demo roster loaded), the sync daemon and the kiosk. Without a
+display the kiosk runs on a private Xvfb and the console's keys 1-5 press the rating buttons, so a
+newcomer sees ratings reach the dashboard either way. Ctrl-C stops everything; nothing is left.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import termios
+import time
+import tty
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from xvfb import start_xvfb  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / "var"
+BIN = Path(sys.executable).parent
+LEGEND = "keys: 5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意   q quit"
+
+
+def free_port(preferred: int) -> int:
+    for port in (preferred, 0):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return s.getsockname()[1]
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def write_terminal_config(server: str) -> Path:
+    content = VAR / "terminal" / "content"
+    if not (content / "content.json").exists():  # what the sync daemon would have pulled
+        shutil.copytree(ROOT / "assets" / "demo", content, dirs_exist_ok=True)
+    path = VAR / "terminal.toml"
+    path.write_text(
+        "# written by make run (scripts/run_demo.py)\n"
+        "[terminal]\n"
+        f'data_dir = "{VAR / "terminal"}"\n'
+        "[kiosk]\nconsole_keys = true\n"
+        f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n', encoding="utf-8")
+    return path
+
+
+def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("central server exited during start-up; see its log above")
+        try:
+            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("central server did not become healthy")
+
+
+def stop_all(procs: list[subprocess.Popen]) -> None:
+    for p in reversed(procs):
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for p in reversed(procs):
+        try:
+            p.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = {**os.environ, "RATING_CENTRAL_DATA": str(VAR / "central")}
+    central_cmd = [str(BIN / "rating-central")]
+    for step in (["migrate", "--verbosity", "0"], ["collectstatic", "--noinput", "--verbosity", "0"], ["load_demo"]):
+        subprocess.run(central_cmd + step, env=env, check=True)
+
+    port = free_port(int(os.environ.get("PORT", "8000")))
+    server = f"http://127.0.0.1:{port}"
+    config = write_terminal_config(server)
+    env["RATING_TERMINAL_CONFIG"] = str(config)
+    procs: list[subprocess.Popen] = []
+    stopping = False
+
+    def on_signal(*_):
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    tty_state = termios.tcgetattr(sys.stdin) if sys.stdin.isatty() else None
+    try:
+        procs.append(subprocess.Popen(central_cmd + ["serve", "--bind", f"127.0.0.1:{port}"],
+                                      env=env, start_new_session=True))
+        wait_healthy(server, procs[-1])
+        procs.append(subprocess.Popen([str(BIN / "rating-sync"), "run"], env=env, start_new_session=True))
+        if not env.get("DISPLAY"):
+            xvfb, env["DISPLAY"] = start_xvfb()
+            procs.insert(0, xvfb)
+            print(f"no display: the kiosk runs on a virtual screen ({env['DISPLAY']}); use the keys below")
+        kiosk = subprocess.Popen([str(BIN / "rating-terminal"), "run"], env=env, stdin=subprocess.PIPE,
+                                 start_new_session=True, text=True)
+        procs.append(kiosk)
+        print(f"\n  dashboard: {server}/\n  admin:     {server}/admin/ (rating-central createsuperuser)\n"
+              f"  {LEGEND}\n", flush=True)
+        if tty_state:
+            tty.setcbreak(sys.stdin)
+        stdin_open = True
+        while not stopping:
+            if any(p.poll() is not None for p in procs):
+                print("a component exited; stopping", file=sys.stderr)
+                return 1
+            if not stdin_open:  # not a terminal and closed: run until Ctrl-C or SIGTERM
+                time.sleep(0.5)
+                continue
+            ready, _, _ = select.select([sys.stdin], [], [], 0.5)
+            if not ready:
+                continue
+            key = os.read(sys.stdin.fileno(), 1).decode(errors="ignore")
+            if key in ("q", "Q"):
+                break
+            if key == "":
+                stdin_open = False
+            elif key in "12345":
+                kiosk.stdin.write(key + "\n")
+                kiosk.stdin.flush()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if tty_state:
+            termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
+        print("\nstopping…", flush=True)
+        stop_all(procs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

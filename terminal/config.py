@@ -1,0 +1,115 @@
+"""The one config loader for every process on a terminal (kiosk, headless, sync, tools).
+
+A TOML file with ``[terminal]``, ``[kiosk]`` and ``[sync]`` tables. Where it is:
+``--config PATH``, else ``$RATING_TERMINAL_CONFIG``, else ``/etc/rating-terminal/terminal.toml``;
+with no file at all the embedded defaults below run a demo terminal on loopback. Unknown keys and
+wrong types are errors, so a typo in the field never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+SYSTEM_CONFIG = Path("/etc/rating-terminal/terminal.toml")
+ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class TerminalSection:
+    id: str = "T-DEMO-01"  # replaced by the id the central server issues at enrollment
+    window: str = "W01"
+    data_dir: Path = Path("var/terminal")
+    content_dir: Path | None = None  # default: <data_dir>/content, maintained by sync
+    language: str = "zh_CN"
+
+
+@dataclass(frozen=True)
+class KioskSection:
+    thanks_seconds: float = 3.0
+    fullscreen: bool = False
+    width: int = 1280
+    height: int = 800
+    console_keys: bool = False  # demo only: keys 1-5 on the console act as presses
+    staff_no: str = ""  # who is on duty until badge login exists; "" = the window's first staff
+
+
+@dataclass(frozen=True)
+class SyncSection:
+    server: str = "http://127.0.0.1:8000"
+    batch_size: int = 500
+    interval: float = 5.0  # seconds between polls of an empty queue
+    timeout: float = 15.0
+    backoff_max: float = 300.0
+
+
+@dataclass(frozen=True)
+class Config:
+    terminal: TerminalSection = field(default_factory=TerminalSection)
+    kiosk: KioskSection = field(default_factory=KioskSection)
+    sync: SyncSection = field(default_factory=SyncSection)
+    source: str = "embedded defaults"
+
+    @property
+    def db_path(self) -> Path:
+        return self.terminal.data_dir / "terminal.db"
+
+    @property
+    def content_dir(self) -> Path:
+        return self.terminal.content_dir or self.terminal.data_dir / "content"
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    """Read the config file (see module docstring for where) and validate it."""
+    if path is None:
+        env = os.environ.get("RATING_TERMINAL_CONFIG")
+        path = Path(env) if env else (SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None)
+    if path is None:
+        return Config()
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    return from_dict(raw, source=str(path), base=path.parent)
+
+
+def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Config:
+    sections = {f.name: f.type for f in fields(Config) if f.name != "source"}
+    unknown = set(raw) - set(sections)
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {', '.join(sorted(unknown))}")
+    built = {}
+    for name, default in ((f.name, f.default_factory()) for f in fields(Config) if f.name != "source"):
+        built[name] = _section(default, raw.get(name, {}), f"{source} [{name}]", base)
+    return Config(**built, source=source)
+
+
+def _section(default, values: dict, where: str, base: Path):
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where} must be a table")
+    known = {f.name: f for f in fields(default)}
+    changes = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+        current = getattr(default, key)
+        kind = type(current) if current is not None else Path
+        if isinstance(current, Path) or kind is Path:
+            if not isinstance(value, str):
+                raise ConfigError(f"{where} {key} must be a path string")
+            value = Path(value) if Path(value).is_absolute() else base / value
+        elif kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        elif type(value) is not kind:
+            raise ConfigError(f"{where} {key} must be {kind.__name__}, got {type(value).__name__}")
+        changes[key] = value
+    return replace(default, **changes)

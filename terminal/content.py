@@ -1,0 +1,92 @@
+"""Reading the content folder that the sync daemon maintains (and that ``assets/demo`` ships).
+
+A content folder holds ``content.json`` and the files it names (staff photos, relative paths).
+Format 1::
+
+    {"format": 1, "version": "...",
+     "hall": {"code", "name"},
+     "departments": [{"code", "name"}],
+     "windows": [{"code", "name", "department", "stars"}],
+     "staff": [{"staff_no", "name", "window", "unit", "title", "photo", "badge_id"}],
+     "notices": [{"title", "body"}],
+     "guides": [{"item_code", "title", "body"}]}
+
+Reading never trusts the folder: a missing or malformed file raises ContentError, and a photo
+that is missing or outside the folder falls back to the placeholder image.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from terminal.config import ASSETS
+
+PLACEHOLDER_PHOTO = ASSETS / "images" / "placeholder.png"
+DEMO_CONTENT = ASSETS / "demo"
+FORMAT = 1
+
+
+class ContentError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class StaffMember:
+    staff_no: str
+    name: str
+    window: str
+    unit: str = ""
+    title: str = ""
+    photo: str = ""
+    badge_id: str = ""
+
+
+@dataclass(frozen=True)
+class Content:
+    folder: Path
+    version: str
+    hall: dict
+    departments: dict[str, str]  # code -> name
+    windows: dict[str, dict]  # code -> window
+    staff: dict[str, StaffMember]  # staff_no -> member
+    notices: list[dict]
+    guides: list[dict]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Content":
+        folder = Path(folder)
+        path = folder / "content.json"
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ContentError(f"no content yet: {path} does not exist") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ContentError(f"{path} is unreadable: {exc}") from None
+        if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+            raise ContentError(f"{path}: expected an object with \"format\": {FORMAT}")
+        try:
+            staff = {}
+            for s in raw.get("staff", []):
+                member = StaffMember(**{k: str(v) for k, v in s.items()})
+                staff[member.staff_no] = member
+            return cls(
+                folder=folder, version=str(raw.get("version", "")), hall=dict(raw.get("hall", {})),
+                departments={d["code"]: d["name"] for d in raw.get("departments", [])},
+                windows={w["code"]: dict(w) for w in raw.get("windows", [])},
+                staff=staff, notices=list(raw.get("notices", [])), guides=list(raw.get("guides", [])),
+            )
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ContentError(f"{path}: malformed entry ({exc!r})") from None
+
+    def staff_of_window(self, window: str) -> list[StaffMember]:
+        return [s for s in self.staff.values() if s.window == window]
+
+    def photo_path(self, member: StaffMember | None) -> Path:
+        """The member's photo inside the folder, or the placeholder if it is missing or escapes."""
+        if member and member.photo:
+            candidate = (self.folder / member.photo).resolve()
+            if candidate.is_relative_to(self.folder.resolve()) and candidate.is_file():
+                return candidate
+        return PLACEHOLDER_PHOTO

@@ -1,0 +1,90 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from hypothesis import given, strategies as st
+
+from terminal.core.channels import Channel, InputDevice
+from terminal.core.levels import Level
+from terminal.core.rating import FIELDS, InvalidRating, Rating
+
+CST = timezone(timedelta(hours=8))
+
+
+def make(**overrides) -> Rating:
+    fields = dict(level=Level.SATISFIED, device=InputDevice.TOUCHSCREEN,
+                  now=datetime(2026, 11, 22, 10, 30, tzinfo=CST), mono_ms=1234, boot_id="b" * 32,
+                  clock_synced=True, terminal_id="T-1", window="W01", app_version="0.1.0")
+    fields.update(overrides)
+    return Rating.create(**fields)
+
+
+def test_create_fills_channel_from_device_and_makes_unique_ids():
+    a, b = make(), make(device=InputDevice.BUTTON_BOX)
+    assert a.channel is Channel.HALL_TABLET and b.channel is Channel.HALL_TERMINAL
+    assert a.id != b.id and len(a.id) == 32
+    assert a.rated_at == "2026-11-22T10:30:00.000+08:00"
+
+
+def test_wire_round_trip_keeps_every_field_and_the_digest():
+    r = make(case_no="A" * 50, item_code="4400", reasons=("服务态度差",), text="等了很久",
+             scores={"服务效率": 2}, level=Level.DISSATISFIED, staff_no="SZ0101")
+    wire = r.to_wire()
+    assert set(wire) == set(FIELDS)
+    again = Rating.from_wire(wire)
+    assert again == r and again.digest() == r.digest()
+
+
+def test_digest_changes_with_content():
+    r = make()
+    other = Rating.from_wire({**r.to_wire(), "level": 1})
+    assert other.digest() != r.digest()
+
+
+def test_every_problem_is_named():
+    wire = make().to_wire()
+    wire.update(level=7, channel="x", rated_at="yesterday", mono_ms=-1, extra=1)
+    del wire["window"]
+    with pytest.raises(InvalidRating) as caught:
+        Rating.from_wire(wire)
+    assert set(caught.value.problems) == {"level", "channel", "rated_at", "mono_ms", "window", "unknown fields"}
+    assert "outside 1..5" in caught.value.problems["level"]
+
+
+@pytest.mark.parametrize("field, value, why", [
+    ("case_no", "9" * 51, "at most 50"),
+    ("rated_at", "2026-11-22T10:30:00", "UTC offset"),
+    ("id", "short", "8-64"),
+    ("clock_synced", 1, "true or false"),
+    ("level", True, "integer"),
+    ("text", "a\x00b", "control characters"),
+    ("reasons", "服务态度差", "list"),
+])
+def test_bad_fields_are_refused_with_a_reason(field, value, why):
+    with pytest.raises(InvalidRating) as caught:
+        Rating.from_wire({**make().to_wire(), field: value})
+    assert why in caught.value.problems[field]
+
+
+def test_a_bad_rating_without_reason_is_kept_and_flagged():
+    assert make(level=Level.VERY_DISSATISFIED).reasons_missing
+    assert not make(level=Level.VERY_DISSATISFIED, reasons=("其他",)).reasons_missing
+    assert not make(level=Level.BASICALLY_SATISFIED).reasons_missing
+
+
+def test_naive_time_is_refused():
+    with pytest.raises(ValueError):
+        make(now=datetime(2026, 1, 1))
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8)
+
+
+@given(st.dictionaries(st.sampled_from(sorted(FIELDS) + ["junk"]), json_values, max_size=25) | json_values)
+def test_from_wire_never_raises_anything_but_invalid_rating(data):
+    try:
+        Rating.from_wire(data)
+    except InvalidRating:
+        pass

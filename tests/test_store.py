@@ -1,0 +1,83 @@
+import sqlite3
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from terminal.core.levels import Level
+from terminal.store import MIGRATIONS, SCHEMA_VERSION, Store, StoreError
+
+from conftest import ROOT, make_rating
+
+
+def test_new_database_is_wal_full_sync_and_current(tmp_path):
+    store = Store(tmp_path / "t.db")
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+
+
+def test_outbox_states(tmp_path):
+    store = Store(tmp_path / "t.db")
+    ratings = [make_rating(Level(lv)) for lv in (5, 4, 1)]
+    for r in ratings:
+        store.record(r)
+    assert [p["id"] for p in store.pending(10)] == [r.id for r in ratings]  # oldest first
+    assert store.pending(10)[0] == ratings[0].to_wire()  # exactly what was recorded
+    store.mark_delivered([ratings[0].id])
+    store.mark_dead(ratings[2].id, 200, "invalid: level")
+    assert store.counts() == {"pending": 1, "delivered": 1, "dead": 1}
+    assert [p["id"] for p in store.pending(10)] == [ratings[1].id]
+    dead = store.db.execute("SELECT id, dead_reason FROM dead_letters").fetchall()
+    assert dead == [(ratings[2].id, "invalid: level")]
+    # a delivered rating never goes back to pending or dead
+    store.mark_dead(ratings[0].id, 200, "late")
+    assert store.get(ratings[0].id)["state"] == "delivered"
+
+
+def test_pending_respects_byte_budget_but_always_returns_one(tmp_path):
+    store = Store(tmp_path / "t.db")
+    for _ in range(5):
+        store.record(make_rating(text="很" * 400))
+    assert len(store.pending(10, max_bytes=10)) == 1
+    assert 1 < len(store.pending(10, max_bytes=4000)) < 5
+
+
+def test_same_id_twice_is_refused(tmp_path):
+    store = Store(tmp_path / "t.db")
+    r = make_rating()
+    store.record(r)
+    with pytest.raises(sqlite3.IntegrityError):
+        store.record(r)
+    assert store.counts()["pending"] == 1
+
+
+def test_newer_schema_is_not_touched(tmp_path):
+    path = tmp_path / "t.db"
+    Store(path).db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with pytest.raises(StoreError, match="newer than this software"):
+        Store(path)
+
+
+def test_rating_survives_sigkill_right_after_record_returns(tmp_path):
+    """A child records, says so, and is killed with SIGKILL at once: the rating is on disk."""
+    path = tmp_path / "t.db"
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import sys, time
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'tests')!r}]
+        from conftest import make_rating
+        from terminal.store import Store
+        store = Store({str(path)!r})
+        rating = make_rating()
+        store.record(rating)
+        print(rating.id, flush=True)
+        time.sleep(60)
+    """)], stdout=subprocess.PIPE, text=True)
+    rating_id = child.stdout.readline().strip()
+    child.kill()
+    child.wait()
+    assert rating_id
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert db.execute("SELECT state FROM ratings WHERE id = ?", [rating_id]).fetchall() == [("pending",)]

@@ -1,0 +1,146 @@
+"""The sync daemon against the real central server, and against servers that misbehave."""
+
+import random
+import signal
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sync.backoff import Backoff
+from sync.client import CentralClient, TransientError
+from sync.daemon import Uploader
+from terminal.core.levels import Level
+from terminal.store import Store
+
+from conftest import BIN, make_rating
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = Store(tmp_path / "terminal.db")
+    yield s
+    s.close()
+
+
+def test_drain_delivers_everything_once(store, central):
+    ratings = [make_rating(Level(1 + i % 5)) for i in range(1200)]
+    for r in ratings:
+        store.record(r)
+    before = central.count()
+    result = Uploader(store, CentralClient(central.url), batch_size=500).drain()
+    assert (result.delivered, result.dead, result.batches) == (1200, 0, 3)
+    assert store.counts() == {"pending": 0, "delivered": 1200, "dead": 0}
+    assert central.count() == before + 1200
+    # forget that they were delivered (a lost acknowledgement): a resend stores nothing new
+    store.db.execute("UPDATE ratings SET state = 'pending'")
+    result = Uploader(store, CentralClient(central.url)).drain()
+    assert result.delivered == 1200 and central.count() == before + 1200
+
+
+def test_rejected_item_becomes_a_dead_letter_and_the_rest_go_on(store, central):
+    good = [make_rating() for _ in range(4)]
+    poison = make_rating()
+    for r in good[:2] + [poison] + good[2:]:
+        store.record(r)
+    # the same id already at the server with other content: the server refuses it for good
+    CentralClient(central.url).upload([{**poison.to_wire(), "level": 1}])
+    result = Uploader(store, CentralClient(central.url)).drain()
+    assert (result.delivered, result.dead) == (4, 1)
+    dead = store.get(poison.id)
+    assert dead["state"] == "dead" and dead["dead_reason"].startswith("id_conflict")
+
+
+class Misbehaving(BaseHTTPRequestHandler):
+    status, content_type, body, headers = 200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", {}
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(self.status)
+        self.send_header("Content-Type", self.content_type)
+        for k, v in self.headers_out.items():
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def misbehaving():
+    def serve(status, content_type, body, headers_out=None):
+        handler = type("H", (Misbehaving,), dict(status=status, content_type=content_type, body=body,
+                                                 headers_out=headers_out or {}))
+        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+    servers = []
+    yield serve
+    for s in servers:
+        s.shutdown()
+
+
+@pytest.mark.parametrize("status, content_type, body, why", [
+    (200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", "captive portal"),
+    (200, "application/json", b'{"ok": true}', "malformed acknowledgement"),
+    (200, "application/json", b'{"results": [{"id": "nobody", "status": "accepted"}]}', "no acknowledgement"),
+    (502, "text/html", b"bad gateway", "HTTP 502"),
+])
+def test_only_a_valid_acknowledgement_counts(store, misbehaving, status, content_type, body, why):
+    r = make_rating()
+    store.record(r)
+    with pytest.raises(TransientError, match=why):
+        Uploader(store, CentralClient(misbehaving(status, content_type, body))).drain()
+    row = store.get(r.id)
+    assert row["state"] == "pending" and row["attempts"] == 1 and row["last_error"]
+
+
+def test_retry_after_is_reported(store, misbehaving):
+    store.record(make_rating())
+    url = misbehaving(429, "application/json", b'{"error": "slow down"}', {"Retry-After": "7"})
+    with pytest.raises(TransientError) as caught:
+        Uploader(store, CentralClient(url)).drain()
+    assert caught.value.retry_after == 7 and caught.value.status == 429
+
+
+def test_backoff_is_jittered_growing_capped_and_honours_retry_after():
+    b = Backoff(base=1, cap=60, rng=random.Random(4))
+    delays = [b.next_delay() for _ in range(12)]
+    ceilings = [min(60, 2 ** i) for i in range(12)]
+    assert all(0 <= d <= c for d, c in zip(delays, ceilings))
+    assert max(delays[8:]) > 8  # it does grow
+    assert b.next_delay(retry_after=45) >= 45
+    assert b.next_delay(retry_after=10_000) == 60
+    b.reset()
+    assert b.next_delay() <= 1
+
+
+def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_config, tmp_path):
+    config = terminal_config(server="http://127.0.0.1:9")  # discard port: connection refused
+    store = Store(tmp_path / "data" / "terminal.db")
+    store.record(make_rating())
+    done = subprocess.run([str(BIN / "rating-sync"), "--config", str(config), "run", "--once"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "1 ratings stay pending" in done.stderr
+    assert store.counts()["pending"] == 1
+
+
+def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path, central):
+    config = terminal_config(server=central.url)
+    store = Store(tmp_path / "data" / "terminal.db")
+    r = make_rating()
+    store.record(r)
+    daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(config), "run"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 30
+    while store.get(r.id)["state"] != "delivered" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    daemon.send_signal(signal.SIGTERM)
+    output, _ = daemon.communicate(timeout=15)
+    assert store.get(r.id)["state"] == "delivered"
+    assert daemon.returncode == 0 and "rating-sync stopped" in output
