@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 
 BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
@@ -25,7 +26,10 @@ class SystemClock:
     def monotonic_ms(self) -> int:
         return time.clock_gettime_ns(time.CLOCK_BOOTTIME) // 1_000_000
 
-    def boot_id(self) -> str:
+    @staticmethod
+    @cache
+    def boot_id() -> str:
+        """Read once: it changes only with a reboot, which also restarts this process."""
         try:
             return BOOT_ID_FILE.read_text().strip().replace("-", "")
         except OSError:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import sqlite_utils
 
-from terminal.core.rating import Rating
+from terminal.core.rating import Rating, wire_digest
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -96,11 +96,12 @@ class Store:
 
     def record(self, rating: Rating) -> None:
         """Commit the rating durably; return only when it is on disk."""
+        wire = rating.to_wire()
         self.db["ratings"].insert({
             "id": rating.id, "level": int(rating.level), "window": rating.window,
             "staff_no": rating.staff_no, "rated_at": rating.rated_at,
-            "payload": json.dumps(rating.to_wire(), ensure_ascii=False, separators=(",", ":")),
-            "digest": rating.digest(), "recorded_at": _now(),
+            "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":")),
+            "digest": wire_digest(wire), "recorded_at": _now(),
         })
 
     # -- outbox ------------------------------------------------------------------------------

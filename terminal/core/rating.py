@@ -12,7 +12,7 @@ import hashlib
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from .channels import Channel, InputDevice
@@ -77,17 +77,17 @@ class Rating:
         return self.level.is_bad and not self.reasons and not self.text.strip()
 
     def to_wire(self) -> dict:
-        d = asdict(self)
+        d = {name: getattr(self, name) for name in FIELDS}
         d["level"] = int(self.level)
         d["channel"] = int(self.channel)
         d["device"] = self.device.value
         d["reasons"] = list(self.reasons)
+        d["scores"] = dict(self.scores)
         return d
 
     def digest(self) -> str:
         """sha256 of the canonical JSON form: equal digests mean the same rating."""
-        canonical = json.dumps(self.to_wire(), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return wire_digest(self.to_wire())
 
     @classmethod
     def from_wire(cls, data: object) -> "Rating":
@@ -111,6 +111,11 @@ class Rating:
         if problems:
             raise InvalidRating(problems)
         return cls(**values)
+
+
+def wire_digest(wire: dict) -> str:
+    canonical = json.dumps(wire, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _text(max_len: int, *, allow_empty: bool = False):

@@ -1,0 +1,29 @@
+"""Start the kiosk driver (tests/kiosk_driver.py) on the test display."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCREENSHOTS = HERE.parent / "var" / "screenshots"  # kept after the run, for people to look at
+
+
+def start(config: Path, steps: list[dict], display: str, workdir: Path) -> tuple[subprocess.Popen, Path]:
+    script, result = workdir / "steps.json", workdir / "result.json"
+    script.write_text(json.dumps(steps))
+    env = {**os.environ, "DISPLAY": display, "KIVY_HOME": str(workdir / "kivy-home")}
+    proc = subprocess.Popen([sys.executable, str(HERE / "kiosk_driver.py"), str(config), str(script), str(result)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return proc, result
+
+
+def run(config: Path, steps: list[dict], display: str, workdir: Path, timeout: float = 90) -> dict:
+    proc, result = start(config, steps, display, workdir)
+    output, _ = proc.communicate(timeout=timeout)
+    outcome = json.loads(result.read_text()) if result.exists() else {"ok": False}
+    assert proc.returncode == 0 and outcome["ok"], f"kiosk driver failed: {outcome.get('error')}\n{output[-4000:]}"
+    return outcome

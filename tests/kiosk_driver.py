@@ -1,0 +1,128 @@
+"""Run the real kiosk app on a test display and follow a script of steps (a JSON list).
+
+    python tests/kiosk_driver.py CONFIG SCRIPT RESULT
+
+Steps (each a dict with "do"):
+  wait_screen  {"screen", "timeout"}   until that screen is shown and its transition is over
+  touch        {"target"}              a touch down/up at the centre of the widget with that id,
+                                       dispatched through Kivy's input pipeline
+  screenshot   {"path"}                the window as drawn (after one more frame)
+  centres      {"path"}                write the level buttons' centres in X screen coordinates,
+                                       so a test can click them with xdotool
+  glyph_check  {}                      render every CJK character on the screen with the kiosk's
+                                       font and compare it with the font's missing-glyph box
+The RESULT file gets a JSON object with what the steps found; exit status 1 on a failed step.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import traceback
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from terminal import config as config_module, kiosk  # noqa: E402
+
+config_path, script_path, result_path = sys.argv[1:4]
+config = config_module.load(config_path)
+kiosk.prepare_kivy(config)
+
+from kivy.config import Config as KivyConfig  # noqa: E402
+
+KivyConfig.set("graphics", "position", "custom")  # top-left corner, so window = screen coordinates
+KivyConfig.set("graphics", "left", "0")
+KivyConfig.set("graphics", "top", "0")
+
+from kivy.clock import Clock  # noqa: E402
+from kivy.core.text import Label as CoreLabel  # noqa: E402
+from kivy.core.window import Window  # noqa: E402
+from kivy.tests.common import UnitTestTouch  # noqa: E402
+from kivy.uix.label import Label  # noqa: E402
+
+from terminal.kiosk.app import KioskApp  # noqa: E402
+
+MISSING = "\U000F0000"  # a private-use code point no font here has: renders as the .notdef box
+
+
+def render(text: str) -> bytes:
+    label = CoreLabel(text=text, font_size=48)
+    label.refresh()
+    return bytes(label.texture.pixels)
+
+
+def glyph_check(screen) -> dict:
+    texts = [w.text for w in screen.walk() if isinstance(w, Label)]
+    chars = sorted({c for t in texts for c in t if "\u4e00" <= c <= "\u9fff"})
+    box = render(MISSING)
+    tofu = [c for c in chars if render(c) == box]
+    distinct = len({render(c) for c in chars})
+    return {"cjk_chars": len(chars), "distinct_renderings": distinct, "tofu": tofu, "texts": texts}
+
+
+class Driver:
+    def __init__(self, app: KioskApp, steps: list[dict]):
+        self.app, self.steps = app, steps
+        self.index, self.started, self.frames = 0, time.monotonic(), 0
+        self.result: dict = {"steps": [], "ok": False}
+
+    def fail(self, why: str) -> None:
+        self.result["error"] = why
+        self.app.stop()
+
+    def tick(self, _dt) -> None:
+        try:
+            self._tick()
+        except Exception:
+            self.fail(traceback.format_exc())
+
+    def _tick(self) -> None:
+        if self.index >= len(self.steps):
+            self.result["ok"] = True
+            self.app.stop()
+            return
+        step = self.steps[self.index]
+        screens = self.app.screens
+        done = True
+        if step["do"] == "wait_screen":
+            done = screens.current == step["screen"] and not screens.transition.is_active
+            if not done and time.monotonic() - self.started > step.get("timeout", 10):
+                return self.fail(f"timed out waiting for screen {step['screen']} (on {screens.current})")
+        elif step["do"] == "touch":
+            widget = screens.current_screen.ids[step["target"]]
+            x, y = widget.to_window(*widget.center)
+            touch = UnitTestTouch(x, y)
+            touch.touch_down()
+            touch.touch_up()
+        elif step["do"] == "screenshot":
+            self.frames += 1
+            done = self.frames > 2  # let the current frame reach the buffer first
+            if done:
+                written = Window.screenshot(step["path"])
+                Path(written).replace(step["path"])  # Kivy appends a counter to the name
+        elif step["do"] == "centres":
+            ids = screens.get_screen("rating").ids
+            centres = {}
+            for code in range(1, 6):
+                w = ids[f"level_{code}"]
+                x, y = w.to_window(*w.center)
+                centres[str(code)] = [round(x), round(Window.height - y)]
+            Path(step["path"]).write_text(json.dumps(centres))
+        elif step["do"] == "glyph_check":
+            self.result["glyphs"] = glyph_check(screens.current_screen)
+        else:
+            return self.fail(f"unknown step {step}")
+        if done:
+            self.result["steps"].append(step["do"])
+            self.index += 1
+            self.started, self.frames = time.monotonic(), 0
+
+
+app = KioskApp(config)
+driver = Driver(app, json.loads(Path(script_path).read_text()))
+Clock.schedule_interval(driver.tick, 0)
+app.run()
+Path(result_path).write_text(json.dumps(driver.result, ensure_ascii=False, indent=1))
+sys.exit(0 if driver.result["ok"] else 1)

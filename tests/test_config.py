@@ -1,0 +1,45 @@
+from pathlib import Path
+
+import pytest
+
+from terminal import config as C
+
+
+def test_embedded_defaults_run_a_demo_on_loopback(monkeypatch, tmp_path):
+    monkeypatch.delenv("RATING_TERMINAL_CONFIG", raising=False)
+    monkeypatch.setattr(C, "SYSTEM_CONFIG", tmp_path / "absent.toml")
+    cfg = C.load()
+    assert cfg.source == "embedded defaults"
+    assert cfg.sync.server.startswith("http://127.0.0.1")
+    assert cfg.content_dir == cfg.terminal.data_dir / "content"
+
+
+def test_file_values_paths_and_env(monkeypatch, tmp_path):
+    path = tmp_path / "t.toml"
+    path.write_text('[terminal]\nwindow = "W07"\ndata_dir = "data"\n[kiosk]\nthanks_seconds = 2\n'
+                    '[sync]\nserver = "https://central.example"\n')
+    monkeypatch.setenv("RATING_TERMINAL_CONFIG", str(path))
+    cfg = C.load()
+    assert cfg.terminal.window == "W07"
+    assert cfg.terminal.data_dir == tmp_path / "data"  # relative to the file
+    assert cfg.kiosk.thanks_seconds == 2.0 and isinstance(cfg.kiosk.thanks_seconds, float)
+    assert cfg.db_path == tmp_path / "data" / "terminal.db"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[terminal]\nwindw = 'x'\n", "unknown key 'windw'"),
+    ("[termnal]\n", "unknown section"),
+    ("[kiosk]\nthanks_seconds = 'long'\n", "must be float"),
+    ("[kiosk]\nfullscreen = 1\n", "must be bool"),
+    ("[terminal\n", "not valid TOML"),
+])
+def test_mistakes_are_errors_not_defaults(tmp_path, text, message):
+    path = tmp_path / "t.toml"
+    path.write_text(text)
+    with pytest.raises(C.ConfigError, match=message):
+        C.load(path)
+
+
+def test_missing_file_is_an_error():
+    with pytest.raises(C.ConfigError, match="does not exist"):
+        C.load(Path("/nonexistent/terminal.toml"))

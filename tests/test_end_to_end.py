@@ -1,0 +1,44 @@
+"""One rating all the way: a real pointer click on the kiosk's 满意 button under Xvfb, the sync
+daemon's ``run --once``, and the central server holding exactly that rating, once."""
+
+import json
+import os
+import subprocess
+import time
+
+import kiosk
+from conftest import BIN
+
+
+def test_click_on_satisfied_reaches_central_exactly_once(display, terminal_config, tmp_path, central):
+    config = terminal_config(server=central.url)
+    centres = tmp_path / "centres.json"
+    driver, result = kiosk.start(config, [
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "centres", "path": str(centres)},
+        {"do": "wait_screen", "screen": "thanks", "timeout": 30},
+    ], display, tmp_path)
+    deadline = time.monotonic() + 60
+    while not centres.exists():
+        assert driver.poll() is None and time.monotonic() < deadline, driver.stdout.read()[-3000:]
+        time.sleep(0.1)
+    x, y = json.loads(centres.read_text())["4"]  # 满意
+    # a real X pointer event: Xvfb -> SDL2 -> Kivy's mouse provider -> the button
+    subprocess.run(["xdotool", "mousemove", "--sync", str(x), str(y), "click", "1"],
+                   env={**os.environ, "DISPLAY": display}, check=True, timeout=10)
+    output, _ = driver.communicate(timeout=60)
+    assert driver.returncode == 0, output[-3000:]
+
+    before = central.count("terminal_id = 'T-DEMO-01'")
+    assert before == 0
+    sync = [str(BIN / "rating-sync"), "--config", str(config), "run", "--once"]
+    first = subprocess.run(sync, capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    assert "delivered 1," in first.stdout
+    rows = central.query("SELECT level, window_code, staff_no, channel, device FROM ratings_rating "
+                         "WHERE terminal_id = 'T-DEMO-01'")
+    assert rows == [(4, "W01", "SZ0101", 4, "touchscreen")]
+
+    second = subprocess.run(sync, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 0 and "delivered 0," in second.stdout
+    assert central.count("terminal_id = 'T-DEMO-01'") == 1
