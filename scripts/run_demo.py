@@ -26,12 +26,14 @@ from xvfb import start_xvfb  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
-LEGEND = "keys: 5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意   q quit"
+LEGEND = ("keys: 5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意   q quit\n"
+          "  (one rating per service: presses during the thank-you screen are ignored)")
 
 
 def free_port(preferred: int) -> int:
     for port in (preferred, 0):
         with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
             try:
                 s.bind(("127.0.0.1", port))
                 return s.getsockname()[1]
@@ -93,13 +95,14 @@ def main() -> int:
     config = write_terminal_config(server)
     env["RATING_TERMINAL_CONFIG"] = str(config)
     procs: list[subprocess.Popen] = []
-    stopping = False
+    stopping = xvfb_started = False
 
     def on_signal(*_):
         nonlocal stopping
         stopping = True
 
-    signal.signal(signal.SIGTERM, on_signal)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, on_signal)
     tty_state = termios.tcgetattr(sys.stdin) if sys.stdin.isatty() else None
     try:
         procs.append(subprocess.Popen(central_cmd + ["serve", "--bind", f"127.0.0.1:{port}"],
@@ -108,9 +111,11 @@ def main() -> int:
         procs.append(subprocess.Popen([str(BIN / "rating-sync"), "run"], env=env, start_new_session=True))
         if not env.get("DISPLAY"):
             xvfb, env["DISPLAY"] = start_xvfb()
+            xvfb_started = True
             procs.insert(0, xvfb)
             print(f"no display: the kiosk runs on a virtual screen ({env['DISPLAY']}); use the keys below")
-        kiosk = subprocess.Popen([str(BIN / "rating-terminal"), "run"], env=env, stdin=subprocess.PIPE,
+        kiosk_env = {**env, "KCFG_KIVY_LOG_LEVEL": "warning"}  # Kivy's start-up chatter hides the banner
+        kiosk = subprocess.Popen([str(BIN / "rating-terminal"), "run"], env=kiosk_env, stdin=subprocess.PIPE,
                                  start_new_session=True, text=True)
         procs.append(kiosk)
         print(f"\n  dashboard: {server}/\n  admin:     {server}/admin/ (rating-central createsuperuser)\n"
@@ -139,10 +144,13 @@ def main() -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        stop_all(procs)  # first: printing may fail if our output pipe is already gone
         if tty_state:
             termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
-        print("\nstopping…", flush=True)
-        stop_all(procs)
+        try:
+            print("stopped: central, sync, kiosk" + (", Xvfb" if xvfb_started else ""), flush=True)
+        except OSError:
+            pass
     return 0
 
 
