@@ -1,22 +1,19 @@
-"""``rating-terminal``: the terminal's command line. Commands are a table, as in mpremote."""
+"""``rating-terminal``: the terminal's command line."""
 
 from __future__ import annotations
 
-import argparse
-import logging
 import sys
 
-import terminal
-from terminal import config as config_module
+from terminal.commands import Command, main as run_table
 
 
-def cmd_run(config: config_module.Config, args: argparse.Namespace) -> int:
+def cmd_run(config, args) -> int:
     from terminal import kiosk
     kiosk.run(config)
     return 0
 
 
-def cmd_status(config: config_module.Config, args: argparse.Namespace) -> int:
+def cmd_status(config, args) -> int:
     from terminal.store import Store
     store = Store(config.db_path)
     counts = store.counts()
@@ -27,33 +24,14 @@ def cmd_status(config: config_module.Config, args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    # name: (function, help, extra-arguments setup)
-    "run": (cmd_run, "start the touchscreen kiosk", None),
-    "status": (cmd_status, "show this terminal's identity and rating queue", None),
+    "run": Command(cmd_run, "start the touchscreen kiosk"),
+    "status": Command(cmd_status, "show this terminal's identity and rating queue"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="rating-terminal",
-        description="Window rating terminal (评价器): the kiosk and the terminal's tools. "
-                    "Config: --config, $RATING_TERMINAL_CONFIG or /etc/rating-terminal/terminal.toml; "
-                    "with none, embedded demo defaults.")
-    parser.add_argument("--version", action="version", version=f"rating-terminal {terminal.__version__}")
-    parser.add_argument("--config", help="terminal config file (TOML)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, (_, help_text, setup) in COMMANDS.items():
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        if setup:
-            setup(command)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        config = config_module.load(args.config)
-    except config_module.ConfigError as exc:
-        print(f"rating-terminal: {exc}", file=sys.stderr)
-        return 2
-    return COMMANDS[args.command][0](config, args)
+    return run_table("rating-terminal", "Window rating terminal (评价器): the kiosk and the terminal's tools.",
+                     COMMANDS, argv)
 
 
 if __name__ == "__main__":
