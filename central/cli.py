@@ -10,6 +10,8 @@ Reference central server for window rating terminals.
 Common commands:
   migrate                 create or upgrade the database
   load_demo [--folder F]  load a content folder into the roster (default: shipped demo)
+  enroll_code --window W  print a one-time enrollment code for a new terminal at window W
+  revoke TERMINAL_ID      refuse a terminal from its next request on
   createsuperuser         make an administrator for /admin/
   collectstatic --noinput gather static files for the admin
   serve [--bind H:P]      serve HTTP with gunicorn (default 127.0.0.1:8000)
@@ -25,6 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return
+    if argv[0] == "enroll-code":  # the spelling people type
+        argv = ["enroll_code", *argv[1:]]
     if argv[0] in ("--version", "-V"):
         import terminal
         print(f"rating-central {terminal.__version__}")

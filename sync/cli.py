@@ -1,4 +1,4 @@
-"""``rating-sync``: run the upload daemon, or show the queue."""
+"""``rating-sync``: run the sync daemon, drain once, pull content, or show the state."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import sys
 import threading
 
 from terminal.commands import Command, main as run_table
-from terminal.store import Store
 
-from .client import CentralClient, TransientError
-from .daemon import Uploader, run_forever
+from . import content
+from .client import TransientError
+from .daemon import SyncDaemon, run_forever
 
 
 def cmd_run(config, args) -> int:
@@ -20,16 +20,19 @@ def cmd_run(config, args) -> int:
             signal.signal(sig, lambda *_: stop.set())
         run_forever(config, stop)
         return 0
-    store = Store(config.db_path)
-    client = CentralClient(config.sync.server, timeout=config.sync.timeout)
+    daemon = SyncDaemon(config)
     try:
-        result = Uploader(store, client, config.sync.batch_size).drain()
+        result = daemon.uploader.drain()
     except TransientError as exc:
-        print(f"rating-sync: could not deliver ({exc}); {store.counts()['pending']} ratings stay pending",
+        daemon._failed(exc)
+        print(f"rating-sync: could not deliver ({exc}); {daemon.store.counts()['pending']} ratings stay pending",
               file=sys.stderr)
         return 1
+    finally:
+        daemon.store.set_state(clock_offset_s=daemon.client.clock_offset)
     print(f"delivered {result.delivered}, dead-lettered {result.dead}, "
           f"{result.batches} batches, {result.bytes_sent} bytes")
+    daemon.close()
     return 0
 
 
@@ -38,26 +41,50 @@ def run_arguments(parser) -> None:
                         help="drain and exit: status 0 when the queue is empty, 1 if the server could not be reached")
 
 
+def cmd_pull_content(config, args) -> int:
+    daemon = SyncDaemon(config)
+    try:
+        changed = content.pull(daemon.client, config.content_dir)
+    except (TransientError, content.ContentPullError) as exc:
+        print(f"rating-sync: content not updated, current content kept: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        daemon.close()
+    print(f"content {'updated to' if changed else 'unchanged at'} {content.current_etag(config.content_dir)}")
+    return 0
+
+
 def cmd_status(config, args) -> int:
-    store = Store(config.db_path)
-    counts = store.counts()
-    print(f"database      {config.db_path}")
-    print(f"server        {config.sync.server}")
-    print(f"pending       {counts['pending']}")
-    print(f"delivered     {counts['delivered']}")
-    print(f"dead letters  {counts['dead']}")
-    print(f"oldest pending recorded at {store.oldest_pending() or '-'}")
+    daemon = SyncDaemon(config)
+    counts, state = daemon.store.counts(), daemon.store.state()
+    rows = [
+        ("terminal", config.terminal.id), ("server", config.sync.server),
+        ("enrolled", "yes" if daemon.client.credentials else "NO: run rating-terminal provision"),
+        ("pending", counts["pending"]), ("oldest pending", daemon.store.oldest_pending() or "-"),
+        ("delivered", counts["delivered"]), ("dead letters", counts["dead"]),
+        ("last success", state.get("last_success") or "-"), ("last error", state.get("last_error") or "-"),
+        ("clock offset", f"{state.get('clock_offset_s', 0.0):+.3f} s (server minus terminal)"),
+        ("content", state.get("content_version") or "-"),
+        ("last content error", state.get("last_content_error") or "-"),
+    ]
+    for name, value in rows:
+        print(f"{name:<20}{value}")
+    for alert in daemon.store.alerts(5):
+        print(f"ALERT {alert['at']} {alert['kind']}: {alert['detail']}")
+    daemon.close()
     return 0
 
 
 COMMANDS = {
     "run": Command(cmd_run, "upload pending ratings; with --once drain the queue and exit", run_arguments),
-    "status": Command(cmd_status, "show queue depth, dead letters and the oldest pending rating"),
+    "pull-content": Command(cmd_pull_content, "fetch the window's content now if it changed"),
+    "status": Command(cmd_status, "show queue, dead letters, last success and error, clock offset, alerts"),
 }
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_table("rating-sync", "Upload the terminal's ratings to the central server.", COMMANDS, argv)
+    return run_table("rating-sync", "Upload the terminal's ratings to the central server, send heartbeats "
+                     "and keep the window's content fresh.", COMMANDS, argv)
 
 
 if __name__ == "__main__":

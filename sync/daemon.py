@@ -1,25 +1,38 @@
-"""The upload loop: oldest pending ratings first, one batch at a time, until the queue is empty.
+"""The sync daemon: upload ratings, send heartbeats, pull content — for weeks, unattended.
 
-A rating leaves ``pending`` only on the server's per-item word: ``accepted`` or ``duplicate`` make
-it delivered, ``rejected`` makes it a dead letter with the reason. Anything else (no answer, an
-error status, a body that is not the API's) leaves the whole batch pending and waits with backoff.
-Time offline never makes us give up on a rating.
+Uploading: a rating leaves ``pending`` only on the server's per-item word: ``accepted`` or
+``duplicate`` make it delivered, ``rejected`` makes it a dead letter with the reason. Anything else
+(no answer, an error status, a body that is not the API's) leaves the whole batch pending and
+waits with backoff. Time offline never makes us give up on a rating.
+
+Batches are capped by count (``batch_size``) and bytes (``MAX_BATCH_BYTES``); by age, in that a
+pending rating waits at most one poll ``interval`` before it is sent — batches are never held back
+to fill up.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
+import terminal
+from terminal.clock import SystemClock
 from terminal.config import Config
+from terminal.credentials import Credentials
 from terminal.store import Store
 
+from . import content, systemd
 from .backoff import Backoff
 from .client import BatchTooLarge, CentralClient, TransientError
 
 log = logging.getLogger("rating-sync")
 MAX_BATCH_BYTES = 1_000_000
+HEARTBEAT_EVERY = 60.0
+CONTENT_EVERY = 900.0  # even if no heartbeat said it changed
 
 
 @dataclass
@@ -31,9 +44,11 @@ class DrainResult:
 
 
 class Uploader:
-    def __init__(self, store: Store, client: CentralClient, batch_size: int = 500):
+    def __init__(self, store: Store, client: CentralClient, batch_size: int = 500,
+                 clock: SystemClock | None = None):
         self.store, self.client = store, client
         self.batch_size = batch_size
+        self.clock = clock or SystemClock()
 
     def send_one_batch(self, result: DrainResult) -> int:
         """Send the oldest pending batch; return how many ratings it held (0: queue empty)."""
@@ -42,7 +57,8 @@ class Uploader:
             return 0
         ids = [r["id"] for r in batch]
         try:
-            acks, sent_bytes = self.client.upload(batch)
+            acks, sent_bytes = self.client.upload(batch, {"boot_id": self.clock.boot_id(),
+                                                          "mono_ms": self.clock.monotonic_ms()})
         except BatchTooLarge:
             self.batch_size = max(1, len(batch) // 2)
             log.warning("server found the batch too large; batch size now %d", self.batch_size)
@@ -74,29 +90,103 @@ class Uploader:
         return result
 
 
-def run_forever(config: Config, stop: threading.Event) -> None:
-    """The daemon: drain, then poll; on failure back off (Retry-After respected); stop on ``stop``."""
-    store = Store(config.db_path)
-    client = CentralClient(config.sync.server, timeout=config.sync.timeout)
-    uploader = Uploader(store, client, config.sync.batch_size)
-    backoff = Backoff(cap=config.sync.backoff_max)
-    log.info("rating-sync started: database %s, server %s", config.db_path, config.sync.server)
-    try:
-        while not stop.is_set():
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class SyncDaemon:
+    """One iteration (``step``) does whatever is due; ``run`` loops until asked to stop."""
+
+    def __init__(self, config: Config, clock: SystemClock | None = None):
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.store = Store(config.db_path)
+        state = self.store.state()
+        self.client = CentralClient(config.sync.server, Credentials.load(config.terminal.data_dir),
+                                    timeout=config.sync.timeout, clock_offset=state.get("clock_offset_s", 0.0))
+        self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
+        self.backoff = Backoff(cap=config.sync.backoff_max)
+        self.next_heartbeat = 0.0
+        self.next_content = 0.0
+
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()
+
+    def step(self) -> float:
+        """Upload, heartbeat and pull what is due; return how long to wait before the next step."""
+        try:
+            result = self.uploader.drain()
+        except TransientError as exc:
+            self._failed(exc)
+            return self.backoff.next_delay(exc.retry_after)
+        self.backoff.reset()
+        if result.delivered or result.dead:
+            log.info("delivered %d, dead-lettered %d in %d batches", result.delivered, result.dead, result.batches)
+        self.store.set_state(last_success=_now(), last_error=None, clock_offset_s=self.client.clock_offset)
+        now = time.monotonic()
+        if now >= self.next_heartbeat:
+            self.next_heartbeat = now + HEARTBEAT_EVERY
             try:
-                result = uploader.drain()
+                reply = self.client.heartbeat(self.report())
+                if reply.get("content_etag") and reply["content_etag"] != content.current_etag(self.config.content_dir):
+                    self.next_content = 0.0
             except TransientError as exc:
-                delay = backoff.next_delay(exc.retry_after)
-                log.warning("upload failed (%s); %d pending; retrying in %.1f s",
-                            exc, store.counts()["pending"], delay)
-                stop.wait(delay)
-                continue
-            backoff.reset()
-            if result.delivered or result.dead:
-                log.info("delivered %d, dead-lettered %d in %d batches",
-                         result.delivered, result.dead, result.batches)
-            stop.wait(config.sync.interval)
-    finally:
-        client.close()
-        store.close()
+                self._failed(exc)
+        if time.monotonic() >= self.next_content:
+            self.next_content = time.monotonic() + CONTENT_EVERY
+            self.pull_content()
+        return self.config.sync.interval
+
+    def pull_content(self) -> None:
+        try:
+            if content.pull(self.client, self.config.content_dir):
+                self.store.set_state(content_version=content.current_etag(self.config.content_dir))
+        except (TransientError, content.ContentPullError) as exc:
+            self.next_content = time.monotonic() + 60.0
+            log.warning("content pull failed, current content kept: %s", exc)
+            self.store.set_state(last_content_error=f"{_now()} {exc}")
+
+    def report(self) -> dict:
+        """The heartbeat: what a technician or the central server needs to judge this terminal."""
+        counts = self.store.counts()
+        oldest = self.store.oldest_pending()
+        oldest_s = None
+        if oldest:
+            oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
+        state = self.store.state()
+        return {
+            "version": terminal.__version__, "boot_id": self.clock.boot_id(),
+            "mono_ms": self.clock.monotonic_ms(), "queue_depth": counts["pending"],
+            "oldest_pending_s": oldest_s, "dead_letters": counts["dead"],
+            "devices": state.get("devices", []),
+            "disk_free_bytes": shutil.disk_usage(self.config.terminal.data_dir).free,
+            "clock_offset_s": round(self.client.clock_offset, 3), "clock_synced": self.clock.synced(),
+            "content_version": content.current_etag(self.config.content_dir),
+            "alerts": self.store.alerts(5),
+        }
+
+    def _failed(self, exc: TransientError) -> None:
+        log.warning("sync failed (%s); %d ratings pending", exc, self.store.counts()["pending"])
+        self.store.set_state(last_error=f"{_now()} {exc}", clock_offset_s=self.client.clock_offset)
+
+    def run(self, stop: threading.Event) -> None:
+        log.info("rating-sync %s started: database %s, server %s", terminal.__version__,
+                 self.config.db_path, self.config.sync.server)
+        systemd.notify("READY=1")
+        while not stop.is_set():
+            delay = self.step()
+            # the loop made progress (every call above is bounded by timeouts): feed the watchdog
+            counts = self.store.counts()
+            systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")
+            stop.wait(delay)
+        systemd.notify("STOPPING=1")
         log.info("rating-sync stopped")
+
+
+def run_forever(config: Config, stop: threading.Event) -> None:
+    daemon = SyncDaemon(config)
+    try:
+        daemon.run(stop)
+    finally:
+        daemon.close()

@@ -23,7 +23,7 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TerminalSection:
-    id: str = "T-DEMO-01"  # replaced by the id the central server issues at enrollment
+    id: str = "T-DEMO-01"  # replaced by the id in credentials.json once the terminal is enrolled
     window: str = "W01"
     data_dir: Path = Path("var/terminal")
     content_dir: Path | None = None  # default: <data_dir>/content, maintained by sync
@@ -71,7 +71,7 @@ def load(path: str | os.PathLike | None = None) -> Config:
         env = os.environ.get("RATING_TERMINAL_CONFIG")
         path = Path(env) if env else (SYSTEM_CONFIG if SYSTEM_CONFIG.exists() else None)
     if path is None:
-        return Config()
+        return with_credentials(Config())
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -79,7 +79,20 @@ def load(path: str | os.PathLike | None = None) -> Config:
         raise ConfigError(f"config file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-    return from_dict(raw, source=str(path), base=path.parent)
+    return with_credentials(from_dict(raw, source=str(path), base=path.parent))
+
+
+def with_credentials(config: Config) -> Config:
+    """Once enrolled, the terminal's id, window and server are those the central server issued."""
+    from terminal.credentials import Credentials, CredentialsError
+    try:
+        creds = Credentials.load(config.terminal.data_dir)
+    except CredentialsError as exc:
+        raise ConfigError(str(exc)) from None
+    if creds is None:
+        return config
+    return replace(config, terminal=replace(config.terminal, id=creds.terminal_id, window=creds.window),
+                   sync=replace(config.sync, server=creds.server))
 
 
 def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Config:

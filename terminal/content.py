@@ -9,7 +9,14 @@ Format 1::
      "windows": [{"code", "name", "department", "stars"}],
      "staff": [{"staff_no", "name", "window", "unit", "title", "photo", "badge_id"}],
      "notices": [{"title", "body"}],
-     "guides": [{"item_code", "title", "body"}]}
+     "guides": [{"item_code", "title", "body"}],
+     "reason_tags": [{"code", "label"}],
+     "settings": {"rating_mode", "dimensions", "language", "invite_timeout_s",
+                  "reasons_timeout_s", "thanks_seconds", "walkup_cooldown_s"},
+     "files": [{"path", "sha256", "size"}]}     # what sync fetched; paths are relative
+
+Photos are named by their content hash (``files/<sha256>.png``) when the folder comes from the
+central server; the shipped demo uses plain paths.
 
 Reading never trusts the folder: a missing or malformed file raises ContentError, and a photo
 that is missing or outside the folder falls back to the placeholder image.
@@ -53,6 +60,8 @@ class Content:
     staff: dict[str, StaffMember]  # staff_no -> member
     notices: list[dict]
     guides: list[dict]
+    reason_tags: list[dict]
+    settings: dict
 
     @classmethod
     def load(cls, folder: str | Path) -> "Content":
@@ -76,6 +85,7 @@ class Content:
                 departments={d["code"]: d["name"] for d in raw.get("departments", [])},
                 windows={w["code"]: dict(w) for w in raw.get("windows", [])},
                 staff=staff, notices=list(raw.get("notices", [])), guides=list(raw.get("guides", [])),
+                reason_tags=list(raw.get("reason_tags", [])), settings=dict(raw.get("settings", {})),
             )
         except (TypeError, KeyError, AttributeError) as exc:
             raise ContentError(f"{path}: malformed entry ({exc!r})") from None

@@ -12,7 +12,10 @@ The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS`` only ever g
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 from datetime import datetime, timezone
 from pathlib import Path
@@ -49,12 +52,28 @@ MIGRATIONS: list[tuple[str, str]] = [
             SELECT seq, id, dead_status, dead_reason, payload, recorded_at
             FROM ratings WHERE state = 'dead';
     """),
+    ("sync state and alerts", """
+        CREATE TABLE sync_state (            -- what the sync daemon last saw: for status and heartbeat
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        );
+        CREATE TABLE alerts (                -- things a technician must hear about, sent with heartbeats
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            detail TEXT NOT NULL
+        );
+    """),
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(RuntimeError):
     """The database cannot be used as it is (newer schema, not a database, disk full)."""
+
+
+class StoreFull(StoreError):
+    """No room to write: the rating was NOT recorded, and the caller must not say thank you."""
 
 
 def _now() -> str:
@@ -65,6 +84,15 @@ class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        with _lock(self.path):
+            moved = _move_aside_if_corrupt(self.path)
+            self._open()
+            if moved:
+                salvaged = _salvage(moved, self)
+                self.alert("database_corrupt", f"{self.path.name} failed its integrity check and was moved to "
+                                               f"{moved.name}; {salvaged} ratings salvaged from it")
+
+    def _open(self) -> None:
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -95,11 +123,18 @@ class Store:
     # -- recording ---------------------------------------------------------------------------
 
     def record(self, rating: Rating) -> None:
-        """Commit the rating durably; return only when it is on disk."""
-        wire = rating.to_wire()
+        """Commit the rating durably; return only when it is on disk (StoreFull if there is no room)."""
+        try:
+            self._insert(rating.to_wire(), "pending")
+        except sqlite3.OperationalError as exc:
+            if "full" in str(exc):
+                raise StoreFull(f"cannot record rating: {exc} ({self.path})") from None
+            raise
+
+    def _insert(self, wire: dict, state: str) -> None:
         self.db["ratings"].insert({
-            "id": rating.id, "level": int(rating.level), "window": rating.window,
-            "staff_no": rating.staff_no, "rated_at": rating.rated_at,
+            "id": wire["id"], "level": wire["level"], "window": wire["window"],
+            "staff_no": wire["staff_no"], "rated_at": wire["rated_at"], "state": state,
             "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":")),
             "digest": wire_digest(wire), "recorded_at": _now(),
         })
@@ -151,6 +186,76 @@ class Store:
             "SELECT recorded_at FROM ratings WHERE state = 'pending' ORDER BY seq LIMIT 1").fetchone()
         return row[0] if row else None
 
+    # -- sync state and alerts ---------------------------------------------------------------
+
+    def set_state(self, **values) -> None:
+        with self.db.atomic():
+            for key, value in values.items():
+                self.db.execute("INSERT INTO sync_state (key, value) VALUES (?, ?) "
+                                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                                [key, json.dumps(value, ensure_ascii=False)])
+
+    def state(self) -> dict:
+        return {row["key"]: json.loads(row["value"]) for row in self.db.query("SELECT key, value FROM sync_state")}
+
+    def alert(self, kind: str, detail: str) -> None:
+        self.db.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)", [_now(), kind, detail[:2000]])
+
+    def alerts(self, limit: int = 20) -> list[dict]:
+        return list(self.db.query("SELECT at, kind, detail FROM alerts ORDER BY id DESC LIMIT ?", [limit]))
+
     def get(self, rating_id: str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM ratings WHERE id = ?", [rating_id]))
         return rows[0] if rows else None
+
+
+# -- storage faults -------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def _lock(path: Path):
+    """Kiosk and sync both open the database: one at a time may check it and move it aside."""
+    with open(path.with_name(path.name + ".lock"), "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _move_aside_if_corrupt(path: Path) -> Path | None:
+    """Run SQLite's quick check; a database that fails it is renamed (with its WAL), never deleted."""
+    if not path.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+            if db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
+                return None
+    except sqlite3.DatabaseError:
+        pass
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        part = Path(str(path) + suffix)
+        if part.exists():
+            os.replace(part, Path(str(moved) + suffix))
+    return moved
+
+
+def _salvage(moved: Path, store: "Store") -> int:
+    """Copy every rating that can still be read from a moved-aside database into the new one.
+
+    Ids are kept, so a rating that had been delivered stays delivered, and one the server already
+    holds is answered as a duplicate if it is sent again: nothing is doubled.
+    """
+    salvaged = 0
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
+            for payload, state in old.execute("SELECT payload, state FROM ratings ORDER BY seq"):
+                try:
+                    store._insert(json.loads(payload), state)
+                    salvaged += 1
+                except (ValueError, KeyError, TypeError, sqlite3.IntegrityError):
+                    continue
+    except sqlite3.DatabaseError:
+        pass  # read what we could; the moved file stays for a technician's sqlite3 .recover
+    return salvaged

@@ -24,6 +24,8 @@ from xvfb import start_xvfb  # noqa: E402
 from terminal.core.channels import InputDevice  # noqa: E402
 from terminal.core.levels import Level  # noqa: E402
 from terminal.core.rating import Rating  # noqa: E402
+from terminal.credentials import Credentials  # noqa: E402
+from sync.client import CentralClient, enroll  # noqa: E402
 
 CST = timezone(timedelta(hours=8))
 
@@ -54,10 +56,29 @@ class Central:
     def count(self, where: str = "1", params=()) -> int:
         return self.query(f"SELECT count(*) FROM ratings_rating WHERE {where}", params)[0][0]
 
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN / "rating-central"), *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "RATING_CENTRAL_DATA": str(self.data_dir)})
+
+    def enroll_code(self, window: str = "W01", hours: float = 24) -> str:
+        done = self.manage("enroll_code", "--window", window, "--hours", str(hours))
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    def enroll(self, window: str = "W01") -> Credentials:
+        """A freshly enrolled terminal's credentials, through the real enrollment endpoint."""
+        answer = enroll(self.url, self.enroll_code(window))
+        return Credentials(terminal_id=answer["terminal_id"], secret=answer["secret"], server=self.url,
+                           window=answer["window"])
+
+    def client(self, credentials: Credentials | None) -> CentralClient:
+        return CentralClient(self.url, credentials, timeout=10)
+
 
 def start_central(data_dir: Path) -> Central:
     env = {**os.environ, "RATING_CENTRAL_DATA": str(data_dir)}
     subprocess.run([str(BIN / "rating-central"), "migrate", "--verbosity", "0"], env=env, check=True)
+    subprocess.run([str(BIN / "rating-central"), "load_demo"], env=env, check=True, stdout=subprocess.DEVNULL)
     port = free_port()
     log = (data_dir / "server.log").open("ab")
     proc = subprocess.Popen(
@@ -92,6 +113,11 @@ def display():
     yield name
     proc.terminate()
     proc.wait(10)
+
+
+@pytest.fixture
+def enrolled(central) -> Credentials:
+    return central.enroll()
 
 
 @pytest.fixture

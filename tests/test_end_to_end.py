@@ -11,7 +11,12 @@ from conftest import BIN
 
 
 def test_click_on_satisfied_reaches_central_exactly_once(display, terminal_config, tmp_path, central):
-    config = terminal_config(server=central.url)
+    config = terminal_config()
+    provision = subprocess.run([str(BIN / "rating-terminal"), "--config", str(config), "provision",
+                                "--server", central.url, "--code", central.enroll_code("W01")],
+                               capture_output=True, text=True, timeout=60)
+    assert provision.returncode == 0, provision.stderr
+    terminal_id = json.loads((tmp_path / "data" / "credentials.json").read_text())["terminal_id"]
     centres = tmp_path / "centres.json"
     driver, result = kiosk.start(config, [
         {"do": "wait_screen", "screen": "rating"},
@@ -29,16 +34,15 @@ def test_click_on_satisfied_reaches_central_exactly_once(display, terminal_confi
     output, _ = driver.communicate(timeout=60)
     assert driver.returncode == 0, output[-3000:]
 
-    before = central.count("terminal_id = 'T-DEMO-01'")
-    assert before == 0
+    assert central.count("terminal_id = ?", [terminal_id]) == 0
     sync = [str(BIN / "rating-sync"), "--config", str(config), "run", "--once"]
     first = subprocess.run(sync, capture_output=True, text=True, timeout=60)
     assert first.returncode == 0, first.stderr
     assert "delivered 1," in first.stdout
     rows = central.query("SELECT level, window_code, staff_no, channel, device FROM ratings_rating "
-                         "WHERE terminal_id = 'T-DEMO-01'")
+                         "WHERE terminal_id = ?", [terminal_id])
     assert rows == [(4, "W01", "SZ0101", 4, "touchscreen")]
 
     second = subprocess.run(sync, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0 and "delivered 0," in second.stdout
-    assert central.count("terminal_id = 'T-DEMO-01'") == 1
+    assert central.count("terminal_id = ?", [terminal_id]) == 1

@@ -1,5 +1,6 @@
 """The sync daemon against the real central server, and against servers that misbehave."""
 
+import dataclasses
 import random
 import signal
 import subprocess
@@ -15,7 +16,11 @@ from sync.daemon import Uploader
 from terminal.core.levels import Level
 from terminal.store import Store
 
+from terminal.credentials import Credentials
+
 from conftest import BIN, make_rating
+
+NOBODY = Credentials(terminal_id="T-TEST", secret="x" * 43, server="http://unused", window="W01")
 
 
 @pytest.fixture
@@ -25,29 +30,29 @@ def store(tmp_path):
     s.close()
 
 
-def test_drain_delivers_everything_once(store, central):
-    ratings = [make_rating(Level(1 + i % 5)) for i in range(1200)]
+def test_drain_delivers_everything_once(store, central, enrolled):
+    ratings = [make_rating(Level(1 + i % 5), terminal_id=enrolled.terminal_id) for i in range(1200)]
     for r in ratings:
         store.record(r)
     before = central.count()
-    result = Uploader(store, CentralClient(central.url), batch_size=500).drain()
+    result = Uploader(store, central.client(enrolled), batch_size=500).drain()
     assert (result.delivered, result.dead, result.batches) == (1200, 0, 3)
     assert store.counts() == {"pending": 0, "delivered": 1200, "dead": 0}
     assert central.count() == before + 1200
     # forget that they were delivered (a lost acknowledgement): a resend stores nothing new
     store.db.execute("UPDATE ratings SET state = 'pending'")
-    result = Uploader(store, CentralClient(central.url)).drain()
+    result = Uploader(store, central.client(enrolled)).drain()
     assert result.delivered == 1200 and central.count() == before + 1200
 
 
-def test_rejected_item_becomes_a_dead_letter_and_the_rest_go_on(store, central):
-    good = [make_rating() for _ in range(4)]
-    poison = make_rating()
+def test_rejected_item_becomes_a_dead_letter_and_the_rest_go_on(store, central, enrolled):
+    good = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(4)]
+    poison = make_rating(terminal_id=enrolled.terminal_id)
     for r in good[:2] + [poison] + good[2:]:
         store.record(r)
     # the same id already at the server with other content: the server refuses it for good
-    CentralClient(central.url).upload([{**poison.to_wire(), "level": 1}])
-    result = Uploader(store, CentralClient(central.url)).drain()
+    central.client(enrolled).upload([{**poison.to_wire(), "level": 1}], {})
+    result = Uploader(store, central.client(enrolled)).drain()
     assert (result.delivered, result.dead) == (4, 1)
     dead = store.get(poison.id)
     assert dead["state"] == "dead" and dead["dead_reason"].startswith("id_conflict")
@@ -95,7 +100,7 @@ def test_only_a_valid_acknowledgement_counts(store, misbehaving, status, content
     r = make_rating()
     store.record(r)
     with pytest.raises(TransientError, match=why):
-        Uploader(store, CentralClient(misbehaving(status, content_type, body))).drain()
+        Uploader(store, CentralClient(misbehaving(status, content_type, body), NOBODY)).drain()
     row = store.get(r.id)
     assert row["state"] == "pending" and row["attempts"] == 1 and row["last_error"]
 
@@ -104,7 +109,7 @@ def test_retry_after_is_reported(store, misbehaving):
     store.record(make_rating())
     url = misbehaving(429, "application/json", b'{"error": "slow down"}', {"Retry-After": "7"})
     with pytest.raises(TransientError) as caught:
-        Uploader(store, CentralClient(url)).drain()
+        Uploader(store, CentralClient(url, NOBODY)).drain()
     assert caught.value.retry_after == 7 and caught.value.status == 429
 
 
@@ -121,7 +126,8 @@ def test_backoff_is_jittered_growing_capped_and_honours_retry_after():
 
 
 def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_config, tmp_path):
-    config = terminal_config(server="http://127.0.0.1:9")  # discard port: connection refused
+    config = terminal_config()
+    dataclasses.replace(NOBODY, server="http://127.0.0.1:9").save(tmp_path / "data")  # connection refused
     store = Store(tmp_path / "data" / "terminal.db")
     store.record(make_rating())
     done = subprocess.run([str(BIN / "rating-sync"), "--config", str(config), "run", "--once"],
@@ -130,10 +136,11 @@ def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_confi
     assert store.counts()["pending"] == 1
 
 
-def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path, central):
+def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path, central, enrolled):
     config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
     store = Store(tmp_path / "data" / "terminal.db")
-    r = make_rating()
+    r = make_rating(terminal_id=enrolled.terminal_id)
     store.record(r)
     daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(config), "run"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

@@ -1,42 +1,65 @@
 """The terminal-facing HTTP API, v1 (django-ninja). See README "Wire API".
 
-Every answer, success or error, carries ``server_time`` so terminals can judge their clocks.
-Errors are ``{"error": <machine code>, "detail": <human text>, "server_time": ...}``.
+Every endpoint but ``enroll`` and ``health`` takes only signed requests (``auth.authenticate``).
+Every answer carries the server's time, in the ``X-Server-Time`` header (Unix seconds) and, for
+JSON bodies, in ``server_time``, so terminals can correct their clocks. Errors are
+``{"error": <machine code>, "detail": <human text>, "server_time": ...}``.
 """
 
 from __future__ import annotations
 
-import gzip
 import json
 import zlib
 
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from ninja import NinjaAPI
 
 import terminal
 
-from .ingest import MAX_BATCH_ITEMS, ingest
+from . import auth, content
+from .ingest import MAX_BATCH_ITEMS, ingest, note_boot
+from .models import Terminal
 
 MAX_INFLATED_BYTES = 32 * 1024 * 1024
 
 api = NinjaAPI(title="Window rating terminal — central API", version="1", urls_namespace="api-v1")
 
 
+def stamp(response: HttpResponse) -> HttpResponse:
+    response["X-Server-Time"] = f"{timezone.now().timestamp():.3f}"
+    return response
+
+
 def answer(payload: dict, status: int = 200) -> JsonResponse:
-    payload = {**payload, "server_time": timezone.now().isoformat(timespec="milliseconds")}
-    return JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False})
+    payload = {**payload, "server_time": timezone.localtime().isoformat(timespec="milliseconds")}
+    return stamp(JsonResponse(payload, status=status, json_dumps_params={"ensure_ascii": False}))
 
 
 def error(status: int, code: str, detail: str) -> JsonResponse:
     return answer({"error": code, "detail": detail}, status)
 
 
+@api.exception_handler(auth.AuthError)
+def auth_failed(request, exc: auth.AuthError):
+    return error(exc.status, exc.code, exc.detail)
+
+
+def signed(request: HttpRequest) -> Terminal:
+    """ninja auth hook: the calling terminal, or AuthError (answered by ``auth_failed``)."""
+    return auth.authenticate(request)
+
+
 class BadBody(ValueError):
     def __init__(self, status: int, code: str, detail: str):
         super().__init__(detail)
         self.status, self.code, self.detail = status, code, detail
+
+
+@api.exception_handler(BadBody)
+def bad_body(request, exc: BadBody):
+    return error(exc.status, exc.code, exc.detail)
 
 
 def read_json(request: HttpRequest) -> object:
@@ -47,10 +70,10 @@ def read_json(request: HttpRequest) -> object:
         try:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             body = inflater.decompress(body, MAX_INFLATED_BYTES)
-            if inflater.unconsumed_tail:
-                raise BadBody(413, "body_too_large", f"inflated body exceeds {MAX_INFLATED_BYTES} bytes")
-        except (zlib.error, gzip.BadGzipFile) as exc:
+        except zlib.error as exc:
             raise BadBody(400, "bad_gzip", f"body is not valid gzip: {exc}") from None
+        if inflater.unconsumed_tail:
+            raise BadBody(413, "body_too_large", f"inflated body exceeds {MAX_INFLATED_BYTES} bytes")
     elif encoding != "identity":
         raise BadBody(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported")
     try:
@@ -59,26 +82,99 @@ def read_json(request: HttpRequest) -> object:
         raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {exc}") from None
 
 
-@api.post("/ratings", summary="Upload a batch of ratings", openapi_extra={
+def json_object(request: HttpRequest) -> dict:
+    body = read_json(request)
+    if not isinstance(body, dict):
+        raise BadBody(400, "bad_body", "body must be a JSON object")
+    return body
+
+
+@api.post("/enroll", summary="Exchange a one-time enrollment code for a terminal id and secret")
+def enroll(request: HttpRequest):
+    """Body ``{"code": "ABCD-EFGH-JKLM"}``. The answer holds the terminal's own secret: it is
+    shown this once, over this connection, and never again."""
+    body = json_object(request)
+    code = body.get("code")
+    if not isinstance(code, str) or not 4 <= len(code) <= 32:
+        raise BadBody(400, "bad_code", "code must be the enrollment code string")
+    new = auth.enroll(code)
+    window = new.window
+    return answer({"terminal_id": new.terminal_id, "secret": new.secret,
+                   "window": window.code, "window_name": window.name, "hall": window.hall.name}, 201)
+
+
+@api.post("/ratings", auth=signed, summary="Upload a batch of ratings", openapi_extra={
     "requestBody": {"content": {"application/json": {"schema": {
         "type": "object", "required": ["ratings"],
-        "properties": {"ratings": {"type": "array", "maxItems": MAX_BATCH_ITEMS,
-                                   "items": {"type": "object"}}}}}}}})
+        "properties": {"ratings": {"type": "array", "maxItems": MAX_BATCH_ITEMS, "items": {"type": "object"}},
+                       "clock": {"type": "object", "properties": {"boot_id": {"type": "string"},
+                                                                  "mono_ms": {"type": "integer"}}}}}}}}})
 def upload_ratings(request: HttpRequest):
     """Each item is answered in order: ``accepted``, ``duplicate`` (already stored, identical) or
-    ``rejected`` with a ``reason`` (malformed, or the id already stored with other content)."""
-    try:
-        body = read_json(request)
-    except BadBody as exc:
-        return error(exc.status, exc.code, exc.detail)
-    if not isinstance(body, dict) or not isinstance(body.get("ratings"), list):
-        return error(400, "bad_batch", 'body must be an object {"ratings": [...]}')
+    ``rejected`` with a ``reason`` (malformed, another terminal's, or the id already stored with
+    other content)."""
+    body = json_object(request)
+    if not isinstance(body.get("ratings"), list):
+        raise BadBody(400, "bad_batch", 'body must be an object {"ratings": [...]}')
     items = body["ratings"]
     if len(items) > MAX_BATCH_ITEMS:
-        return error(413, "batch_too_large", f"{len(items)} items; at most {MAX_BATCH_ITEMS} per batch")
-    results = ingest(items)
+        raise BadBody(413, "batch_too_large", f"{len(items)} items; at most {MAX_BATCH_ITEMS} per batch")
+    note_boot(request.auth, body.get("clock"))
+    results = ingest(items, request.auth)
     counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
     return answer({"results": [r.as_dict() for r in results], **counts})
+
+
+HEARTBEAT_NUMBERS = {"queue_depth": int, "oldest_pending_s": int, "dead_letters": int,
+                     "disk_free_bytes": int, "clock_offset_s": float}
+
+
+@api.post("/heartbeat", auth=signed, summary="Report the terminal's health")
+def heartbeat(request: HttpRequest):
+    """Body: version, boot_id, mono_ms, queue_depth, oldest_pending_s, dead_letters, devices,
+    disk_free_bytes, clock_offset_s, clock_synced, content_version, alerts. The answer tells the
+    terminal the current content ETag, so it pulls only when something changed."""
+    body = json_object(request)
+    for key, kind in HEARTBEAT_NUMBERS.items():
+        value = body.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or (kind is int and not isinstance(value, int)) or value < -1e12 or value > 1e15):
+            raise BadBody(400, "bad_heartbeat", f"{key} must be a {kind.__name__}")
+    if len(json.dumps(body)) > 16_000:
+        raise BadBody(413, "heartbeat_too_large", "heartbeat over 16 kB")
+    node = request.auth
+    note_boot(node, body)
+    node.last_seen = timezone.now()
+    node.version = str(body.get("version", ""))[:32]
+    node.queue_depth = max(0, body.get("queue_depth") or 0)
+    node.oldest_pending_s = body.get("oldest_pending_s")
+    node.dead_letters = max(0, body.get("dead_letters") or 0)
+    node.clock_offset_s = body.get("clock_offset_s")
+    node.heartbeat = body
+    node.save(update_fields=["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters",
+                             "clock_offset_s", "heartbeat"])
+    auth.forget_old_nonces(node)
+    return answer({"content_etag": content.manifest(node)[1]})
+
+
+@api.get("/content", auth=signed, summary="The terminal's content manifest (ETag / If-None-Match)")
+def get_content(request: HttpRequest):
+    manifest, etag = content.manifest(request.auth)
+    quoted = f'"{etag}"'
+    if request.headers.get("If-None-Match") == quoted:
+        response = stamp(HttpResponse(status=304))
+    else:
+        response = answer(manifest)
+    response["ETag"] = quoted
+    return response
+
+
+@api.get("/files/{sha256}", auth=signed, summary="A content file by its SHA-256")
+def get_file(request: HttpRequest, sha256: str):
+    found = content.file_for(request.auth, sha256.lower()) if len(sha256) == 64 else None
+    if found is None:
+        return error(404, "no_such_file", "no file with this hash in this terminal's content")
+    return stamp(FileResponse(found.open("rb"), content_type="application/octet-stream"))
 
 
 @api.get("/health", summary="Liveness and database check")

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from terminal.core.rating import InvalidRating, Rating as WireRating
 
-from .models import Rating, RejectedItem
+from .models import BootClock, Rating, RejectedItem, Terminal
 
 MAX_BATCH_ITEMS = 1000
 
@@ -35,7 +36,22 @@ class ItemResult:
         return d
 
 
-def ingest(items: list) -> list[ItemResult]:
+def note_boot(terminal: Terminal, clock: object) -> None:
+    """Learn when the terminal's current boot began, in server time, from ``{"boot_id", "mono_ms"}``."""
+    if not isinstance(clock, dict):
+        return
+    boot_id, mono_ms = clock.get("boot_id"), clock.get("mono_ms")
+    if not (isinstance(boot_id, str) and 0 < len(boot_id) <= 64 and isinstance(mono_ms, int)
+            and not isinstance(mono_ms, bool) and 0 <= mono_ms < 10 ** 13):
+        return
+    started = timezone.now() - timedelta(milliseconds=mono_ms)
+    anchor, created = BootClock.objects.get_or_create(terminal=terminal, boot_id=boot_id,
+                                                      defaults={"boot_started": started})
+    if not created and started < anchor.boot_started:
+        BootClock.objects.filter(pk=anchor.pk).update(boot_started=started)
+
+
+def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
     results: list[ItemResult] = []
     fresh: dict[str, tuple[int, WireRating]] = {}
     rejected: list[RejectedItem] = []
@@ -49,6 +65,11 @@ def ingest(items: list) -> list[ItemResult]:
             results.append(ItemResult(index, raw_id, "rejected", f"invalid: {exc}"))
             rejected.append(_rejected(item, raw_id, f"invalid: {exc}"))
             continue
+        if rating.terminal_id != terminal.terminal_id:
+            why = f"terminal_mismatch: rating names terminal {rating.terminal_id}, request is signed by another"
+            results.append(ItemResult(index, rating.id, "rejected", why))
+            rejected.append(_rejected(item, rating.id, why))
+            continue
         if rating.id in fresh:  # the same id twice in one batch
             first = fresh[rating.id][1]
             if first.digest() == rating.digest():
@@ -61,6 +82,8 @@ def ingest(items: list) -> list[ItemResult]:
         results.append(None)  # filled below
 
     stored = dict(Rating.objects.filter(rating_id__in=list(fresh)).values_list("rating_id", "digest"))
+    boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in={r.boot_id for _, r in fresh.values()})
+                 .values_list("boot_id", "boot_started"))
     to_create = []
     for rating_id, (index, rating) in fresh.items():
         if rating_id in stored:
@@ -70,7 +93,7 @@ def ingest(items: list) -> list[ItemResult]:
 
     try:
         with transaction.atomic():
-            Rating.objects.bulk_create([_model(r) for _, r in to_create])
+            Rating.objects.bulk_create([Rating(**_fields(r, boots)) for _, r in to_create])
             RejectedItem.objects.bulk_create(rejected)
         for index, rating in to_create:
             results[index] = ItemResult(index, rating.id, "accepted")
@@ -79,14 +102,14 @@ def ingest(items: list) -> list[ItemResult]:
         with transaction.atomic():
             RejectedItem.objects.bulk_create(rejected)
         for index, rating in to_create:
-            results[index] = _store_one(index, rating)
+            results[index] = _store_one(index, rating, boots)
     return results
 
 
-def _store_one(index: int, rating: WireRating) -> ItemResult:
+def _store_one(index: int, rating: WireRating, boots: dict) -> ItemResult:
     try:
         with transaction.atomic():
-            Rating.objects.create(**_fields(rating))
+            Rating.objects.create(**_fields(rating, boots))
         return ItemResult(index, rating.id, "accepted")
     except IntegrityError:
         digest = Rating.objects.filter(rating_id=rating.id).values_list("digest", flat=True).first()
@@ -103,17 +126,26 @@ def _replay(index: int, rating: WireRating, stored_digest: str | None, rejected:
     return ItemResult(index, rating.id, "rejected", "id_conflict: id already stored with other content")
 
 
-def _fields(r: WireRating) -> dict:
+def corrected_time(r: WireRating, boots: dict) -> tuple[datetime, str]:
+    """The best time for a rating: the terminal's own if NTP had synced it, else the boot's start in
+    server time plus the monotonic clock, else (boot never heard of) the terminal's, marked so."""
+    said = datetime.fromisoformat(r.rated_at)
+    if r.clock_synced:
+        return said, "terminal_ntp"
+    if r.boot_id in boots:
+        return boots[r.boot_id] + timedelta(milliseconds=r.mono_ms), "server_boot"
+    return said, "terminal_unsynced"
+
+
+def _fields(r: WireRating, boots: dict) -> dict:
+    rated_at, source = corrected_time(r, boots)
     return dict(
         rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
         item_code=r.item_code or "", reasons=list(r.reasons), text=r.text,
-        rated_at=datetime.fromisoformat(r.rated_at), digest=r.digest(), payload=r.to_wire(),
+        rated_at=rated_at, rated_at_terminal=datetime.fromisoformat(r.rated_at), time_source=source,
+        digest=r.digest(), payload=r.to_wire(),
     )
-
-
-def _model(r: WireRating) -> Rating:
-    return Rating(**_fields(r))
 
 
 def _rejected(item: object, rating_id: str | None, reason: str) -> RejectedItem:

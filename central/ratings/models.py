@@ -1,5 +1,7 @@
 """What the central server keeps: the hall's roster (what terminals show) and the ratings."""
 
+import hashlib
+
 from django.db import models
 
 from terminal.core.channels import Channel, InputDevice
@@ -55,7 +57,19 @@ class Staff(models.Model):
     window = models.ForeignKey(Window, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="staff", verbose_name="窗口")
     photo = models.FileField("照片", upload_to="staff/", blank=True)
+    photo_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     badge_id = models.CharField("工牌卡号", max_length=64, blank=True)
+
+    def save(self, *args, **kwargs):
+        """Keep the photo's hash: terminals fetch files by content hash."""
+        if self.photo:
+            self.photo.open("rb")
+            self.photo.seek(0)
+            self.photo_sha256 = hashlib.file_digest(self.photo, "sha256").hexdigest()
+            self.photo.seek(0)
+        else:
+            self.photo_sha256 = ""
+        super().save(*args, **kwargs)
 
     class Meta:
         verbose_name = verbose_name_plural = "工作人员"
@@ -63,6 +77,134 @@ class Staff(models.Model):
 
     def __str__(self):
         return f"{self.name} ({self.staff_no})"
+
+
+class Terminal(models.Model):
+    """An enrolled terminal: its own secret, its window, and what its last heartbeat said."""
+
+    terminal_id = models.CharField("终端编号", max_length=64, unique=True)
+    window = models.ForeignKey(Window, on_delete=models.PROTECT, related_name="terminals", verbose_name="窗口")
+    secret = models.CharField(max_length=128, editable=False)  # HMAC key; never shown, never logged
+    enrolled_at = models.DateTimeField("登记时间", auto_now_add=True)
+    revoked_at = models.DateTimeField("吊销时间", null=True, blank=True)
+    last_seen = models.DateTimeField("最近联络", null=True, blank=True)
+    version = models.CharField("软件版本", max_length=32, blank=True)
+    queue_depth = models.PositiveIntegerField("待上传", default=0)
+    oldest_pending_s = models.PositiveIntegerField("最久待上传（秒）", null=True, blank=True)
+    dead_letters = models.PositiveIntegerField("死信", default=0)
+    clock_offset_s = models.FloatField("时钟偏差（秒）", null=True, blank=True)
+    heartbeat = models.JSONField("最近心跳", default=dict, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "终端"
+        ordering = ["terminal_id"]
+
+    def __str__(self):
+        return self.terminal_id
+
+
+class EnrollmentCode(models.Model):
+    """A one-time, expiring code a technician types into a new terminal. Only its hash is kept."""
+
+    code_hash = models.CharField(max_length=64, unique=True, editable=False)
+    window = models.ForeignKey(Window, on_delete=models.CASCADE, verbose_name="窗口")
+    created_at = models.DateTimeField("生成时间", auto_now_add=True)
+    expires_at = models.DateTimeField("失效时间")
+    used_at = models.DateTimeField("使用时间", null=True, blank=True)
+    terminal = models.ForeignKey(Terminal, on_delete=models.SET_NULL, null=True, blank=True, verbose_name="终端")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "终端登记码"
+        ordering = ["-created_at"]
+
+
+class SeenNonce(models.Model):
+    """Nonces of accepted signed requests, kept for the clock-skew window to refuse replays."""
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE)
+    nonce = models.CharField(max_length=64)
+    seen_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["terminal", "nonce"], name="unique_nonce_per_terminal")]
+
+
+class BootClock(models.Model):
+    """When a terminal's boot began, in server time (server time minus the monotonic clock).
+
+    Ratings of that boot get ``boot_started + mono_ms`` as their corrected time, whatever the
+    terminal's wall clock said. Network delay only makes the estimate later, so the earliest wins.
+    """
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE)
+    boot_id = models.CharField(max_length=64)
+    boot_started = models.DateTimeField()
+    first_seen = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["terminal", "boot_id"], name="unique_boot_per_terminal")]
+
+
+class Notice(models.Model):
+    hall = models.ForeignKey(Hall, on_delete=models.CASCADE, verbose_name="大厅")
+    title = models.CharField("标题", max_length=100)
+    body = models.TextField("内容")
+    order = models.IntegerField("排序", default=0)
+    active = models.BooleanField("发布", default=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "通知公告"
+        ordering = ["order", "id"]
+
+
+class ServiceGuide(models.Model):
+    item_code = models.CharField("事项编码", max_length=64)
+    title = models.CharField("事项名称", max_length=200)
+    body = models.TextField("办事指南")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, null=True, blank=True,
+                                   verbose_name="部门", help_text="空：全大厅通用")
+    active = models.BooleanField("发布", default=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "办事指南"
+        ordering = ["item_code"]
+
+
+class ReasonTag(models.Model):
+    code = models.CharField("代码", max_length=64, unique=True)
+    label = models.CharField("原因", max_length=50)
+    order = models.IntegerField("排序", default=0)
+    active = models.BooleanField("启用", default=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "差评原因标签"
+        ordering = ["order", "id"]
+
+
+class TerminalSettings(models.Model):
+    """What a terminal does, set for a whole hall or for one window (the window's wins)."""
+
+    hall = models.OneToOneField(Hall, on_delete=models.CASCADE, null=True, blank=True, verbose_name="大厅")
+    window = models.OneToOneField(Window, on_delete=models.CASCADE, null=True, blank=True, verbose_name="窗口")
+    rating_mode = models.CharField("评价方式", max_length=10, default="invite",
+                                   choices=[("invite", "邀请评价"), ("walk-up", "随时评价")])
+    dimensions = models.JSONField("评价指标", default=list, blank=True,
+                                  help_text='例如 ["服务效率", "服务水平", "服务态度"]；空：只评整体满意度')
+    language = models.CharField("语言", max_length=10, default="zh_CN",
+                                choices=[("zh_CN", "简体中文"), ("en", "English")])
+    invite_timeout_s = models.PositiveIntegerField("邀请后可评价时长（秒）", default=10)
+    reasons_timeout_s = models.PositiveIntegerField("原因选择超时（秒）", default=30)
+    thanks_seconds = models.PositiveIntegerField("致谢显示（秒）", default=3)
+    walkup_cooldown_s = models.PositiveIntegerField("随时评价冷却（秒）", default=5)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "终端设置"
+        constraints = [models.CheckConstraint(
+            condition=models.Q(hall__isnull=False) ^ models.Q(window__isnull=False), name="settings_for_hall_xor_window")]
+
+    def as_dict(self) -> dict:
+        return {f: getattr(self, f) for f in ("rating_mode", "dimensions", "language", "invite_timeout_s",
+                                               "reasons_timeout_s", "thanks_seconds", "walkup_cooldown_s")}
 
 
 class Rating(models.Model):
@@ -79,7 +221,11 @@ class Rating(models.Model):
     item_code = models.CharField("事项编码", max_length=64, blank=True)
     reasons = models.JSONField("原因标签", default=list, blank=True)
     text = models.TextField("评价内容", blank=True)
-    rated_at = models.DateTimeField("评价时间", db_index=True)
+    rated_at = models.DateTimeField("评价时间", db_index=True)  # corrected where the terminal's clock was wrong
+    rated_at_terminal = models.DateTimeField("终端记录时间")  # as the terminal's clock said, always kept
+    time_source = models.CharField("时间来源", max_length=20, choices=[
+        ("terminal_ntp", "终端时钟（已校时）"), ("server_boot", "服务器按开机时刻校正"),
+        ("terminal_unsynced", "终端时钟（未校时，无法校正）")])
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
     digest = models.CharField(max_length=64)
     payload = models.JSONField("原始数据")

@@ -6,7 +6,8 @@ from django.core.files import File
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from central.ratings.models import Department, Hall, Staff, Window
+from central.ratings.models import (Department, Hall, Notice, ReasonTag, ServiceGuide, Staff,
+                                   TerminalSettings, Window)
 from terminal.content import DEMO_CONTENT, Content, ContentError
 
 
@@ -38,5 +39,16 @@ class Command(BaseCommand):
             if not staff.photo and photo.is_file():
                 with photo.open("rb") as f:
                     staff.photo.save(f"{member.staff_no}{photo.suffix}", File(f), save=True)
+        for order, notice in enumerate(content.notices):
+            Notice.objects.update_or_create(hall=hall, title=notice["title"],
+                                            defaults={"body": notice["body"], "order": order})
+        for guide in content.guides:
+            ServiceGuide.objects.update_or_create(item_code=guide["item_code"], defaults={
+                "title": guide["title"], "body": guide["body"],
+                "department": Department.objects.filter(code=guide["item_code"][:18]).first()})
+        for order, tag in enumerate(content.reason_tags):
+            ReasonTag.objects.update_or_create(code=tag["code"], defaults={"label": tag["label"], "order": order})
+        if content.settings:
+            TerminalSettings.objects.update_or_create(hall=hall, window=None, defaults=content.settings)
         self.stdout.write(f"loaded {content.hall['name']}: {len(content.windows)} windows, "
                           f"{len(content.staff)} staff (content {content.version})")

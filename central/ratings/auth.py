@@ -1,0 +1,101 @@
+"""Who is calling: enrollment codes and signed terminal requests.
+
+``authenticate`` checks a request's four signing headers (``terminal.core.signing``) and returns
+the Terminal, or raises ``AuthError`` with the HTTP status and a machine-readable code. Nothing
+from a refused request is stored; a nonce is remembered only once the signature is good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.http import HttpRequest
+from django.utils import timezone
+
+from terminal.core import signing
+
+from .models import EnrollmentCode, SeenNonce, Terminal, Window
+
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: a technician types it
+DEFAULT_CODE_HOURS = 24
+
+
+class AuthError(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def hash_code(code: str) -> str:
+    normalised = code.replace("-", "").replace(" ", "").upper()
+    return hashlib.sha256(normalised.encode()).hexdigest()
+
+
+def issue_code(window: Window, hours: float = DEFAULT_CODE_HOURS) -> tuple[str, EnrollmentCode]:
+    """A new one-time code for a window. The plain code is returned once and never stored."""
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(12))
+    code = "-".join(raw[i:i + 4] for i in range(0, 12, 4))
+    record = EnrollmentCode.objects.create(code_hash=hash_code(code), window=window,
+                                           expires_at=timezone.now() + timedelta(hours=hours))
+    return code, record
+
+
+def enroll(code: str) -> Terminal:
+    """Exchange a code for a new terminal with its own secret; the code is spent."""
+    with transaction.atomic():
+        record = EnrollmentCode.objects.select_for_update().filter(code_hash=hash_code(code)).first()
+        if record is None:
+            raise AuthError(403, "code_invalid", "unknown enrollment code")
+        if record.used_at is not None:
+            raise AuthError(403, "code_used", "this enrollment code has already been used")
+        if record.expires_at <= timezone.now():
+            raise AuthError(403, "code_expired", "this enrollment code has expired; ask for a new one")
+        terminal = Terminal.objects.create(
+            terminal_id=f"T{secrets.token_hex(5).upper()}", window=record.window,
+            secret=secrets.token_urlsafe(32))
+        record.used_at, record.terminal = timezone.now(), terminal
+        record.save(update_fields=["used_at", "terminal"])
+    return terminal
+
+
+def authenticate(request: HttpRequest) -> Terminal:
+    headers = request.headers
+    terminal_id = headers.get(signing.HEADER_TERMINAL, "")
+    timestamp = headers.get(signing.HEADER_TIMESTAMP, "")
+    nonce = headers.get(signing.HEADER_NONCE, "")
+    signature = headers.get(signing.HEADER_SIGNATURE, "")
+    if not (terminal_id and timestamp and nonce and signature):
+        raise AuthError(401, "unsigned", "request is not signed (X-Terminal-Id, X-Timestamp, X-Nonce, X-Signature)")
+    if not (8 <= len(nonce) <= 64 and nonce.isalnum()):
+        raise AuthError(401, "bad_nonce", "X-Nonce must be 8-64 letters or digits")
+    try:
+        sent = int(timestamp)
+    except ValueError:
+        raise AuthError(401, "bad_timestamp", "X-Timestamp must be Unix seconds") from None
+    terminal = Terminal.objects.filter(terminal_id=terminal_id).first()
+    if terminal is None:
+        raise AuthError(401, "unknown_terminal", "no terminal with this id is enrolled")
+    if not signing.verify(terminal.secret, request.method, request.get_full_path(), timestamp, nonce,
+                          request.body, signature):
+        raise AuthError(401, "bad_signature", "signature does not match")
+    skew = sent - timezone.now().timestamp()
+    if abs(skew) > signing.MAX_SKEW_SECONDS:
+        raise AuthError(401, "stale_timestamp",
+                        f"timestamp is {skew:+.0f} s from server time; correct the clock offset and retry")
+    if terminal.revoked_at is not None:
+        raise AuthError(403, "revoked", "this terminal has been revoked")
+    try:
+        with transaction.atomic():
+            SeenNonce.objects.create(terminal=terminal, nonce=nonce)
+    except IntegrityError:
+        raise AuthError(401, "replayed_nonce", "this nonce has been used before") from None
+    return terminal
+
+
+def forget_old_nonces(terminal: Terminal) -> None:
+    """Nonces older than twice the skew window can no longer be replayed: the timestamp check stops them."""
+    cutoff = timezone.now() - timedelta(seconds=2 * signing.MAX_SKEW_SECONDS)
+    SeenNonce.objects.filter(terminal=terminal, seen_at__lt=cutoff).delete()

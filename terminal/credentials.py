@@ -1,0 +1,57 @@
+"""The terminal's own credentials from enrollment: ``<data_dir>/credentials.json``, mode 0600.
+
+Written once by ``rating-terminal provision`` (atomically: a crash leaves the old file or the new
+one, never half of one) and read by the config loader (id, window, server) and by the sync
+client (the secret, which nothing else touches and nothing prints).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+FILENAME = "credentials.json"
+
+
+class CredentialsError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Credentials:
+    terminal_id: str
+    secret: str = field(repr=False)
+    server: str
+    window: str
+    window_name: str = ""
+    hall: str = ""
+
+    @classmethod
+    def load(cls, data_dir: Path) -> "Credentials | None":
+        path = Path(data_dir) / FILENAME
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+            return cls(**raw)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as exc:
+            raise CredentialsError(f"{path} is unreadable ({type(exc).__name__}); provision the terminal again") from None
+
+    def save(self, data_dir: Path) -> Path:
+        data_dir = Path(data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path, tmp = data_dir / FILENAME, data_dir / f".{FILENAME}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(asdict(self), f, ensure_ascii=False, indent=1)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        dir_fd = os.open(data_dir, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        return path

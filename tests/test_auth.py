@@ -1,0 +1,127 @@
+"""Enrollment and signed requests against the real central server: every forgery is refused with
+its error code, and nothing from a refused request is stored."""
+
+import dataclasses
+import json
+import os
+import stat
+import subprocess
+import time
+
+import pytest
+import requests
+
+from sync.client import TransientError, enroll
+from terminal.core import signing
+
+from conftest import BIN, make_rating
+
+PATH = "/api/v1/ratings"
+
+
+def batch_for(creds) -> bytes:
+    return json.dumps({"ratings": [make_rating(terminal_id=creds.terminal_id).to_wire()]}).encode()
+
+
+def send(central, body: bytes, headers: dict) -> requests.Response:
+    return requests.post(central.url + PATH, data=body, timeout=10,
+                         headers={"Content-Type": "application/json", **headers})
+
+
+def refused(central, reply: requests.Response, status: int, code: str, before: int) -> None:
+    assert reply.status_code == status, reply.text
+    assert reply.json()["error"] == code
+    assert reply.json()["server_time"] and reply.headers["X-Server-Time"]
+    assert central.count() == before
+
+
+def test_a_correctly_signed_request_is_accepted(central, enrolled):
+    body = batch_for(enrolled)
+    headers = signing.signed_headers(enrolled.terminal_id, enrolled.secret, "POST", PATH, body, time.time())
+    assert send(central, body, headers).json()["accepted"] == 1
+
+
+def test_unsigned_forged_foreign_replayed_stale_and_revoked_requests_are_refused(central, enrolled):
+    body = batch_for(enrolled)
+    before = central.count()
+    now = time.time()
+    refused(central, send(central, body, {}), 401, "unsigned", before)
+
+    forged = signing.signed_headers(enrolled.terminal_id, "not-the-secret", "POST", PATH, body, now)
+    refused(central, send(central, body, forged), 401, "bad_signature", before)
+
+    other = central.enroll()
+    foreign = signing.signed_headers(enrolled.terminal_id, other.secret, "POST", PATH, body, now)
+    refused(central, send(central, body, foreign), 401, "bad_signature", before)
+
+    tampered = signing.signed_headers(enrolled.terminal_id, enrolled.secret, "POST", PATH, body, now)
+    refused(central, send(central, body.replace(b'"level": 4', b'"level": 1'), tampered), 401, "bad_signature", before)
+
+    stale = signing.signed_headers(enrolled.terminal_id, enrolled.secret, "POST", PATH, body, now - 600)
+    refused(central, send(central, body, stale), 401, "stale_timestamp", before)
+    future = signing.signed_headers(enrolled.terminal_id, enrolled.secret, "POST", PATH, body, now + 600)
+    refused(central, send(central, body, future), 401, "stale_timestamp", before)
+
+    unknown = signing.signed_headers("T-NOBODY", enrolled.secret, "POST", PATH, body, now)
+    refused(central, send(central, body, unknown), 401, "unknown_terminal", before)
+
+    good = signing.signed_headers(enrolled.terminal_id, enrolled.secret, "POST", PATH, body, now)
+    assert send(central, body, good).status_code == 200
+    before = central.count()
+    refused(central, send(central, body, good), 401, "replayed_nonce", before)
+
+    assert central.manage("revoke", enrolled.terminal_id).returncode == 0
+    fresh = batch_for(enrolled)
+    after_revoke = signing.signed_headers(enrolled.terminal_id, enrolled.secret, "POST", PATH, fresh, now)
+    refused(central, send(central, fresh, after_revoke), 403, "revoked", before)
+
+
+def test_every_terminal_endpoint_needs_a_signature(central):
+    for method, path in [("POST", "/api/v1/heartbeat"), ("GET", "/api/v1/content"), ("GET", "/api/v1/files/" + "0" * 64)]:
+        reply = requests.request(method, central.url + path, timeout=10)
+        assert reply.status_code == 401 and reply.json()["error"] == "unsigned", path
+
+
+def test_enrollment_codes_are_one_time_and_expire(central):
+    code = central.enroll_code()
+    first = enroll(central.url, code)
+    assert first["window"] == "W01" and len(first["secret"]) >= 32
+    with pytest.raises(TransientError) as reused:
+        enroll(central.url, code)
+    assert reused.value.code == "code_used"
+    expired = central.enroll_code(hours=-1)
+    with pytest.raises(TransientError) as late:
+        enroll(central.url, expired)
+    assert late.value.code == "code_expired"
+    with pytest.raises(TransientError) as wrong:
+        enroll(central.url, "AAAA-BBBB-CCCC")
+    assert wrong.value.code == "code_invalid"
+    terminals = central.query("SELECT count(*) FROM ratings_terminal WHERE terminal_id = ?", [first["terminal_id"]])
+    assert terminals == [(1,)]
+    # only the hash of a code is stored
+    assert central.query("SELECT count(*) FROM ratings_enrollmentcode WHERE code_hash = ?", [code]) == [(0,)]
+
+
+def test_provision_stores_credentials_for_the_owner_only_and_never_prints_the_secret(central, terminal_config, tmp_path):
+    config = terminal_config()
+    done = subprocess.run([str(BIN / "rating-terminal"), "--config", str(config), "provision",
+                           "--server", central.url, "--code", central.enroll_code()],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    path = tmp_path / "data" / "credentials.json"
+    creds = json.loads(path.read_text())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert creds["secret"] not in done.stdout + done.stderr
+    assert creds["terminal_id"] in done.stdout
+    status = subprocess.run([str(BIN / "rating-sync"), "--config", str(config), "status"],
+                            capture_output=True, text=True, timeout=60)
+    assert creds["terminal_id"] in status.stdout and creds["secret"] not in status.stdout + status.stderr
+    again = subprocess.run([str(BIN / "rating-terminal"), "--config", str(config), "provision",
+                            "--server", central.url, "--code", "AAAA-BBBB-CCCC"], capture_output=True, text=True)
+    assert again.returncode == 1 and "already enrolled" in again.stderr
+
+
+def test_secret_is_not_in_repr():
+    from terminal.credentials import Credentials
+    creds = Credentials(terminal_id="T1", secret="s3cr3t-value", server="http://x", window="W01")
+    assert "s3cr3t-value" not in repr(creds) and "s3cr3t-value" not in str(dataclasses.replace(creds))
