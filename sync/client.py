@@ -54,8 +54,9 @@ class ItemAck:
 
 class CentralClient:
     def __init__(self, server: str, credentials: Credentials | None, timeout: float = 15.0,
-                 clock_offset: float = 0.0):
+                 clock_offset: float = 0.0, wall_clock=time.time):
         self.server = server.rstrip("/")
+        self.wall_clock = wall_clock  # the terminal's own clock, however wrong
         self.credentials = credentials
         self.timeout = timeout
         self.clock_offset = clock_offset  # server time minus our time, seconds
@@ -73,7 +74,7 @@ class CentralClient:
         if self.credentials is None:
             raise TransientError("this terminal is not enrolled: run rating-terminal provision", code="not_enrolled")
         for attempt in (1, 2):
-            sent_at = time.time()
+            sent_at = self.wall_clock()
             signed = signing.signed_headers(self.credentials.terminal_id, self.credentials.secret,
                                             method, path, body, sent_at + self.clock_offset)
             try:
@@ -81,7 +82,7 @@ class CentralClient:
                                              timeout=self.timeout, headers={**(headers or {}), **signed})
             except requests.RequestException as exc:
                 raise TransientError(f"network: {type(exc).__name__}: {_short(exc)}") from None
-            self._learn_clock(response, sent_at, time.time())
+            self._learn_clock(response, sent_at, self.wall_clock())
             if response.status_code in (401, 403):
                 code = _error_code(response)
                 if code == "stale_timestamp" and attempt == 1:

@@ -47,6 +47,7 @@ def current_etag(content_dir: Path) -> str | None:
 
 def pull(client: CentralClient, content_dir: Path) -> bool:
     """Bring the content up to date; True if a new version was swapped in."""
+    _check_managed(content_dir)
     manifest, etag = client.content(current_etag(content_dir))
     if manifest is None:
         return False
@@ -113,10 +114,15 @@ def _place_file(client: CentralClient, content_dir: Path, staging: Path, entry: 
     os.rename(partial, target)
 
 
-def _swap_symlink(content_dir: Path, final: Path) -> None:
+def _check_managed(content_dir: Path) -> None:
+    """Sync replaces only the symlink it made. A plain folder there (a manual copy, or a config
+    pointing at the wrong place) is never moved or touched: the technician must clear it."""
     if content_dir.exists() and not content_dir.is_symlink():
-        # a plain folder (first pull after a demo or manual copy): keep it as an old version
-        os.rename(content_dir, versions_dir(content_dir) / f"previous-{os.getpid()}")
+        raise ContentPullError(f"{content_dir} is a plain folder, not content managed by rating-sync; "
+                               "move it away (or fix content_dir in the config) and pull again")
+
+
+def _swap_symlink(content_dir: Path, final: Path) -> None:
     tmp = content_dir.with_name(f".{content_dir.name}.swap")
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -122,12 +123,16 @@ def enrolled(central) -> Credentials:
 
 @pytest.fixture
 def terminal_config(tmp_path):
-    """A terminal config file in a fresh data folder, with the shipped demo content."""
+    """A terminal config file in a fresh data folder, with a copy of the shipped demo content
+    (as a plain folder outside the data folder: what a kiosk reads, never what sync manages)."""
     def write(server: str = "http://127.0.0.1:9", **kiosk) -> Path:
+        demo = tmp_path / "demo-content"
+        if not demo.exists():
+            shutil.copytree(ROOT / "assets" / "demo", demo)
         path = tmp_path / "terminal.toml"
         kiosk_lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in kiosk.items())
         path.write_text(
-            f'[terminal]\ndata_dir = "{tmp_path / "data"}"\ncontent_dir = "{ROOT / "assets" / "demo"}"\n'
+            f'[terminal]\ndata_dir = "{tmp_path / "data"}"\ncontent_dir = "{demo}"\n'
             f"[kiosk]\n{kiosk_lines}"
             f'[sync]\nserver = "{server}"\ntimeout = 5.0\n', encoding="utf-8")
         return path

@@ -1,0 +1,199 @@
+"""Content pull: from the real central server, and from servers that send bad files."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from sync import content
+from sync.client import CentralClient
+from terminal.content import Content
+from terminal.credentials import Credentials
+from terminal.store import Store
+
+from conftest import ROOT, make_rating
+
+FAKE = Credentials(terminal_id="T-FAKE", secret="s" * 43, server="http://unused", window="W01")
+
+
+class CountingClient(CentralClient):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.paths = []
+
+    def request(self, method, path, *args, **kwargs):
+        self.paths.append(path)
+        return super().request(method, path, *args, **kwargs)
+
+
+def test_pull_from_central_then_unchanged_etag_downloads_nothing(central, enrolled, tmp_path):
+    folder = tmp_path / "content"
+    client = CountingClient(central.url, enrolled)
+    assert content.pull(client, folder) is True
+    assert folder.is_symlink()
+    pulled = Content.load(folder)
+    assert pulled.hall["name"] == "示范市政务服务中心"
+    assert sorted(pulled.staff) == ["SZ0101", "SZ0102"]  # only this window's staff
+    photo = pulled.photo_path(pulled.staff["SZ0101"])
+    expected = (ROOT / "assets" / "demo" / "photos" / "SZ0101.png").read_bytes()
+    assert photo.read_bytes() == expected and photo.name == hashlib.sha256(expected).hexdigest() + ".png"
+    assert [t["label"] for t in pulled.reason_tags][0] == "服务态度差"
+    assert pulled.settings["rating_mode"] == "invite"
+    assert sum(p.startswith("/api/v1/files/") for p in client.paths) == 2
+
+    client.paths.clear()
+    assert content.pull(client, folder) is False
+    assert client.paths == ["/api/v1/content"]  # answered 304: no manifest, no files
+
+
+class ContentServer(BaseHTTPRequestHandler):
+    """Serves a manifest and files; ``files`` maps sha256 -> (bytes to send, declared length)."""
+    manifest: dict = {}
+    etag = "0" * 64
+    files: dict = {}
+
+    def do_GET(self):
+        if self.path == "/api/v1/content":
+            body = json.dumps(self.manifest).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("ETag", f'"{self.etag}"')
+        else:
+            body, length = self.files[self.path.rsplit("/", 1)[1]]
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(length))
+            self.send_header("X-Server-Time", f"{time.time():.3f}")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("X-Server-Time", f"{time.time():.3f}")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def version(name: str, payload: bytes, sent: bytes | None = None, declared: int | None = None) -> dict:
+    sha = hashlib.sha256(payload).hexdigest()
+    path = f"files/{sha}.png"
+    manifest = {"format": 1, "version": name, "hall": {"code": "H", "name": name}, "windows": [],
+                "staff": [{"staff_no": "S1", "name": name, "window": "W01", "photo": path}],
+                "files": [{"path": path, "sha256": sha, "size": len(payload)}]}
+    body = payload if sent is None else sent
+    return {"manifest": manifest, "etag": hashlib.sha256(name.encode()).hexdigest(),
+            "files": {sha: (body, declared if declared is not None else len(body))}}
+
+
+@pytest.fixture
+def content_server():
+    handler = type("H", (ContentServer,), {})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield handler, f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+
+
+def serve(handler, v: dict) -> None:
+    handler.manifest, handler.etag, handler.files = v["manifest"], v["etag"], v["files"]
+
+
+@pytest.mark.parametrize("bad", ["hash_mismatch", "cut_halfway"])
+def test_bad_download_leaves_the_old_content_in_place(content_server, tmp_path, bad):
+    handler, url = content_server
+    folder = tmp_path / "content"
+    client = CentralClient(url, FAKE)
+    serve(handler, version("第一版", b"photo one" * 100))
+    assert content.pull(client, folder)
+    before = (folder / "content.json").read_bytes()
+    store = Store(tmp_path / "terminal.db")
+    ratings = [make_rating() for _ in range(5)]
+    for r in ratings:
+        store.record(r)
+
+    new = b"photo two" * 1000
+    if bad == "hash_mismatch":
+        serve(handler, version("第二版", new, sent=b"evil" * 2250))
+        expected = content.ContentPullError
+    else:
+        serve(handler, version("第二版", new, sent=new[:4000], declared=len(new)))
+        expected = Exception  # a TransientError: the connection closed early
+    with pytest.raises(expected):
+        content.pull(client, folder)
+    assert (folder / "content.json").read_bytes() == before
+    assert Content.load(folder).hall["name"] == "第一版"
+    assert not list(content.versions_dir(folder).glob(".staging-*"))
+    assert [p["id"] for p in store.pending(10)] == [r.id for r in ratings]
+
+
+FULL_DISK_SCRIPT = r"""
+import json, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from sync import content
+from sync.client import CentralClient
+from terminal.content import Content
+from terminal.store import Store
+from conftest import make_rating
+from test_content import FAKE
+url, folder, db = sys.argv[1:4]
+store = Store(db)
+ids = [make_rating().id for _ in range(0)]
+for _ in range(20):
+    r = make_rating(); store.record(r); ids.append(r.id)
+client = CentralClient(url, FAKE)
+error = None
+try:
+    content.pull(client, __import__("pathlib").Path(folder))
+except content.ContentPullError as exc:
+    error = str(exc)
+store.record(make_rating())  # the staging space was freed: ratings still go in
+print(json.dumps({{"error": error, "hall": Content.load(folder).hall["name"],
+                  "pending": [p["id"] for p in store.pending(100)][:20] == ids,
+                  "integrity": store.db.execute("PRAGMA integrity_check").fetchone()[0]}}))
+"""
+
+
+def test_full_disk_keeps_old_content_and_ratings(content_server, tmp_path):
+    """The data folder on a 1 MiB tmpfs (in a private mount namespace): the new version cannot fit."""
+    if not shutil.which("unshare"):
+        pytest.fail("unshare (util-linux) is needed for the full-disk test")
+    handler, url = content_server
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "full_disk.py"
+    script.write_text(FULL_DISK_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    first = version("第一版", os.urandom(200_000))
+    serve(handler, first)
+    # first version installed on a roomy disk, then the folder is copied onto the small one
+    seed = tmp_path / "seed"
+    content.pull(CentralClient(url, FAKE), seed / "content")
+    serve(handler, version("第二版", os.urandom(900_000)))
+    command = (f"mount -t tmpfs -o size=1m tmpfs {disk} && cp -a {seed}/. {disk}/ && "
+               f"exec {sys.executable} {script} {url} {disk}/content {disk}/terminal.db")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["error"] and "disk full" in outcome["error"]
+    assert outcome["hall"] == "第一版" and outcome["pending"] and outcome["integrity"] == "ok"
+
+
+def test_a_plain_folder_is_never_moved_or_replaced(content_server, tmp_path):
+    handler, url = content_server
+    folder = tmp_path / "content"
+    folder.mkdir()
+    (folder / "content.json").write_text("{}")
+    serve(handler, version("新版", b"x" * 10))
+    with pytest.raises(content.ContentPullError, match="plain folder"):
+        content.pull(CentralClient(url, FAKE), folder)
+    assert (folder / "content.json").read_text() == "{}" and not folder.is_symlink()

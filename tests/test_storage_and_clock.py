@@ -1,0 +1,131 @@
+"""Wrong clocks, corrupt databases and poison items: bad input loses nothing that was accepted."""
+
+import sqlite3
+import time
+
+import pytest
+from datetime import datetime, timedelta, timezone
+
+from sync.daemon import Uploader
+from terminal.clock import SystemClock
+from terminal.config import Config, TerminalSection
+from terminal.core.channels import InputDevice
+from terminal.core.levels import Level
+from terminal.recorder import Recorder
+from terminal.store import Store, StoreFull
+
+from conftest import make_rating
+
+THREE_YEARS = timedelta(days=3 * 365)
+
+
+class ClockThreeYearsBehind(SystemClock):
+    """A Raspberry Pi that booted without network: its wall clock is years off, not NTP-synced."""
+
+    def now(self):
+        return datetime.now().astimezone() - THREE_YEARS
+
+    def wall(self) -> float:
+        return time.time() - THREE_YEARS.total_seconds()
+
+    def synced(self) -> bool:
+        return False
+
+    @staticmethod
+    def boot_id() -> str:
+        return "b00710000000000000000000000000ff"
+
+
+def test_ratings_from_a_clock_three_years_behind_get_corrected_times_originals_kept(tmp_path, central, enrolled):
+    clock = ClockThreeYearsBehind()
+    config = Config(terminal=TerminalSection(id=enrolled.terminal_id, window="W01", data_dir=tmp_path))
+    store = Store(config.db_path)
+    recorder = Recorder(config, store, clock)
+    ratings = [recorder.record(Level.SATISFIED, InputDevice.TOUCHSCREEN, staff_no="SZ0101") for _ in range(3)]
+    client = central.client(enrolled)
+    client.wall_clock = clock.wall
+    result = Uploader(store, client, clock=clock).drain()  # first request: stale_timestamp, offset learned, resent
+    assert result.delivered == 3
+    assert abs(client.clock_offset - THREE_YEARS.total_seconds()) < 5
+    now = datetime.now(timezone.utc)
+    for r in ratings:
+        (rated_at, original, source), = central.query(
+            "SELECT rated_at, rated_at_terminal, time_source FROM ratings_rating WHERE rating_id = ?", [r.id])
+        assert source == "server_boot"
+        assert abs((datetime.fromisoformat(rated_at).replace(tzinfo=timezone.utc) - now).total_seconds()) < 30
+        assert abs((datetime.fromisoformat(original).replace(tzinfo=timezone.utc) - (now - THREE_YEARS)).total_seconds()) < 30
+
+
+def test_ntp_synced_time_is_trusted_and_unknown_boots_are_marked(central, enrolled):
+    synced = make_rating(terminal_id=enrolled.terminal_id, clock_synced=True)
+    unknown_boot = make_rating(terminal_id=enrolled.terminal_id, clock_synced=False, boot_id="f" * 32)
+    central.client(enrolled).upload([synced.to_wire(), unknown_boot.to_wire()], {})
+    rows = dict(central.query("SELECT rating_id, time_source FROM ratings_rating WHERE rating_id IN (?, ?)",
+                              [synced.id, unknown_boot.id]))
+    assert rows == {synced.id: "terminal_ntp", unknown_boot.id: "terminal_unsynced"}
+
+
+def test_corrupt_database_is_moved_aside_and_new_ratings_are_delivered(tmp_path, central, enrolled):
+    path = tmp_path / "terminal.db"
+    path.write_bytes(b"this is not a database, the SD card ate it" * 100)
+    store = Store(path)
+    moved = list(tmp_path.glob("terminal.db.corrupt-*"))
+    assert len(moved) == 1 and moved[0].read_bytes().startswith(b"this is not a database")
+    assert store.alerts()[0]["kind"] == "database_corrupt"
+    r = make_rating(terminal_id=enrolled.terminal_id)
+    store.record(r)
+    assert Uploader(store, central.client(enrolled)).drain().delivered == 1
+    assert central.count("rating_id = ?", [r.id]) == 1
+
+
+def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
+    path = tmp_path / "terminal.db"
+    store = Store(path)
+    kept = [make_rating() for _ in range(300)]
+    for r in kept:
+        store.record(r)
+    store.mark_delivered([kept[0].id])
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    page = 4096
+    index_root = sqlite3.connect(path).execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
+    data[(index_root - 1) * page + 8:(index_root - 1) * page + 200] = b"\xff" * 192  # wreck the index
+    path.write_bytes(bytes(data))
+
+    store = Store(path)
+    assert list(tmp_path.glob("terminal.db.corrupt-*"))
+    alert = store.alerts()[0]
+    assert alert["kind"] == "database_corrupt" and "300 ratings salvaged" in alert["detail"]
+    assert store.counts() == {"pending": 299, "delivered": 1, "dead": 0}
+    assert store.pending(1)[0] == kept[1].to_wire()
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_one_poison_item_in_500_is_dead_lettered_and_the_queue_goes_on(tmp_path, central, enrolled):
+    store = Store(tmp_path / "terminal.db")
+    ratings = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(510)]
+    for i, r in enumerate(ratings):
+        wire = r.to_wire()
+        if i == 250:  # written by some older, buggier version: the server will refuse it
+            wire["case_no"] = "办件" * 30  # 60 characters: more than the interface allows
+        store._insert(wire, "pending")
+    result = Uploader(store, central.client(enrolled), batch_size=500).drain()
+    assert (result.delivered, result.dead, result.batches) == (509, 1, 2)
+    dead = store.db.execute("SELECT id, dead_reason FROM dead_letters").fetchall()
+    assert dead == [(ratings[250].id, dead[0][1])] and "case_no" in dead[0][1]
+    assert central.count("terminal_id = ?", [enrolled.terminal_id]) == 509
+
+
+def test_full_database_refuses_the_rating_clearly_and_keeps_the_rest(tmp_path):
+    store = Store(tmp_path / "terminal.db")
+    store.record(make_rating())
+    pages = store.db.execute("PRAGMA page_count").fetchone()[0]
+    store.db.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
+    with pytest.raises(StoreFull, match="cannot record rating"):
+        for _ in range(100):
+            store.record(make_rating(text="满" * 400))
+    store.db.execute("PRAGMA max_page_count = 1000000")
+    assert store.counts()["pending"] >= 1
+    assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
