@@ -7,9 +7,9 @@ newcomer sees ratings reach the dashboard either way. Ctrl-C stops everything; n
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import select
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from xvfb import start_xvfb  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from terminal.credentials import Credentials  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
@@ -43,9 +46,6 @@ def free_port(preferred: int) -> int:
 
 
 def write_terminal_config(server: str) -> Path:
-    content = VAR / "terminal" / "content"
-    if not (content / "content.json").exists():  # what the sync daemon would have pulled
-        shutil.copytree(ROOT / "assets" / "demo", content, dirs_exist_ok=True)
     path = VAR / "terminal.toml"
     path.write_text(
         "# written by make run (scripts/run_demo.py)\n"
@@ -108,6 +108,16 @@ def main() -> int:
         procs.append(subprocess.Popen(central_cmd + ["serve", "--bind", f"127.0.0.1:{port}"],
                                       env=env, start_new_session=True))
         wait_healthy(server, procs[-1])
+        # the technician's flow: an enrollment code from central, provision, first content pull
+        if not (VAR / "terminal" / "credentials.json").exists():
+            code = subprocess.run(central_cmd + ["enroll_code", "--window", "W01"], env=env, check=True,
+                                  capture_output=True, text=True).stdout.strip()
+            subprocess.run([str(BIN / "rating-terminal"), "provision", "--server", server, "--code", code],
+                           env=env, check=True)
+        else:  # keep the identity (and its pending ratings); the port may differ from the last run
+            creds = Credentials.load(VAR / "terminal")
+            dataclasses.replace(creds, server=server).save(VAR / "terminal")
+        subprocess.run([str(BIN / "rating-sync"), "pull-content"], env=env, check=True)
         procs.append(subprocess.Popen([str(BIN / "rating-sync"), "run"], env=env, start_new_session=True))
         if not env.get("DISPLAY"):
             xvfb, env["DISPLAY"] = start_xvfb()

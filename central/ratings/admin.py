@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Department, Hall, Rating, RejectedItem, Staff, Window
+from .models import Department, Hall, Rating, RejectedItem, Staff, Terminal, Window
 
 
 @admin.register(Hall)
@@ -52,3 +52,29 @@ class RatingAdmin(ReadOnlyAdmin):
 class RejectedItemAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "terminal_id", "rating_id", "reason"]
     search_fields = ["rating_id", "terminal_id"]
+
+
+@admin.register(Terminal)
+class TerminalAdmin(admin.ModelAdmin):
+    """Each terminal's health as its last heartbeat told it. The secret is never shown."""
+
+    list_display = ["terminal_id", "window", "online", "last_seen", "version", "queue_depth",
+                    "oldest_pending_s", "dead_letters", "clock_offset_s", "revoked_at"]
+    list_filter = ["window", "version"]
+    exclude = ["secret"]
+    readonly_fields = ["terminal_id", "window", "enrolled_at", "last_seen", "version", "queue_depth",
+                       "oldest_pending_s", "dead_letters", "clock_offset_s", "heartbeat"]
+    actions = ["revoke"]
+
+    @admin.display(boolean=True, description="在线")
+    def online(self, obj):
+        from django.utils import timezone
+        return bool(obj.last_seen and (timezone.now() - obj.last_seen).total_seconds() < 180)
+
+    @admin.action(description="吊销所选终端")
+    def revoke(self, request, queryset):
+        from django.utils import timezone
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+    def has_add_permission(self, request):
+        return False  # terminals join only by enrollment code
