@@ -1,7 +1,9 @@
 """The sync daemon against the real central server, and against servers that misbehave."""
 
 import dataclasses
+import os
 import random
+import socket
 import signal
 import subprocess
 import threading
@@ -142,8 +144,11 @@ def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path
     store = Store(tmp_path / "data" / "terminal.db")
     r = make_rating(terminal_id=enrolled.terminal_id)
     store.record(r)
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
     daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(config), "run"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify.sock")})
     deadline = time.monotonic() + 30
     while store.get(r.id)["state"] != "delivered" and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -151,3 +156,12 @@ def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path
     output, _ = daemon.communicate(timeout=15)
     assert store.get(r.id)["state"] == "delivered"
     assert daemon.returncode == 0 and "rating-sync stopped" in output
+    notify.setblocking(False)
+    messages = []
+    while True:
+        try:
+            messages.append(notify.recv(4096).decode())
+        except BlockingIOError:
+            break
+    assert messages[0] == "READY=1" and messages[-1] == "STOPPING=1"
+    assert any(m.startswith("WATCHDOG=1\nSTATUS=0 pending") for m in messages)
