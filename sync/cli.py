@@ -22,17 +22,15 @@ def cmd_run(config, args) -> int:
         return 0
     daemon = SyncDaemon(config)
     try:
-        result = daemon.uploader.drain()
+        result = daemon.upload()
     except TransientError as exc:
-        daemon._failed(exc)
         print(f"rating-sync: could not deliver ({exc}); {daemon.store.counts()['pending']} ratings stay pending",
               file=sys.stderr)
         return 1
     finally:
-        daemon.store.set_state(clock_offset_s=daemon.client.clock_offset)
+        daemon.close()
     print(f"delivered {result.delivered}, dead-lettered {result.dead}, "
           f"{result.batches} batches, {result.bytes_sent} bytes")
-    daemon.close()
     return 0
 
 
@@ -44,13 +42,13 @@ def run_arguments(parser) -> None:
 def cmd_pull_content(config, args) -> int:
     daemon = SyncDaemon(config)
     try:
-        changed = content.pull(daemon.client, config.content_dir)
-    except (TransientError, content.ContentPullError) as exc:
-        print(f"rating-sync: content not updated, current content kept: {exc}", file=sys.stderr)
-        return 1
+        error = daemon.pull_content()
     finally:
         daemon.close()
-    print(f"content {'updated to' if changed else 'unchanged at'} {content.current_etag(config.content_dir)}")
+    if error:
+        print(f"rating-sync: content not updated, current content kept: {error}", file=sys.stderr)
+        return 1
+    print(f"content version {content.current_etag(config.content_dir)}")
     return 0
 
 

@@ -113,22 +113,31 @@ class SyncDaemon:
         self.client.close()
         self.store.close()
 
-    def step(self) -> float:
-        """Upload, heartbeat and pull what is due; return how long to wait before the next step."""
+    def upload(self) -> DrainResult:
+        """Drain the queue once, recording the outcome for ``status``; TransientError propagates."""
         try:
             result = self.uploader.drain()
         except TransientError as exc:
             self._failed(exc)
+            raise
+        if result.batches:  # an empty queue asked the server nothing: no news of its health
+            log.info("delivered %d, dead-lettered %d in %d batches", result.delivered, result.dead, result.batches)
+            self._succeeded()
+        return result
+
+    def step(self) -> float:
+        """Upload, heartbeat and pull what is due; return how long to wait before the next step."""
+        try:
+            self.upload()
+        except TransientError as exc:
             return self.backoff.next_delay(exc.retry_after)
         self.backoff.reset()
-        if result.delivered or result.dead:
-            log.info("delivered %d, dead-lettered %d in %d batches", result.delivered, result.dead, result.batches)
-        self.store.set_state(last_success=_now(), last_error=None, clock_offset_s=self.client.clock_offset)
         now = time.monotonic()
         if now >= self.next_heartbeat:
             self.next_heartbeat = now + HEARTBEAT_EVERY
             try:
                 reply = self.client.heartbeat(self.report())
+                self._succeeded()
                 if reply.get("content_etag") and reply["content_etag"] != content.current_etag(self.config.content_dir):
                     self.next_content = 0.0
             except TransientError as exc:
@@ -138,14 +147,17 @@ class SyncDaemon:
             self.pull_content()
         return self.config.sync.interval
 
-    def pull_content(self) -> None:
+    def pull_content(self) -> str | None:
+        """Pull content if it changed; return the error (the current content is kept), or None."""
         try:
             if content.pull(self.client, self.config.content_dir):
                 self.store.set_state(content_version=content.current_etag(self.config.content_dir))
+            return None
         except (TransientError, content.ContentPullError) as exc:
             self.next_content = time.monotonic() + 60.0
             log.warning("content pull failed, current content kept: %s", exc)
             self.store.set_state(last_content_error=f"{_now()} {exc}")
+            return str(exc)
 
     def report(self) -> dict:
         """The heartbeat: what a technician or the central server needs to judge this terminal."""
@@ -165,6 +177,9 @@ class SyncDaemon:
             "content_version": content.current_etag(self.config.content_dir),
             "alerts": self.store.alerts(5),
         }
+
+    def _succeeded(self) -> None:
+        self.store.set_state(last_success=_now(), last_error=None, clock_offset_s=self.client.clock_offset)
 
     def _failed(self, exc: TransientError) -> None:
         log.warning("sync failed (%s); %d ratings pending", exc, self.store.counts()["pending"])
