@@ -10,7 +10,6 @@ with the same pragmas (WAL, synchronous=FULL), measured in the same run on the s
 from __future__ import annotations
 
 import argparse
-import json
 import sqlite3
 import sys
 import tempfile
@@ -54,9 +53,9 @@ def record_path(folder: Path, n: int) -> tuple[list[float], str]:
         start = time.perf_counter()
         recorder.record(Level(1 + i % 5), InputDevice.TOUCHSCREEN, staff_no="SZ0101")
         samples.append((time.perf_counter() - start) * 1000)
-    payload = store.pending(1)[0]
+    payload = store.pending(1)[0].payload
     store.close()
-    return samples, json.dumps(payload, ensure_ascii=False)
+    return samples, payload
 
 
 def main() -> None:

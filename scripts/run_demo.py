@@ -11,16 +11,15 @@ import dataclasses
 import os
 import select
 import signal
-import socket
 import subprocess
 import sys
 import termios
 import time
 import tty
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from loopback_central import start_central  # noqa: E402
 from xvfb import start_xvfb  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -33,18 +32,6 @@ LEGEND = ("keys: 5 非常满意  4 满意  3 基本满意  2 不满意  1 非常
           "  (one rating per service: presses during the thank-you screen are ignored)")
 
 
-def free_port(preferred: int) -> int:
-    for port in (preferred, 0):
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will
-            try:
-                s.bind(("127.0.0.1", port))
-                return s.getsockname()[1]
-            except OSError:
-                continue
-    raise RuntimeError("no free port")
-
-
 def write_terminal_config(server: str) -> Path:
     path = VAR / "terminal.toml"
     path.write_text(
@@ -54,20 +41,6 @@ def write_terminal_config(server: str) -> Path:
         "[kiosk]\nconsole_keys = true\n"
         f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n', encoding="utf-8")
     return path
-
-
-def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError("central server exited during start-up; see its log above")
-        try:
-            with urllib.request.urlopen(f"{url}/api/v1/health", timeout=1) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    raise RuntimeError("central server did not become healthy")
 
 
 def stop_all(procs: list[subprocess.Popen]) -> None:
@@ -86,14 +59,6 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
 def main() -> int:
     VAR.mkdir(exist_ok=True)
     env = {**os.environ, "RATING_CENTRAL_DATA": str(VAR / "central")}
-    central_cmd = [str(BIN / "rating-central")]
-    for step in (["migrate", "--verbosity", "0"], ["collectstatic", "--noinput", "--verbosity", "0"], ["load_demo"]):
-        subprocess.run(central_cmd + step, env=env, check=True)
-
-    port = free_port(int(os.environ.get("PORT", "8000")))
-    server = f"http://127.0.0.1:{port}"
-    config = write_terminal_config(server)
-    env["RATING_TERMINAL_CONFIG"] = str(config)
     procs: list[subprocess.Popen] = []
     stopping = xvfb_started = False
 
@@ -105,13 +70,14 @@ def main() -> int:
         signal.signal(sig, on_signal)
     tty_state = termios.tcgetattr(sys.stdin) if sys.stdin.isatty() else None
     try:
-        procs.append(subprocess.Popen(central_cmd + ["serve", "--bind", f"127.0.0.1:{port}"],
-                                      env=env, start_new_session=True))
-        wait_healthy(server, procs[-1])
+        central = start_central(VAR / "central", port=int(os.environ.get("PORT", "8000")), log=Path("-"),
+                                collectstatic=True)
+        procs.append(central.proc)
+        server = central.url
+        env["RATING_TERMINAL_CONFIG"] = str(write_terminal_config(server))
         # the technician's flow: an enrollment code from central, provision, first content pull
         if not (VAR / "terminal" / "credentials.json").exists():
-            code = subprocess.run(central_cmd + ["enroll_code", "--window", "W01"], env=env, check=True,
-                                  capture_output=True, text=True).stdout.strip()
+            code = central.enroll_code("W01")
             subprocess.run([str(BIN / "rating-terminal"), "provision", "--server", server, "--code", code],
                            env=env, check=True)
         else:  # keep the identity (and its pending ratings); the port may differ from the last run

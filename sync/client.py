@@ -37,8 +37,18 @@ class TransientError(RuntimeError):
         self.retry_after, self.status, self.code = retry_after, status, code
 
 
-class BatchTooLarge(RuntimeError):
-    pass
+class BatchRefused(RuntimeError):
+    """The central server refused a batch as a whole (too large, or a body it cannot read): sending
+    it again unchanged would never work, so the uploader splits it to find what it objects to."""
+
+    def __init__(self, message: str, status: int, code: str):
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+#: whole-batch error codes of our server's API that no resend can cure (see central/ratings/api.py)
+BATCH_REFUSALS = {"bad_json", "bad_body", "bad_batch", "bad_gzip", "batch_too_large", "body_too_large",
+                  "unsupported_encoding"}
 
 
 class FileMismatch(RuntimeError):
@@ -101,16 +111,22 @@ class CentralClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def upload(self, ratings: list[dict], clock: dict) -> tuple[dict[str, ItemAck], int]:
-        """POST one batch; return the acknowledgements by rating id and the bytes sent."""
-        body = gzip.compress(json.dumps({"ratings": ratings, "clock": clock}, ensure_ascii=False,
-                                        separators=(",", ":")).encode(), compresslevel=6)
+    def upload(self, payloads: dict[str, str], clock: dict) -> tuple[dict[str, ItemAck], int]:
+        """POST one batch; return the acknowledgements by rating id and the bytes sent.
+
+        ``payloads`` maps each rating id to its wire JSON text as the terminal recorded it; the
+        texts are joined into the body as they are, never decoded and encoded again."""
+        text = '{"ratings":[' + ",".join(payloads.values()) + '],"clock":' + json.dumps(clock) + "}"
+        body = gzip.compress(text.encode(), compresslevel=6)
         response = self.request("POST", "/api/v1/ratings", body,
                                 {"Content-Type": "application/json", "Content-Encoding": "gzip"})
-        if response.status_code == 413:
-            raise BatchTooLarge(f"server refused a batch of {len(ratings)} as too large")
+        if response.status_code in (400, 413, 415) and "X-Server-Time" in response.headers:
+            code = _error_code(response)
+            if code in BATCH_REFUSALS:
+                raise BatchRefused(f"server refused the batch of {len(payloads)}: HTTP {response.status_code} "
+                                   f"{code}: {_short(_error_detail(response))}", response.status_code, code)
         results = self._json(response).get("results")
-        sent = {r["id"] for r in ratings}
+        sent = payloads.keys()
         acks = {}
         try:
             for item in results:
@@ -193,6 +209,13 @@ def enroll(server: str, code: str, timeout: float = 15.0) -> dict:
 def _error_code(response: requests.Response) -> str:
     try:
         return str(response.json().get("error", ""))
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _error_detail(response: requests.Response) -> str:
+    try:
+        return str(response.json().get("detail", ""))
     except (ValueError, AttributeError):
         return ""
 

@@ -27,7 +27,7 @@ from terminal.store import Store
 
 from . import content, systemd
 from .backoff import Backoff
-from .client import BatchTooLarge, CentralClient, TransientError
+from .client import BatchRefused, CentralClient, TransientError
 
 log = logging.getLogger("rating-sync")
 MAX_BATCH_BYTES = 1_000_000
@@ -44,24 +44,33 @@ class DrainResult:
 
 
 class Uploader:
-    def __init__(self, store: Store, client: CentralClient, batch_size: int = 500,
+    """Sends the outbox oldest first. A batch the server refuses as a whole is split in halves
+    until the one rating it objects to is alone, and that one becomes a dead letter: one bad row
+    never blocks the queue behind it. After each good batch the size grows back."""
+
+    def __init__(self, store: Store, client: CentralClient, batch_size: int = 1000,
                  clock: SystemClock | None = None):
         self.store, self.client = store, client
-        self.batch_size = batch_size
+        self.batch_size = self.limit = batch_size
         self.clock = clock or SystemClock()
 
     def send_one_batch(self, result: DrainResult) -> int:
         """Send the oldest pending batch; return how many ratings it held (0: queue empty)."""
-        batch = self.store.pending(self.batch_size, MAX_BATCH_BYTES)
+        batch = self.store.pending(self.limit, MAX_BATCH_BYTES)
         if not batch:
             return 0
-        ids = [r["id"] for r in batch]
+        ids = [p.id for p in batch]
         try:
-            acks, sent_bytes = self.client.upload(batch, {"boot_id": self.clock.boot_id(),
-                                                          "mono_ms": self.clock.monotonic_ms()})
-        except BatchTooLarge:
-            self.batch_size = max(1, len(batch) // 2)
-            log.warning("server found the batch too large; batch size now %d", self.batch_size)
+            acks, sent_bytes = self.client.upload({p.id: p.payload for p in batch},
+                                                  {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()})
+        except BatchRefused as exc:
+            if len(batch) == 1:
+                self.store.mark_dead(ids[0], exc.status, str(exc))
+                log.error("rating %s refused by the server, kept as a dead letter: %s", ids[0], exc)
+                result.dead += 1
+            else:
+                self.limit = max(1, len(batch) // 2)
+                log.warning("%s; trying batches of %d", exc, self.limit)
             return len(batch)
         except TransientError as exc:
             self.store.note_attempt(ids, str(exc))
@@ -79,6 +88,7 @@ class Uploader:
         result.delivered += len(delivered)
         result.dead += len(acks) - len(delivered)
         result.batches += 1
+        self.limit = min(self.batch_size, self.limit * 2)
         result.bytes_sent += sent_bytes
         return len(batch)
 

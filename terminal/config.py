@@ -21,6 +21,11 @@ class ConfigError(ValueError):
     pass
 
 
+def _within(default, low, high):
+    """A setting with the range it must fall in (checked when the file is read)."""
+    return field(default=default, metadata={"range": (low, high)})
+
+
 @dataclass(frozen=True)
 class TerminalSection:
     id: str = "T-DEMO-01"  # replaced by the id in credentials.json once the terminal is enrolled
@@ -32,10 +37,10 @@ class TerminalSection:
 
 @dataclass(frozen=True)
 class KioskSection:
-    thanks_seconds: float = 3.0
+    thanks_seconds: float = _within(3.0, 0.5, 60.0)
     fullscreen: bool = False
-    width: int = 1280
-    height: int = 800
+    width: int = _within(1280, 320, 7680)
+    height: int = _within(800, 240, 4320)
     console_keys: bool = False  # demo only: keys 1-5 on the console act as presses
     staff_no: str = ""  # who is on duty until badge login exists; "" = the window's first staff
 
@@ -43,10 +48,10 @@ class KioskSection:
 @dataclass(frozen=True)
 class SyncSection:
     server: str = "http://127.0.0.1:8000"
-    batch_size: int = 500
-    interval: float = 5.0  # seconds between polls of an empty queue
-    timeout: float = 15.0
-    backoff_max: float = 300.0
+    batch_size: int = _within(1000, 1, 1000)  # the central server takes at most 1000 per batch
+    interval: float = _within(5.0, 0.05, 3600.0)  # seconds between polls of an empty queue
+    timeout: float = _within(15.0, 0.1, 600.0)
+    backoff_max: float = _within(300.0, 0.1, 86400.0)
 
 
 @dataclass(frozen=True)
@@ -124,5 +129,8 @@ def _section(default, values: dict, where: str, base: Path):
             value = float(value)
         elif type(value) is not kind:
             raise ConfigError(f"{where} {key} must be {kind.__name__}, got {type(value).__name__}")
+        low, high = known[key].metadata.get("range", (value, value))
+        if not low <= value <= high:
+            raise ConfigError(f"{where} {key} = {value} is outside {low}..{high}")
         changes[key] = value
     return replace(default, **changes)

@@ -17,6 +17,7 @@ import fcntl
 import json
 import os
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -74,6 +75,19 @@ class StoreError(RuntimeError):
 
 class StoreFull(StoreError):
     """No room to write: the rating was NOT recorded, and the caller must not say thank you."""
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A rating waiting in the outbox: its id and its wire JSON text, exactly as recorded (sent as
+    it is, never re-encoded, so what the server gets is byte for byte what the kiosk committed)."""
+
+    id: str
+    payload: str
+
+    @property
+    def wire(self) -> dict:
+        return json.loads(self.payload)
 
 
 def _now() -> str:
@@ -141,25 +155,26 @@ class Store:
 
     # -- outbox ------------------------------------------------------------------------------
 
-    def pending(self, limit: int, max_bytes: int | None = None) -> list[dict]:
-        """Oldest pending ratings first, as wire dicts, at most ``limit`` and about ``max_bytes``."""
+    def pending(self, limit: int, max_bytes: int | None = None) -> list[Pending]:
+        """Oldest pending ratings first, at most ``limit`` and about ``max_bytes`` of JSON."""
         out, size = [], 0
-        for row in self.db.query(
-            "SELECT payload FROM ratings WHERE state = 'pending' ORDER BY seq LIMIT ?", [limit]
+        for rating_id, payload in self.db.execute(
+            "SELECT id, payload FROM ratings WHERE state = 'pending' ORDER BY seq LIMIT ?", [limit]
         ):
-            size += len(row["payload"])
+            size += len(payload)
             if out and max_bytes is not None and size > max_bytes:
                 break
-            out.append(json.loads(row["payload"]))
+            out.append(Pending(rating_id, payload))
         return out
 
     def mark_delivered(self, ids: list[str]) -> None:
         if not ids:
             return
+        now = _now()
         with self.db.atomic():
             self.db.conn.executemany(
                 "UPDATE ratings SET state = 'delivered', delivered_at = ?, last_error = NULL "
-                "WHERE id = ? AND state = 'pending'", [(_now(), i) for i in ids])
+                "WHERE id = ? AND state = 'pending'", [(now, i) for i in ids])
 
     def mark_dead(self, rating_id: str, status: int, reason: str) -> None:
         self.db.execute(

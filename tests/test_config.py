@@ -32,6 +32,9 @@ def test_file_values_paths_and_env(monkeypatch, tmp_path):
     ("[kiosk]\nthanks_seconds = 'long'\n", "must be float"),
     ("[kiosk]\nfullscreen = 1\n", "must be bool"),
     ("[terminal\n", "not valid TOML"),
+    ("[sync]\nbatch_size = 5000\n", "batch_size = 5000 is outside 1..1000"),
+    ("[sync]\ninterval = 0\n", "interval = 0.0 is outside"),
+    ("[kiosk]\nwidth = -1\n", "width = -1 is outside"),
 ])
 def test_mistakes_are_errors_not_defaults(tmp_path, text, message):
     path = tmp_path / "t.toml"

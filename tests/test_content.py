@@ -134,7 +134,7 @@ def test_bad_download_leaves_the_old_content_in_place(content_server, tmp_path, 
     assert (folder / "content.json").read_bytes() == before
     assert Content.load(folder).hall["name"] == "第一版"
     assert not list(content.versions_dir(folder).glob(".staging-*"))
-    assert [p["id"] for p in store.pending(10)] == [r.id for r in ratings]
+    assert [p.id for p in store.pending(10)] == [r.id for r in ratings]
 
 
 FULL_DISK_SCRIPT = r"""
@@ -159,7 +159,7 @@ except content.ContentPullError as exc:
     error = str(exc)
 store.record(make_rating())  # the staging space was freed: ratings still go in
 print(json.dumps({{"error": error, "hall": Content.load(folder).hall["name"],
-                  "pending": [p["id"] for p in store.pending(100)][:20] == ids,
+                  "pending": [p.id for p in store.pending(100)][:20] == ids,
                   "integrity": store.db.execute("PRAGMA integrity_check").fetchone()[0]}}))
 """
 

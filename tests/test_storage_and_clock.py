@@ -14,7 +14,7 @@ from terminal.core.levels import Level
 from terminal.recorder import Recorder
 from terminal.store import Store, StoreFull
 
-from conftest import make_rating
+from conftest import make_rating, payloads
 
 THREE_YEARS = timedelta(days=3 * 365)
 
@@ -59,7 +59,7 @@ def test_ratings_from_a_clock_three_years_behind_get_corrected_times_originals_k
 def test_ntp_synced_time_is_trusted_and_unknown_boots_are_marked(central, enrolled):
     synced = make_rating(terminal_id=enrolled.terminal_id, clock_synced=True)
     unknown_boot = make_rating(terminal_id=enrolled.terminal_id, clock_synced=False, boot_id="f" * 32)
-    central.client(enrolled).upload([synced.to_wire(), unknown_boot.to_wire()], {})
+    central.client(enrolled).upload(payloads(synced.to_wire(), unknown_boot.to_wire()), {})
     rows = dict(central.query("SELECT rating_id, time_source FROM ratings_rating WHERE rating_id IN (?, ?)",
                               [synced.id, unknown_boot.id]))
     assert rows == {synced.id: "terminal_ntp", unknown_boot.id: "terminal_unsynced"}
@@ -99,7 +99,7 @@ def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     alert = store.alerts()[0]
     assert alert["kind"] == "database_corrupt" and "300 ratings salvaged" in alert["detail"]
     assert store.counts() == {"pending": 299, "delivered": 1, "dead": 0}
-    assert store.pending(1)[0] == kept[1].to_wire()
+    assert store.pending(1)[0].wire == kept[1].to_wire()
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 

@@ -23,12 +23,12 @@ def test_outbox_states(tmp_path):
     ratings = [make_rating(Level(lv)) for lv in (5, 4, 1)]
     for r in ratings:
         store.record(r)
-    assert [p["id"] for p in store.pending(10)] == [r.id for r in ratings]  # oldest first
-    assert store.pending(10)[0] == ratings[0].to_wire()  # exactly what was recorded
+    assert [p.id for p in store.pending(10)] == [r.id for r in ratings]  # oldest first
+    assert store.pending(10)[0].wire == ratings[0].to_wire()  # exactly what was recorded
     store.mark_delivered([ratings[0].id])
     store.mark_dead(ratings[2].id, 200, "invalid: level")
     assert store.counts() == {"pending": 1, "delivered": 1, "dead": 1}
-    assert [p["id"] for p in store.pending(10)] == [ratings[1].id]
+    assert [p.id for p in store.pending(10)] == [ratings[1].id]
     dead = store.db.execute("SELECT id, dead_reason FROM dead_letters").fetchall()
     assert dead == [(ratings[2].id, "invalid: level")]
     # a delivered rating never goes back to pending or dead

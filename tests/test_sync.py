@@ -20,7 +20,7 @@ from terminal.store import Store
 
 from terminal.credentials import Credentials
 
-from conftest import BIN, make_rating
+from conftest import BIN, make_rating, payloads
 
 NOBODY = Credentials(terminal_id="T-TEST", secret="x" * 43, server="http://unused", window="W01")
 
@@ -53,7 +53,7 @@ def test_rejected_item_becomes_a_dead_letter_and_the_rest_go_on(store, central, 
     for r in good[:2] + [poison] + good[2:]:
         store.record(r)
     # the same id already at the server with other content: the server refuses it for good
-    central.client(enrolled).upload([{**poison.to_wire(), "level": 1}], {})
+    central.client(enrolled).upload(payloads({**poison.to_wire(), "level": 1}), {})
     result = Uploader(store, central.client(enrolled)).drain()
     assert (result.delivered, result.dead) == (4, 1)
     dead = store.get(poison.id)
@@ -165,3 +165,27 @@ def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path
             break
     assert messages[0] == "READY=1" and messages[-1] == "STOPPING=1"
     assert any(m.startswith("WATCHDOG=1\nSTATUS=0 pending") for m in messages)
+
+
+def test_a_batch_the_server_cannot_read_is_split_until_the_bad_row_is_a_dead_letter(store, central, enrolled):
+    ratings = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(40)]
+    for r in ratings:
+        store.record(r)
+    # one row's stored JSON damaged (a bad sector, a hand edit): the server cannot parse the batch
+    store.db.execute("UPDATE ratings SET payload = substr(payload, 1, 50) WHERE id = ?", [ratings[13].id])
+    before = central.count()
+    uploader = Uploader(store, central.client(enrolled), batch_size=16)
+    result = uploader.drain()
+    assert (result.delivered, result.dead) == (39, 1)
+    dead = store.get(ratings[13].id)
+    assert dead["state"] == "dead" and dead["dead_status"] == 400 and "bad_json" in dead["dead_reason"]
+    assert central.count() == before + 39
+    assert uploader.limit == 16  # back to full batches once past the bad row
+
+
+def test_a_proxy_refusing_a_batch_is_not_mistaken_for_the_server(store, misbehaving):
+    store.record(make_rating())
+    url = misbehaving(413, "text/html", b"<html>413 Request Entity Too Large</html>")
+    with pytest.raises(TransientError, match="HTTP 413"):
+        Uploader(store, CentralClient(url, NOBODY)).drain()
+    assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}

@@ -14,7 +14,9 @@ import zlib
 from django.db import connection
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
+from django.views.decorators.gzip import gzip_page
 from ninja import NinjaAPI
+from ninja.decorators import decorate_view
 
 import terminal
 
@@ -109,10 +111,11 @@ def enroll(request: HttpRequest):
         "properties": {"ratings": {"type": "array", "maxItems": MAX_BATCH_ITEMS, "items": {"type": "object"}},
                        "clock": {"type": "object", "properties": {"boot_id": {"type": "string"},
                                                                   "mono_ms": {"type": "integer"}}}}}}}}})
+@decorate_view(gzip_page)  # per-item acknowledgements are most of the bytes a drain moves
 def upload_ratings(request: HttpRequest):
     """Each item is answered in order: ``accepted``, ``duplicate`` (already stored, identical) or
     ``rejected`` with a ``reason`` (malformed, another terminal's, or the id already stored with
-    other content)."""
+    other content). The answer is gzip-compressed when the terminal accepts it."""
     body = json_object(request)
     if not isinstance(body.get("ratings"), list):
         raise BadBody(400, "bad_batch", 'body must be an object {"ratings": [...]}')

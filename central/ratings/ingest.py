@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
 from terminal.core.rating import InvalidRating, Rating as WireRating
@@ -53,7 +53,7 @@ def note_boot(terminal: Terminal, clock: object) -> None:
 
 def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
     results: list[ItemResult] = []
-    fresh: dict[str, tuple[int, WireRating]] = {}
+    fresh: dict[str, tuple[int, WireRating, str]] = {}  # id -> (index, rating, digest)
     rejected: list[RejectedItem] = []
 
     for index, item in enumerate(items):
@@ -70,57 +70,92 @@ def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
             results.append(ItemResult(index, rating.id, "rejected", why))
             rejected.append(_rejected(item, rating.id, why))
             continue
+        digest = rating.digest()
         if rating.id in fresh:  # the same id twice in one batch
-            first = fresh[rating.id][1]
-            if first.digest() == rating.digest():
+            if fresh[rating.id][2] == digest:
                 results.append(ItemResult(index, rating.id, "duplicate"))
             else:
                 results.append(ItemResult(index, rating.id, "rejected", "id_conflict: id repeated in batch with other content"))
                 rejected.append(_rejected(item, rating.id, "id_conflict within batch"))
             continue
-        fresh[rating.id] = (index, rating)
+        fresh[rating.id] = (index, rating, digest)
         results.append(None)  # filled below
 
     stored = dict(Rating.objects.filter(rating_id__in=list(fresh)).values_list("rating_id", "digest"))
-    boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in={r.boot_id for _, r in fresh.values()})
+    boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in={r.boot_id for _, r, _ in fresh.values()})
                  .values_list("boot_id", "boot_started"))
     to_create = []
-    for rating_id, (index, rating) in fresh.items():
+    for rating_id, (index, rating, digest) in fresh.items():
         if rating_id in stored:
-            results[index] = _replay(index, rating, stored[rating_id], rejected)
+            results[index] = _replay(index, rating, digest, stored[rating_id], rejected)
         else:
-            to_create.append((index, rating))
+            to_create.append((index, rating, digest))
 
     try:
         with transaction.atomic():
-            Rating.objects.bulk_create([Rating(**_fields(r, boots)) for _, r in to_create])
+            insert_ratings([_fields(r, d, boots) for _, r, d in to_create])
             RejectedItem.objects.bulk_create(rejected)
-        for index, rating in to_create:
+        for index, rating, _ in to_create:
             results[index] = ItemResult(index, rating.id, "accepted")
     except IntegrityError:
         # Another request stored some of these ids meanwhile: settle each item on its own.
         with transaction.atomic():
             RejectedItem.objects.bulk_create(rejected)
-        for index, rating in to_create:
-            results[index] = _store_one(index, rating, boots)
+        for index, rating, digest in to_create:
+            results[index] = _store_one(index, rating, digest, boots)
     return results
 
 
-def _store_one(index: int, rating: WireRating, boots: dict) -> ItemResult:
+def insert_ratings(rows: list[dict]) -> None:
+    """Insert new ratings with one prepared INSERT run by ``executemany``.
+
+    Why not ``bulk_create``: on SQLite it compiles a statement of up to 999 parameters for every
+    ~58 rows and builds a model object per row, which was half the server's time when a terminal
+    drained a 100,000-rating backlog (bench/sync_drain.py). Columns and the preparation of values
+    still come from the model's fields, so models.py stays the one schema; text and integers go to
+    the driver as they are, times through the backend's own adapter, the rest through the field's
+    ``get_db_prep_save``.
+    """
+    if not rows:
+        return
+    db = connections[router.db_for_write(Rating)]  # the connection itself, not the proxy: no lookup per value
+    fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
+    prepare = []
+    for f in fields:
+        kind = f.get_internal_type()
+        if kind in ("CharField", "TextField", "PositiveSmallIntegerField"):
+            prepare.append(None)  # str and int go to every driver as they are
+        elif kind == "DateTimeField":
+            prepare.append(db.ops.adapt_datetimefield_value)  # our values are timezone-aware already
+        else:
+            prepare.append(lambda value, f=f: f.get_db_prep_save(value, db))
+    now = timezone.now()
+    quote = db.ops.quote_name
+    sql = (f"INSERT INTO {quote(Rating._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+           f"VALUES ({', '.join(['%s'] * len(fields))})")
+    values = []
+    for row in rows:
+        row = {**row, "received_at": now}
+        values.append([row[f.attname] if p is None else p(row[f.attname]) for f, p in zip(fields, prepare)])
+    with db.cursor() as cursor:
+        cursor.executemany(sql, values)
+
+
+def _store_one(index: int, rating: WireRating, digest: str, boots: dict) -> ItemResult:
     try:
         with transaction.atomic():
-            Rating.objects.create(**_fields(rating, boots))
+            Rating.objects.create(**_fields(rating, digest, boots))
         return ItemResult(index, rating.id, "accepted")
     except IntegrityError:
-        digest = Rating.objects.filter(rating_id=rating.id).values_list("digest", flat=True).first()
+        stored = Rating.objects.filter(rating_id=rating.id).values_list("digest", flat=True).first()
         rejected: list[RejectedItem] = []
-        result = _replay(index, rating, digest, rejected)
+        result = _replay(index, rating, digest, stored, rejected)
         RejectedItem.objects.bulk_create(rejected)
         return result
 
 
-def _replay(index: int, rating: WireRating, stored_digest: str | None, rejected: list) -> ItemResult:
-    if stored_digest == rating.digest():
+def _replay(index: int, rating: WireRating, digest: str, stored_digest: str | None, rejected: list) -> ItemResult:
+    if stored_digest == digest:
         return ItemResult(index, rating.id, "duplicate")
     rejected.append(_rejected(rating.to_wire(), rating.id, "id_conflict: id already stored with other content"))
     return ItemResult(index, rating.id, "rejected", "id_conflict: id already stored with other content")
@@ -137,14 +172,14 @@ def corrected_time(r: WireRating, boots: dict) -> tuple[datetime, str]:
     return said, "terminal_unsynced"
 
 
-def _fields(r: WireRating, boots: dict) -> dict:
+def _fields(r: WireRating, digest: str, boots: dict) -> dict:
     rated_at, source = corrected_time(r, boots)
     return dict(
         rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
         item_code=r.item_code or "", reasons=list(r.reasons), text=r.text,
         rated_at=rated_at, rated_at_terminal=datetime.fromisoformat(r.rated_at), time_source=source,
-        digest=r.digest(), payload=r.to_wire(),
+        digest=digest, payload=r.to_wire(),
     )
 
 

@@ -23,6 +23,7 @@ MAX_TEXT = 500
 MAX_CODE = 64
 MAX_REASONS = 20
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than tab and newline
 
 
 class InvalidRating(ValueError):
@@ -126,7 +127,7 @@ def _text(max_len: int, *, allow_empty: bool = False):
             raise ValueError("must not be empty")
         if len(v) > max_len:
             raise ValueError(f"is {len(v)} characters, at most {max_len} allowed")
-        if any(ord(c) < 32 and c not in "\n\t" for c in v):
+        if _CONTROL.search(v):
             raise ValueError("contains control characters")
         return v
     return check
