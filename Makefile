@@ -25,6 +25,7 @@ test: $(VENV)/.installed system-deps
 
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py
+	$(PY) bench/sync_drain.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

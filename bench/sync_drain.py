@@ -4,7 +4,7 @@ Everything real, on loopback: a central server as an operator runs it (``rating-
 gunicorn, SQLite), terminals enrolled through the API, a terminal database filled with a backlog,
 and the real command ``rating-sync run --once`` draining it.
 
-1. Ceiling: pre-built, pre-compressed batches of 500 posted straight to ``/api/v1/ratings`` by one
+1. Ceiling: pre-built, pre-compressed batches (the daemon's batch size) posted straight to ``/api/v1/ratings`` by one
    client, signing each request: what the server can take in from one terminal.
 2. Drain: ``rating-sync run --once`` on a backlog of ``--backlog`` ratings (start-up included).
 3. Memory: the peak RSS of that process for ``--small`` vs ``--backlog`` pending ratings.
@@ -38,12 +38,13 @@ sys.path.insert(0, str(ROOT / "bench"))
 from common import machine  # noqa: E402
 from loopback_central import BIN, start_central  # noqa: E402
 
+from terminal.config import SyncSection  # noqa: E402
 from terminal.core.channels import InputDevice  # noqa: E402
 from terminal.core.levels import Level  # noqa: E402
 from terminal.core.rating import Rating  # noqa: E402
 from terminal.store import Store  # noqa: E402
 
-BATCH = 500
+BATCH = SyncSection().batch_size  # the ceiling is measured with the daemon's own batch size
 CST = timezone(timedelta(hours=8))
 REASONS = ["attitude", "slow", "many_trips", "not_told"]  # tags of the demo content
 

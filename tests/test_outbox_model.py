@@ -5,7 +5,8 @@ The real thing: a terminal database (``Store``), the ``Uploader`` and ``CentralC
 through ``FaultProxy`` to the real central server. The steps: record a rating, send a batch with
 the network behaving or failing in one of several ways (some after the server has committed),
 have the server already hold a pending rating's id with other content, and restart the daemon
-(a new process opening the same database). After every step:
+(a new process opening the same database), or crash inside the transaction that saves the
+server's acknowledgements. After every step:
 
 - delivered + pending + dead letters = recorded, each in the state the model says;
 - every rating the terminal calls delivered is on the server, once, identical to what was recorded;
@@ -27,6 +28,10 @@ from terminal.store import Store
 
 from conftest import make_rating, payloads
 from fault_proxy import FaultProxy
+
+class Crashed(Exception):
+    pass
+
 
 #: what the proxy does to one send; True where the server has committed the batch before it fails
 SEND_FAULTS = {"pass": True, "reset_before": False, "reset_after": True, "error_after": True,
@@ -99,6 +104,30 @@ def test_outbox_against_its_model(central, enrolled, tmp_path_factory):
             assert acks[rating_id].status == "accepted"
             self.on_server[rating_id] = Rating.from_wire(other).digest()
             self.conflicted.add(rating_id)
+
+        @rule()
+        def crash_while_saving_the_acknowledgements(self):
+            """The server answered, and the process dies inside the transaction that marks the
+            batch delivered (power cut): SQLite rolls it back, so the batch is pending again."""
+            batch = self.pending()[: self.batch_size]
+
+            def die(ids):
+                self.store.db.execute("BEGIN")
+                self.store.db.conn.executemany("UPDATE ratings SET state = 'delivered' WHERE id = ?",
+                                               [(i,) for i in ids])
+                self.store.db.conn.close()  # no COMMIT: what a killed process leaves behind
+                raise Crashed
+
+            self.store.mark_delivered = die
+            try:
+                self.uploader.send_one_batch(DrainResult())
+            except Crashed:
+                assert batch
+            except TransientError:
+                raise AssertionError("the server's acknowledgement was lost")
+            for i in batch:
+                self.on_server.setdefault(i, self.recorded[i])
+            self.restart()
 
         @rule()
         def restart(self):
