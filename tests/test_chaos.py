@@ -7,9 +7,11 @@ hold each of the 20,000 ratings once, identical (same digest) to what the termin
 """
 
 import dataclasses
+import os
 import queue
 import random
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -58,9 +60,9 @@ def test_twenty_thousand_ratings_arrive_exactly_once_through_faults_and_kills(ce
 
     threading.Thread(target=kiosk, daemon=True).start()
 
-    def start_daemon() -> subprocess.Popen:
+    def start_daemon(**env) -> subprocess.Popen:
         return subprocess.Popen([str(BIN / "rating-sync"), "--config", str(path), "run"],
-                                stdout=log, stderr=subprocess.STDOUT)
+                                stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
 
     store = Store(config.db_path)
     daemon = None
@@ -75,13 +77,22 @@ def test_twenty_thousand_ratings_arrive_exactly_once_through_faults_and_kills(ce
             pending_at_kill.append(store.counts()["pending"])
             orders.join()
 
-        daemon = start_daemon()  # the last life: let it finish
+        # the last life: let it finish, until the daemon itself reports an empty queue to systemd
+        notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        notify.bind(str(tmp_path / "notify.sock"))
+        notify.settimeout(1.0)
+        daemon = start_daemon(NOTIFY_SOCKET=str(tmp_path / "notify.sock"))
         deadline = time.monotonic() + 240
-        while store.counts()["pending"] and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             assert daemon.poll() is None, (tmp_path / "sync.log").read_text()[-3000:]
-            time.sleep(0.5)
+            try:
+                if "STATUS=0 pending" in notify.recv(4096).decode():
+                    break
+            except TimeoutError:
+                continue
         daemon.send_signal(signal.SIGTERM)
         assert daemon.wait(20) == 0
+        notify.close()
     finally:
         if daemon and daemon.poll() is None:
             daemon.kill()
