@@ -1,0 +1,344 @@
+"""Rating sessions: the rules of one rating per service (一次一评), in one place, with no I/O.
+
+The touchscreen kiosk and a headless box-only terminal drive the same ``Session``. They tell it
+what happened (a badge swipe, an invitation, a press, chosen reasons, the passing of time) and
+carry out the effects it returns, in order: ``Hold`` a draft durably, ``Commit`` a rating durably,
+``Flag`` suspected misuse, ``Log`` a staff or session event, ``Say`` a voice prompt. Then they show
+the screen named by ``session.state``. Time comes in as monotonic seconds, so tests step it.
+
+States::
+
+    paused   nobody logged in (暂停服务): presses are flagged, nothing is rated, invitations refused
+    idle     staff logged in, no service being rated: the attract screen. In ``invite`` mode a
+             press is flagged (no session); in ``walk-up`` mode a press starts a session, except
+             during the cooldown after the last rating (flagged)
+    invited  the rating screen after an invitation (business system or the 请评价 key): the first
+             press within ``invite_timeout_s`` is the rating; after that the invitation expires
+    rating   the level is in; indicator ratings (服务效率 …) are asked when the settings name them
+    reasons  a bad rating: reason tags and free text
+    thanks   感谢您的评价: presses are flagged
+
+A press is held (``Hold``) the moment it is made. A rater who walks away from the indicator or
+reasons screen, a logout, a badge switch or a power cut still leaves the rating: it is committed
+with what was given, reasons missing (on restart the adapter commits whatever is still held).
+Low ratings are never discouraged, delayed or hidden: every level is taken the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Callable
+
+from .channels import InputDevice
+from .levels import Level
+
+
+class State(str, Enum):
+    PAUSED = "paused"
+    IDLE = "idle"
+    INVITED = "invited"
+    RATING = "rating"
+    REASONS = "reasons"
+    THANKS = "thanks"
+
+
+MODES = ("invite", "walk-up")
+#: the in-hall indicators of the field (整体满意度 is the main level itself)
+INDICATORS = ("服务效率", "服务水平", "服务态度")
+MAX_TEXT = 500
+
+
+class SessionRefused(Exception):
+    """An invitation that cannot be taken now; ``code`` is machine-readable (paused, busy)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Rules:
+    """How this terminal runs sessions: from the window's content settings."""
+
+    mode: str = "invite"
+    dimensions: tuple[str, ...] = ()
+    reason_codes: tuple[str, ...] = ()  # empty: any tag (the content names none)
+    invite_timeout_s: float = 10.0  # the field's default press window after a prompt
+    reasons_timeout_s: float = 30.0
+    thanks_seconds: float = 3.0
+    walkup_cooldown_s: float = 5.0
+
+    @classmethod
+    def from_settings(cls, settings: dict, reason_codes: tuple[str, ...] = ()) -> "Rules":
+        """Rules from ``content.json`` settings; a bad value is a ValueError naming it."""
+        rules, problems = {}, []
+        mode = settings.get("rating_mode", cls.mode)
+        if mode not in MODES:
+            problems.append(f"rating_mode {mode!r} is not one of {', '.join(MODES)}")
+        rules["mode"] = mode
+        dims = settings.get("dimensions", [])
+        if not isinstance(dims, list) or not all(isinstance(d, str) and d for d in dims) or len(dims) > 8:
+            problems.append("dimensions must be a list of at most 8 indicator names")
+            dims = []
+        rules["dimensions"] = tuple(dims)
+        for key in ("invite_timeout_s", "reasons_timeout_s", "thanks_seconds", "walkup_cooldown_s"):
+            value = settings.get(key, getattr(cls, key))
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 3600:
+                problems.append(f"{key} must be a number of seconds 0..3600, got {value!r}")
+                value = getattr(cls, key)
+            rules[key] = float(value)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return cls(reason_codes=tuple(reason_codes), **rules)
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A rating in the making; ``stamp`` is the adapter's clock reading at the press."""
+
+    id: str
+    session_id: str
+    level: Level
+    device: InputDevice
+    staff_no: str | None
+    case_no: str | None = None
+    item_code: str | None = None
+    scores: dict = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+    text: str = ""
+    stamp: object = None
+
+    @property
+    def reasons_missing(self) -> bool:
+        return self.level.is_bad and not self.reasons and not self.text.strip()
+
+
+class Effect:
+    pass
+
+
+@dataclass(frozen=True)
+class Hold(Effect):
+    """Keep this draft durably: if nothing else happens, it becomes the rating."""
+    draft: Draft
+
+
+@dataclass(frozen=True)
+class Commit(Effect):
+    """Record this rating durably (releasing the held draft of the same id) before going on."""
+    draft: Draft
+
+
+@dataclass(frozen=True)
+class Flag(Effect):
+    """A press that is not a rating: kept as suspected misuse, never counted."""
+    why: str  # paused | no_session | cooldown | repeat | during_thanks
+    level: Level
+    device: InputDevice
+    staff_no: str | None
+    session_id: str | None
+    stamp: object = None
+
+
+@dataclass(frozen=True)
+class Log(Effect):
+    """A staff or session event for the record: login, logout, invited, invite_expired,
+    session_abandoned (a logout or badge switch ended an invitation nobody answered)."""
+    kind: str
+    staff_no: str | None
+    session_id: str | None = None
+    case_no: str | None = None
+    item_code: str | None = None
+
+
+@dataclass(frozen=True)
+class Say(Effect):
+    prompt: str  # invite (请您对我的服务做出评价) | thanks (感谢您的评价)
+
+
+@dataclass
+class Service:
+    """One service to be rated, as the invite API reports it (never the level: 三不)."""
+
+    session_id: str
+    case_no: str | None
+    item_code: str | None
+    staff_no: str | None
+    source: str
+    outcome: str = "open"  # open | rated | expired | abandoned
+
+    def report(self) -> dict:
+        return {"session_id": self.session_id, "case_no": self.case_no, "item_code": self.item_code,
+                "staff_no": self.staff_no, "source": self.source, "outcome": self.outcome,
+                "rated": self.outcome == "rated"}
+
+
+class Session:
+    KEEP_SERVICES = 200  # for the invite API's "was this case rated?"
+
+    def __init__(self, rules: Rules, new_id: Callable[[], str] = lambda: uuid.uuid4().hex):
+        self.rules = rules
+        self.new_id = new_id
+        self.state = State.PAUSED
+        self.staff_no: str | None = None
+        self.service: Service | None = None
+        self.draft: Draft | None = None
+        self.deadline: float | None = None
+        self.cooldown_until = 0.0
+        self.services: OrderedDict[str, Service] = OrderedDict()
+
+    # -- staff -------------------------------------------------------------------------------
+
+    def swipe(self, staff_no: str, now: float) -> list[Effect]:
+        """A known badge: log in; the same badge again logs out; another staff member switches."""
+        if staff_no == self.staff_no:
+            return self.logout(now)
+        effects = self._close_service("abandoned")
+        if self.staff_no:
+            effects.append(Log("logout", self.staff_no))
+        self.staff_no = staff_no
+        effects.append(Log("login", staff_no))
+        self._enter(State.IDLE)
+        return effects
+
+    def logout(self, now: float) -> list[Effect]:
+        if self.staff_no is None:
+            return []
+        effects = self._close_service("abandoned")
+        effects.append(Log("logout", self.staff_no))
+        self.staff_no = None
+        self._enter(State.PAUSED)
+        return effects
+
+    # -- invitations -------------------------------------------------------------------------
+
+    def invite(self, now: float, *, case_no: str | None = None, item_code: str | None = None,
+               staff_no: str | None = None, source: str = "api") -> tuple[Service, list[Effect]]:
+        """Open the rating screen for one service; SessionRefused when paused or busy."""
+        if self.state is State.PAUSED:
+            raise SessionRefused("paused", "nobody is logged in at this window (暂停服务)")
+        if self.state in (State.INVITED, State.RATING, State.REASONS):
+            raise SessionRefused("busy", f"a rating session is open ({self.state.value}); "
+                                         f"wait until it ends or expires")
+        service = self._open_service(case_no, item_code, staff_no or self.staff_no, source)
+        self._enter(State.INVITED, now + self.rules.invite_timeout_s)
+        return service, [Log("invited", service.staff_no, service.session_id, case_no, item_code), Say("invite")]
+
+    # -- presses -----------------------------------------------------------------------------
+
+    def press(self, level: Level, device: InputDevice, now: float, stamp: object = None) -> list[Effect]:
+        """A press on any rating input. Only the first press of an open session is a rating."""
+        level = Level(level)
+        if self.state is State.IDLE and self.rules.mode == "walk-up":
+            if now < self.cooldown_until:
+                return [self._flag("cooldown", level, device, stamp)]
+            self._open_service(None, None, self.staff_no, "walk-up")
+            self.state = State.INVITED
+        if self.state is not State.INVITED:
+            why = {State.PAUSED: "paused", State.IDLE: "no_session", State.THANKS: "during_thanks"}.get(
+                self.state, "repeat")
+            return [self._flag(why, level, device, stamp)]
+        service = self.service
+        self.draft = Draft(id=self.new_id(), session_id=service.session_id, level=level, device=device,
+                           staff_no=service.staff_no, case_no=service.case_no, item_code=service.item_code,
+                           stamp=stamp)
+        return self._next_step(now, [Hold(self.draft)])
+
+    def score(self, dimension: str, level: Level, now: float) -> list[Effect]:
+        """An indicator rating on the rating screen; when all are given, go on by itself."""
+        if self.state is not State.RATING or dimension not in self.rules.dimensions:
+            return []
+        self.draft = replace(self.draft, scores={**self.draft.scores, dimension: int(Level(level))})
+        self.deadline = now + self.rules.reasons_timeout_s  # still there: give them time
+        if len(self.draft.scores) == len(self.rules.dimensions):
+            return self._next_step(now, [Hold(self.draft)])
+        return [Hold(self.draft)]
+
+    def submit(self, reasons: list[str] | tuple[str, ...], text: str, now: float) -> list[Effect]:
+        """The reasons screen's submit (or the indicator screen's, with no reasons)."""
+        if self.state is State.RATING:
+            return self._next_step(now, [], scores_done=True)
+        if self.state is not State.REASONS:
+            return []
+        unknown = [r for r in reasons if self.rules.reason_codes and r not in self.rules.reason_codes]
+        if unknown:
+            raise ValueError(f"unknown reason tag(s): {', '.join(unknown)}")
+        text = " ".join(text.split())[:MAX_TEXT]
+        self.draft = replace(self.draft, reasons=tuple(dict.fromkeys(reasons)), text=text)
+        return self._commit(now, thanks=True)
+
+    # -- time --------------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[Effect]:
+        """Call often (the UI clock, every 0.25 s is plenty): runs the timeouts that are due."""
+        if self.deadline is None or now < self.deadline:
+            return []
+        if self.state is State.INVITED:
+            return self._close_service("expired")
+        if self.state in (State.RATING, State.REASONS):  # walked away: the rating stays
+            return self._commit(now, thanks=False)
+        if self.state is State.THANKS:
+            self._enter(State.IDLE)
+        return []
+
+    def lookup(self, session_id: str) -> Service | None:
+        return self.services.get(session_id)
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _next_step(self, now: float, effects: list[Effect], scores_done: bool = False) -> list[Effect]:
+        draft = self.draft
+        if self.rules.dimensions and not scores_done and self.state is not State.RATING:
+            self._enter(State.RATING, now + self.rules.reasons_timeout_s)
+            return effects
+        if draft.level.is_bad:
+            self._enter(State.REASONS, now + self.rules.reasons_timeout_s)
+            return effects
+        return effects + self._commit(now, thanks=True)
+
+    def _commit(self, now: float, thanks: bool) -> list[Effect]:
+        effects: list[Effect] = [Commit(self.draft)]
+        self.service.outcome = "rated"
+        self.service, self.draft = None, None
+        if self.rules.mode == "walk-up":
+            self.cooldown_until = now + self.rules.walkup_cooldown_s
+        if thanks:
+            self._enter(State.THANKS, now + self.rules.thanks_seconds)
+            effects.append(Say("thanks"))
+        else:
+            self._enter(State.IDLE)
+        return effects
+
+    def _close_service(self, outcome: str) -> list[Effect]:
+        """End whatever is open: a held rating is committed, an unrated invitation expires."""
+        effects: list[Effect] = []
+        if self.draft is not None:
+            effects.append(Commit(self.draft))
+            self.service.outcome = "rated"
+        elif self.service is not None:
+            self.service.outcome = outcome
+            kind = "invite_expired" if outcome == "expired" else "session_abandoned"
+            effects.append(Log(kind, self.service.staff_no, self.service.session_id, self.service.case_no,
+                               self.service.item_code))
+        self.service, self.draft = None, None
+        if self.state is not State.PAUSED:
+            self._enter(State.IDLE)
+        return effects
+
+    def _open_service(self, case_no, item_code, staff_no, source) -> Service:
+        service = Service(self.new_id(), case_no, item_code, staff_no, source)
+        self.service = service
+        self.services[service.session_id] = service
+        while len(self.services) > self.KEEP_SERVICES:
+            self.services.popitem(last=False)
+        return service
+
+    def _flag(self, why: str, level: Level, device: InputDevice, stamp: object) -> Flag:
+        return Flag(why, level, device, self.staff_no,
+                    self.service.session_id if self.service else None, stamp)
+
+    def _enter(self, state: State, deadline: float | None = None) -> None:
+        self.state, self.deadline = state, deadline
