@@ -153,7 +153,7 @@ def drain(central, n: int, work: Path, via_port: int | None = None) -> dict:
     stored = central.count("terminal_id = ?", [credentials.terminal_id])
     if stored != n:
         raise RuntimeError(f"central holds {stored} of {n} ratings after the drain")
-    sent = int(out.split()[-2])  # "... B bytes": request bodies as gzip
+    sent = int(out.split(", ")[3].split()[0])  # "delivered …, …, B batches, N bytes, E events"
     return {"n": n, "seconds": elapsed, "rate": n / elapsed, "peak_rss_mib": usage.ru_maxrss / 1024,
             "body_bytes": sent}
 

@@ -28,8 +28,10 @@ from terminal.credentials import Credentials  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
-LEGEND = ("keys: 5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意   q quit\n"
-          "  (one rating per service: presses during the thank-you screen are ignored)")
+LEGEND = ("keys: i 请评价 (invite)   5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意\n"
+          "        b badge (log 李明华 out / in)   q quit\n"
+          "  (one rating per service: a press without an invitation, or during the thank-you,\n"
+          "   is kept as suspected misuse and never counted)")
 
 
 def write_terminal_config(server: str) -> Path:
@@ -38,7 +40,7 @@ def write_terminal_config(server: str) -> Path:
         "# written by make run (scripts/run_demo.py)\n"
         "[terminal]\n"
         f'data_dir = "{VAR / "terminal"}"\n'
-        "[kiosk]\nconsole_keys = true\n"
+        '[kiosk]\nconsole_keys = true\nstaff_no = "SZ0101"\n'
         f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n', encoding="utf-8")
     return path
 
@@ -114,7 +116,7 @@ def main() -> int:
                 break
             if key == "":
                 stdin_open = False
-            elif key in "12345":
+            elif key in "12345ib":
                 kiosk.stdin.write(key + "\n")
                 kiosk.stdin.flush()
     except KeyboardInterrupt:

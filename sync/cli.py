@@ -30,7 +30,7 @@ def cmd_run(config, args) -> int:
     finally:
         daemon.close()
     print(f"delivered {result.delivered}, dead-lettered {result.dead}, "
-          f"{result.batches} batches, {result.bytes_sent} bytes")
+          f"{result.batches} batches, {result.bytes_sent} bytes, {result.events} events")
     return 0
 
 

@@ -56,6 +56,20 @@ class FileMismatch(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Outbox:
+    """One kind of record the terminal sends: its table in the terminal database, its endpoint,
+    and the key of the batch in the request body."""
+
+    table: str
+    path: str
+    key: str
+
+
+RATINGS = Outbox("ratings", "/api/v1/ratings", "ratings")
+EVENTS = Outbox("events", "/api/v1/events", "events")
+
+
+@dataclass(frozen=True)
 class ItemAck:
     id: str
     status: str
@@ -111,14 +125,14 @@ class CentralClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def upload(self, payloads: dict[str, str], clock: dict) -> tuple[dict[str, ItemAck], int]:
+    def upload(self, payloads: dict[str, str], clock: dict, outbox: Outbox = RATINGS) -> tuple[dict[str, ItemAck], int]:
         """POST one batch; return the acknowledgements by rating id and the bytes sent.
 
         ``payloads`` maps each rating id to its wire JSON text as the terminal recorded it; the
         texts are joined into the body as they are, never decoded and encoded again."""
-        text = '{"ratings":[' + ",".join(payloads.values()) + '],"clock":' + json.dumps(clock) + "}"
+        text = f'{{"{outbox.key}":[' + ",".join(payloads.values()) + '],"clock":' + json.dumps(clock) + "}"
         body = gzip.compress(text.encode(), compresslevel=6)
-        response = self.request("POST", "/api/v1/ratings", body,
+        response = self.request("POST", outbox.path, body,
                                 {"Content-Type": "application/json", "Content-Encoding": "gzip"})
         if response.status_code in (400, 413, 415) and "X-Server-Time" in response.headers:
             code = _error_code(response)

@@ -27,7 +27,7 @@ from terminal.store import Store
 
 from . import content, systemd
 from .backoff import Backoff
-from .client import BatchRefused, CentralClient, TransientError
+from .client import EVENTS, RATINGS, BatchRefused, CentralClient, Outbox, TransientError
 
 log = logging.getLogger("rating-sync")
 MAX_BATCH_BYTES = 1_000_000
@@ -41,6 +41,7 @@ class DrainResult:
     dead: int = 0
     batches: int = 0
     bytes_sent: int = 0
+    events: int = 0  # terminal events delivered (logins, session events, misuse), beside the ratings
 
 
 class Uploader:
@@ -49,41 +50,43 @@ class Uploader:
     never blocks the queue behind it. After each good batch the size grows back."""
 
     def __init__(self, store: Store, client: CentralClient, batch_size: int = 1000,
-                 clock: SystemClock | None = None):
-        self.store, self.client = store, client
+                 clock: SystemClock | None = None, outbox: Outbox = RATINGS):
+        self.store, self.client, self.outbox = store, client, outbox
         self.batch_size = self.limit = batch_size
         self.clock = clock or SystemClock()
 
     def send_one_batch(self, result: DrainResult) -> int:
         """Send the oldest pending batch; return how many ratings it held (0: queue empty)."""
-        batch = self.store.pending(self.limit, MAX_BATCH_BYTES)
+        table = self.outbox.table
+        batch = self.store.pending(self.limit, MAX_BATCH_BYTES, table)
         if not batch:
             return 0
         ids = [p.id for p in batch]
         try:
             acks, sent_bytes = self.client.upload({p.id: p.payload for p in batch},
-                                                  {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()})
+                                                  {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()},
+                                                  self.outbox)
         except BatchRefused as exc:
             if len(batch) == 1:
-                self.store.mark_dead(ids[0], exc.status, str(exc))
-                log.error("rating %s refused by the server, kept as a dead letter: %s", ids[0], exc)
+                self.store.mark_dead(ids[0], exc.status, str(exc), table)
+                log.error("%s %s refused by the server, kept as a dead letter: %s", table, ids[0], exc)
                 result.dead += 1
             else:
                 self.limit = max(1, len(batch) // 2)
                 log.warning("%s; trying batches of %d", exc, self.limit)
             return len(batch)
         except TransientError as exc:
-            self.store.note_attempt(ids, str(exc))
+            self.store.note_attempt(ids, str(exc), table)
             raise
         delivered = [i for i, a in acks.items() if a.status in ("accepted", "duplicate")]
-        self.store.mark_delivered(delivered)
+        self.store.mark_delivered(delivered, table)
         for ack in acks.values():
             if ack.status == "rejected":
-                self.store.mark_dead(ack.id, 200, ack.reason or "rejected without reason")
-                log.error("rating %s rejected by the server, kept as a dead letter: %s", ack.id, ack.reason)
+                self.store.mark_dead(ack.id, 200, ack.reason or "rejected without reason", table)
+                log.error("%s %s rejected by the server, kept as a dead letter: %s", table, ack.id, ack.reason)
         unanswered = [i for i in ids if i not in acks]
         if unanswered:
-            self.store.note_attempt(unanswered, "no acknowledgement in the server's answer")
+            self.store.note_attempt(unanswered, "no acknowledgement in the server's answer", table)
             raise TransientError(f"{len(unanswered)} of {len(ids)} ratings got no acknowledgement")
         result.delivered += len(delivered)
         result.dead += len(acks) - len(delivered)
@@ -115,6 +118,7 @@ class SyncDaemon:
         self.client = CentralClient(config.sync.server, Credentials.load(config.terminal.data_dir),
                                     timeout=config.sync.timeout, clock_offset=state.get("clock_offset_s", 0.0))
         self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
+        self.events = Uploader(self.store, self.client, config.sync.batch_size, self.clock, EVENTS)
         self.backoff = Backoff(cap=config.sync.backoff_max)
         self.next_heartbeat = 0.0
         self.next_content = 0.0
@@ -126,12 +130,16 @@ class SyncDaemon:
     def upload(self) -> DrainResult:
         """Drain the queue once, recording the outcome for ``status``; TransientError propagates."""
         try:
-            result = self.uploader.drain()
+            result = self.uploader.drain()  # ratings first: they are what counts
+            events = self.events.drain()
         except TransientError as exc:
             self._failed(exc)
             raise
+        result.events, result.batches = events.delivered, result.batches + events.batches
+        result.bytes_sent += events.bytes_sent
         if result.batches:  # an empty queue asked the server nothing: no news of its health
-            log.info("delivered %d, dead-lettered %d in %d batches", result.delivered, result.dead, result.batches)
+            log.info("delivered %d ratings and %d events, dead-lettered %d, in %d batches", result.delivered,
+                     result.events, result.dead + events.dead, result.batches)
             self._succeeded()
         return result
 
@@ -180,6 +188,7 @@ class SyncDaemon:
         return {
             "version": terminal.__version__, "boot_id": self.clock.boot_id(),
             "mono_ms": self.clock.monotonic_ms(), "queue_depth": counts["pending"],
+            "events_pending": self.store.counts("events")["pending"],
             "oldest_pending_s": oldest_s, "dead_letters": counts["dead"],
             "devices": state.get("devices", []),
             "disk_free_bytes": shutil.disk_usage(self.config.terminal.data_dir).free,

@@ -20,6 +20,9 @@ def cmd_status(config, args) -> int:
     print(f"terminal {config.terminal.id}  window {config.terminal.window}  config {config.source}")
     print(f"database {config.db_path} (schema v{store.schema_version})")
     print(f"ratings: {counts['pending']} pending, {counts['delivered']} delivered, {counts['dead']} dead letters")
+    events = store.counts("events")
+    print(f"events:  {events['pending']} pending, {events['delivered']} delivered, {events['dead']} dead letters")
+    store.close()
     return 0
 
 

@@ -42,7 +42,7 @@ class KioskSection:
     width: int = _within(1280, 320, 7680)
     height: int = _within(800, 240, 4320)
     console_keys: bool = False  # demo only: keys 1-5 on the console act as presses
-    staff_no: str = ""  # who is on duty until badge login exists; "" = the window's first staff
+    staff_no: str = ""  # logged in at start, for a window without a badge reader; "" = 暂停服务 until a badge
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,89 @@
-"""Turn a press into a durable rating: the step every input device (touch, box, GPIO) ends in."""
+"""Turn what happens at the window into durable records: the step every input device ends in.
+
+``Recorder.carry_out`` performs a session's effects against the database: ``Hold`` and
+``Commit`` become held drafts and ratings, ``Flag`` and ``Log`` become events. Each returns only
+after the commit (fsync), so a thank-you shown afterwards is a promise kept.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
 
 import terminal
 from terminal.clock import SystemClock
 from terminal.config import Config
 from terminal.core.channels import InputDevice
+from terminal.core.event import Event
 from terminal.core.levels import Level
 from terminal.core.rating import Rating
+from terminal.core.session import Commit, Draft, Effect, Flag, Hold, Log
 from terminal.store import Store
+
+
+@dataclass(frozen=True)
+class Stamp:
+    """The clock readings taken at the moment something happened (a press is stamped when made,
+    even if its rating is committed later, after the reasons)."""
+
+    now: datetime
+    mono_ms: int
+    boot_id: str
+    synced: bool
 
 
 class Recorder:
     def __init__(self, config: Config, store: Store, clock: SystemClock | None = None):
         self.config, self.store = config, store
         self.clock = clock or SystemClock()
+        self.dept_code: str | None = None  # the window's department, from the content
+
+    def stamp(self) -> Stamp:
+        return Stamp(self.clock.now(), self.clock.monotonic_ms(), self.clock.boot_id(), self.clock.synced())
 
     def record(self, level: Level, device: InputDevice, *, staff_no: str | None,
                dept_code: str | None = None, **fields) -> Rating:
-        """Build the rating and commit it; when this returns, the thank-you may be shown."""
-        rating = Rating.create(
-            level=level, device=device, now=self.clock.now(), mono_ms=self.clock.monotonic_ms(),
-            boot_id=self.clock.boot_id(), clock_synced=self.clock.synced(),
-            terminal_id=self.config.terminal.id, window=self.config.terminal.window,
-            staff_no=staff_no, dept_code=dept_code, app_version=terminal.__version__, **fields)
+        """Build a rating stamped now and commit it (a press with no session around it)."""
+        rating = self._rating(self.stamp(), level=level, device=device, staff_no=staff_no,
+                              dept_code=dept_code or self.dept_code, **fields)
         self.store.record(rating)
         return rating
+
+    def rating(self, draft: Draft) -> Rating:
+        stamp = draft.stamp if isinstance(draft.stamp, Stamp) else self.stamp()
+        return self._rating(stamp, id=draft.id, level=draft.level, device=draft.device, staff_no=draft.staff_no,
+                            dept_code=self.dept_code, case_no=draft.case_no, item_code=draft.item_code,
+                            session_id=draft.session_id, scores=dict(draft.scores), reasons=list(draft.reasons),
+                            text=draft.text)
+
+    def carry_out(self, effects: list[Effect]) -> list[Effect]:
+        """Make each record durable, in order; return the effects that are not records (``Say``)."""
+        rest = []
+        for effect in effects:
+            if isinstance(effect, Hold):
+                self.store.hold(self.rating(effect.draft))
+            elif isinstance(effect, Commit):
+                self.store.record(self.rating(effect.draft))
+            elif isinstance(effect, Flag):
+                self.store.record_event(self._event(effect.stamp, kind="misuse", why=effect.why, level=effect.level,
+                                                    device=effect.device, staff_no=effect.staff_no,
+                                                    session_id=effect.session_id))
+            elif isinstance(effect, Log):
+                self.store.record_event(self._event(None, kind=effect.kind, staff_no=effect.staff_no,
+                                                    session_id=effect.session_id, case_no=effect.case_no,
+                                                    item_code=effect.item_code))
+            else:
+                rest.append(effect)
+        return rest
+
+    def _rating(self, stamp: Stamp, **fields) -> Rating:
+        fields = {k: v for k, v in fields.items() if v is not None}
+        return Rating.create(now=stamp.now, mono_ms=stamp.mono_ms, boot_id=stamp.boot_id, clock_synced=stamp.synced,
+                             terminal_id=self.config.terminal.id, window=self.config.terminal.window,
+                             app_version=terminal.__version__, **fields)
+
+    def _event(self, stamp: Stamp | None, **fields) -> Event:
+        stamp = stamp if isinstance(stamp, Stamp) else self.stamp()
+        return Event.create(now=stamp.now, mono_ms=stamp.mono_ms, boot_id=stamp.boot_id, clock_synced=stamp.synced,
+                            terminal_id=self.config.terminal.id, window=self.config.terminal.window,
+                            app_version=terminal.__version__, **{k: v for k, v in fields.items() if v is not None})

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from terminal.core.event import Event
 from terminal.core.rating import Rating, wire_digest
 
 BUSY_TIMEOUT_MS = 10_000
@@ -65,7 +66,31 @@ MIGRATIONS: list[tuple[str, str]] = [
             detail TEXT NOT NULL
         );
     """),
+    ("held drafts and the events outbox", """
+        CREATE TABLE held (                  -- a press whose session is not over: it becomes a rating
+            id TEXT PRIMARY KEY,             -- whatever happens (walk-away, logout, power cut)
+            payload TEXT NOT NULL,
+            held_at TEXT NOT NULL
+        );
+        CREATE TABLE events (                -- logins, logouts, session events, suspected misuse
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            recorded_at TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending', 'delivered', 'dead')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            delivered_at TEXT,
+            dead_status INTEGER,
+            dead_reason TEXT
+        );
+        CREATE INDEX events_outbox ON events (state, seq);
+    """),
 ]
+OUTBOXES = ("ratings", "events")  # tables sent to the central server, each row an outbox entry
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -137,13 +162,37 @@ class Store:
     # -- recording ---------------------------------------------------------------------------
 
     def record(self, rating: Rating) -> None:
-        """Commit the rating durably; return only when it is on disk (StoreFull if there is no room)."""
-        try:
+        """Commit the rating durably (releasing a held draft of the same id, in the same
+        transaction); return only when it is on disk (StoreFull if there is no room)."""
+        with _full_is_clear("cannot record rating", self.path), self.db.atomic():
             self._insert(rating.to_wire(), "pending")
-        except sqlite3.OperationalError as exc:
-            if "full" in str(exc):
-                raise StoreFull(f"cannot record rating: {exc} ({self.path})") from None
-            raise
+            self.db.execute("DELETE FROM held WHERE id = ?", [rating.id])
+
+    def hold(self, rating: Rating) -> None:
+        """Keep a press whose session goes on (reasons, indicators): see ``release_held``."""
+        with _full_is_clear("cannot hold rating", self.path):
+            self.db.execute("INSERT INTO held (id, payload, held_at) VALUES (?, ?, ?) "
+                            "ON CONFLICT (id) DO UPDATE SET payload = excluded.payload",
+                            [rating.id, json.dumps(rating.to_wire(), ensure_ascii=False), _now()])
+
+    def release_held(self) -> list[Rating]:
+        """At start: commit every held press as the rating it is (its session can no longer go on)."""
+        released = []
+        with _full_is_clear("cannot release held ratings", self.path), self.db.atomic():
+            for rating_id, payload in self.db.execute("SELECT id, payload FROM held").fetchall():
+                rating = Rating.from_wire(json.loads(payload))
+                if self.get(rating_id) is None:
+                    self._insert(rating.to_wire(), "pending")
+                    released.append(rating)
+                self.db.execute("DELETE FROM held WHERE id = ?", [rating_id])
+        return released
+
+    def record_event(self, event: Event) -> None:
+        with _full_is_clear("cannot record event", self.path):
+            wire = event.to_wire()
+            self.db["events"].insert({
+                "id": event.id, "kind": event.kind, "recorded_at": _now(), "digest": wire_digest(wire),
+                "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":"))})
 
     def _insert(self, wire: dict, state: str) -> None:
         self.db["ratings"].insert({
@@ -155,11 +204,11 @@ class Store:
 
     # -- outbox ------------------------------------------------------------------------------
 
-    def pending(self, limit: int, max_bytes: int | None = None) -> list[Pending]:
-        """Oldest pending ratings first, at most ``limit`` and about ``max_bytes`` of JSON."""
+    def pending(self, limit: int, max_bytes: int | None = None, table: str = "ratings") -> list[Pending]:
+        """Oldest pending rows of an outbox first, at most ``limit`` and about ``max_bytes`` of JSON."""
         out, size = [], 0
         for rating_id, payload in self.db.execute(
-            "SELECT id, payload FROM ratings WHERE state = 'pending' ORDER BY seq LIMIT ?", [limit]
+            f"SELECT id, payload FROM {_outbox(table)} WHERE state = 'pending' ORDER BY seq LIMIT ?", [limit]
         ):
             size += len(payload)
             if out and max_bytes is not None and size > max_bytes:
@@ -167,38 +216,38 @@ class Store:
             out.append(Pending(rating_id, payload))
         return out
 
-    def mark_delivered(self, ids: list[str]) -> None:
+    def mark_delivered(self, ids: list[str], table: str = "ratings") -> None:
         if not ids:
             return
         now = _now()
         with self.db.atomic():
             self.db.conn.executemany(
-                "UPDATE ratings SET state = 'delivered', delivered_at = ?, last_error = NULL "
+                f"UPDATE {_outbox(table)} SET state = 'delivered', delivered_at = ?, last_error = NULL "
                 "WHERE id = ? AND state = 'pending'", [(now, i) for i in ids])
 
-    def mark_dead(self, rating_id: str, status: int, reason: str) -> None:
+    def mark_dead(self, rating_id: str, status: int, reason: str, table: str = "ratings") -> None:
         self.db.execute(
-            "UPDATE ratings SET state = 'dead', dead_status = ?, dead_reason = ? "
+            f"UPDATE {_outbox(table)} SET state = 'dead', dead_status = ?, dead_reason = ? "
             "WHERE id = ? AND state = 'pending'", [status, reason[:1000], rating_id])
 
-    def note_attempt(self, ids: list[str], error: str | None) -> None:
+    def note_attempt(self, ids: list[str], error: str | None, table: str = "ratings") -> None:
         """Count a send attempt (and its error) for the technician's view; state is unchanged."""
         if not ids:
             return
         with self.db.atomic():
             self.db.conn.executemany(
-                "UPDATE ratings SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                f"UPDATE {_outbox(table)} SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 [(error[:500] if error else None, i) for i in ids])
 
-    def counts(self) -> dict[str, int]:
+    def counts(self, table: str = "ratings") -> dict[str, int]:
         counts = {"pending": 0, "delivered": 0, "dead": 0}
-        for row in self.db.query("SELECT state, count(*) AS n FROM ratings GROUP BY state"):
+        for row in self.db.query(f"SELECT state, count(*) AS n FROM {_outbox(table)} GROUP BY state"):
             counts[row["state"]] = row["n"]
         return counts
 
-    def oldest_pending(self) -> str | None:
+    def oldest_pending(self, table: str = "ratings") -> str | None:
         row = self.db.execute(
-            "SELECT recorded_at FROM ratings WHERE state = 'pending' ORDER BY seq LIMIT 1").fetchone()
+            f"SELECT recorded_at FROM {_outbox(table)} WHERE state = 'pending' ORDER BY seq LIMIT 1").fetchone()
         return row[0] if row else None
 
     # -- sync state and alerts ---------------------------------------------------------------
@@ -222,6 +271,23 @@ class Store:
     def get(self, rating_id: str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM ratings WHERE id = ?", [rating_id]))
         return rows[0] if rows else None
+
+
+def _outbox(table: str) -> str:
+    if table not in OUTBOXES:
+        raise ValueError(f"{table!r} is not an outbox ({', '.join(OUTBOXES)})")
+    return table
+
+
+@contextlib.contextmanager
+def _full_is_clear(what: str, path: Path):
+    """A full disk or database is StoreFull with a plain message, so callers never say thank you."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        if "full" in str(exc):
+            raise StoreFull(f"{what}: {exc} ({path})") from None
+        raise
 
 
 # -- storage faults -------------------------------------------------------------------------------

@@ -25,5 +25,8 @@ def run(config: Path, steps: list[dict], display: str, workdir: Path, timeout: f
     proc, result = start(config, steps, display, workdir)
     output, _ = proc.communicate(timeout=timeout)
     outcome = json.loads(result.read_text()) if result.exists() else {"ok": False}
-    assert proc.returncode == 0 and outcome["ok"], f"kiosk driver failed: {outcome.get('error')}\n{output[-4000:]}"
+    if not (proc.returncode == 0 and outcome["ok"]):
+        logs = sorted((workdir / "kivy-home" / "logs").glob("*.txt"), key=lambda p: p.stat().st_mtime)
+        kivy_log = logs[-1].read_text(errors="replace")[-4000:] if logs else ""
+        raise AssertionError(f"kiosk driver failed: {outcome.get('error')}\n{output[-2000:]}\n{kivy_log}")
     return outcome

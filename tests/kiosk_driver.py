@@ -11,6 +11,11 @@ Steps (each a dict with "do"):
                                        so a test can click them with xdotool
   glyph_check  {}                      render every CJK character on the screen with the kiosk's
                                        font and compare it with the font's missing-glyph box
+  swipe        {"badge"}               a badge read by a reader (as the badge readers deliver it)
+  invite       {"case_no", ...}        an invitation, as the invite API or the 请评价 key gives it
+  box_press    {"level"}               a press on the button box
+  type         {"target", "text"}      text typed into the text input with that id
+  sleep        {"seconds"}             let time pass (timeouts run on the kiosk's own clock)
 The RESULT file gets a JSON object with what the steps found; exit status 1 on a failed step.
 """
 
@@ -42,6 +47,7 @@ from kivy.core.window import Window  # noqa: E402
 from kivy.tests.common import UnitTestTouch  # noqa: E402
 from kivy.uix.label import Label  # noqa: E402
 
+from terminal.core.channels import InputDevice  # noqa: E402
 from terminal.kiosk.app import KioskApp  # noqa: E402
 
 MISSING = "\U000F0000"  # a private-use code point no font here has: renders as the .notdef box
@@ -59,7 +65,11 @@ def glyph_check(screen) -> dict:
     box = render(MISSING)
     tofu = [c for c in chars if render(c) == box]
     distinct = len({render(c) for c in chars})
-    return {"cjk_chars": len(chars), "distinct_renderings": distinct, "tofu": tofu, "texts": texts}
+    # text wider or taller than its label is cut off on screen (labels that wrap set text_size)
+    clipped = [w.text for w in screen.walk() if isinstance(w, Label) and w.text and w.opacity > 0
+               and (w.texture_size[0] > w.width + 2 or w.texture_size[1] > w.height + 2)]
+    return {"cjk_chars": len(chars), "distinct_renderings": distinct, "tofu": tofu, "texts": texts,
+            "clipped": clipped}
 
 
 class Driver:
@@ -110,8 +120,19 @@ class Driver:
                 x, y = w.to_window(*w.center)
                 centres[str(code)] = [round(x), round(Window.height - y)]
             Path(step["path"]).write_text(json.dumps(centres))
+        elif step["do"] == "swipe":
+            self.app.swipe(step["badge"])
+        elif step["do"] == "invite":
+            self.app.window.invite(**{k: v for k, v in step.items() if k != "do"})
+        elif step["do"] == "box_press":
+            self.app.window.press(step["level"], InputDevice.BUTTON_BOX)
+        elif step["do"] == "type":
+            screens.current_screen.ids[step["target"]].text = step["text"]
+        elif step["do"] == "sleep":
+            done = time.monotonic() - self.started >= step["seconds"]
         elif step["do"] == "glyph_check":
             self.result["glyphs"] = glyph_check(screens.current_screen)
+            self.result.setdefault("glyph_checks", []).append(self.result["glyphs"])
         else:
             return self.fail(f"unknown step {step}")
         if done:

@@ -8,6 +8,8 @@ import pytest
 import terminal
 from terminal.cli import COMMANDS
 
+from terminal.store import SCHEMA_VERSION
+
 from conftest import BIN, ROOT
 
 
@@ -42,4 +44,4 @@ def test_bad_config_is_a_clear_error(tmp_path):
 def test_status_shows_the_queue(terminal_config):
     done = subprocess.run([str(BIN / "rating-terminal"), "--config", str(terminal_config()), "status"],
                           capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0 and "0 pending" in done.stdout and "schema v2" in done.stdout
+    assert done.returncode == 0 and "0 pending" in done.stdout and f"schema v{SCHEMA_VERSION}" in done.stdout and "events:  0 pending" in done.stdout

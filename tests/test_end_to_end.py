@@ -19,6 +19,9 @@ def test_click_on_satisfied_reaches_central_exactly_once(display, terminal_confi
     terminal_id = json.loads((tmp_path / "data" / "credentials.json").read_text())["terminal_id"]
     centres = tmp_path / "centres.json"
     driver, result = kiosk.start(config, [
+        {"do": "wait_screen", "screen": "paused"},
+        {"do": "swipe", "badge": "0004521873"},  # 李明华 logs in
+        {"do": "invite", "case_no": "C-E2E-1"},  # the window's business system: case done, please rate
         {"do": "wait_screen", "screen": "rating"},
         {"do": "centres", "path": str(centres)},
         {"do": "wait_screen", "screen": "thanks", "timeout": 30},
@@ -42,6 +45,10 @@ def test_click_on_satisfied_reaches_central_exactly_once(display, terminal_confi
     rows = central.query("SELECT level, window_code, staff_no, channel, device FROM ratings_rating "
                          "WHERE terminal_id = ?", [terminal_id])
     assert rows == [(4, "W01", "SZ0101", 4, "touchscreen")]
+
+    events = central.query("SELECT kind, staff_no, case_no FROM ratings_terminalevent WHERE terminal_id = ? "
+                           "ORDER BY at", [terminal_id])
+    assert events == [("login", "SZ0101", ""), ("invited", "SZ0101", "C-E2E-1")]
 
     second = subprocess.run(sync, capture_output=True, text=True, timeout=60)
     assert second.returncode == 0 and "delivered 0," in second.stdout

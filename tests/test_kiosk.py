@@ -1,7 +1,8 @@
-"""The real Kivy kiosk on a private Xvfb display: what it shows and what a touch records."""
+"""The real Kivy kiosk on a private Xvfb display: every screen, real touches, what gets recorded."""
 
 import json
 import sqlite3
+from pathlib import Path
 
 from PIL import Image
 
@@ -11,11 +12,38 @@ from terminal.kiosk.app import LEVEL_COLOURS
 import kiosk
 from kiosk import SCREENSHOTS
 
+BADGE_LI = "0004521873"  # 李明华, SZ0101, window W01 in the demo roster
+BADGE_WANG = "0004521874"  # 王晓燕, SZ0102
 
-def test_main_screen_renders_chinese_staff_card_and_five_buttons(display, terminal_config, tmp_path):
+
+def settings(config: Path, **changes) -> None:
+    """Change the window's content settings in the test's copy of the demo content."""
+    content = config.parent / "demo-content" / "content.json"
+    data = json.loads(content.read_text(encoding="utf-8"))
+    data["settings"].update(changes)
+    content.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+
+
+def records(tmp_path, sql: str) -> list:
+    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
+        return db.execute(sql).fetchall()
+
+
+def assert_readable(glyphs: dict, *expected: str) -> None:
+    assert glyphs["tofu"] == [], f"characters drawn as boxes: {glyphs['tofu']}"
+    assert glyphs["distinct_renderings"] == glyphs["cjk_chars"]
+    assert glyphs["clipped"] == [], f"text cut off: {glyphs['clipped']}"
+    texts = " ".join(glyphs["texts"])
+    for text in expected:
+        assert text in texts, text
+
+
+def test_rating_screen_renders_chinese_staff_card_and_five_buttons(display, terminal_config, tmp_path):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    shot, centres = SCREENSHOTS / "main-zh.png", tmp_path / "centres.json"
-    outcome = kiosk.run(terminal_config(), [
+    shot, centres = SCREENSHOTS / "rating-zh.png", tmp_path / "centres.json"
+    outcome = kiosk.run(terminal_config(staff_no="SZ0101"), [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "invite", "case_no": "C-1"},
         {"do": "wait_screen", "screen": "rating"},
         {"do": "glyph_check"},
         {"do": "centres", "path": str(centres)},
@@ -23,13 +51,9 @@ def test_main_screen_renders_chinese_staff_card_and_five_buttons(display, termin
     ], display, tmp_path)
 
     glyphs = outcome["glyphs"]
-    assert glyphs["tofu"] == [], f"characters drawn as boxes: {glyphs['tofu']}"
-    assert glyphs["cjk_chars"] >= 40 and glyphs["distinct_renderings"] == glyphs["cjk_chars"]
-    texts = " ".join(glyphs["texts"])
-    for expected in ("李明华", "SZ0101", "示范市市场监督管理局", "1号窗口", "请您对我的服务做出评价",
-                     "非常满意", "满意", "基本满意", "不满意", "非常不满意"):
-        assert expected in texts
-
+    assert glyphs["cjk_chars"] >= 40
+    assert_readable(glyphs, "李明华", "SZ0101", "示范市市场监督管理局", "1号窗口", "请您对我的服务做出评价",
+                    "非常满意", "满意", "基本满意", "不满意", "非常不满意")
     image = Image.open(shot).convert("RGB")
     assert image.size == (1280, 800)
     assert len(image.getcolors(maxcolors=1 << 20)) > 200  # not blank: text, photo, buttons
@@ -40,18 +64,76 @@ def test_main_screen_renders_chinese_staff_card_and_five_buttons(display, termin
         assert max(abs(r - expected[0]), abs(g - expected[1]), abs(b - expected[2])) < 8, (code, (r, g, b))
 
 
-def test_touch_records_the_rating_before_thanks_and_returns(display, terminal_config, tmp_path):
-    config = terminal_config(thanks_seconds=1.0)
+def test_a_service_from_badge_login_to_reasons_to_logout(display, terminal_config, tmp_path):
+    """Paused → badge → attract → invitation → a bad rating → reasons by touch → thanks → logout."""
+    config = terminal_config()
+    settings(config, thanks_seconds=1)
     outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "paused"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "paused-zh.png")},
+        {"do": "box_press", "level": 5},  # nobody logged in: flagged, not counted
+        {"do": "swipe", "badge": "9999999999"},  # unknown badge: changes nothing
+        {"do": "sleep", "seconds": 0.3},
+        {"do": "wait_screen", "screen": "paused"},
+        {"do": "swipe", "badge": BADGE_LI},
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "attract-zh.png")},
+        {"do": "invite", "case_no": "C-2026-0001", "item_code": "11440100MB2C00001X4440117001000"},
         {"do": "wait_screen", "screen": "rating"},
-        {"do": "touch", "target": "level_2"},
+        {"do": "touch", "target": "level_1"},
+        {"do": "wait_screen", "screen": "reasons"},
+        {"do": "glyph_check"},
+        {"do": "touch", "target": "reason_slow"},
+        {"do": "touch", "target": "reason_attitude"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "reasons-zh.png")},
+        {"do": "touch", "target": "submit"},
         {"do": "wait_screen", "screen": "thanks"},
+        {"do": "box_press", "level": 5},  # during the thank-you: flagged
         {"do": "glyph_check"},
         {"do": "screenshot", "path": str(SCREENSHOTS / "thanks-zh.png")},
-        {"do": "wait_screen", "screen": "rating", "timeout": 5},
+        {"do": "wait_screen", "screen": "attract", "timeout": 5},
+        {"do": "box_press", "level": 4},  # no invitation: flagged
+        {"do": "swipe", "badge": BADGE_LI},  # the same badge again: logout
+        {"do": "wait_screen", "screen": "paused"},
+    ], display, tmp_path, timeout=120)
+    paused, attract, reasons, thanks = (outcome["glyph_checks"][i] for i in range(4))
+    assert_readable(paused, "暂停服务")
+    assert_readable(attract, "李明华", "办事指南", "企业设立登记", "通知公告", "办事大厅服务时间")
+    assert_readable(reasons, "请告诉我们不满意的原因", "服务态度差", "办事效率低/等候时间长", "其他", "提交")
+    assert_readable(thanks, "感谢您的评价")
+
+    ratings = records(tmp_path, "SELECT level, staff_no, json_extract(payload, '$.case_no'), "
+                                "json_extract(payload, '$.reasons'), json_extract(payload, '$.session_id') FROM ratings")
+    assert len(ratings) == 1
+    level, staff_no, case_no, reasons, session_id = ratings[0]
+    assert (level, staff_no, case_no, json.loads(reasons)) == (1, "SZ0101", "C-2026-0001", ["attitude", "slow"])
+    events = records(tmp_path, "SELECT kind, json_extract(payload, '$.why'), json_extract(payload, '$.staff_no'), "
+                               "json_extract(payload, '$.session_id') FROM events ORDER BY seq")
+    assert events == [("misuse", "paused", None, None), ("login", None, "SZ0101", None),
+                      ("invited", None, "SZ0101", session_id), ("misuse", "during_thanks", "SZ0101", None),
+                      ("misuse", "no_session", "SZ0101", None), ("logout", None, "SZ0101", None)]
+    assert records(tmp_path, "SELECT count(*) FROM held") == [(0,)]
+
+
+def test_walking_away_from_reasons_and_indicator_ratings(display, terminal_config, tmp_path):
+    config = terminal_config(staff_no="SZ0101")
+    settings(config, dimensions=["服务效率", "服务水平", "服务态度"], reasons_timeout_s=1)
+    outcome = kiosk.run(config, [
+        {"do": "invite", "case_no": "C-7"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "touch", "target": "level_2"},
+        {"do": "wait_screen", "screen": "indicators"},
+        {"do": "touch", "target": "score_服务效率_3"},
+        {"do": "touch", "target": "score_服务态度_2"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "indicators-zh.png")},
+        {"do": "touch", "target": "submit"},  # the rest left unanswered
+        {"do": "wait_screen", "screen": "reasons"},
+        {"do": "wait_screen", "screen": "attract", "timeout": 5},  # walked away: no thank-you for nobody
     ], display, tmp_path)
-    assert "感谢您的评价" in outcome["glyphs"]["texts"] and outcome["glyphs"]["tofu"] == []
-    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
-        rows = db.execute("SELECT level, window, staff_no, state, json_extract(payload, '$.channel'), "
-                          "json_extract(payload, '$.device') FROM ratings").fetchall()
-    assert rows == [(2, "W01", "SZ0101", "pending", 4, "touchscreen")]
+    assert_readable(outcome["glyph_checks"][0], "请您对以下方面做出评价", "服务效率", "服务水平", "服务态度", "非常不满意")
+    rows = records(tmp_path, "SELECT level, json_extract(payload, '$.scores'), json_extract(payload, '$.reasons') "
+                             "FROM ratings")
+    assert [(lv, json.loads(s), json.loads(r)) for lv, s, r in rows] == [(2, {"服务效率": 3, "服务态度": 2}, [])]

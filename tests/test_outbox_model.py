@@ -111,7 +111,7 @@ def test_outbox_against_its_model(central, enrolled, tmp_path_factory):
             batch delivered (power cut): SQLite rolls it back, so the batch is pending again."""
             batch = self.pending()[: self.batch_size]
 
-            def die(ids):
+            def die(ids, table="ratings"):
                 self.store.db.execute("BEGIN")
                 self.store.db.conn.executemany("UPDATE ratings SET state = 'delivered' WHERE id = ?",
                                                [(i,) for i in ids])

@@ -21,7 +21,7 @@ from ninja.decorators import decorate_view
 import terminal
 
 from . import auth, content
-from .ingest import MAX_BATCH_ITEMS, ingest, note_boot
+from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
 from .models import Terminal
 
 MAX_INFLATED_BYTES = 32 * 1024 * 1024
@@ -116,19 +116,31 @@ def upload_ratings(request: HttpRequest):
     """Each item is answered in order: ``accepted``, ``duplicate`` (already stored, identical) or
     ``rejected`` with a ``reason`` (malformed, another terminal's, or the id already stored with
     other content). The answer is gzip-compressed when the terminal accepts it."""
+    return take_batch(request, "ratings", RATINGS)
+
+
+@api.post("/events", auth=signed, summary="Upload a batch of terminal events (logins, session events, misuse)")
+@decorate_view(gzip_page)
+def upload_events(request: HttpRequest):
+    """Body ``{"events": [...], "clock": {...}}``; each item answered as for ratings. Events are
+    never ratings: a press kept as suspected misuse is an event of kind ``misuse``."""
+    return take_batch(request, "events", EVENTS)
+
+
+def take_batch(request: HttpRequest, key: str, kind) -> JsonResponse:
     body = json_object(request)
-    if not isinstance(body.get("ratings"), list):
-        raise BadBody(400, "bad_batch", 'body must be an object {"ratings": [...]}')
-    items = body["ratings"]
+    if not isinstance(body.get(key), list):
+        raise BadBody(400, "bad_batch", f'body must be an object {{"{key}": [...]}}')
+    items = body[key]
     if len(items) > MAX_BATCH_ITEMS:
         raise BadBody(413, "batch_too_large", f"{len(items)} items; at most {MAX_BATCH_ITEMS} per batch")
     note_boot(request.auth, body.get("clock"))
-    results = ingest(items, request.auth)
+    results = ingest(items, request.auth, kind)
     counts = {s: sum(1 for r in results if r.status == s) for s in ("accepted", "duplicate", "rejected")}
     return answer({"results": [r.as_dict() for r in results], **counts})
 
 
-HEARTBEAT_NUMBERS = {"queue_depth": int, "oldest_pending_s": int, "dead_letters": int,
+HEARTBEAT_NUMBERS = {"queue_depth": int, "events_pending": int, "oldest_pending_s": int, "dead_letters": int,
                      "disk_free_bytes": int, "clock_offset_s": float}
 
 

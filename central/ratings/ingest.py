@@ -1,9 +1,9 @@
-"""Taking in a batch of ratings: each item is accepted, a duplicate, or rejected with a reason.
+"""Taking in a batch of ratings or events: each item is accepted, a duplicate, or rejected with a reason.
 
-Exactly-once in effect rests on one rule: a rating id is stored at most once. An item whose id is
+Exactly-once in effect rests on one rule: an item id is stored at most once. An item whose id is
 already stored with the same digest is a harmless replay (``duplicate``); the same id with other
 content is ``rejected`` and the item is kept in RejectedItem for inspection. Good items of a batch
-are stored even when others in it are bad.
+are stored even when others in it are bad. Ratings and events (``Kind``) follow the same rule.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from datetime import datetime, timedelta
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
+from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating
 
-from .models import BootClock, Rating, RejectedItem, Terminal
+from .models import BootClock, Rating, RejectedItem, Terminal, TerminalEvent
 
 MAX_BATCH_ITEMS = 1000
 
@@ -51,7 +52,19 @@ def note_boot(terminal: Terminal, clock: object) -> None:
         BootClock.objects.filter(pk=anchor.pk).update(boot_started=started)
 
 
-def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
+@dataclass(frozen=True)
+class Kind:
+    """What a batch holds: its wire record, its model, the model's id field, and the model's fields."""
+
+    name: str
+    wire: type
+    model: type
+    id_field: str
+    fields: object  # (wire record, digest, boots) -> model fields
+
+
+def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[ItemResult]:
+    kind = kind or RATINGS
     results: list[ItemResult] = []
     fresh: dict[str, tuple[int, WireRating, str]] = {}  # id -> (index, rating, digest)
     rejected: list[RejectedItem] = []
@@ -60,15 +73,15 @@ def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
         raw_id = item.get("id") if isinstance(item, dict) else None
         raw_id = raw_id if isinstance(raw_id, str) else None
         try:
-            rating = WireRating.from_wire(item)
+            rating = kind.wire.from_wire(item)
         except InvalidRating as exc:
             results.append(ItemResult(index, raw_id, "rejected", f"invalid: {exc}"))
-            rejected.append(_rejected(item, raw_id, f"invalid: {exc}"))
+            rejected.append(_rejected(kind, item, raw_id, f"invalid: {exc}"))
             continue
         if rating.terminal_id != terminal.terminal_id:
-            why = f"terminal_mismatch: rating names terminal {rating.terminal_id}, request is signed by another"
+            why = f"terminal_mismatch: {kind.name} names terminal {rating.terminal_id}, request is signed by another"
             results.append(ItemResult(index, rating.id, "rejected", why))
-            rejected.append(_rejected(item, rating.id, why))
+            rejected.append(_rejected(kind, item, rating.id, why))
             continue
         digest = rating.digest()
         if rating.id in fresh:  # the same id twice in one batch
@@ -76,24 +89,25 @@ def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
                 results.append(ItemResult(index, rating.id, "duplicate"))
             else:
                 results.append(ItemResult(index, rating.id, "rejected", "id_conflict: id repeated in batch with other content"))
-                rejected.append(_rejected(item, rating.id, "id_conflict within batch"))
+                rejected.append(_rejected(kind, item, rating.id, "id_conflict within batch"))
             continue
         fresh[rating.id] = (index, rating, digest)
         results.append(None)  # filled below
 
-    stored = dict(Rating.objects.filter(rating_id__in=list(fresh)).values_list("rating_id", "digest"))
+    stored = dict(kind.model.objects.filter(**{f"{kind.id_field}__in": list(fresh)})
+                  .values_list(kind.id_field, "digest"))
     boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in={r.boot_id for _, r, _ in fresh.values()})
                  .values_list("boot_id", "boot_started"))
     to_create = []
     for rating_id, (index, rating, digest) in fresh.items():
         if rating_id in stored:
-            results[index] = _replay(index, rating, digest, stored[rating_id], rejected)
+            results[index] = _replay(kind, index, rating, digest, stored[rating_id], rejected)
         else:
             to_create.append((index, rating, digest))
 
     try:
         with transaction.atomic():
-            insert_ratings([_fields(r, d, boots) for _, r, d in to_create])
+            insert_rows(kind.model, [kind.fields(r, d, boots) for _, r, d in to_create])
             RejectedItem.objects.bulk_create(rejected)
         for index, rating, _ in to_create:
             results[index] = ItemResult(index, rating.id, "accepted")
@@ -102,12 +116,12 @@ def ingest(items: list, terminal: Terminal) -> list[ItemResult]:
         with transaction.atomic():
             RejectedItem.objects.bulk_create(rejected)
         for index, rating, digest in to_create:
-            results[index] = _store_one(index, rating, digest, boots)
+            results[index] = _store_one(kind, index, rating, digest, boots)
     return results
 
 
-def insert_ratings(rows: list[dict]) -> None:
-    """Insert new ratings with one prepared INSERT run by ``executemany``.
+def insert_rows(model, rows: list[dict]) -> None:
+    """Insert new ratings (or events) with one prepared INSERT run by ``executemany``.
 
     Why not ``bulk_create``: on SQLite it compiles a statement of up to 999 parameters for every
     ~58 rows and builds a model object per row, which was half the server's time when a terminal
@@ -118,12 +132,12 @@ def insert_ratings(rows: list[dict]) -> None:
     """
     if not rows:
         return
-    db = connections[router.db_for_write(Rating)]  # the connection itself, not the proxy: no lookup per value
-    fields = [f for f in Rating._meta.concrete_fields if not f.primary_key]
+    db = connections[router.db_for_write(model)]  # the connection itself, not the proxy: no lookup per value
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
     prepare = []
     for f in fields:
         kind = f.get_internal_type()
-        if kind in ("CharField", "TextField", "PositiveSmallIntegerField"):
+        if kind in ("CharField", "TextField", "PositiveSmallIntegerField") and not f.null:
             prepare.append(None)  # str and int go to every driver as they are
         elif kind == "DateTimeField":
             prepare.append(db.ops.adapt_datetimefield_value)  # our values are timezone-aware already
@@ -131,7 +145,7 @@ def insert_ratings(rows: list[dict]) -> None:
             prepare.append(lambda value, f=f: f.get_db_prep_save(value, db))
     now = timezone.now()
     quote = db.ops.quote_name
-    sql = (f"INSERT INTO {quote(Rating._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+    sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")
     values = []
     for row in rows:
@@ -141,30 +155,30 @@ def insert_ratings(rows: list[dict]) -> None:
         cursor.executemany(sql, values)
 
 
-def _store_one(index: int, rating: WireRating, digest: str, boots: dict) -> ItemResult:
+def _store_one(kind: Kind, index: int, rating, digest: str, boots: dict) -> ItemResult:
     try:
         with transaction.atomic():
-            Rating.objects.create(**_fields(rating, digest, boots))
+            kind.model.objects.create(**kind.fields(rating, digest, boots))
         return ItemResult(index, rating.id, "accepted")
     except IntegrityError:
-        stored = Rating.objects.filter(rating_id=rating.id).values_list("digest", flat=True).first()
+        stored = kind.model.objects.filter(**{kind.id_field: rating.id}).values_list("digest", flat=True).first()
         rejected: list[RejectedItem] = []
-        result = _replay(index, rating, digest, stored, rejected)
+        result = _replay(kind, index, rating, digest, stored, rejected)
         RejectedItem.objects.bulk_create(rejected)
         return result
 
 
-def _replay(index: int, rating: WireRating, digest: str, stored_digest: str | None, rejected: list) -> ItemResult:
+def _replay(kind: Kind, index: int, rating, digest: str, stored_digest: str | None, rejected: list) -> ItemResult:
     if stored_digest == digest:
         return ItemResult(index, rating.id, "duplicate")
-    rejected.append(_rejected(rating.to_wire(), rating.id, "id_conflict: id already stored with other content"))
+    rejected.append(_rejected(kind, rating.to_wire(), rating.id, "id_conflict: id already stored with other content"))
     return ItemResult(index, rating.id, "rejected", "id_conflict: id already stored with other content")
 
 
-def corrected_time(r: WireRating, boots: dict) -> tuple[datetime, str]:
-    """The best time for a rating: the terminal's own if NTP had synced it, else the boot's start in
-    server time plus the monotonic clock, else (boot never heard of) the terminal's, marked so."""
-    said = datetime.fromisoformat(r.rated_at)
+def corrected_time(r, boots: dict) -> tuple[datetime, str]:
+    """The best time for a rating or event: the terminal's own if NTP had synced it, else the boot's
+    start in server time plus the monotonic clock, else (boot never heard of) the terminal's, marked so."""
+    said = datetime.fromisoformat(r.rated_at if isinstance(r, WireRating) else r.at)
     if r.clock_synced:
         return said, "terminal_ntp"
     if r.boot_id in boots:
@@ -172,7 +186,7 @@ def corrected_time(r: WireRating, boots: dict) -> tuple[datetime, str]:
     return said, "terminal_unsynced"
 
 
-def _fields(r: WireRating, digest: str, boots: dict) -> dict:
+def _rating_fields(r: WireRating, digest: str, boots: dict) -> dict:
     rated_at, source = corrected_time(r, boots)
     return dict(
         rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
@@ -183,9 +197,23 @@ def _fields(r: WireRating, digest: str, boots: dict) -> dict:
     )
 
 
-def _rejected(item: object, rating_id: str | None, reason: str) -> RejectedItem:
+def _event_fields(e: WireEvent, digest: str, boots: dict) -> dict:
+    at, source = corrected_time(e, boots)
+    return dict(
+        event_id=e.id, terminal_id=e.terminal_id, window_code=e.window, kind=e.kind, why=e.why or "",
+        staff_no=e.staff_no or "", session_id=e.session_id or "", case_no=e.case_no or "",
+        level=int(e.level) if e.level is not None else None, at=at, at_terminal=datetime.fromisoformat(e.at),
+        time_source=source, digest=digest, payload=e.to_wire(),
+    )
+
+
+RATINGS = Kind("rating", WireRating, Rating, "rating_id", _rating_fields)
+EVENTS = Kind("event", WireEvent, TerminalEvent, "event_id", _event_fields)
+
+
+def _rejected(kind: Kind, item: object, rating_id: str | None, reason: str) -> RejectedItem:
     terminal = item.get("terminal_id") if isinstance(item, dict) else None
-    return RejectedItem(
+    return RejectedItem(kind=kind.name,
         terminal_id=terminal[:64] if isinstance(terminal, str) else "",
         rating_id=(rating_id or "")[:64], reason=reason[:2000],
         payload=json.dumps(item, ensure_ascii=False, default=str)[:20000],

@@ -238,12 +238,42 @@ class Rating(models.Model):
         return f"{self.rating_id} {Level(self.level).zh}"
 
 
+class TerminalEvent(models.Model):
+    """A staff login or logout, a session event, or a press kept as suspected misuse — never a rating."""
+
+    KINDS = [("login", "登录"), ("logout", "退出"), ("invited", "邀请评价"), ("invite_expired", "邀请超时未评"),
+             ("session_abandoned", "会话中止"), ("misuse", "疑似误按/刷评")]
+    event_id = models.CharField("事件编号", max_length=64, unique=True)
+    terminal_id = models.CharField("终端", max_length=64, db_index=True)
+    window_code = models.CharField("窗口", max_length=64, db_index=True)
+    kind = models.CharField("类型", max_length=20, choices=KINDS, db_index=True)
+    why = models.CharField("疑似误按原因", max_length=20, blank=True)
+    staff_no = models.CharField("工号", max_length=64, blank=True, db_index=True)
+    session_id = models.CharField("评价会话", max_length=64, blank=True)
+    case_no = models.CharField("办件编号", max_length=50, blank=True)
+    level = models.PositiveSmallIntegerField("按下的等级", choices=LEVEL_CHOICES, null=True, blank=True)
+    at = models.DateTimeField("时间", db_index=True)
+    at_terminal = models.DateTimeField("终端记录时间")
+    time_source = models.CharField("时间来源", max_length=20)
+    received_at = models.DateTimeField("接收时间", auto_now_add=True)
+    digest = models.CharField(max_length=64)
+    payload = models.JSONField("原始数据")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "终端事件"
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.event_id} {self.kind}"
+
+
 class RejectedItem(models.Model):
     """An item the server refused, kept for inspection (malformed, or an id reused with other content)."""
 
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
+    kind = models.CharField("类别", max_length=10, default="rating")  # rating | event
     terminal_id = models.CharField("终端", max_length=64, blank=True)
-    rating_id = models.CharField("评价编号", max_length=64, blank=True, db_index=True)
+    rating_id = models.CharField("评价或事件编号", max_length=64, blank=True, db_index=True)
     reason = models.TextField("原因")
     payload = models.TextField("原始数据")
 

@@ -1,7 +1,9 @@
 """The Kivy application: app state as properties, one kv file per screen (see ``screens/``).
 
-A press on a rating button calls ``KioskApp.rate``: the rating is committed to the local database
-first, and only then does the thank-you screen appear.
+The screens only show the window's session (``terminal.window.Window``) and pass on what the
+citizen or staff member does. A press goes ``LevelButton -> app.press -> Window.press``: the
+session rules decide what it is, the record is committed to disk, and only then does the window
+tell the app, which shows the screen for the new state (感谢您的评价 after a committed rating).
 """
 
 from __future__ import annotations
@@ -12,22 +14,26 @@ import threading
 from pathlib import Path
 
 from kivy.app import App
-from kivy.clock import Clock
+from kivy.clock import Clock, mainthread
+from kivy.factory import Factory
 from kivy.lang import Builder
 from kivy.properties import ListProperty, NumericProperty, StringProperty
+from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import FadeTransition, ScreenManager
 
 from terminal.config import Config
 from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError
 from terminal.core.channels import InputDevice
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
-from terminal.recorder import Recorder
+from terminal.core.session import State
 from terminal.store import Store
+from terminal.window import Window
 
-from .screens import RatingScreen, ThanksScreen
+from .screens import SCREEN_CLASSES
 
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"
+CONTENT_CHECK_SECONDS = 5.0
 
 # Background colours of the five buttons, best first; text and stars say the level too.
 LEVEL_COLOURS = {
@@ -39,7 +45,15 @@ LEVEL_COLOURS = {
 }
 
 
+def screen_for(state: State, mode: str) -> str:
+    if state is State.IDLE:
+        return "rating" if mode == "walk-up" else "attract"
+    return {State.PAUSED: "paused", State.INVITED: "rating", State.RATING: "indicators",
+            State.REASONS: "reasons", State.THANKS: "thanks"}[state]
+
+
 class KioskApp(App):
+    language = StringProperty("zh_CN")
     hall_name = StringProperty("")
     window_name = StringProperty("")
     staff_name = StringProperty("")
@@ -50,84 +64,158 @@ class KioskApp(App):
     window_stars = NumericProperty(0)
     levels = ListProperty([])  # [(code, label, stars, colour)], best first
     last_level_label = StringProperty("")
+    toast = StringProperty("")
+    fault_text = StringProperty("")
 
     def __init__(self, config: Config, **kwargs):
         super().__init__(**kwargs)
         self.terminal_config = config
         self.title = "评价器"
+        self.language = config.terminal.language
         self.store: Store | None = None
-        self.recorder: Recorder | None = None
-        self.dept_code: str | None = None
-        self._back_event = None
+        self.window: Window | None = None
+        self.content: Content | None = None
+        self._content_stamp = None
+        self._toast_event = None
+
+    def tr(self, text: str, _language: str | None = None) -> str:
+        """The citizen-facing text in the current language (kv passes ``app.language`` so that a
+        change of language redraws every label)."""
+        return text
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def build(self):
         self.store = Store(self.terminal_config.db_path)
-        self.recorder = Recorder(self.terminal_config, self.store)
         self.levels = [(int(lv), lv.zh, "★" * int(lv), LEVEL_COLOURS[lv]) for lv in LEVELS_BEST_FIRST]
-        self.load_content()
-        for kv in ("rating.kv", "thanks.kv"):
-            Builder.load_file(str(SCREENS / kv))
+        self.content = self._read_content()
+        self.window = Window(self.terminal_config, self.store, self.content)
+        Builder.load_file(str(SCREENS / "common.kv"))
+        for name in SCREEN_CLASSES:
+            Builder.load_file(str(SCREENS / f"{name}.kv"))
         self.screens = ScreenManager(transition=FadeTransition(duration=0.15))
-        self.screens.add_widget(RatingScreen(name="rating"))
-        self.screens.add_widget(ThanksScreen(name="thanks"))
+        for name, cls in SCREEN_CLASSES.items():
+            self.screens.add_widget(cls(name=name))
+        self._show_content()
+        self.window.listeners.append(self._on_window)
+        self._show_state()
+        root = FloatLayout()
+        root.add_widget(self.screens)
+        self.toast_label = Factory.Toast()  # login feedback and refusals, over any screen
+        root.add_widget(self.toast_label)
+        Clock.schedule_interval(lambda _dt: self.window.tick(), 0.25)
+        Clock.schedule_interval(self._check_content, CONTENT_CHECK_SECONDS)
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
-        return self.screens
+        return root
 
     def on_start(self):
-        log.info("kiosk ready: terminal %s, window %s, staff %s",
-                 self.terminal_config.terminal.id, self.terminal_config.terminal.window, self.staff_no or "-")
+        log.info("kiosk ready: terminal %s, window %s, session %s", self.terminal_config.terminal.id,
+                 self.terminal_config.terminal.window, self.window.state.value)
 
     def on_stop(self):
         if self.store:
             self.store.close()
 
-    def load_content(self) -> None:
-        cfg = self.terminal_config
+    # -- what screens call -------------------------------------------------------------------
+
+    def press(self, code: int, device: InputDevice = InputDevice.TOUCHSCREEN) -> None:
+        self.window.press(code, device)
+
+    def swipe(self, badge_id: str) -> None:
+        result = self.window.swipe(badge_id)
+        self.show_toast(result.message)
+
+    def show_toast(self, text: str, seconds: float = 3.0) -> None:
+        self.toast_label.text = text
+        self.toast_label.opacity = 1
+        if self._toast_event:
+            self._toast_event.cancel()
+        self._toast_event = Clock.schedule_once(lambda _dt: setattr(self.toast_label, "opacity", 0), seconds)
+
+    # -- the window's news -------------------------------------------------------------------
+
+    @mainthread
+    def _on_window(self, what: str, detail: object) -> None:
+        if what == "fault":
+            self.fault_text = "设备存储故障，暂停评价，请联系工作人员"
+        self._show_state()
+
+    def _show_state(self) -> None:
+        staff = self.window.staff
+        self.staff_name = staff.name if staff else ""
+        self.staff_no = staff.staff_no if staff else ""
+        self.staff_unit = staff.unit if staff else ""
+        self.staff_title = staff.title if staff else ""
+        self.photo = str(self.content.photo_path(staff) if self.content else PLACEHOLDER_PHOTO)
+        self.last_level_label = self.window.last_level.zh if self.window.last_level else ""
+        name = "paused" if self.window.fault else screen_for(self.window.state, self.window.rules.mode)
+        if self.screens.current != name:
+            self.screens.current = name
+
+    # -- content -----------------------------------------------------------------------------
+
+    def _read_content(self) -> Content | None:
+        folder = self.terminal_config.content_dir
         try:
-            content = Content.load(cfg.content_dir)
+            self._content_stamp = _stamp(folder)
+            return Content.load(folder)
         except ContentError as exc:
             log.error("%s", exc)
-            self.hall_name, self.window_name = "", cfg.terminal.window
-            self.photo = str(PLACEHOLDER_PHOTO)
+            return None
+
+    def _check_content(self, _dt) -> None:
+        """Sync swaps in new content atomically; show it without a restart."""
+        if _stamp(self.terminal_config.content_dir) == self._content_stamp:
             return
-        window = content.windows.get(cfg.terminal.window, {})
-        self.hall_name = content.hall.get("name", "")
+        content = self._read_content()
+        if content is not None:
+            log.info("new content %s", content.version)
+            self.content = content
+            self.window.reload(content)
+            self._show_content()
+            self._show_state()
+
+    def _show_content(self) -> None:
+        cfg, content = self.terminal_config, self.content
+        window = content.windows.get(cfg.terminal.window, {}) if content else {}
+        self.hall_name = content.hall.get("name", "") if content else ""
         self.window_name = window.get("name", cfg.terminal.window)
         self.window_stars = int(window.get("stars", 0) or 0)
-        self.dept_code = window.get("department")
-        on_duty = content.staff.get(cfg.kiosk.staff_no) if cfg.kiosk.staff_no else None
-        if on_duty is None:
-            staff = content.staff_of_window(cfg.terminal.window)
-            on_duty = staff[0] if staff else None
-        if on_duty:
-            self.staff_name, self.staff_no = on_duty.name, on_duty.staff_no
-            self.staff_unit, self.staff_title = on_duty.unit, on_duty.title
-        self.photo = str(content.photo_path(on_duty))
+        tags = content.reason_tags if content else []
+        self.screens.get_screen("attract").show_content(content.guides if content else [],
+                                                        content.notices if content else [], self.tr)
+        self.screens.get_screen("reasons").show_tags([t for t in tags if isinstance(t, dict) and "code" in t])
+        self.screens.get_screen("indicators").show_dimensions(list(self.window.rules.dimensions), self.levels)
 
-    # -- rating ------------------------------------------------------------------------------
-
-    def rate(self, code: int, device: InputDevice = InputDevice.TOUCHSCREEN) -> None:
-        """Record a press durably, then thank the rater. Presses outside the rating screen are ignored."""
-        if self.screens.current != "rating":
-            log.info("press %s ignored: not on the rating screen", code)
-            return
-        level = Level(code)
-        self.recorder.record(level, device, staff_no=self.staff_no or None, dept_code=self.dept_code)
-        self.last_level_label = level.zh
-        self.screens.current = "thanks"
-        if self._back_event:
-            self._back_event.cancel()
-        self._back_event = Clock.schedule_once(self._back_to_rating, self.terminal_config.kiosk.thanks_seconds)
-
-    def _back_to_rating(self, _dt) -> None:
-        self.screens.current = "rating"
+    # -- demo --------------------------------------------------------------------------------
 
     def _read_console_keys(self) -> None:
-        """Demo only: a line or key '1'..'5' on stdin presses that level (5 = 非常满意)."""
+        """Demo only: keys '1'..'5' press that level (5 = 非常满意), 'i' is the 请评价 key,
+        'b' swipes the badge of the window's first staff member."""
         for line in sys.stdin:
             for ch in line.strip():
                 if ch in "12345":
-                    Clock.schedule_once(lambda _dt, c=int(ch): self.rate(c, InputDevice.CONSOLE))
+                    Clock.schedule_once(lambda _dt, c=int(ch): self.press(c, InputDevice.CONSOLE))
+                elif ch == "i":
+                    Clock.schedule_once(lambda _dt: self._invite_from_key())
+                elif ch == "b" and self.content:
+                    staff = self.content.staff_of_window(self.terminal_config.terminal.window)
+                    if staff:
+                        Clock.schedule_once(lambda _dt, b=staff[0].badge_id: self.swipe(b))
+
+    def _invite_from_key(self) -> None:
+        from terminal.core.session import SessionRefused
+        try:
+            self.window.invite(source="key")
+        except SessionRefused as exc:
+            self.show_toast(str(exc))
+
+
+def _stamp(folder: Path) -> tuple | None:
+    """What changes when sync swaps content in: where content.json really is, and its mtime."""
+    path = Path(folder) / "content.json"
+    try:
+        return (str(path.resolve()), path.stat().st_mtime_ns)
+    except OSError:
+        return None

@@ -2,4 +2,5 @@ from kivy.uix.screenmanager import Screen
 
 
 class RatingScreen(Screen):
-    """Who serves you, and five buttons. Layout in rating.kv; a press calls ``app.rate``."""
+    """Who serves you, and five buttons (colour, stars and words: never colour alone). A press
+    calls ``app.press``; the session decides what it is."""

@@ -1,0 +1,99 @@
+"""Checks for the fields of untrusted records (ratings, events): each returns the clean value or
+raises ValueError/TypeError saying why; ``check_fields`` runs a table of them and reports every
+problem at once."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than tab and newline
+
+
+class InvalidRecord(ValueError):
+    """Untrusted input that is not a valid record; ``problems`` maps field name to why."""
+
+    def __init__(self, problems: dict[str, str]):
+        self.problems = problems
+        super().__init__("; ".join(f"{k}: {v}" for k, v in problems.items()))
+
+
+def check_fields(data: object, table: dict, what: str) -> dict:
+    """Validate ``data`` against ``table`` (name -> (required, check)); InvalidRecord names every bad field."""
+    if not isinstance(data, dict):
+        raise InvalidRecord({what: f"must be a JSON object, got {type(data).__name__}"})
+    problems: dict[str, str] = {}
+    values: dict[str, object] = {}
+    for name, (required, check) in table.items():
+        if name not in data or data[name] is None:
+            if required:
+                problems[name] = "is required"
+            continue
+        try:
+            values[name] = check(data[name])
+        except (ValueError, TypeError) as exc:
+            problems[name] = str(exc)
+    unknown = sorted(set(data) - set(table))
+    if unknown:
+        problems["unknown fields"] = ", ".join(unknown[:10])
+    if problems:
+        raise InvalidRecord(problems)
+    return values
+
+
+def text(max_len: int, *, allow_empty: bool = False):
+    def check(v):
+        if not isinstance(v, str):
+            raise TypeError(f"must be a string, got {type(v).__name__}")
+        if not v and not allow_empty:
+            raise ValueError("must not be empty")
+        if len(v) > max_len:
+            raise ValueError(f"is {len(v)} characters, at most {max_len} allowed")
+        if _CONTROL.search(v):
+            raise ValueError("contains control characters")
+        return v
+    return check
+
+
+def ident(v):
+    if not isinstance(v, str) or not _ID.match(v):
+        raise ValueError("must be 8-64 characters of letters, digits, '-' or '_'")
+    return v
+
+
+def integer(lo: int, hi: int):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise TypeError(f"must be an integer, got {type(v).__name__}")
+        if not lo <= v <= hi:
+            raise ValueError(f"{v} is outside {lo}..{hi}")
+        return v
+    return check
+
+
+def bool_(v):
+    if not isinstance(v, bool):
+        raise TypeError(f"must be true or false, got {type(v).__name__}")
+    return v
+
+
+def enum(kind):
+    def check(v):
+        try:
+            return kind(v) if not isinstance(v, bool) else kind(None)
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in kind)
+            raise ValueError(f"{v!r} is not one of {allowed}") from None
+    return check
+
+
+def timestamp(v):
+    text(40)(v)
+    try:
+        parsed = datetime.fromisoformat(v)
+    except ValueError:
+        raise ValueError(f"{v!r} is not an ISO 8601 time") from None
+    if parsed.tzinfo is None:
+        raise ValueError("must carry a UTC offset, e.g. 2026-11-22T10:30:00+08:00")
+    return v

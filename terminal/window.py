@@ -1,0 +1,177 @@
+"""The window: its rating session with the effects carried out, for every front end to share.
+
+The kiosk's screens, a headless box-only terminal, the badge readers and the local invite API all
+talk to one ``Window``. Each call runs the pure session rules (``terminal.core.session``), makes
+the resulting records durable (``Recorder.carry_out``) and only then tells the listeners, so a
+screen that says 感谢您的评价 always follows a committed rating. Calls come from several threads
+(the UI loop, the invite API, device readers); a lock keeps them one at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from terminal.clock import SystemClock
+from terminal.config import Config
+from terminal.content import Content, StaffMember
+from terminal.core.channels import InputDevice
+from terminal.core.levels import Level
+from terminal.core.session import Commit, Rules, Say, Service, Session, SessionRefused, State
+from terminal.recorder import Recorder
+from terminal.store import Store, StoreError
+
+log = logging.getLogger("rating-terminal")
+
+__all__ = ["Window", "SwipeResult", "SessionRefused", "State"]
+
+
+@dataclass(frozen=True)
+class SwipeResult:
+    known: bool
+    message: str  # for the staff member at the counter
+    staff: StaffMember | None = None
+
+
+class Window:
+    def __init__(self, config: Config, store: Store, content: Content | None,
+                 clock: SystemClock | None = None, monotonic: Callable[[], float] = time.monotonic):
+        self.config, self.store = config, store
+        self.recorder = Recorder(config, store, clock)
+        self.monotonic = monotonic
+        self.lock = threading.RLock()
+        self.listeners: list[Callable[[str, object], None]] = []  # (what, detail): state | say | fault
+        self.fault: str | None = None
+        self.last_level: Level | None = None  # of the last committed rating: the thank-you repeats it
+        self.content = content
+        self.session = Session(self._rules(content))
+        self._use_content(content)
+        released = store.release_held()
+        if released:
+            log.warning("%d rating(s) held when the terminal stopped were committed with what they had", len(released))
+        if config.kiosk.staff_no:  # a window without a badge reader: this staff member is on duty
+            self._run(self.session.swipe, config.kiosk.staff_no, self.monotonic())
+
+    # -- what front ends call ----------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.session.state
+
+    @property
+    def staff(self) -> StaffMember | None:
+        no = self.session.staff_no
+        if no is None:
+            return None
+        found = self.content.staff.get(no) if self.content else None
+        return found or StaffMember(staff_no=no, name=no, window=self.config.terminal.window)
+
+    @property
+    def rules(self) -> Rules:
+        return self.session.rules
+
+    def swipe(self, badge_id: str) -> SwipeResult:
+        """A badge was read: log in, log out (same badge) or switch; an unknown badge changes nothing."""
+        badge_id = badge_id.strip()
+        member = next((s for s in (self.content.staff.values() if self.content else ()) if s.badge_id == badge_id
+                       and badge_id), None)
+        if member is None:
+            log.warning("unknown badge swiped (ending …%s)", badge_id[-4:])
+            return SwipeResult(False, "工作证未登记，请联系管理员")
+        with self.lock:
+            leaving = member.staff_no == self.session.staff_no
+            self._run(self.session.swipe, member.staff_no, self.monotonic())
+        return SwipeResult(True, f"{member.name} 已{'退出' if leaving else '登录'}", member)
+
+    def press(self, level: Level | int, device: InputDevice) -> None:
+        with self.lock:
+            self._run(self.session.press, Level(level), device, self.monotonic(), self.recorder.stamp())
+
+    def invite(self, *, case_no: str | None = None, item_code: str | None = None, staff_no: str | None = None,
+               source: str = "api") -> Service:
+        """Open a rating session (SessionRefused: paused or busy)."""
+        with self.lock:
+            if self.fault:
+                raise SessionRefused("out_of_service", f"the terminal cannot record ratings: {self.fault}")
+            service, effects = self.session.invite(self.monotonic(), case_no=case_no, item_code=item_code,
+                                                   staff_no=staff_no, source=source)
+            self._carry_out(effects)
+            return service
+
+    def score(self, dimension: str, level: Level | int) -> None:
+        with self.lock:
+            self._run(self.session.score, dimension, Level(level), self.monotonic())
+
+    def submit(self, reasons: list[str], text: str = "") -> None:
+        with self.lock:
+            self._run(self.session.submit, reasons, text, self.monotonic())
+
+    def logout(self) -> None:
+        with self.lock:
+            self._run(self.session.logout, self.monotonic())
+
+    def tick(self) -> None:
+        with self.lock:
+            self._run(self.session.tick, self.monotonic())
+
+    def report(self, session_id: str) -> dict | None:
+        with self.lock:
+            service = self.session.lookup(session_id)
+            return service.report() if service else None
+
+    def reload(self, content: Content | None) -> None:
+        """New content from sync: roster and settings now; new rules from the next idle moment."""
+        with self.lock:
+            self.content = content
+            self._use_content(content)
+            if self.session.state in (State.PAUSED, State.IDLE, State.THANKS):
+                self.session.rules = self._rules(content)
+        self._tell("state", self.session.state)
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _run(self, step, *args) -> None:
+        before = self.session.state
+        self._carry_out(step(*args))
+        if self.session.state is not before:
+            log.info("session: %s -> %s", before.value, self.session.state.value)
+
+    def _carry_out(self, effects) -> None:
+        try:
+            rest = self.recorder.carry_out(effects)
+        except StoreError as exc:  # full or broken storage: never thank for a rating not kept
+            self.fault = str(exc)
+            log.error("cannot record: %s", exc)
+            self._tell("fault", self.fault)
+            return
+        for effect in effects:
+            if isinstance(effect, Commit):
+                self.last_level = effect.draft.level
+        for effect in rest:
+            if isinstance(effect, Say):
+                self._tell("say", effect.prompt)
+        self._tell("state", self.session.state)
+
+    def _tell(self, what: str, detail: object) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(what, detail)
+            except Exception:  # a broken screen must not lose the session
+                log.exception("listener failed on %s", what)
+
+    def _use_content(self, content: Content | None) -> None:
+        window = content.windows.get(self.config.terminal.window, {}) if content else {}
+        self.recorder.dept_code = window.get("department")
+
+    def _rules(self, content: Content | None) -> Rules:
+        if content is None:
+            return Rules()
+        codes = tuple(t["code"] for t in content.reason_tags if isinstance(t, dict) and "code" in t)
+        try:
+            return Rules.from_settings(content.settings, codes)
+        except ValueError as exc:
+            log.error("content settings rejected, defaults used: %s", exc)
+            return Rules(reason_codes=codes)

@@ -1,0 +1,103 @@
+"""The window adapter: the session rules with real records in a real database, across a kill -9."""
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from terminal import config as config_module
+from terminal.content import Content
+from terminal.core.channels import InputDevice
+from terminal.core.levels import Level
+from terminal.core.session import SessionRefused, State
+from terminal.store import Store
+from terminal.window import Window
+
+from conftest import ROOT
+
+
+@pytest.fixture
+def window(terminal_config):
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    yield Window(config, store, Content.load(config.content_dir))
+    store.close()
+
+
+def test_unknown_badge_changes_nothing_and_known_ones_log_in_out_and_switch(window):
+    result = window.swipe("  9999999999 ")
+    assert not result.known and "未登记" in result.message and window.state is State.PAUSED
+    assert window.swipe("").known is False
+    assert window.swipe("0004521873").message == "李明华 已登录" and window.staff.name == "李明华"
+    assert window.swipe("0004521874").staff.staff_no == "SZ0102" and window.staff.name == "王晓燕"
+    assert window.swipe("0004521874").message == "王晓燕 已退出" and window.state is State.PAUSED
+    kinds = [k for (k,) in window.store.db.execute("SELECT kind FROM events ORDER BY seq")]
+    assert kinds == ["login", "logout", "login", "logout"]
+
+
+def test_records_carry_the_window_department_case_and_press_time(window):
+    window.swipe("0004521873")
+    service = window.invite(case_no="C-1", item_code="ITEM-9")
+    with pytest.raises(SessionRefused):
+        window.invite(case_no="C-2")
+    window.press(Level.SATISFIED, InputDevice.BUTTON_BOX)
+    (payload,) = window.store.db.execute("SELECT payload FROM ratings").fetchone()
+    wire = json.loads(payload)
+    assert (wire["case_no"], wire["item_code"], wire["session_id"], wire["dept_code"], wire["channel"]) == \
+        ("C-1", "ITEM-9", service.session_id, "11440100MB2C00001X", 5)
+    assert window.report(service.session_id)["rated"] is True and window.last_level is Level.SATISFIED
+
+
+def test_a_press_survives_kill_9_during_the_reasons_screen(terminal_config, tmp_path):
+    """Power cut while the rater is choosing reasons: on restart the rating is there, reasons missing."""
+    config = terminal_config()
+    child = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from terminal import config as c
+        from terminal.content import Content
+        from terminal.core.channels import InputDevice
+        from terminal.store import Store
+        from terminal.window import Window
+        cfg = c.load({str(config)!r})
+        w = Window(cfg, Store(cfg.db_path), Content.load(cfg.content_dir))
+        w.swipe("0004521873"); w.invite(case_no="C-CUT"); w.press(1, InputDevice.TOUCHSCREEN)
+        print(w.state.value, flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "reasons"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    loaded = config_module.load(config)
+    store = Store(loaded.db_path)
+    assert store.db.execute("SELECT count(*) FROM ratings").fetchone() == (0,)  # only held so far
+    Window(loaded, store, Content.load(loaded.content_dir))  # the kiosk starts again
+    rows = store.db.execute("SELECT level, json_extract(payload, '$.case_no'), json_extract(payload, '$.reasons') "
+                            "FROM ratings").fetchall()
+    assert rows == [(1, "C-CUT", "[]")]
+    assert store.db.execute("SELECT count(*) FROM held").fetchone() == (0,)
+    store.close()
+
+
+def test_full_storage_never_thanks(window):
+    window.swipe("0004521873")
+    window.invite()
+    told = []
+    window.listeners.append(lambda what, detail: told.append(what))
+    pages = window.store.db.execute("PRAGMA page_count").fetchone()[0]
+    window.store.db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite itself now says: full
+    for _ in range(50):  # fill what room the last pages have left
+        window.press(Level.VERY_SATISFIED, InputDevice.TOUCHSCREEN)
+        if window.fault:
+            break
+        window.session.tick(window.monotonic() + 3600)
+        window.invite()
+    assert window.fault and "full" in window.fault and told[-1] == "fault"
+    assert told[-2] != "say"  # the press that could not be kept got no thank-you
+    with pytest.raises(SessionRefused) as refused:
+        window.invite()
+    assert refused.value.code == "out_of_service"
