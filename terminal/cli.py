@@ -53,11 +53,21 @@ def provision_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
 
 
+def cmd_invite_token(config, args) -> int:
+    """The token the window's business system sends to the invite API (made on first use)."""
+    from terminal.invite_api import load_or_create_token
+    print(load_or_create_token(config.invite_token_path))
+    print(f"invite API: {config.invite.listen or 'off (set [invite] listen)'}; send it as "
+          "'Authorization: Bearer <token>'", file=sys.stderr)
+    return 0
+
+
 COMMANDS = {
     "provision": Command(cmd_provision, "enroll this terminal with a one-time code from the central server",
                          provision_arguments),
     "run": Command(cmd_run, "start the touchscreen kiosk"),
     "status": Command(cmd_status, "show this terminal's identity and rating queue"),
+    "invite-token": Command(cmd_invite_token, "print the token for the local invite API (for the business system)"),
 }
 
 

@@ -1,6 +1,6 @@
 """The one config loader for every process on a terminal (kiosk, headless, sync, tools).
 
-A TOML file with ``[terminal]``, ``[kiosk]`` and ``[sync]`` tables. Where it is:
+A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]`` and ``[invite]`` tables. Where it is:
 ``--config PATH``, else ``$RATING_TERMINAL_CONFIG``, else ``/etc/rating-terminal/terminal.toml``;
 with no file at all the embedded defaults below run a demo terminal on loopback. Unknown keys and
 wrong types are errors, so a typo in the field never silently falls back to a default.
@@ -37,7 +37,6 @@ class TerminalSection:
 
 @dataclass(frozen=True)
 class KioskSection:
-    thanks_seconds: float = _within(3.0, 0.5, 60.0)
     fullscreen: bool = False
     width: int = _within(1280, 320, 7680)
     height: int = _within(800, 240, 4320)
@@ -55,15 +54,27 @@ class SyncSection:
 
 
 @dataclass(frozen=True)
+class InviteSection:
+    """The local invite API for the window's business system (see terminal/invite_api.py)."""
+    listen: str = ""  # "host:port", e.g. "0.0.0.0:8766" for the window's LAN; "" = off
+    max_body: int = _within(4096, 256, 65536)
+
+
+@dataclass(frozen=True)
 class Config:
     terminal: TerminalSection = field(default_factory=TerminalSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
     sync: SyncSection = field(default_factory=SyncSection)
+    invite: InviteSection = field(default_factory=InviteSection)
     source: str = "embedded defaults"
 
     @property
     def db_path(self) -> Path:
         return self.terminal.data_dir / "terminal.db"
+
+    @property
+    def invite_token_path(self) -> Path:
+        return self.terminal.data_dir / "invite-token"
 
     @property
     def content_dir(self) -> Path:

@@ -132,7 +132,9 @@ class Store:
                                                f"{moved.name}; {salvaged} ratings salvaged from it")
 
     def _open(self) -> None:
-        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000)
+        # check_same_thread off: the kiosk's window shares its Store between the UI loop and the
+        # invite API's threads, one call at a time under the Window's lock
+        conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
         self.db = sqlite_utils.Database(conn, execute_plugins=False)
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
         with self.db.ensure_autocommit_on():

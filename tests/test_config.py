@@ -16,20 +16,20 @@ def test_embedded_defaults_run_a_demo_on_loopback(monkeypatch, tmp_path):
 
 def test_file_values_paths_and_env(monkeypatch, tmp_path):
     path = tmp_path / "t.toml"
-    path.write_text('[terminal]\nwindow = "W07"\ndata_dir = "data"\n[kiosk]\nthanks_seconds = 2\n'
+    path.write_text('[terminal]\nwindow = "W07"\ndata_dir = "data"\n[sync]\ninterval = 2\n'
                     '[sync]\nserver = "https://central.example"\n')
     monkeypatch.setenv("RATING_TERMINAL_CONFIG", str(path))
     cfg = C.load()
     assert cfg.terminal.window == "W07"
     assert cfg.terminal.data_dir == tmp_path / "data"  # relative to the file
-    assert cfg.kiosk.thanks_seconds == 2.0 and isinstance(cfg.kiosk.thanks_seconds, float)
+    assert cfg.sync.interval == 2.0 and isinstance(cfg.sync.interval, float)
     assert cfg.db_path == tmp_path / "data" / "terminal.db"
 
 
 @pytest.mark.parametrize("text, message", [
     ("[terminal]\nwindw = 'x'\n", "unknown key 'windw'"),
     ("[termnal]\n", "unknown section"),
-    ("[kiosk]\nthanks_seconds = 'long'\n", "must be float"),
+    ("[sync]\ntimeout = 'long'\n", "must be float"),
     ("[kiosk]\nfullscreen = 1\n", "must be bool"),
     ("[terminal\n", "not valid TOML"),
     ("[sync]\nbatch_size = 5000\n", "batch_size = 5000 is outside 1..1000"),

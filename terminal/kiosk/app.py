@@ -77,6 +77,7 @@ class KioskApp(App):
         self.content: Content | None = None
         self._content_stamp = None
         self._toast_event = None
+        self.invite_server = None
 
     def tr(self, text: str, _language: str | None = None) -> str:
         """The citizen-facing text in the current language (kv passes ``app.language`` so that a
@@ -107,13 +108,27 @@ class KioskApp(App):
         Clock.schedule_interval(self._check_content, CONTENT_CHECK_SECONDS)
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
+        self._start_invite_api()
         return root
+
+    def _start_invite_api(self) -> None:
+        cfg = self.terminal_config
+        if not cfg.invite.listen:
+            return
+        from terminal.invite_api import InviteServer, load_or_create_token
+        try:
+            self.invite_server = InviteServer(self.window, cfg.invite.listen, load_or_create_token(cfg.invite_token_path),
+                                              cfg.invite.max_body).start()
+        except (OSError, ValueError) as exc:  # a taken port must not keep citizens from rating
+            log.error("invite API not started on %s: %s", cfg.invite.listen, exc)
 
     def on_start(self):
         log.info("kiosk ready: terminal %s, window %s, session %s", self.terminal_config.terminal.id,
                  self.terminal_config.terminal.window, self.window.state.value)
 
     def on_stop(self):
+        if self.invite_server:
+            self.invite_server.stop()
         if self.store:
             self.store.close()
 

@@ -1,0 +1,126 @@
+"""The local invite API on loopback, in front of a real window session and a real database."""
+
+import json
+import socket
+import threading
+
+import pytest
+import requests
+
+from terminal import config as config_module
+from terminal.content import Content
+from terminal.core.channels import InputDevice
+from terminal.invite_api import InviteServer, load_or_create_token
+from terminal.store import Store
+from terminal.window import Window
+
+
+@pytest.fixture
+def api(terminal_config):
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    window = Window(config, store, Content.load(config.content_dir))
+    token = load_or_create_token(config.invite_token_path)
+    server = InviteServer(window, "127.0.0.1:0", token).start()
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    yield f"http://{server.address}", session, window
+    server.stop()
+    store.close()
+
+
+def test_token_file_is_private_and_stable(tmp_path):
+    path = tmp_path / "invite-token"
+    token = load_or_create_token(path)
+    assert len(token) >= 40 and oct(path.stat().st_mode & 0o777) == "0o600"
+    assert load_or_create_token(path) == token
+
+
+def test_invite_then_rate_then_ask_whether_the_case_was_rated(api):
+    url, http, window = api
+    window.swipe("0004521873")
+    assert http.get(f"{url}/v1/state").json() == {"state": "idle", "window": "W01", "staff_no": "SZ0101"}
+    answer = http.post(f"{url}/v1/invite", json={"case_no": "C-2026-42", "item_code": "ITEM-1"})
+    assert answer.status_code == 201 and answer.json()["state"] == "invited"
+    session_id = answer.json()["session_id"]
+    assert http.get(f"{url}/v1/sessions/{session_id}").json()["outcome"] == "open"
+    window.press(4, InputDevice.TOUCHSCREEN)
+    report = http.get(f"{url}/v1/sessions/{session_id}").json()
+    assert report["rated"] is True and report["case_no"] == "C-2026-42"
+    assert "level" not in report  # whether, never how (三不)
+    (case_no,) = window.store.db.execute("SELECT json_extract(payload, '$.case_no') FROM ratings").fetchone()
+    assert case_no == "C-2026-42"
+
+
+@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}])
+def test_bad_token_is_refused_and_changes_nothing(api, headers):
+    url, http, window = api
+    window.swipe("0004521873")
+    answer = requests.post(f"{url}/v1/invite", json={"case_no": "C1"}, headers=headers)
+    assert answer.status_code == 401 and answer.json()["error"] == "bad_token"
+    assert window.state.value == "idle"
+
+
+@pytest.mark.parametrize("body, code", [
+    (b"{not json", "bad_json"),
+    (b"[1, 2]", "bad_json"),
+    (b'{"case_no": 42}', "bad_field"),
+    (b'{"case_no": "' + b"9" * 51 + b'"}', "bad_field"),
+    (b'{"case": "C1"}', "bad_field"),
+])
+def test_malformed_requests_get_a_clear_error(api, body, code):
+    url, http, window = api
+    window.swipe("0004521873")
+    answer = http.post(f"{url}/v1/invite", data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"] == code and answer.json()["detail"]
+    assert window.state.value == "idle"
+
+
+def test_oversize_body_is_refused_without_reading_it(api):
+    url, http, window = api
+    answer = http.post(f"{url}/v1/invite", data=b"x" * 100_000)
+    assert answer.status_code == 413 and answer.json()["error"] == "too_large"
+
+
+def test_invite_while_paused_and_during_a_session(api):
+    url, http, window = api
+    answer = http.post(f"{url}/v1/invite", json={})
+    assert answer.status_code == 409 and answer.json()["error"] == "paused"
+    window.swipe("0004521873")
+    assert http.post(f"{url}/v1/invite", json={"case_no": "A"}).status_code == 201
+    answer = http.post(f"{url}/v1/invite", json={"case_no": "B"})
+    assert answer.status_code == 409 and answer.json()["error"] == "busy"
+
+
+def test_concurrent_invites_open_exactly_one_session(api):
+    url, _, window = api
+    window.swipe("0004521873")
+    token = _, http, _ = api
+    barrier, statuses = threading.Barrier(12), []
+
+    def invite(n):
+        s = requests.Session()
+        s.headers.update(http.headers)
+        barrier.wait()
+        statuses.append(s.post(f"{url}/v1/invite", json={"case_no": f"C{n}"}).status_code)
+
+    threads = [threading.Thread(target=invite, args=(n,)) for n in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [201] + [409] * 11
+    invited = window.store.db.execute("SELECT count(*) FROM events WHERE kind = 'invited'").fetchone()
+    assert invited == (1,)
+
+
+def test_unknown_paths_and_methods(api):
+    url, http, _ = api
+    assert http.get(f"{url}/v1/sessions/doesnotexist1").status_code == 404
+    assert http.get(f"{url}/v1/nothing").status_code == 404
+    assert http.delete(f"{url}/v1/invite").status_code == 405
+    raw = socket.create_connection(tuple(url[7:].split(":")[:1]) + (int(url.rsplit(":", 1)[1]),))
+    raw.sendall(b"POST /v1/invite HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                + http.headers["Authorization"].split()[1].encode() + b"\r\n\r\n")
+    assert b" 411 " in raw.recv(4096).split(b"\r\n")[0]
+    raw.close()
