@@ -1,6 +1,6 @@
 """The one config loader for every process on a terminal (kiosk, headless, sync, tools).
 
-A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]`` and ``[invite]`` tables. Where it is:
+A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]``, ``[invite]`` and ``[badge]`` tables. Where it is:
 ``--config PATH``, else ``$RATING_TERMINAL_CONFIG``, else ``/etc/rating-terminal/terminal.toml``;
 with no file at all the embedded defaults below run a demo terminal on loopback. Unknown keys and
 wrong types are errors, so a typo in the field never silently falls back to a default.
@@ -61,11 +61,20 @@ class InviteSection:
 
 
 @dataclass(frozen=True)
+class BadgeSection:
+    """Staff badge readers (see hardware/badge.py); both may be set."""
+    wedge: str = ""  # a keyboard-wedge reader's input device, e.g. /dev/input/by-id/usb-…-event-kbd
+    serial: str = ""  # a serial reader's port, e.g. /dev/ttyUSB0
+    baudrate: int = _within(9600, 1200, 115200)
+
+
+@dataclass(frozen=True)
 class Config:
     terminal: TerminalSection = field(default_factory=TerminalSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
     sync: SyncSection = field(default_factory=SyncSection)
     invite: InviteSection = field(default_factory=InviteSection)
+    badge: BadgeSection = field(default_factory=BadgeSection)
     source: str = "embedded defaults"
 
     @property

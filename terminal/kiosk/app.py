@@ -78,6 +78,7 @@ class KioskApp(App):
         self._content_stamp = None
         self._toast_event = None
         self.invite_server = None
+        self.badge_readers: list = []
 
     def tr(self, text: str, _language: str | None = None) -> str:
         """The citizen-facing text in the current language (kv passes ``app.language`` so that a
@@ -109,7 +110,14 @@ class KioskApp(App):
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
         self._start_invite_api()
+        from hardware.badge import start_readers
+        badge = self.terminal_config.badge
+        self.badge_readers = start_readers(badge.wedge, badge.serial, badge.baudrate, self._badge_read)
         return root
+
+    @mainthread
+    def _badge_read(self, number: str) -> None:
+        self.swipe(number)
 
     def _start_invite_api(self) -> None:
         cfg = self.terminal_config
@@ -127,6 +135,8 @@ class KioskApp(App):
                  self.terminal_config.terminal.window, self.window.state.value)
 
     def on_stop(self):
+        for reader in self.badge_readers:
+            reader.stop()
         if self.invite_server:
             self.invite_server.stop()
         if self.store:

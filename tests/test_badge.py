@@ -1,0 +1,105 @@
+"""Badge readers: keyboard-wedge keystrokes as evdev delivers them, and a serial reader over a
+pseudo-terminal, driving a real window session: unknown, repeated and switching badges."""
+
+import os
+import time
+
+import pytest
+from evdev import InputEvent, ecodes
+
+from hardware.badge import SerialBadgeReader, SerialDecoder, WedgeDecoder
+from terminal import config as config_module
+from terminal.content import Content
+from terminal.core.session import State
+from terminal.store import Store
+from terminal.window import Window
+
+
+def keystrokes(text: str, start: float = 1000.0, gap: float = 0.008, enter: bool = True) -> list:
+    """What a wedge reader's input device yields: key down, key up, SYN, per character."""
+    events, t = [], start
+    for ch in text + ("\n" if enter else ""):
+        code = ecodes.KEY_ENTER if ch == "\n" else getattr(ecodes, f"KEY_{ch.upper()}")
+        shifted = ch.isalpha() and ch.isupper()
+        sec, usec = int(t), int((t % 1) * 1_000_000)
+        if shifted:
+            events.append(InputEvent(sec, usec, ecodes.EV_KEY, ecodes.KEY_LEFTSHIFT, 1))
+        events += [InputEvent(sec, usec, ecodes.EV_MSC, ecodes.MSC_SCAN, 458791),
+                   InputEvent(sec, usec, ecodes.EV_KEY, code, 1),
+                   InputEvent(sec, usec, ecodes.EV_SYN, ecodes.SYN_REPORT, 0),
+                   InputEvent(sec, usec + 2000, ecodes.EV_KEY, code, 0)]
+        if shifted:
+            events.append(InputEvent(sec, usec + 2000, ecodes.EV_KEY, ecodes.KEY_LEFTSHIFT, 0))
+        t += gap
+    return events
+
+
+def decode(events) -> list[str]:
+    decoder = WedgeDecoder()
+    return [n for n in (decoder.feed(e) for e in events) if n]
+
+
+def test_wedge_reader_keystrokes_become_a_badge_number():
+    assert decode(keystrokes("0004521873")) == ["0004521873"]
+    assert decode(keystrokes("0004521873") + keystrokes("0004521874", start=1010)) == ["0004521873", "0004521874"]
+    assert decode(keystrokes("AB12cd")) == ["AB12cd"]
+
+
+def test_wedge_reader_ignores_people_typing_noise_and_nonsense():
+    assert decode(keystrokes("0004521873", gap=0.5)) == []  # a person, not a reader
+    assert decode(keystrokes("12")) == []  # too short to be a badge
+    assert decode(keystrokes("1" * 40)) == []  # too long
+    assert decode(keystrokes("", enter=True)) == []  # a lone Enter
+    half = keystrokes("00045", enter=False)
+    assert decode(half + keystrokes("0004521873", start=1005)) == ["0004521873"]  # the cut-off half is dropped
+    repeat = keystrokes("0004521873")
+    repeat.insert(2, InputEvent(1000, 1000, ecodes.EV_KEY, ecodes.KEY_0, 2))  # auto-repeat is not a key
+    assert decode(repeat) == ["0004521873"]
+
+
+def test_serial_frames_in_any_chunks_and_garbage_dropped():
+    d = SerialDecoder()
+    assert d.feed(b"\x02000452") == [] and d.feed(b"1873\x03") == ["0004521873"]
+    assert d.feed(b"0004521874\r\n") == ["0004521874"]
+    assert d.feed(b"\x02\xff\xfe\x9912\x03") == []  # garbled
+    assert d.feed(b"\x02" + b"7" * 200 + b"\x03") == []  # noise with no end
+    assert d.feed(b"\x0200045\x020004521873\x03") == ["0004521873"]  # a new start abandons the cut frame
+
+
+@pytest.fixture
+def window(terminal_config):
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    yield Window(config, store, Content.load(config.content_dir))
+    store.close()
+
+
+def wait_for(predicate, seconds=5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_serial_reader_on_a_pty_logs_in_out_and_switches(window):
+    master, slave = os.openpty()
+    seen = []
+    reader = SerialBadgeReader(os.ttyname(slave), lambda n: seen.append(window.swipe(n))).start()
+    assert reader.opened.wait(5)  # opening a port flushes what was sent before
+    try:
+        os.write(master, b"\x029999999999\x03")  # unknown badge: a message, nothing changes
+        assert wait_for(lambda: len(seen) == 1) and not seen[0].known and window.state is State.PAUSED
+        os.write(master, b"\x02\x00\xff12\x03")  # garbled: not even a swipe
+        os.write(master, b"\x020004521873\x03")
+        assert wait_for(lambda: len(seen) == 2) and window.staff.name == "李明华"
+        os.write(master, b"\x020004521874\x03")  # another staff member: switch
+        assert wait_for(lambda: len(seen) == 3) and window.staff.name == "王晓燕"
+        os.write(master, b"0004521874\r\n")  # the same badge again: logout
+        assert wait_for(lambda: len(seen) == 4) and window.state is State.PAUSED
+    finally:
+        reader.stop()
+        reader.thread.join(5)
+        os.close(master)
+        os.close(slave)
+    kinds = [k for (k,) in window.store.db.execute("SELECT kind FROM events ORDER BY seq")]
+    assert kinds == ["login", "logout", "login", "logout"]
