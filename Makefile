@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= kiosk,hw,sync,central,dev
 
-.PHONY: run test bench system-deps clean
+.PHONY: run test bench system-deps clean translations
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -29,3 +29,7 @@ bench: $(VENV)/.installed system-deps
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
+
+# Compile the kiosk's gettext catalogs (the .mo files are committed: a Pi needs no Babel)
+translations: $(VENV)/.installed
+	$(VENV)/bin/pybabel compile --domain terminal --directory terminal/locale --use-fuzzy

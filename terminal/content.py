@@ -10,7 +10,7 @@ Format 1::
      "staff": [{"staff_no", "name", "window", "unit", "title", "photo", "badge_id"}],
      "notices": [{"title", "body"}],
      "guides": [{"item_code", "title", "body"}],
-     "reason_tags": [{"code", "label"}],
+     "reason_tags": [{"code", "label", "label_en"}],      # label_en optional (English screens)
      "settings": {"rating_mode", "dimensions", "language", "invite_timeout_s",
                   "reasons_timeout_s", "thanks_seconds", "walkup_cooldown_s"},
      "files": [{"path", "sha256", "size"}]}     # what sync fetched; paths are relative

@@ -31,9 +31,19 @@ __all__ = ["Window", "SwipeResult", "SessionRefused", "State"]
 
 @dataclass(frozen=True)
 class SwipeResult:
-    known: bool
-    message: str  # for the staff member at the counter
+    action: str  # login | logout | unknown
     staff: StaffMember | None = None
+
+    @property
+    def known(self) -> bool:
+        return self.action != "unknown"
+
+    @property
+    def message(self) -> str:
+        """For the staff member at the counter (the kiosk shows it translated)."""
+        if not self.known:
+            return "工作证未登记，请联系管理员"
+        return f"{self.staff.name} {'已登录' if self.action == 'login' else '已退出'}"
 
 
 class Window:
@@ -80,11 +90,11 @@ class Window:
                        and badge_id), None)
         if member is None:
             log.warning("unknown badge swiped (ending …%s)", badge_id[-4:])
-            return SwipeResult(False, "工作证未登记，请联系管理员")
+            return SwipeResult("unknown")
         with self.lock:
             leaving = member.staff_no == self.session.staff_no
             self._run(self.session.swipe, member.staff_no, self.monotonic())
-        return SwipeResult(True, f"{member.name} 已{'退出' if leaving else '登录'}", member)
+        return SwipeResult("logout" if leaving else "login", member)
 
     def press(self, level: Level | int, device: InputDevice) -> None:
         with self.lock:
@@ -135,7 +145,9 @@ class Window:
 
     def _run(self, step, *args) -> None:
         before = self.session.state
-        self._carry_out(step(*args))
+        effects = step(*args)
+        if effects or self.session.state is not before:  # a quiet tick tells nobody anything
+            self._carry_out(effects)
         if self.session.state is not before:
             log.info("session: %s -> %s", before.value, self.session.state.value)
 

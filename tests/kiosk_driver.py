@@ -72,6 +72,16 @@ def glyph_check(screen) -> dict:
             "clipped": clipped}
 
 
+def find(screen, target: str):
+    """A widget by its id on the screen, or by its ``tag`` (widgets inside shared kv rules)."""
+    if target in screen.ids:
+        return screen.ids[target]
+    for widget in screen.walk():
+        if getattr(widget, "tag", None) == target:
+            return widget
+    raise KeyError(f"no widget {target!r} on screen {screen.name}")
+
+
 class Driver:
     def __init__(self, app: KioskApp, steps: list[dict]):
         self.app, self.steps = app, steps
@@ -101,7 +111,7 @@ class Driver:
             if not done and time.monotonic() - self.started > step.get("timeout", 10):
                 return self.fail(f"timed out waiting for screen {step['screen']} (on {screens.current})")
         elif step["do"] == "touch":
-            widget = screens.current_screen.ids[step["target"]]
+            widget = find(screens.current_screen, step["target"])
             x, y = widget.to_window(*widget.center)
             touch = UnitTestTouch(x, y)
             touch.touch_down()
@@ -127,7 +137,7 @@ class Driver:
         elif step["do"] == "box_press":
             self.app.window.press(step["level"], InputDevice.BUTTON_BOX)
         elif step["do"] == "type":
-            screens.current_screen.ids[step["target"]].text = step["text"]
+            find(screens.current_screen, step["target"]).text = step["text"]
         elif step["do"] == "sleep":
             done = time.monotonic() - self.started >= step["seconds"]
         elif step["do"] == "glyph_check":

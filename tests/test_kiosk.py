@@ -137,3 +137,67 @@ def test_walking_away_from_reasons_and_indicator_ratings(display, terminal_confi
     rows = records(tmp_path, "SELECT level, json_extract(payload, '$.scores'), json_extract(payload, '$.reasons') "
                              "FROM ratings")
     assert [(lv, json.loads(s), json.loads(r)) for lv, s, r in rows] == [(2, {"服务效率": 3, "服务态度": 2}, [])]
+
+
+def test_every_screen_in_english(display, terminal_config, tmp_path):
+    config = terminal_config()
+    config.write_text(config.read_text().replace("[terminal]\n", '[terminal]\nlanguage = "en"\n'))
+    settings(config, dimensions=["服务效率", "服务水平", "服务态度"], thanks_seconds=1)
+    shots = {name: str(SCREENSHOTS / f"{name}-en.png") for name in
+             ("paused", "attract", "rating", "indicators", "reasons", "thanks")}
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "paused"},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": shots["paused"]},
+        {"do": "swipe", "badge": BADGE_LI},
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "sleep", "seconds": 3.2},  # let the login message fade before the picture
+        {"do": "glyph_check"}, {"do": "screenshot", "path": shots["attract"]},
+        {"do": "invite", "case_no": "C-EN"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": shots["rating"]},
+        {"do": "touch", "target": "level_2"},
+        {"do": "wait_screen", "screen": "indicators"},
+        {"do": "touch", "target": "score_服务效率_2"},
+        {"do": "touch", "target": "score_服务水平_3"},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": shots["indicators"]},
+        {"do": "touch", "target": "score_服务态度_1"},
+        {"do": "wait_screen", "screen": "reasons"},
+        {"do": "touch", "target": "reason_slow"},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": shots["reasons"]},
+        {"do": "touch", "target": "submit"},
+        {"do": "wait_screen", "screen": "thanks"},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": shots["thanks"]},
+    ], display, tmp_path)
+    paused, attract, rating, indicators, reasons, thanks = outcome["glyph_checks"]
+    assert_readable(paused, "Service paused", "No staff at this window")
+    assert_readable(attract, "Welcome!", "Service guide", "Notice", "Staff no.: SZ0101", "李明华")
+    assert_readable(rating, "Please rate my service", "Very satisfied", "Satisfied", "Basically satisfied",
+                    "Dissatisfied", "Very dissatisfied")
+    assert_readable(indicators, "Please rate each of these", "Efficiency", "Competence", "Attitude")
+    assert_readable(reasons, "Please tell us what went wrong", "Submit")
+    assert_readable(thanks, "Thank you for your rating", "Your rating: ")
+    for shot in shots.values():
+        assert len(Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)) > 50
+    rows = records(tmp_path, "SELECT level, json_extract(payload, '$.reasons') FROM ratings")
+    assert rows == [(2, '["slow"]')]
+
+
+def test_the_citizen_can_switch_language_and_the_next_one_starts_in_chinese(display, terminal_config, tmp_path):
+    config = terminal_config(staff_no="SZ0101")
+    settings(config, thanks_seconds=1)
+    outcome = kiosk.run(config, [
+        {"do": "invite"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "touch", "target": "lang_switch"},
+        {"do": "sleep", "seconds": 0.2},
+        {"do": "glyph_check"},
+        {"do": "touch", "target": "level_5"},
+        {"do": "wait_screen", "screen": "thanks"},
+        {"do": "glyph_check"},
+        {"do": "wait_screen", "screen": "attract", "timeout": 5},
+        {"do": "glyph_check"},
+    ], display, tmp_path)
+    rating, thanks, attract = outcome["glyph_checks"]
+    assert_readable(rating, "Please rate my service", "中文")
+    assert_readable(thanks, "Thank you for your rating", "Very satisfied")
+    assert_readable(attract, "欢迎您", "English")

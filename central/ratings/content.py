@@ -49,7 +49,8 @@ def manifest(terminal: Terminal) -> tuple[dict, str]:
         "staff": staff,
         "notices": [{"title": n.title, "body": n.body} for n in Notice.objects.filter(hall=hall, active=True)],
         "guides": [{"item_code": g.item_code, "title": g.title, "body": g.body} for g in guides.order_by("item_code")],
-        "reason_tags": [{"code": t.code, "label": t.label} for t in ReasonTag.objects.filter(active=True)],
+        "reason_tags": [{"code": t.code, "label": t.label, "label_en": t.label_en}
+                        for t in ReasonTag.objects.filter(active=True)],
         "settings": settings_for(window),
         "files": sorted(files.values(), key=lambda f: f["path"]),
     }

@@ -173,6 +173,7 @@ class ServiceGuide(models.Model):
 class ReasonTag(models.Model):
     code = models.CharField("代码", max_length=64, unique=True)
     label = models.CharField("原因", max_length=50)
+    label_en = models.CharField("英文", max_length=80, blank=True)  # for the kiosk's English screens
     order = models.IntegerField("排序", default=0)
     active = models.BooleanField("启用", default=True)
 

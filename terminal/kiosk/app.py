@@ -21,6 +21,7 @@ from kivy.properties import ListProperty, NumericProperty, StringProperty
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import FadeTransition, ScreenManager
 
+from terminal import i18n
 from terminal.config import Config
 from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError
 from terminal.core.channels import InputDevice
@@ -66,12 +67,15 @@ class KioskApp(App):
     last_level_label = StringProperty("")
     toast = StringProperty("")
     fault_text = StringProperty("")
+    other_language = StringProperty("")  # the switch's label: the other language's own name
 
     def __init__(self, config: Config, **kwargs):
         super().__init__(**kwargs)
         self.terminal_config = config
         self.title = "评价器"
-        self.language = config.terminal.language
+        self.language = config.terminal.language if config.terminal.language in i18n.LANGUAGES else i18n.DEFAULT
+        self._home_language = self.language
+        self._last_state = None
         self.store: Store | None = None
         self.window: Window | None = None
         self.content: Content | None = None
@@ -83,13 +87,30 @@ class KioskApp(App):
     def tr(self, text: str, _language: str | None = None) -> str:
         """The citizen-facing text in the current language (kv passes ``app.language`` so that a
         change of language redraws every label)."""
-        return text
+        return i18n.tr(text, self.language)
+
+    def switch_language(self) -> None:
+        """The citizen's 中文 / English switch; the next citizen gets the terminal's own language."""
+        self.language = self._next_language()
+
+    def _next_language(self) -> str:
+        names = list(i18n.LANGUAGES)
+        return names[(names.index(self.language) + 1) % len(names)] if self.language in names else i18n.DEFAULT
+
+    def on_language(self, _app, language: str) -> None:
+        english = language != i18n.DEFAULT
+        self.levels = [(int(lv), lv.en if english else lv.zh, "★" * int(lv), LEVEL_COLOURS[lv]) for lv in LEVELS_BEST_FIRST]
+        self.title = self.tr("评价器")
+        self.other_language = i18n.LANGUAGES[self._next_language()]
+        if getattr(self, "screens", None):
+            self._show_content()
+            self._show_state()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def build(self):
         self.store = Store(self.terminal_config.db_path)
-        self.levels = [(int(lv), lv.zh, "★" * int(lv), LEVEL_COLOURS[lv]) for lv in LEVELS_BEST_FIRST]
+        self.on_language(self, self.language)
         self.content = self._read_content()
         self.window = Window(self.terminal_config, self.store, self.content)
         Builder.load_file(str(SCREENS / "common.kv"))
@@ -149,7 +170,11 @@ class KioskApp(App):
 
     def swipe(self, badge_id: str) -> None:
         result = self.window.swipe(badge_id)
-        self.show_toast(result.message)
+        if not result.known:
+            self.show_toast(self.tr("工作证未登记，请联系管理员"))
+        else:
+            template = "{name} 已登录" if result.action == "login" else "{name} 已退出"
+            self.show_toast(self.tr(template).format(name=result.staff.name))
 
     def show_toast(self, text: str, seconds: float = 3.0) -> None:
         self.toast_label.text = text
@@ -163,7 +188,11 @@ class KioskApp(App):
     @mainthread
     def _on_window(self, what: str, detail: object) -> None:
         if what == "fault":
-            self.fault_text = "设备存储故障，暂停评价，请联系工作人员"
+            self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
+        if what == "state":
+            if detail in (State.IDLE, State.PAUSED) and self._last_state not in (State.IDLE, State.PAUSED):
+                self.language = self._home_language  # the next citizen starts in the terminal's language
+            self._last_state = detail
         self._show_state()
 
     def _show_state(self) -> None:
@@ -173,7 +202,8 @@ class KioskApp(App):
         self.staff_unit = staff.unit if staff else ""
         self.staff_title = staff.title if staff else ""
         self.photo = str(self.content.photo_path(staff) if self.content else PLACEHOLDER_PHOTO)
-        self.last_level_label = self.window.last_level.zh if self.window.last_level else ""
+        last = self.window.last_level
+        self.last_level_label = "" if last is None else last.zh if self.language == i18n.DEFAULT else last.en
         name = "paused" if self.window.fault else screen_for(self.window.state, self.window.rules.mode)
         if self.screens.current != name:
             self.screens.current = name
@@ -207,11 +237,13 @@ class KioskApp(App):
         self.hall_name = content.hall.get("name", "") if content else ""
         self.window_name = window.get("name", cfg.terminal.window)
         self.window_stars = int(window.get("stars", 0) or 0)
-        tags = content.reason_tags if content else []
+        english = self.language != i18n.DEFAULT
+        tags = [{"code": t["code"], "label": (t.get("label_en") if english else None) or t.get("label", t["code"])}
+                for t in (content.reason_tags if content else []) if isinstance(t, dict) and "code" in t]
         self.screens.get_screen("attract").show_content(content.guides if content else [],
                                                         content.notices if content else [], self.tr)
-        self.screens.get_screen("reasons").show_tags([t for t in tags if isinstance(t, dict) and "code" in t])
-        self.screens.get_screen("indicators").show_dimensions(list(self.window.rules.dimensions), self.levels)
+        self.screens.get_screen("reasons").show_tags(tags)
+        self.screens.get_screen("indicators").show_dimensions(list(self.window.rules.dimensions), self.levels, self.tr)
 
     # -- demo --------------------------------------------------------------------------------
 

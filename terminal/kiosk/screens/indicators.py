@@ -10,13 +10,18 @@ class IndicatorsScreen(Screen):
     """Indicator ratings (服务效率, 服务水平, 服务态度) when the settings ask for them: one row of
     five choices each; the session goes on by itself when every row has an answer."""
 
-    def show_dimensions(self, dimensions: list[str], levels: list) -> None:
+    def show_dimensions(self, dimensions: list[str], levels: list, tr) -> None:
         rows = self.ids.rows
         rows.clear_widgets()
-        for dim in dimensions:
+        labels = [Label(text=tr(dim), font_size=dp(26), bold=True, color=(0.1, 0.1, 0.15, 1), size_hint_x=None)
+                  for dim in dimensions]
+        for label in labels:
+            label.texture_update()
+        width = max([dp(140)] + [label.texture_size[0] + dp(16) for label in labels])  # one column for all
+        for dim, label in zip(dimensions, labels):
             row = BoxLayout(spacing=dp(8))
-            row.add_widget(Label(text=dim, font_size=dp(26), bold=True, color=(0.1, 0.1, 0.15, 1),
-                                 size_hint_x=None, width=dp(32) * max(4, len(dim))))
+            label.width = width
+            row.add_widget(label)
             for code, label, _stars, colour in levels:
                 button = Factory.ScoreButton(text=label, group=f"score-{dim}", allow_no_selection=False)
                 button.colour = colour

@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 "title": guide["title"], "body": guide["body"],
                 "department": Department.objects.filter(code=guide["item_code"][:18]).first()})
         for order, tag in enumerate(content.reason_tags):
-            ReasonTag.objects.update_or_create(code=tag["code"], defaults={"label": tag["label"], "order": order})
+            ReasonTag.objects.update_or_create(code=tag["code"], defaults={"label": tag["label"], "label_en": tag.get("label_en", ""), "order": order})
         if content.settings:
             TerminalSettings.objects.update_or_create(hall=hall, window=None, defaults=content.settings)
         self.stdout.write(f"loaded {content.hall['name']}: {len(content.windows)} windows, "
