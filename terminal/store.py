@@ -157,22 +157,43 @@ class Store:
             raise StoreError(f"{self.path} has schema version {version}, newer than this software "
                              f"({SCHEMA_VERSION}); refusing to touch it")
         for number, (_, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.db.atomic():
-                self.db.executescript(sql)
-                self.db.execute(f"PRAGMA user_version = {number}")
+            # one script, one transaction: executescript would commit an outer one half-way
+            try:
+                self.db.conn.executescript(f"BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {number};\nCOMMIT;")
+            except sqlite3.Error:
+                if self.db.conn.in_transaction:
+                    self.db.conn.rollback()
+                raise
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """A write transaction that takes the write lock first (BEGIN IMMEDIATE, waiting up to the
+        busy timeout). A deferred one that reads before it writes fails at once with "database is
+        locked" when the other process (kiosk or sync) wrote in between."""
+        if self.db.conn.in_transaction:
+            yield
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self.db.conn.in_transaction:
+                self.db.conn.rollback()
+            raise
+        self.db.conn.commit()
 
     # -- recording ---------------------------------------------------------------------------
 
     def record(self, rating: Rating) -> None:
         """Commit the rating durably (releasing a held draft of the same id, in the same
         transaction); return only when it is on disk (StoreFull if there is no room)."""
-        with _full_is_clear("cannot record rating", self.path), self.db.atomic():
+        with _full_is_clear("cannot record rating", self.path), self._writing():
             self._insert(rating.to_wire(), "pending")
             self.db.execute("DELETE FROM held WHERE id = ?", [rating.id])
 
     def hold(self, rating: Rating) -> None:
         """Keep a press whose session goes on (reasons, indicators): see ``release_held``."""
-        with _full_is_clear("cannot hold rating", self.path):
+        with _full_is_clear("cannot hold rating", self.path), self._writing():
             self.db.execute("INSERT INTO held (id, payload, held_at) VALUES (?, ?, ?) "
                             "ON CONFLICT (id) DO UPDATE SET payload = excluded.payload",
                             [rating.id, json.dumps(rating.to_wire(), ensure_ascii=False), _now()])
@@ -180,7 +201,7 @@ class Store:
     def release_held(self) -> list[Rating]:
         """At start: commit every held press as the rating it is (its session can no longer go on)."""
         released = []
-        with _full_is_clear("cannot release held ratings", self.path), self.db.atomic():
+        with _full_is_clear("cannot release held ratings", self.path), self._writing():
             for rating_id, payload in self.db.execute("SELECT id, payload FROM held").fetchall():
                 rating = Rating.from_wire(json.loads(payload))
                 if self.get(rating_id) is None:
@@ -190,7 +211,7 @@ class Store:
         return released
 
     def record_event(self, event: Event) -> None:
-        with _full_is_clear("cannot record event", self.path):
+        with _full_is_clear("cannot record event", self.path), self._writing():
             wire = event.to_wire()
             self.db["events"].insert({
                 "id": event.id, "kind": event.kind, "recorded_at": _now(), "digest": wire_digest(wire),
@@ -222,21 +243,21 @@ class Store:
         if not ids:
             return
         now = _now()
-        with self.db.atomic():
+        with self._writing():
             self.db.conn.executemany(
                 f"UPDATE {_outbox(table)} SET state = 'delivered', delivered_at = ?, last_error = NULL "
                 "WHERE id = ? AND state = 'pending'", [(now, i) for i in ids])
 
     def mark_dead(self, rating_id: str, status: int, reason: str, table: str = "ratings") -> None:
-        self.db.execute(
-            f"UPDATE {_outbox(table)} SET state = 'dead', dead_status = ?, dead_reason = ? "
-            "WHERE id = ? AND state = 'pending'", [status, reason[:1000], rating_id])
+        with self._writing():
+            self.db.execute(f"UPDATE {_outbox(table)} SET state = 'dead', dead_status = ?, dead_reason = ? "
+                            "WHERE id = ? AND state = 'pending'", [status, reason[:1000], rating_id])
 
     def note_attempt(self, ids: list[str], error: str | None, table: str = "ratings") -> None:
         """Count a send attempt (and its error) for the technician's view; state is unchanged."""
         if not ids:
             return
-        with self.db.atomic():
+        with self._writing():
             self.db.conn.executemany(
                 f"UPDATE {_outbox(table)} SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 [(error[:500] if error else None, i) for i in ids])
@@ -255,7 +276,7 @@ class Store:
     # -- sync state and alerts ---------------------------------------------------------------
 
     def set_state(self, **values) -> None:
-        with self.db.atomic():
+        with self._writing():
             for key, value in values.items():
                 self.db.execute("INSERT INTO sync_state (key, value) VALUES (?, ?) "
                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -265,7 +286,8 @@ class Store:
         return {row["key"]: json.loads(row["value"]) for row in self.db.query("SELECT key, value FROM sync_state")}
 
     def alert(self, kind: str, detail: str) -> None:
-        self.db.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)", [_now(), kind, detail[:2000]])
+        with self._writing():
+            self.db.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)", [_now(), kind, detail[:2000]])
 
     def alerts(self, limit: int = 20) -> list[dict]:
         return list(self.db.query("SELECT at, kind, detail FROM alerts ORDER BY id DESC LIMIT ?", [limit]))

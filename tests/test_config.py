@@ -16,8 +16,8 @@ def test_embedded_defaults_run_a_demo_on_loopback(monkeypatch, tmp_path):
 
 def test_file_values_paths_and_env(monkeypatch, tmp_path):
     path = tmp_path / "t.toml"
-    path.write_text('[terminal]\nwindow = "W07"\ndata_dir = "data"\n[sync]\ninterval = 2\n'
-                    '[sync]\nserver = "https://central.example"\n')
+    path.write_text('[terminal]\nwindow = "W07"\ndata_dir = "data"\n'
+                    '[sync]\ninterval = 2\nserver = "https://central.example"\n')
     monkeypatch.setenv("RATING_TERMINAL_CONFIG", str(path))
     cfg = C.load()
     assert cfg.terminal.window == "W07"
