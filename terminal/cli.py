@@ -62,11 +62,34 @@ def cmd_invite_token(config, args) -> int:
     return 0
 
 
+def cmd_set_pin(config, args) -> int:
+    """Set the technician menu's PIN: read from the terminal (twice) or one line of stdin."""
+    import getpass
+    from terminal.core.pin import hash_pin
+    from terminal.credentials import write_private
+    if sys.stdin.isatty():
+        pin = getpass.getpass("new technician PIN (4-12 digits): ")
+        if getpass.getpass("again: ") != pin:
+            print("rating-terminal: the two PINs differ; nothing changed", file=sys.stderr)
+            return 1
+    else:
+        pin = sys.stdin.readline().strip()
+    try:
+        stored = hash_pin(pin)
+    except ValueError as exc:
+        print(f"rating-terminal: {exc}; nothing changed", file=sys.stderr)
+        return 1
+    path = write_private(config.technician_pin_path, stored + "\n")
+    print(f"technician PIN set ({path}, only its hash is kept)")
+    return 0
+
+
 COMMANDS = {
     "provision": Command(cmd_provision, "enroll this terminal with a one-time code from the central server",
                          provision_arguments),
     "run": Command(cmd_run, "start the touchscreen kiosk"),
     "status": Command(cmd_status, "show this terminal's identity and rating queue"),
+    "set-pin": Command(cmd_set_pin, "set the technician menu's PIN (read from the terminal or stdin)"),
     "invite-token": Command(cmd_invite_token, "print the token for the local invite API (for the business system)"),
 }
 

@@ -82,6 +82,11 @@ class Config:
         return self.terminal.data_dir / "terminal.db"
 
     @property
+    def technician_pin_path(self) -> Path:
+        """The technician PIN's hash (mode 600), written by ``rating-terminal set-pin``."""
+        return self.terminal.data_dir / "technician-pin"
+
+    @property
     def invite_token_path(self) -> Path:
         return self.terminal.data_dir / "invite-token"
 

@@ -14,6 +14,7 @@ Steps (each a dict with "do"):
   swipe        {"badge"}               a badge read by a reader (as the badge readers deliver it)
   invite       {"case_no", ...}        an invitation, as the invite API or the 请评价 key gives it
   box_press    {"level"}               a press on the button box
+  set_pin      {"pin"}                 the technician PIN, as rating-terminal set-pin stores it
   type         {"target", "text"}      text typed into the text input with that id
   sleep        {"seconds"}             let time pass (timeouts run on the kiosk's own clock)
 The RESULT file gets a JSON object with what the steps found; exit status 1 on a failed step.
@@ -135,9 +136,12 @@ class Driver:
         elif step["do"] == "invite":
             self.app.window.invite(**{k: v for k, v in step.items() if k != "do"})
         elif step["do"] == "box_press":
-            self.app.window.press(step["level"], InputDevice.BUTTON_BOX)
+            self.app.device_press(step["level"], InputDevice.BUTTON_BOX)
         elif step["do"] == "type":
             find(screens.current_screen, step["target"]).text = step["text"]
+        elif step["do"] == "set_pin":
+            from terminal.core.pin import hash_pin
+            config.technician_pin_path.write_text(hash_pin(step["pin"], iterations=1000))
         elif step["do"] == "sleep":
             done = time.monotonic() - self.started >= step["seconds"]
         elif step["do"] == "glyph_check":

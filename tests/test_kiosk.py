@@ -201,3 +201,60 @@ def test_the_citizen_can_switch_language_and_the_next_one_starts_in_chinese(disp
     assert_readable(rating, "Please rate my service", "中文")
     assert_readable(thanks, "Thank you for your rating", "Very satisfied")
     assert_readable(attract, "欢迎您", "English")
+
+
+def taps(target: str, n: int) -> list[dict]:
+    return [{"do": "touch", "target": target} for _ in range(n)]
+
+
+def test_technician_menu_behind_the_pin_with_lockout(display, terminal_config, tmp_path):
+    config = terminal_config()
+    wrong = [step for digit in "1111" for step in taps(f"key_{digit}", 1)] + taps("ok", 1)
+    outcome = kiosk.run(config, [
+        {"do": "set_pin", "pin": "2468"},
+        {"do": "wait_screen", "screen": "paused"},
+        *taps("tech_corner", 4),
+        {"do": "sleep", "seconds": 0.3},
+        {"do": "wait_screen", "screen": "paused"},  # four taps are not enough
+        *taps("tech_corner", 1),
+        {"do": "wait_screen", "screen": "pin"},
+        *[s for _ in range(4) for s in wrong],
+        {"do": "glyph_check"},
+        *taps("key_2", 1), *taps("key_4", 1), *taps("key_6", 1), *taps("key_8", 1), *taps("ok", 1),
+        {"do": "wait_screen", "screen": "technician"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "technician-zh.png")},
+        *taps("touch_test", 1),
+        {"do": "wait_screen", "screen": "touchtest"},
+        *taps("pad", 3),
+        {"do": "box_press", "level": 5},  # counted by the test, not a rating, not misuse
+        {"do": "sleep", "seconds": 0.2},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "touchtest-zh.png")},
+        *taps("back", 1),
+        {"do": "wait_screen", "screen": "technician"},
+        *taps("close", 1),
+        {"do": "wait_screen", "screen": "paused"},
+        *taps("tech_corner", 5),
+        {"do": "wait_screen", "screen": "pin"},
+        *wrong,
+        {"do": "glyph_check"},
+        *[s for _ in range(4) for s in wrong],
+        {"do": "glyph_check"},
+        *taps("key_2", 1), *taps("key_4", 1), *taps("key_6", 1), *taps("key_8", 1), *taps("ok", 1),
+        {"do": "sleep", "seconds": 0.3},
+        {"do": "glyph_check"},
+        {"do": "wait_screen", "screen": "pin"},  # locked: even the right PIN waits
+    ], display, tmp_path, timeout=120)
+    four_wrong, menu, touch_test, one_wrong, locked, still_locked = outcome["glyph_checks"]
+    assert_readable(four_wrong, "密码错误，还可尝试 1 次")
+    assert_readable(menu, "维护菜单", "终端编号：T-DEMO-01", "待上传：评价 0 条", "当前工作人员：无（暂停服务）",
+                    "触摸与按键测试", "重启评价程序")
+    assert_readable(touch_test, "触摸 3 次", "button_box 5×1")
+    assert_readable(one_wrong, "还可尝试 4 次")
+    assert_readable(locked, "已锁定")
+    assert_readable(still_locked, "已锁定")
+    assert records(tmp_path, "SELECT count(*) FROM ratings") == [(0,)]
+    assert records(tmp_path, "SELECT count(*) FROM events") == [(0,)]  # the test press was no misuse
+    guard = records(tmp_path, "SELECT value FROM sync_state WHERE key = 'pin_guard'")
+    assert json.loads(guard[0][0])["locked_until"] > 0  # kept across restarts

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from pathlib import Path
 
 from kivy.app import App
@@ -21,16 +22,18 @@ from kivy.properties import ListProperty, NumericProperty, StringProperty
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import FadeTransition, ScreenManager
 
+import terminal
 from terminal import i18n
 from terminal.config import Config
 from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError
 from terminal.core.channels import InputDevice
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
+from terminal.core.pin import PinGuard
 from terminal.core.session import State
 from terminal.store import Store
 from terminal.window import Window
 
-from .screens import SCREEN_CLASSES
+from .screens import SCREEN_CLASSES, TECHNICIAN_SCREENS
 
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"
@@ -68,14 +71,18 @@ class KioskApp(App):
     toast = StringProperty("")
     fault_text = StringProperty("")
     other_language = StringProperty("")  # the switch's label: the other language's own name
+    home_language = StringProperty(i18n.DEFAULT)  # the terminal's own, set in the technician menu
 
     def __init__(self, config: Config, **kwargs):
         super().__init__(**kwargs)
         self.terminal_config = config
         self.title = "评价器"
         self.language = config.terminal.language if config.terminal.language in i18n.LANGUAGES else i18n.DEFAULT
-        self._home_language = self.language
+        self.home_language = self.language
         self._last_state = None
+        self.tech_open = False
+        self._corner_taps: list[float] = []
+        self._tech_touched = 0.0
         self.store: Store | None = None
         self.window: Window | None = None
         self.content: Content | None = None
@@ -122,11 +129,12 @@ class KioskApp(App):
         self._show_content()
         self.window.listeners.append(self._on_window)
         self._show_state()
-        root = FloatLayout()
+        root = _Root()
         root.add_widget(self.screens)
         self.toast_label = Factory.Toast()  # login feedback and refusals, over any screen
         root.add_widget(self.toast_label)
         Clock.schedule_interval(lambda _dt: self.window.tick(), 0.25)
+        Clock.schedule_interval(self._technician_timeout, 5.0)
         Clock.schedule_interval(self._check_content, CONTENT_CHECK_SECONDS)
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
@@ -183,6 +191,96 @@ class KioskApp(App):
             self._toast_event.cancel()
         self._toast_event = Clock.schedule_once(lambda _dt: setattr(self.toast_label, "opacity", 0), seconds)
 
+    def device_press(self, level: int, device: InputDevice) -> None:
+        """A press from a device (button box, GPIO, console): a rating press, or counted by the
+        technician's touch test and never recorded."""
+        if self.screens.current == "touchtest":
+            self.screens.get_screen("touchtest").device_press(level, device.value)
+        elif not self.tech_open:
+            self.window.press(level, device)
+
+    # -- the technician's menu ---------------------------------------------------------------
+
+    def corner_tap(self) -> None:
+        """Five taps on the hall's name within four seconds open the PIN pad."""
+        now = time.monotonic()
+        self._corner_taps = [t for t in self._corner_taps if now - t < 4.0] + [now]
+        if len(self._corner_taps) >= 5:
+            self._corner_taps = []
+            self._open_technician_screen("pin")
+
+    def try_pin(self, pin: str) -> str:
+        """Check a PIN; open the menu or say why not (the guard's state survives restarts)."""
+        guard = PinGuard(_read_pin_hash(self.terminal_config), self.store.state().get("pin_guard"))
+        if not guard.configured:
+            return "未设置维护密码：请在终端上运行 rating-terminal set-pin"
+        verdict = guard.check(pin, time.time())
+        self.store.set_state(pin_guard=guard.state)
+        if verdict.ok:
+            log.info("technician menu opened")
+            self._open_technician_screen("technician")
+            return ""
+        if verdict.locked_for_s > 0:
+            log.warning("technician PIN locked for %.0f s after repeated wrong PINs", verdict.locked_for_s)
+            return f"密码错误次数过多，已锁定，请 {int(verdict.locked_for_s // 60) + 1} 分钟后再试"
+        return f"密码错误，还可尝试 {verdict.tries_left} 次"
+
+    def open_technician(self) -> None:
+        if self.tech_open:
+            self._open_technician_screen("technician")
+
+    def open_touch_test(self) -> None:
+        if self.tech_open:
+            self._open_technician_screen("touchtest")
+
+    def close_technician(self) -> None:
+        self.tech_open = False
+        self._show_state()
+
+    def switch_home_language(self) -> None:
+        names = list(i18n.LANGUAGES)
+        self.home_language = names[(names.index(self.home_language) + 1) % len(names)]
+        self.language = self.home_language
+
+    def restart(self) -> None:
+        """Leave with status 0; systemd (Restart=always) starts the kiosk again."""
+        log.warning("restart asked from the technician menu")
+        self.stop()
+
+    def technician_facts(self) -> list[tuple[str, str]]:
+        cfg, state = self.terminal_config, self.store.state()
+        ratings, events = self.store.counts(), self.store.counts("events")
+        staff = self.window.staff
+        devices = [f"工牌读卡器 {r.thread.name.split(' ', 1)[1]}（{'已连接' if r.opened.is_set() else '未连接'}）"
+                   for r in self.badge_readers] or ["无外接设备"]
+        return [
+            ("终端编号", cfg.terminal.id), ("窗口", f"{cfg.terminal.window} {self.window_name}"),
+            ("中心服务器", cfg.sync.server),
+            ("待上传", f"评价 {ratings['pending']} 条，事件 {events['pending']} 条；死信 {ratings['dead'] + events['dead']} 条"),
+            ("上次同步成功", str(state.get("last_success") or "—")),
+            ("上次同步错误", str(state.get("last_error") or "—")),
+            ("内容版本", self.content.version if self.content else "无"),
+            ("当前工作人员", f"{staff.name}（{staff.staff_no}）" if staff else "无（暂停服务）"),
+            ("评价模式", "邀请评价" if self.window.rules.mode == "invite" else "随时评价"),
+            ("外接设备", "；".join(devices)),
+            ("邀请接口", cfg.invite.listen or "未开启"),
+            ("软件版本", terminal.__version__),
+        ]
+
+    def _open_technician_screen(self, name: str) -> None:
+        self.tech_open = True
+        self._tech_touched = time.monotonic()
+        self.screens.current = name
+
+    def _technician_timeout(self, _dt) -> None:
+        """A menu left open returns to the citizens after two minutes without a touch."""
+        if self.tech_open and self.screens.current in TECHNICIAN_SCREENS:
+            if time.monotonic() - self._tech_touched > 120:
+                self.close_technician()
+
+    def on_touch_anywhere(self) -> None:
+        self._tech_touched = time.monotonic()
+
     # -- the window's news -------------------------------------------------------------------
 
     @mainthread
@@ -191,7 +289,7 @@ class KioskApp(App):
             self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
         if what == "state":
             if detail in (State.IDLE, State.PAUSED) and self._last_state not in (State.IDLE, State.PAUSED):
-                self.language = self._home_language  # the next citizen starts in the terminal's language
+                self.language = self.home_language  # the next citizen starts in the terminal's language
             self._last_state = detail
         self._show_state()
 
@@ -204,6 +302,8 @@ class KioskApp(App):
         self.photo = str(self.content.photo_path(staff) if self.content else PLACEHOLDER_PHOTO)
         last = self.window.last_level
         self.last_level_label = "" if last is None else last.zh if self.language == i18n.DEFAULT else last.en
+        if self.tech_open:  # the session goes on underneath; its screen comes back when the menu closes
+            return
         name = "paused" if self.window.fault else screen_for(self.window.state, self.window.rules.mode)
         if self.screens.current != name:
             self.screens.current = name
@@ -253,7 +353,7 @@ class KioskApp(App):
         for line in sys.stdin:
             for ch in line.strip():
                 if ch in "12345":
-                    Clock.schedule_once(lambda _dt, c=int(ch): self.press(c, InputDevice.CONSOLE))
+                    Clock.schedule_once(lambda _dt, c=int(ch): self.device_press(c, InputDevice.CONSOLE))
                 elif ch == "i":
                     Clock.schedule_once(lambda _dt: self._invite_from_key())
                 elif ch == "b" and self.content:
@@ -267,6 +367,19 @@ class KioskApp(App):
             self.window.invite(source="key")
         except SessionRefused as exc:
             self.show_toast(str(exc))
+
+
+class _Root(FloatLayout):
+    def on_touch_down(self, touch):
+        App.get_running_app().on_touch_anywhere()
+        return super().on_touch_down(touch)
+
+
+def _read_pin_hash(config: Config) -> str | None:
+    try:
+        return config.technician_pin_path.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def _stamp(folder: Path) -> tuple | None:
