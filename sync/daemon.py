@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import terminal
+from terminal import systemd
 from terminal.clock import SystemClock
 from terminal.config import Config
 from terminal.credentials import Credentials
 from terminal.store import Store
 
-from . import content, systemd
+from . import content
 from .backoff import Backoff
 from .client import EVENTS, RATINGS, BatchRefused, CentralClient, Outbox, TransientError
 

@@ -12,17 +12,19 @@ HERE = Path(__file__).resolve().parent
 SCREENSHOTS = HERE.parent / "var" / "screenshots"  # kept after the run, for people to look at
 
 
-def start(config: Path, steps: list[dict], display: str, workdir: Path) -> tuple[subprocess.Popen, Path]:
+def start(config: Path, steps: list[dict], display: str, workdir: Path,
+          env: dict | None = None) -> tuple[subprocess.Popen, Path]:
     script, result = workdir / "steps.json", workdir / "result.json"
     script.write_text(json.dumps(steps))
-    env = {**os.environ, "DISPLAY": display, "KIVY_HOME": str(workdir / "kivy-home")}
+    env = {**os.environ, "DISPLAY": display, "KIVY_HOME": str(workdir / "kivy-home"), **(env or {})}
     proc = subprocess.Popen([sys.executable, str(HERE / "kiosk_driver.py"), str(config), str(script), str(result)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return proc, result
 
 
-def run(config: Path, steps: list[dict], display: str, workdir: Path, timeout: float = 90) -> dict:
-    proc, result = start(config, steps, display, workdir)
+def run(config: Path, steps: list[dict], display: str, workdir: Path, timeout: float = 90,
+        env: dict | None = None) -> dict:
+    proc, result = start(config, steps, display, workdir, env)
     output, _ = proc.communicate(timeout=timeout)
     outcome = json.loads(result.read_text()) if result.exists() else {"ok": False}
     if not (proc.returncode == 0 and outcome["ok"]):

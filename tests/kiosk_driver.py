@@ -17,6 +17,9 @@ Steps (each a dict with "do"):
   set_pin      {"pin"}                 the technician PIN, as rating-terminal set-pin stores it
   type         {"target", "text"}      text typed into the text input with that id
   sleep        {"seconds"}             let time pass (timeouts run on the kiosk's own clock)
+  freeze       {"seconds"}             block the UI loop, as a hung screen would
+  keys         {"names"}               keyboard keys pressed on the window (e.g. escape, f1)
+  close        {}                      the window manager asks the window to close
 The RESULT file gets a JSON object with what the steps found; exit status 1 on a failed step.
 """
 
@@ -142,6 +145,16 @@ class Driver:
         elif step["do"] == "set_pin":
             from terminal.core.pin import hash_pin
             config.technician_pin_path.write_text(hash_pin(step["pin"], iterations=1000))
+        elif step["do"] == "freeze":
+            time.sleep(step["seconds"])
+        elif step["do"] == "keys":
+            from kivy.core.window import Keyboard
+            for name in step["names"]:
+                code = Keyboard.keycodes[name]
+                Window.dispatch("on_key_down", code, 0, None, [])
+                Window.dispatch("on_key_up", code, 0)
+        elif step["do"] == "close":
+            self.result["close_refused"] = bool(Window.dispatch("on_request_close"))
         elif step["do"] == "sleep":
             done = time.monotonic() - self.started >= step["seconds"]
         elif step["do"] == "glyph_check":
@@ -159,5 +172,8 @@ app = KioskApp(config)
 driver = Driver(app, json.loads(Path(script_path).read_text()))
 Clock.schedule_interval(driver.tick, 0)
 app.run()
+voice = getattr(app, "voice", None)
+if voice is not None:
+    driver.result["voice"] = {"said": voice.said, "silent_because": voice.silent_because}
 Path(result_path).write_text(json.dumps(driver.result, ensure_ascii=False, indent=1))
 sys.exit(0 if driver.result["ok"] else 1)

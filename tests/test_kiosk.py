@@ -1,9 +1,11 @@
 """The real Kivy kiosk on a private Xvfb display: every screen, real touches, what gets recorded."""
 
 import json
+import time
 import sqlite3
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from terminal.core.levels import Level
@@ -258,3 +260,78 @@ def test_technician_menu_behind_the_pin_with_lockout(display, terminal_config, t
     assert records(tmp_path, "SELECT count(*) FROM events") == [(0,)]  # the test press was no misuse
     guard = records(tmp_path, "SELECT value FROM sync_state WHERE key = 'pin_guard'")
     assert json.loads(guard[0][0])["locked_until"] > 0  # kept across restarts
+
+
+@pytest.mark.parametrize("audio", ["dummy", "none"])
+def test_voice_prompts_play_or_stay_silent_but_never_crash(display, terminal_config, tmp_path, audio):
+    """With SDL's dummy audio driver the prompts really play (into nothing); with no audio device
+    at all the kiosk stays silent, says why, and rates on."""
+    config = terminal_config(staff_no="SZ0101")
+    settings(config, thanks_seconds=1)
+    env = {"SDL_AUDIODRIVER": "dummy"} if audio == "dummy" else {"SDL_AUDIODRIVER": "no-such-driver"}
+    outcome = kiosk.run(config, [
+        {"do": "invite"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "touch", "target": "level_5"},
+        {"do": "wait_screen", "screen": "thanks"},
+        {"do": "wait_screen", "screen": "attract", "timeout": 5},
+    ], display, tmp_path, env=env)
+    assert outcome["voice"]["said"] == ["invite", "thanks"]
+    if audio == "dummy":
+        assert outcome["voice"]["silent_because"] is None
+    else:
+        assert outcome["voice"]["silent_because"]
+    assert records(tmp_path, "SELECT level FROM ratings") == [(5,)]
+
+
+def test_kiosk_hygiene_watchdog_from_the_ui_loop_and_no_way_out(display, terminal_config, tmp_path):
+    import socket
+    import threading
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    notify.settimeout(0.5)
+    messages, listening = [], True
+
+    def listen():  # as systemd does: read each notification as it comes
+        while listening:
+            try:
+                messages.append((time.monotonic(), notify.recv(256).decode()))
+            except TimeoutError:
+                pass
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    config = terminal_config(staff_no="SZ0101")
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "sleep", "seconds": 1.5},
+        {"do": "freeze", "seconds": 2.0},  # a hung UI: no pings for two seconds
+        {"do": "sleep", "seconds": 1.0},
+        {"do": "keys", "names": ["escape", "f1"]},
+        {"do": "close"},
+        {"do": "sleep", "seconds": 0.3},
+        {"do": "wait_screen", "screen": "attract"},  # still running, still the kiosk
+    ], display, tmp_path, env={"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "600000"})
+    listening = False
+    listener.join()
+    notify.close()
+    assert outcome["close_refused"] is True
+    kinds = [m for _, m in messages]
+    assert "READY=1" in kinds and kinds.count("WATCHDOG=1") >= 10  # every 0.2 s (a third of 0.6 s)
+    pings = [t for t, m in messages if m == "WATCHDOG=1"]
+    gaps = sorted(b - a for a, b in zip(pings, pings[1:]))
+    assert gaps[-1] >= 1.9  # the frozen UI sent nothing for two seconds: systemd would restart it
+    assert gaps[len(gaps) // 2] < 0.5  # otherwise the pings keep coming
+
+
+def test_one_input_provider_and_screen_settings(terminal_config):
+    from kivy.config import Config as KivyConfig
+    from terminal import config as config_module
+    from terminal.kiosk import prepare_kivy
+    config = config_module.load(terminal_config(touch_input="mtdev:/dev/input/event3", rotation=90))
+    prepare_kivy(config)
+    assert dict(KivyConfig.items("input")) == {"touchscreen": "mtdev,/dev/input/event3"}
+    assert KivyConfig.get("graphics", "rotation") == "90" and KivyConfig.get("graphics", "allow_screensaver") == "0"
+    assert KivyConfig.get("kivy", "exit_on_escape") == "0"
+    prepare_kivy(config_module.load(terminal_config()))
+    assert dict(KivyConfig.items("input")) == {"mouse": "mouse,disable_multitouch"}

@@ -15,12 +15,28 @@ def prepare_kivy(config: Config) -> None:
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "0")
     from kivy.config import Config as KivyConfig
 
+    if config.kiosk.rotation not in (0, 90, 180, 270):
+        raise ValueError(f"[kiosk] rotation must be 0, 90, 180 or 270, got {config.kiosk.rotation}")
     KivyConfig.set("graphics", "width", str(config.kiosk.width))
     KivyConfig.set("graphics", "height", str(config.kiosk.height))
     KivyConfig.set("graphics", "fullscreen", "auto" if config.kiosk.fullscreen else "0")
-    KivyConfig.set("graphics", "show_cursor", "0" if config.kiosk.fullscreen else "1")
-    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+    KivyConfig.set("graphics", "show_cursor", "0" if config.kiosk.fullscreen else "1")  # no cursor on a kiosk
+    KivyConfig.set("graphics", "rotation", str(config.kiosk.rotation))
+    KivyConfig.set("graphics", "allow_screensaver", "0")  # the screen stays awake
     KivyConfig.set("kivy", "exit_on_escape", "0")  # a citizen must not be able to close the kiosk
+    # Exactly one input provider, so one touch is one event: Kivy's defaults (a probesysfs
+    # provider beside the window's own mouse events) deliver a touchscreen tap twice.
+    for option in KivyConfig.options("input"):
+        KivyConfig.remove_option("input", option)
+    if config.kiosk.touch_input:
+        provider, _, device = config.kiosk.touch_input.partition(":")
+        if provider not in ("mtdev", "hidinput") or not device:
+            raise ValueError(f"[kiosk] touch_input must be mtdev:<device> or hidinput:<device>, "
+                             f"got {config.kiosk.touch_input!r}")
+        KivyConfig.set("input", "touchscreen", f"{provider},{device}")
+        os.environ["SDL_TOUCH_MOUSE_EVENTS"] = "0"  # SDL must not also turn the touches into clicks
+    else:
+        KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
 
     # Every label uses the shipped CJK font: Kivy's default font name is "Roboto".
     from kivy.core.text import LabelBase

@@ -23,7 +23,7 @@ from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import FadeTransition, ScreenManager
 
 import terminal
-from terminal import i18n
+from terminal import i18n, systemd
 from terminal.config import Config
 from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError
 from terminal.core.channels import InputDevice
@@ -34,6 +34,7 @@ from terminal.store import Store
 from terminal.window import Window
 
 from .screens import SCREEN_CLASSES, TECHNICIAN_SCREENS
+from .voice import Voice
 
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"
@@ -127,6 +128,7 @@ class KioskApp(App):
         for name, cls in SCREEN_CLASSES.items():
             self.screens.add_widget(cls(name=name))
         self._show_content()
+        self.voice = Voice(self.terminal_config.kiosk.volume)
         self.window.listeners.append(self._on_window)
         self._show_state()
         root = _Root()
@@ -134,6 +136,9 @@ class KioskApp(App):
         self.toast_label = Factory.Toast()  # login feedback and refusals, over any screen
         root.add_widget(self.toast_label)
         Clock.schedule_interval(lambda _dt: self.window.tick(), 0.25)
+        # The watchdog is fed from the UI loop itself: a frozen UI stops feeding it and systemd
+        # restarts the kiosk (WatchdogSec in its unit).
+        Clock.schedule_interval(lambda _dt: systemd.notify("WATCHDOG=1"), systemd.watchdog_interval())
         Clock.schedule_interval(self._technician_timeout, 5.0)
         Clock.schedule_interval(self._check_content, CONTENT_CHECK_SECONDS)
         if self.terminal_config.kiosk.console_keys:
@@ -160,8 +165,15 @@ class KioskApp(App):
             log.error("invite API not started on %s: %s", cfg.invite.listen, exc)
 
     def on_start(self):
+        from kivy.core.window import Window as KivyWindow
+        KivyWindow.bind(on_request_close=lambda *_args, **_kw: True)  # only the technician menu may close it
+        Clock.schedule_once(lambda _dt: systemd.notify("READY=1"), 0)  # after the first frame
         log.info("kiosk ready: terminal %s, window %s, session %s", self.terminal_config.terminal.id,
                  self.terminal_config.terminal.window, self.window.state.value)
+
+    def open_settings(self, *largs):
+        """Kivy's settings panel (F1) is not for citizens: disabled."""
+        return False
 
     def on_stop(self):
         for reader in self.badge_readers:
@@ -287,6 +299,8 @@ class KioskApp(App):
     def _on_window(self, what: str, detail: object) -> None:
         if what == "fault":
             self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
+        if what == "say":
+            self.voice.say(str(detail), self.language)
         if what == "state":
             if detail in (State.IDLE, State.PAUSED) and self._last_state not in (State.IDLE, State.PAUSED):
                 self.language = self.home_language  # the next citizen starts in the terminal's language

@@ -14,3 +14,6 @@ class AttractScreen(Screen):
                 block.heading, block.body = f"{kind} · {item.get('title', '')}", str(item.get("body", ""))
                 box.add_widget(block)
         self.ids.scroller.scroll_y = 1
+
+    def on_pre_enter(self, *args) -> None:
+        self.ids.scroller.scroll_y = 1  # each citizen starts at the top of the guides
