@@ -26,6 +26,7 @@ test: $(VENV)/.installed system-deps
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py
 	$(PY) bench/sync_drain.py
+	$(PY) bench/kiosk_ui.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

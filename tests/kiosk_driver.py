@@ -127,7 +127,7 @@ class Driver:
                 written = Window.screenshot(step["path"])
                 Path(written).replace(step["path"])  # Kivy appends a counter to the name
         elif step["do"] == "centres":
-            ids = screens.get_screen("rating").ids
+            ids = self.app.screen("rating").ids
             centres = {}
             for code in range(1, 6):
                 w = ids[f"level_{code}"]

@@ -90,7 +90,7 @@ def test_good_rating_after_invitation_commits_and_thanks():
     service, effects = s.invite(1, case_no="C-2026-001", item_code="ITEM-1")
     assert kinds(effects) == ["Log:invited", "Say:invite"] and s.state is State.INVITED
     effects = s.press(GOOD, TOUCH, 3, stamp="t3")
-    assert kinds(effects) == ["Hold", "Commit", "Say:thanks"] and s.state is State.THANKS
+    assert kinds(effects) == ["Commit", "Say:thanks"] and s.state is State.THANKS
     draft = committed(effects)
     assert (draft.level, draft.case_no, draft.item_code, draft.staff_no, draft.session_id, draft.stamp) == \
         (GOOD, "C-2026-001", "ITEM-1", "SZ0101", service.session_id, "t3")
@@ -178,7 +178,7 @@ def test_low_ratings_take_the_same_path_as_high_ones():
         s = logged_in()
         s.invite(1)
         effects = s.press(level, BOX, 2)
-        assert isinstance(effects[0], Hold) and effects[0].draft.level is level
+        assert isinstance(effects[0], Hold if level.is_bad else Commit) and effects[0].draft.level is level
         if level.is_bad:
             effects = s.submit([], "", 3)  # even with nothing chosen: recorded, flagged as such
         assert committed(effects).level is level
@@ -215,13 +215,13 @@ def test_indicators_then_reasons_for_a_bad_rating_and_walk_away_keeps_partial_sc
 def test_walk_up_mode_is_always_open_with_a_cooldown():
     s = logged_in(mode="walk-up", walkup_cooldown_s=5, thanks_seconds=3)
     effects = s.press(GOOD, BOX, 10)
-    assert kinds(effects) == ["Hold", "Commit", "Say:thanks"]
+    assert kinds(effects) == ["Commit", "Say:thanks"]
     assert committed(effects).session_id and s.lookup(committed(effects).session_id).source == "walk-up"
     assert kinds(s.press(GOOD, BOX, 11)) == ["Flag:during_thanks"]
     s.tick(13)
     assert s.state is State.IDLE
     assert kinds(s.press(GOOD, BOX, 14)) == ["Flag:cooldown"]
-    assert kinds(s.press(Level.SATISFIED, BOX, 15)) == ["Hold", "Commit", "Say:thanks"]
+    assert kinds(s.press(Level.SATISFIED, BOX, 15)) == ["Commit", "Say:thanks"]
 
 
 def test_walk_up_mode_still_needs_someone_logged_in():

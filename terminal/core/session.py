@@ -18,7 +18,8 @@ States::
     reasons  a bad rating: reason tags and free text
     thanks   感谢您的评价: presses are flagged
 
-A press is held (``Hold``) the moment it is made. A rater who walks away from the indicator or
+A press that does not end the session (indicators or reasons follow) is held (``Hold``) the moment
+it is made; one that does is committed at once. A rater who walks away from the indicator or
 reasons screen, a logout, a badge switch or a power cut still leaves the rating: it is committed
 with what was given, reasons missing (on restart the adapter commits whatever is still held).
 Low ratings are never discouraged, delayed or hidden: every level is taken the same way.
@@ -245,7 +246,11 @@ class Session:
         self.draft = Draft(id=self.new_id(), session_id=service.session_id, level=level, device=device,
                            staff_no=service.staff_no, case_no=service.case_no, item_code=service.item_code,
                            stamp=stamp)
-        return self._next_step(now, [Hold(self.draft)])
+        held = self.draft
+        effects = self._next_step(now, [])
+        if self.state in (State.RATING, State.REASONS):  # the session goes on: keep the press meanwhile
+            effects.insert(0, Hold(held))
+        return effects
 
     def score(self, dimension: str, level: Level, now: float) -> list[Effect]:
         """An indicator rating on the rating screen; when all are given, go on by itself."""

@@ -20,7 +20,7 @@ from kivy.factory import Factory
 from kivy.lang import Builder
 from kivy.properties import ListProperty, NumericProperty, StringProperty
 from kivy.uix.floatlayout import FloatLayout
-from kivy.uix.screenmanager import FadeTransition, ScreenManager
+from kivy.uix.screenmanager import NoTransition, ScreenManager
 
 import terminal
 from terminal import i18n, systemd
@@ -124,9 +124,9 @@ class KioskApp(App):
         Builder.load_file(str(SCREENS / "common.kv"))
         for name in SCREEN_CLASSES:
             Builder.load_file(str(SCREENS / f"{name}.kv"))
-        self.screens = ScreenManager(transition=FadeTransition(duration=0.15))
-        for name, cls in SCREEN_CLASSES.items():
-            self.screens.add_widget(cls(name=name))
+        # No transition effects: a change of screen is instant, and the fades' off-screen buffers
+        # cost memory a Pi's GPU does not have to spare (bench/kiosk_ui.py measured them)
+        self.screens = ScreenManager(transition=NoTransition())
         self._show_content()
         self.voice = Voice(self.terminal_config.kiosk.volume)
         self.window.listeners.append(self._on_window)
@@ -207,7 +207,7 @@ class KioskApp(App):
         """A press from a device (button box, GPIO, console): a rating press, or counted by the
         technician's touch test and never recorded."""
         if self.screens.current == "touchtest":
-            self.screens.get_screen("touchtest").device_press(level, device.value)
+            self.screen("touchtest").device_press(level, device.value)
         elif not self.tech_open:
             self.window.press(level, device)
 
@@ -282,7 +282,7 @@ class KioskApp(App):
     def _open_technician_screen(self, name: str) -> None:
         self.tech_open = True
         self._tech_touched = time.monotonic()
-        self.screens.current = name
+        self.show_screen(name)
 
     def _technician_timeout(self, _dt) -> None:
         """A menu left open returns to the citizens after two minutes without a touch."""
@@ -295,8 +295,14 @@ class KioskApp(App):
 
     # -- the window's news -------------------------------------------------------------------
 
-    @mainthread
     def _on_window(self, what: str, detail: object) -> None:
+        """The window's news: at once on the UI thread (a press), else on its next frame."""
+        if threading.current_thread() is threading.main_thread():
+            self._apply(what, detail)
+        else:
+            Clock.schedule_once(lambda _dt: self._apply(what, detail))
+
+    def _apply(self, what: str, detail: object) -> None:
         if what == "fault":
             self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
         if what == "say":
@@ -319,8 +325,20 @@ class KioskApp(App):
         if self.tech_open:  # the session goes on underneath; its screen comes back when the menu closes
             return
         name = "paused" if self.window.fault else screen_for(self.window.state, self.window.rules.mode)
-        if self.screens.current != name:
-            self.screens.current = name
+        self.show_screen(name)
+
+    def screen(self, name: str):
+        """The screen of that name, built on first use (each costs memory and start-up time)."""
+        if not self.screens.has_screen(name):
+            self.screens.add_widget(SCREEN_CLASSES[name](name=name))
+            self._fill(name)
+        return self.screens.get_screen(name)
+
+    def show_screen(self, name: str) -> None:
+        if self.screens.current == name:
+            return
+        self.screen(name)
+        self.screens.current = name
 
     # -- content -----------------------------------------------------------------------------
 
@@ -351,13 +369,22 @@ class KioskApp(App):
         self.hall_name = content.hall.get("name", "") if content else ""
         self.window_name = window.get("name", cfg.terminal.window)
         self.window_stars = int(window.get("stars", 0) or 0)
-        english = self.language != i18n.DEFAULT
-        tags = [{"code": t["code"], "label": (t.get("label_en") if english else None) or t.get("label", t["code"])}
-                for t in (content.reason_tags if content else []) if isinstance(t, dict) and "code" in t]
-        self.screens.get_screen("attract").show_content(content.guides if content else [],
-                                                        content.notices if content else [], self.tr)
-        self.screens.get_screen("reasons").show_tags(tags)
-        self.screens.get_screen("indicators").show_dimensions(list(self.window.rules.dimensions), self.levels, self.tr)
+        for name in ("attract", "reasons", "indicators"):
+            if self.screens.has_screen(name):
+                self._fill(name)
+
+    def _fill(self, name: str) -> None:
+        """Put the content into a screen that shows it (when built, and when content changes)."""
+        content, screen = self.content, self.screens.get_screen(name)
+        if name == "attract":
+            screen.show_content(content.guides if content else [], content.notices if content else [], self.tr)
+        elif name == "reasons":
+            english = self.language != i18n.DEFAULT
+            screen.show_tags([{"code": t["code"],
+                               "label": (t.get("label_en") if english else None) or t.get("label", t["code"])}
+                              for t in (content.reason_tags if content else []) if isinstance(t, dict) and "code" in t])
+        elif name == "indicators":
+            screen.show_dimensions(list(self.window.rules.dimensions), self.levels, self.tr)
 
     # -- demo --------------------------------------------------------------------------------
 
