@@ -41,7 +41,8 @@ def write_terminal_config(server: str) -> Path:
         "[terminal]\n"
         f'data_dir = "{VAR / "terminal"}"\n'
         '[kiosk]\nconsole_keys = true\nstaff_no = "SZ0101"\n'
-        f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n', encoding="utf-8")
+        f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n'
+        '[invite]\nlisten = "127.0.0.1:8766"\n', encoding="utf-8")
     return path
 
 

@@ -17,6 +17,8 @@ Steps (each a dict with "do"):
   set_pin      {"pin"}                 the technician PIN, as rating-terminal set-pin stores it
   type         {"target", "text"}      text typed into the text input with that id
   sleep        {"seconds"}             let time pass (timeouts run on the kiosk's own clock)
+  write_file   {"path", "text"}        write a file (as sync swapping in new content would)
+  wait_text    {"text", "timeout"}     until a label on the screen shows that text
   freeze       {"seconds"}             block the UI loop, as a hung screen would
   keys         {"names"}               keyboard keys pressed on the window (e.g. escape, f1)
   close        {}                      the window manager asks the window to close
@@ -145,6 +147,12 @@ class Driver:
         elif step["do"] == "set_pin":
             from terminal.core.pin import hash_pin
             config.technician_pin_path.write_text(hash_pin(step["pin"], iterations=1000))
+        elif step["do"] == "write_file":
+            Path(step["path"]).write_text(step["text"], encoding="utf-8")
+        elif step["do"] == "wait_text":
+            done = any(step["text"] in w.text for w in screens.current_screen.walk() if isinstance(w, Label))
+            if not done and time.monotonic() - self.started > step.get("timeout", 10):
+                return self.fail(f"timed out waiting for text {step['text']!r}")
         elif step["do"] == "freeze":
             time.sleep(step["seconds"])
         elif step["do"] == "keys":

@@ -222,6 +222,7 @@ def test_technician_menu_behind_the_pin_with_lockout(display, terminal_config, t
         {"do": "wait_screen", "screen": "pin"},
         *[s for _ in range(4) for s in wrong],
         {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "pin-zh.png")},
         *taps("key_2", 1), *taps("key_4", 1), *taps("key_6", 1), *taps("key_8", 1), *taps("ok", 1),
         {"do": "wait_screen", "screen": "technician"},
         {"do": "glyph_check"},
@@ -335,3 +336,26 @@ def test_one_input_provider_and_screen_settings(terminal_config):
     assert KivyConfig.get("kivy", "exit_on_escape") == "0"
     prepare_kivy(config_module.load(terminal_config()))
     assert dict(KivyConfig.items("input")) == {"mouse": "mouse,disable_multitouch"}
+
+
+def test_new_content_shows_without_a_restart_and_a_broken_photo_falls_back(display, terminal_config, tmp_path):
+    config = terminal_config(staff_no="SZ0101")
+    content = tmp_path / "demo-content" / "content.json"
+    data = json.loads(content.read_text(encoding="utf-8"))
+    data["staff"][0].update(name="张晓明", photo="photos/missing.png")
+    data["notices"][0]["title"] = "元旦放假通知"
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "wait_text", "text": "李明华"},
+        {"do": "write_file", "path": str(content), "text": json.dumps(data, ensure_ascii=False)},
+        {"do": "wait_text", "text": "张晓明", "timeout": 15},
+        {"do": "wait_text", "text": "元旦放假通知"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "attract-new-content-zh.png")},
+    ], display, tmp_path)
+    assert_readable(outcome["glyph_checks"][0], "张晓明", "元旦放假通知")
+    shot = Image.open(SCREENSHOTS / "attract-new-content-zh.png").convert("RGB")
+    from terminal.content import PLACEHOLDER_PHOTO
+    expected = Image.open(PLACEHOLDER_PHOTO).convert("RGB").getpixel((5, 5))  # its background colour
+    shown = shot.getpixel((60, 160))  # where the photo was
+    assert max(abs(a - b) for a, b in zip(shown, expected)) < 12, (shown, expected)

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import Department, Hall, Rating, RejectedItem, Staff, Terminal, Window
+from .models import Department, Hall, Rating, ReasonTag, RejectedItem, Staff, Terminal, TerminalEvent, Window
 
 
 @admin.register(Hall)
@@ -25,6 +25,12 @@ class StaffAdmin(admin.ModelAdmin):
     list_display = ["staff_no", "name", "unit", "window"]
     search_fields = ["staff_no", "name"]
     list_filter = ["window"]
+
+
+@admin.register(ReasonTag)
+class ReasonTagAdmin(admin.ModelAdmin):
+    list_display = ["code", "label", "label_en", "order", "active"]
+    list_editable = ["label", "label_en", "order", "active"]
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -78,3 +84,10 @@ class TerminalAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # terminals join only by enrollment code
+
+
+@admin.register(TerminalEvent)
+class TerminalEventAdmin(ReadOnlyAdmin):
+    list_display = ["at", "kind", "why", "terminal_id", "window_code", "staff_no", "case_no"]
+    list_filter = ["kind", "why", "window_code"]
+    search_fields = ["event_id", "staff_no", "case_no", "session_id"]
