@@ -109,6 +109,7 @@ class Window:
             service, effects = self.session.invite(self.monotonic(), case_no=case_no, item_code=item_code,
                                                    staff_no=staff_no, source=source)
             self._carry_out(effects)
+            log.info("session: invited (%s%s)", source, f", case {case_no}" if case_no else "")
             return service
 
     def score(self, dimension: str, level: Level | int) -> None:

@@ -13,6 +13,7 @@ def prepare_kivy(config: Config) -> None:
     """Settings that Kivy reads at import time: must run before ``kivy.core.window`` is imported."""
     os.environ.setdefault("KIVY_NO_ARGS", "1")  # our argparse owns the command line
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "0")
+    os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")  # not xsel/xclip: not installed on a kiosk
     from kivy.config import Config as KivyConfig
 
     if config.kiosk.rotation not in (0, 90, 180, 270):
