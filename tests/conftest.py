@@ -74,3 +74,17 @@ def terminal_config(tmp_path):
             f'[sync]\nserver = "{server}"\ntimeout = 5.0\n', encoding="utf-8")
         return path
     return write
+
+
+@pytest.fixture
+def window(terminal_config):
+    """A window session on a fresh database with the demo content (no Kivy): what the kiosk,
+    the badge readers and the invite API talk to."""
+    from terminal import config as config_module
+    from terminal.content import Content
+    from terminal.store import Store
+    from terminal.window import Window
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    yield Window(config, store, Content.load(config.content_dir))
+    store.close()

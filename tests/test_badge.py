@@ -4,15 +4,10 @@ pseudo-terminal, driving a real window session: unknown, repeated and switching 
 import os
 import time
 
-import pytest
 from evdev import InputEvent, ecodes
 
 from hardware.badge import SerialBadgeReader, SerialDecoder, WedgeDecoder
-from terminal import config as config_module
-from terminal.content import Content
 from terminal.core.session import State
-from terminal.store import Store
-from terminal.window import Window
 
 
 def keystrokes(text: str, start: float = 1000.0, gap: float = 0.008, enter: bool = True) -> list:
@@ -64,14 +59,6 @@ def test_serial_frames_in_any_chunks_and_garbage_dropped():
     assert d.feed(b"\x02\xff\xfe\x9912\x03") == []  # garbled
     assert d.feed(b"\x02" + b"7" * 200 + b"\x03") == []  # noise with no end
     assert d.feed(b"\x0200045\x020004521873\x03") == ["0004521873"]  # a new start abandons the cut frame
-
-
-@pytest.fixture
-def window(terminal_config):
-    config = config_module.load(terminal_config())
-    store = Store(config.db_path)
-    yield Window(config, store, Content.load(config.content_dir))
-    store.close()
 
 
 def wait_for(predicate, seconds=5.0) -> bool:

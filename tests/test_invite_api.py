@@ -1,32 +1,23 @@
 """The local invite API on loopback, in front of a real window session and a real database."""
 
-import json
 import socket
 import threading
 
 import pytest
 import requests
 
-from terminal import config as config_module
-from terminal.content import Content
 from terminal.core.channels import InputDevice
 from terminal.invite_api import InviteServer, load_or_create_token
-from terminal.store import Store
-from terminal.window import Window
 
 
 @pytest.fixture
-def api(terminal_config):
-    config = config_module.load(terminal_config())
-    store = Store(config.db_path)
-    window = Window(config, store, Content.load(config.content_dir))
-    token = load_or_create_token(config.invite_token_path)
+def api(window):
+    token = load_or_create_token(window.config.invite_token_path)
     server = InviteServer(window, "127.0.0.1:0", token).start()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     yield f"http://{server.address}", session, window
     server.stop()
-    store.close()
 
 
 def test_token_file_is_private_and_stable(tmp_path):
@@ -93,9 +84,8 @@ def test_invite_while_paused_and_during_a_session(api):
 
 
 def test_concurrent_invites_open_exactly_one_session(api):
-    url, _, window = api
+    url, http, window = api
     window.swipe("0004521873")
-    token = _, http, _ = api
     barrier, statuses = threading.Barrier(12), []
 
     def invite(n):

@@ -19,14 +19,6 @@ from terminal.window import Window
 from conftest import ROOT
 
 
-@pytest.fixture
-def window(terminal_config):
-    config = config_module.load(terminal_config())
-    store = Store(config.db_path)
-    yield Window(config, store, Content.load(config.content_dir))
-    store.close()
-
-
 def test_unknown_badge_changes_nothing_and_known_ones_log_in_out_and_switch(window):
     result = window.swipe("  9999999999 ")
     assert not result.known and "未登记" in result.message and window.state is State.PAUSED
