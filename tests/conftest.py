@@ -47,7 +47,7 @@ def central(tmp_path_factory):
 @pytest.fixture(scope="session")
 def display():
     """A private X display for real Kivy windows; never the developer's own screen."""
-    proc, name = start_xvfb()
+    proc, name = start_xvfb(1920, 1920)  # room for a portrait window too
     yield name
     proc.terminate()
     proc.wait(10)

@@ -359,3 +359,29 @@ def test_new_content_shows_without_a_restart_and_a_broken_photo_falls_back(displ
     expected = Image.open(PLACEHOLDER_PHOTO).convert("RGB").getpixel((5, 5))  # its background colour
     shown = shot.getpixel((60, 160))  # where the photo was
     assert max(abs(a - b) for a, b in zip(shown, expected)) < 12, (shown, expected)
+
+
+@pytest.mark.parametrize("size", ["800x1280", "1024x600"])
+def test_portrait_and_seven_inch_screens(display, terminal_config, tmp_path, size):
+    """A 10-inch screen mounted portrait and a 7-inch one: everything readable, nothing cut off."""
+    width, height = size.split("x")
+    config = terminal_config(staff_no="SZ0101", width=int(width), height=int(height))
+    settings(config, thanks_seconds=1)
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "sleep", "seconds": 3.2},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": str(SCREENSHOTS / f"attract-{size}-zh.png")},
+        {"do": "invite"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": str(SCREENSHOTS / f"rating-{size}-zh.png")},
+        {"do": "touch", "target": "level_1"},
+        {"do": "wait_screen", "screen": "reasons"},
+        {"do": "touch", "target": "text"},  # the on-screen keyboard docks for the text
+        {"do": "sleep", "seconds": 0.5},
+        {"do": "glyph_check"}, {"do": "screenshot", "path": str(SCREENSHOTS / f"reasons-{size}-zh.png")},
+    ], display, tmp_path)
+    attract, rating, reasons = outcome["glyph_checks"]
+    assert_readable(attract, "李明华", "办事指南")
+    assert_readable(rating, "请您对我的服务做出评价", "非常满意", "非常不满意")
+    assert_readable(reasons, "请告诉我们不满意的原因", "提交")
+    assert Image.open(SCREENSHOTS / f"rating-{size}-zh.png").size == (int(width), int(height))

@@ -25,6 +25,7 @@ def prepare_kivy(config: Config) -> None:
     KivyConfig.set("graphics", "rotation", str(config.kiosk.rotation))
     KivyConfig.set("graphics", "allow_screensaver", "0")  # the screen stays awake
     KivyConfig.set("kivy", "exit_on_escape", "0")  # a citizen must not be able to close the kiosk
+    KivyConfig.set("kivy", "keyboard_mode", "systemanddock")  # an on-screen keyboard for the reasons' text
     # Exactly one input provider, so one touch is one event: Kivy's defaults (a probesysfs
     # provider beside the window's own mouse events) deliver a touchscreen tap twice.
     for option in KivyConfig.options("input"):

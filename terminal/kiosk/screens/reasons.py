@@ -1,6 +1,7 @@
 from kivy.app import App
 from kivy.factory import Factory
-from kivy.properties import BooleanProperty
+from kivy.clock import Clock
+from kivy.properties import BooleanProperty, NumericProperty
 from kivy.uix.screenmanager import Screen
 
 
@@ -9,6 +10,7 @@ class ReasonsScreen(Screen):
     enabled once something is chosen; a rater who walks away still leaves the rating (timeout)."""
 
     ready = BooleanProperty(False)
+    keyboard_room = NumericProperty(0)  # the on-screen keyboard's height while it is docked
 
     def show_tags(self, tags: list[dict]) -> None:
         grid = self.ids.tags
@@ -34,3 +36,14 @@ class ReasonsScreen(Screen):
 
     def submit(self) -> None:
         App.get_running_app().window.submit(self.chosen(), self.ids.text.text)
+
+    def make_room(self) -> None:
+        """While the docked keyboard is up, lay the screen out above it (tags scroll, the text
+        field and 提交 stay visible); the keyboard appears a frame after the focus."""
+        Clock.schedule_once(lambda _dt: self._measure_keyboard(), 0.05)
+
+    def _measure_keyboard(self) -> None:
+        from kivy.core.window import Window
+        from kivy.uix.vkeyboard import VKeyboard
+        boards = [w for w in Window.children if isinstance(w, VKeyboard)]
+        self.keyboard_room = max(0, boards[0].top - self.y) + 8 if boards and self.ids.text.focus else 0
