@@ -1,0 +1,92 @@
+"""The button box's logic: debounce, presses with sequence numbers, retransmission until
+acknowledged, stuck buttons, heartbeats, LED commands. MicroPython and CPython.
+
+Hardware is passed in, so the same code runs on the board (``main.py``: machine.Pin, USB CDC) and
+in the simulator (``sim.py``: the unix port, a pseudo-terminal, pins from a control file):
+
+    read_keys()  -> a sequence of 6 booleans, True while a key is down (keys 1..5, then 请评价)
+    write(bytes) -> send on the data link;   read() -> bytes received (b"" when none)
+    set_leds(mode, key) -> show an LED mode (boxproto.LED_*); key lit after a press, else 0
+
+``step(now_ms)`` does one round of the main loop; call it every few milliseconds.
+"""
+
+import boxproto as P
+
+DEBOUNCE_MS = 30  # a key must read the same for this long before it counts
+STUCK_MS = 5000  # down longer than this: reported once as stuck, then ignored until released
+RESEND_MS = 400
+HEARTBEAT_MS = 2000
+QUEUE = 32  # unacknowledged presses kept; when full, the oldest are kept and new ones dropped
+
+
+class Box:
+    def __init__(self, read_keys, write, read, set_leds, boot_id, version, board):
+        self.read_keys, self.write, self.read, self.set_leds = read_keys, write, read, set_leds
+        self.boot_id, self.version, self.board = boot_id, version, board
+        self.decoder = P.Decoder()
+        self.seq = 0
+        self.pending = []  # [seq, frame, last_sent_ms]
+        self.raw = [False] * 6
+        self.changed_at = [0] * 6
+        self.down = [False] * 6  # debounced
+        self.down_since = [0] * 6
+        self.stuck = [False] * 6
+        self.last_heartbeat = None
+        self.dropped_presses = 0
+        self.maintenance = False
+        self.loops = 0
+
+    def hello(self):
+        self.write(P.encode(P.HELLO, self.boot_id, self.version, self.board))
+
+    def step(self, now):
+        self.loops += 1
+        self._scan(now)
+        for kind, fields in self.decoder.feed(self.read() or b""):
+            self._command(kind, fields)
+        for item in self.pending:
+            if now - item[2] >= RESEND_MS:
+                self.write(item[1])
+                item[2] = now
+        if self.last_heartbeat is None or now - self.last_heartbeat >= HEARTBEAT_MS:
+            self.write(P.encode(P.HEARTBEAT, self.boot_id, now & 0xFFFFFFFF, len(self.pending)))
+            self.last_heartbeat = now
+
+    def _scan(self, now):
+        keys = self.read_keys()
+        for i in range(6):
+            if keys[i] != self.raw[i]:
+                self.raw[i], self.changed_at[i] = keys[i], now
+            stable = now - self.changed_at[i] >= DEBOUNCE_MS
+            if stable and self.raw[i] != self.down[i]:
+                self.down[i] = self.raw[i]
+                if self.down[i]:
+                    self.down_since[i] = now
+                    self._send(P.PRESS, i + 1, now)
+                else:
+                    self.stuck[i] = False
+            elif self.down[i] and not self.stuck[i] and now - self.down_since[i] >= STUCK_MS:
+                self.stuck[i] = True
+                self._send(P.STUCK, i + 1, now)
+
+    def _send(self, kind, key, now):
+        if len(self.pending) >= QUEUE:
+            self.dropped_presses += 1
+            return
+        self.seq = (self.seq + 1) & 0xFFFF
+        frame = P.encode(kind, self.boot_id, self.seq, key)
+        self.pending.append([self.seq, frame, now])
+        self.write(frame)
+        if kind == P.PRESS:
+            self.set_leds(P.LED_THANKS if key <= 5 else P.LED_PROMPT, key)
+
+    def _command(self, kind, fields):
+        if kind == P.ACK:
+            boot_id, seq = fields
+            if boot_id == self.boot_id:
+                self.pending = [item for item in self.pending if item[0] != seq]
+        elif kind == P.LED:
+            self.set_leds(fields[0], 0)
+        elif kind == P.MAINT:
+            self.maintenance = True

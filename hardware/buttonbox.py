@@ -1,0 +1,120 @@
+"""Host side of the button box link (pyserial): the same codec the box runs (``firmware.boxproto``).
+
+Every PRESS and STUCK is acknowledged, even a repeat (the box resends until it hears the ACK);
+a repeat is recognised by (boot id, sequence) and dropped, so a press crosses the link any number
+of times and counts once. A new boot id (the box restarted) starts a new sequence space.
+Garbage, corrupt frames and frames of the wrong shape are dropped by the codec and counted.
+
+``on_event(kind, key)`` is called from the link's thread with kind ``"press"`` or ``"stuck"``
+and key 1..5 (a level, 5 = 非常满意) or 6 (the 请评价 key).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Callable
+
+from firmware import boxproto as P
+
+log = logging.getLogger("rating-terminal.box")
+REMEMBER = 4096  # (boot id, seq) pairs kept to drop repeats; far more than the box ever resends
+
+
+class ButtonBoxLink:
+    def __init__(self, port: str, on_event: Callable[[str, int], None], baudrate: int = 115200):
+        self.port, self.baudrate, self.on_event = port, baudrate, on_event
+        self.seen: OrderedDict[tuple[int, int], None] = OrderedDict()
+        self.hello: tuple | None = None  # (boot_id, version, board)
+        self.last_heard = 0.0
+        self.dropped_frames = 0
+        self.repeats = 0
+        self.connected = threading.Event()
+        self.stopping = threading.Event()
+        self.serial = None
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run_forever, name=f"button-box {port}", daemon=True)
+
+    def start(self) -> "ButtonBoxLink":
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join(5)
+
+    def set_led(self, mode: int) -> bool:
+        return self._write(P.encode(P.LED, mode))
+
+    def state(self) -> dict:
+        """For the technician menu and the heartbeat."""
+        return {"port": self.port, "connected": self.connected.is_set(),
+                "firmware": self.hello[1] if self.hello else None, "board": self.hello[2] if self.hello else None,
+                "seconds_since_heard": round(time.monotonic() - self.last_heard, 1) if self.last_heard else None,
+                "dropped_frames": self.dropped_frames, "repeats": self.repeats}
+
+    # -- inside ------------------------------------------------------------------------------
+
+    def _run_forever(self) -> None:
+        """The box gets unplugged: wait, open again, for as long as the terminal runs."""
+        while not self.stopping.is_set():
+            try:
+                self._run()
+            except OSError as exc:
+                log.warning("button box on %s: %s; reopening", self.port, exc)
+            finally:
+                self.connected.clear()
+            self.stopping.wait(0.5)
+
+    def _run(self) -> None:
+        import serial
+        decoder = P.Decoder()
+        try:
+            link = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
+        except serial.SerialException as exc:
+            raise OSError(str(exc)) from None
+        with link:
+            self.serial = link
+            self.connected.set()
+            log.info("button box link open on %s", self.port)
+            try:
+                while not self.stopping.is_set():
+                    data = link.read(256)
+                    if data:
+                        for kind, fields in decoder.feed(data):
+                            self._handle(kind, fields)
+                        self.dropped_frames = decoder.dropped
+            except serial.SerialException as exc:
+                raise OSError(str(exc)) from None
+            finally:
+                self.serial = None
+
+    def _handle(self, kind: int, fields: tuple) -> None:
+        self.last_heard = time.monotonic()
+        if kind == P.HELLO:
+            self.hello = fields
+            log.info("button box %s, firmware %s, boot %08x", fields[2], fields[1], fields[0])
+        elif kind in (P.PRESS, P.STUCK):
+            boot_id, seq, key = fields
+            self._write(P.encode(P.ACK, boot_id, seq))
+            if (boot_id, seq) in self.seen:
+                self.repeats += 1
+                return
+            self.seen[(boot_id, seq)] = None
+            while len(self.seen) > REMEMBER:
+                self.seen.popitem(last=False)
+            self.on_event("press" if kind == P.PRESS else "stuck", key)
+
+    def _write(self, frame: bytes) -> bool:
+        with self.lock:
+            link = self.serial
+            if link is None:
+                return False
+            try:
+                link.write(frame)
+                return True
+            except (OSError, Exception) as exc:  # serial.SerialException included
+                log.warning("button box write failed: %s", exc)
+                return False

@@ -1,0 +1,127 @@
+"""The real firmware in the real MicroPython binary, over a pseudo-terminal cable, to the real
+host driver: one press is one event, bounces and held keys do not multiply, a faulty link loses
+and invents nothing."""
+
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import BIN, ROOT
+
+sys.path.insert(0, str(ROOT / "tests" / "box"))
+from cable import Cable  # noqa: E402
+
+from hardware.buttonbox import ButtonBoxLink  # noqa: E402
+
+
+class Firmware:
+    """The firmware's simulator process: keys go in on stdin, LED changes come out on stdout."""
+
+    def __init__(self, tty: str):
+        micropython = shutil.which("micropython", path=str(BIN))
+        self.proc = subprocess.Popen([micropython, str(ROOT / "firmware" / "sim.py"), tty, "sim-test"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+        assert self.proc.stdout.readline().startswith("READY")
+
+    def key(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def close(self) -> None:
+        try:
+            self.key("Q")
+            self.proc.wait(5)
+        except (BrokenPipeError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def rig():
+    cable = Cable()
+    events, lock = [], threading.Lock()
+
+    def on_event(kind, key):
+        with lock:
+            events.append((kind, key))
+
+    host = ButtonBoxLink(cable.host_end, on_event).start()
+    firmware = Firmware(cable.box_end)
+    yield cable, firmware, host, events
+    firmware.close()
+    host.stop()
+    cable.close()
+
+
+def wait_for(predicate, seconds=10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_hello_then_one_press_is_one_event(rig):
+    cable, firmware, host, events = rig
+    assert wait_for(lambda: host.hello is not None)
+    assert host.hello[1:] == ("0.1.0", "sim-test")
+    firmware.key("D4")
+    time.sleep(0.1)
+    firmware.key("U4")
+    assert wait_for(lambda: events == [("press", 4)])
+    time.sleep(1.0)  # the box would resend an unacknowledged press after 0.4 s
+    assert events == [("press", 4)]
+
+
+def test_a_bounce_burst_is_one_press(rig):
+    cable, firmware, host, events = rig
+    wait_for(lambda: host.hello is not None)
+    for _ in range(6):  # contact bounce: down/up faster than the debounce time
+        firmware.key("D2")
+        time.sleep(0.004)
+        firmware.key("U2")
+        time.sleep(0.004)
+    firmware.key("D2")
+    time.sleep(0.1)
+    firmware.key("U2")
+    assert wait_for(lambda: len(events) >= 1)
+    time.sleep(0.8)
+    assert events == [("press", 2)]
+
+
+def test_a_held_button_is_one_press_and_one_stuck_report(rig):
+    cable, firmware, host, events = rig
+    wait_for(lambda: host.hello is not None)
+    firmware.key("D5")
+    assert wait_for(lambda: ("stuck", 5) in events, seconds=8)
+    time.sleep(1.0)
+    assert events == [("press", 5), ("stuck", 5)]
+    firmware.key("U5")
+    time.sleep(0.1)
+    firmware.key("D5")
+    time.sleep(0.1)
+    firmware.key("U5")
+    assert wait_for(lambda: events.count(("press", 5)) == 2)  # released and pressed again: a new press
+
+
+def test_presses_over_a_link_that_drops_duplicates_and_corrupts(rig):
+    cable, firmware, host, events = rig
+    wait_for(lambda: host.hello is not None)
+    cable.drop, cable.duplicate, cable.corrupt = 0.02, 0.02, 0.02
+    presses = 150
+    for n in range(presses):
+        key = 1 + n % 5
+        firmware.key(f"D{key}")
+        time.sleep(0.04)
+        firmware.key(f"U{key}")
+        time.sleep(0.04)
+    assert wait_for(lambda: len(events) >= presses, seconds=60), (len(events), host.state())
+    time.sleep(1.5)
+    # each once, none invented (a resent press may overtake a later one: order is not promised)
+    assert Counter(events) == Counter(("press", 1 + n % 5) for n in range(presses))
+    state = host.state()
+    assert state["dropped_frames"] > 0 and state["connected"]
