@@ -125,3 +125,27 @@ def test_presses_over_a_link_that_drops_duplicates_and_corrupts(rig):
     assert Counter(events) == Counter(("press", 1 + n % 5) for n in range(presses))
     state = host.state()
     assert state["dropped_frames"] > 0 and state["connected"]
+
+
+def test_unplug_and_replug_a_hundred_times(tmp_path):
+    cable = Cable(host_link=str(tmp_path / "rating-box"))  # the stable name the udev rule makes
+    events = []
+    host = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
+    firmware = Firmware(cable.box_end)
+    try:
+        assert wait_for(host.connected.is_set)
+        threads_before = threading.active_count()
+        for n in range(100):
+            cable.unplug()
+            assert wait_for(lambda: not host.connected.is_set(), 5), n
+            cable.plug()
+            assert wait_for(host.connected.is_set, 5), n
+        assert threading.active_count() == threads_before  # reconnecting leaks no threads
+        firmware.key("D3")
+        time.sleep(0.1)
+        firmware.key("U3")
+        assert wait_for(lambda: events == [("press", 3)])
+    finally:
+        firmware.close()
+        host.stop()
+        cable.close()
