@@ -1,6 +1,6 @@
 """The one config loader for every process on a terminal (kiosk, headless, sync, tools).
 
-A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]``, ``[invite]`` and ``[badge]`` tables. Where it is:
+A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]``, ``[invite]``, ``[badge]`` and ``[box]`` tables. Where it is:
 ``--config PATH``, else ``$RATING_TERMINAL_CONFIG``, else ``/etc/rating-terminal/terminal.toml``;
 with no file at all the embedded defaults below run a demo terminal on loopback. Unknown keys and
 wrong types are errors, so a typo in the field never silently falls back to a default.
@@ -73,12 +73,20 @@ class BadgeSection:
 
 
 @dataclass(frozen=True)
+class BoxSection:
+    """The USB button box (see hardware/buttonbox.py and firmware/)."""
+    port: str = ""  # its serial device, e.g. /dev/rating-box (the udev rule's stable name); "" = none
+    baudrate: int = _within(115200, 9600, 921600)
+
+
+@dataclass(frozen=True)
 class Config:
     terminal: TerminalSection = field(default_factory=TerminalSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
     sync: SyncSection = field(default_factory=SyncSection)
     invite: InviteSection = field(default_factory=InviteSection)
     badge: BadgeSection = field(default_factory=BadgeSection)
+    box: BoxSection = field(default_factory=BoxSection)
     source: str = "embedded defaults"
 
     @property

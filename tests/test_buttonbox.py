@@ -149,3 +149,43 @@ def test_unplug_and_replug_a_hundred_times(tmp_path):
         firmware.close()
         host.stop()
         cable.close()
+
+
+def test_the_box_in_the_kiosk_invites_and_rates(display, terminal_config, tmp_path):
+    """请评价 on the box opens a session, a level key rates it: recorded as channel 5 (other hall
+    terminal), device button_box, with the box's LEDs following the session."""
+    import sqlite3
+
+    import kiosk
+    cable = Cable()
+    config = terminal_config(staff_no="SZ0101")
+    with config.open("a") as f:
+        f.write(f'[box]\nport = "{cable.host_end}"\n')
+    driver, _ = kiosk.start(config, [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "wait_screen", "screen": "rating", "timeout": 30},
+        {"do": "wait_screen", "screen": "thanks", "timeout": 30},
+    ], display, tmp_path)
+    firmware = Firmware(cable.box_end)
+    try:
+        leds = []
+        reader = threading.Thread(target=lambda: leds.extend(iter(firmware.proc.stdout.readline, "")), daemon=True)
+        reader.start()
+        time.sleep(4)  # the kiosk starts and opens the link
+        for key in ("6", "4"):  # 请评价, then 满意
+            firmware.key(f"D{key}")
+            time.sleep(0.1)
+            firmware.key(f"U{key}")
+            time.sleep(1.0)
+        output, _ = driver.communicate(timeout=60)
+        assert driver.returncode == 0, output[-3000:]
+    finally:
+        firmware.close()
+        cable.close()
+    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
+        rows = db.execute("SELECT level, json_extract(payload, '$.channel'), json_extract(payload, '$.device') "
+                          "FROM ratings").fetchall()
+        kinds = [k for (k,) in db.execute("SELECT kind FROM events ORDER BY seq")]
+    assert rows == [(4, 5, "button_box")]
+    assert kinds == ["login", "invited"]
+    assert "LED 1 0\n" in leds  # the prompt lit when the session opened

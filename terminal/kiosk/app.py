@@ -91,6 +91,7 @@ class KioskApp(App):
         self._toast_event = None
         self.invite_server = None
         self.badge_readers: list = []
+        self.box = None
 
     def tr(self, text: str, _language: str | None = None) -> str:
         """The citizen-facing text in the current language (kv passes ``app.language`` so that a
@@ -147,7 +148,21 @@ class KioskApp(App):
         from hardware.badge import start_readers
         badge = self.terminal_config.badge
         self.badge_readers = start_readers(badge.wedge, badge.serial, badge.baudrate, self._badge_read)
+        if self.terminal_config.box.port:
+            from hardware.buttonbox import ButtonBoxLink
+            self.box = ButtonBoxLink(self.terminal_config.box.port, self._box_event,
+                                     self.terminal_config.box.baudrate).start()
         return root
+
+    @mainthread
+    def _box_event(self, kind: str, key: int) -> None:
+        """A press on the button box: keys 1..5 rate, key 6 is the staff's 请评价 key."""
+        if kind == "stuck":
+            log.warning("button box key %d is held down (stuck?)", key)
+        elif key == 6:
+            self._invite_from_key()
+        else:
+            self.device_press(key, InputDevice.BUTTON_BOX)
 
     @mainthread
     def _badge_read(self, number: str) -> None:
@@ -178,6 +193,8 @@ class KioskApp(App):
     def on_stop(self):
         for reader in self.badge_readers:
             reader.stop()
+        if self.box:
+            self.box.stop()
         if self.invite_server:
             self.invite_server.stop()
         if self.store:
@@ -264,7 +281,12 @@ class KioskApp(App):
         ratings, events = self.store.counts(), self.store.counts("events")
         staff = self.window.staff
         devices = [f"工牌读卡器 {r.thread.name.split(' ', 1)[1]}（{'已连接' if r.opened.is_set() else '未连接'}）"
-                   for r in self.badge_readers] or ["无外接设备"]
+                   for r in self.badge_readers]
+        if self.box:
+            box = self.box.state()
+            devices.append(f"评价按键盒 {box['port']}（{'已连接' if box['connected'] else '未连接'}"
+                           f"{'，固件 ' + box['firmware'] if box['firmware'] else ''}）")
+        devices = devices or ["无外接设备"]
         return [
             ("终端编号", cfg.terminal.id), ("窗口", f"{cfg.terminal.window} {self.window_name}"),
             ("中心服务器", cfg.sync.server),
@@ -307,6 +329,10 @@ class KioskApp(App):
             self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
         if what == "say":
             self.voice.say(str(detail), self.language)
+        if what == "state" and self.box and detail is not self._last_state:
+            from firmware import boxproto
+            self.box.set_led({State.PAUSED: boxproto.LED_PAUSED, State.INVITED: boxproto.LED_PROMPT,
+                              State.THANKS: boxproto.LED_THANKS}.get(detail, boxproto.LED_OFF))
         if what == "state":
             if detail in (State.IDLE, State.PAUSED) and self._last_state not in (State.IDLE, State.PAUSED):
                 self.language = self.home_language  # the next citizen starts in the terminal's language
