@@ -14,7 +14,6 @@ import time
 
 sys.path.append(__file__.rsplit("/", 1)[0] if "/" in __file__ else ".")
 
-import boxproto as P  # noqa: E402
 from box import Box  # noqa: E402
 
 VERSION = "0.1.0"
