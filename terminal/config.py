@@ -1,6 +1,6 @@
 """The one config loader for every process on a terminal (kiosk, headless, sync, tools).
 
-A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]``, ``[invite]``, ``[badge]`` and ``[box]`` tables. Where it is:
+A TOML file with ``[terminal]``, ``[kiosk]``, ``[sync]``, ``[invite]``, ``[badge]``, ``[box]`` and ``[gpio]`` tables. Where it is:
 ``--config PATH``, else ``$RATING_TERMINAL_CONFIG``, else ``/etc/rating-terminal/terminal.toml``;
 with no file at all the embedded defaults below run a demo terminal on loopback. Unknown keys and
 wrong types are errors, so a typo in the field never silently falls back to a default.
@@ -80,6 +80,14 @@ class BoxSection:
 
 
 @dataclass(frozen=True)
+class GpioSection:
+    """Buttons wired to the Pi's GPIO (see hardware/gpio_buttons.py); BCM pin numbers."""
+    buttons: list = field(default_factory=list, metadata={"pins": 5})  # 非常满意 first; [] = none
+    staff_key: int = _within(-1, -1, 27)  # the 请评价 key's pin; -1 = none
+    leds: list = field(default_factory=list, metadata={"pins": 5})  # in the same order, or []
+
+
+@dataclass(frozen=True)
 class Config:
     terminal: TerminalSection = field(default_factory=TerminalSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
@@ -87,6 +95,7 @@ class Config:
     invite: InviteSection = field(default_factory=InviteSection)
     badge: BadgeSection = field(default_factory=BadgeSection)
     box: BoxSection = field(default_factory=BoxSection)
+    gpio: GpioSection = field(default_factory=GpioSection)
     source: str = "embedded defaults"
 
     @property
@@ -166,6 +175,9 @@ def _section(default, values: dict, where: str, base: Path):
             value = float(value)
         elif type(value) is not kind:
             raise ConfigError(f"{where} {key} must be {kind.__name__}, got {type(value).__name__}")
+        pins = known[key].metadata.get("pins")
+        if pins and (len(value) not in (0, pins) or not all(type(p) is int and 0 <= p <= 27 for p in value)):
+            raise ConfigError(f"{where} {key} must be {pins} BCM pin numbers 0..27, or []")
         low, high = known[key].metadata.get("range", (value, value))
         if not low <= value <= high:
             raise ConfigError(f"{where} {key} = {value} is outside {low}..{high}")

@@ -35,6 +35,8 @@ def test_file_values_paths_and_env(monkeypatch, tmp_path):
     ("[sync]\nbatch_size = 5000\n", "batch_size = 5000 is outside 1..1000"),
     ("[sync]\ninterval = 0\n", "interval = 0.0 is outside"),
     ("[kiosk]\nwidth = -1\n", "width = -1 is outside"),
+    ("[gpio]\nbuttons = [17, 27, 22]\n", "buttons must be 5 BCM pin numbers"),
+    ("[gpio]\nleds = [1, 2, 3, 4, 99]\n", "leds must be 5 BCM pin numbers"),
 ])
 def test_mistakes_are_errors_not_defaults(tmp_path, text, message):
     path = tmp_path / "t.toml"

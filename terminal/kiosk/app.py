@@ -148,21 +148,32 @@ class KioskApp(App):
         from hardware.badge import start_readers
         badge = self.terminal_config.badge
         self.badge_readers = start_readers(badge.wedge, badge.serial, badge.baudrate, self._badge_read)
+        gpio = self.terminal_config.gpio
+        self.gpio = None
+        if gpio.buttons:
+            from hardware.gpio_buttons import GpioButtons
+            try:
+                self.gpio = GpioButtons(gpio.buttons,
+                                        lambda kind, key: self._device_event(kind, key, InputDevice.GPIO_BUTTONS),
+                                        gpio.staff_key if gpio.staff_key >= 0 else None, gpio.leds)
+            except Exception as exc:  # no GPIO here, pins taken: the touchscreen still rates
+                log.error("GPIO buttons not started: %s", exc)
         if self.terminal_config.box.port:
             from hardware.buttonbox import ButtonBoxLink
-            self.box = ButtonBoxLink(self.terminal_config.box.port, self._box_event,
+            self.box = ButtonBoxLink(self.terminal_config.box.port,
+                                     lambda kind, key: self._device_event(kind, key, InputDevice.BUTTON_BOX),
                                      self.terminal_config.box.baudrate).start()
         return root
 
     @mainthread
-    def _box_event(self, kind: str, key: int) -> None:
-        """A press on the button box: keys 1..5 rate, key 6 is the staff's 请评价 key."""
+    def _device_event(self, kind: str, key: int, device: InputDevice) -> None:
+        """A press on the button box or the GPIO buttons: keys 1..5 rate, key 6 is 请评价."""
         if kind == "stuck":
-            log.warning("button box key %d is held down (stuck?)", key)
+            log.warning("%s key %d is held down (stuck?)", device.value, key)
         elif key == 6:
             self._invite_from_key()
         else:
-            self.device_press(key, InputDevice.BUTTON_BOX)
+            self.device_press(key, device)
 
     @mainthread
     def _badge_read(self, number: str) -> None:
@@ -195,6 +206,8 @@ class KioskApp(App):
             reader.stop()
         if self.box:
             self.box.stop()
+        if getattr(self, "gpio", None):
+            self.gpio.close()
         if self.invite_server:
             self.invite_server.stop()
         if self.store:
