@@ -23,6 +23,12 @@ log = logging.getLogger("rating-terminal.box")
 REMEMBER = 4096  # (boot id, seq) pairs kept to drop repeats; far more than the box ever resends
 
 
+def led_for(state) -> int:
+    """What the box's LEDs say for a session state (terminal.core.session.State)."""
+    return {"paused": P.LED_PAUSED, "invited": P.LED_PROMPT, "thanks": P.LED_THANKS}.get(
+        getattr(state, "value", state), P.LED_OFF)
+
+
 class ButtonBoxLink:
     def __init__(self, port: str, on_event: Callable[[str, int], None], baudrate: int = 115200):
         self.port, self.baudrate, self.on_event = port, baudrate, on_event

@@ -8,9 +8,23 @@ from terminal.commands import Command, main as run_table
 
 
 def cmd_run(config, args) -> int:
+    if args.headless:
+        import signal
+        import threading
+        from terminal import headless
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        headless.run(config, stop)
+        return 0
     from terminal import kiosk
     kiosk.run(config)
     return 0
+
+
+def run_arguments(parser) -> None:
+    parser.add_argument("--headless", action="store_true",
+                        help="a box-only terminal: button box or GPIO buttons, badges and the invite API, no screen")
 
 
 def cmd_status(config, args) -> int:
@@ -87,7 +101,7 @@ def cmd_set_pin(config, args) -> int:
 COMMANDS = {
     "provision": Command(cmd_provision, "enroll this terminal with a one-time code from the central server",
                          provision_arguments),
-    "run": Command(cmd_run, "start the touchscreen kiosk"),
+    "run": Command(cmd_run, "start the touchscreen kiosk (--headless: a box-only terminal)", run_arguments),
     "status": Command(cmd_status, "show this terminal's identity and rating queue"),
     "set-pin": Command(cmd_set_pin, "set the technician menu's PIN (read from the terminal or stdin)"),
     "invite-token": Command(cmd_invite_token, "print the token for the local invite API (for the business system)"),

@@ -100,3 +100,12 @@ class Content:
             if candidate.is_relative_to(self.folder.resolve()) and candidate.is_file():
                 return candidate
         return PLACEHOLDER_PHOTO
+
+
+def content_stamp(folder: str | Path) -> tuple | None:
+    """What changes when sync swaps content in: where content.json really is, and its mtime."""
+    path = Path(folder) / "content.json"
+    try:
+        return (str(path.resolve()), path.stat().st_mtime_ns)
+    except OSError:
+        return None

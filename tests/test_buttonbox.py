@@ -189,3 +189,56 @@ def test_the_box_in_the_kiosk_invites_and_rates(display, terminal_config, tmp_pa
     assert rows == [(4, 5, "button_box")]
     assert kinds == ["login", "invited"]
     assert "LED 1 0\n" in leds  # the prompt lit when the session opened
+
+
+def test_headless_terminal_invite_then_a_press_on_the_box(terminal_config, tmp_path):
+    """No screen: the invite API opens the session, the simulated box's key rates it."""
+    import os
+    import signal
+    import sqlite3
+
+    import requests
+
+    from conftest import free_port
+    cable = Cable()
+    port = free_port()
+    config = terminal_config(staff_no="SZ0101")
+    with config.open("a") as f:
+        f.write(f'[box]\nport = "{cable.host_end}"\n[invite]\nlisten = "127.0.0.1:{port}"\n')
+    terminal = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(config), "run", "--headless"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "DISPLAY": ""})
+    firmware = Firmware(cable.box_end)
+    try:
+        token_file = tmp_path / "data" / "invite-token"
+        assert wait_for(token_file.exists, 20)
+        auth = {"Authorization": "Bearer " + token_file.read_text().strip()}
+        assert wait_for(lambda: _state(port, auth) == "idle", 20)
+        invited = requests.post(f"http://127.0.0.1:{port}/v1/invite", json={"case_no": "C-BOX"}, headers=auth, timeout=5)
+        assert invited.status_code == 201
+        time.sleep(0.5)
+        firmware.key("D5")
+        time.sleep(0.1)
+        firmware.key("U5")
+        session = invited.json()["session_id"]
+        assert wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/v1/sessions/{session}", headers=auth,
+                                             timeout=5).json()["rated"], 10)
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        output, _ = terminal.communicate(timeout=20)
+        firmware.close()
+        cable.close()
+    assert terminal.returncode == 0 and "headless terminal stopped" in output, output[-2000:]
+    assert "kivy" not in output.lower()  # no screen, no Kivy
+    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
+        rows = db.execute("SELECT level, json_extract(payload, '$.channel'), json_extract(payload, '$.device'), "
+                          "json_extract(payload, '$.case_no') FROM ratings").fetchall()
+    assert rows == [(5, 5, "button_box", "C-BOX")]
+
+
+def _state(port, auth):
+    import requests
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/v1/state", headers=auth, timeout=2).json()["state"]
+    except requests.ConnectionError:
+        return None

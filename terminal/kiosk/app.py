@@ -25,7 +25,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 import terminal
 from terminal import i18n, systemd
 from terminal.config import Config
-from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError
+from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError, content_stamp
 from terminal.core.channels import InputDevice
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.pin import PinGuard
@@ -343,9 +343,8 @@ class KioskApp(App):
         if what == "say":
             self.voice.say(str(detail), self.language)
         if what == "state" and self.box and detail is not self._last_state:
-            from firmware import boxproto
-            self.box.set_led({State.PAUSED: boxproto.LED_PAUSED, State.INVITED: boxproto.LED_PROMPT,
-                              State.THANKS: boxproto.LED_THANKS}.get(detail, boxproto.LED_OFF))
+            from hardware.buttonbox import led_for
+            self.box.set_led(led_for(detail))
         if what == "state":
             if detail in (State.IDLE, State.PAUSED) and self._last_state not in (State.IDLE, State.PAUSED):
                 self.language = self.home_language  # the next citizen starts in the terminal's language
@@ -384,7 +383,7 @@ class KioskApp(App):
     def _read_content(self) -> Content | None:
         folder = self.terminal_config.content_dir
         try:
-            self._content_stamp = _stamp(folder)
+            self._content_stamp = content_stamp(folder)
             return Content.load(folder)
         except ContentError as exc:
             log.error("%s", exc)
@@ -392,7 +391,7 @@ class KioskApp(App):
 
     def _check_content(self, _dt) -> None:
         """Sync swaps in new content atomically; show it without a restart."""
-        if _stamp(self.terminal_config.content_dir) == self._content_stamp:
+        if content_stamp(self.terminal_config.content_dir) == self._content_stamp:
             return
         content = self._read_content()
         if content is not None:
@@ -458,14 +457,5 @@ class _Root(FloatLayout):
 def _read_pin_hash(config: Config) -> str | None:
     try:
         return config.technician_pin_path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
-
-
-def _stamp(folder: Path) -> tuple | None:
-    """What changes when sync swaps content in: where content.json really is, and its mtime."""
-    path = Path(folder) / "content.json"
-    try:
-        return (str(path.resolve()), path.stat().st_mtime_ns)
     except OSError:
         return None

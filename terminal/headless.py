@@ -1,0 +1,100 @@
+"""A box-only terminal: the same window session as the kiosk, with no screen and no Kivy.
+
+``rating-terminal run --headless`` takes presses from the USB button box (``[box]``) and/or GPIO
+buttons (``[gpio]``), badges from the readers (``[badge]``) and invitations from the invite API
+(``[invite]``). The box's LEDs show the session (prompt, thanks, paused); the session rules,
+records and uploads are exactly the kiosk's. systemd-friendly: READY once running, the watchdog
+fed from the main loop, a clean stop on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from terminal import systemd
+from terminal.config import Config
+from terminal.content import Content, ContentError, content_stamp
+from terminal.core.channels import InputDevice
+from terminal.core.session import SessionRefused
+from terminal.store import Store
+from terminal.window import Window
+
+log = logging.getLogger("rating-terminal")
+TICK_S = 0.1
+CONTENT_CHECK_S = 5.0
+
+
+def read_content(config: Config) -> Content | None:
+    try:
+        return Content.load(config.content_dir)
+    except ContentError as exc:
+        log.error("%s", exc)
+        return None
+
+
+def run(config: Config, stop: threading.Event) -> None:
+    from hardware.badge import start_readers
+    store = Store(config.db_path)
+    window = Window(config, store, read_content(config))
+    devices: list = []
+
+    def on_device(device: InputDevice):
+        def event(kind: str, key: int) -> None:
+            if kind == "stuck":
+                log.warning("%s key %d is held down (stuck?)", device.value, key)
+            elif key == 6:  # the staff's 请评价 key
+                try:
+                    window.invite(source="key")
+                except SessionRefused as exc:
+                    log.info("请评价 key: %s", exc)
+            else:
+                window.press(key, device)
+        return event
+
+    box = None
+    if config.box.port:
+        from hardware.buttonbox import ButtonBoxLink, led_for
+        box = ButtonBoxLink(config.box.port, on_device(InputDevice.BUTTON_BOX), config.box.baudrate).start()
+        window.listeners.append(lambda what, detail: box.set_led(led_for(detail)) if what == "state" else None)
+        devices.append(box)
+    gpio = None
+    if config.gpio.buttons:
+        from hardware.gpio_buttons import GpioButtons
+        gpio = GpioButtons(config.gpio.buttons, on_device(InputDevice.GPIO_BUTTONS),
+                           config.gpio.staff_key if config.gpio.staff_key >= 0 else None, config.gpio.leds)
+    if box is None and gpio is None:
+        log.warning("headless terminal with neither [box] port nor [gpio] buttons: it can take no presses")
+    readers = start_readers(config.badge.wedge, config.badge.serial, config.badge.baudrate,
+                            lambda number: log.info("badge: %s", window.swipe(number).message))
+    server = None
+    if config.invite.listen:
+        from terminal.invite_api import InviteServer, load_or_create_token
+        server = InviteServer(window, config.invite.listen, load_or_create_token(config.invite_token_path),
+                              config.invite.max_body).start()
+
+    stamp, since_check = content_stamp(config.content_dir), 0.0
+    systemd.notify("READY=1")
+    log.info("headless terminal running: window %s, session %s", config.terminal.window, window.state.value)
+    try:
+        while not stop.wait(TICK_S):
+            window.tick()
+            systemd.notify("WATCHDOG=1")
+            since_check += TICK_S
+            if since_check >= CONTENT_CHECK_S:
+                since_check = 0.0
+                if content_stamp(config.content_dir) != stamp:
+                    stamp = content_stamp(config.content_dir)
+                    window.reload(read_content(config))
+    finally:
+        systemd.notify("STOPPING=1")
+        for reader in readers:
+            reader.stop()
+        if server:
+            server.stop()
+        if box:
+            box.stop()
+        if gpio:
+            gpio.close()
+        store.close()
+        log.info("headless terminal stopped")
