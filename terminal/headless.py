@@ -16,7 +16,6 @@ from terminal import systemd
 from terminal.config import Config
 from terminal.content import Content, ContentError, content_stamp
 from terminal.core.channels import InputDevice
-from terminal.core.session import SessionRefused
 from terminal.store import Store
 from terminal.window import Window
 
@@ -40,17 +39,7 @@ def run(config: Config, stop: threading.Event) -> None:
     devices: list = []
 
     def on_device(device: InputDevice):
-        def event(kind: str, key: int) -> None:
-            if kind == "stuck":
-                log.warning("%s key %d is held down (stuck?)", device.value, key)
-            elif key == 6:  # the staff's 请评价 key
-                try:
-                    window.invite(source="key")
-                except SessionRefused as exc:
-                    log.info("请评价 key: %s", exc)
-            else:
-                window.press(key, device)
-        return event
+        return lambda kind, key: window.device_key(kind, key, device)
 
     box = None
     if config.box.port:

@@ -112,6 +112,22 @@ class Window:
             log.info("session: invited (%s%s)", source, f", case {case_no}" if case_no else "")
             return service
 
+    def device_key(self, kind: str, key: int, device: InputDevice) -> str | None:
+        """A key on a button box or GPIO buttons: 1..5 rate, 6 is the staff's 请评价 key.
+        Returns why nothing happened (a stuck key, a refused invitation), or None."""
+        if kind == "stuck":
+            log.warning("%s key %d is held down (stuck?)", device.value, key)
+            return f"{device.value} key {key} is held down"
+        if key == 6:
+            try:
+                self.invite(source="key")
+            except SessionRefused as exc:
+                log.info("请评价 key: %s", exc)
+                return str(exc)
+            return None
+        self.press(key, device)
+        return None
+
     def score(self, dimension: str, level: Level | int) -> None:
         with self.lock:
             self._run(self.session.score, dimension, Level(level), self.monotonic())

@@ -168,12 +168,12 @@ class KioskApp(App):
     @mainthread
     def _device_event(self, kind: str, key: int, device: InputDevice) -> None:
         """A press on the button box or the GPIO buttons: keys 1..5 rate, key 6 is 请评价."""
-        if kind == "stuck":
-            log.warning("%s key %d is held down (stuck?)", device.value, key)
-        elif key == 6:
-            self._invite_from_key()
-        else:
-            self.device_press(key, device)
+        if self.screens.current == "touchtest":
+            self.screen("touchtest").device_press(key, device.value)
+        elif not self.tech_open:
+            refused = self.window.device_key(kind, key, device)
+            if refused and key == 6:
+                self.show_toast(refused)
 
     @mainthread
     def _badge_read(self, number: str) -> None:
