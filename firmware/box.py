@@ -15,14 +15,15 @@ import boxproto as P
 
 DEBOUNCE_MS = 30  # a key must read the same for this long before it counts
 STUCK_MS = 5000  # down longer than this: reported once as stuck, then ignored until released
-RESEND_MS = 400
+RESEND_MS = 150  # cheap on a USB link, and keeps the queue short when frames are lost
 HEARTBEAT_MS = 2000
 QUEUE = 32  # unacknowledged presses kept; when full, the oldest are kept and new ones dropped
 
 
 class Box:
-    def __init__(self, read_keys, write, read, set_leds, boot_id, version, board):
+    def __init__(self, read_keys, write, read, set_leds, boot_id, version, board, debounce_ms=DEBOUNCE_MS):
         self.read_keys, self.write, self.read, self.set_leds = read_keys, write, read, set_leds
+        self.debounce_ms = debounce_ms
         self.boot_id, self.version, self.board = boot_id, version, board
         self.decoder = P.Decoder()
         self.seq = 0
@@ -58,7 +59,7 @@ class Box:
         for i in range(6):
             if keys[i] != self.raw[i]:
                 self.raw[i], self.changed_at[i] = keys[i], now
-            stable = now - self.changed_at[i] >= DEBOUNCE_MS
+            stable = now - self.changed_at[i] >= self.debounce_ms
             if stable and self.raw[i] != self.down[i]:
                 self.down[i] = self.raw[i]
                 if self.down[i]:

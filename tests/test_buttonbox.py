@@ -22,9 +22,9 @@ from hardware.buttonbox import ButtonBoxLink  # noqa: E402
 class Firmware:
     """The firmware's simulator process: keys go in on stdin, LED changes come out on stdout."""
 
-    def __init__(self, tty: str):
+    def __init__(self, tty: str, debounce_ms: int = 30):
         micropython = shutil.which("micropython", path=str(BIN))
-        self.proc = subprocess.Popen([micropython, str(ROOT / "firmware" / "sim.py"), tty, "sim-test"],
+        self.proc = subprocess.Popen([micropython, str(ROOT / "firmware" / "sim.py"), tty, "sim-test", str(debounce_ms)],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
         assert self.proc.stdout.readline().startswith("READY")
 
@@ -73,20 +73,15 @@ def test_hello_then_one_press_is_one_event(rig):
     time.sleep(0.1)
     firmware.key("U4")
     assert wait_for(lambda: events == [("press", 4)])
-    time.sleep(1.0)  # the box would resend an unacknowledged press after 0.4 s
+    time.sleep(1.0)  # the box would resend an unacknowledged press after 0.15 s
     assert events == [("press", 4)]
 
 
 def test_a_bounce_burst_is_one_press(rig):
     cable, firmware, host, events = rig
     wait_for(lambda: host.hello is not None)
-    for _ in range(6):  # contact bounce: down/up faster than the debounce time
-        firmware.key("D2")
-        time.sleep(0.004)
-        firmware.key("U2")
-        time.sleep(0.004)
-    firmware.key("D2")
-    time.sleep(0.1)
+    firmware.key("B2")  # contact bounce in the simulated pins: down/up every 2 ms, then down
+    time.sleep(0.2)
     firmware.key("U2")
     assert wait_for(lambda: len(events) >= 1)
     time.sleep(0.8)
@@ -108,18 +103,31 @@ def test_a_held_button_is_one_press_and_one_stuck_report(rig):
     assert wait_for(lambda: events.count(("press", 5)) == 2)  # released and pressed again: a new press
 
 
-def test_presses_over_a_link_that_drops_duplicates_and_corrupts(rig):
-    cable, firmware, host, events = rig
+def test_a_thousand_presses_over_a_link_that_drops_duplicates_and_corrupts():
+    cable = Cable(seed=7)
+    events = []
+    host = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
+    firmware = Firmware(cable.box_end, debounce_ms=4)  # quicker fingers than people have: 1,000 in ~20 s
+    try:
+        _thousand_presses(cable, firmware, host, events)
+    finally:
+        firmware.close()
+        host.stop()
+        cable.close()
+
+
+def _thousand_presses(cable, firmware, host, events):
     wait_for(lambda: host.hello is not None)
-    cable.drop, cable.duplicate, cable.corrupt = 0.02, 0.02, 0.02
-    presses = 150
+    cable.drop, cable.duplicate, cable.corrupt = 0.005, 0.005, 0.005  # each per byte, both ways
+    presses = 1000
     for n in range(presses):
         key = 1 + n % 5
         firmware.key(f"D{key}")
-        time.sleep(0.04)
+        time.sleep(0.01)
         firmware.key(f"U{key}")
-        time.sleep(0.04)
+        time.sleep(0.01)
     assert wait_for(lambda: len(events) >= presses, seconds=60), (len(events), host.state())
+    firmware.key("STATS")
     time.sleep(1.5)
     # each once, none invented (a resent press may overtake a later one: order is not promised)
     assert Counter(events) == Counter(("press", 1 + n % 5) for n in range(presses))
