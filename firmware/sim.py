@@ -58,8 +58,9 @@ last_change = -1000
 
 
 def control(now):
-    """Read key commands; apply at most one change per debounce time, as real fingers would
-    (two lines that arrive together must not make a press shorter than the debounce)."""
+    """Read key commands; apply the next change only once the box has taken the last one in
+    (its debounced state matches the pins), as a finger is never quicker than the debounce,
+    however slow a loaded machine makes this loop."""
     global last_change
     while readable(sys.stdin):
         line = sys.stdin.readline().strip()
@@ -77,7 +78,7 @@ def control(now):
             bouncing.pop(0)
             last_change = now
         return True
-    if queued and now - last_change > box.debounce_ms + 4:
+    if queued and box.down == keys and now - last_change > box.debounce_ms:
         line = queued.pop(0)
         if line[0] == "B":
             bouncing.append([int(line[1:]) - 1, 12])
