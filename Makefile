@@ -27,6 +27,7 @@ bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py
 	$(PY) bench/sync_drain.py
 	$(PY) bench/kiosk_ui.py
+	$(PY) bench/box_link.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -87,7 +87,7 @@ class ButtonBoxLink:
             log.info("button box link open on %s", self.port)
             try:
                 while not self.stopping.is_set():
-                    data = link.read(256)
+                    data = link.read(max(1, link.in_waiting))  # what is there, or wait for one byte
                     if data:
                         for kind, fields in decoder.feed(data):
                             self._handle(kind, fields)
