@@ -25,11 +25,13 @@ that is missing or outside the folder falls back to the placeholder image.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from terminal.config import ASSETS
 
+log = logging.getLogger("rating-terminal")
 PLACEHOLDER_PHOTO = ASSETS / "images" / "placeholder.png"
 DEMO_CONTENT = ASSETS / "demo"
 FORMAT = 1
@@ -100,6 +102,16 @@ class Content:
             if candidate.is_relative_to(self.folder.resolve()) and candidate.is_file():
                 return candidate
         return PLACEHOLDER_PHOTO
+
+
+def load_or_none(folder: str | Path) -> Content | None:
+    """The content, or None (the reason logged) while there is none yet or it is unreadable:
+    a terminal keeps taking ratings without it."""
+    try:
+        return Content.load(folder)
+    except ContentError as exc:
+        log.error("%s", exc)
+        return None
 
 
 def content_stamp(folder: str | Path) -> tuple | None:

@@ -14,7 +14,7 @@ import threading
 
 from terminal import systemd
 from terminal.config import Config
-from terminal.content import Content, ContentError, content_stamp
+from terminal.content import content_stamp, load_or_none
 from terminal.core.channels import InputDevice
 from terminal.store import Store
 from terminal.window import Window
@@ -24,18 +24,10 @@ TICK_S = 0.1
 CONTENT_CHECK_S = 5.0
 
 
-def read_content(config: Config) -> Content | None:
-    try:
-        return Content.load(config.content_dir)
-    except ContentError as exc:
-        log.error("%s", exc)
-        return None
-
-
 def run(config: Config, stop: threading.Event) -> None:
     from hardware.badge import start_readers
     store = Store(config.db_path)
-    window = Window(config, store, read_content(config))
+    window = Window(config, store, load_or_none(config.content_dir))
     devices: list = []
 
     def on_device(device: InputDevice):
@@ -74,7 +66,7 @@ def run(config: Config, stop: threading.Event) -> None:
                 since_check = 0.0
                 if content_stamp(config.content_dir) != stamp:
                     stamp = content_stamp(config.content_dir)
-                    window.reload(read_content(config))
+                    window.reload(load_or_none(config.content_dir))
     finally:
         systemd.notify("STOPPING=1")
         for reader in readers:

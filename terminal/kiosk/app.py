@@ -25,7 +25,7 @@ from kivy.uix.screenmanager import NoTransition, ScreenManager
 import terminal
 from terminal import i18n, systemd
 from terminal.config import Config
-from terminal.content import PLACEHOLDER_PHOTO, Content, ContentError, content_stamp
+from terminal.content import PLACEHOLDER_PHOTO, Content, content_stamp, load_or_none
 from terminal.core.channels import InputDevice
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.pin import PinGuard
@@ -167,13 +167,8 @@ class KioskApp(App):
 
     @mainthread
     def _device_event(self, kind: str, key: int, device: InputDevice) -> None:
-        """A press on the button box or the GPIO buttons: keys 1..5 rate, key 6 is 请评价."""
-        if self.screens.current == "touchtest":
-            self.screen("touchtest").device_press(key, device.value)
-        elif not self.tech_open:
-            refused = self.window.device_key(kind, key, device)
-            if refused and key == 6:
-                self.show_toast(refused)
+        """From the button box's or the GPIO buttons' thread, onto the UI thread."""
+        self.device_press(key, device, kind)
 
     @mainthread
     def _badge_read(self, number: str) -> None:
@@ -233,13 +228,15 @@ class KioskApp(App):
             self._toast_event.cancel()
         self._toast_event = Clock.schedule_once(lambda _dt: setattr(self.toast_label, "opacity", 0), seconds)
 
-    def device_press(self, level: int, device: InputDevice) -> None:
-        """A press from a device (button box, GPIO, console): a rating press, or counted by the
-        technician's touch test and never recorded."""
+    def device_press(self, key: int, device: InputDevice, kind: str = "press") -> None:
+        """A key on a device (button box, GPIO, console): 1..5 rate, 6 is 请评价 (see
+        ``Window.device_key``); in the technician's touch test it is only counted."""
         if self.screens.current == "touchtest":
-            self.screen("touchtest").device_press(level, device.value)
+            self.screen("touchtest").device_press(key, device.value)
         elif not self.tech_open:
-            self.window.press(level, device)
+            refused = self.window.device_key(kind, key, device)
+            if refused and key == 6:
+                self.show_toast(refused)
 
     # -- the technician's menu ---------------------------------------------------------------
 
@@ -381,13 +378,8 @@ class KioskApp(App):
     # -- content -----------------------------------------------------------------------------
 
     def _read_content(self) -> Content | None:
-        folder = self.terminal_config.content_dir
-        try:
-            self._content_stamp = content_stamp(folder)
-            return Content.load(folder)
-        except ContentError as exc:
-            log.error("%s", exc)
-            return None
+        self._content_stamp = content_stamp(self.terminal_config.content_dir)
+        return load_or_none(self.terminal_config.content_dir)
 
     def _check_content(self, _dt) -> None:
         """Sync swaps in new content atomically; show it without a restart."""
@@ -434,18 +426,11 @@ class KioskApp(App):
                 if ch in "12345":
                     Clock.schedule_once(lambda _dt, c=int(ch): self.device_press(c, InputDevice.CONSOLE))
                 elif ch == "i":
-                    Clock.schedule_once(lambda _dt: self._invite_from_key())
+                    Clock.schedule_once(lambda _dt: self.device_press(6, InputDevice.CONSOLE))
                 elif ch == "b" and self.content:
                     staff = self.content.staff_of_window(self.terminal_config.terminal.window)
                     if staff:
                         Clock.schedule_once(lambda _dt, b=staff[0].badge_id: self.swipe(b))
-
-    def _invite_from_key(self) -> None:
-        from terminal.core.session import SessionRefused
-        try:
-            self.window.invite(source="key")
-        except SessionRefused as exc:
-            self.show_toast(str(exc))
 
 
 class _Root(FloatLayout):
