@@ -1,6 +1,6 @@
 """Button box link: press -> host event latency, beside a raw round trip over the same link.
 
-The real firmware (``firmware/sim.py``) in the MicroPython unix port, linked to the real host
+The real firmware (``main.py`` → ``boxfw``, run by ``firmware/sim.py``) in the MicroPython unix port, linked to the real host
 driver (``hardware/buttonbox.py``) through two pseudo-terminals and a relay (``tests/box/cable.py``,
 no faults). A press is timed from the key change reaching the simulator to the host's event; it
 includes the box's debounce (30 ms, on purpose: that is what a citizen's press waits for). The
@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "box"))
 from cable import Cable  # noqa: E402
 from common import machine, percentiles  # noqa: E402
 
+from firmware.sim import SimulatedBox  # noqa: E402
 from hardware.buttonbox import ButtonBoxLink  # noqa: E402
 
 
@@ -50,45 +50,42 @@ def raw_round_trips(n: int) -> list[float]:
     return samples
 
 
+def loops_so_far(sim: SimulatedBox) -> int:
+    sim.key("STATS")
+    line = ""
+    while not line.startswith("STATS"):
+        line = sim.proc.stdout.readline()
+    return int(line.split()[1])
+
+
 def presses(n: int) -> tuple[list[float], float]:
     cable = Cable()
     got = threading.Event()
     host = ButtonBoxLink(cable.host_end, lambda kind, key: got.set()).start()
-    micropython = shutil.which("micropython", path=str(Path(sys.executable).parent))
-    sim = subprocess.Popen([micropython, str(ROOT / "firmware" / "sim.py"), cable.box_end, "bench"],
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
     samples = []
-    try:
-        assert sim.stdout.readline().startswith("READY")
-        deadline = time.monotonic() + 10
-        while host.hello is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        started = time.monotonic()
-        for i in range(n):
-            key = 1 + i % 5
-            got.clear()
-            t0 = time.perf_counter()
-            sim.stdin.write(f"D{key}\n")
-            sim.stdin.flush()
-            if not got.wait(5):
-                raise RuntimeError(f"press {i} never arrived")
-            samples.append((time.perf_counter() - t0) * 1000)
-            sim.stdin.write(f"U{key}\n")
-            sim.stdin.flush()
-            time.sleep(0.07)  # released and settled before the next press
-        sim.stdin.write("STATS\n")
-        sim.stdin.flush()
-        elapsed_ms = (time.monotonic() - started) * 1000
-        line = ""
-        while not line.startswith("STATS"):
-            line = sim.stdout.readline()
-        loops = int(line.split()[1])
-    finally:
-        sim.stdin.write("Q\n")
-        sim.stdin.flush()
-        sim.wait(5)
-        host.stop()
-        cable.close()
+    with tempfile.TemporaryDirectory() as flash:
+        sim = SimulatedBox(cable.box_end, flash)
+        try:
+            deadline = time.monotonic() + 10
+            while host.hello is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            started, loops_before = time.monotonic(), loops_so_far(sim)
+            for i in range(n):
+                key = 1 + i % 5
+                got.clear()
+                t0 = time.perf_counter()
+                sim.key(f"D{key}")
+                if not got.wait(5):
+                    raise RuntimeError(f"press {i} never arrived")
+                samples.append((time.perf_counter() - t0) * 1000)
+                sim.key(f"U{key}")
+                time.sleep(0.07)  # released and settled before the next press
+            loops = loops_so_far(sim) - loops_before
+            elapsed_ms = (time.monotonic() - started) * 1000
+        finally:
+            sim.close()
+            host.stop()
+            cable.close()
     return samples, elapsed_ms / loops
 
 
@@ -106,7 +103,7 @@ def main() -> int:
     print(f"| press -> host event ({args.presses} presses, 30 ms debounce included) | {press['p50']:.1f} | "
           f"{press['p99']:.1f} | {press['max']:.1f} |")
     print(f"\nfirmware main loop period under the MicroPython unix port: {loop_ms:.2f} ms "
-          f"(a 2 ms sleep per loop; on the RP2040 the loop is asyncio's)")
+          f"(boxfw.scan_and_talk: one asyncio.sleep_ms(2) per loop; the simulated pins and fingers included)")
     return 0
 
 

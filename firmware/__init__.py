@@ -1,2 +1,22 @@
 """The button box firmware (MicroPython). The host imports ``firmware.boxproto``, the very file
-that is flashed; this ``__init__`` exists for that import and is not copied to the board."""
+that is flashed, and uses ``FILES``/``version()`` to flash and check a box; this ``__init__`` and
+``sim.py`` stay on the host and are not copied to the board."""
+
+import re
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+FILES = ("boxproto.py", "box.py", "boxfw.py", "main.py")  # what a box holds; main.py last, as it runs them
+
+
+def declared(name: str, source_dir=HERE) -> str:
+    """A text constant of boxfw.py (which imports ``machine`` and cannot be imported here)."""
+    match = re.search(rf'^{name} = "([^"]+)"', (Path(source_dir) / "boxfw.py").read_text(), re.M)
+    if not match:
+        raise ValueError(f"no {name} in {source_dir}/boxfw.py")
+    return match.group(1)
+
+
+def version(source_dir=HERE) -> str:
+    """The firmware version a source tree declares, as the box reports it in HELLO."""
+    return declared("VERSION", source_dir)

@@ -91,3 +91,5 @@ class Box:
             self.set_leds(fields[0], 0)
         elif kind == P.MAINT:
             self.maintenance = True
+        elif kind == P.ASK:
+            self.hello()

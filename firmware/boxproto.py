@@ -19,7 +19,8 @@ Messages (host -> box)::
 
     ACK        boot_id u32, seq u16              the host has the press; stop sending it
     LED        mode u8                            OFF, PROMPT, THANKS, PAUSED, ERROR
-    MAINT      (empty)                            stop the watchdog and wait for a flash
+    MAINT      (empty)                            restart in maintenance mode: no watchdog, REPL free
+    ASK        (empty)                            send HELLO again (a host that started after the box)
 
 Every PRESS and STUCK is retransmitted until acknowledged; the host drops repeats by
 (boot_id, seq), so each press counts once however often it crosses the link.
@@ -28,14 +29,14 @@ Every PRESS and STUCK is retransmitted until acknowledged; the host drops repeat
 import struct
 
 HELLO, PRESS, STUCK, HEARTBEAT = 0x01, 0x02, 0x03, 0x04
-ACK, LED, MAINT = 0x10, 0x11, 0x12
+ACK, LED, MAINT, ASK = 0x10, 0x11, 0x12, 0x13
 NAMES = {HELLO: "hello", PRESS: "press", STUCK: "stuck", HEARTBEAT: "heartbeat", ACK: "ack", LED: "led",
-         MAINT: "maint"}
+         MAINT: "maint", ASK: "ask"}
 LED_OFF, LED_PROMPT, LED_THANKS, LED_PAUSED, LED_ERROR = 0, 1, 2, 3, 4
 STAFF_KEY = 6
 MAX_FRAME = 96  # encoded bytes without the delimiter; anything longer is noise
 
-_FIXED = {PRESS: ">IHB", STUCK: ">IHB", HEARTBEAT: ">IIB", ACK: ">IH", LED: ">B", MAINT: ""}
+_FIXED = {PRESS: ">IHB", STUCK: ">IHB", HEARTBEAT: ">IIB", ACK: ">IH", LED: ">B", MAINT: "", ASK: ""}
 
 
 def crc16(data, crc=0xFFFF):

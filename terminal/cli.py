@@ -98,12 +98,43 @@ def cmd_set_pin(config, args) -> int:
     return 0
 
 
+def cmd_flash_box(config, args) -> int:
+    """Copy the button box's firmware with mpremote, verify it on the board, reset, read HELLO."""
+    from hardware.flashbox import FlashError, flash
+    data = args.data
+    if data is None and config.box.port not in ("", "auto"):
+        data = config.box.port
+    repl = args.repl
+    if args.repl is None or (data is None and config.box.port == "auto"):
+        from hardware.boxfinder import BoxFinder
+        found_data = BoxFinder("data", config.box.serial or None).start()
+        found_repl = BoxFinder("repl", config.box.serial or None).start()
+        data, repl = data or found_data.port(), repl or found_repl.port() or "/dev/rating-box-repl"
+        found_data.stop(), found_repl.stop()
+    try:
+        flash(repl, data, args.source, args.timeout, say=lambda line: print(f"flash-box: {line}"))
+    except FlashError as exc:
+        print(f"rating-terminal flash-box: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def flash_box_arguments(parser) -> None:
+    import firmware
+    parser.add_argument("--repl", help="the box's REPL port (default: found by udev, else /dev/rating-box-repl)")
+    parser.add_argument("--data", help="the box's data port (default: [box] port, else found by udev)")
+    parser.add_argument("--source", default=str(firmware.HERE), help="firmware directory (default: the installed one)")
+    parser.add_argument("--timeout", type=float, default=20, help="seconds to wait for the box at each restart")
+
+
 COMMANDS = {
     "provision": Command(cmd_provision, "enroll this terminal with a one-time code from the central server",
                          provision_arguments),
     "run": Command(cmd_run, "start the touchscreen kiosk (--headless: a box-only terminal)", run_arguments),
     "status": Command(cmd_status, "show this terminal's identity and rating queue"),
     "set-pin": Command(cmd_set_pin, "set the technician menu's PIN (read from the terminal or stdin)"),
+    "flash-box": Command(cmd_flash_box, "flash the button box's firmware (mpremote), verify it and read its hello",
+                         flash_box_arguments),
     "invite-token": Command(cmd_invite_token, "print the token for the local invite API (for the business system)"),
 }
 

@@ -75,7 +75,8 @@ class BadgeSection:
 @dataclass(frozen=True)
 class BoxSection:
     """The USB button box (see hardware/buttonbox.py and firmware/)."""
-    port: str = ""  # its serial device, e.g. /dev/rating-box (the udev rule's stable name); "" = none
+    port: str = ""  # /dev/rating-box (the udev rule's stable name), "auto" (found by udev), "" = none
+    serial: str = ""  # with "auto": the box's board id (its USB serial), if several are plugged in
     baudrate: int = _within(115200, 9600, 921600)
 
 

@@ -35,8 +35,8 @@ def run(config: Config, stop: threading.Event) -> None:
 
     box = None
     if config.box.port:
-        from hardware.buttonbox import ButtonBoxLink, led_for
-        box = ButtonBoxLink(config.box.port, on_device(InputDevice.BUTTON_BOX), config.box.baudrate).start()
+        from hardware.buttonbox import led_for, start_box
+        box = start_box(config.box.port, config.box.serial, on_device(InputDevice.BUTTON_BOX), config.box.baudrate)
         window.listeners.append(lambda what, detail: box.set_led(led_for(detail)) if what == "state" else None)
         devices.append(box)
     gpio = None

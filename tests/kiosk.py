@@ -25,6 +25,11 @@ def start(config: Path, steps: list[dict], display: str, workdir: Path,
 def run(config: Path, steps: list[dict], display: str, workdir: Path, timeout: float = 90,
         env: dict | None = None) -> dict:
     proc, result = start(config, steps, display, workdir, env)
+    return finish(proc, result, workdir, timeout)
+
+
+def finish(proc: subprocess.Popen, result: Path, workdir: Path, timeout: float = 90) -> dict:
+    """Wait for a started driver; its failure is raised with the driver's error and Kivy's log."""
     output, _ = proc.communicate(timeout=timeout)
     outcome = json.loads(result.read_text()) if result.exists() else {"ok": False}
     if not (proc.returncode == 0 and outcome["ok"]):

@@ -2,7 +2,6 @@
 host driver: one press is one event, bounces and held keys do not multiply, a faulty link loses
 and invents nothing."""
 
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,33 +15,13 @@ from conftest import BIN, ROOT
 sys.path.insert(0, str(ROOT / "tests" / "box"))
 from cable import Cable  # noqa: E402
 
+from firmware import version as firmware_version  # noqa: E402
+from firmware.sim import SimulatedBox  # noqa: E402
 from hardware.buttonbox import ButtonBoxLink  # noqa: E402
 
 
-class Firmware:
-    """The firmware's simulator process: keys go in on stdin, LED changes come out on stdout."""
-
-    def __init__(self, tty: str, debounce_ms: int = 30):
-        micropython = shutil.which("micropython", path=str(BIN))
-        self.proc = subprocess.Popen([micropython, str(ROOT / "firmware" / "sim.py"), tty, "sim-test", str(debounce_ms)],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-        assert self.proc.stdout.readline().startswith("READY")
-
-    def key(self, line: str) -> None:
-        self.proc.stdin.write(line + "\n")
-        self.proc.stdin.flush()
-
-    def close(self) -> None:
-        try:
-            self.key("Q")
-            self.proc.wait(5)
-        except (BrokenPipeError, subprocess.TimeoutExpired):
-            self.proc.kill()
-            self.proc.wait()
-
-
 @pytest.fixture
-def rig():
+def rig(tmp_path):
     cable = Cable()
     events, lock = [], threading.Lock()
 
@@ -51,7 +30,7 @@ def rig():
             events.append((kind, key))
 
     host = ButtonBoxLink(cable.host_end, on_event).start()
-    firmware = Firmware(cable.box_end)
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
     yield cable, firmware, host, events
     firmware.close()
     host.stop()
@@ -68,7 +47,7 @@ def wait_for(predicate, seconds=10.0) -> bool:
 def test_hello_then_one_press_is_one_event(rig):
     cable, firmware, host, events = rig
     assert wait_for(lambda: host.hello is not None)
-    assert host.hello[1:] == ("0.1.0", "sim-test")
+    assert host.hello[1:] == (firmware_version(), "5e5e0001")
     firmware.key("D4")
     time.sleep(0.1)
     firmware.key("U4")
@@ -103,11 +82,11 @@ def test_a_held_button_is_one_press_and_one_stuck_report(rig):
     assert wait_for(lambda: events.count(("press", 5)) == 2)  # released and pressed again: a new press
 
 
-def test_a_thousand_presses_over_a_link_that_drops_duplicates_and_corrupts():
+def test_a_thousand_presses_over_a_link_that_drops_duplicates_and_corrupts(tmp_path):
     cable = Cable(seed=7)
     events = []
     host = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
-    firmware = Firmware(cable.box_end, debounce_ms=4)  # quicker fingers than people have: 1,000 in ~20 s
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash", debounce_ms=4)  # quicker fingers than people have: 1,000 in ~20 s
     try:
         _thousand_presses(cable, firmware, host, events)
     finally:
@@ -139,7 +118,7 @@ def test_unplug_and_replug_a_hundred_times(tmp_path):
     cable = Cable(host_link=str(tmp_path / "rating-box"))  # the stable name the udev rule makes
     events = []
     host = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
-    firmware = Firmware(cable.box_end)
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
     try:
         assert wait_for(host.connected.is_set)
         threads_before = threading.active_count()
@@ -169,11 +148,11 @@ def test_the_box_in_the_kiosk_invites_and_rates(display, terminal_config, tmp_pa
     config = terminal_config(staff_no="SZ0101")
     with config.open("a") as f:
         f.write(f'[box]\nport = "{cable.host_end}"\n')
-    driver, _ = kiosk.start(config, [
+    driver, result = kiosk.start(config, [
         {"do": "wait_screen", "screen": "attract"},
         {"do": "wait_screen", "screen": "thanks", "timeout": 30},  # the rating screen may last one frame
     ], display, tmp_path)
-    firmware = Firmware(cable.box_end)
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
     try:
         leds = []
         reader = threading.Thread(target=lambda: leds.extend(iter(firmware.proc.stdout.readline, "")), daemon=True)
@@ -181,12 +160,11 @@ def test_the_box_in_the_kiosk_invites_and_rates(display, terminal_config, tmp_pa
         firmware.key("D6")  # 请评价: resent by the box until the kiosk's link is up and answers
         time.sleep(0.1)
         firmware.key("U6")
-        assert wait_for(lambda: "LED 1 0\n" in leds, 30)  # the session is open: the prompt is lit
+        assert wait_for(lambda: "LEDS 11111 1 1 0\n" in leds, 30)  # the kiosk opened the session: prompt lit
         firmware.key("D4")  # 满意
         time.sleep(0.1)
         firmware.key("U4")
-        output, _ = driver.communicate(timeout=60)
-        assert driver.returncode == 0, output[-3000:]
+        kiosk.finish(driver, result, tmp_path, 60)
     finally:
         firmware.close()
         cable.close()
@@ -215,7 +193,7 @@ def test_headless_terminal_invite_then_a_press_on_the_box(terminal_config, tmp_p
     terminal = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(config), "run", "--headless"],
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                 env={**os.environ, "DISPLAY": ""})
-    firmware = Firmware(cable.box_end)
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
     try:
         token_file = tmp_path / "data" / "invite-token"
         assert wait_for(token_file.exists, 20)

@@ -158,11 +158,15 @@ class KioskApp(App):
                                         gpio.staff_key if gpio.staff_key >= 0 else None, gpio.leds)
             except Exception as exc:  # no GPIO here, pins taken: the touchscreen still rates
                 log.error("GPIO buttons not started: %s", exc)
-        if self.terminal_config.box.port:
-            from hardware.buttonbox import ButtonBoxLink
-            self.box = ButtonBoxLink(self.terminal_config.box.port,
+        box = self.terminal_config.box
+        if box.port:
+            from hardware.buttonbox import start_box
+            try:
+                self.box = start_box(box.port, box.serial,
                                      lambda kind, key: self._device_event(kind, key, InputDevice.BUTTON_BOX),
-                                     self.terminal_config.box.baudrate).start()
+                                     box.baudrate)
+            except Exception as exc:  # udev not there: the touchscreen still rates
+                log.error("button box not started: %s", exc)
         return root
 
     @mainthread

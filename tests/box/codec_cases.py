@@ -24,7 +24,7 @@ def lcg(seed):
 def case_every_message_round_trips():
     samples = [(P.HELLO, (0xDEADBEEF, "1.0.0", "e6614103e7452d2f")), (P.PRESS, (7, 1, 5)),
                (P.STUCK, (7, 65535, 3)), (P.HEARTBEAT, (7, 123456, 2)), (P.ACK, (0, 0)),
-               (P.LED, (P.LED_THANKS,)), (P.MAINT, ())]
+               (P.LED, (P.LED_THANKS,)), (P.MAINT, ()), (P.ASK, ())]
     for kind, fields in samples:
         frame = P.encode(kind, *fields)
         assert frame[-1] == 0 and 0 not in frame[:-1], kind
