@@ -1,7 +1,7 @@
 """Button box link: press -> host event latency, beside a raw round trip over the same link.
 
 The real firmware (``main.py`` → ``boxfw``, run by ``firmware/sim.py``) in the MicroPython unix port, linked to the real host
-driver (``hardware/buttonbox.py``) through two pseudo-terminals and a relay (``tests/box/cable.py``,
+driver (``hardware/buttonbox.py``) through two pseudo-terminals and a relay (``firmware/cable.py``,
 no faults). A press is timed from the key change reaching the simulator to the host's event; it
 includes the box's debounce (30 ms, on purpose: that is what a citizen's press waits for). The
 floor, in the same run: one byte written at the box's end and read at the host's end.
@@ -23,11 +23,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests" / "box"))
 
-from cable import Cable  # noqa: E402
 from common import machine, percentiles  # noqa: E402
 
+from firmware.cable import Cable  # noqa: E402
 from firmware.sim import SimulatedBox  # noqa: E402
 from hardware.buttonbox import ButtonBoxLink  # noqa: E402
 

@@ -2,11 +2,14 @@
 that is flashed, and uses ``FILES``/``version()`` to flash and check a box; this ``__init__`` and
 ``sim.py`` stay on the host and are not copied to the board."""
 
+import json
 import re
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FILES = ("boxproto.py", "box.py", "boxfw.py", "main.py")  # what a box holds; main.py last, as it runs them
+# What a box holds, from the mip package list (`mpremote mip install ./firmware/package.json`
+# does by hand what flash-box does); main.py comes last, as it starts the others.
+FILES = tuple(target for target, _ in json.loads((HERE / "package.json").read_text())["urls"])
 
 
 def declared(name: str, source_dir=HERE) -> str:

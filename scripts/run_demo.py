@@ -1,8 +1,10 @@
 """``make run``: the whole system on one machine with demo content, on loopback.
 
-Starts the central server (migrated, demo roster loaded), the sync daemon and the kiosk. Without a
-display the kiosk runs on a private Xvfb and the console's keys 1-5 press the rating buttons, so a
-newcomer sees ratings reach the dashboard either way. Ctrl-C stops everything; nothing is left.
+Starts the central server (migrated, demo roster loaded), the sync daemon, the kiosk and a simulated
+button box (the real firmware in the MicroPython unix port, on a pseudo-terminal cable, at the
+kiosk's [box] port). The console's keys press the box's buttons: 1-5 rate, i is its 请评价 key.
+Without a display the kiosk runs on a private Xvfb, so a newcomer sees ratings reach the dashboard
+either way. Ctrl-C stops everything; nothing is left.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import signal
 import subprocess
 import sys
 import termios
+import threading
 import time
 import tty
 from pathlib import Path
@@ -23,12 +26,14 @@ from loopback_central import start_central  # noqa: E402
 from xvfb import start_xvfb  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from firmware.cable import Cable  # noqa: E402
+from firmware.sim import SimulatedBox  # noqa: E402
 from terminal.credentials import Credentials  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 BIN = Path(sys.executable).parent
-LEGEND = ("keys: i 请评价 (invite)   5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意\n"
+LEGEND = ("keys on the simulated button box: i 请评价 (invite)   5 非常满意  4 满意  3 基本满意  2 不满意  1 非常不满意\n"
           "        b badge (log 李明华 out / in)   q quit\n"
           "  (one rating per service: a press without an invitation, or during the thank-you,\n"
           "   is kept as suspected misuse and never counted)")
@@ -42,7 +47,8 @@ def write_terminal_config(server: str) -> Path:
         f'data_dir = "{VAR / "terminal"}"\n'
         '[kiosk]\nconsole_keys = true\nstaff_no = "SZ0101"\n'
         f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n'
-        '[invite]\nlisten = "127.0.0.1:8766"\n', encoding="utf-8")
+        '[invite]\nlisten = "127.0.0.1:8766"\n'
+        f'[box]\nport = "{VAR / "rating-box"}"\n', encoding="utf-8")
     return path
 
 
@@ -64,6 +70,7 @@ def main() -> int:
     env = {**os.environ, "RATING_CENTRAL_DATA": str(VAR / "central")}
     procs: list[subprocess.Popen] = []
     stopping = xvfb_started = False
+    cable = box = None
 
     def on_signal(*_):
         nonlocal stopping
@@ -97,13 +104,16 @@ def main() -> int:
         kiosk = subprocess.Popen([str(BIN / "rating-terminal"), "run"], env=kiosk_env, stdin=subprocess.PIPE,
                                  start_new_session=True, text=True)
         procs.append(kiosk)
+        cable = Cable(host_link=str(VAR / "rating-box"))  # the stable name the udev rule gives a real box
+        box = SimulatedBox(cable.box_end, VAR / "box-flash")
+        threading.Thread(target=lambda: [None for _ in box.proc.stdout], daemon=True).start()  # its LEDs
         print(f"\n  dashboard: {server}/\n  admin:     {server}/admin/ (rating-central createsuperuser)\n"
               f"  {LEGEND}\n", flush=True)
         if tty_state:
             tty.setcbreak(sys.stdin)
         stdin_open = True
         while not stopping:
-            if any(p.poll() is not None for p in procs):
+            if any(p.poll() is not None for p in procs + [box.proc]):
                 print("a component exited; stopping", file=sys.stderr)
                 return 1
             if not stdin_open:  # not a terminal and closed: run until Ctrl-C or SIGTERM
@@ -117,17 +127,25 @@ def main() -> int:
                 break
             if key == "":
                 stdin_open = False
-            elif key in "12345ib":
+            elif key in "12345i":
+                button = "6" if key == "i" else key
+                box.key(f"D{button}")  # pressed, and let go once the box has taken it in
+                box.key(f"U{button}")
+            elif key == "b":
                 kiosk.stdin.write(key + "\n")
                 kiosk.stdin.flush()
     except KeyboardInterrupt:
         pass
     finally:
         stop_all(procs)  # first: printing may fail if our output pipe is already gone
+        if box:
+            box.close()
+        if cable:
+            cable.close()
         if tty_state:
             termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
         try:
-            print("stopped: central, sync, kiosk" + (", Xvfb" if xvfb_started else ""), flush=True)
+            print("stopped: central, sync, kiosk, button box" + (", Xvfb" if xvfb_started else ""), flush=True)
         except OSError:
             pass
     return 0

@@ -105,12 +105,17 @@ def cmd_flash_box(config, args) -> int:
     if data is None and config.box.port not in ("", "auto"):
         data = config.box.port
     repl = args.repl
-    if args.repl is None or (data is None and config.box.port == "auto"):
+    if repl is None or data is None:
         from hardware.boxfinder import BoxFinder
-        found_data = BoxFinder("data", config.box.serial or None).start()
-        found_repl = BoxFinder("repl", config.box.serial or None).start()
-        data, repl = data or found_data.port(), repl or found_repl.port() or "/dev/rating-box-repl"
-        found_data.stop(), found_repl.stop()
+        try:
+            found = {want: BoxFinder(want, config.box.serial or None).start() for want in ("data", "repl")}
+        except OSError as exc:  # no udev here
+            print(f"rating-terminal flash-box: cannot look for the box ({exc}); give --repl and --data",
+                  file=sys.stderr)
+            return 1
+        data, repl = data or found["data"].port(), repl or found["repl"].port() or "/dev/rating-box-repl"
+        for finder in found.values():
+            finder.stop()
     try:
         flash(repl, data, args.source, args.timeout, say=lambda line: print(f"flash-box: {line}"))
     except FlashError as exc:

@@ -42,6 +42,7 @@ class KioskSection:
     height: int = _within(800, 240, 4320)
     console_keys: bool = False  # demo only: keys 1-5 on the console act as presses
     volume: float = _within(0.8, 0.0, 1.0)  # voice prompts; 0 = silent
+    audio_device: str = ""  # ALSA device for a box-only terminal's prompts (aplay -D); "" = default
     rotation: int = _within(0, 0, 270)  # degrees: 0, 90, 180 or 270 (a screen mounted portrait)
     touch_input: str = ""  # "" = the window's own touch/mouse events; or "mtdev:/dev/input/eventN",
     #                        "hidinput:/dev/input/eventN": exactly one input provider either way

@@ -2,7 +2,8 @@
 
 ``rating-terminal run --headless`` takes presses from the USB button box (``[box]``) and/or GPIO
 buttons (``[gpio]``), badges from the readers (``[badge]``) and invitations from the invite API
-(``[invite]``). The box's LEDs show the session (prompt, thanks, paused); the session rules,
+(``[invite]``). The box's LEDs show the session (prompt, thanks, paused) and the voice prompts play
+through ALSA (``[kiosk] volume`` and ``audio_device``); the session rules,
 records and uploads are exactly the kiosk's. systemd-friendly: READY once running, the watchdog
 fed from the main loop, a clean stop on SIGTERM.
 """
@@ -17,6 +18,7 @@ from terminal.config import Config
 from terminal.content import content_stamp, load_or_none
 from terminal.core.channels import InputDevice
 from terminal.store import Store
+from terminal.voice import AplayPlayer, Voice
 from terminal.window import Window
 
 log = logging.getLogger("rating-terminal")
@@ -29,6 +31,8 @@ def run(config: Config, stop: threading.Event) -> None:
     store = Store(config.db_path)
     window = Window(config, store, load_or_none(config.content_dir))
     devices: list = []
+    voice = Voice(config.kiosk.volume, player=AplayPlayer(config.kiosk.audio_device))
+    window.listeners.append(lambda what, detail: voice.say(detail, config.terminal.language) if what == "say" else None)
 
     def on_device(device: InputDevice):
         return lambda kind, key: window.device_key(kind, key, device)

@@ -3,21 +3,19 @@ host driver: one press is one event, bounces and held keys do not multiply, a fa
 and invents nothing."""
 
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
 
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN
 
-sys.path.insert(0, str(ROOT / "tests" / "box"))
-from cable import Cable  # noqa: E402
 
-from firmware import version as firmware_version  # noqa: E402
-from firmware.sim import SimulatedBox  # noqa: E402
-from hardware.buttonbox import ButtonBoxLink  # noqa: E402
+from firmware import version as firmware_version
+from firmware.cable import Cable
+from firmware.sim import SimulatedBox
+from hardware.buttonbox import ButtonBoxLink
 
 
 @pytest.fixture
@@ -187,7 +185,7 @@ def test_headless_terminal_invite_then_a_press_on_the_box(terminal_config, tmp_p
     from conftest import free_port
     cable = Cable()
     port = free_port()
-    config = terminal_config(staff_no="SZ0101")
+    config = terminal_config(staff_no="SZ0101", audio_device="null")  # ALSA's sink: aplay plays, no speaker
     with config.open("a") as f:
         f.write(f'[box]\nport = "{cable.host_end}"\n[invite]\nlisten = "127.0.0.1:{port}"\n')
     terminal = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(config), "run", "--headless"],
@@ -215,6 +213,8 @@ def test_headless_terminal_invite_then_a_press_on_the_box(terminal_config, tmp_p
         cable.close()
     assert terminal.returncode == 0 and "headless terminal stopped" in output, output[-2000:]
     assert "kivy" not in output.lower()  # no screen, no Kivy
+    assert "voice prompt invite" in output and "voice prompt thanks" in output
+    assert "voice prompts are silent" not in output
     with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
         rows = db.execute("SELECT level, json_extract(payload, '$.channel'), json_extract(payload, '$.device'), "
                           "json_extract(payload, '$.case_no') FROM ratings").fetchall()

@@ -6,22 +6,19 @@ copying, verifying and restarting it through the real mpremote."""
 import hashlib
 import shutil
 import subprocess
-import sys
-import threading
 import time
 
 import pytest
 
-from conftest import BIN, ROOT
+from conftest import BIN
 
-sys.path.insert(0, str(ROOT / "tests" / "box"))
-from cable import Cable  # noqa: E402
 
-import firmware  # noqa: E402
-from firmware import boxproto as P  # noqa: E402
-from firmware.sim import SimulatedBox  # noqa: E402
-from hardware.buttonbox import ButtonBoxLink  # noqa: E402
-from hardware.flashbox import FlashError, ask_hello, wait_for_repl  # noqa: E402
+import firmware
+from firmware import boxproto as P
+from firmware.cable import Cable
+from firmware.sim import SimulatedBox
+from hardware.buttonbox import ButtonBoxLink
+from hardware.flashbox import FlashError, ask_hello, wait_for_repl
 
 
 @pytest.fixture
@@ -117,7 +114,7 @@ def test_one_key_held_at_power_up_is_not_maintenance(board):
 def test_without_runtime_usb_the_box_talks_on_its_console(board):
     start, console, data, flash = board
     start(data_port=None)  # no usb.device.cdc on this board
-    events, hello = [], threading.Event()
+    events = []
     host = ButtonBoxLink(console.host_end, lambda kind, key: events.append((kind, key))).start()
     try:
         deadline = time.monotonic() + 10

@@ -34,7 +34,7 @@ from terminal.store import Store
 from terminal.window import Window
 
 from .screens import SCREEN_CLASSES, TECHNICIAN_SCREENS
-from .voice import Voice
+from terminal.voice import Voice
 
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"

@@ -1,4 +1,5 @@
-"""A USB cable made of two pseudo-terminals and a relay thread, with faults on demand.
+"""A simulated USB cable (host side, not flashed): two pseudo-terminals and a relay thread, with
+faults on demand.
 
 The box's firmware (in the MicroPython unix port) opens one end, the host driver the other; the
 relay copies bytes both ways and can drop, duplicate and corrupt them at random, or be unplugged.

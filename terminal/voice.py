@@ -1,0 +1,120 @@
+"""Voice prompts: 请您对我的服务做出评价 on an invitation, 感谢您的评价 after a rating.
+
+Played from ``assets/sounds/<prompt>-<language>.wav`` at the volume in ``[kiosk] volume``
+(0 = silent): by Kivy's SoundLoader in the kiosk (``KivyPlayer``), by ALSA's ``aplay`` on a
+box-only terminal, which has no Kivy (``AplayPlayer``, device ``[kiosk] audio_device``). A terminal
+with no audio device, a missing file or a failing driver stays silent and says why once in the
+log: a prompt is never worth a crash.
+"""
+
+from __future__ import annotations
+
+import array
+import io
+import logging
+import subprocess
+import sys
+import wave
+from pathlib import Path
+
+from terminal import i18n
+from terminal.config import ASSETS
+
+log = logging.getLogger("rating-terminal.voice")
+SOUNDS = ASSETS / "sounds"
+
+
+class KivyPlayer:
+    """The kiosk's: SDL2 audio through Kivy, sounds loaded once."""
+
+    def __init__(self):
+        self.sounds: dict[Path, object] = {}
+
+    def play(self, path: Path, volume: float) -> str | None:
+        if path not in self.sounds:
+            from kivy.core.audio import SoundLoader
+            self.sounds[path] = SoundLoader.load(str(path))
+        sound = self.sounds[path]
+        if sound is None or not sound.length:  # Kivy logs and hands back an empty sound on failure
+            return f"cannot play {path.name} (no audio device or no decoder)"
+        sound.volume = volume
+        sound.stop()
+        sound.play()
+        return None
+
+
+class AplayPlayer:
+    """A box-only terminal's: 16-bit WAV samples scaled to the volume and piped to ``aplay``.
+    Playing does not wait; a prompt still playing is cut off by the next."""
+
+    def __init__(self, device: str = ""):
+        self.device = device
+        self.proc: subprocess.Popen | None = None
+
+    def play(self, path: Path, volume: float) -> str | None:
+        with wave.open(str(path), "rb") as wav:
+            params, frames = wav.getparams(), wav.readframes(wav.getnframes())
+        if params.sampwidth != 2:
+            return f"{path.name}: only 16-bit WAV is played here"
+        samples = array.array("h", frames)  # WAV is little-endian
+        if sys.byteorder == "big":
+            samples.byteswap()
+        samples = array.array("h", (int(x * volume) for x in samples))
+        if sys.byteorder == "big":
+            samples.byteswap()
+        out = io.BytesIO()
+        with wave.open(out, "wb") as scaled:
+            scaled.setparams(params)
+            scaled.writeframes(samples.tobytes())
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+        command = ["aplay", "-q", *(["-D", self.device] if self.device else []), "-"]
+        try:
+            self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.PIPE)
+        except FileNotFoundError:
+            return "no aplay (install alsa-utils)"
+        try:
+            self.proc.stdin.write(out.getvalue())
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass  # aplay gave up at once: its reason is on stderr
+        if self.proc.poll() is None:
+            try:
+                self.proc.wait(0.2)  # a missing device fails at once; a playing prompt keeps going
+            except subprocess.TimeoutExpired:
+                return None
+        if self.proc.returncode:
+            said = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+            return f"aplay failed: {said[-1] if said else 'exit status ' + str(self.proc.returncode)}"
+        return None
+
+
+class Voice:
+    def __init__(self, volume: float, folder: Path = SOUNDS, player=None):
+        self.volume, self.folder = volume, folder
+        self.player = player or KivyPlayer()
+        self.said: list[str] = []  # prompts asked for, in order (for the technician and tests)
+        self.silent_because: str | None = None if volume > 0 else "volume 0"
+
+    def say(self, prompt: str, language: str) -> None:
+        self.said.append(prompt)
+        log.info("voice prompt %s (%s)", prompt, language)
+        if self.volume <= 0:
+            return
+        path = self.folder / f"{prompt}-{language}.wav"
+        if not path.exists():
+            path = self.folder / f"{prompt}-{i18n.DEFAULT}.wav"
+        if not path.exists():
+            return self._silent(f"no {path.name}")
+        try:
+            problem = self.player.play(path, self.volume)
+        except Exception as exc:  # an audio stack that fails mid-way: stay silent, keep rating
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            self._silent(problem)
+
+    def _silent(self, why: str) -> None:
+        if self.silent_because is None:
+            log.warning("voice prompts are silent: %s", why)
+        self.silent_because = why

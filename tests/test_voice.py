@@ -1,0 +1,49 @@
+"""A box-only terminal's voice: the prompt's samples, scaled to the volume, through the real aplay
+into ALSA's file plugin (what a speaker would have been given); no device: silent, said once."""
+
+import array
+import time
+import wave
+
+from terminal.voice import SOUNDS, AplayPlayer, Voice
+
+
+def test_the_prompt_reaches_alsa_scaled_to_the_volume(tmp_path):
+    out = tmp_path / "speaker.raw"
+    player = AplayPlayer(f"file:FILE={out},FORMAT=raw")
+    voice = Voice(0.5, player=player)
+    voice.say("thanks", "zh_CN")
+    player.proc.wait(10)
+    assert player.proc.returncode == 0 and voice.silent_because is None
+    with wave.open(str(SOUNDS / "thanks-zh_CN.wav"), "rb") as wav:
+        original = array.array("h", wav.readframes(wav.getnframes()))
+    played = array.array("h", out.read_bytes()[:len(original) * 2])
+    assert len(played) == len(original)
+    assert max(abs(p - int(o * 0.5)) for p, o in zip(played, original)) == 0
+    assert max(abs(o) for o in original) > 1000  # a real prompt, not silence
+
+
+def test_english_falls_back_to_the_chinese_file_when_missing_and_a_new_prompt_cuts_the_old(tmp_path):
+    player = AplayPlayer("null")
+    voice = Voice(0.8, player=player)
+    voice.say("invite", "en")
+    first = player.proc
+    voice.say("thanks", "xx")  # no such language: the default language's file
+    assert first.wait(5) is not None and voice.silent_because is None
+    assert voice.said == ["invite", "thanks"]
+
+
+def test_no_audio_device_stays_silent_and_says_why_once(caplog):
+    voice = Voice(0.8, player=AplayPlayer("hw:7,0"))  # no such card
+    with caplog.at_level("WARNING"):
+        voice.say("invite", "zh_CN")
+        time.sleep(0.1)
+        voice.say("thanks", "zh_CN")
+    assert voice.silent_because and "aplay failed" in voice.silent_because
+    assert len([r for r in caplog.records if "silent" in r.message]) == 1
+
+
+def test_volume_zero_never_starts_a_player():
+    player = AplayPlayer("null")
+    Voice(0.0, player=player).say("invite", "zh_CN")
+    assert player.proc is None
