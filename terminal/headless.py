@@ -68,6 +68,8 @@ def run(config: Config, stop: threading.Event) -> None:
             since_check += TICK_S
             if since_check >= CONTENT_CHECK_S:
                 since_check = 0.0
+                if box:
+                    window.note_devices([{"device": "button_box", **box.state()}])
                 if content_stamp(config.content_dir) != stamp:
                     stamp = content_stamp(config.content_dir)
                     window.reload(load_or_none(config.content_dir))

@@ -56,6 +56,7 @@ class Window:
         self.listeners: list[Callable[[str, object], None]] = []  # (what, detail): state | say | fault
         self.fault: str | None = None
         self.last_level: Level | None = None  # of the last committed rating: the thank-you repeats it
+        self._devices: list[dict] | None = None  # as last written for the heartbeat
         self.content = content
         self.session = Session(self._rules(content))
         self._use_content(content)
@@ -148,6 +149,18 @@ class Window:
         with self.lock:
             service = self.session.lookup(session_id)
             return service.report() if service else None
+
+    def note_devices(self, states: list[dict]) -> None:
+        """The button box's (and other devices') health, for the sync daemon's heartbeat; written
+        only when it changes, without the ever-changing seconds since the box was heard."""
+        lasting = [{k: v for k, v in state.items() if k != "seconds_since_heard"} for state in states]
+        if lasting == self._devices:
+            return
+        try:
+            self.store.set_state(devices=lasting)
+            self._devices = lasting
+        except StoreError as exc:
+            log.warning("device state not kept: %s", exc)
 
     def reload(self, content: Content | None) -> None:
         """New content from sync: roster and settings now; new rules from the next idle moment."""

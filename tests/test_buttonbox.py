@@ -206,6 +206,10 @@ def test_headless_terminal_invite_then_a_press_on_the_box(terminal_config, tmp_p
         session = invited.json()["session_id"]
         assert wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/v1/sessions/{session}", headers=auth,
                                              timeout=5).json()["rated"], 10)
+        assert wait_for(lambda: _devices(tmp_path) and _devices(tmp_path)[0]["connected"], 15)
+        box_state = _devices(tmp_path)[0]  # for the sync daemon's heartbeat
+        assert box_state["device"] == "button_box" and box_state["firmware"] == firmware_version()
+        assert box_state["board"] == "5e5e0001"
     finally:
         terminal.send_signal(signal.SIGTERM)
         output, _ = terminal.communicate(timeout=20)
@@ -219,6 +223,14 @@ def test_headless_terminal_invite_then_a_press_on_the_box(terminal_config, tmp_p
         rows = db.execute("SELECT level, json_extract(payload, '$.channel'), json_extract(payload, '$.device'), "
                           "json_extract(payload, '$.case_no') FROM ratings").fetchall()
     assert rows == [(5, 5, "button_box", "C-BOX")]
+
+
+def _devices(tmp_path):
+    import json
+    import sqlite3
+    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
+        row = db.execute("SELECT value FROM sync_state WHERE key = 'devices'").fetchone()
+    return json.loads(row[0]) if row else None
 
 
 def _state(port, auth):

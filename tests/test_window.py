@@ -93,3 +93,15 @@ def test_full_storage_never_thanks(window):
     with pytest.raises(SessionRefused) as refused:
         window.invite()
     assert refused.value.code == "out_of_service"
+
+
+def test_device_health_is_kept_for_the_heartbeat_only_when_it_changes(window):
+    box = {"device": "button_box", "port": "/dev/rating-box", "connected": True, "firmware": "0.2.0",
+           "seconds_since_heard": 0.4}
+    window.note_devices([box])
+    assert window.store.state()["devices"] == [{k: v for k, v in box.items() if k != "seconds_since_heard"}]
+    window.store.set_state(devices="overwritten")  # so a second write would show
+    window.note_devices([{**box, "seconds_since_heard": 3.1}])  # only the clock moved: nothing written
+    assert window.store.state()["devices"] == "overwritten"
+    window.note_devices([{**box, "connected": False}])  # unplugged: written
+    assert window.store.state()["devices"][0]["connected"] is False

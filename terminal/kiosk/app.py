@@ -386,7 +386,10 @@ class KioskApp(App):
         return load_or_none(self.terminal_config.content_dir)
 
     def _check_content(self, _dt) -> None:
-        """Sync swaps in new content atomically; show it without a restart."""
+        """Sync swaps in new content atomically; show it without a restart. (Also the moment to
+        note the box's health for the heartbeat.)"""
+        if self.box:
+            self.window.note_devices([{"device": "button_box", **self.box.state()}])
         if content_stamp(self.terminal_config.content_dir) == self._content_stamp:
             return
         content = self._read_content()
