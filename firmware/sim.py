@@ -46,14 +46,13 @@ class SimulatedBox:
         self.console = console
         self.boots = 0
         self.stopping = False
-        self.exited = threading.Event()
         if console is None:
             self.env["BOX_SIM_KEYS"] = "stdin"
             self.proc = subprocess.Popen([micropython(), str(HERE / "main.py")], cwd=self.flash_dir, env=self.env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-            self.ready = self.proc.stdout.readline()
-            if not self.ready.startswith("READY"):
-                raise RuntimeError(f"the simulated box did not start: {self.ready!r}")
+            ready = self.proc.stdout.readline()
+            if not ready.startswith("READY"):
+                raise RuntimeError(f"the simulated box did not start: {ready!r}")
         else:
             self.env.pop("BOX_SIM_KEYS", None)
             self.thread = threading.Thread(target=self._power, daemon=True)
@@ -76,7 +75,6 @@ class SimulatedBox:
                     code = self._run_on(tty, "-i")
             if code != RESET_EXIT:
                 break
-        self.exited.set()
 
     def _run_on(self, tty, argument: str) -> int:
         self.proc = subprocess.Popen([micropython(), argument], cwd=self.flash_dir, env=self.env,

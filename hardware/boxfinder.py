@@ -45,6 +45,21 @@ def role(props: Mapping[str, str], serial: str | None = None) -> str | None:
     return None
 
 
+def _props(device) -> dict[str, str]:
+    return {"SUBSYSTEM": device.subsystem, **dict(device.properties)}
+
+
+def find_ports(serial: str | None = None, context=None) -> dict[str, str]:
+    """One look, no monitor: {"data": node, "repl": node} for the box's ports plugged in now."""
+    import pyudev
+    found: dict[str, str] = {}
+    for device in (context or pyudev.Context()).list_devices(subsystem="tty"):
+        kind = role(_props(device), serial)
+        if kind and device.device_node:
+            found.setdefault(kind, device.device_node)
+    return found
+
+
 class BoxFinder:
     """The current device node of a box's port, kept up to date from udev events.
 
@@ -77,7 +92,7 @@ class BoxFinder:
 
     def seen(self, action: str | None, device) -> None:
         """A device from the enumeration (action "add") or an event."""
-        props = {"SUBSYSTEM": device.subsystem, **dict(device.properties)}
+        props = _props(device)
         with self.lock:
             before = self.port()
             if action == "remove":

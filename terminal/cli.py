@@ -106,16 +106,14 @@ def cmd_flash_box(config, args) -> int:
         data = config.box.port
     repl = args.repl
     if repl is None or data is None:
-        from hardware.boxfinder import BoxFinder
+        from hardware.boxfinder import find_ports
         try:
-            found = {want: BoxFinder(want, config.box.serial or None).start() for want in ("data", "repl")}
+            found = find_ports(config.box.serial or None)
         except OSError as exc:  # no udev here
             print(f"rating-terminal flash-box: cannot look for the box ({exc}); give --repl and --data",
                   file=sys.stderr)
             return 1
-        data, repl = data or found["data"].port(), repl or found["repl"].port() or "/dev/rating-box-repl"
-        for finder in found.values():
-            finder.stop()
+        data, repl = data or found.get("data"), repl or found.get("repl") or "/dev/rating-box-repl"
     try:
         flash(repl, data, args.source, args.timeout, say=lambda line: print(f"flash-box: {line}"))
     except FlashError as exc:

@@ -50,22 +50,15 @@ class AplayPlayer:
     def __init__(self, device: str = ""):
         self.device = device
         self.proc: subprocess.Popen | None = None
+        self.prepared: dict[tuple[Path, float], bytes] = {}  # WAV at a volume, made once
 
     def play(self, path: Path, volume: float) -> str | None:
-        with wave.open(str(path), "rb") as wav:
-            params, frames = wav.getparams(), wav.readframes(wav.getnframes())
-        if params.sampwidth != 2:
-            return f"{path.name}: only 16-bit WAV is played here"
-        samples = array.array("h", frames)  # WAV is little-endian
-        if sys.byteorder == "big":
-            samples.byteswap()
-        samples = array.array("h", (int(x * volume) for x in samples))
-        if sys.byteorder == "big":
-            samples.byteswap()
-        out = io.BytesIO()
-        with wave.open(out, "wb") as scaled:
-            scaled.setparams(params)
-            scaled.writeframes(samples.tobytes())
+        if (path, volume) not in self.prepared:
+            wav_bytes = _scaled(path, volume)
+            if wav_bytes is None:
+                return f"{path.name}: only 16-bit WAV is played here"
+            self.prepared[(path, volume)] = wav_bytes
+        data = self.prepared[(path, volume)]
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
         command = ["aplay", "-q", *(["-D", self.device] if self.device else []), "-"]
@@ -75,7 +68,7 @@ class AplayPlayer:
         except FileNotFoundError:
             return "no aplay (install alsa-utils)"
         try:
-            self.proc.stdin.write(out.getvalue())
+            self.proc.stdin.write(data)
             self.proc.stdin.close()
         except BrokenPipeError:
             pass  # aplay gave up at once: its reason is on stderr
@@ -88,6 +81,25 @@ class AplayPlayer:
             said = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
             return f"aplay failed: {said[-1] if said else 'exit status ' + str(self.proc.returncode)}"
         return None
+
+
+def _scaled(path: Path, volume: float) -> bytes | None:
+    """The WAV file with its 16-bit samples multiplied by ``volume``; None for other widths."""
+    with wave.open(str(path), "rb") as wav:
+        params, frames = wav.getparams(), wav.readframes(wav.getnframes())
+    if params.sampwidth != 2:
+        return None
+    samples = array.array("h", frames)  # WAV is little-endian
+    if sys.byteorder == "big":
+        samples.byteswap()
+    samples = array.array("h", (int(x * volume) for x in samples))
+    if sys.byteorder == "big":
+        samples.byteswap()
+    out = io.BytesIO()
+    with wave.open(out, "wb") as scaled:
+        scaled.setparams(params)
+        scaled.writeframes(samples.tobytes())
+    return out.getvalue()
 
 
 class Voice:

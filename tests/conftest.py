@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -30,6 +31,14 @@ def make_rating(level: Level = Level.SATISFIED, **fields) -> Rating:
                     boot_id="0" * 32, clock_synced=True, terminal_id="T-TEST", window="W01",
                     app_version="test", staff_no="SZ0101")
     return Rating.create(level=level, **{**defaults, **fields})
+
+
+def wait_for(predicate, seconds: float = 10.0, interval: float = 0.02) -> bool:
+    """Poll until ``predicate()`` holds or ``seconds`` pass; the last answer decides."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not predicate():
+        time.sleep(interval)
+    return predicate()
 
 
 def payloads(*wires: dict) -> dict[str, str]:

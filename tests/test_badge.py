@@ -2,12 +2,13 @@
 pseudo-terminal, driving a real window session: unknown, repeated and switching badges."""
 
 import os
-import time
 
 from evdev import InputEvent, ecodes
 
 from hardware.badge import SerialBadgeReader, SerialDecoder, WedgeDecoder
 from terminal.core.session import State
+
+from conftest import wait_for
 
 
 def keystrokes(text: str, start: float = 1000.0, gap: float = 0.008, enter: bool = True) -> list:
@@ -61,12 +62,6 @@ def test_serial_frames_in_any_chunks_and_garbage_dropped():
     assert d.feed(b"\x0200045\x020004521873\x03") == ["0004521873"]  # a new start abandons the cut frame
 
 
-def wait_for(predicate, seconds=5.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.02)
-    return predicate()
-
 
 def test_serial_reader_on_a_pty_logs_in_out_and_switches(window):
     master, slave = os.openpty()
@@ -75,14 +70,14 @@ def test_serial_reader_on_a_pty_logs_in_out_and_switches(window):
     assert reader.opened.wait(5)  # opening a port flushes what was sent before
     try:
         os.write(master, b"\x029999999999\x03")  # unknown badge: a message, nothing changes
-        assert wait_for(lambda: len(seen) == 1) and not seen[0].known and window.state is State.PAUSED
+        assert wait_for(lambda: len(seen) == 1, 5) and not seen[0].known and window.state is State.PAUSED
         os.write(master, b"\x02\x00\xff12\x03")  # garbled: not even a swipe
         os.write(master, b"\x020004521873\x03")
-        assert wait_for(lambda: len(seen) == 2) and window.staff.name == "李明华"
+        assert wait_for(lambda: len(seen) == 2, 5) and window.staff.name == "李明华"
         os.write(master, b"\x020004521874\x03")  # another staff member: switch
-        assert wait_for(lambda: len(seen) == 3) and window.staff.name == "王晓燕"
+        assert wait_for(lambda: len(seen) == 3, 5) and window.staff.name == "王晓燕"
         os.write(master, b"0004521874\r\n")  # the same badge again: logout
-        assert wait_for(lambda: len(seen) == 4) and window.state is State.PAUSED
+        assert wait_for(lambda: len(seen) == 4, 5) and window.state is State.PAUSED
     finally:
         reader.stop()
         reader.thread.join(5)

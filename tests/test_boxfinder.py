@@ -13,7 +13,7 @@ sys.path.insert(0, str(ROOT / "tests" / "box"))
 import udev_rules  # noqa: E402
 import udev_samples as S  # noqa: E402
 
-from hardware.boxfinder import BoxFinder, role  # noqa: E402
+from hardware.boxfinder import BoxFinder, find_ports, role  # noqa: E402
 
 RULES = udev_rules.parse((ROOT / "hardware" / "udev" / "70-rating-box.rules").read_text())
 
@@ -72,3 +72,7 @@ def test_the_finder_runs_on_this_machines_real_udev_and_stops_cleanly():
     finally:
         finder.stop()
     assert threading.active_count() == before
+
+
+def test_one_look_for_flash_box_finds_no_box_on_this_machine():
+    assert find_ports() == {}  # the real tty devices here are none of them a box

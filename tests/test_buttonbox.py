@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, wait_for
 
 
 from firmware import version as firmware_version
@@ -34,12 +34,6 @@ def rig(tmp_path):
     host.stop()
     cable.close()
 
-
-def wait_for(predicate, seconds=10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.02)
-    return predicate()
 
 
 def test_hello_then_one_press_is_one_event(rig):

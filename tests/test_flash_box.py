@@ -6,11 +6,10 @@ copying, verifying and restarting it through the real mpremote."""
 import hashlib
 import shutil
 import subprocess
-import time
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, wait_for
 
 
 import firmware
@@ -117,10 +116,7 @@ def test_without_runtime_usb_the_box_talks_on_its_console(board):
     events = []
     host = ButtonBoxLink(console.host_end, lambda kind, key: events.append((kind, key))).start()
     try:
-        deadline = time.monotonic() + 10
-        while host.hello is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert host.hello is not None and host.hello[1] == "0.0.1"  # answered the host's ASK
+        assert wait_for(lambda: host.hello is not None, 10) and host.hello[1] == "0.0.1"  # answered the host's ASK
         assert host.state()["connected"]
     finally:
         host.stop()

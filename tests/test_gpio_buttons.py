@@ -7,6 +7,8 @@ from gpiozero.pins.mock import MockFactory
 
 from hardware.gpio_buttons import GpioButtons
 
+from conftest import wait_for
+
 PINS, STAFF, LEDS = [17, 27, 22, 23, 24], 25, [5, 6, 13, 19, 26]
 
 
@@ -28,18 +30,12 @@ def press(factory, pin, hold=0.05):
     time.sleep(0.05)
 
 
-def wait_for(predicate, seconds=3.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and not predicate():
-        time.sleep(0.01)
-    return predicate()
-
 
 def test_each_pin_is_its_level_best_first_and_the_staff_key(rig):
     factory, _, events = rig
     for pin in PINS + [STAFF]:
         press(factory, pin)
-    assert wait_for(lambda: len(events) == 6)
+    assert wait_for(lambda: len(events) == 6, 3, 0.01)
     assert events == [("press", 5), ("press", 4), ("press", 3), ("press", 2), ("press", 1), ("press", 6)]
 
 
@@ -61,7 +57,7 @@ def test_a_bounce_burst_is_one_press(rig):
 def test_a_held_button_is_one_press_and_one_stuck_report(rig):
     factory, _, events = rig
     factory.pin(PINS[4]).drive_low()
-    assert wait_for(lambda: ("stuck", 1) in events)
+    assert wait_for(lambda: ("stuck", 1) in events, 3, 0.01)
     time.sleep(0.8)  # held on: no more presses, no more reports
     factory.pin(PINS[4]).drive_high()
     assert events == [("press", 1), ("stuck", 1)]
