@@ -1,8 +1,8 @@
 """Button box link: press -> host event latency, beside a raw round trip over the same link.
 
-The real firmware (``main.py`` → ``boxfw``, run by ``firmware/sim.py``) in the MicroPython unix port, linked to the real host
-driver (``hardware/buttonbox.py``) through two pseudo-terminals and a relay (``firmware/cable.py``,
-no faults). A press is timed from the key change reaching the simulator to the host's event; it
+The real firmware (``main.py`` → ``boxfw``, run by ``firmware/sim.py``) in the MicroPython unix
+port, linked to the real host driver (``hardware/buttonbox.py``) through two pseudo-terminals and
+a relay (``firmware/cable.py``, no faults). A press is timed from the key change reaching the simulator to the host's event; it
 includes the box's debounce (30 ms, on purpose: that is what a citizen's press waits for). The
 floor, in the same run: one byte written at the box's end and read at the host's end.
 Also: the firmware main loop's period under the unix port.

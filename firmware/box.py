@@ -1,8 +1,8 @@
 """The button box's logic: debounce, presses with sequence numbers, retransmission until
 acknowledged, stuck buttons, heartbeats, LED commands. MicroPython and CPython.
 
-Hardware is passed in, so the same code runs on the board (``main.py``: machine.Pin, USB CDC) and
-in the simulator (``sim.py``: the unix port, a pseudo-terminal, pins from a control file):
+Hardware is passed in by ``boxfw.py`` (machine.Pin, the USB data port), which runs on the board
+and, with the simulated ``machine`` and ``usb`` of ``simboard/``, in the unix port:
 
     read_keys()  -> a sequence of 6 booleans, True while a key is down (keys 1..5, then 请评价)
     write(bytes) -> send on the data link;   read() -> bytes received (b"" when none)
