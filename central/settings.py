@@ -4,11 +4,18 @@ RATING_CENTRAL_DATA   folder for the SQLite database, uploads and the generated 
                       (default: var/central under the current directory)
 RATING_CENTRAL_DEBUG  "1" for Django's debug pages (never in production)
 RATING_CENTRAL_HOSTS  comma-separated host names the server answers to (default: loopback)
+RATING_CENTRAL_DATABASE_URL
+                      one URL for the database (dj-database-url): postgres://user:pass@host/name
+                      at scale; default: the SQLite file central.db in the data folder
+RATING_CENTRAL_ALERT_WEBHOOK         optional URL that early-warning alerts are POSTed to
+RATING_CENTRAL_ALERT_WEBHOOK_SECRET  optional key; each POST then carries X-Signature (HMAC-SHA256)
 """
 
 import os
 import secrets
 from pathlib import Path
+
+import dj_database_url
 
 DATA_DIR = Path(os.environ.get("RATING_CENTRAL_DATA", "var/central")).resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
@@ -63,19 +70,24 @@ TEMPLATES = [{
     ]},
 }]
 
-DATABASES = {
-    "default": {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": DATA_DIR / "central.db",
-        # WAL lets the dashboard read while uploads write; IMMEDIATE avoids upgrade deadlocks.
-        "OPTIONS": {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
-        },
+DATABASES = {"default": dj_database_url.config(
+    env="RATING_CENTRAL_DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'central.db'}",
+    conn_max_age=60, conn_health_checks=True)}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # WAL lets the dashboard read while uploads write; IMMEDIATE avoids upgrade deadlocks.
+    DATABASES["default"]["OPTIONS"] = {
+        "timeout": 20,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
     }
-}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+ALERT_WEBHOOK = os.environ.get("RATING_CENTRAL_ALERT_WEBHOOK", "")
+ALERT_WEBHOOK_SECRET = os.environ.get("RATING_CENTRAL_ALERT_WEBHOOK_SECRET", "")
+
+LOGIN_URL = "/admin/login/"
+LOGIN_REDIRECT_URL = "/"
 
 LANGUAGE_CODE = "zh-hans"
 TIME_ZONE = "Asia/Shanghai"
@@ -84,6 +96,9 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+# The pages' Chinese font is the kiosk's bundled one, so they render on machines without CJK fonts.
+STATICFILES_DIRS = [("fonts", Path(__file__).resolve().parent.parent / "assets" / "fonts")]
+WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step (the demo, the tests)
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR / "media"
 

@@ -1,11 +1,18 @@
 from django.contrib import admin
 from django.urls import path
 
-from central.ratings.api import api
 from central.ratings import views
+from central.ratings.api import api
+
+admin.site.site_header = "政务服务好差评 · 管理后台"
+admin.site.site_title = "好差评管理后台"
 
 urlpatterns = [
     path("", views.dashboard, name="dashboard"),
+    path("stats/", views.statistics, name="statistics"),
+    path("alerts/", views.alerts_page, name="alerts"),
+    path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
+    path("public/", views.public, name="public"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

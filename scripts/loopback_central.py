@@ -45,15 +45,24 @@ def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 30, log: Pat
     raise RuntimeError(f"central server at {url} did not become healthy:\n{tail}")
 
 
+def central_env(data_dir: Path, database_url: str | None) -> dict:
+    env = {**os.environ, "RATING_CENTRAL_DATA": str(data_dir)}
+    env.pop("RATING_CENTRAL_DATABASE_URL", None)
+    if database_url:
+        env["RATING_CENTRAL_DATABASE_URL"] = database_url
+    return env
+
+
 @dataclass
 class Central:
     url: str
     data_dir: Path
     proc: subprocess.Popen
+    database_url: str | None = None  # None: SQLite, central.db in the data folder
 
     @property
     def env(self) -> dict:
-        return {**os.environ, "RATING_CENTRAL_DATA": str(self.data_dir)}
+        return central_env(self.data_dir, self.database_url)
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / "rating-central"), *args], capture_output=True, text=True, timeout=60,
@@ -78,6 +87,11 @@ class Central:
         return CentralClient(self.url, credentials, timeout=timeout)
 
     def query(self, sql: str, params=()) -> list[tuple]:
+        """Read the server's database directly (``?`` placeholders, on SQLite and PostgreSQL alike)."""
+        if self.database_url:
+            import psycopg
+            with psycopg.connect(self.database_url) as db:
+                return [tuple(row) for row in db.execute(sql.replace("?", "%s"), params).fetchall()]
         with sqlite3.connect(self.data_dir / "central.db", timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
@@ -95,13 +109,14 @@ class Central:
 
 
 def start_central(data_dir: Path, port: int = 0, workers: int | None = None, log: Path | None = None,
-                  collectstatic: bool = False) -> Central:
+                  collectstatic: bool = False, database_url: str | None = None) -> Central:
     """Migrate, load the demo roster and serve; return once ``/api/v1/health`` answers.
 
     ``log``: a file for the server's output (default: ``server.log`` in the data folder);
-    pass ``Path("-")`` to let it print to ours, as ``make run`` does."""
+    pass ``Path("-")`` to let it print to ours, as ``make run`` does. ``database_url``: a
+    PostgreSQL database to use instead of the SQLite file in the data folder."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "RATING_CENTRAL_DATA": str(data_dir)}
+    env = central_env(data_dir, database_url)
     central = [str(BIN / "rating-central")]
     steps = [["migrate", "--verbosity", "0"]]
     if collectstatic:
@@ -122,6 +137,6 @@ def start_central(data_dir: Path, port: int = 0, workers: int | None = None, log
     try:
         wait_healthy(url, proc, log=None if str(log) == "-" else log)
     except BaseException:
-        Central(url, data_dir, proc).stop()
+        Central(url, data_dir, proc, database_url).stop()
         raise
-    return Central(url, data_dir, proc)
+    return Central(url, data_dir, proc, database_url)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +18,7 @@ BIN = Path(sys.executable).parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from loopback_central import Central, free_port, start_central  # noqa: E402,F401
+from postgres import start_postgres  # noqa: E402
 from xvfb import start_xvfb  # noqa: E402
 
 from terminal.core.channels import InputDevice  # noqa: E402
@@ -46,9 +49,48 @@ def payloads(*wires: dict) -> dict[str, str]:
     return {w["id"]: json.dumps(w, ensure_ascii=False) for w in wires}
 
 
+def pytest_addoption(parser):
+    parser.addoption("--central-db", choices=["sqlite", "postgresql"], default="sqlite",
+                     help="database for the central server under test: SQLite files (default) or a private "
+                          "PostgreSQL server started for the run (make test runs the central tests on both)")
+
+
+def pytest_configure(config):
+    """Point Django (for the in-process central tests, through pytest-django) at a data folder of
+    this run's own and at the chosen database, before pytest-django sets Django up."""
+    data = Path(tempfile.mkdtemp(prefix="rating-central-tests-"))
+    os.environ["RATING_CENTRAL_DATA"] = str(data)
+    os.environ.pop("RATING_CENTRAL_DATABASE_URL", None)
+    if config.getoption("--central-db") == "postgresql":
+        server = start_postgres(data / "postgres")
+        config.stash[POSTGRES] = server
+        os.environ["RATING_CENTRAL_DATABASE_URL"] = server.database_url("rating_central")
+    os.environ["DJANGO_SETTINGS_MODULE"] = "central.settings"
+    from django.conf import settings
+    assert settings.INSTALLED_APPS  # configures settings now, so pytest-django finishes the set-up
+
+
+def pytest_unconfigure(config):
+    server = config.stash.get(POSTGRES, None)
+    if server is not None:
+        server.stop()
+
+
+POSTGRES = pytest.StashKey()
+
+
 @pytest.fixture(scope="session")
-def central(tmp_path_factory):
-    server = start_central(tmp_path_factory.mktemp("central"), workers=1)
+def central_database_url(request):
+    """A fresh database for each real central server a test starts: None for SQLite (the file in
+    its data folder), else a new PostgreSQL database on the run's server."""
+    server = request.config.stash.get(POSTGRES, None)
+    count = iter(range(1, 1000))
+    return lambda: server.create_database(f"central_{next(count)}") if server else None
+
+
+@pytest.fixture(scope="session")
+def central(tmp_path_factory, central_database_url):
+    server = start_central(tmp_path_factory.mktemp("central"), workers=1, database_url=central_database_url())
     yield server
     server.stop()
 
@@ -97,3 +139,33 @@ def window(terminal_config):
     store = Store(config.db_path)
     yield Window(config, store, Content.load(config.content_dir))
     store.close()
+
+
+@pytest.fixture
+def hall(db):
+    """The demo hall in the in-process central database (pytest-django), with an enrolled terminal at
+    W01: what the central server's own tests build on."""
+    from django.core.management import call_command
+    from central.ratings import auth
+    from central.ratings.models import Window
+    call_command("load_demo", stdout=open(os.devnull, "w"))
+    code, _ = auth.issue_code(Window.objects.get(code="W01"))
+    return auth.enroll(code)
+
+
+def ingest_ratings(node, *ratings: Rating) -> list[str]:
+    """Take ratings in through the server's own ingest path; their statuses."""
+    from central.ratings.ingest import ingest
+    return [r.status for r in ingest([r.to_wire() for r in ratings], node)]
+
+
+def make_event(kind: str = "invited", **fields):
+    from terminal.core.event import Event
+    defaults = dict(now=datetime.now(CST), mono_ms=1000, boot_id="0" * 32, clock_synced=True,
+                    terminal_id="T-TEST", window="W01", app_version="test", staff_no="SZ0101")
+    return Event.create(kind=kind, **{**defaults, **fields})
+
+
+def ingest_events(node, *events) -> list[str]:
+    from central.ratings.ingest import EVENTS, ingest
+    return [r.status for r in ingest([e.to_wire() for e in events], node, EVENTS)]

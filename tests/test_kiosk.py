@@ -82,7 +82,7 @@ def test_a_service_from_badge_login_to_reasons_to_logout(display, terminal_confi
         {"do": "wait_screen", "screen": "attract"},
         {"do": "glyph_check"},
         {"do": "screenshot", "path": str(SCREENSHOTS / "attract-zh.png")},
-        {"do": "invite", "case_no": "C-2026-0001", "item_code": "11440100MB2C00001X4440117001000"},
+        {"do": "invite", "case_no": "C-2026-0001", "item_code": "11440100MB2C0000104440117001000"},
         {"do": "wait_screen", "screen": "rating"},
         {"do": "touch", "target": "level_1"},
         {"do": "wait_screen", "screen": "reasons"},

@@ -39,7 +39,7 @@ def test_records_carry_the_window_department_case_and_press_time(window):
     (payload,) = window.store.db.execute("SELECT payload FROM ratings").fetchone()
     wire = json.loads(payload)
     assert (wire["case_no"], wire["item_code"], wire["session_id"], wire["dept_code"], wire["channel"]) == \
-        ("C-1", "ITEM-9", service.session_id, "11440100MB2C00001X", 5)
+        ("C-1", "ITEM-9", service.session_id, "11440100MB2C000010", 5)
     assert window.report(service.session_id)["rated"] is True and window.last_level is Level.SATISFIED
 
 

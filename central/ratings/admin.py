@@ -1,36 +1,29 @@
-from django.contrib import admin
+"""The admin: what the hall edits (content the terminals pull, rules), what it follows (work orders,
+alerts) and what it may only read (ratings, events: evidence). Department managers see their own
+department only (``roles.scope``); auditors read everything and change nothing (their group has view
+permissions only)."""
 
-from .models import Department, Hall, Rating, ReasonTag, RejectedItem, Staff, Terminal, TerminalEvent, Window
+from django import forms
+from django.contrib import admin, messages
+from django.utils import timezone
 
-
-@admin.register(Hall)
-class HallAdmin(admin.ModelAdmin):
-    list_display = ["code", "name"]
-
-
-@admin.register(Department)
-class DepartmentAdmin(admin.ModelAdmin):
-    list_display = ["code", "name"]
-    search_fields = ["code", "name"]
-
-
-@admin.register(Window)
-class WindowAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "hall", "department"]
-    list_filter = ["hall", "department"]
+from . import roles, workorders
+from .models import (Alert, AlertRule, Department, EnrollmentCode, Hall, Notice, Operator, Policy, Rating,
+                     ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
+                     Window, WorkOrder, WorkOrderNote)
 
 
-@admin.register(Staff)
-class StaffAdmin(admin.ModelAdmin):
-    list_display = ["staff_no", "name", "unit", "window"]
-    search_fields = ["staff_no", "name"]
-    list_filter = ["window"]
+class Scoped(admin.ModelAdmin):
+    """Rows limited to a department manager's department, through ``scope_field``."""
 
+    scope_field = ""  # a lookup ending at Department; or "window_code" for rows that name a window
 
-@admin.register(ReasonTag)
-class ReasonTagAdmin(admin.ModelAdmin):
-    list_display = ["code", "label", "label_en", "order", "active"]
-    list_editable = ["label", "label_en", "order", "active"]
+    def get_queryset(self, request):
+        found = super().get_queryset(request)
+        if self.scope_field == "window_code":
+            windows = roles.window_codes(request.user)
+            return found if windows is None else found.filter(window_code__in=windows)
+        return roles.scope(found, request.user, self.scope_field)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -46,10 +39,107 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+# -- content the terminals pull ------------------------------------------------------------------
+
+@admin.register(Hall)
+class HallAdmin(admin.ModelAdmin):
+    list_display = ["code", "name"]
+
+
+@admin.register(Department)
+class DepartmentAdmin(Scoped):
+    scope_field = "pk"
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+
+    def get_queryset(self, request):
+        department = roles.department_of(request.user)
+        found = admin.ModelAdmin.get_queryset(self, request)
+        if department is None:
+            return found
+        return found.none() if department is roles.NOTHING else found.filter(pk=department.pk)
+
+
+@admin.register(Window)
+class WindowAdmin(Scoped):
+    scope_field = "department"
+    list_display = ["code", "name", "hall", "department"]
+    list_filter = ["hall", "department"]
+
+
+@admin.register(Staff)
+class StaffAdmin(Scoped):
+    scope_field = "window__department"
+    list_display = ["staff_no", "name", "unit", "window", "has_photo"]
+    search_fields = ["staff_no", "name"]
+    list_filter = ["window"]
+
+    @admin.display(boolean=True, description="照片")
+    def has_photo(self, obj):
+        return bool(obj.photo)
+
+
+@admin.register(Notice)
+class NoticeAdmin(admin.ModelAdmin):
+    list_display = ["title", "hall", "order", "active"]
+    list_editable = ["order", "active"]
+
+
+@admin.register(ServiceGuide)
+class ServiceGuideAdmin(admin.ModelAdmin):
+    list_display = ["item_code", "title", "department", "active"]
+    search_fields = ["item_code", "title"]
+    list_filter = ["department", "active"]
+
+
+@admin.register(ReasonTag)
+class ReasonTagAdmin(admin.ModelAdmin):
+    list_display = ["code", "label", "label_en", "order", "active"]
+    list_editable = ["label", "label_en", "order", "active"]
+
+
+class SettingsForm(forms.ModelForm):
+    class Meta:
+        model = TerminalSettings
+        fields = "__all__"
+
+    def clean_dimensions(self):
+        value = self.cleaned_data["dimensions"]
+        if not isinstance(value, list) or not all(isinstance(d, str) and 0 < len(d) <= 20 for d in value):
+            raise forms.ValidationError('评价指标须为名称列表，例如 ["服务效率", "服务态度"]')
+        return value
+
+
+@admin.register(TerminalSettings)
+class TerminalSettingsAdmin(admin.ModelAdmin):
+    form = SettingsForm
+    list_display = ["__str__", "hall", "window", "rating_mode", "language", "invite_timeout_s"]
+
+
+@admin.register(Policy)
+class PolicyAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "contact_days", "rectify_days", "complex_days", "default_after_days",
+                    "default_level", "default_channel"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not Policy.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Operator)
+class OperatorAdmin(admin.ModelAdmin):
+    list_display = ["user", "department"]
+
+
+# -- records: evidence, read only ----------------------------------------------------------------
+
 @admin.register(Rating)
-class RatingAdmin(ReadOnlyAdmin):
-    list_display = ["rating_id", "rated_at", "window_code", "staff_no", "level", "channel", "terminal_id"]
-    list_filter = ["level", "channel", "window_code"]
+class RatingAdmin(ReadOnlyAdmin, Scoped):
+    scope_field = "window_code"
+    list_display = ["rating_id", "rated_at", "window_code", "staff_no", "level", "channel", "excluded", "terminal_id"]
+    list_filter = ["level", "channel", "excluded", "window_code"]
     search_fields = ["rating_id", "case_no", "staff_no"]
     date_hierarchy = "rated_at"
 
@@ -60,34 +150,190 @@ class RejectedItemAdmin(ReadOnlyAdmin):
     search_fields = ["rating_id", "terminal_id"]
 
 
+@admin.register(TerminalEvent)
+class TerminalEventAdmin(ReadOnlyAdmin, Scoped):
+    scope_field = "window_code"
+    list_display = ["at", "kind", "why", "terminal_id", "window_code", "staff_no", "case_no"]
+    list_filter = ["kind", "why", "window_code"]
+    search_fields = ["event_id", "staff_no", "case_no", "session_id"]
+
+
 @admin.register(Terminal)
-class TerminalAdmin(admin.ModelAdmin):
+class TerminalAdmin(Scoped):
     """Each terminal's health as its last heartbeat told it. The secret is never shown."""
 
+    scope_field = "window__department"
     list_display = ["terminal_id", "window", "online", "last_seen", "version", "queue_depth",
                     "oldest_pending_s", "dead_letters", "clock_offset_s", "revoked_at"]
     list_filter = ["window", "version"]
     exclude = ["secret"]
     readonly_fields = ["terminal_id", "window", "enrolled_at", "last_seen", "version", "queue_depth",
-                       "oldest_pending_s", "dead_letters", "clock_offset_s", "heartbeat"]
+                       "oldest_pending_s", "dead_letters", "clock_offset_s", "heartbeat", "device_down_since"]
     actions = ["revoke"]
 
     @admin.display(boolean=True, description="在线")
     def online(self, obj):
-        from django.utils import timezone
         return bool(obj.last_seen and (timezone.now() - obj.last_seen).total_seconds() < 180)
 
-    @admin.action(description="吊销所选终端")
+    @admin.action(description="吊销所选终端", permissions=["change"])
     def revoke(self, request, queryset):
-        from django.utils import timezone
         queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
 
     def has_add_permission(self, request):
         return False  # terminals join only by enrollment code
 
 
-@admin.register(TerminalEvent)
-class TerminalEventAdmin(ReadOnlyAdmin):
-    list_display = ["at", "kind", "why", "terminal_id", "window_code", "staff_no", "case_no"]
-    list_filter = ["kind", "why", "window_code"]
-    search_fields = ["event_id", "staff_no", "case_no", "session_id"]
+@admin.register(EnrollmentCode)
+class EnrollmentCodeAdmin(ReadOnlyAdmin):
+    list_display = ["window", "created_at", "expires_at", "used_at", "terminal"]
+
+
+# -- work orders ----------------------------------------------------------------------------------
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "是否逾期"
+    parameter_name = "overdue"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "已逾期"), ("no", "未逾期")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(workorders.overdue_q())
+        if self.value() == "no":
+            return queryset.exclude(workorders.overdue_q())
+        return queryset
+
+
+class NoteInline(admin.TabularInline):
+    model = WorkOrderNote
+    extra = 1
+    fields = ["at", "author", "text"]
+    readonly_fields = ["at", "author"]
+
+    def has_change_permission(self, request, obj=None):
+        return False  # a note, once written, is part of the record
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class WorkOrderForm(forms.ModelForm):
+    advance_to = forms.ChoiceField(label="办理", required=False, choices=[("", "（不变）")] + WorkOrder.STATES[1:],
+                                   help_text="进入下一步：已联系 → 已整改 → 已办结")
+    request_recheck = forms.BooleanField(label="申请复核", required=False,
+                                         help_text="认为是恶意评价或误评时勾选，并在“复核理由”中写明依据")
+
+    class Meta:
+        model = WorkOrder
+        fields = ["assignee", "complex_case", "contact_record", "rectification", "recheck_reason"]
+
+
+@admin.register(WorkOrder)
+class WorkOrderAdmin(Scoped):
+    """A bad rating's follow-up. Each step needs its record; re-checks are decided by a hall administrator."""
+
+    scope_field = "department"
+    form = WorkOrderForm
+    list_display = ["pk", "opened_on", "window_code", "department", "level", "state", "stage_due", "overdue",
+                    "recheck", "assignee"]
+    list_filter = ["state", OverdueFilter, "recheck", "department", "complex_case"]
+    search_fields = ["window_code", "rating__rating_id", "rating__case_no"]
+    date_hierarchy = "opened_on"
+    inlines = [NoteInline]
+    readonly_fields = ["rating_summary", "state", "department", "opened_on", "contact_due", "rectify_due",
+                       "close_due", "provisional", "contacted_at", "rectified_at", "closed_at", "recheck",
+                       "recheck_by", "recheck_at"]
+    fieldsets = [
+        ("差评", {"fields": ["rating_summary", "department", "opened_on"]}),
+        ("时限（工作日，按国家法定节假日和调休）", {"fields": [("contact_due", "rectify_due", "close_due"), "provisional"]}),
+        ("办理", {"fields": ["state", "advance_to", "assignee", "complex_case", "contact_record", "contacted_at",
+                           "rectification", "rectified_at", "closed_at"]}),
+        ("复核", {"fields": ["request_recheck", "recheck_reason", "recheck", "recheck_by", "recheck_at"]}),
+    ]
+    actions = ["exclude_after_recheck", "uphold_after_recheck"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("rating", "department", "assignee")
+
+    def has_add_permission(self, request):
+        return False  # work orders open themselves when a bad rating arrives
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="等级")
+    def level(self, obj):
+        return obj.rating.get_level_display()
+
+    @admin.display(description="当前时限")
+    def stage_due(self, obj):
+        return workorders.stage_due(obj)
+
+    @admin.display(boolean=True, description="逾期")
+    def overdue(self, obj):
+        return workorders.is_overdue(obj)
+
+    @admin.display(description="评价")
+    def rating_summary(self, obj):
+        r = obj.rating
+        reasons = "、".join(r.reasons) or "—"
+        return (f"{r.get_level_display()} · {timezone.localtime(r.rated_at):%Y-%m-%d %H:%M} · 窗口 {r.window_code} · "
+                f"工号 {r.staff_no or '—'} · 办件 {r.case_no or '—'} · 原因 {reasons} · “{r.text or '无文字'}”")
+
+    def save_model(self, request, obj, form, change):
+        try:
+            step = form.cleaned_data.get("advance_to")
+            if step:
+                workorders.advance(obj, step)
+            if form.cleaned_data.get("request_recheck"):
+                workorders.request_recheck(obj, form.cleaned_data.get("recheck_reason", ""))
+        except workorders.Refused as exc:
+            messages.error(request, str(exc))
+            obj.refresh_from_db()
+            return
+        obj.save()
+
+    def save_formset(self, request, form, formset, change):
+        for note in formset.save(commit=False):
+            note.author = request.user
+            note.save()
+
+    def _decide(self, request, queryset, exclude: bool):
+        done = 0
+        for order in queryset:
+            try:
+                workorders.decide_recheck(order, exclude, request.user)
+                done += 1
+            except workorders.Refused as exc:
+                messages.warning(request, f"{order}：{exc}")
+        messages.info(request, f"已决定 {done} 件复核")
+
+    @admin.action(description="复核：评价不计入统计（保留记录）", permissions=["decide_recheck"])
+    def exclude_after_recheck(self, request, queryset):
+        self._decide(request, queryset, True)
+
+    @admin.action(description="复核：维持评价", permissions=["decide_recheck"])
+    def uphold_after_recheck(self, request, queryset):
+        self._decide(request, queryset, False)
+
+    def has_decide_recheck_permission(self, request):
+        return request.user.has_perm("ratings.decide_recheck")
+
+
+# -- early warning --------------------------------------------------------------------------------
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "threshold", "hours", "minutes", "enabled"]
+    list_editable = ["enabled"]
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ["raised_at", "rule", "subject", "detail", "cleared_at", "webhook_sent"]
+    list_filter = ["rule", ("cleared_at", admin.EmptyFieldListFilter)]
+    readonly_fields = ["rule", "subject", "detail", "raised_at", "cleared_at", "webhook_sent"]
+
+    def has_add_permission(self, request):
+        return False

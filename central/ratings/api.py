@@ -166,8 +166,14 @@ def heartbeat(request: HttpRequest):
     node.dead_letters = max(0, body.get("dead_letters") or 0)
     node.clock_offset_s = body.get("clock_offset_s")
     node.heartbeat = body
+    devices = body.get("devices") if isinstance(body.get("devices"), list) else []
+    down = any(isinstance(d, dict) and d.get("connected") is False for d in devices)
+    if not down:
+        node.device_down_since = None
+    elif node.device_down_since is None:
+        node.device_down_since = node.last_seen
     node.save(update_fields=["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters",
-                             "clock_offset_s", "heartbeat"])
+                             "clock_offset_s", "heartbeat", "device_down_since"])
     auth.forget_old_nonces(node)
     return answer({"content_etag": content.manifest(node)[1]})
 

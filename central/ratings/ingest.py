@@ -4,6 +4,7 @@ Exactly-once in effect rests on one rule: an item id is stored at most once. An 
 already stored with the same digest is a harmless replay (``duplicate``); the same id with other
 content is ``rejected`` and the item is kept in RejectedItem for inspection. Good items of a batch
 are stored even when others in it are bad. Ratings and events (``Kind``) follow the same rule.
+A bad rating opens its work order (``workorders``) in the transaction that stores it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from django.utils import timezone
 from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating
 
+from . import workorders
 from .models import BootClock, Rating, RejectedItem, Terminal, TerminalEvent
 
 MAX_BATCH_ITEMS = 1000
@@ -109,6 +111,8 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
         with transaction.atomic():
             insert_rows(kind.model, [kind.fields(r, d, boots) for _, r, d in to_create])
             RejectedItem.objects.bulk_create(rejected)
+            if kind is RATINGS:
+                workorders.open_for([r.id for _, r, _ in to_create if r.level.is_bad])
         for index, rating, _ in to_create:
             results[index] = ItemResult(index, rating.id, "accepted")
     except IntegrityError:
@@ -159,6 +163,8 @@ def _store_one(kind: Kind, index: int, rating, digest: str, boots: dict) -> Item
     try:
         with transaction.atomic():
             kind.model.objects.create(**kind.fields(rating, digest, boots))
+            if kind is RATINGS and rating.level.is_bad:
+                workorders.open_for([rating.id])
         return ItemResult(index, rating.id, "accepted")
     except IntegrityError:
         stored = kind.model.objects.filter(**{kind.id_field: rating.id}).values_list("digest", flat=True).first()
@@ -191,7 +197,8 @@ def _rating_fields(r: WireRating, digest: str, boots: dict) -> dict:
     return dict(
         rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
-        item_code=r.item_code or "", reasons=list(r.reasons), text=r.text,
+        item_code=r.item_code or "", session_id=r.session_id or "", reasons=list(r.reasons), text=r.text,
+        excluded=False, excluded_why="",
         rated_at=rated_at, rated_at_terminal=datetime.fromisoformat(r.rated_at), time_source=source,
         digest=digest, payload=r.to_wire(),
     )

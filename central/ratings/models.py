@@ -7,9 +7,11 @@ from django.db import models
 from terminal.core.channels import Channel, InputDevice
 from terminal.core.levels import Level
 
+from .validators import staff_photo, unified_code
+
 LEVEL_CHOICES = [(int(lv), lv.zh) for lv in Level]
 CHANNEL_CHOICES = [(int(c), c.zh) for c in Channel]
-DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice]
+DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system")]  # system: a default rating
 
 
 class Hall(models.Model):
@@ -24,7 +26,7 @@ class Hall(models.Model):
 
 
 class Department(models.Model):
-    code = models.CharField("统一社会信用代码", max_length=18, unique=True)
+    code = models.CharField("统一社会信用代码", max_length=18, unique=True, validators=[unified_code])
     name = models.CharField("名称", max_length=100)
 
     class Meta:
@@ -56,7 +58,8 @@ class Staff(models.Model):
     title = models.CharField("岗位", max_length=50, blank=True)
     window = models.ForeignKey(Window, on_delete=models.SET_NULL, null=True, blank=True,
                                related_name="staff", verbose_name="窗口")
-    photo = models.FileField("照片", upload_to="staff/", blank=True)
+    photo = models.FileField("照片", upload_to="staff/", blank=True, validators=[staff_photo],
+                             help_text="JPEG、PNG 或 WebP，不超过 2 MB")
     photo_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     badge_id = models.CharField("工牌卡号", max_length=64, blank=True)
 
@@ -94,6 +97,7 @@ class Terminal(models.Model):
     dead_letters = models.PositiveIntegerField("死信", default=0)
     clock_offset_s = models.FloatField("时钟偏差（秒）", null=True, blank=True)
     heartbeat = models.JSONField("最近心跳", default=dict, blank=True)
+    device_down_since = models.DateTimeField("设备断开起始", null=True, blank=True)  # box reported disconnected
 
     class Meta:
         verbose_name = verbose_name_plural = "终端"
@@ -220,13 +224,17 @@ class Rating(models.Model):
     device = models.CharField("输入设备", max_length=20, choices=DEVICE_CHOICES)
     case_no = models.CharField("办件编号", max_length=50, blank=True, db_index=True)
     item_code = models.CharField("事项编码", max_length=64, blank=True)
+    session_id = models.CharField("评价会话", max_length=64, blank=True, db_index=True)
     reasons = models.JSONField("原因标签", default=list, blank=True)
     text = models.TextField("评价内容", blank=True)
+    # 复核 (re-check) or a late real rating may exclude a rating from every score; it stays stored.
+    excluded = models.BooleanField("不计入统计", default=False, db_index=True)
+    excluded_why = models.CharField("不计入原因", max_length=200, blank=True)
     rated_at = models.DateTimeField("评价时间", db_index=True)  # corrected where the terminal's clock was wrong
     rated_at_terminal = models.DateTimeField("终端记录时间")  # as the terminal's clock said, always kept
     time_source = models.CharField("时间来源", max_length=20, choices=[
         ("terminal_ntp", "终端时钟（已校时）"), ("server_boot", "服务器按开机时刻校正"),
-        ("terminal_unsynced", "终端时钟（未校时，无法校正）")])
+        ("terminal_unsynced", "终端时钟（未校时，无法校正）"), ("server_default", "系统默认评价")])
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
     digest = models.CharField(max_length=64)
     payload = models.JSONField("原始数据")
@@ -281,3 +289,134 @@ class RejectedItem(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "被拒绝的评价"
         ordering = ["-received_at"]
+
+
+class Policy(models.Model):
+    """The hall's rules for work orders and default ratings: one row, edited in the admin."""
+
+    contact_days = models.PositiveSmallIntegerField("联系评价人时限（工作日）", default=1,
+                                                    help_text="各地为 1 或 3 个工作日")
+    rectify_days = models.PositiveSmallIntegerField("整改时限（工作日）", default=5)
+    complex_days = models.PositiveSmallIntegerField("复杂件办结时限（工作日）", default=15)
+    default_after_days = models.PositiveSmallIntegerField("默认评价前等待（自然日）", default=7)
+    default_level = models.PositiveSmallIntegerField("默认评价等级", choices=LEVEL_CHOICES,
+                                                     default=int(Level.BASICALLY_SATISFIED))
+    default_channel = models.PositiveSmallIntegerField("默认评价渠道", choices=CHANNEL_CHOICES,
+                                                       default=int(Channel.SYSTEM_DEFAULT))
+
+    class Meta:
+        verbose_name = verbose_name_plural = "办理规则"
+
+    def __str__(self):
+        return "办理规则"
+
+    @classmethod
+    def current(cls) -> "Policy":
+        return cls.objects.get_or_create(pk=1)[0]
+
+
+class Operator(models.Model):
+    """Which department a department manager (部门负责人) answers for; others see the whole hall."""
+
+    user = models.OneToOneField("auth.User", on_delete=models.CASCADE, related_name="operator",
+                                verbose_name="用户")
+    department = models.ForeignKey(Department, on_delete=models.CASCADE, null=True, blank=True,
+                                   verbose_name="所属部门")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "用户所属部门"
+
+
+class WorkOrder(models.Model):
+    """The follow-up of one bad rating: contact the rater, rectify, close; or re-check (复核)."""
+
+    STATES = [("open", "待联系"), ("contacted", "已联系"), ("rectified", "已整改"), ("closed", "已办结")]
+    RECHECK = [("", "未申请"), ("requested", "已申请复核"), ("excluded", "复核：不计入统计"),
+               ("upheld", "复核：维持评价")]
+
+    rating = models.OneToOneField(Rating, on_delete=models.PROTECT, related_name="work_order",
+                                  verbose_name="评价")
+    window_code = models.CharField("窗口", max_length=64, db_index=True)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True,
+                                   verbose_name="责任部门")
+    state = models.CharField("状态", max_length=10, choices=STATES, default="open", db_index=True)
+    complex_case = models.BooleanField("复杂件", default=False)
+    assignee = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="work_orders", verbose_name="承办人")
+    opened_on = models.DateField("受理日期")
+    contact_due = models.DateField("联系时限")
+    rectify_due = models.DateField("整改时限")
+    close_due = models.DateField("办结时限")
+    provisional = models.BooleanField("时限按周一至周五估算", default=False,
+                                      help_text="节假日安排尚未公布的年份；日历更新后重新计算")
+    contacted_at = models.DateTimeField("联系时间", null=True, blank=True)
+    rectified_at = models.DateTimeField("整改时间", null=True, blank=True)
+    closed_at = models.DateTimeField("办结时间", null=True, blank=True)
+    contact_record = models.TextField("联系情况", blank=True)
+    rectification = models.TextField("整改情况", blank=True)
+    recheck = models.CharField("复核", max_length=10, choices=RECHECK, default="", blank=True)
+    recheck_reason = models.TextField("复核理由", blank=True)
+    recheck_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True,
+                                   related_name="+", verbose_name="复核人")
+    recheck_at = models.DateTimeField("复核时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "差评工单"
+        ordering = ["-opened_on", "-id"]
+        permissions = [("decide_recheck", "可以决定复核结果")]
+
+    def __str__(self):
+        return f"工单 {self.pk}（{self.window_code}）"
+
+
+class WorkOrderNote(models.Model):
+    order = models.ForeignKey(WorkOrder, on_delete=models.CASCADE, related_name="notes", verbose_name="工单")
+    author = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, verbose_name="记录人")
+    at = models.DateTimeField("时间", auto_now_add=True)
+    text = models.TextField("内容")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "工单记录"
+        ordering = ["at", "id"]
+
+
+class AlertRule(models.Model):
+    """One early-warning condition. ``check_alerts`` raises an Alert once while it holds and clears it after."""
+
+    KINDS = [("bad_burst", "窗口差评集中：T 小时内差评达 N 条"),
+             ("offline", "终端离线超过 X 分钟"),
+             ("box_disconnected", "按键盒断开超过 X 分钟"),
+             ("backlog", "终端待上传超过 N 条"),
+             ("misuse_burst", "窗口疑似误按/刷评：T 小时内达 N 次"),
+             ("overdue", "逾期工单达 N 件")]
+    name = models.CharField("名称", max_length=100)
+    kind = models.CharField("类型", max_length=20, choices=KINDS)
+    threshold = models.PositiveIntegerField("N（条数）", default=3)
+    hours = models.PositiveIntegerField("T（小时）", default=24)
+    minutes = models.PositiveIntegerField("X（分钟）", default=30)
+    enabled = models.BooleanField("启用", default=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "预警规则"
+        ordering = ["kind", "id"]
+
+    def __str__(self):
+        return self.name
+
+
+class Alert(models.Model):
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts", verbose_name="规则")
+    subject = models.CharField("对象", max_length=100, help_text="窗口编号、终端编号或“全大厅”")
+    detail = models.CharField("情况", max_length=300)
+    raised_at = models.DateTimeField("预警时间", auto_now_add=True, db_index=True)
+    cleared_at = models.DateTimeField("解除时间", null=True, blank=True, db_index=True)
+    webhook_sent = models.CharField("已推送", max_length=10, blank=True)  # "", "raised" or "cleared"
+
+    class Meta:
+        verbose_name = verbose_name_plural = "预警"
+        ordering = ["-raised_at"]
+        constraints = [models.UniqueConstraint(fields=["rule", "subject"], condition=models.Q(cleared_at__isnull=True),
+                                               name="one_open_alert_per_rule_and_subject")]
+
+    def __str__(self):
+        return f"{self.rule.name}: {self.subject}"

@@ -1,40 +1,183 @@
-"""Server-rendered pages for people: the totals dashboard."""
+"""Server-rendered pages for people: the dashboard, statistics, alerts and exports (login), and the
+public page (open to all). Every page for staff is limited to the user's department when they are a
+department manager (``roles``); the terminal API lives in ``api.py``."""
 
-from django.db.models import Count
+from __future__ import annotations
+
+import datetime
+import re
+
+from django.contrib.auth.decorators import login_required, permission_required
+from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
+from django.utils import timezone
 
-from terminal.core.levels import LEVELS_BEST_FIRST, Level
+from terminal.core.levels import LEVELS_BEST_FIRST
 
-from .models import Rating, Window
+from . import exports, roles, stats, workorders
+from .models import Alert, Rating, Window, WorkOrder
 
-
-def _row(label: str, counts: dict[int, int]) -> dict:
-    total = sum(counts.values())
-    bad = sum(n for lv, n in counts.items() if Level(lv).is_bad)
-    return {
-        "label": label,
-        "levels": [counts.get(int(lv), 0) for lv in LEVELS_BEST_FIRST],
-        "total": total,
-        "bad_share": f"{bad / total:.1%}" if total else "—",
-        "mean": f"{sum(lv * n for lv, n in counts.items()) / total:.2f}" if total else "—",
-    }
+LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
+staff_page = [login_required, permission_required("ratings.view_rating", raise_exception=True)]
 
 
+def _staff(view):
+    for wrap in reversed(staff_page):
+        view = wrap(view)
+    return view
+
+
+def _dates(request, days: int = 30) -> tuple[datetime.date, datetime.date]:
+    start, end = stats.last_days(days)
+    try:
+        if request.GET.get("from"):
+            start = datetime.date.fromisoformat(request.GET["from"])
+        if request.GET.get("to"):
+            end = datetime.date.fromisoformat(request.GET["to"])
+    except ValueError:
+        raise BadQuery("日期格式应为 YYYY-MM-DD") from None
+    if end < start:
+        raise BadQuery("结束日期早于开始日期")
+    if (end - start).days > 3660:
+        raise BadQuery("时间范围不能超过十年")
+    return start, end
+
+
+class BadQuery(ValueError):
+    pass
+
+
+def _bad_query(view):
+    def wrapped(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except (BadQuery, ValueError) as exc:
+            return HttpResponseBadRequest(f"参数有误：{exc}", content_type="text/plain; charset=utf-8")
+    wrapped.__name__ = view.__name__
+    return wrapped
+
+
+def trend_points(rows: list[stats.Row], width: int = 600, height: int = 120) -> dict:
+    """An SVG polyline of the daily score (0–100) and its axis labels: a chart with no script."""
+    if not rows:
+        return {"points": "", "labels": [], "width": width, "height": height}
+    step = width / max(1, len(rows) - 1)
+    points = " ".join(f"{i * step:.1f},{height - (r.score or 0) / 100 * height:.1f}" for i, r in enumerate(rows))
+    labels = [{"x": f"{i * step:.1f}", "text": f"{r.period:%m-%d}"} for i, r in enumerate(rows)
+              if i in (0, len(rows) - 1) or i % max(1, len(rows) // 6) == 0]
+    return {"points": points, "labels": labels, "width": width, "height": height}
+
+
+@_staff
+@_bad_query
 def dashboard(request):
-    """Totals per level and per window. Auto-refreshes so a demo shows ratings arriving."""
-    per_window: dict[str, dict[int, int]] = {}
-    for row in Rating.objects.values("window_code", "level").annotate(n=Count("id")):
-        per_window.setdefault(row["window_code"], {})[row["level"]] = row["n"]
-    names = dict(Window.objects.values_list("code", "name"))
-    windows = [_row(f"{names.get(code, '未登记窗口')} ({code})", counts)
-               for code, counts in sorted(per_window.items())]
-    overall: dict[int, int] = {}
-    for counts in per_window.values():
-        for lv, n in counts.items():
-            overall[lv] = overall.get(lv, 0) + n
+    """At a glance: totals, level distribution, the daily score, window and department rankings,
+    open work orders and alerts."""
+    start, end = _dates(request)
+    windows = roles.window_codes(request.user)
+    query = stats.Query(start, end, "window", None, windows)
+    overall = stats.totals(query)
+    daily = stats.table(stats.Query(start, end, "hall", "day", windows))
+    orders = roles.scope(WorkOrder.objects.all(), request.user, "department")
     return render(request, "ratings/dashboard.html", {
-        "level_names": [lv.zh for lv in LEVELS_BEST_FIRST],
-        "overall": _row("全部窗口", overall),
-        "windows": windows,
-        "recent": Rating.objects.order_by("-received_at")[:10],
+        "start": start, "end": end, "level_names": LEVEL_NAMES, "overall": overall,
+        "windows": stats.table(query),
+        "departments": stats.table(stats.Query(start, end, "department", None, windows)),
+        "trend": trend_points(daily),
+        "definitions": stats.DEFINITIONS,
+        "open_orders": orders.exclude(state="closed").count(),
+        "overdue_orders": orders.filter(workorders.overdue_q()).count(),
+        "alerts": Alert.objects.filter(cleared_at__isnull=True).select_related("rule")[:10],
+        "recent": Rating.objects.filter(**({"window_code__in": windows} if windows is not None else {}))
+                                .order_by("-received_at")[:10],
     })
+
+
+@_staff
+@_bad_query
+def statistics(request):
+    """One table: by window, staff or department, over the whole range or per day, week or month;
+    ``?format=csv`` downloads it."""
+    start, end = _dates(request)
+    by = request.GET.get("by", "window")
+    period = request.GET.get("period") or None
+    query = stats.Query(start, end, by, period, roles.window_codes(request.user))
+    rows = stats.table(query)
+    if request.GET.get("format") == "csv":
+        return _csv_response(rows, query)
+    return render(request, "ratings/statistics.html", {
+        "start": start, "end": end, "by": by, "period": period or "", "rows": rows, "level_names": LEVEL_NAMES,
+        "dimensions": stats.DIMENSIONS, "periods": {"": "整个时段", "day": "按日", "week": "按周", "month": "按月"},
+        "definitions": stats.DEFINITIONS})
+
+
+def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
+    import csv
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="ratings-{query.by}-{query.start}-{query.end}.csv"'
+    response.write("\ufeff")
+    writer = csv.writer(response)
+    writer.writerow(["排名" if not query.period else "周期", stats.DIMENSIONS[query.by], "编码", *LEVEL_NAMES,
+                     "有效评价", "满意率", "满意度得分", "差评率"])
+    for i, r in enumerate(rows, 1):
+        writer.writerow([r.period.isoformat() if r.period else i, r.label, r.key, *r.levels, r.total,
+                         f"{r.satisfaction_rate:.4f}", f"{r.score:.2f}", f"{r.bad_rate:.4f}"])
+    return response
+
+
+@login_required
+@permission_required("ratings.view_alert", raise_exception=True)
+def alerts_page(request):
+    return render(request, "ratings/alerts.html", {
+        "open": Alert.objects.filter(cleared_at__isnull=True).select_related("rule"),
+        "recent": Alert.objects.filter(cleared_at__isnull=False).select_related("rule")[:50]})
+
+
+@_staff
+@_bad_query
+def export(request, convention: str, fmt: str):
+    if convention not in exports.CONVENTIONS:
+        return HttpResponseBadRequest("未知的导出格式", content_type="text/plain; charset=utf-8")
+    start, end = _dates(request)
+    ratings = _all_in_range(start, end, request.user)
+    name = f"ratings-{convention}-{start}-{end}"
+    if fmt == "csv":
+        response = StreamingHttpResponse(exports.csv_lines(convention, ratings), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
+        return response
+    records = list(exports.records(convention, ratings))
+    return JsonResponse({"convention": convention, "title": exports.CONVENTIONS[convention][0],
+                         "from": start.isoformat(), "to": end.isoformat(), "count": len(records), "records": records},
+                        json_dumps_params={"ensure_ascii": False})
+
+
+def _all_in_range(start, end, user):
+    """Every stored rating in the range, excluded ones too (exports carry the record, flagged)."""
+    tz = timezone.get_current_timezone()
+    found = Rating.objects.filter(rated_at__gte=datetime.datetime.combine(start, datetime.time.min, tz),
+                                  rated_at__lt=datetime.datetime.combine(end + datetime.timedelta(days=1),
+                                                                         datetime.time.min, tz))
+    windows = roles.window_codes(user)
+    return found if windows is None else found.filter(window_code__in=windows)
+
+
+def public(request):
+    """Open to everyone: each department's and window's star level and counts over the last 90
+    days, and recent comments with nothing that identifies the rater."""
+    start, end = stats.last_days(90)
+    windows = stats.table(stats.Query(start, end, "window"))
+    departments = stats.table(stats.Query(start, end, "department"))
+    names = dict(Window.objects.values_list("code", "name"))
+    comments = [{"window": names.get(r.window_code, r.window_code), "level": r.get_level_display(),
+                 "text": anonymise(r.text), "date": timezone.localtime(r.rated_at).date()}
+                for r in Rating.objects.filter(excluded=False).exclude(text="").order_by("-rated_at")[:20]]
+    return render(request, "ratings/public.html", {
+        "start": start, "end": end, "windows": windows, "departments": departments, "comments": comments,
+        "level_names": LEVEL_NAMES})
+
+
+def anonymise(text: str) -> str:
+    """A comment without what could identify its writer: digit runs (phone, ID, case numbers) and
+    e-mail addresses are masked."""
+    text = re.sub(r"[\w.+-]+@[\w-]+\.[\w.]+", "***", text)
+    return re.sub(r"\d[\d\s-]{4,}\d|\d{5,}[Xx]?", lambda m: "*" * len(m.group()), text)

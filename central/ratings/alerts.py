@@ -1,0 +1,124 @@
+"""Early warning (预警): rules checked on a timer; an alert is raised once while its condition holds
+and cleared when it stops, and each change can be POSTed to a webhook.
+
+``check()`` computes, for every enabled rule, the subjects (a window, a terminal, or the whole
+hall) whose condition holds now, with a line saying why. An open alert for a subject that no
+longer qualifies is cleared; a subject that qualifies and has no open alert gets one. A database
+constraint allows one open alert per rule and subject, so two timers running at once cannot raise
+the same alert twice. Webhook deliveries that fail are retried on the next check.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import hmac
+import json
+import logging
+import urllib.request
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from . import workorders
+from .models import Alert, AlertRule, Rating, Terminal, TerminalEvent
+
+log = logging.getLogger(__name__)
+HALL = "全大厅"
+
+
+def conditions(rule: AlertRule, now: datetime.datetime) -> dict[str, str]:
+    """Subject -> why, for every subject whose condition holds now."""
+    since = now - datetime.timedelta(hours=rule.hours)
+    stale = now - datetime.timedelta(minutes=rule.minutes)
+    live = Terminal.objects.filter(revoked_at__isnull=True)
+    if rule.kind == "bad_burst":
+        found = (Rating.objects.filter(rated_at__gte=since, excluded=False, level__in=workorders.BAD_LEVELS)
+                 .values("window_code").annotate(n=Count("id")).filter(n__gte=rule.threshold))
+        return {r["window_code"]: f"{rule.hours} 小时内差评 {r['n']} 条" for r in found}
+    if rule.kind == "misuse_burst":
+        found = (TerminalEvent.objects.filter(kind="misuse", at__gte=since)
+                 .values("window_code").annotate(n=Count("id")).filter(n__gte=rule.threshold))
+        return {r["window_code"]: f"{rule.hours} 小时内疑似误按/刷评 {r['n']} 次" for r in found}
+    if rule.kind == "offline":
+        found = live.filter(last_seen__lt=stale) | live.filter(last_seen__isnull=True, enrolled_at__lt=stale)
+        return {t.terminal_id: (f"最近联络 {timezone.localtime(t.last_seen):%m-%d %H:%M}" if t.last_seen
+                                else "登记后从未联络") + f"，超过 {rule.minutes} 分钟" for t in found}
+    if rule.kind == "box_disconnected":
+        found = live.filter(device_down_since__lt=stale, last_seen__gte=stale)
+        return {t.terminal_id: f"按键盒自 {timezone.localtime(t.device_down_since):%m-%d %H:%M} 断开"
+                for t in found}
+    if rule.kind == "backlog":
+        found = live.filter(queue_depth__gte=rule.threshold)
+        return {t.terminal_id: f"待上传 {t.queue_depth} 条" for t in found}
+    if rule.kind == "overdue":
+        n = workorders.WorkOrder.objects.filter(workorders.overdue_q(timezone.localdate(now))).count()
+        return {HALL: f"逾期工单 {n} 件"} if n >= rule.threshold else {}
+    raise ValueError(f"unknown rule kind {rule.kind!r}")
+
+
+def check(now: datetime.datetime | None = None) -> tuple[int, int]:
+    """Raise and clear alerts; returns (raised, cleared). Then deliver pending webhooks."""
+    now = now or timezone.now()
+    raised = cleared = 0
+    for rule in AlertRule.objects.filter(enabled=True):
+        holding = conditions(rule, now)
+        for alert in Alert.objects.filter(rule=rule, cleared_at__isnull=True):
+            if alert.subject not in holding:
+                alert.cleared_at = now
+                alert.save(update_fields=["cleared_at"])
+                cleared += 1
+            else:
+                holding.pop(alert.subject)  # still holding: already raised, once
+        for subject, why in holding.items():
+            try:
+                with transaction.atomic():
+                    Alert.objects.create(rule=rule, subject=subject[:100], detail=why[:300])
+                raised += 1
+            except IntegrityError:
+                pass  # another checker raised it a moment ago
+    # A disabled rule's open alerts end too: nobody watches them any more.
+    cleared += Alert.objects.filter(rule__enabled=False, cleared_at__isnull=True).update(cleared_at=now)
+    deliver_webhooks()
+    return raised, cleared
+
+
+def payload(alert: Alert, event: str) -> dict:
+    return {"event": event, "rule": alert.rule.name, "kind": alert.rule.kind, "subject": alert.subject,
+            "detail": alert.detail, "raised_at": timezone.localtime(alert.raised_at).isoformat(),
+            "cleared_at": timezone.localtime(alert.cleared_at).isoformat() if alert.cleared_at else None}
+
+
+def sign(body: bytes, secret: str) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def deliver_webhooks(url: str | None = None, secret: str | None = None, timeout: float = 5) -> int:
+    """POST each change not yet delivered; a failure is logged and retried next time."""
+    url = settings.ALERT_WEBHOOK if url is None else url
+    secret = settings.ALERT_WEBHOOK_SECRET if secret is None else secret
+    if not url:
+        return 0
+    sent = 0
+    pending = (Alert.objects.exclude(webhook_sent="cleared").exclude(webhook_sent="raised", cleared_at__isnull=True)
+               .select_related("rule").order_by("raised_at"))
+    for alert in pending:
+        events = ["cleared"] if alert.webhook_sent == "raised" else ["raised"] + (["cleared"] if alert.cleared_at else [])
+        for event in events:
+            body = json.dumps(payload(alert, event), ensure_ascii=False).encode()
+            request = urllib.request.Request(url, body, {"Content-Type": "application/json; charset=utf-8"})
+            if secret:
+                request.add_header("X-Signature", sign(body, secret))
+            try:
+                with urllib.request.urlopen(request, timeout=timeout) as answer:
+                    if not 200 <= answer.status < 300:
+                        raise OSError(f"HTTP {answer.status}")
+            except OSError as exc:
+                log.warning("alert webhook: %s for alert %s not delivered (%s); will retry", event, alert.pk, exc)
+                return sent
+            alert.webhook_sent = event
+            alert.save(update_fields=["webhook_sent"])
+            sent += 1
+    return sent

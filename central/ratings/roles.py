@@ -1,0 +1,89 @@
+"""Who may see and do what: three roles as Django groups, and a department scope.
+
+- 大厅管理员 (hall administrator): edits everything the terminals show, the rules and the
+  early-warning rules; handles every work order and decides re-checks (复核).
+- 部门负责人 (department manager): sees only their own department's windows, staff, ratings and
+  work orders (``Operator.department``), and works its work orders; edits no content.
+- 审计员 (auditor): reads everything, changes nothing.
+
+Groups and their permissions are (re)made after every ``migrate``, so an upgrade brings new
+permissions with it. Superusers see everything.
+"""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+HALL_ADMIN, DEPARTMENT_MANAGER, AUDITOR = "大厅管理员", "部门负责人", "审计员"
+
+CONTENT = ["hall", "department", "window", "staff", "notice", "serviceguide", "reasontag", "terminalsettings",
+           "policy", "alertrule"]
+RECORDS = ["rating", "terminalevent", "rejecteditem", "terminal", "enrollmentcode", "alert", "workorder",
+           "workordernote", "operator"]
+
+
+def _perms(actions: list[str], models: list[str]) -> list[str]:
+    return [f"{action}_{model}" for model in models for action in actions]
+
+
+GRANTS = {
+    HALL_ADMIN: (_perms(["view", "add", "change", "delete"], CONTENT)
+                 + _perms(["view"], RECORDS) + ["change_terminal", "change_workorder", "decide_recheck",
+                                                 "add_workordernote", "change_alert"]),
+    DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
+                                           "workordernote", "alert", "terminal"])
+                         + ["change_workorder", "add_workordernote"]),
+    AUDITOR: _perms(["view"], CONTENT + RECORDS),
+}
+
+
+def ensure_roles(**kwargs) -> None:
+    """Create or refresh the three groups (a post_migrate hook; safe to run again)."""
+    for name, codenames in GRANTS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        perms = Permission.objects.filter(content_type__app_label="ratings", codename__in=codenames)
+        missing = set(codenames) - set(perms.values_list("codename", flat=True))
+        if missing:
+            raise RuntimeError(f"role {name}: unknown permissions {sorted(missing)}")
+        group.permissions.set(perms)
+
+
+def department_of(user):
+    """The one department a user is limited to, or None for the whole hall.
+
+    A department manager without a department sees nothing: ``NOTHING`` stands for that."""
+    if user.is_superuser or not user.groups.filter(name=DEPARTMENT_MANAGER).exists():
+        return None
+    operator = getattr(user, "operator", None)
+    return operator.department if operator and operator.department_id else NOTHING
+
+
+class _Nothing:
+    pk = None
+
+    def __repr__(self):
+        return "NOTHING"
+
+
+NOTHING = _Nothing()
+
+
+def scope(queryset, user, field: str):
+    """``queryset`` limited to the user's department through ``field`` (a lookup ending at Department)."""
+    department = department_of(user)
+    if department is None:
+        return queryset
+    if department is NOTHING:
+        return queryset.none()
+    return queryset.filter(**{field: department})
+
+
+def window_codes(user) -> list[str] | None:
+    """Window codes the user may see ratings of; None for all."""
+    from .models import Window
+    department = department_of(user)
+    if department is None:
+        return None
+    if department is NOTHING:
+        return []
+    return list(Window.objects.filter(department=department).values_list("code", flat=True))

@@ -1,0 +1,173 @@
+"""Statistics of ratings: counts per level, satisfaction rate and score, per window, staff member,
+department and period. The definitions, shown on every statistics page:
+
+- 有效评价 (counted ratings): every stored rating not excluded by a re-check (复核) or superseded.
+- 满意率 (satisfaction rate) = (非常满意 + 满意 + 基本满意) ÷ 有效评价数.
+- 满意度得分 (score, out of 100) = average level code (5 = 非常满意 … 1 = 非常不满意) × 20,
+  so 非常满意 counts 100, 满意 80, 基本满意 60, 不满意 40, 非常不满意 20.
+- 差评率 (bad-rating rate) = (不满意 + 非常不满意) ÷ 有效评价数.
+- Rankings order by score, then by the number of ratings (more evidence first).
+
+One grouped query does the counting; everything else is arithmetic on its rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+
+from django.db.models import Count
+from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.utils import timezone
+
+from terminal.core.levels import LEVELS_BEST_FIRST, Level
+
+from .models import Department, Rating, Staff, Window
+
+DEFINITIONS = [
+    ("有效评价", "全部已收到的评价，不含复核后不计入的评价和被真实评价取代的默认评价"),
+    ("满意率", "（非常满意 + 满意 + 基本满意）÷ 有效评价数"),
+    ("满意度得分", "各等级代码（非常满意 5 … 非常不满意 1）的平均值 × 20，满分 100"),
+    ("差评率", "（不满意 + 非常不满意）÷ 有效评价数"),
+    ("排名", "按满意度得分从高到低；得分相同时评价多者在前"),
+]
+PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+DIMENSIONS = {"window": "窗口", "staff": "工作人员", "department": "部门", "hall": "全大厅"}
+
+
+@dataclass
+class Row:
+    key: str
+    label: str
+    period: datetime.date | None = None
+    counts: dict[int, int] = field(default_factory=dict)
+
+    def add(self, level: int, n: int) -> None:
+        self.counts[level] = self.counts.get(level, 0) + n
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def levels(self) -> list[int]:
+        """Counts best first: 非常满意 … 非常不满意."""
+        return [self.counts.get(int(lv), 0) for lv in LEVELS_BEST_FIRST]
+
+    @property
+    def shares(self) -> list[float]:
+        total = self.total
+        return [100 * n / total if total else 0.0 for n in self.levels]
+
+    @property
+    def satisfied(self) -> int:
+        return sum(n for lv, n in self.counts.items() if lv >= Level.BASICALLY_SATISFIED)
+
+    @property
+    def bad(self) -> int:
+        return sum(n for lv, n in self.counts.items() if Level(lv).is_bad)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return self.satisfied / self.total if self.total else None
+
+    @property
+    def bad_rate(self) -> float | None:
+        return self.bad / self.total if self.total else None
+
+    @property
+    def score(self) -> float | None:
+        total = self.total
+        return 20 * sum(lv * n for lv, n in self.counts.items()) / total if total else None
+
+    @property
+    def stars(self) -> float:
+        """Score as stars out of 5, to the half star (the public page)."""
+        return round((self.score or 0) / 10) / 2
+
+    @property
+    def star_text(self) -> str:
+        full = int(self.stars)
+        return "★" * full + ("☆" if self.stars - full else "") + "·" * (5 - full - (1 if self.stars - full else 0))
+
+
+@dataclass
+class Query:
+    start: datetime.date
+    end: datetime.date  # inclusive
+    by: str = "window"
+    period: str | None = None  # day | week | month | None for the whole range
+    windows: list[str] | None = None  # None: every window; else only these (a department's)
+
+    def __post_init__(self):
+        if self.by not in DIMENSIONS:
+            raise ValueError(f"by must be one of {', '.join(DIMENSIONS)}")
+        if self.period is not None and self.period not in PERIODS:
+            raise ValueError(f"period must be one of {', '.join(PERIODS)}")
+        if self.end < self.start:
+            raise ValueError("the end date is before the start date")
+
+    def ratings(self):
+        tz = timezone.get_current_timezone()
+        start = datetime.datetime.combine(self.start, datetime.time.min, tz)
+        end = datetime.datetime.combine(self.end + datetime.timedelta(days=1), datetime.time.min, tz)
+        found = Rating.objects.filter(rated_at__gte=start, rated_at__lt=end, excluded=False)
+        if self.windows is not None:
+            found = found.filter(window_code__in=self.windows)
+        return found
+
+
+def last_days(days: int = 30, today: datetime.date | None = None) -> tuple[datetime.date, datetime.date]:
+    today = today or timezone.localdate()
+    return today - datetime.timedelta(days=days - 1), today
+
+
+def table(query: Query) -> list[Row]:
+    """Rows for the query, ranked (or in period order when grouped by period)."""
+    group = {"window": ["window_code"], "staff": ["staff_no", "window_code"],
+             "department": ["window_code"], "hall": []}[query.by]
+    ratings = query.ratings()
+    if query.period:
+        ratings = ratings.annotate(p=PERIODS[query.period]("rated_at", tzinfo=timezone.get_current_timezone()))
+        group = group + ["p"]
+    found = ratings.values(*group, "level").annotate(n=Count("id")).order_by()
+    windows = {w.code: w for w in Window.objects.select_related("department")}
+    staff = dict(Staff.objects.values_list("staff_no", "name"))
+    rows: dict[tuple, Row] = {}
+    for item in found:
+        period = item.get("p")
+        period = period.date() if isinstance(period, datetime.datetime) else period
+        key, label = _key(query.by, item, windows, staff)
+        row = rows.get((key, period))
+        if row is None:
+            row = rows[(key, period)] = Row(key, label, period)
+        row.add(item["level"], item["n"])
+    if query.period:
+        return sorted(rows.values(), key=lambda r: (r.key, r.period))
+    return ranked(list(rows.values()))
+
+
+def ranked(rows: list[Row]) -> list[Row]:
+    return sorted(rows, key=lambda r: (-(r.score or 0), -r.total, r.key))
+
+
+def _key(by: str, item: dict, windows: dict, staff: dict) -> tuple[str, str]:
+    if by == "hall":
+        return "all", "全大厅"
+    window = windows.get(item["window_code"])
+    if by == "window":
+        return item["window_code"], f"{window.name if window else '未登记窗口'}（{item['window_code']}）"
+    if by == "staff":
+        no = item["staff_no"] or ""
+        return no or "—", f"{staff.get(no, '未登录/未登记')}（{no or '无工号'}）"
+    department = window.department if window else None
+    return (department.code, department.name) if department else ("—", "未归属部门")
+
+
+def totals(query: Query) -> Row:
+    rows = table(Query(query.start, query.end, "hall", None, query.windows))
+    return rows[0] if rows else Row("all", "全大厅")
+
+
+def department_names() -> dict[str, str]:
+    return dict(Department.objects.values_list("code", "name"))

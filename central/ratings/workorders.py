@@ -1,0 +1,120 @@
+"""Work orders for bad ratings: opened on arrival, due in working days, moved through their states.
+
+Every 不满意/非常不满意 opens exactly one work order, in the same transaction that stores the rating,
+assigned to the window's department. Its deadlines count working days on the official calendar
+(``workdays``) from the day the rating arrived: contact the rater (Policy.contact_days, 1 or 3),
+rectify (rectify_days, 5), close a complex case (complex_days, 15). A re-check (复核) judged
+malicious or mistaken excludes the rating from every score and keeps it.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+from django.db import transaction
+from django.utils import timezone
+
+from terminal.core.levels import Level
+
+from . import workdays
+from .models import Policy, Rating, Window, WorkOrder
+
+#: The order a work order moves in; the stamp each step leaves.
+NEXT = {"open": "contacted", "contacted": "rectified", "rectified": "closed"}
+STAMPS = {"contacted": "contacted_at", "rectified": "rectified_at", "closed": "closed_at"}
+BAD_LEVELS = [int(lv) for lv in Level if lv.is_bad]
+
+
+class Refused(ValueError):
+    """A change the rules do not allow, with the reason to show the user."""
+
+
+def deadlines(opened_on: datetime.date, policy: Policy) -> dict:
+    return {
+        "contact_due": workdays.add_working_days(opened_on, policy.contact_days),
+        "rectify_due": workdays.add_working_days(opened_on, policy.rectify_days),
+        "close_due": workdays.add_working_days(opened_on, policy.complex_days),
+        "provisional": not (workdays.known(opened_on)
+                            and workdays.known(opened_on + datetime.timedelta(days=2 * policy.complex_days + 30))),
+    }
+
+
+def open_for(rating_ids: list[str]) -> int:
+    """Open a work order for each bad rating among ``rating_ids`` that has none yet. Returns how many."""
+    bad = list(Rating.objects.filter(rating_id__in=rating_ids, level__in=BAD_LEVELS, work_order__isnull=True)
+               .values_list("pk", "window_code", "received_at"))
+    if not bad:
+        return 0
+    policy = Policy.current()
+    departments = dict(Window.objects.filter(code__in={w for _, w, _ in bad}).values_list("code", "department_id"))
+    orders = []
+    for pk, window_code, received_at in bad:
+        opened_on = timezone.localdate(received_at)
+        orders.append(WorkOrder(rating_id=pk, window_code=window_code, department_id=departments.get(window_code),
+                                opened_on=opened_on, **deadlines(opened_on, policy)))
+    WorkOrder.objects.bulk_create(orders)
+    return len(orders)
+
+
+def stage_due(order: WorkOrder) -> datetime.date | None:
+    """The deadline of the step the work order is waiting for; None once closed."""
+    if order.state == "open":
+        return order.contact_due
+    if order.state == "contacted":
+        return order.rectify_due
+    if order.state == "rectified":
+        return order.close_due if order.complex_case else order.rectify_due
+    return None
+
+
+def is_overdue(order: WorkOrder, today: datetime.date | None = None) -> bool:
+    due = stage_due(order)
+    return due is not None and due < (today or timezone.localdate())
+
+
+def overdue_q(today: datetime.date | None = None):
+    """The same rule as ``is_overdue``, as a query filter for lists and alerts."""
+    from django.db.models import Q
+    today = today or timezone.localdate()
+    return (Q(state="open", contact_due__lt=today) | Q(state="contacted", rectify_due__lt=today)
+            | Q(state="rectified", complex_case=False, rectify_due__lt=today)
+            | Q(state="rectified", complex_case=True, close_due__lt=today))
+
+
+def advance(order: WorkOrder, to_state: str, record: str = "") -> None:
+    """Move a work order one step on, stamping when; each step needs its record written."""
+    if NEXT.get(order.state) != to_state:
+        raise Refused(f"工单只能从“{order.get_state_display()}”进入下一步，不能改为 {to_state}")
+    if to_state == "contacted" and not (record or order.contact_record):
+        raise Refused("请填写联系情况")
+    if to_state == "rectified" and not (record or order.rectification):
+        raise Refused("请填写整改情况")
+    if to_state == "contacted" and record:
+        order.contact_record = record
+    if to_state == "rectified" and record:
+        order.rectification = record
+    order.state = to_state
+    setattr(order, STAMPS[to_state], timezone.now())
+    order.save()
+
+
+def request_recheck(order: WorkOrder, reason: str) -> None:
+    if not reason.strip():
+        raise Refused("申请复核须写明理由（恶意评价或误评的依据）")
+    if order.recheck in ("excluded", "upheld"):
+        raise Refused("该工单已复核")
+    order.recheck, order.recheck_reason = "requested", reason.strip()
+    order.save(update_fields=["recheck", "recheck_reason"])
+
+
+@transaction.atomic
+def decide_recheck(order: WorkOrder, exclude: bool, user) -> None:
+    """Exclude the rating from every score (it stays stored, marked why), or uphold it."""
+    if order.recheck != "requested":
+        raise Refused("没有待决定的复核申请")
+    order.recheck = "excluded" if exclude else "upheld"
+    order.recheck_by, order.recheck_at = user, timezone.now()
+    order.save(update_fields=["recheck", "recheck_by", "recheck_at"])
+    if exclude:
+        Rating.objects.filter(pk=order.rating_id).update(
+            excluded=True, excluded_why=f"复核不计入：{order.recheck_reason}"[:200])

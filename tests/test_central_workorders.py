@@ -1,0 +1,122 @@
+"""Work orders: every bad rating opens one, due in official working days; each step needs its
+record; a re-check (复核) excludes the rating from the scores and keeps it."""
+
+import datetime
+
+import pytest
+from django.utils import timezone
+
+from central.ratings import stats, workorders
+from central.ratings.models import Policy, Rating, WorkOrder
+from terminal.core.levels import Level
+
+from conftest import ingest_ratings, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+CST = datetime.timezone(datetime.timedelta(hours=8))
+
+
+def bad(node, level=Level.DISSATISFIED, **fields):
+    return make_rating(level, terminal_id=node.terminal_id, reasons=("slow",), **fields)
+
+
+def test_each_bad_rating_opens_one_work_order_for_its_department(hall):
+    ratings = [bad(hall), bad(hall, Level.VERY_DISSATISFIED), make_rating(Level.SATISFIED, terminal_id=hall.terminal_id)]
+    assert ingest_ratings(hall, *ratings) == ["accepted"] * 3
+    assert ingest_ratings(hall, *ratings) == ["duplicate"] * 3  # a replay opens nothing new
+    orders = WorkOrder.objects.order_by("id")
+    assert [o.rating.rating_id for o in orders] == [ratings[0].id, ratings[1].id]
+    assert {o.department.code for o in orders} == {"11440100MB2C000010"}  # W01's department
+    today = timezone.localdate()
+    assert all(o.state == "open" and o.opened_on == today for o in orders)
+    assert orders[0].contact_due == workorders.deadlines(today, Policy.current())["contact_due"] > today
+
+
+def reopen(rating_id: str, received: datetime.datetime) -> WorkOrder:
+    """The work order as it would have opened had the rating arrived at ``received``."""
+    WorkOrder.objects.filter(rating__rating_id=rating_id).delete()
+    Rating.objects.filter(rating_id=rating_id).update(received_at=received)
+    workorders.open_for([rating_id])
+    return WorkOrder.objects.get(rating__rating_id=rating_id)
+
+
+@pytest.mark.parametrize("arrived, contact_days, due", [
+    # Friday before the 2026 Spring Festival: Saturday 14 Feb is a make-up workday, 15–23 off.
+    (datetime.datetime(2026, 2, 13, 16, 0, tzinfo=CST), 1, (datetime.date(2026, 2, 14), datetime.date(2026, 2, 27),
+                                                            datetime.date(2026, 3, 12))),
+    (datetime.datetime(2026, 2, 13, 16, 0, tzinfo=CST), 3, (datetime.date(2026, 2, 25), datetime.date(2026, 2, 27),
+                                                            datetime.date(2026, 3, 12))),
+    # The day before National Day: 1–7 October off, Saturday 10 October a make-up workday.
+    (datetime.datetime(2026, 9, 30, 9, 0, tzinfo=CST), 1, (datetime.date(2026, 10, 8), datetime.date(2026, 10, 13),
+                                                           datetime.date(2026, 10, 27))),
+    # Late on 30 September UTC is already 1 October in Beijing: the hall's day counts.
+    (datetime.datetime(2026, 9, 30, 17, 0, tzinfo=datetime.timezone.utc), 1,
+     (datetime.date(2026, 10, 8), datetime.date(2026, 10, 13), datetime.date(2026, 10, 27))),
+])
+def test_deadlines_follow_the_official_calendar(hall, arrived, contact_days, due):
+    Policy.objects.update_or_create(pk=1, defaults={"contact_days": contact_days})
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = reopen(rating.id, arrived)
+    assert (order.contact_due, order.rectify_due, order.close_due) == due
+    assert not order.provisional
+
+
+def test_a_year_without_a_published_calendar_is_marked_provisional(hall):
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = reopen(rating.id, datetime.datetime(2027, 3, 5, 10, 0, tzinfo=CST))  # a Friday
+    assert order.provisional and order.contact_due == datetime.date(2027, 3, 8)  # Monday, weekdays only
+
+
+def test_steps_need_their_records_and_overdue_follows_the_current_step(hall):
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = reopen(rating.id, datetime.datetime(2026, 2, 13, 16, 0, tzinfo=CST))
+    assert workorders.is_overdue(order, datetime.date(2026, 2, 15))  # contact was due on the 14th
+    assert not workorders.is_overdue(order, datetime.date(2026, 2, 14))
+    with pytest.raises(workorders.Refused, match="联系情况"):
+        workorders.advance(order, "contacted")
+    with pytest.raises(workorders.Refused):
+        workorders.advance(order, "closed", "skipping")
+    workorders.advance(order, "contacted", "电话联系评价人，已致歉")
+    assert order.contacted_at and not workorders.is_overdue(order, datetime.date(2026, 2, 20))
+    assert workorders.is_overdue(order, datetime.date(2026, 3, 2))  # rectification was due 27 February
+    assert WorkOrder.objects.filter(workorders.overdue_q(datetime.date(2026, 3, 2)), pk=order.pk).exists()
+    workorders.advance(order, "rectified", "窗口增设引导员")
+    order.complex_case = True
+    order.save()
+    assert not workorders.is_overdue(order, datetime.date(2026, 3, 2))  # a complex case has until 12 March
+    workorders.advance(order, "closed")
+    assert workorders.stage_due(order) is None and not workorders.is_overdue(order, datetime.date(2030, 1, 1))
+
+
+def test_recheck_excludes_the_rating_from_scores_and_keeps_it(hall, django_user_model):
+    good = make_rating(Level.VERY_SATISFIED, terminal_id=hall.terminal_id)
+    malicious = bad(hall, Level.VERY_DISSATISFIED, text="故意差评")
+    ingest_ratings(hall, good, malicious)
+    query = stats.Query(*stats.last_days(1))
+    assert (stats.totals(query).total, stats.totals(query).score) == (2, 60.0)
+    order = WorkOrder.objects.get(rating__rating_id=malicious.id)
+    admin = django_user_model.objects.create_superuser("chief", password="x" * 12)
+    with pytest.raises(workorders.Refused, match="没有待决定"):
+        workorders.decide_recheck(order, True, admin)
+    with pytest.raises(workorders.Refused, match="理由"):
+        workorders.request_recheck(order, "  ")
+    workorders.request_recheck(order, "监控显示评价人与窗口人员发生争执后连续按键")
+    workorders.decide_recheck(order, True, admin)
+    assert (stats.totals(query).total, stats.totals(query).score) == (1, 100.0)
+    kept = Rating.objects.get(rating_id=malicious.id)
+    assert kept.excluded and "复核不计入" in kept.excluded_why and kept.level == 1 and kept.text == "故意差评"
+    with pytest.raises(workorders.Refused, match="已复核"):
+        workorders.request_recheck(order, "again")
+
+
+def test_upheld_recheck_keeps_the_rating_in_the_scores(hall, django_user_model):
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = WorkOrder.objects.get(rating__rating_id=rating.id)
+    workorders.request_recheck(order, "评价人称按错")
+    workorders.decide_recheck(order, False, django_user_model.objects.create_superuser("c", password="x" * 12))
+    assert order.recheck == "upheld" and not Rating.objects.get(rating_id=rating.id).excluded
+    assert stats.totals(stats.Query(*stats.last_days(1))).bad == 1
