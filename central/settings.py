@@ -96,6 +96,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise looks here first
 # The pages' Chinese font is the kiosk's bundled one, so they render on machines without CJK fonts.
 STATICFILES_DIRS = [("fonts", Path(__file__).resolve().parent.parent / "assets" / "fonts")]
 WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step (the demo, the tests)

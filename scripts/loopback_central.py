@@ -82,6 +82,28 @@ class Central:
         return Credentials(terminal_id=answer["terminal_id"], secret=answer["secret"], server=self.url,
                            window=answer["window"])
 
+    def add_user(self, username: str, role: str, department: str | None = None) -> str:
+        """A staff user with a role (``add_user``); their generated password."""
+        args = ["add_user", username, "--role", role] + (["--department", department] if department else [])
+        done = self.manage(*args)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr)
+        return done.stdout.strip()
+
+    def login(self, username: str, password: str):
+        """A requests session logged in through the admin's login form, as a browser would."""
+        import re
+        import requests
+        session = requests.Session()
+        page = session.get(f"{self.url}/admin/login/", timeout=10)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        reply = session.post(f"{self.url}/admin/login/?next=/", timeout=10, allow_redirects=False,
+                             data={"csrfmiddlewaretoken": token, "username": username, "password": password},
+                             headers={"Referer": f"{self.url}/admin/login/"})
+        if reply.status_code != 302:
+            raise RuntimeError(f"login as {username} failed ({reply.status_code})")
+        return session
+
     def client(self, credentials, timeout: float = 10):
         from sync.client import CentralClient
         return CentralClient(self.url, credentials, timeout=timeout)

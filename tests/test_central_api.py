@@ -115,13 +115,30 @@ def test_gzip_bomb_is_refused(central, enrolled):
     assert reply.status_code == 413 and reply.json()["error"] == "body_too_large"
 
 
-def test_dashboard_shows_totals_per_window(central, enrolled):
+def test_dashboard_needs_login_and_shows_totals_per_window(central, enrolled):
     post_batch(central, enrolled, [rating(enrolled, Level.VERY_SATISFIED, window="W-DASH")])
-    page = requests.get(f"{central.url}/", timeout=5)
+    anonymous = requests.get(f"{central.url}/", timeout=5, allow_redirects=False)
+    assert anonymous.status_code == 302 and "/admin/login/" in anonymous.headers["Location"]
+    session = central.login("dash-auditor", central.add_user("dash-auditor", "auditor"))
+    page = session.get(f"{central.url}/", timeout=5)
     assert page.status_code == 200
-    assert "评价统计" in page.text and "W-DASH" in page.text and "非常不满意" in page.text
+    assert "评价总览" in page.text and "W-DASH" in page.text and "非常不满意" in page.text
 
 
 def test_admin_requires_login(central):
     reply = requests.get(f"{central.url}/admin/", timeout=5, allow_redirects=False)
     assert reply.status_code == 302 and "/admin/login/" in reply.headers["Location"]
+
+
+def test_heartbeat_keeps_since_when_a_device_is_disconnected(central, enrolled):
+    client = central.client(enrolled)
+    since = "SELECT device_down_since FROM ratings_terminal WHERE terminal_id = ?"
+    box = {"device": "button_box", "connected": True, "firmware": "0.2.0"}
+    client.heartbeat({"version": "t", "devices": [box]})
+    assert central.query(since, [enrolled.terminal_id]) == [(None,)]
+    client.heartbeat({"version": "t", "devices": [{**box, "connected": False}]})
+    first = central.query(since, [enrolled.terminal_id])[0][0]
+    client.heartbeat({"version": "t", "devices": [{**box, "connected": False}]})
+    assert first is not None and central.query(since, [enrolled.terminal_id]) == [(first,)]  # the first report counts
+    client.heartbeat({"version": "t", "devices": [box]})
+    assert central.query(since, [enrolled.terminal_id]) == [(None,)]

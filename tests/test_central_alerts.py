@@ -1,0 +1,136 @@
+"""Early warning: each rule raises one alert per subject while its condition holds and clears it
+after; changes reach a webhook on loopback, signed, and a failed delivery is retried."""
+
+import datetime
+import hashlib
+import hmac
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+from django.utils import timezone
+
+from central.ratings import alerts
+from central.ratings.models import Alert, AlertRule, Rating, Terminal
+from terminal.core.levels import Level
+
+from conftest import ingest_events, ingest_ratings, make_event, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+
+
+def only(kind: str, **numbers) -> AlertRule:
+    AlertRule.objects.update(enabled=False)
+    return AlertRule.objects.create(name=kind, kind=kind, **numbers)
+
+
+def open_alerts(rule):
+    return list(Alert.objects.filter(rule=rule, cleared_at__isnull=True).values_list("subject", flat=True))
+
+
+def test_a_new_server_has_starting_rules():
+    assert set(AlertRule.objects.values_list("kind", flat=True)) == {
+        "bad_burst", "offline", "box_disconnected", "backlog", "misuse_burst", "overdue"}
+
+
+def test_bad_ratings_at_one_window_fire_once_and_clear(hall):
+    rule = only("bad_burst", threshold=3, hours=2)
+    now = timezone.now()
+    bad = [make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",)) for _ in range(3)]
+    ingest_ratings(hall, *bad[:2])
+    assert alerts.check(now) == (0, 0)
+    ingest_ratings(hall, bad[2])
+    assert alerts.check(now) == (1, 0) and open_alerts(rule) == ["W01"]
+    assert alerts.check(now) == (0, 0)  # still holding: no second alert
+    assert "差评 3 条" in Alert.objects.get(rule=rule).detail
+    assert alerts.check(now + datetime.timedelta(hours=3)) == (0, 1)  # the window has passed
+    assert open_alerts(rule) == [] and Alert.objects.filter(rule=rule).count() == 1
+
+
+def test_excluded_ratings_do_not_count_towards_a_burst(hall):
+    rule = only("bad_burst", threshold=2, hours=2)
+    ingest_ratings(hall, *[make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("x",))
+                           for _ in range(2)])
+    Rating.objects.filter(level=2).update(excluded=True)
+    alerts.check()
+    assert open_alerts(rule) == []
+
+
+def test_offline_and_box_disconnected_terminals(hall):
+    offline = only("offline", minutes=30)
+    box = AlertRule.objects.create(name="box", kind="box_disconnected", minutes=10)
+    now = timezone.now()
+    Terminal.objects.filter(pk=hall.pk).update(last_seen=now - datetime.timedelta(minutes=5),
+                                               device_down_since=now - datetime.timedelta(minutes=11))
+    alerts.check(now)
+    assert open_alerts(offline) == [] and open_alerts(box) == [hall.terminal_id]
+    Terminal.objects.filter(pk=hall.pk).update(last_seen=now - datetime.timedelta(minutes=31))
+    alerts.check(now)
+    # An offline terminal's last word about its box is stale: one alert, for being offline.
+    assert open_alerts(offline) == [hall.terminal_id] and open_alerts(box) == []
+    Terminal.objects.filter(pk=hall.pk).update(last_seen=now, device_down_since=None)
+    alerts.check(now)
+    assert open_alerts(offline) == open_alerts(box) == []
+
+
+def test_backlog_misuse_and_overdue(hall):
+    backlog = only("backlog", threshold=100)
+    misuse = AlertRule.objects.create(name="misuse", kind="misuse_burst", threshold=3, hours=1)
+    overdue = AlertRule.objects.create(name="overdue", kind="overdue", threshold=1)
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=150)
+    ingest_events(hall, *[make_event("misuse", terminal_id=hall.terminal_id, why="repeat", level=5)
+                          for _ in range(3)])
+    ingest_ratings(hall, make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("x",)))
+    alerts.check()
+    assert open_alerts(backlog) == [hall.terminal_id] and open_alerts(misuse) == ["W01"]
+    assert open_alerts(overdue) == []  # due tomorrow at the earliest
+    alerts.check(timezone.now() + datetime.timedelta(days=30))
+    assert open_alerts(overdue) == ["全大厅"] and open_alerts(misuse) == []
+
+
+class Hook(BaseHTTPRequestHandler):
+    received: list = []
+    fail = False
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Hook.received.append((body, self.headers.get("X-Signature")))
+        self.send_response(503 if Hook.fail else 204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook():
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    Hook.received, Hook.fail = [], False
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+def test_webhook_gets_each_change_once_signed_and_retries_failures(hall, webhook, settings):
+    settings.ALERT_WEBHOOK, settings.ALERT_WEBHOOK_SECRET = webhook, "s3cret"
+    only("backlog", threshold=10)
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=50)
+    Hook.fail = True
+    alerts.check()
+    assert len(Hook.received) == 1 and Alert.objects.get().webhook_sent == ""  # refused: kept for retry
+    Hook.fail = False
+    alerts.check()
+    body, signature = Hook.received[-1]
+    sent = json.loads(body)
+    assert (sent["event"], sent["subject"], sent["kind"]) == ("raised", hall.terminal_id, "backlog")
+    assert signature == "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+    alerts.check()
+    assert len(Hook.received) == 2  # nothing new
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=0)
+    alerts.check()
+    assert json.loads(Hook.received[-1][0])["event"] == "cleared" and len(Hook.received) == 3
+    alerts.check()
+    assert len(Hook.received) == 3

@@ -1,0 +1,136 @@
+"""Who sees and edits what: anonymous users reach only the public page and the terminal API; a
+department manager sees and works only their department; an auditor reads everything and changes
+nothing; a hall administrator edits content and decides re-checks."""
+
+import io
+
+import pytest
+from django.core.management import call_command
+
+from central.ratings.models import Notice, Rating, Staff, Terminal, WorkOrder
+from terminal.core.levels import Level
+
+from conftest import ingest_ratings, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+DEPT1, DEPT2 = "11440100MB2C000010", "11440100MB2C000023"  # W01's and W02's departments
+
+
+@pytest.fixture
+def people(hall, client):
+    """Ratings at W01 and W02, one bad each, and a user per role: their logged-in clients."""
+    from central.ratings import auth
+    from central.ratings.models import Window
+    code, _ = auth.issue_code(Window.objects.get(code="W02"))
+    w02 = auth.enroll(code)
+    ingest_ratings(hall, make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",)),
+                   make_rating(Level.VERY_SATISFIED, terminal_id=hall.terminal_id))
+    ingest_ratings(w02, make_rating(Level.VERY_DISSATISFIED, terminal_id=w02.terminal_id, window="W02",
+                                    reasons=("attitude",)))
+    clients = {}
+    from django.test import Client
+    for name, role, dept in [("admin1", "hall_admin", None), ("manager1", "department_manager", DEPT1),
+                             ("auditor1", "auditor", None), ("lost", "department_manager", None)]:
+        if dept is None and role == "department_manager":
+            from django.contrib.auth.models import Group, User
+            user = User.objects.create_user(name, password="pw-" + name, is_staff=True)
+            user.groups.add(Group.objects.get(name="部门负责人"))  # no department set: sees nothing
+        else:
+            call_command("add_user", name, "--role", role, *(["--department", dept] if dept else []),
+                         "--password-stdin", stdin=io.StringIO("pw-" + name + "\n"), stderr=io.StringIO())
+        clients[name] = Client()
+        assert clients[name].login(username=name, password="pw-" + name)
+    clients["anonymous"] = client
+    return clients
+
+
+STAFF_PAGES = ["/", "/stats/", "/alerts/", "/exports/provincial.json", "/exports/gbt39046.csv", "/admin/",
+               "/admin/ratings/rating/", "/admin/ratings/workorder/"]
+
+
+def test_anonymous_reaches_only_the_public_page_and_the_terminal_api(people):
+    anonymous = people["anonymous"]
+    for page in STAFF_PAGES:
+        reply = anonymous.get(page)
+        assert reply.status_code == 302 and "/admin/login/" in reply["Location"], page
+    assert anonymous.get("/public/").status_code == 200
+    assert anonymous.get("/api/v1/health").status_code == 200
+    unsigned = anonymous.post("/api/v1/ratings", b'{"ratings": []}', content_type="application/json")
+    assert unsigned.status_code == 401  # the API answers for itself: no login page, no redirect
+
+
+def listed_orders(client) -> set[str]:
+    page = client.get("/admin/ratings/workorder/")
+    assert page.status_code == 200
+    return {code for code in ("W01", "W02") if f'<td class="field-window_code">{code}</td>' in page.text}
+
+
+def test_department_manager_sees_and_works_only_their_department(people):
+    manager = people["manager1"]
+    assert listed_orders(manager) == {"W01"}
+    assert listed_orders(people["auditor1"]) == listed_orders(people["admin1"]) == {"W01", "W02"}
+    assert listed_orders(people["lost"]) == set()
+    other = WorkOrder.objects.get(window_code="W02")
+    assert manager.get(f"/admin/ratings/workorder/{other.pk}/change/").status_code in (302, 404)
+    stats = manager.get("/stats/?by=window").text
+    assert "W01" in stats and "W02" not in stats
+    exported = manager.get("/exports/provincial.json").json()
+    assert {r["windowCode"] for r in exported["records"]} == {"W01"}
+    ratings = manager.get("/admin/ratings/rating/").text
+    assert Rating.objects.get(window_code="W02").rating_id not in ratings
+    assert Rating.objects.filter(window_code="W01").first().rating_id in ratings
+    own = WorkOrder.objects.get(window_code="W01")
+    reply = manager.post(f"/admin/ratings/workorder/{own.pk}/change/", change_form(own, advance_to="contacted",
+                                                                                  contact_record="已电话联系"))
+    assert reply.status_code == 302, reply.content.decode()[:2000]
+    own.refresh_from_db()
+    assert own.state == "contacted" and own.contact_record == "已电话联系" and own.notes.get().author.username == "manager1"
+    assert manager.get("/admin/ratings/staff/add/").status_code == 403
+    assert manager.get("/admin/ratings/notice/").status_code == 403
+
+
+def change_form(order, **fields) -> dict:
+    data = {"assignee": "", "contact_record": order.contact_record, "rectification": order.rectification,
+            "recheck_reason": order.recheck_reason, "advance_to": "",
+            "notes-TOTAL_FORMS": "1", "notes-INITIAL_FORMS": "0", "notes-MIN_NUM_FORMS": "0",
+            "notes-MAX_NUM_FORMS": "1000", "notes-0-text": "电话回访记录", "notes-0-order": str(order.pk),
+            "_save": "保存"}
+    data.update(fields)
+    return data
+
+
+def test_auditor_reads_everything_and_changes_nothing(people):
+    auditor = people["auditor1"]
+    for page in STAFF_PAGES + ["/admin/ratings/staff/", "/admin/ratings/terminal/", "/admin/ratings/notice/"]:
+        assert auditor.get(page).status_code == 200, page
+    order = WorkOrder.objects.get(window_code="W01")
+    assert auditor.post(f"/admin/ratings/workorder/{order.pk}/change/",
+                        change_form(order, advance_to="contacted", contact_record="x")).status_code == 403
+    order.refresh_from_db()
+    assert order.state == "open"
+    assert auditor.get("/admin/ratings/staff/add/").status_code == 403
+    staff = Staff.objects.first()
+    assert auditor.post(f"/admin/ratings/staff/{staff.pk}/change/", {"name": "改名"}).status_code == 403
+    terminal = Terminal.objects.first()
+    assert auditor.post("/admin/ratings/terminal/", {"action": "revoke", "_selected_action": [terminal.pk]}
+                        ).status_code in (200, 302)
+    terminal.refresh_from_db()
+    assert terminal.revoked_at is None
+
+
+def test_hall_admin_edits_content_and_only_they_decide_rechecks(people):
+    admin = people["admin1"]
+    reply = admin.post("/admin/ratings/notice/add/", {"hall": "1", "title": "元旦安排", "body": "1月1日休息",
+                                                     "order": "0", "active": "on"})
+    assert reply.status_code == 302 and Notice.objects.filter(title="元旦安排").exists()
+    order = WorkOrder.objects.get(window_code="W01")
+    order.recheck, order.recheck_reason = "requested", "误按"
+    order.save()
+    decide = {"action": "exclude_after_recheck", "_selected_action": [order.pk]}
+    people["manager1"].post("/admin/ratings/workorder/", decide)
+    order.refresh_from_db()
+    assert order.recheck == "requested"  # a department manager cannot decide
+    admin.post("/admin/ratings/workorder/", decide)
+    order.refresh_from_db()
+    assert order.recheck == "excluded" and order.recheck_by.username == "admin1"
+    assert Rating.objects.get(pk=order.rating_id).excluded
