@@ -136,8 +136,9 @@ def alerts_page(request):
 @_staff
 @_bad_query
 def export(request, convention: str, fmt: str):
-    if convention not in exports.CONVENTIONS:
-        return HttpResponseBadRequest("未知的导出格式", content_type="text/plain; charset=utf-8")
+    if convention not in exports.CONVENTIONS or fmt not in ("json", "csv"):
+        return HttpResponseBadRequest(f"未知的导出格式；可用：{', '.join(exports.CONVENTIONS)}，扩展名 .json 或 .csv",
+                                      content_type="text/plain; charset=utf-8")
     start, end = _dates(request)
     ratings = _all_in_range(start, end, request.user)
     name = f"ratings-{convention}-{start}-{end}"

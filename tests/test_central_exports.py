@@ -1,0 +1,117 @@
+"""Export upward, field by field in both conventions; statistics by their written definitions; the
+public page's anonymity; the export documentation kept current."""
+
+import csv
+import datetime
+import io
+from pathlib import Path
+
+import pytest
+from django.contrib.auth.models import User
+
+from central.ratings import exports, stats, views
+from central.ratings.models import Rating
+from terminal.core.channels import InputDevice
+from terminal.core.levels import Level
+
+from conftest import CST, ingest_ratings, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+AT = datetime.datetime(2026, 10, 9, 14, 5, 6, tzinfo=CST)
+
+
+@pytest.fixture
+def auditor(client):
+    from django.contrib.auth.models import Group
+    user = User.objects.create_user("aud", password="pw-aud-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="审计员"))
+    client.login(username="aud", password="pw-aud-123")
+    return client
+
+
+def sample(hall):
+    bad = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, now=AT, case_no="C-2026-77",
+                      item_code="11440100MB2C0000104440117001000", reasons=("attitude", "slow"),
+                      text="等了很久", device=InputDevice.BUTTON_BOX, rating_no=2, anonymous=False)
+    good = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, now=AT + datetime.timedelta(minutes=1))
+    assert ingest_ratings(hall, bad, good) == ["accepted", "accepted"]
+    return bad, good
+
+
+def test_provincial_convention_field_by_field(hall, auditor):
+    bad, good = sample(hall)
+    body = auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09").json()
+    assert (body["convention"], body["count"]) == ("provincial", 2)
+    first = body["records"][0]
+    tags = dict(Rating.objects.none().model._meta.app_config.get_model("ReasonTag").objects.values_list("code", "label"))
+    assert first == {
+        "evaluateId": bad.id, "projectNo": "C-2026-77", "taskCode": "11440100MB2C0000104440117001000",
+        "deptCode": "11440100MB2C000010", "windowCode": "W01", "staffNo": "SZ0101",
+        "satisfaction": 1, "pf": 5, "evaluateTime": "2026-10-09 14:05:06", "evaluateNumber": 2,
+        "evalDetail": f"{tags['attitude']},{tags['slow']}", "evalContent": "等了很久", "anonymous": 0, "isValid": 1}
+    second = body["records"][1]
+    assert (second["satisfaction"], second["pf"], second["anonymous"], second["evalDetail"]) == (4, 4, 1, "")
+
+
+def test_gbt39046_convention_field_by_field(hall, auditor):
+    bad, good = sample(hall)
+    Rating.objects.filter(rating_id=good.id).update(excluded=True)  # re-checked out: still exported, flagged
+    reply = auditor.get("/exports/gbt39046.csv?from=2026-10-09&to=2026-10-10")
+    assert reply["Content-Type"].startswith("text/csv")
+    text = b"".join(reply.streaming_content).decode("utf-8")
+    assert text.startswith("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+    assert [r["评价编号"] for r in rows] == [bad.id, good.id]
+    assert rows[0]["评价等级"] == "5" and rows[1]["评价等级"] == "2"  # A.8: 1 = 非常满意 … 5 = 非常不满意
+    assert rows[0]["评价时间"] == "2026-10-09T14:05:06+08:00"
+    assert (rows[0]["办件编号"], rows[0]["实施机构统一社会信用代码"], rows[0]["评价渠道"], rows[0]["评价次数"]) == (
+        "C-2026-77", "11440100MB2C000010", "5", "2")
+    assert (rows[0]["是否有效"], rows[1]["是否有效"], rows[0]["是否匿名"]) == ("1", "0", "0")
+    assert list(rows[0]) == [f.name for f in exports.CONVENTIONS["gbt39046"][1]]
+
+
+def test_bad_export_requests_get_clear_errors(hall, auditor):
+    assert auditor.get("/exports/national.json").status_code == 400
+    assert "日期" in auditor.get("/exports/provincial.json?from=2026-13-01").content.decode()
+    assert auditor.get("/exports/provincial.json?from=2026-10-10&to=2026-10-01").status_code == 400
+    assert auditor.get("/exports/provincial.xml").status_code == 400
+
+
+def test_export_documentation_is_current():
+    doc = Path(__file__).resolve().parent.parent / "docs" / "exports.md"
+    assert doc.read_text(encoding="utf-8") == exports.markdown(), "run: rating-central export_docs"
+
+
+def test_statistics_follow_their_definitions(hall, auditor):
+    levels = [5, 5, 4, 3, 2, 1, 4, 4]
+    ingest_ratings(hall, *[make_rating(Level(lv), terminal_id=hall.terminal_id, now=AT, reasons=("x",))
+                           for lv in levels])
+    row = stats.totals(stats.Query(AT.date(), AT.date()))
+    assert row.levels == [2, 3, 1, 1, 1] and row.total == 8
+    assert row.satisfaction_rate == 6 / 8 and row.bad_rate == 2 / 8
+    assert row.score == pytest.approx(20 * sum(levels) / 8)  # 70.0
+    assert row.stars == 3.5
+    daily = stats.table(stats.Query(AT.date() - datetime.timedelta(days=1), AT.date(), "window", "day"))
+    assert [(r.key, r.period, r.total) for r in daily] == [("W01", AT.date(), 8)]
+    monthly = stats.table(stats.Query(AT.date(), AT.date(), "department", "month"))
+    assert [(r.key, r.period) for r in monthly] == [("11440100MB2C000010", datetime.date(2026, 10, 1))]
+    by_staff = auditor.get("/stats/?by=staff&from=2026-10-09&to=2026-10-09&format=csv").content.decode("utf-8-sig")
+    header, first = list(csv.reader(io.StringIO(by_staff)))[:2]
+    assert header[-4:] == ["有效评价", "满意率", "满意度得分", "差评率"]
+    assert first[:3] == ["1", "李明华（SZ0101）", "SZ0101"] and first[-4:] == ["8", "0.7500", "70.00", "0.2500"]
+    page = auditor.get("/stats/?by=week&from=2026-10-09").status_code
+    assert page == 400  # not a dimension: a clear error, not a crash
+
+
+def test_public_page_shows_stars_and_anonymised_comments(hall, client):
+    ingest_ratings(hall, make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("x",),
+                                     text="我的电话 138 1234 5678，身份证 44010119900101123X，邮箱 a.b@example.cn"))
+    page = client.get("/public/").content.decode()
+    assert "1号窗口" in page and "示范市市场监督管理局" in page and "★" in page
+    assert "5678" not in page and "123X" not in page and "example.cn" not in page and "我的电话" in page
+    assert "SZ0101" not in page and "李明华" not in page  # neither rater nor staff identities
+
+
+def test_anonymise_masks_what_identifies_a_person():
+    assert views.anonymise("电话13812345678") == "电话***********"
+    assert views.anonymise("不错") == "不错"
