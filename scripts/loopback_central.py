@@ -113,11 +113,11 @@ class Central:
         if self.database_url:
             import psycopg
             with psycopg.connect(self.database_url) as db:
-                return [tuple(row) for row in db.execute(sql.replace("?", "%s"), params).fetchall()]
+                return [tuple(row) for row in db.execute(sql.replace("%", "%%").replace("?", "%s"), params).fetchall()]
         with sqlite3.connect(self.data_dir / "central.db", timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
-    def count(self, where: str = "1", params=()) -> int:
+    def count(self, where: str = "1 = 1", params=()) -> int:
         return self.query(f"SELECT count(*) FROM ratings_rating WHERE {where}", params)[0][0]
 
     def stop(self) -> None:

@@ -58,6 +58,8 @@ class Postgres:
 
 
 def start_postgres(folder: Path) -> Postgres:
+    """Start a server in ``folder`` (made if missing; as root, the ``postgres`` user must be able to
+    reach it, so use a folder of its own such as ``tempfile.mkdtemp()``)."""
     bin_dir = binaries()
     folder.mkdir(parents=True, exist_ok=True)
     data = folder / "data"

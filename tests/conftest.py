@@ -62,7 +62,7 @@ def pytest_configure(config):
     os.environ["RATING_CENTRAL_DATA"] = str(data)
     os.environ.pop("RATING_CENTRAL_DATABASE_URL", None)
     if config.getoption("--central-db") == "postgresql":
-        server = start_postgres(data / "postgres")
+        server = start_postgres(Path(tempfile.mkdtemp(prefix="rating-pg-")))  # its own: the server user reads it
         config.stash[POSTGRES] = server
         os.environ["RATING_CENTRAL_DATABASE_URL"] = server.database_url("rating_central")
     os.environ["DJANGO_SETTINGS_MODULE"] = "central.settings"

@@ -16,6 +16,8 @@ from terminal.core import signing
 
 from conftest import BIN, make_rating
 
+pytestmark = pytest.mark.central
+
 PATH = "/api/v1/ratings"
 
 

@@ -3,11 +3,14 @@
 import gzip
 import json
 
+import pytest
 import requests
 
 from terminal.core.levels import Level
 
 from conftest import make_rating
+
+pytestmark = pytest.mark.central
 
 
 def post(central, creds, body: bytes, **headers):

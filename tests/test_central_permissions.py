@@ -7,7 +7,7 @@ import io
 import pytest
 from django.core.management import call_command
 
-from central.ratings.models import Notice, Rating, Staff, Terminal, WorkOrder
+from central.ratings.models import Hall, Notice, Rating, Staff, Terminal, WorkOrder
 from terminal.core.levels import Level
 
 from conftest import ingest_ratings, make_rating
@@ -120,7 +120,7 @@ def test_auditor_reads_everything_and_changes_nothing(people):
 
 def test_hall_admin_edits_content_and_only_they_decide_rechecks(people):
     admin = people["admin1"]
-    reply = admin.post("/admin/ratings/notice/add/", {"hall": "1", "title": "元旦安排", "body": "1月1日休息",
+    reply = admin.post("/admin/ratings/notice/add/", {"hall": str(Hall.objects.get().pk), "title": "元旦安排", "body": "1月1日休息",
                                                      "order": "0", "active": "on"})
     assert reply.status_code == 302 and Notice.objects.filter(title="元旦安排").exists()
     order = WorkOrder.objects.get(window_code="W01")

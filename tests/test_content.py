@@ -146,6 +146,8 @@ from terminal.content import Content
 from terminal.store import Store
 from conftest import make_rating
 from test_content import FAKE
+
+pytestmark = pytest.mark.central
 url, folder, db = sys.argv[1:4]
 store = Store(db)
 ids = [make_rating().id for _ in range(0)]

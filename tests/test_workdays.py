@@ -8,6 +8,8 @@ import pytest
 
 from central.ratings.workdays import add_working_days, is_workday, known
 
+pytestmark = pytest.mark.central
+
 
 @pytest.mark.parametrize("start, days, due", [
     (date(2026, 2, 13), 1, date(2026, 2, 14)),  # Friday → the make-up Saturday

@@ -42,7 +42,7 @@ def deadlines(opened_on: datetime.date, policy: Policy) -> dict:
 def open_for(rating_ids: list[str]) -> int:
     """Open a work order for each bad rating among ``rating_ids`` that has none yet. Returns how many."""
     bad = list(Rating.objects.filter(rating_id__in=rating_ids, level__in=BAD_LEVELS, work_order__isnull=True)
-               .values_list("pk", "window_code", "received_at"))
+               .order_by("pk").values_list("pk", "window_code", "received_at"))  # in arrival order
     if not bad:
         return 0
     policy = Policy.current()
