@@ -20,8 +20,10 @@ system-deps:
 run: $(VENV)/.installed system-deps
 	$(PY) scripts/run_demo.py
 
+# The whole suite on SQLite, then the central server's tests again on a private PostgreSQL server.
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -m central --central-db=postgresql
 
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py

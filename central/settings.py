@@ -61,7 +61,7 @@ WSGI_APPLICATION = "central.wsgi.application"
 
 TEMPLATES = [{
     "BACKEND": "django.template.backends.django.DjangoTemplates",
-    "DIRS": [],
+    "DIRS": [Path(__file__).resolve().parent / "templates"],  # admin/base_site.html: the bundled font
     "APP_DIRS": True,
     "OPTIONS": {"context_processors": [
         "django.template.context_processors.request",

@@ -241,13 +241,13 @@ class WorkOrderAdmin(Scoped):
     search_fields = ["window_code", "rating__rating_id", "rating__case_no"]
     date_hierarchy = "opened_on"
     inlines = [NoteInline]
-    readonly_fields = ["rating_summary", "state", "department", "opened_on", "contact_due", "rectify_due",
+    readonly_fields = ["rating_summary", "stage_due", "overdue", "state", "department", "opened_on", "contact_due", "rectify_due",
                        "close_due", "provisional", "contacted_at", "rectified_at", "closed_at", "recheck",
                        "recheck_by", "recheck_at"]
     fieldsets = [
         ("差评", {"fields": ["rating_summary", "department", "opened_on"]}),
         ("时限（工作日，按国家法定节假日和调休）", {"fields": [("contact_due", "rectify_due", "close_due"), "provisional"]}),
-        ("办理", {"fields": ["state", "advance_to", "assignee", "complex_case", "contact_record", "contacted_at",
+        ("办理", {"fields": [("state", "stage_due", "overdue"), "advance_to", "assignee", "complex_case", "contact_record", "contacted_at",
                            "rectification", "rectified_at", "closed_at"]}),
         ("复核", {"fields": ["request_recheck", "recheck_reason", "recheck", "recheck_by", "recheck_at"]}),
     ]
@@ -277,7 +277,8 @@ class WorkOrderAdmin(Scoped):
     @admin.display(description="评价")
     def rating_summary(self, obj):
         r = obj.rating
-        reasons = "、".join(r.reasons) or "—"
+        labels = dict(ReasonTag.objects.values_list("code", "label"))
+        reasons = "、".join(labels.get(code, code) for code in r.reasons) or "—"
         return (f"{r.get_level_display()} · {timezone.localtime(r.rated_at):%Y-%m-%d %H:%M} · 窗口 {r.window_code} · "
                 f"工号 {r.staff_no or '—'} · 办件 {r.case_no or '—'} · 原因 {reasons} · “{r.text or '无文字'}”")
 

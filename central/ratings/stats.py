@@ -87,8 +87,9 @@ class Row:
 
     @property
     def star_text(self) -> str:
+        """Whole stars drawn (★ full, ☆ empty); the number beside them carries the half."""
         full = int(self.stars)
-        return "★" * full + ("☆" if self.stars - full else "") + "·" * (5 - full - (1 if self.stars - full else 0))
+        return "★" * full + "☆" * (5 - full)
 
 
 @dataclass

@@ -63,8 +63,11 @@ def trend_points(rows: list[stats.Row], width: int = 600, height: int = 120) -> 
         return {"points": "", "labels": [], "width": width, "height": height}
     step = width / max(1, len(rows) - 1)
     points = " ".join(f"{i * step:.1f},{height - (r.score or 0) / 100 * height:.1f}" for i, r in enumerate(rows))
-    labels = [{"x": f"{i * step:.1f}", "text": f"{r.period:%m-%d}"} for i, r in enumerate(rows)
-              if i in (0, len(rows) - 1) or i % max(1, len(rows) // 6) == 0]
+    every = max(1, len(rows) // 6)
+    shown = [i for i in range(len(rows)) if i % every == 0]
+    if len(rows) - 1 - shown[-1] >= every / 2:
+        shown.append(len(rows) - 1)  # the last day too, unless it would overlap its neighbour
+    labels = [{"x": f"{i * step:.1f}", "text": f"{rows[i].period:%m-%d}"} for i in shown]
     return {"points": points, "labels": labels, "width": width, "height": height}
 
 

@@ -34,8 +34,9 @@ def deadlines(opened_on: datetime.date, policy: Policy) -> dict:
         "contact_due": workdays.add_working_days(opened_on, policy.contact_days),
         "rectify_due": workdays.add_working_days(opened_on, policy.rectify_days),
         "close_due": workdays.add_working_days(opened_on, policy.complex_days),
-        "provisional": not (workdays.known(opened_on)
-                            and workdays.known(opened_on + datetime.timedelta(days=2 * policy.complex_days + 30))),
+        # Estimated on weekdays when any day up to the last deadline lies in a year not yet published.
+        "provisional": not workdays.known(workdays.add_working_days(opened_on, max(
+            policy.contact_days, policy.rectify_days, policy.complex_days))),
     }
 
 

@@ -1,0 +1,120 @@
+"""The central server's pages in a real headless browser (Debian's Chromium through its WebDriver),
+against a real server on loopback: log in, then the dashboard, a work order and the public page,
+each saved as a screenshot in var/screenshots/ for people to look at. The machine has no CJK fonts:
+the pages must bring their own, and the test checks the browser loaded it."""
+
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from terminal.core.levels import Level
+
+from conftest import ROOT, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.slow]
+SHOTS = ROOT / "var" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, "Chromium and its driver come from scripts/install-system-deps.sh"
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1100",
+                 "--lang=zh-CN", "--hide-scrollbars"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture(scope="module")
+def filled(central):
+    """A month of ratings at the demo windows, some bad with reasons and text."""
+    rng = random.Random(7)
+    from datetime import datetime, timedelta
+    from conftest import CST
+    batches = {}
+    for window in ("W01", "W02", "W03"):
+        creds = central.enroll(window)
+        items = []
+        for day in range(20):
+            for _ in range(rng.randint(3, 9)):
+                level = Level(rng.choices([5, 4, 3, 2, 1], [50, 25, 12, 8, 5])[0])
+                extra = {"reasons": ("attitude",), "text": "等候时间太长，电话 13812345678"} if level.is_bad else {}
+                items.append(make_rating(level, terminal_id=creds.terminal_id, window=window,
+                                         now=datetime.now(CST) - timedelta(days=day, hours=rng.randint(0, 6)),
+                                         **extra).to_wire())
+        batches[window] = (creds, items)
+    import json
+    for creds, items in batches.values():
+        reply = central.client(creds).request("POST", "/api/v1/ratings", json.dumps({"ratings": items}).encode(),
+                                              {"Content-Type": "application/json"})
+        assert reply.json()["accepted"] == len(items)
+    password = central.add_user("pages-admin", "hall_admin")
+    return password
+
+
+def login(browser, central, password):
+    from selenium.webdriver.common.by import By
+    browser.get(f"{central.url}/admin/login/?next=/")
+    browser.find_element(By.NAME, "username").send_keys("pages-admin")
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(browser, 15).until(expected_conditions.url_to_be(f"{central.url}/"))
+
+
+def bundled_font_loaded(browser) -> bool:
+    return browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        document.fonts.ready.then(() => done([...document.fonts].some(
+            f => f.family.includes('Noto Sans SC Bundled') && f.status === 'loaded')));""")
+
+
+def shoot(browser, name: str) -> Path:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1400, min(max(height + 40, 800), 4000))
+    browser.save_screenshot(str(path))
+    with Image.open(path) as image:
+        colours = image.convert("RGB").getcolors(1 << 20)
+    assert colours is None or len(colours) > 50, f"{name}: the page looks blank"
+    return path
+
+
+def test_dashboard_work_order_and_public_page_in_chromium(browser, central, filled):
+    from selenium.webdriver.common.by import By
+    login(browser, central, filled)
+    assert "评价总览" in browser.find_element(By.TAG_NAME, "h1").text
+    assert bundled_font_loaded(browser)
+    ranking = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+    assert any("1号窗口" in row.text for row in ranking)
+    assert browser.find_elements(By.CSS_SELECTOR, "svg polyline")  # the daily score chart
+    shoot(browser, "central-dashboard")
+
+    browser.get(f"{central.url}/admin/ratings/workorder/?overdue=no")
+    first = browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr th a")
+    browser.get(first.get_attribute("href"))
+    assert "差评工单" in browser.title or "工单" in browser.page_source
+    summary = browser.find_element(By.CSS_SELECTOR, ".field-rating_summary").text
+    assert ("不满意" in summary) and "等候时间太长" in summary
+    assert bundled_font_loaded(browser)
+    shoot(browser, "central-work-order")
+
+    browser.delete_all_cookies()  # the public page is for everyone
+    browser.get(f"{central.url}/public/")
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "政务服务评价公示" in page and "★" in page and "13812345678" not in page and "等候时间太长" in page
+    assert bundled_font_loaded(browser)
+    shoot(browser, "central-public")
