@@ -65,6 +65,25 @@ def stop_all(procs: list[subprocess.Popen]) -> None:
             p.wait()
 
 
+def demo_login(central) -> str:
+    """A hall administrator for the demo; the password is kept in a file only its owner reads."""
+    path = VAR / "central" / "demo-login.txt"
+    if not path.exists():
+        password = central.add_user("demo-admin", "hall_admin")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(f"user: demo-admin\npassword: {password}\n")
+    return f"demo-admin, password in {path.relative_to(ROOT)}"
+
+
+def tick_every_minute(central, stopping: threading.Event) -> None:
+    """The central server's timer, as a systemd timer would run it: default ratings, early warnings."""
+    while not stopping.wait(60):
+        done = central.manage("tick")
+        if done.returncode != 0:
+            print(f"rating-central tick failed: {done.stderr.strip()[-500:]}", file=sys.stderr)
+
+
 def main() -> int:
     VAR.mkdir(exist_ok=True)
     env = {**os.environ, "RATING_CENTRAL_DATA": str(VAR / "central")}
@@ -107,8 +126,11 @@ def main() -> int:
         cable = Cable(host_link=str(VAR / "rating-box"))  # the stable name the udev rule gives a real box
         box = SimulatedBox(cable.box_end, VAR / "box-flash")
         threading.Thread(target=lambda: [None for _ in box.proc.stdout], daemon=True).start()  # its LEDs
-        print(f"\n  dashboard: {server}/\n  admin:     {server}/admin/ (rating-central createsuperuser)\n"
-              f"  {LEGEND}\n", flush=True)
+        login = demo_login(central)
+        ticking = threading.Event()
+        threading.Thread(target=tick_every_minute, args=(central, ticking), daemon=True).start()
+        print(f"\n  dashboard: {server}/  (log in: {login})\n  public:    {server}/public/\n"
+              f"  admin:     {server}/admin/\n  {LEGEND}\n", flush=True)
         if tty_state:
             tty.setcbreak(sys.stdin)
         stdin_open = True

@@ -93,6 +93,9 @@ def test_statistics_follow_their_definitions(hall, auditor):
     assert row.stars == 3.5
     daily = stats.table(stats.Query(AT.date() - datetime.timedelta(days=1), AT.date(), "window", "day"))
     assert [(r.key, r.period, r.total) for r in daily] == [("W01", AT.date(), 8)]
+    per_window = stats.table(stats.Query(AT.date(), AT.date(), "window"))
+    assert [(r.key, r.levels) for r in stats.fold(per_window, "department")] == [
+        (r.key, r.levels) for r in stats.table(stats.Query(AT.date(), AT.date(), "department"))]
     monthly = stats.table(stats.Query(AT.date(), AT.date(), "department", "month"))
     assert [(r.key, r.period) for r in monthly] == [("11440100MB2C000010", datetime.date(2026, 10, 1))]
     by_staff = auditor.get("/stats/?by=staff&from=2026-10-09&to=2026-10-09&format=csv").content.decode("utf-8-sig")

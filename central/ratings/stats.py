@@ -148,6 +148,19 @@ def table(query: Query) -> list[Row]:
     return ranked(list(rows.values()))
 
 
+def fold(window_rows: list[Row], by: str) -> list[Row]:
+    """Per-window rows (of one period) added up by department or for the whole hall, ranked: the
+    dashboard's three tables from one query."""
+    windows = {w.code: w for w in Window.objects.select_related("department")}
+    rows: dict[str, Row] = {}
+    for row in window_rows:
+        key, label = _key(by, {"window_code": row.key}, windows, {})
+        into = rows.setdefault(key, Row(key, label, row.period))
+        for level, n in row.counts.items():
+            into.add(level, n)
+    return ranked(list(rows.values()))
+
+
 def ranked(rows: list[Row]) -> list[Row]:
     return sorted(rows, key=lambda r: (-(r.score or 0), -r.total, r.key))
 

@@ -78,14 +78,14 @@ def dashboard(request):
     open work orders and alerts."""
     start, end = _dates(request)
     windows = roles.window_codes(request.user)
-    query = stats.Query(start, end, "window", None, windows)
-    overall = stats.totals(query)
+    per_window = stats.table(stats.Query(start, end, "window", None, windows))
+    overall = (stats.fold(per_window, "hall") or [stats.Row("all", "全大厅")])[0]
     daily = stats.table(stats.Query(start, end, "hall", "day", windows))
     orders = roles.scope(WorkOrder.objects.all(), request.user, "department")
     return render(request, "ratings/dashboard.html", {
         "start": start, "end": end, "level_names": LEVEL_NAMES, "overall": overall,
-        "windows": stats.table(query),
-        "departments": stats.table(stats.Query(start, end, "department", None, windows)),
+        "windows": per_window,
+        "departments": stats.fold(per_window, "department"),
         "trend": trend_points(daily),
         "definitions": stats.DEFINITIONS,
         "open_orders": orders.exclude(state="closed").count(),
