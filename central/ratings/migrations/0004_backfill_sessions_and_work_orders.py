@@ -7,11 +7,12 @@ from django.utils import timezone
 
 
 def backfill(apps, schema_editor):
-    from central.ratings import workdays
+    from central.ratings.workorders import deadlines  # pure: dates and the policy's numbers
 
     Rating = apps.get_model("ratings", "Rating")
     Window = apps.get_model("ratings", "Window")
     WorkOrder = apps.get_model("ratings", "WorkOrder")
+    policy = apps.get_model("ratings", "Policy").objects.get_or_create(pk=1)[0]
     for rating in Rating.objects.filter(session_id="").only("pk", "payload").iterator(chunk_size=2000):
         session = rating.payload.get("session_id") if isinstance(rating.payload, dict) else None
         if isinstance(session, str) and session:
@@ -22,10 +23,7 @@ def backfill(apps, schema_editor):
                                          .values_list("pk", "window_code", "received_at").iterator()):
         opened = timezone.localdate(received_at)
         orders.append(WorkOrder(rating_id=pk, window_code=window_code, department_id=departments.get(window_code),
-                                opened_on=opened, contact_due=workdays.add_working_days(opened, 1),
-                                rectify_due=workdays.add_working_days(opened, 5),
-                                close_due=workdays.add_working_days(opened, 15),
-                                provisional=not workdays.known(opened)))
+                                opened_on=opened, **deadlines(opened, policy)))
     WorkOrder.objects.bulk_create(orders, batch_size=500)
 
 
