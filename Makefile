@@ -30,6 +30,7 @@ bench: $(VENV)/.installed system-deps
 	$(PY) bench/sync_drain.py
 	$(PY) bench/kiosk_ui.py
 	$(PY) bench/box_link.py
+	$(PY) bench/central_scale.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -10,15 +10,21 @@ Reference central server for window rating terminals.
 Common commands:
   migrate                 create or upgrade the database
   load_demo [--folder F]  load a content folder into the roster (default: shipped demo)
+  add_user NAME --role R  a user with a role: hall_admin, department_manager (--department CODE), auditor
   enroll_code --window W  print a one-time enrollment code for a new terminal at window W
   revoke TERMINAL_ID      refuse a terminal from its next request on
+  tick                    the timer job (every minute): default ratings, then early warnings
+  default_ratings         give the default rating to services left unrated (part of tick)
+  check_alerts            raise and clear early-warning alerts, send webhooks (part of tick)
+  export_docs             write docs/exports.md from the export field tables
   createsuperuser         make an administrator for /admin/
   collectstatic --noinput gather static files for the admin
   serve [--bind H:P]      serve HTTP with gunicorn (default 127.0.0.1:8000)
   help                    list every command (all of Django's management commands work)
 
-Environment: RATING_CENTRAL_DATA (data folder, default var/central), RATING_CENTRAL_HOSTS,
-RATING_CENTRAL_DEBUG. See README.md, "Central server".
+Environment: RATING_CENTRAL_DATA (data folder, default var/central), RATING_CENTRAL_DATABASE_URL
+(default SQLite in the data folder; postgres://… at scale), RATING_CENTRAL_HOSTS,
+RATING_CENTRAL_ALERT_WEBHOOK[_SECRET], RATING_CENTRAL_DEBUG. See README.md, "Central server".
 """
 
 

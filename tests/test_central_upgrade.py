@@ -32,10 +32,11 @@ def test_upgrade_from_the_previous_schema_keeps_ratings_and_opens_work_orders():
         Rating.objects.create(rating_id=f"r{i}", terminal_id="T1", window_code="W01", level=level, channel=4,
                               device="touchscreen", rated_at=now, rated_at_terminal=now, time_source="terminal_ntp",
                               digest="d" * 64, payload={"id": f"r{i}", "session_id": f"s{i}"})
-    new = migrate([("ratings", "0004_backfill_sessions_and_work_orders")])
+    new = migrate(MigrationExecutor(connection).loader.graph.leaf_nodes("ratings"))
     Rating, WorkOrder = new.get_model("ratings", "Rating"), new.get_model("ratings", "WorkOrder")
     assert sorted(Rating.objects.values_list("rating_id", "session_id", "level", "excluded")) == [
         ("r0", "s0", 5, False), ("r1", "s1", 2, False), ("r2", "s2", 1, False), ("r3", "s3", 4, False)]
+    assert set(Rating.objects.values_list("rated_on", flat=True)) == {timezone.localdate(now)}
     orders = WorkOrder.objects.order_by("rating__rating_id")
     assert [o.rating.rating_id for o in orders] == ["r1", "r2"]
     opened = timezone.localdate(now)

@@ -45,3 +45,15 @@ def test_status_shows_the_queue(terminal_config):
     done = subprocess.run([str(BIN / "rating-terminal"), "--config", str(terminal_config()), "status"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and "0 pending" in done.stdout and f"schema v{SCHEMA_VERSION}" in done.stdout and "events:  0 pending" in done.stdout
+
+
+def test_every_central_command_is_in_the_usage_and_the_readme():
+    from central.cli import USAGE
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    commands = sorted(p.stem for p in (ROOT / "central" / "ratings" / "management" / "commands").glob("*.py")
+                      if not p.stem.startswith("_"))
+    assert "tick" in commands and "add_user" in commands
+    for name in commands:
+        spelled = {name, name.replace("_", "-")}
+        assert any(re.search(rf"^  {s}\b", USAGE, re.M) for s in spelled), f"rating-central --help lacks {name}"
+        assert any(f"rating-central {s}" in readme for s in spelled), f"README lacks {name}"

@@ -68,7 +68,8 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
             rating_id=rating_id, terminal_id=event.terminal_id, window_code=event.window_code,
             staff_no=event.staff_no, level=policy.default_level, channel=policy.default_channel, device="system",
             case_no=event.case_no, session_id=event.session_id,
-            item_code=(event.payload or {}).get("item_code") or "", rated_at=rated_at, rated_at_terminal=rated_at,
+            item_code=(event.payload or {}).get("item_code") or "", rated_at=rated_at, rated_on=timezone.localdate(rated_at),
+            rated_at_terminal=rated_at,
             time_source="server_default",
             digest=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), payload=payload)
     with transaction.atomic():

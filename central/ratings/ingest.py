@@ -199,7 +199,8 @@ def _rating_fields(r: WireRating, digest: str, boots: dict) -> dict:
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
         item_code=r.item_code or "", session_id=r.session_id or "", reasons=list(r.reasons), text=r.text,
         excluded=False, excluded_why="",
-        rated_at=rated_at, rated_at_terminal=datetime.fromisoformat(r.rated_at), time_source=source,
+        rated_at=rated_at, rated_on=timezone.localdate(rated_at), rated_at_terminal=datetime.fromisoformat(r.rated_at),
+        time_source=source,
         digest=digest, payload=r.to_wire(),
     )
 

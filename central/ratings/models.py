@@ -228,9 +228,10 @@ class Rating(models.Model):
     reasons = models.JSONField("原因标签", default=list, blank=True)
     text = models.TextField("评价内容", blank=True)
     # 复核 (re-check) or a late real rating may exclude a rating from every score; it stays stored.
-    excluded = models.BooleanField("不计入统计", default=False, db_index=True)
+    excluded = models.BooleanField("不计入统计", default=False)
     excluded_why = models.CharField("不计入原因", max_length=200, blank=True)
     rated_at = models.DateTimeField("评价时间", db_index=True)  # corrected where the terminal's clock was wrong
+    rated_on = models.DateField("评价日期")  # rated_at's day in the hall's time zone: what statistics group by
     rated_at_terminal = models.DateTimeField("终端记录时间")  # as the terminal's clock said, always kept
     time_source = models.CharField("时间来源", max_length=20, choices=[
         ("terminal_ntp", "终端时钟（已校时）"), ("server_boot", "服务器按开机时刻校正"),
@@ -242,6 +243,10 @@ class Rating(models.Model):
     class Meta:
         verbose_name = verbose_name_plural = "评价"
         ordering = ["-rated_at"]
+        # Covers the statistics queries (a date range, grouped by window or staff and level), so a
+        # million-rating table is read from the index alone (bench/central_scale.py).
+        indexes = [models.Index(fields=["rated_on", "excluded", "window_code", "staff_no", "level"],
+                                name="rating_stats")]
 
     def __str__(self):
         return f"{self.rating_id} {Level(self.level).zh}"

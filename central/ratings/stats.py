@@ -17,7 +17,8 @@ import datetime
 from dataclasses import dataclass, field
 
 from django.db.models import Count
-from django.db.models.functions import TruncDay, TruncMonth, TruncWeek
+from django.db.models import F
+from django.db.models.functions import TruncMonth, TruncWeek
 from django.utils import timezone
 
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
@@ -31,7 +32,7 @@ DEFINITIONS = [
     ("差评率", "（不满意 + 非常不满意）÷ 有效评价数"),
     ("排名", "按满意度得分从高到低；得分相同时评价多者在前"),
 ]
-PERIODS = {"day": TruncDay, "week": TruncWeek, "month": TruncMonth}
+PERIODS = {"day": F, "week": TruncWeek, "month": TruncMonth}  # over rated_on, the hall's local date
 DIMENSIONS = {"window": "窗口", "staff": "工作人员", "department": "部门", "hall": "全大厅"}
 
 
@@ -109,10 +110,7 @@ class Query:
             raise ValueError("the end date is before the start date")
 
     def ratings(self):
-        tz = timezone.get_current_timezone()
-        start = datetime.datetime.combine(self.start, datetime.time.min, tz)
-        end = datetime.datetime.combine(self.end + datetime.timedelta(days=1), datetime.time.min, tz)
-        found = Rating.objects.filter(rated_at__gte=start, rated_at__lt=end, excluded=False)
+        found = Rating.objects.filter(rated_on__gte=self.start, rated_on__lte=self.end, excluded=False)
         if self.windows is not None:
             found = found.filter(window_code__in=self.windows)
         return found
@@ -129,7 +127,7 @@ def table(query: Query) -> list[Row]:
              "department": ["window_code"], "hall": []}[query.by]
     ratings = query.ratings()
     if query.period:
-        ratings = ratings.annotate(p=PERIODS[query.period]("rated_at", tzinfo=timezone.get_current_timezone()))
+        ratings = ratings.annotate(p=PERIODS[query.period]("rated_on"))
         group = group + ["p"]
     found = ratings.values(*group, "level").annotate(n=Count("id")).order_by()
     windows = {w.code: w for w in Window.objects.select_related("department")}

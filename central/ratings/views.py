@@ -170,7 +170,7 @@ def public(request):
     days, and recent comments with nothing that identifies the rater."""
     start, end = stats.last_days(90)
     windows = stats.table(stats.Query(start, end, "window"))
-    departments = stats.table(stats.Query(start, end, "department"))
+    departments = stats.fold(windows, "department")
     names = dict(Window.objects.values_list("code", "name"))
     comments = [{"window": names.get(r.window_code, r.window_code), "level": r.get_level_display(),
                  "text": anonymise(r.text), "date": timezone.localtime(r.rated_at).date()}
