@@ -78,16 +78,24 @@ def child(args) -> dict:
     floor_batches = [wire_ratings(500, terminal.terminal_id, "W01", rng) for _ in range(args.ratings // 500)]
     floor_rows = [[RATINGS.fields(WireRating.from_wire(item), "d" * 64, {}) for item in batch]
                   for batch in floor_batches]
-    t0 = time.perf_counter()
-    for rows in floor_rows:
+    # Warm both paths up, then alternate them batch by batch so neither gets the colder table.
+    warm = wire_ratings(500, terminal.terminal_id, "W01", rng)
+    ingest(warm, terminal)
+    with transaction.atomic():
+        insert_rows(Rating, [RATINGS.fields(WireRating.from_wire(item), "d" * 64, {}) for item in
+                             wire_ratings(500, terminal.terminal_id, "W01", rng)])
+    floor_s = ingest_s = 0.0
+    for rows, batch in zip(floor_rows, batches):
+        t0 = time.perf_counter()
         with transaction.atomic():
             insert_rows(Rating, rows)
-    result["floor_per_s"] = args.ratings / (time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    for batch in batches:
+        t1 = time.perf_counter()
         statuses = ingest(batch, terminal)
+        t2 = time.perf_counter()
         assert all(s.status == "accepted" for s in statuses)
-    result["ingest_per_s"] = args.ratings / (time.perf_counter() - t0)
+        floor_s, ingest_s = floor_s + t1 - t0, ingest_s + t2 - t1
+    result["floor_per_s"] = args.ratings / floor_s
+    result["ingest_per_s"] = args.ratings / ingest_s
     t0 = time.perf_counter()
     for batch in batches:
         assert all(s.status == "duplicate" for s in ingest(batch, terminal))
@@ -137,11 +145,16 @@ def child(args) -> dict:
         reply = client.get(url, HTTP_HOST="localhost")
         assert reply.status_code == 200, url
 
+    from django.db.models import Count
+
+    from central.ratings import stats
+
     def bare_group(days):
-        since = (datetime.now(CST) - timedelta(days=days - 1)).date()
+        """The dashboard's main query as SQL, run bare: no ORM rows, no view, no template."""
+        query = stats.Query(*stats.last_days(days), "window")
+        sql, params = query.ratings().values("window_code", "level").annotate(n=Count("id")).order_by().query.sql_with_params()
         with connection.cursor() as c:
-            c.execute("SELECT window_code, level, count(*) FROM ratings_rating WHERE rated_on >= %s "
-                      "AND NOT excluded GROUP BY window_code, level", [since])
+            c.execute(sql, params)
             c.fetchall()
 
     result["floor_group_30d_ms"] = timed(lambda: bare_group(30))
@@ -195,12 +208,12 @@ def main() -> None:
               f"= {r['ingest_per_s'] / r['floor_per_s']:.2f} x floor ({r['work_orders']} work orders opened)")
         print(f"  the same batches replayed (duplicates) {r['replay_per_s']:9,.0f} ratings/s")
         print(f"[{backend}] {r['rows']:,} ratings loaded in {r['load_s']:.0f} s; median page times")
-        print(f"  bare GROUP BY window, level; 30 days (floor)  {r['floor_group_30d_ms']:8.1f} ms")
-        print(f"  dashboard, last 30 days                       {r['dashboard_30d_ms']:8.1f} ms")
-        print(f"  bare GROUP BY window, level; 365 days (floor) {r['floor_group_365d_ms']:8.1f} ms")
-        print(f"  dashboard, a whole year                       {r['dashboard_365d_ms']:8.1f} ms")
-        print(f"  statistics by staff member, 30 days           {r['stats_staff_30d_ms']:8.1f} ms")
-        print(f"  public page (90 days)                         {r['public_ms']:8.1f} ms")
+        print(f"  its grouped count as bare SQL, 30 days (floor)  {r['floor_group_30d_ms']:8.1f} ms")
+        print(f"  dashboard, last 30 days                         {r['dashboard_30d_ms']:8.1f} ms")
+        print(f"  its grouped count as bare SQL, a year (floor)   {r['floor_group_365d_ms']:8.1f} ms")
+        print(f"  dashboard, a whole year                         {r['dashboard_365d_ms']:8.1f} ms")
+        print(f"  statistics by staff member, 30 days             {r['stats_staff_30d_ms']:8.1f} ms")
+        print(f"  public page (90 days)                           {r['public_ms']:8.1f} ms")
 
 
 if __name__ == "__main__":

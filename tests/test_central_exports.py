@@ -118,3 +118,13 @@ def test_public_page_shows_stars_and_anonymised_comments(hall, client):
 def test_anonymise_masks_what_identifies_a_person():
     assert views.anonymise("电话13812345678") == "电话***********"
     assert views.anonymise("不错") == "不错"
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas(hall, auditor):
+    ingest_ratings(hall, make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, now=AT, reasons=("x",),
+                                     text='=HYPERLINK("http://evil.example","点我")'))
+    text = b"".join(auditor.get("/exports/provincial.csv?from=2026-10-09&to=2026-10-09").streaming_content)
+    row = next(csv.DictReader(io.StringIO(text.decode("utf-8").lstrip("\ufeff"))))
+    assert row["evalContent"] == "'" + '=HYPERLINK("http://evil.example","点我")'
+    assert auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09").json()["records"][0][
+        "evalContent"].startswith("=HYPERLINK")  # JSON carries the text as written

@@ -104,6 +104,14 @@ def records(convention: str, ratings) -> Iterator[dict]:
         yield {f.name: f.value(r, look) for f in fields}
 
 
+def spreadsheet_safe(value):
+    """A CSV cell a spreadsheet will not run: text starting with = + - @ (or a tab or return) gets a
+    leading apostrophe. A rater's free text is untrusted input that auditors open in Excel."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def csv_lines(convention: str, ratings) -> Iterator[str]:
     """CSV with a header row, UTF-8 with a byte-order mark so spreadsheet programs read the Chinese."""
     buffer = io.StringIO()
@@ -113,7 +121,7 @@ def csv_lines(convention: str, ratings) -> Iterator[str]:
     for record in records(convention, ratings):
         buffer.seek(0)
         buffer.truncate()
-        writer.writerow(record.values())
+        writer.writerow([spreadsheet_safe(v) for v in record.values()])
         yield buffer.getvalue()
 
 

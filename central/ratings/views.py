@@ -123,7 +123,8 @@ def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
     writer.writerow(["排名" if not query.period else "周期", stats.DIMENSIONS[query.by], "编码", *LEVEL_NAMES,
                      "有效评价", "满意率", "满意度得分", "差评率"])
     for i, r in enumerate(rows, 1):
-        writer.writerow([r.period.isoformat() if r.period else i, r.label, r.key, *r.levels, r.total,
+        writer.writerow([r.period.isoformat() if r.period else i, exports.spreadsheet_safe(r.label),
+                         exports.spreadsheet_safe(r.key), *r.levels, r.total,
                          f"{r.satisfaction_rate:.4f}", f"{r.score:.2f}", f"{r.bad_rate:.4f}"])
     return response
 
