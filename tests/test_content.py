@@ -20,6 +20,8 @@ from terminal.store import Store
 
 from conftest import ROOT, make_rating
 
+pytestmark = pytest.mark.central
+
 FAKE = Credentials(terminal_id="T-FAKE", secret="s" * 43, server="http://unused", window="W01")
 
 
@@ -147,7 +149,6 @@ from terminal.store import Store
 from conftest import make_rating
 from test_content import FAKE
 
-pytestmark = pytest.mark.central
 url, folder, db = sys.argv[1:4]
 store = Store(db)
 ids = [make_rating().id for _ in range(0)]
