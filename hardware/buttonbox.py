@@ -101,7 +101,8 @@ class ButtonBoxLink:
         if not port:
             return  # not plugged in (yet)
         try:
-            link = serial.serial_for_url(port, baudrate=self.baudrate, timeout=0.05)
+            # exclusive: a second opener (another terminal process, or doctor) is refused, not interleaved
+            link = serial.serial_for_url(port, baudrate=self.baudrate, timeout=0.05, exclusive=True)
         except serial.SerialException as exc:
             raise OSError(str(exc)) from None
         with link:

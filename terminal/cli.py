@@ -130,11 +130,26 @@ def flash_box_arguments(parser) -> None:
     parser.add_argument("--timeout", type=float, default=20, help="seconds to wait for the box at each restart")
 
 
+def cmd_doctor(config, args) -> int:
+    """Check everything a working window needs; exit status 1 when something fails."""
+    from terminal import doctor
+    checks = doctor.run(config, headless=args.headless)
+    print(doctor.report(checks, args.json))
+    return 1 if any(c.status == doctor.FAIL for c in checks) else 0
+
+
+def doctor_arguments(parser) -> None:
+    parser.add_argument("--json", action="store_true", help="one JSON object for scripts: ok, checks[]")
+    parser.add_argument("--headless", action="store_true", help="a box-only terminal: skip display, touch and fonts")
+
+
 COMMANDS = {
     "provision": Command(cmd_provision, "enroll this terminal with a one-time code from the central server",
                          provision_arguments),
     "run": Command(cmd_run, "start the touchscreen kiosk (--headless: a box-only terminal)", run_arguments),
     "status": Command(cmd_status, "show this terminal's identity and rating queue"),
+    "doctor": Command(cmd_doctor, "check display, touch, box, badge reader, fonts, audio, disk, clock, server, "
+                                  "credentials, content and queue; one line each with what to do", doctor_arguments),
     "set-pin": Command(cmd_set_pin, "set the technician menu's PIN (read from the terminal or stdin)"),
     "flash-box": Command(cmd_flash_box, "flash the button box's firmware (mpremote), verify it and read its hello",
                          flash_box_arguments),
