@@ -14,7 +14,18 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 SYSTEM_CONFIG = Path("/etc/rating-terminal/terminal.toml")
-ASSETS = Path(__file__).resolve().parent.parent / "assets"
+
+
+def _assets() -> Path:
+    """Fonts, images, sounds and demo content: beside the source in a checkout, or where an
+    install puts them (``data_files`` in setup.cfg: <prefix>/share/rating-terminal/assets)."""
+    import sys
+    checkout = Path(__file__).resolve().parent.parent / "assets"
+    installed = Path(sys.prefix) / "share" / "rating-terminal" / "assets"
+    return checkout if checkout.is_dir() or not installed.is_dir() else installed
+
+
+ASSETS = _assets()
 
 
 class ConfigError(ValueError):

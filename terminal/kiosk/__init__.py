@@ -18,12 +18,18 @@ def prepare_kivy(config: Config) -> None:
 
     if config.kiosk.rotation not in (0, 90, 180, 270):
         raise ValueError(f"[kiosk] rotation must be 0, 90, 180 or 270, got {config.kiosk.rotation}")
-    KivyConfig.set("graphics", "width", str(config.kiosk.width))
-    KivyConfig.set("graphics", "height", str(config.kiosk.height))
-    KivyConfig.set("graphics", "fullscreen", "auto" if config.kiosk.fullscreen else "0")
-    KivyConfig.set("graphics", "show_cursor", "0" if config.kiosk.fullscreen else "1")  # no cursor on a kiosk
-    KivyConfig.set("graphics", "rotation", str(config.kiosk.rotation))
-    KivyConfig.set("graphics", "allow_screensaver", "0")  # the screen stays awake
+
+    def kivy_set(section: str, key: str, value: str) -> None:
+        """Our default, unless the environment (KCFG_<SECTION>_<KEY>, as the systemd unit sets them) says."""
+        if f"KCFG_{section.upper()}_{key.upper()}" not in os.environ:
+            KivyConfig.set(section, key, value)
+
+    kivy_set("graphics", "width", str(config.kiosk.width))
+    kivy_set("graphics", "height", str(config.kiosk.height))
+    kivy_set("graphics", "fullscreen", "auto" if config.kiosk.fullscreen else "0")
+    kivy_set("graphics", "show_cursor", "0" if config.kiosk.fullscreen else "1")  # no cursor on a kiosk
+    kivy_set("graphics", "rotation", str(config.kiosk.rotation))
+    kivy_set("graphics", "allow_screensaver", "0")  # the screen stays awake
     KivyConfig.set("kivy", "exit_on_escape", "0")  # a citizen must not be able to close the kiosk
     KivyConfig.set("kivy", "keyboard_mode", "systemanddock")  # an on-screen keyboard for the reasons' text
     # Exactly one input provider, so one touch is one event: Kivy's defaults (a probesysfs
