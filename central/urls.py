@@ -11,6 +11,7 @@ urlpatterns = [
     path("", views.dashboard, name="dashboard"),
     path("stats/", views.statistics, name="statistics"),
     path("alerts/", views.alerts_page, name="alerts"),
+    path("terminals/", views.terminals, name="terminals"),
     path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
     path("public/", views.public, name="public"),
     path("admin/", admin.site.urls),

@@ -187,7 +187,8 @@ class SyncDaemon:
             oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
         state = self.store.state()
         return {
-            "version": terminal.__version__, "boot_id": self.clock.boot_id(),
+            "version": terminal.__version__, "versions": versions(self.store.schema_version),
+            "boot_id": self.clock.boot_id(),
             "mono_ms": self.clock.monotonic_ms(), "queue_depth": counts["pending"],
             "events_pending": self.store.counts("events")["pending"],
             "oldest_pending_s": oldest_s, "dead_letters": counts["dead"],
@@ -225,3 +226,19 @@ def run_forever(config: Config, stop: threading.Event) -> None:
         daemon.run(stop)
     finally:
         daemon.close()
+
+
+def versions(schema: int) -> dict:
+    """What runs on this terminal, for the central server's list of terminals (the box's firmware
+    travels in ``devices``)."""
+    import platform
+    release = ""
+    try:
+        for line in open("/etc/os-release", encoding="utf-8"):
+            if line.startswith("PRETTY_NAME="):
+                release = line.split("=", 1)[1].strip().strip('"')
+    except OSError:
+        pass
+    return {"software": terminal.__version__, "schema": schema, "python": platform.python_version(),
+            "os": release or platform.platform(), "machine": platform.machine()}
+

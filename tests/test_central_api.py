@@ -145,3 +145,16 @@ def test_heartbeat_keeps_since_when_a_device_is_disconnected(central, enrolled):
     assert first is not None and central.query(since, [enrolled.terminal_id]) == [(first,)]  # the first report counts
     client.heartbeat({"version": "t", "devices": [box]})
     assert central.query(since, [enrolled.terminal_id]) == [(None,)]
+
+
+def test_terminals_page_lists_what_each_terminal_runs(central, enrolled):
+    from sync.daemon import versions
+    central.client(enrolled).heartbeat({"version": "9.8.7", "versions": versions(3), "devices": [
+        {"device": "button_box", "connected": True, "firmware": "0.2.0", "board": "5e5e0001"}]})
+    session = central.login("ver-auditor", central.add_user("ver-auditor", "auditor"))
+    page = session.get(f"{central.url}/terminals/", timeout=5).text
+    row = page[page.index(enrolled.terminal_id):]
+    row = row[:row.index("</tr>")]
+    assert "9.8.7" in row and "0.2.0" in row and "在线" in row and ">3<" in row
+    assert "9.8.7 × 1" in page
+    assert requests.get(f"{central.url}/terminals/", timeout=5, allow_redirects=False).status_code == 302

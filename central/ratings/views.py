@@ -130,6 +130,27 @@ def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
 
 
 @login_required
+@permission_required("ratings.view_terminal", raise_exception=True)
+def terminals(request):
+    """Which terminal runs what, as its last heartbeat said: software, schema, box firmware, health."""
+    from collections import Counter
+    from .models import Terminal
+    rows = []
+    for node in roles.scope(Terminal.objects.select_related("window"), request.user, "window__department"):
+        beat = node.heartbeat or {}
+        versions = beat.get("versions") if isinstance(beat.get("versions"), dict) else {}
+        box = next((d for d in beat.get("devices") or [] if isinstance(d, dict) and d.get("device") == "button_box"),
+                   None)
+        rows.append({"terminal": node, "software": node.version or "—", "schema": versions.get("schema", "—"),
+                     "os": versions.get("os", "—"), "python": versions.get("python", "—"),
+                     "firmware": (box or {}).get("firmware") or ("—" if box is None else "未连接"),
+                     "online": bool(node.last_seen and (timezone.now() - node.last_seen).total_seconds() < 180)})
+    return render(request, "ratings/terminals.html", {
+        "rows": rows, "software": Counter(r["software"] for r in rows).most_common(),
+        "firmware": Counter(r["firmware"] for r in rows).most_common()})
+
+
+@login_required
 @permission_required("ratings.view_alert", raise_exception=True)
 def alerts_page(request):
     return render(request, "ratings/alerts.html", {
