@@ -17,7 +17,7 @@ from firmware.sim import SimulatedBox
 from terminal import config as config_module
 from terminal import doctor
 
-from conftest import BIN, make_rating
+from conftest import BIN, free_port, make_rating, wait_for
 
 HEALTHY = {"config", "credentials", "database", "queue", "dead letters", "disk", "server", "signed request",
            "content", "button box", "badge reader", "audio"}
@@ -37,8 +37,9 @@ def cli(config_path, *args, env=None):
 
 
 @pytest.fixture
-def terminal(central, tmp_path):
-    """A provisioned box-only terminal with its content, its box and its badge reader's port."""
+def rig(central, tmp_path):
+    """A provisioned box-only terminal with its content, its box and its badge reader's port: the
+    technician's flow (provision, pull content) through the real commands."""
     cable = Cable()
     box = SimulatedBox(cable.box_end, tmp_path / "flash")
     reader_master, reader_slave = os.openpty()
@@ -49,11 +50,16 @@ def terminal(central, tmp_path):
     pulled = subprocess.run([str(BIN / "rating-sync"), "--config", str(path), "pull-content"], capture_output=True,
                             text=True, timeout=60)
     assert pulled.returncode == 0, pulled.stderr
-    yield path
+    yield path, box, done.stdout + done.stderr + pulled.stdout + pulled.stderr
     box.close()
     cable.close()
     os.close(reader_master)
     os.close(reader_slave)
+
+
+@pytest.fixture
+def terminal(rig):
+    return rig[0]
 
 
 def checks_by_name(checks) -> dict:
@@ -237,3 +243,49 @@ def test_queue_judgement():
     assert doctor.judge_queue(0, None).status == "pass"
     assert doctor.judge_queue(5, 60).status == "pass"
     assert doctor.judge_queue(5, 7200).status == "warn"
+
+
+def test_provision_doctor_rate_and_sync_end_to_end(rig, central, tmp_path):
+    """The technician's flow to a first rating at the central server, with nothing secret printed."""
+    import requests
+    path, box, said = rig
+    port = free_port()
+    path.write_text(path.read_text().replace("[kiosk]\n", '[kiosk]\nstaff_no = "SZ0201"\n')
+                    + f'[invite]\nlisten = "127.0.0.1:{port}"\n')
+    checked = cli(path, "doctor", "--headless")
+    assert checked.returncode == 0, checked.stdout
+    terminal = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(path), "run", "--headless"],
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env={**os.environ, "DISPLAY": ""})
+    try:
+        token = tmp_path / "data" / "invite-token"
+        assert wait_for(token.exists, 20)
+        auth = {"Authorization": "Bearer " + token.read_text().strip()}
+
+        def state():
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/v1/state", headers=auth, timeout=2).json()["state"]
+            except requests.ConnectionError:
+                return None
+        assert wait_for(lambda: state() == "idle", 20)
+        invited = requests.post(f"http://127.0.0.1:{port}/v1/invite", json={"case_no": "C-E2E-1"}, headers=auth,
+                                timeout=5)
+        assert invited.status_code == 201
+        assert wait_for(lambda: state() == "invited", 10)
+        box.key("D4")
+        box.key("U4")
+        session = invited.json()["session_id"]
+        assert wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/v1/sessions/{session}", headers=auth,
+                                             timeout=5).json()["rated"], 20)
+    finally:
+        terminal.send_signal(__import__("signal").SIGTERM)
+        output, _ = terminal.communicate(timeout=20)
+    synced = subprocess.run([str(BIN / "rating-sync"), "--config", str(path), "run", "--once"], capture_output=True,
+                            text=True, timeout=60)
+    assert synced.returncode == 0, synced.stderr
+    stored = central.query("SELECT level, channel, device, case_no, window_code FROM ratings_rating WHERE case_no = ?",
+                           ["C-E2E-1"])
+    assert stored == [(4, 5, "button_box", "C-E2E-1", "W02")]
+    secret = json.loads((tmp_path / "data" / "credentials.json").read_text())["secret"]
+    for text in (said, checked.stdout, checked.stderr, output, synced.stdout, synced.stderr):
+        assert secret not in text and token.read_text().strip() not in text
