@@ -176,4 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(status, {"error": code, "detail": detail}, close=True)
 
     def log_message(self, fmt: str, *args) -> None:  # the request line only: tokens travel in headers
-        log.info("%s %s", self.address_string(), fmt % args)
+        # A business system may poll a session several times a second: answered reads go to the
+        # debug level, so the journal keeps invitations, refusals and errors, not the polling.
+        quiet = self.command == "GET" and len(args) > 1 and str(args[1]).startswith("2")
+        (log.debug if quiet else log.info)("%s %s", self.address_string(), fmt % args)

@@ -254,9 +254,9 @@ def test_provision_doctor_rate_and_sync_end_to_end(rig, central, tmp_path):
                     + f'[invite]\nlisten = "127.0.0.1:{port}"\n')
     checked = cli(path, "doctor", "--headless")
     assert checked.returncode == 0, checked.stdout
+    log = (tmp_path / "terminal.log").open("w")  # a file, not a pipe nobody reads while we wait
     terminal = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(path), "run", "--headless"],
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                env={**os.environ, "DISPLAY": ""})
+                                stdout=log, stderr=subprocess.STDOUT, text=True, env={**os.environ, "DISPLAY": ""})
     try:
         token = tmp_path / "data" / "invite-token"
         assert wait_for(token.exists, 20)
@@ -279,13 +279,17 @@ def test_provision_doctor_rate_and_sync_end_to_end(rig, central, tmp_path):
                                              timeout=5).json()["rated"], 20)
     finally:
         terminal.send_signal(__import__("signal").SIGTERM)
-        output, _ = terminal.communicate(timeout=20)
+        terminal.wait(20)
+        log.close()
+    output = (tmp_path / "terminal.log").read_text()
     synced = subprocess.run([str(BIN / "rating-sync"), "--config", str(path), "run", "--once"], capture_output=True,
                             text=True, timeout=60)
     assert synced.returncode == 0, synced.stderr
     stored = central.query("SELECT level, channel, device, case_no, window_code FROM ratings_rating WHERE case_no = ?",
                            ["C-E2E-1"])
     assert stored == [(4, 5, "button_box", "C-E2E-1", "W02")]
+    assert '"POST /v1/invite HTTP/1.1" 201' in output  # the journal keeps the invitation,
+    assert "GET /v1/sessions" not in output and "GET /v1/state" not in output  # not the polling
     secret = json.loads((tmp_path / "data" / "credentials.json").read_text())["secret"]
     for text in (said, checked.stdout, checked.stderr, output, synced.stdout, synced.stderr):
         assert secret not in text and token.read_text().strip() not in text
