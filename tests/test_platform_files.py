@@ -66,6 +66,10 @@ def test_kiosk_unit_sets_kivy_through_the_environment_and_kivy_takes_it(tmp_path
                           cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == "auto 0 0 ['mouse']"  # and exactly one input provider
+    assert env["KCFG_INPUT_MOUSE"] == "mouse,disable_multitouch"
+    other = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=tmp_path,
+                           env={**run_env, "KCFG_INPUT_MOUSE": "", "KCFG_INPUT_TOUCHSCREEN": "mtdev,/dev/input/event3"})
+    assert other.stdout.split("\n")[-2] == "auto 0 0 ['touchscreen']"  # still one
     without = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60,
                              env={k: v for k, v in run_env.items() if not k.startswith("KCFG_")}, cwd=tmp_path)
     assert without.stdout.split("\n")[-2] == "0 1 0 ['mouse']"  # the demo config: a window with a cursor

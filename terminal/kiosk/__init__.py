@@ -36,7 +36,12 @@ def prepare_kivy(config: Config) -> None:
     # provider beside the window's own mouse events) deliver a touchscreen tap twice.
     for option in KivyConfig.options("input"):
         KivyConfig.remove_option("input", option)
-    if config.kiosk.touch_input:
+    from_environment = {k[len("KCFG_INPUT_"):].lower(): v for k, v in os.environ.items()
+                        if k.startswith("KCFG_INPUT_") and v}  # an empty value switches a provider off
+    if from_environment:  # the unit's word (e.g. KCFG_INPUT_MOUSE=mouse,disable_multitouch): only these
+        for name, provider in from_environment.items():
+            KivyConfig.set("input", name, provider)
+    elif config.kiosk.touch_input:
         provider, _, device = config.kiosk.touch_input.partition(":")
         if provider not in ("mtdev", "hidinput") or not device:
             raise ValueError(f"[kiosk] touch_input must be mtdev:<device> or hidinput:<device>, "
