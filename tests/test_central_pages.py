@@ -55,7 +55,10 @@ def filled(central):
                                          **extra).to_wire())
         batches[window] = (creds, items)
     import json
+    from sync.daemon import versions
     for creds, items in batches.values():
+        central.client(creds).heartbeat({"version": "0.1.0", "versions": versions(3), "queue_depth": 0, "devices": [
+            {"device": "button_box", "connected": creds.window != "W03", "firmware": "0.2.0", "board": "5e5e0001"}]})
         reply = central.client(creds).request("POST", "/api/v1/ratings", json.dumps({"ratings": items}).encode(),
                                               {"Content-Type": "application/json"})
         assert reply.json()["accepted"] == len(items)
@@ -111,6 +114,12 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     assert ("不满意" in summary) and "等候时间太长" in summary
     assert bundled_font_loaded(browser)
     shoot(browser, "central-work-order")
+
+    browser.get(f"{central.url}/terminals/")
+    rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")
+    assert len(rows) >= 3 and any("0.2.0" in r.text and "在线" in r.text for r in rows)
+    assert any("未连接" in r.text for r in rows)  # W03's box is unplugged
+    shoot(browser, "central-terminals")
 
     browser.delete_all_cookies()  # the public page is for everyone
     browser.get(f"{central.url}/public/")

@@ -143,7 +143,8 @@ def terminals(request):
                    None)
         rows.append({"terminal": node, "software": node.version or "—", "schema": versions.get("schema", "—"),
                      "os": versions.get("os", "—"), "python": versions.get("python", "—"),
-                     "firmware": (box or {}).get("firmware") or ("—" if box is None else "未连接"),
+                     "firmware": (box or {}).get("firmware") or "—",
+                     "box": "" if box is None else ("已连接" if box.get("connected") else "未连接"),
                      "online": bool(node.last_seen and (timezone.now() - node.last_seen).total_seconds() < 180)})
     return render(request, "ratings/terminals.html", {
         "rows": rows, "software": Counter(r["software"] for r in rows).most_common(),
