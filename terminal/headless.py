@@ -29,7 +29,7 @@ CONTENT_CHECK_S = 5.0
 def run(config: Config, stop: threading.Event) -> None:
     from hardware.badge import start_readers
     store = Store(config.db_path)
-    window = Window(config, store, load_or_none(config.content_dir))
+    window = Window(config, store, load_or_none(config.content_dir), screen=False)  # a press is the whole rating
     devices: list = []
     voice = Voice(config.kiosk.volume, player=AplayPlayer(config.kiosk.audio_device))
     window.listeners.append(lambda what, detail: voice.say(detail, config.terminal.language) if what == "say" else None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from terminal.clock import SystemClock
@@ -48,8 +48,10 @@ class SwipeResult:
 
 class Window:
     def __init__(self, config: Config, store: Store, content: Content | None,
-                 clock: SystemClock | None = None, monotonic: Callable[[], float] = time.monotonic):
+                 clock: SystemClock | None = None, monotonic: Callable[[], float] = time.monotonic,
+                 screen: bool = True):
         self.config, self.store = config, store
+        self.screen = screen  # False: a box-only terminal (see Rules.screen)
         self.recorder = Recorder(config, store, clock)
         self.monotonic = monotonic
         self.lock = threading.RLock()
@@ -210,10 +212,10 @@ class Window:
 
     def _rules(self, content: Content | None) -> Rules:
         if content is None:
-            return Rules()
+            return Rules(screen=self.screen)
         codes = tuple(t["code"] for t in content.reason_tags if isinstance(t, dict) and "code" in t)
         try:
-            return Rules.from_settings(content.settings, codes)
+            return replace(Rules.from_settings(content.settings, codes), screen=self.screen)
         except ValueError as exc:
             log.error("content settings rejected, defaults used: %s", exc)
-            return Rules(reason_codes=codes)
+            return Rules(reason_codes=codes, screen=self.screen)

@@ -272,11 +272,11 @@ def test_provision_doctor_rate_and_sync_end_to_end(rig, central, tmp_path):
                                 timeout=5)
         assert invited.status_code == 201
         assert wait_for(lambda: state() == "invited", 10)
-        box.key("D4")
-        box.key("U4")
+        box.key("D2")  # 不满意: a box-only terminal has no reasons screen to wait on
+        box.key("U2")
         session = invited.json()["session_id"]
         assert wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/v1/sessions/{session}", headers=auth,
-                                             timeout=5).json()["rated"], 20)
+                                             timeout=5).json()["rated"], 5)
     finally:
         terminal.send_signal(__import__("signal").SIGTERM)
         terminal.wait(20)
@@ -287,7 +287,9 @@ def test_provision_doctor_rate_and_sync_end_to_end(rig, central, tmp_path):
     assert synced.returncode == 0, synced.stderr
     stored = central.query("SELECT level, channel, device, case_no, window_code FROM ratings_rating WHERE case_no = ?",
                            ["C-E2E-1"])
-    assert stored == [(4, 5, "button_box", "C-E2E-1", "W02")]
+    assert stored == [(2, 5, "button_box", "C-E2E-1", "W02")]
+    assert central.query("SELECT count(*) FROM ratings_workorder w JOIN ratings_rating r ON r.id = w.rating_id "
+                         "WHERE r.case_no = ?", ["C-E2E-1"]) == [(1,)]  # the bad rating opened its work order
     assert '"POST /v1/invite HTTP/1.1" 201' in output  # the journal keeps the invitation,
     assert "GET /v1/sessions" not in output and "GET /v1/state" not in output  # not the polling
     secret = json.loads((tmp_path / "data" / "credentials.json").read_text())["secret"]

@@ -173,6 +173,18 @@ def test_walking_away_from_reasons_still_records_the_rating_with_reasons_missing
     assert kinds(effects) == ["Commit"] and s.state is State.IDLE  # nobody there to thank
 
 
+def test_without_a_screen_a_bad_press_is_the_whole_rating_and_is_thanked_at_once():
+    """A box-only terminal: no reasons or indicator screen to wait 30 s on while the next citizen queues."""
+    s = logged_in(screen=False, dimensions=("服务效率",), reason_codes=("slow",))
+    s.invite(1)
+    effects = s.press(Level.VERY_DISSATISFIED, BOX, 2)
+    draft = committed(effects)
+    assert draft.level is Level.VERY_DISSATISFIED and draft.reasons_missing and draft.scores == {}
+    assert kinds(effects) == ["Commit", "Say:thanks"] and s.state is State.THANKS
+    s.tick(2 + 3)  # the thank-you's seconds
+    assert s.state is State.IDLE
+
+
 def test_low_ratings_take_the_same_path_as_high_ones():
     for level in Level:
         s = logged_in()

@@ -71,6 +71,10 @@ class Rules:
     reasons_timeout_s: float = 30.0
     thanks_seconds: float = 3.0
     walkup_cooldown_s: float = 5.0
+    # False on a box-only terminal: no screen to ask indicators or reasons on, so the press is the
+    # whole rating, thanked at once (a bad one is recorded with its reasons missing, as when a
+    # citizen walks away from the reasons screen) and the next citizen need not wait.
+    screen: bool = True
 
     @classmethod
     def from_settings(cls, settings: dict, reason_codes: tuple[str, ...] = ()) -> "Rules":
@@ -296,6 +300,8 @@ class Session:
 
     def _next_step(self, now: float, effects: list[Effect], scores_done: bool = False) -> list[Effect]:
         draft = self.draft
+        if not self.rules.screen:
+            return effects + self._commit(now, thanks=True)
         if self.rules.dimensions and not scores_done and self.state is not State.RATING:
             self._enter(State.RATING, now + self.rules.reasons_timeout_s)
             return effects
