@@ -117,6 +117,13 @@ class Central:
         with sqlite3.connect(self.data_dir / "central.db", timeout=30) as db:
             return db.execute(sql, params).fetchall()
 
+    def backdate(self, terminal_id: str, days: float) -> None:
+        """Pretend a terminal was enrolled ``days`` ago, so ratings it made in those days are plausible."""
+        from datetime import datetime, timedelta, timezone
+        then = datetime.now(timezone.utc) - timedelta(days=days)
+        self.query("UPDATE ratings_terminal SET enrolled_at = ? WHERE terminal_id = ?",
+                   [then if self.database_url else then.strftime("%Y-%m-%d %H:%M:%S.%f"), terminal_id])
+
     def count(self, where: str = "1 = 1", params=()) -> int:
         return self.query(f"SELECT count(*) FROM ratings_rating WHERE {where}", params)[0][0]
 

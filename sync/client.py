@@ -4,7 +4,14 @@ Only a 2xx whose body is the JSON the API promises counts as an answer: a captiv
 HTML page, a truncated body or a proxy's error page are ``TransientError`` and the batch is simply
 sent again later (the server's per-id rule makes the resend harmless).
 
-The client keeps the offset between the server's clock and ours, learned from the
+Every answer must also carry the server's signature (``X-Answer-Signature``, see
+``terminal.core.signing``) over this request's nonce, the status, its time and its body: an
+answer that is unsigned or mis-signed is no answer (``TransientError``), so a fake server, a
+proxy or anyone on the LAN can neither mark a rating delivered nor refuse it. Answers are read
+up to a size limit, and the connection is TLS to anything off the machine (``tls``): the
+system's CAs or ``[sync] ca_file``, and optionally a pinned server key.
+
+The client keeps the offset between the server's clock and ours, learned from the signed
 ``X-Server-Time`` header of every answer, and signs with the corrected time: a terminal whose
 clock is years off is refused once (``stale_timestamp``), learns the offset, and goes on.
 """
@@ -14,8 +21,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import requests
@@ -24,8 +32,12 @@ import terminal
 from terminal.core import signing
 from terminal.credentials import Credentials
 
+from . import tls
+
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 ITEM_STATUSES = {"accepted", "duplicate", "rejected"}
+MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a manifest or 1,000 acknowledgements are far smaller
+ETAG = re.compile(r"^[0-9a-f]{64}$")
 
 
 class TransientError(RuntimeError):
@@ -55,6 +67,23 @@ class FileMismatch(RuntimeError):
     """A downloaded file's size or SHA-256 is not what the manifest promised."""
 
 
+@dataclass
+class Answer:
+    """A verified answer: its status, headers and body, read whole (up to MAX_ANSWER_BYTES)."""
+
+    status_code: int
+    headers: requests.structures.CaseInsensitiveDict
+    content: bytes = b""
+    stream: requests.Response | None = field(default=None, repr=False)  # a file being fetched
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.content.decode("utf-8"))
+
+
 @dataclass(frozen=True)
 class Outbox:
     """One kind of record the terminal sends: its table in the terminal database, its endpoint,
@@ -78,13 +107,14 @@ class ItemAck:
 
 class CentralClient:
     def __init__(self, server: str, credentials: Credentials | None, timeout: float = 15.0,
-                 clock_offset: float = 0.0, wall_clock=time.time):
+                 clock_offset: float = 0.0, wall_clock=time.time, ca_file: str | None = None,
+                 server_key_pin: str = ""):
         self.server = server.rstrip("/")
         self.wall_clock = wall_clock  # the terminal's own clock, however wrong
         self.credentials = credentials
         self.timeout = timeout
         self.clock_offset = clock_offset  # server time minus our time, seconds
-        self.http = requests.Session()
+        self.http = tls.session(ca_file, server_key_pin)
         self.http.headers["User-Agent"] = f"rating-sync/{terminal.__version__}"
 
     def close(self) -> None:
@@ -93,8 +123,10 @@ class CentralClient:
     # -- transport ---------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
-                stream: bool = False) -> requests.Response:
-        """Send a signed request; on ``stale_timestamp`` correct the clock offset and resend once."""
+                stream_sha256: str | None = None) -> Answer:
+        """Send a signed request and return its verified answer; on ``stale_timestamp`` correct
+        the clock offset and resend once. ``stream_sha256``: the answer is a file of that hash,
+        left unread in ``Answer.stream`` (its signature covers that hash; the caller checks it)."""
         if self.credentials is None:
             raise TransientError("this terminal is not enrolled: run rating-terminal provision", code="not_enrolled")
         for attempt in (1, 2):
@@ -102,26 +134,47 @@ class CentralClient:
             signed = signing.signed_headers(self.credentials.terminal_id, self.credentials.secret,
                                             method, path, body, sent_at + self.clock_offset)
             try:
-                response = self.http.request(method, self.server + path, data=body or None, stream=stream,
+                response = self.http.request(method, self.server + path, data=body or None, stream=True,
                                              timeout=self.timeout, headers={**(headers or {}), **signed})
             except requests.RequestException as exc:
                 raise TransientError(f"network: {type(exc).__name__}: {_short(exc)}") from None
-            self._learn_clock(response, sent_at, self.wall_clock())
-            if response.status_code in (401, 403):
-                code = _error_code(response)
+            answer = self._verified(response, signed[signing.HEADER_NONCE], stream_sha256)
+            self._learn_clock(answer, sent_at, self.wall_clock())
+            if answer.status_code in (401, 403):
+                code = _error_code(answer)
                 if code == "stale_timestamp" and attempt == 1:
                     continue
-                raise TransientError(f"refused by the server: HTTP {response.status_code} {code}",
-                                     status=response.status_code, code=code)
-            return response
+                raise TransientError(f"refused by the server: HTTP {answer.status_code} {code}",
+                                     status=answer.status_code, code=code)
+            return answer
         raise AssertionError("unreachable")
 
-    def _learn_clock(self, response: requests.Response, sent_at: float, received_at: float) -> None:
+    def _verified(self, response: requests.Response, nonce: str, stream_sha256: str | None) -> Answer:
+        """The answer, if our server signed it for this request; else TransientError (no answer)."""
+        keep_open = stream_sha256 is not None and response.status_code == 200
         try:
-            server_time = float(response.headers["X-Server-Time"])
+            body = b"" if keep_open else _read_bounded(response, MAX_ANSWER_BYTES)
+        finally:
+            if not keep_open:
+                response.close()
+        server_time = response.headers.get(signing.HEADER_SERVER_TIME, "")
+        given = response.headers.get(signing.HEADER_ANSWER_SIGNATURE, "")
+        digest = stream_sha256 if keep_open else hashlib.sha256(body).hexdigest()
+        if not given or not signing.verify_answer(self.credentials.secret, nonce, response.status_code,
+                                                  server_time, digest, given):
+            response.close()
+            raise TransientError(f"HTTP {response.status_code} answer {'mis-signed' if given else 'not signed'}: "
+                                 "not from our server (captive portal, proxy or impostor?); nothing taken from it",
+                                 code="unsigned_answer")
+        return Answer(response.status_code, response.headers, body, response if keep_open else None)
+
+    def _learn_clock(self, answer: Answer, sent_at: float, received_at: float) -> None:
+        try:
+            server_time = float(answer.headers[signing.HEADER_SERVER_TIME])
         except (KeyError, ValueError):
-            return  # not our server (a proxy's page): learn nothing from it
-        self.clock_offset = server_time - (sent_at + received_at) / 2
+            return
+        if server_time == server_time and abs(server_time) < 1e11:  # not NaN, not absurd
+            self.clock_offset = server_time - (sent_at + received_at) / 2
 
     # -- endpoints ---------------------------------------------------------------------------
 
@@ -134,7 +187,7 @@ class CentralClient:
         body = gzip.compress(text.encode(), compresslevel=6)
         response = self.request("POST", outbox.path, body,
                                 {"Content-Type": "application/json", "Content-Encoding": "gzip"})
-        if response.status_code in (400, 413, 415) and "X-Server-Time" in response.headers:
+        if response.status_code in (400, 413, 415):
             code = _error_code(response)
             if code in BATCH_REFUSALS:
                 raise BatchRefused(f"server refused the batch of {len(payloads)}: HTTP {response.status_code} "
@@ -156,22 +209,24 @@ class CentralClient:
         return self._json(self.request("POST", "/api/v1/heartbeat", body, {"Content-Type": "application/json"}))
 
     def content(self, etag: str | None) -> tuple[dict | None, str]:
-        """The content manifest and its ETag, or (None, etag) when it has not changed."""
-        headers = {"If-None-Match": f'"{etag}"'} if etag else {}
+        """The content manifest and its ETag, or (None, etag) when it has not changed. The ETag
+        must be the server's 64-hex manifest hash: it is only ever sent back, never used as a name."""
+        headers = {"If-None-Match": f'"{etag}"'} if etag and ETAG.match(etag) else {}
         response = self.request("GET", "/api/v1/content", headers=headers)
         if response.status_code == 304:
             return None, etag or ""
         manifest = self._json(response)
         new_etag = response.headers.get("ETag", "").strip('"')
-        if not new_etag:
-            raise TransientError("content answer without an ETag")
+        if not ETAG.match(new_etag):
+            raise TransientError(f"content answer whose ETag is not a 64-hex hash: {_short(new_etag, 80)!r}")
         return manifest, new_etag
 
     def fetch_file(self, sha256: str, size: int, out: BinaryIO) -> None:
         """Stream a content file into ``out``, checking its size and hash as it comes."""
-        response = self.request("GET", f"/api/v1/files/{sha256}", stream=True)
-        if response.status_code != 200:
-            raise TransientError(f"file {sha256[:12]}: HTTP {response.status_code}", status=response.status_code)
+        answer = self.request("GET", f"/api/v1/files/{sha256}", stream_sha256=sha256)
+        if answer.status_code != 200:
+            raise TransientError(f"file {sha256[:12]}: HTTP {answer.status_code}", status=answer.status_code)
+        response = answer.stream
         digest, got = hashlib.sha256(), 0
         try:
             for chunk in response.iter_content(64 * 1024):
@@ -188,7 +243,7 @@ class CentralClient:
             raise FileMismatch(f"file {sha256[:12]}: got {got} bytes with another hash; expected {size} bytes")
 
     @staticmethod
-    def _json(response: requests.Response) -> dict:
+    def _json(response: Answer) -> dict:
         if response.status_code in RETRYABLE_STATUS or not 200 <= response.status_code < 300:
             raise TransientError(f"HTTP {response.status_code}: {_short(response.text)}",
                                  retry_after=_retry_after(response), status=response.status_code)
@@ -198,46 +253,70 @@ class CentralClient:
                                  "captive portal or proxy?")
         try:
             body = response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             raise TransientError(f"malformed acknowledgement body: {_short(exc)}") from None
         if not isinstance(body, dict):
             raise TransientError("malformed acknowledgement body: not an object")
         return body
 
 
-def enroll(server: str, code: str, timeout: float = 15.0) -> dict:
-    """Exchange an enrollment code for credentials (the one unsigned call a terminal makes)."""
+def _read_bounded(response: requests.Response, limit: int) -> bytes:
+    """The whole (decoded) body, or TransientError once it passes ``limit`` bytes."""
+    parts, got = [], 0
     try:
-        response = requests.post(f"{server.rstrip('/')}/api/v1/enroll", json={"code": code}, timeout=timeout)
+        for chunk in response.iter_content(64 * 1024):
+            got += len(chunk)
+            if got > limit:
+                raise TransientError(f"answer larger than {limit} bytes: refused unread")
+            parts.append(chunk)
     except requests.RequestException as exc:
-        raise TransientError(f"cannot reach {server}: {type(exc).__name__}") from None
-    if response.status_code != 201:
-        raise TransientError(f"enrollment refused: HTTP {response.status_code} {_error_code(response)}",
-                             status=response.status_code, code=_error_code(response))
-    body = response.json()
-    if not all(isinstance(body.get(k), str) for k in ("terminal_id", "secret", "window")):
+        raise TransientError(f"answer cut off after {got} bytes: {type(exc).__name__}") from None
+    return b"".join(parts)
+
+
+def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = None,
+           server_key_pin: str = "") -> dict:
+    """Exchange an enrollment code for credentials: the one call a terminal makes before it has a
+    key, so TLS (checked against the CA and the pin) is what vouches for the answer."""
+    with tls.session(ca_file, server_key_pin) as http:
+        try:
+            response = http.post(f"{server.rstrip('/')}/api/v1/enroll", json={"code": code}, timeout=timeout,
+                                 stream=True)
+            answer = Answer(response.status_code, response.headers, _read_bounded(response, 64 * 1024))
+        except requests.RequestException as exc:
+            raise TransientError(f"cannot reach {server}: {type(exc).__name__}: {_short(exc)}") from None
+    if answer.status_code != 201:
+        raise TransientError(f"enrollment refused: HTTP {answer.status_code} {_error_code(answer)}",
+                             status=answer.status_code, code=_error_code(answer))
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and 0 < len(body[k]) <= 128
+                                             for k in ("terminal_id", "secret", "window")):
         raise TransientError("enrollment answer is malformed")
     return body
 
 
-def _error_code(response: requests.Response) -> str:
+def _error_code(response: Answer) -> str:
     try:
-        return str(response.json().get("error", ""))
-    except (ValueError, AttributeError):
+        return str(response.json().get("error", ""))[:64]
+    except (ValueError, AttributeError, RecursionError):
         return ""
 
 
-def _error_detail(response: requests.Response) -> str:
+def _error_detail(response: Answer) -> str:
     try:
         return str(response.json().get("detail", ""))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return ""
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     value = response.headers.get("Retry-After", "")
     try:
-        return max(0.0, float(value))
+        wait = float(value)
+        return min(3600.0, max(0.0, wait)) if wait == wait else None
     except ValueError:
         return None  # HTTP-date form: fall back to our own backoff
 

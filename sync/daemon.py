@@ -116,8 +116,8 @@ class SyncDaemon:
         self.clock = clock or SystemClock()
         self.store = Store(config.db_path)
         state = self.store.state()
-        self.client = CentralClient(config.sync.server, Credentials.load(config.terminal.data_dir),
-                                    timeout=config.sync.timeout, clock_offset=state.get("clock_offset_s", 0.0))
+        self.client = client_for(config, Credentials.load(config.terminal.data_dir),
+                                 clock_offset=state.get("clock_offset_s", 0.0))
         self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
         self.events = Uploader(self.store, self.client, config.sync.batch_size, self.clock, EVENTS)
         self.backoff = Backoff(cap=config.sync.backoff_max)
@@ -169,7 +169,7 @@ class SyncDaemon:
     def pull_content(self) -> str | None:
         """Pull content if it changed; return the error (the current content is kept), or None."""
         try:
-            if content.pull(self.client, self.config.content_dir):
+            if content.pull(self.client, self.config.content_dir, self.config.sync.disk_reserve_mb * 1024 * 1024):
                 self.store.set_state(content_version=content.current_etag(self.config.content_dir))
             return None
         except (TransientError, content.ContentPullError) as exc:
@@ -196,6 +196,7 @@ class SyncDaemon:
             "disk_free_bytes": shutil.disk_usage(self.config.terminal.data_dir).free,
             "clock_offset_s": round(self.client.clock_offset, 3), "clock_synced": self.clock.synced(),
             "content_version": content.current_etag(self.config.content_dir),
+            "chain": self.store.chain_head(),
             "alerts": self.store.alerts(5),
         }
 
@@ -218,6 +219,12 @@ class SyncDaemon:
             stop.wait(delay)
         systemd.notify("STOPPING=1")
         log.info("rating-sync stopped")
+
+
+def client_for(config: Config, credentials: Credentials | None, **options) -> CentralClient:
+    """The client for this terminal's server, with its TLS trust from the config."""
+    return CentralClient(config.sync.server, credentials, timeout=options.pop("timeout", config.sync.timeout),
+                         ca_file=config.sync.ca_file, server_key_pin=config.sync.server_key_pin, **options)
 
 
 def run_forever(config: Config, stop: threading.Event) -> None:

@@ -43,17 +43,23 @@ def cmd_status(config, args) -> int:
 def cmd_provision(config, args) -> int:
     """Exchange a one-time enrollment code for this terminal's own id and secret."""
     from sync.client import TransientError, enroll
+    from terminal.config import ConfigError, check_server_url
     from terminal.credentials import Credentials
     if Credentials.load(config.terminal.data_dir) and not args.force:
         print(f"rating-terminal: already enrolled as {config.terminal.id}; use --force to enroll again "
               "(the old identity should then be revoked centrally)", file=sys.stderr)
         return 1
     try:
-        answer = enroll(args.server, args.code)
+        server = check_server_url(args.server, "--server")
+    except ConfigError as exc:
+        print(f"rating-terminal: {exc}", file=sys.stderr)
+        return 1
+    try:
+        answer = enroll(server, args.code, ca_file=config.sync.ca_file, server_key_pin=config.sync.server_key_pin)
     except TransientError as exc:
         print(f"rating-terminal: {exc}", file=sys.stderr)
         return 1
-    creds = Credentials(terminal_id=answer["terminal_id"], secret=answer["secret"], server=args.server.rstrip("/"),
+    creds = Credentials(terminal_id=answer["terminal_id"], secret=answer["secret"], server=server,
                         window=answer["window"], window_name=answer.get("window_name", ""), hall=answer.get("hall", ""))
     path = creds.save(config.terminal.data_dir)
     print(f"enrolled as {creds.terminal_id} at {creds.window_name or creds.window} ({creds.hall}); "
@@ -62,7 +68,8 @@ def cmd_provision(config, args) -> int:
 
 
 def provision_arguments(parser) -> None:
-    parser.add_argument("--server", required=True, help="central server URL, e.g. https://pj.example.gov.cn")
+    parser.add_argument("--server", required=True, help="central server URL, e.g. https://pj.example.gov.cn "
+                        "(https://; a private CA and a key pin come from [sync] ca_file and server_key_pin)")
     parser.add_argument("--code", required=True, help="one-time enrollment code from the central server")
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
 

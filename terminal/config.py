@@ -62,7 +62,10 @@ class KioskSection:
 
 @dataclass(frozen=True)
 class SyncSection:
-    server: str = "http://127.0.0.1:8000"
+    server: str = "http://127.0.0.1:8000"  # https:// to anything off this machine (check_server_url)
+    ca_file: Path | None = None  # PEM bundle of a private CA to trust for the server; None = the system's
+    server_key_pin: str = ""  # optional SHA-256 of the server's public key (hex, or sha256/<base64>)
+    disk_reserve_mb: int = _within(128, 16, 100_000)  # free disk content pulls must leave for ratings
     batch_size: int = _within(1000, 1, 1000)  # the central server takes at most 1000 per batch
     interval: float = _within(5.0, 0.05, 3600.0)  # seconds between polls of an empty queue
     timeout: float = _within(15.0, 0.1, 600.0)
@@ -129,6 +132,32 @@ class Config:
         return self.terminal.content_dir or self.terminal.data_dir / "content"
 
 
+def check_server_url(url: str, where: str = "server") -> str:
+    """The central server's URL, if it is one a terminal may talk to: https://, or http:// only
+    to this machine (loopback: the demo, tests). No user, password, query or fragment in it."""
+    import ipaddress
+    from urllib.parse import urlsplit
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        parts.port  # noqa: B018 -- a bad port raises here
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {url!r} is not a URL ({exc})") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ConfigError(f"{where}: {url!r} must be https://host[:port]")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{where}: no user, password, query or fragment in the server URL (secrets never go in URLs)")
+    if parts.scheme == "http":
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise ConfigError(f"{where}: {url} is plain http to another machine; use https://{parts.netloc}"
+                              f"{parts.path} (for a hall's own CA, set [sync] ca_file)")
+    return url.rstrip("/")
+
+
 def load(path: str | os.PathLike | None = None) -> Config:
     """Read the config file (see module docstring for where) and validate it."""
     if path is None:
@@ -155,6 +184,7 @@ def with_credentials(config: Config) -> Config:
         raise ConfigError(str(exc)) from None
     if creds is None:
         return config
+    check_server_url(creds.server, f"{config.terminal.data_dir}/credentials.json")
     return replace(config, terminal=replace(config.terminal, id=creds.terminal_id, window=creds.window),
                    sync=replace(config.sync, server=creds.server))
 
@@ -167,6 +197,14 @@ def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Con
     built = {}
     for name, default in ((f.name, f.default_factory()) for f in fields(Config) if f.name != "source"):
         built[name] = _section(default, raw.get(name, {}), f"{source} [{name}]", base)
+    check_server_url(built["sync"].server, f"{source} [sync] server")
+    try:
+        from sync.tls import PinError, parse_pin
+        parse_pin(built["sync"].server_key_pin)
+    except PinError as exc:
+        raise ConfigError(f"{source} [sync]: {exc}") from None
+    except ImportError:  # a terminal without the sync extra never talks to the server
+        pass
     return Config(**built, source=source)
 
 

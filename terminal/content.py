@@ -24,11 +24,13 @@ that is missing or outside the folder falls back to the placeholder image.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from terminal import images
 from terminal.config import ASSETS
 
 log = logging.getLogger("rating-terminal")
@@ -96,12 +98,23 @@ class Content:
         return [s for s in self.staff.values() if s.window == window]
 
     def photo_path(self, member: StaffMember | None) -> Path:
-        """The member's photo inside the folder, or the placeholder if it is missing or escapes."""
+        """The member's photo inside the folder, or the placeholder if it is missing, escapes the
+        folder or is not an image the admin could have uploaded (``terminal.images``: a bomb never loads)."""
         if member and member.photo:
             candidate = (self.folder / member.photo).resolve()
             if candidate.is_relative_to(self.folder.resolve()) and candidate.is_file():
-                return candidate
+                stat = candidate.stat()
+                why = _image_problem(str(candidate), stat.st_mtime_ns, stat.st_size)
+                if why is None:
+                    return candidate
+                log.error("photo of %s not shown: %s", member.staff_no, why)
         return PLACEHOLDER_PHOTO
+
+
+@functools.lru_cache(maxsize=256)
+def _image_problem(path: str, mtime_ns: int, size: int) -> str | None:
+    """``images.problem``, once per file version: the kiosk asks at every state change."""
+    return images.problem(path)
 
 
 def load_or_none(folder: str | Path) -> Content | None:

@@ -185,10 +185,12 @@ def read_database(config: Config) -> tuple[Check, dict]:
 def check_server(config: Config) -> tuple[Check, float | None]:
     """The central server's health page, unsigned; returns the clock offset it showed."""
     import requests
+    from sync import tls
     url = f"{config.sync.server.rstrip('/')}/api/v1/health"
     started = time.monotonic()
     try:
-        reply = requests.get(url, timeout=min(config.sync.timeout, 10))
+        with tls.session(config.sync.ca_file, config.sync.server_key_pin) as http:
+            reply = http.get(url, timeout=min(config.sync.timeout, 10))
     except requests.RequestException as exc:
         return Check("server", FAIL, f"{url}: {type(exc).__name__}",
                      "check the network (cable, Wi-Fi, VLAN), DNS and [sync] server in the config; "
@@ -213,7 +215,8 @@ def check_server(config: Config) -> tuple[Check, float | None]:
 def check_signed(config: Config) -> tuple[Check, Check]:
     """A signed request with the terminal's own secret: is it still welcome, and is its content current?"""
     from sync import content as sync_content
-    from sync.client import CentralClient, TransientError
+    from sync.client import TransientError
+    from sync.daemon import client_for
     from terminal.credentials import Credentials, CredentialsError
     try:
         creds = Credentials.load(config.terminal.data_dir)
@@ -224,7 +227,7 @@ def check_signed(config: Config) -> tuple[Check, Check]:
         return (Check("signed request", SKIP, "not enrolled"),
                 Check("content", WARN if local else FAIL, f"version {local[:12] if local else 'none'}",
                       "" if local else "provision, then rating-sync pull-content"))
-    client = CentralClient(config.sync.server, creds, timeout=min(config.sync.timeout, 10))
+    client = client_for(config, creds, timeout=min(config.sync.timeout, 10))
     try:
         manifest, etag = client.content(local)
     except TransientError as exc:

@@ -7,6 +7,7 @@ after the commit (fsync), so a thank-you shown afterwards is a promise kept.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,6 +38,9 @@ class Recorder:
         self.config, self.store = config, store
         self.clock = clock or SystemClock()
         self.dept_code: str | None = None  # the window's department, from the content
+        # a chain that replaced another (a corrupt or vanished database) says so first
+        self.store.take_restart(lambda info: self._event(None, kind="chain_restart", why=info["why"],
+                                                         detail=json.dumps(info, ensure_ascii=False)))
 
     def stamp(self) -> Stamp:
         return Stamp(self.clock.now(), self.clock.monotonic_ms(), self.clock.boot_id(), self.clock.synced())
@@ -46,8 +50,7 @@ class Recorder:
         """Build a rating stamped now and commit it (a press with no session around it)."""
         rating = self._rating(self.stamp(), level=level, device=device, staff_no=staff_no,
                               dept_code=dept_code or self.dept_code, **fields)
-        self.store.record(rating)
-        return rating
+        return self.store.record(rating)
 
     def rating(self, draft: Draft) -> Rating:
         stamp = draft.stamp if isinstance(draft.stamp, Stamp) else self.stamp()

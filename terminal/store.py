@@ -7,12 +7,19 @@ rating row is also its own outbox entry: ``pending`` until the central server ac
 then ``delivered``; a rating the server refuses for good becomes ``dead`` (a dead letter), kept
 with the server's status and reason and never retried automatically.
 
+Every rating and event takes the next place in the terminal's hash chain (``core/chain.py``) in
+the transaction that commits it: the ``chain`` table holds the last place and digest. A database
+that had to be replaced (found corrupt and moved aside, or gone while the terminal's chain marker
+remains) starts a new chain and keeps why in ``chain.restart`` until the recorder sends it as a
+``chain_restart`` event, so the central server sees the restart explained.
+
 The schema is versioned with ``PRAGMA user_version``; ``MIGRATIONS`` only ever grows.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -23,6 +30,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from terminal.core import chain
 from terminal.core.event import Event
 from terminal.core.rating import Rating, wire_digest
 
@@ -89,6 +97,16 @@ MIGRATIONS: list[tuple[str, str]] = [
         );
         CREATE INDEX events_outbox ON events (state, seq);
     """),
+    ("the hash chain", """
+        CREATE TABLE chain (                 -- the last place taken in this terminal's hash chain
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            epoch TEXT NOT NULL,
+            seq INTEGER NOT NULL,            -- the last record's place (0: none yet)
+            digest TEXT NOT NULL,            -- the last record's digest
+            started_at TEXT NOT NULL,
+            restart TEXT                     -- why this chain replaced another (JSON), until sent
+        );
+    """),
 ]
 OUTBOXES = ("ratings", "events")  # tables sent to the central server, each row an outbox entry
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -124,12 +142,20 @@ class Store:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _lock(self.path):
+            existed = self.path.exists() or Path(f"{self.path}-wal").exists()
             moved = _move_aside_if_corrupt(self.path)
             self._open()
             if moved:
                 salvaged = _salvage(moved, self)
                 self.alert("database_corrupt", f"{self.path.name} failed its integrity check and was moved to "
-                                               f"{moved.name}; {salvaged} ratings salvaged from it")
+                                               f"{moved.name}; {salvaged['ratings']} ratings and "
+                                               f"{salvaged['events']} events salvaged from it")
+                self._start_chain({"why": "database_corrupt", "moved_to": moved.name, "salvaged": salvaged,
+                                   "previous": salvaged.pop("chain")})
+            elif not existed and self._marker().exists():
+                self._start_chain({"why": "database_missing", "previous": self._read_marker()})
+            elif self._chain_head() is None:
+                self._start_chain(None)  # a new terminal, or one upgraded from before the chain
 
     def _open(self) -> None:
         # check_same_thread off: the kiosk's window shares its Store between the UI loop and the
@@ -184,12 +210,15 @@ class Store:
 
     # -- recording ---------------------------------------------------------------------------
 
-    def record(self, rating: Rating) -> None:
-        """Commit the rating durably (releasing a held draft of the same id, in the same
-        transaction); return only when it is on disk (StoreFull if there is no room)."""
+    def record(self, rating: Rating) -> Rating:
+        """Commit the rating durably in its place in the chain (releasing a held draft of the same
+        id, in the same transaction); return it, chained, only when it is on disk (StoreFull if
+        there is no room)."""
         with _full_is_clear("cannot record rating", self.path), self._writing():
-            self._insert(rating.to_wire(), "pending")
+            rating, wire, digest = self._chained(rating)
+            self._insert(wire, "pending", digest)
             self.db.execute("DELETE FROM held WHERE id = ?", [rating.id])
+        return rating
 
     def hold(self, rating: Rating) -> None:
         """Keep a press whose session goes on (reasons, indicators): see ``release_held``."""
@@ -205,25 +234,31 @@ class Store:
             for rating_id, payload in self.db.execute("SELECT id, payload FROM held").fetchall():
                 rating = Rating.from_wire(json.loads(payload))
                 if self.get(rating_id) is None:
-                    self._insert(rating.to_wire(), "pending")
+                    rating, wire, digest = self._chained(rating)
+                    self._insert(wire, "pending", digest)
                     released.append(rating)
                 self.db.execute("DELETE FROM held WHERE id = ?", [rating_id])
         return released
 
-    def record_event(self, event: Event) -> None:
+    def record_event(self, event: Event) -> Event:
         with _full_is_clear("cannot record event", self.path), self._writing():
-            wire = event.to_wire()
-            self.db["events"].insert({
-                "id": event.id, "kind": event.kind, "recorded_at": _now(), "digest": wire_digest(wire),
-                "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":"))})
+            event, wire, digest = self._chained(event)
+            self._insert_event(wire, "pending", digest)
+        return event
 
-    def _insert(self, wire: dict, state: str) -> None:
+    def _insert(self, wire: dict, state: str, digest: str | None = None) -> None:
         self.db["ratings"].insert({
             "id": wire["id"], "level": wire["level"], "window": wire["window"],
             "staff_no": wire["staff_no"], "rated_at": wire["rated_at"], "state": state,
             "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":")),
-            "digest": wire_digest(wire), "recorded_at": _now(),
+            "digest": digest or wire_digest(wire), "recorded_at": _now(),
         })
+
+    def _insert_event(self, wire: dict, state: str, digest: str | None = None) -> None:
+        self.db["events"].insert({
+            "id": wire["id"], "kind": wire["kind"], "recorded_at": _now(), "state": state,
+            "digest": digest or wire_digest(wire),
+            "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":"))})
 
     # -- outbox ------------------------------------------------------------------------------
 
@@ -296,6 +331,57 @@ class Store:
         rows = list(self.db.query("SELECT * FROM ratings WHERE id = ?", [rating_id]))
         return rows[0] if rows else None
 
+    # -- the hash chain ----------------------------------------------------------------------
+
+    def chain_head(self) -> dict:
+        """``{"epoch", "seq", "digest"}`` of the last record: the heartbeat reports it, so the
+        central server knows a record exists before it arrives (and misses it if it never does)."""
+        epoch, seq, digest, _ = self._chain_head()
+        return {"epoch": epoch, "seq": seq, "digest": digest}
+
+    def take_restart(self, record) -> Event | None:
+        """If this chain replaced another, commit ``record(restart_info)`` (the recorder's
+        ``chain_restart`` event) and forget the reason, in one transaction; else nothing."""
+        with _full_is_clear("cannot record the chain restart", self.path), self._writing():
+            restart = self._chain_head()[3]
+            if restart is None:
+                return None
+            event = self.record_event(record(json.loads(restart)))
+            self.db.execute("UPDATE chain SET restart = NULL WHERE id = 1")
+            return event
+
+    def _chain_head(self) -> tuple[str, int, str, str | None] | None:
+        return self.db.execute("SELECT epoch, seq, digest, restart FROM chain WHERE id = 1").fetchone()
+
+    def _start_chain(self, restart: dict | None) -> None:
+        epoch = chain.new_epoch()
+        with self._writing():
+            self.db.execute("INSERT OR REPLACE INTO chain (id, epoch, seq, digest, started_at, restart) "
+                            "VALUES (1, ?, 0, ?, ?, ?)", [epoch, chain.GENESIS, _now(),
+                                                          json.dumps(restart) if restart else None])
+        from terminal.credentials import write_private  # the marker outlives a deleted database
+        write_private(self._marker(), json.dumps({"epoch": epoch}))
+
+    def _chained(self, record):
+        """``record`` with the next place in the chain (inside a write transaction), the chain
+        moved on to it, and its wire form and digest."""
+        epoch, seq, digest, _ = self._chain_head()
+        record = dataclasses.replace(record, chain=chain.Link(epoch, seq + 1, digest if seq else chain.GENESIS))
+        wire = record.to_wire()
+        own = wire_digest(wire)
+        self.db.execute("UPDATE chain SET seq = ?, digest = ? WHERE id = 1", [seq + 1, own])
+        return record, wire, own
+
+    def _marker(self) -> Path:
+        return self.path.with_name(self.path.name + ".chain")
+
+    def _read_marker(self) -> dict | None:
+        try:
+            marker = json.loads(self._marker().read_text())
+            return {"epoch": str(marker["epoch"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
 
 def _outbox(table: str) -> str:
     if table not in OUTBOXES:
@@ -346,21 +432,35 @@ def _move_aside_if_corrupt(path: Path) -> Path | None:
     return moved
 
 
-def _salvage(moved: Path, store: "Store") -> int:
-    """Copy every rating that can still be read from a moved-aside database into the new one.
+def _salvage(moved: Path, store: "Store") -> dict:
+    """Copy every rating and event that can still be read from a moved-aside database into the new one.
 
-    Ids are kept, so a rating that had been delivered stays delivered, and one the server already
-    holds is answered as a duplicate if it is sent again: nothing is doubled.
+    Ids and payloads are kept as they were (with their places in the old chain), so a record that
+    had been delivered stays delivered, one the server already holds is answered as a duplicate if
+    it is sent again, and the central server can still check the old chain: nothing is doubled.
+    Returns the counts, and the old chain's epoch and the last place salvaged from it.
     """
-    salvaged = 0
+    salvaged = {"ratings": 0, "events": 0}
+    last: dict = {}
+    for table, insert in (("ratings", store._insert), ("events", store._insert_event)):
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
+                for payload, state in old.execute(f"SELECT payload, state FROM {table} ORDER BY seq"):
+                    try:
+                        wire = json.loads(payload)
+                        insert(wire, state)
+                        salvaged[table] += 1
+                        link = wire.get("chain") or {}
+                        if isinstance(link.get("seq"), int) and link["seq"] > last.get("seq", 0):
+                            last = {"epoch": str(link.get("epoch", ""))[:32], "seq": link["seq"]}
+                    except (ValueError, KeyError, TypeError, AttributeError, sqlite3.IntegrityError):
+                        continue
+        except sqlite3.DatabaseError:
+            pass  # read what we could; the moved file stays for a technician's sqlite3 .recover
     try:
         with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
-            for payload, state in old.execute("SELECT payload, state FROM ratings ORDER BY seq"):
-                try:
-                    store._insert(json.loads(payload), state)
-                    salvaged += 1
-                except (ValueError, KeyError, TypeError, sqlite3.IntegrityError):
-                    continue
-    except sqlite3.DatabaseError:
-        pass  # read what we could; the moved file stays for a technician's sqlite3 .recover
-    return salvaged
+            epoch, seq = old.execute("SELECT epoch, seq FROM chain WHERE id = 1").fetchone()
+            last = {**last, "epoch": epoch, "head_seq": seq}
+    except (sqlite3.DatabaseError, TypeError):
+        pass
+    return {**salvaged, "chain": last or None}

@@ -118,14 +118,15 @@ def test_gzip_bomb_is_refused(central, enrolled):
     assert reply.status_code == 413 and reply.json()["error"] == "body_too_large"
 
 
-def test_dashboard_needs_login_and_shows_totals_per_window(central, enrolled):
-    post_batch(central, enrolled, [rating(enrolled, Level.VERY_SATISFIED, window="W-DASH")])
+def test_dashboard_needs_login_and_shows_totals_per_window(central):
+    at_w03 = central.enroll("W03")
+    post_batch(central, at_w03, [rating(at_w03, Level.VERY_SATISFIED, window="W03", staff_no="SZ0301")])
     anonymous = requests.get(f"{central.url}/", timeout=5, allow_redirects=False)
     assert anonymous.status_code == 302 and "/admin/login/" in anonymous.headers["Location"]
     session = central.login("dash-auditor", central.add_user("dash-auditor", "auditor"))
     page = session.get(f"{central.url}/", timeout=5)
     assert page.status_code == 200
-    assert "评价总览" in page.text and "W-DASH" in page.text and "非常不满意" in page.text
+    assert "评价总览" in page.text and "3号窗口" in page.text and "非常不满意" in page.text
 
 
 def test_admin_requires_login(central):

@@ -45,12 +45,14 @@ def filled(central):
     batches = {}
     for window in ("W01", "W02", "W03"):
         creds = central.enroll(window)
+        central.backdate(creds.terminal_id, 30)  # in service for a month
+        staff_no = {"W01": "SZ0101", "W02": "SZ0201", "W03": "SZ0301"}[window]
         items = []
         for day in range(20):
             for _ in range(rng.randint(3, 9)):
                 level = Level(rng.choices([5, 4, 3, 2, 1], [50, 25, 12, 8, 5])[0])
                 extra = {"reasons": ("attitude",), "text": "等候时间太长，电话 13812345678"} if level.is_bad else {}
-                items.append(make_rating(level, terminal_id=creds.terminal_id, window=window,
+                items.append(make_rating(level, terminal_id=creds.terminal_id, window=window, staff_no=staff_no,
                                          now=datetime.now(CST) - timedelta(days=day, hours=rng.randint(0, 6)),
                                          **extra).to_wire())
         batches[window] = (creds, items)

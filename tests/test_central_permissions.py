@@ -26,7 +26,7 @@ def people(hall, client):
     ingest_ratings(hall, make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",)),
                    make_rating(Level.VERY_SATISFIED, terminal_id=hall.terminal_id))
     ingest_ratings(w02, make_rating(Level.VERY_DISSATISFIED, terminal_id=w02.terminal_id, window="W02",
-                                    reasons=("attitude",)))
+                                    staff_no="SZ0201", reasons=("attitude",)))
     clients = {}
     from django.test import Client
     for name, role, dept in [("admin1", "hall_admin", None), ("manager1", "department_manager", DEPT1),

@@ -2,13 +2,9 @@
 
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
-import threading
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,7 +14,9 @@ from terminal.content import Content
 from terminal.credentials import Credentials
 from terminal.store import Store
 
+import fake_central
 from conftest import ROOT, make_rating
+from fake_central import FakeCentral
 
 pytestmark = pytest.mark.central
 
@@ -55,36 +53,34 @@ def test_pull_from_central_then_unchanged_etag_downloads_nothing(central, enroll
     assert client.paths == ["/api/v1/content"]  # answered 304: no manifest, no files
 
 
-class ContentServer(BaseHTTPRequestHandler):
-    """Serves a manifest and files; ``files`` maps sha256 -> (bytes to send, declared length)."""
+class ContentServer(FakeCentral):
+    """Serves a manifest and files, signed as the real server signs (a compromised server knows
+    the terminal's secret); ``files`` maps sha256 -> (bytes to send, declared length)."""
+    secret = FAKE.secret
     manifest: dict = {}
     etag = "0" * 64
     files: dict = {}
 
     def do_GET(self):
         if self.path == "/api/v1/content":
-            body = json.dumps(self.manifest).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("ETag", f'"{self.etag}"')
+            self.answer(200, json.dumps(self.manifest).encode(), headers={"ETag": f'"{self.etag}"'})
         else:
-            body, length = self.files[self.path.rsplit("/", 1)[1]]
-            self.send_response(200)
-            self.send_header("Content-Type", "application/octet-stream")
-            self.send_header("Content-Length", str(length))
-            self.send_header("X-Server-Time", f"{time.time():.3f}")
-            self.end_headers()
-            self.wfile.write(body)
-            self.wfile.flush()
-            self.close_connection = True
-            return
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("X-Server-Time", f"{time.time():.3f}")
-        self.end_headers()
-        self.wfile.write(body)
+            sha = self.path.rsplit("/", 1)[1]
+            body, length = self.files[sha]
+            self.answer(200, body, "application/octet-stream", body_sha256=sha, declared=length)
 
-    def log_message(self, *args):
-        pass
+
+def png(approx_bytes: int, seed: int = 0, side: int | None = None) -> bytes:
+    """A real PNG of about ``approx_bytes`` (noise does not compress), or ``side`` pixels square."""
+    import io
+    import random
+    from PIL import Image
+    side = side or max(8, int((approx_bytes / 3) ** 0.5))
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", (side, side), rng.randbytes(side * side * 3))
+    out = io.BytesIO()
+    image.save(out, "PNG", compress_level=1)
+    return out.getvalue()
 
 
 def version(name: str, payload: bytes, sent: bytes | None = None, declared: int | None = None) -> dict:
@@ -101,9 +97,8 @@ def version(name: str, payload: bytes, sent: bytes | None = None, declared: int 
 @pytest.fixture
 def content_server():
     handler = type("H", (ContentServer,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield handler, f"http://127.0.0.1:{server.server_port}"
+    server, url = fake_central.serve(handler)
+    yield handler, url
     server.shutdown()
 
 
@@ -116,17 +111,15 @@ def test_bad_download_leaves_the_old_content_in_place(content_server, tmp_path, 
     handler, url = content_server
     folder = tmp_path / "content"
     client = CentralClient(url, FAKE)
-    serve(handler, version("第一版", b"photo one" * 100))
+    serve(handler, version("第一版", png(900, 1)))
     assert content.pull(client, folder)
     before = (folder / "content.json").read_bytes()
     store = Store(tmp_path / "terminal.db")
-    ratings = [make_rating() for _ in range(5)]
-    for r in ratings:
-        store.record(r)
+    ratings = [store.record(make_rating()) for _ in range(5)]
 
-    new = b"photo two" * 1000
+    new = png(9000, 2)
     if bad == "hash_mismatch":
-        serve(handler, version("第二版", new, sent=b"evil" * 2250))
+        serve(handler, version("第二版", new, sent=png(9000, 3)[:len(new)]))
         expected = content.ContentPullError
     else:
         serve(handler, version("第二版", new, sent=new[:4000], declared=len(new)))
@@ -157,7 +150,7 @@ for _ in range(20):
 client = CentralClient(url, FAKE)
 error = None
 try:
-    content.pull(client, __import__("pathlib").Path(folder))
+    content.pull(client, __import__("pathlib").Path(folder), reserve_bytes=0)
 except content.ContentPullError as exc:
     error = str(exc)
 store.record(make_rating())  # the staging space was freed: ratings still go in
@@ -168,7 +161,8 @@ print(json.dumps({{"error": error, "hall": Content.load(folder).hall["name"],
 
 
 def test_full_disk_keeps_old_content_and_ratings(content_server, tmp_path):
-    """The data folder on a 1 MiB tmpfs (in a private mount namespace): the new version cannot fit."""
+    """The data folder on a 1 MiB tmpfs (in a private mount namespace): the new version cannot fit,
+    and the pull is refused before it downloads anything."""
     if not shutil.which("unshare"):
         pytest.fail("unshare (util-linux) is needed for the full-disk test")
     handler, url = content_server
@@ -176,18 +170,18 @@ def test_full_disk_keeps_old_content_and_ratings(content_server, tmp_path):
     disk.mkdir()
     script = tmp_path / "full_disk.py"
     script.write_text(FULL_DISK_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
-    first = version("第一版", os.urandom(200_000))
+    first = version("第一版", png(200_000, 4))
     serve(handler, first)
     # first version installed on a roomy disk, then the folder is copied onto the small one
     seed = tmp_path / "seed"
     content.pull(CentralClient(url, FAKE), seed / "content")
-    serve(handler, version("第二版", os.urandom(900_000)))
+    serve(handler, version("第二版", png(900_000, 5)))
     command = (f"mount -t tmpfs -o size=1m tmpfs {disk} && cp -a {seed}/. {disk}/ && "
                f"exec {sys.executable} {script} {url} {disk}/content {disk}/terminal.db")
     done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     outcome = json.loads(done.stdout.strip().splitlines()[-1])
-    assert outcome["error"] and "disk full" in outcome["error"]
+    assert outcome["error"] and "not enough disk" in outcome["error"]  # refused before a byte was written
     assert outcome["hall"] == "第一版" and outcome["pending"] and outcome["integrity"] == "ok"
 
 
@@ -196,7 +190,7 @@ def test_a_plain_folder_is_never_moved_or_replaced(content_server, tmp_path):
     folder = tmp_path / "content"
     folder.mkdir()
     (folder / "content.json").write_text("{}")
-    serve(handler, version("新版", b"x" * 10))
+    serve(handler, version("新版", png(100)))
     with pytest.raises(content.ContentPullError, match="plain folder"):
         content.pull(CentralClient(url, FAKE), folder)
     assert (folder / "content.json").read_text() == "{}" and not folder.is_symlink()

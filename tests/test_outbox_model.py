@@ -69,8 +69,7 @@ def test_outbox_against_its_model(central, enrolled, tmp_path_factory):
 
         @rule(level=st.sampled_from(list(Level)))
         def record(self, level):
-            rating = make_rating(level, terminal_id=enrolled.terminal_id)
-            self.store.record(rating)
+            rating = self.store.record(make_rating(level, terminal_id=enrolled.terminal_id))
             self.recorded[rating.id] = rating.digest()
             self.state[rating.id] = "pending"
 

@@ -1,8 +1,10 @@
+import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given, strategies as st
 
+from terminal.core import chain
 from terminal.core.channels import Channel, InputDevice
 from terminal.core.levels import Level
 from terminal.core.rating import FIELDS, InvalidRating, Rating
@@ -29,9 +31,35 @@ def test_wire_round_trip_keeps_every_field_and_the_digest():
     r = make(case_no="A" * 50, item_code="4400", reasons=("服务态度差",), text="等了很久",
              scores={"服务效率": 2}, level=Level.DISSATISFIED, staff_no="SZ0101")
     wire = r.to_wire()
-    assert set(wire) == set(FIELDS)
+    assert set(wire) == set(FIELDS) - {"chain"}  # unchained: the previous wire version, digest unchanged
     again = Rating.from_wire(wire)
     assert again == r and again.digest() == r.digest()
+    chained = dataclasses.replace(r, chain=chain.Link("ab" * 16, 7, "cd" * 32))
+    wire = chained.to_wire()
+    assert set(wire) == set(FIELDS) and wire["chain"] == {"v": 1, "epoch": "ab" * 16, "seq": 7, "prev": "cd" * 32}
+    assert Rating.from_wire(wire) == chained and Rating.from_wire(wire).digest() == chained.digest() != r.digest()
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"v": 2, "epoch": "ab" * 16, "seq": 1, "prev": "0" * 64}, "version"),
+    ({"v": 1, "epoch": "AB" * 16, "seq": 1, "prev": "0" * 64}, "epoch"),
+    ({"v": 1, "epoch": "ab" * 16, "seq": 0, "prev": "0" * 64}, "seq"),
+    ({"v": 1, "epoch": "ab" * 16, "seq": True, "prev": "0" * 64}, "seq"),
+    ({"v": 1, "epoch": "ab" * 16, "seq": 2, "prev": "0" * 64}, "64 zeros"),
+    ({"v": 1, "epoch": "ab" * 16, "seq": 1, "prev": "1" * 64}, "64 zeros"),
+    ({"v": 1, "epoch": "ab" * 16, "seq": 3, "prev": "cd" * 32, "x": 1}, "exactly"),
+    ("1:ab", "object"),
+])
+def test_a_malformed_chain_is_named(bad, why):
+    with pytest.raises(InvalidRating) as caught:
+        Rating.from_wire({**make().to_wire(), "chain": bad})
+    assert why in caught.value.problems["chain"]
+
+
+def test_missing_runs_name_the_gaps():
+    assert chain.missing([1, 2, 5, 6, 9], after=0, upto=10) == [(3, 4), (7, 8), (10, 10)]
+    assert chain.missing([4, 5], after=3, upto=5) == []
+    assert chain.describe([(3, 4), (10, 10)]) == "3–4, 10"
 
 
 def test_digest_changes_with_content():

@@ -81,9 +81,7 @@ def test_corrupt_database_is_moved_aside_and_new_ratings_are_delivered(tmp_path,
 def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     path = tmp_path / "terminal.db"
     store = Store(path)
-    kept = [make_rating() for _ in range(300)]
-    for r in kept:
-        store.record(r)
+    kept = [store.record(make_rating()) for _ in range(300)]
     store.mark_delivered([kept[0].id])
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
@@ -97,7 +95,7 @@ def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     store = Store(path)
     assert list(tmp_path.glob("terminal.db.corrupt-*"))
     alert = store.alerts()[0]
-    assert alert["kind"] == "database_corrupt" and "300 ratings salvaged" in alert["detail"]
+    assert alert["kind"] == "database_corrupt" and "300 ratings and 0 events salvaged" in alert["detail"]
     assert store.counts() == {"pending": 299, "delivered": 1, "dead": 0}
     assert store.pending(1)[0].wire == kept[1].to_wire()
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

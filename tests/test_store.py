@@ -20,9 +20,7 @@ def test_new_database_is_wal_full_sync_and_current(tmp_path):
 
 def test_outbox_states(tmp_path):
     store = Store(tmp_path / "t.db")
-    ratings = [make_rating(Level(lv)) for lv in (5, 4, 1)]
-    for r in ratings:
-        store.record(r)
+    ratings = [store.record(make_rating(Level(lv))) for lv in (5, 4, 1)]
     assert [p.id for p in store.pending(10)] == [r.id for r in ratings]  # oldest first
     assert store.pending(10)[0].wire == ratings[0].to_wire()  # exactly what was recorded
     store.mark_delivered([ratings[0].id])

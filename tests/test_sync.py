@@ -6,9 +6,7 @@ import random
 import socket
 import signal
 import subprocess
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,7 +18,9 @@ from terminal.store import Store
 
 from terminal.credentials import Credentials
 
+import fake_central
 from conftest import BIN, make_rating, payloads
+from fake_central import FakeCentral
 
 NOBODY = Credentials(terminal_id="T-TEST", secret="x" * 43, server="http://unused", window="W01")
 
@@ -60,56 +60,52 @@ def test_rejected_item_becomes_a_dead_letter_and_the_rest_go_on(store, central, 
     assert dead["state"] == "dead" and dead["dead_reason"].startswith("id_conflict")
 
 
-class Misbehaving(BaseHTTPRequestHandler):
-    status, content_type, body, headers = 200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", {}
+class Misbehaving(FakeCentral):
+    status, content_type, body, headers_out = 200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", {}
 
     def do_POST(self):
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        self.send_response(self.status)
-        self.send_header("Content-Type", self.content_type)
-        for k, v in self.headers_out.items():
-            self.send_header(k, v)
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        self.wfile.write(self.body)
-
-    def log_message(self, *args):
-        pass
+        self.answer(self.status, self.body, self.content_type, self.headers_out)
 
 
 @pytest.fixture
 def misbehaving():
-    def serve(status, content_type, body, headers_out=None):
+    """A server answering one way; ``signed``: with the terminal's secret (a buggy server of
+    ours), else unsigned (a captive portal, a proxy, an impostor)."""
+    def serve(status, content_type, body, headers_out=None, signed=False):
         handler = type("H", (Misbehaving,), dict(status=status, content_type=content_type, body=body,
-                                                 headers_out=headers_out or {}))
-        server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+                                                 headers_out=headers_out or {},
+                                                 secret=NOBODY.secret if signed else None))
+        server, url = fake_central.serve(handler)
         servers.append(server)
-        return f"http://127.0.0.1:{server.server_port}"
+        return url
     servers = []
     yield serve
     for s in servers:
         s.shutdown()
 
 
-@pytest.mark.parametrize("status, content_type, body, why", [
-    (200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", "captive portal"),
-    (200, "application/json", b'{"ok": true}', "malformed acknowledgement"),
-    (200, "application/json", b'{"results": [{"id": "nobody", "status": "accepted"}]}', "no acknowledgement"),
-    (502, "text/html", b"bad gateway", "HTTP 502"),
+@pytest.mark.parametrize("status, content_type, body, signed, why", [
+    (200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", False, "not signed"),
+    (200, "application/json", b'{"results": []}', False, "not signed"),  # a proxy's lookalike
+    (200, "text/html", b"<html>Welcome to hall Wi-Fi</html>", True, "captive portal"),
+    (200, "application/json", b'{"ok": true}', True, "malformed acknowledgement"),
+    (200, "application/json", b'{"results": [{"id": "nobody", "status": "accepted"}]}', True, "no acknowledgement"),
+    (502, "text/html", b"bad gateway", False, "not signed"),
+    (502, "text/html", b"bad gateway", True, "HTTP 502"),
 ])
-def test_only_a_valid_acknowledgement_counts(store, misbehaving, status, content_type, body, why):
+def test_only_a_valid_acknowledgement_counts(store, misbehaving, status, content_type, body, signed, why):
     r = make_rating()
     store.record(r)
     with pytest.raises(TransientError, match=why):
-        Uploader(store, CentralClient(misbehaving(status, content_type, body), NOBODY)).drain()
+        Uploader(store, CentralClient(misbehaving(status, content_type, body, signed=signed), NOBODY)).drain()
     row = store.get(r.id)
     assert row["state"] == "pending" and row["attempts"] == 1 and row["last_error"]
 
 
 def test_retry_after_is_reported(store, misbehaving):
     store.record(make_rating())
-    url = misbehaving(429, "application/json", b'{"error": "slow down"}', {"Retry-After": "7"})
+    url = misbehaving(429, "application/json", b'{"error": "slow down"}', {"Retry-After": "7"}, signed=True)
     with pytest.raises(TransientError) as caught:
         Uploader(store, CentralClient(url, NOBODY)).drain()
     assert caught.value.retry_after == 7 and caught.value.status == 429
@@ -186,6 +182,6 @@ def test_a_batch_the_server_cannot_read_is_split_until_the_bad_row_is_a_dead_let
 def test_a_proxy_refusing_a_batch_is_not_mistaken_for_the_server(store, misbehaving):
     store.record(make_rating())
     url = misbehaving(413, "text/html", b"<html>413 Request Entity Too Large</html>")
-    with pytest.raises(TransientError, match="HTTP 413"):
+    with pytest.raises(TransientError, match="not signed"):
         Uploader(store, CentralClient(url, NOBODY)).drain()
     assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}

@@ -19,11 +19,11 @@ import urllib.request
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count
+from django.db.models import Count, F
 from django.utils import timezone
 
-from . import workorders
-from .models import Alert, AlertRule, Rating, Terminal, TerminalEvent
+from . import chains, workorders
+from .models import Alert, AlertRule, Chain, Rating, Terminal, TerminalEvent
 
 log = logging.getLogger(__name__)
 HALL = "全大厅"
@@ -53,10 +53,33 @@ def conditions(rule: AlertRule, now: datetime.datetime) -> dict[str, str]:
     if rule.kind == "backlog":
         found = live.filter(queue_depth__gte=rule.threshold)
         return {t.terminal_id: f"待上传 {t.queue_depth} 条" for t in found}
+    if rule.kind in ("chain_gap", "chain_fork", "chain_restart"):
+        return _chain_conditions(rule.kind, stale)
     if rule.kind == "overdue":
         n = workorders.WorkOrder.objects.filter(workorders.overdue_q(timezone.localdate(now))).count()
         return {HALL: f"逾期工单 {n} 件"} if n >= rule.threshold else {}
     raise ValueError(f"unknown rule kind {rule.kind!r}")
+
+
+def _chain_conditions(kind: str, stale: datetime.datetime) -> dict[str, str]:
+    """Per terminal: records made and not arrived for X minutes, two records in one place, or a
+    chain that began again unexplained (or explained as a lost database). A hall administrator
+    who has looked into a chain marks it reviewed in the admin; only a newer problem raises again."""
+    found: dict[str, list[str]] = {}
+    unreviewed = Chain.objects.filter(reviewed_at__isnull=True) | Chain.objects.filter(problem_at__gt=F("reviewed_at"))
+    if kind == "chain_gap":
+        for c in Chain.objects.filter(gap_since__lt=stale):
+            queued = Terminal.objects.filter(terminal_id=c.terminal_id).values_list("queue_depth", flat=True).first()
+            found.setdefault(c.terminal_id, []).append(
+                f"链 {c.epoch[:8]} 缺少第 {c.missing} 号记录（已产生、未送达）" + (f"，终端尚有 {queued} 条待上传" if queued else ""))
+    elif kind == "chain_fork":
+        for c in unreviewed.exclude(forks=[], breaks=[]):
+            found.setdefault(c.terminal_id, []).append(f"链 {c.epoch[:8]}：{chains.state(c)[1]}")
+    else:
+        restarted = unreviewed.filter(first_of_terminal=False)
+        for c in restarted.filter(restart_why="", first_seen__lt=stale) | restarted.filter(restart_why="database_missing"):
+            found.setdefault(c.terminal_id, []).append(f"链 {c.epoch[:8]} 重新开始：{chains.restart_label(c)}")
+    return {t: "；".join(lines) for t, lines in found.items()}
 
 
 def check(now: datetime.datetime | None = None) -> tuple[int, int]:

@@ -1,15 +1,18 @@
 """The terminal-facing HTTP API, v1 (django-ninja). See README "Wire API".
 
-Every endpoint but ``enroll`` and ``health`` takes only signed requests (``auth.authenticate``).
-Every answer carries the server's time, in the ``X-Server-Time`` header (Unix seconds) and, for
+Every endpoint but ``enroll`` and ``health`` takes only signed requests (``auth.authenticate``),
+and its answers are signed in return (``sign_answers``): a terminal believes nothing it cannot
+verify came from its own server. Every answer carries the server's time, in the ``X-Server-Time`` header (Unix seconds) and, for
 JSON bodies, in ``server_time``, so terminals can correct their clocks. Errors are
 ``{"error": <machine code>, "detail": <human text>, "server_time": ...}``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
+from functools import wraps
 
 from django.db import connection
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
@@ -19,6 +22,7 @@ from ninja import NinjaAPI
 from ninja.decorators import decorate_view
 
 import terminal
+from terminal.core import signing
 
 from . import auth, content
 from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
@@ -30,7 +34,7 @@ api = NinjaAPI(title="Window rating terminal — central API", version="1", urls
 
 
 def stamp(response: HttpResponse) -> HttpResponse:
-    response["X-Server-Time"] = f"{timezone.now().timestamp():.3f}"
+    response[signing.HEADER_SERVER_TIME] = f"{timezone.now().timestamp():.3f}"
     return response
 
 
@@ -51,6 +55,32 @@ def auth_failed(request, exc: auth.AuthError):
 def signed(request: HttpRequest) -> Terminal:
     """ninja auth hook: the calling terminal, or AuthError (answered by ``auth_failed``)."""
     return auth.authenticate(request)
+
+
+def sign_answers(run):
+    """Sign the answer to a request whose signature verified (``auth`` leaves the terminal's key
+    on the request, even when it then refuses it as stale, replayed or revoked): HMAC over the
+    request's nonce, the status, ``X-Server-Time`` and the body's SHA-256 (``terminal.core.signing``).
+    A streamed file is signed with its own SHA-256, which the terminal checks as it reads."""
+    @wraps(run)
+    def signed_run(request, *args, **kwargs):
+        response = run(request, *args, **kwargs)
+        key = getattr(request, "answer_key", None)
+        if key is None:
+            return response
+        if signing.HEADER_SERVER_TIME not in response:
+            stamp(response)
+        if response.streaming:
+            body_sha256 = getattr(response, "body_sha256", None)
+            if body_sha256 is None:
+                return response
+        else:
+            body_sha256 = hashlib.sha256(response.content).hexdigest()
+        secret, nonce = key
+        response[signing.HEADER_ANSWER_SIGNATURE] = signing.sign_answer(
+            secret, nonce, response.status_code, response[signing.HEADER_SERVER_TIME], body_sha256)
+        return response
+    return signed_run
 
 
 class BadBody(ValueError):
@@ -111,7 +141,7 @@ def enroll(request: HttpRequest):
         "properties": {"ratings": {"type": "array", "maxItems": MAX_BATCH_ITEMS, "items": {"type": "object"}},
                        "clock": {"type": "object", "properties": {"boot_id": {"type": "string"},
                                                                   "mono_ms": {"type": "integer"}}}}}}}}})
-@decorate_view(gzip_page)  # per-item acknowledgements are most of the bytes a drain moves
+@decorate_view(sign_answers, gzip_page)  # signed, then compressed: acks are most of what a drain moves back
 def upload_ratings(request: HttpRequest):
     """Each item is answered in order: ``accepted``, ``duplicate`` (already stored, identical) or
     ``rejected`` with a ``reason`` (malformed, another terminal's, or the id already stored with
@@ -120,7 +150,7 @@ def upload_ratings(request: HttpRequest):
 
 
 @api.post("/events", auth=signed, summary="Upload a batch of terminal events (logins, session events, misuse)")
-@decorate_view(gzip_page)
+@decorate_view(sign_answers, gzip_page)
 def upload_events(request: HttpRequest):
     """Body ``{"events": [...], "clock": {...}}``; each item answered as for ratings. Events are
     never ratings: a press kept as suspected misuse is an event of kind ``misuse``."""
@@ -145,6 +175,7 @@ HEARTBEAT_NUMBERS = {"queue_depth": int, "events_pending": int, "oldest_pending_
 
 
 @api.post("/heartbeat", auth=signed, summary="Report the terminal's health")
+@decorate_view(sign_answers)
 def heartbeat(request: HttpRequest):
     """Body: version, boot_id, mono_ms, queue_depth, oldest_pending_s, dead_letters, devices,
     disk_free_bytes, clock_offset_s, clock_synced, content_version, alerts. The answer tells the
@@ -179,8 +210,10 @@ def heartbeat(request: HttpRequest):
 
 
 @api.get("/content", auth=signed, summary="The terminal's content manifest (ETag / If-None-Match)")
+@decorate_view(sign_answers)
 def get_content(request: HttpRequest):
     manifest, etag = content.manifest(request.auth)
+    content.note_served(request.auth, manifest)
     quoted = f'"{etag}"'
     if request.headers.get("If-None-Match") == quoted:
         response = stamp(HttpResponse(status=304))
@@ -191,11 +224,15 @@ def get_content(request: HttpRequest):
 
 
 @api.get("/files/{sha256}", auth=signed, summary="A content file by its SHA-256")
+@decorate_view(sign_answers)
 def get_file(request: HttpRequest, sha256: str):
-    found = content.file_for(request.auth, sha256.lower()) if len(sha256) == 64 else None
+    sha256 = sha256.lower()
+    found = content.file_for(request.auth, sha256) if len(sha256) == 64 else None
     if found is None:
         return error(404, "no_such_file", "no file with this hash in this terminal's content")
-    return stamp(FileResponse(found.open("rb"), content_type="application/octet-stream"))
+    response = stamp(FileResponse(found.open("rb"), content_type="application/octet-stream"))
+    response.body_sha256 = sha256  # what the file is named by; the terminal checks it as it reads
+    return response
 
 
 @api.get("/health", summary="Liveness and database check")

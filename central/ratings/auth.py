@@ -1,7 +1,8 @@
 """Who is calling: enrollment codes and signed terminal requests.
 
 ``authenticate`` checks a request's four signing headers (``terminal.core.signing``) and returns
-the Terminal, or raises ``AuthError`` with the HTTP status and a machine-readable code. Nothing
+the Terminal, or raises ``AuthError`` with the HTTP status and a machine-readable code. Once the
+signature verifies, the request carries the key its answer is signed with (``api.sign_answers``). Nothing
 from a refused request is stored; a nonce is remembered only once the signature is good.
 """
 
@@ -75,12 +76,13 @@ def authenticate(request: HttpRequest) -> Terminal:
         sent = int(timestamp)
     except ValueError:
         raise AuthError(401, "bad_timestamp", "X-Timestamp must be Unix seconds") from None
-    terminal = Terminal.objects.filter(terminal_id=terminal_id).first()
+    terminal = Terminal.objects.select_related("window").filter(terminal_id=terminal_id).first()
     if terminal is None:
         raise AuthError(401, "unknown_terminal", "no terminal with this id is enrolled")
     if not signing.verify(terminal.secret, request.method, request.get_full_path(), timestamp, nonce,
                           request.body, signature):
         raise AuthError(401, "bad_signature", "signature does not match")
+    request.answer_key = (terminal.secret, nonce)  # the request is the terminal's: its answer is signed
     skew = sent - timezone.now().timestamp()
     if abs(skew) > signing.MAX_SKEW_SECONDS:
         raise AuthError(401, "stale_timestamp",

@@ -11,7 +11,7 @@ import hashlib
 import json
 from pathlib import PurePosixPath
 
-from .models import Notice, ReasonTag, ServiceGuide, Staff, Terminal, TerminalSettings
+from .models import Notice, ReasonTag, ServedStaff, ServiceGuide, Staff, Terminal, TerminalSettings
 
 FORMAT = 1
 
@@ -57,6 +57,13 @@ def manifest(terminal: Terminal) -> tuple[dict, str]:
     etag = hashlib.sha256(json.dumps(body, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
     body["version"] = etag[:16]
     return body, etag
+
+
+def note_served(terminal: Terminal, body: dict) -> None:
+    """Remember who was on the roster served to this terminal's window: its records may name them."""
+    window = terminal.window.code
+    ServedStaff.objects.bulk_create([ServedStaff(window_code=window, staff_no=s["staff_no"]) for s in body["staff"]],
+                                    ignore_conflicts=True)
 
 
 def file_for(terminal: Terminal, sha256: str):

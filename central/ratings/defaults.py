@@ -70,7 +70,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
             case_no=event.case_no, session_id=event.session_id,
             item_code=(event.payload or {}).get("item_code") or "", rated_at=rated_at, rated_on=timezone.localdate(rated_at),
             rated_at_terminal=rated_at,
-            time_source="server_default",
+            time_source="server_default", rating_no=1, case_counted=True if event.case_no else None,
             digest=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), payload=payload)
     with transaction.atomic():
         already = set(Rating.objects.filter(rating_id__in=list(made)).values_list("rating_id", flat=True))
@@ -91,6 +91,6 @@ def supersede() -> int:
         real = (_real(Rating.objects.filter(session_id=default.session_id)).first()
                 or _real(Rating.objects.filter(case_no=default.case_no).exclude(case_no="")).first())
         Rating.objects.filter(pk=default.pk).update(
-            excluded=True, excluded_why=f"已收到真实评价 {real.rating_id}，默认评价不计入"[:200])
+            excluded=True, case_counted=None, excluded_why=f"已收到真实评价 {real.rating_id}，默认评价不计入"[:200])
         count += 1
     return count

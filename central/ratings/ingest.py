@@ -4,25 +4,48 @@ Exactly-once in effect rests on one rule: an item id is stored at most once. An 
 already stored with the same digest is a harmless replay (``duplicate``); the same id with other
 content is ``rejected`` and the item is kept in RejectedItem for inspection. Good items of a batch
 are stored even when others in it are bad. Ratings and events (``Kind``) follow the same rule.
-A bad rating opens its work order (``workorders``) in the transaction that stores it.
+
+A record counts only where it belongs (``Binding``): the signing terminal's own enrolled window,
+a channel its device may send, a staff member on a roster that window's terminals were served,
+a plausible time, and one counted rating per case and ``rating_no`` (一事一评). What breaks the
+first three is refused (``REFUSALS``) and kept; a time outside enrollment..now is stored at the
+time received and flagged ``time_implausible``; a second rating of a case's number is stored,
+flagged ``duplicate_case`` and excluded from every score.
+
+A bad rating opens its work order (``workorders``) in the transaction that stores it, and each
+batch's places in the terminal's hash chain are noted for the chain check (``chains``).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
 
+from terminal.core import signing
+from terminal.core.chain import Link
 from terminal.core.event import Event as WireEvent
-from terminal.core.rating import InvalidRating, Rating as WireRating
+from terminal.core.rating import InvalidRating, Rating as WireRating, wire_digest
 
-from . import workorders
-from .models import BootClock, Rating, RejectedItem, Terminal, TerminalEvent
+from . import chains, workorders
+from .models import BootClock, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent
 
 MAX_BATCH_ITEMS = 1000
+
+#: reason code -> what it means; every refused item is kept in RejectedItem with its code
+REFUSALS = {
+    "invalid": "the record is malformed (each bad field named)",
+    "terminal_mismatch": "the record names another terminal than the one that signed the request",
+    "window_mismatch": "the record names another window than the terminal's enrolled one",
+    "channel_not_allowed": "the channel is not the one the record's device sends (4 touchscreen, 5 buttons)",
+    "staff_not_on_roster": "the staff member was never on a roster served to this window's terminals",
+    "id_conflict": "the id is already stored with other content",
+}
+DUPLICATE_CASE = "duplicate_case"
+TIME_IMPLAUSIBLE = "time_implausible"
 
 
 @dataclass
@@ -54,6 +77,51 @@ def note_boot(terminal: Terminal, clock: object) -> None:
         BootClock.objects.filter(pk=anchor.pk).update(boot_started=started)
 
 
+@dataclass
+class Binding:
+    """Where a terminal's records may count: read once per batch."""
+
+    terminal: Terminal
+    window: str
+    staff: set[str]  # the window's current roster and every roster it was served
+    earliest: datetime  # enrollment, less the skew allowance
+    latest: datetime  # now, plus the skew allowance
+    now: datetime
+    boots: dict = field(default_factory=dict)  # boot_id -> when that boot began, server time
+
+    @classmethod
+    def of(cls, terminal: Terminal, boot_ids: set[str]) -> "Binding":
+        window = terminal.window
+        staff = set(ServedStaff.objects.filter(window_code=window.code).values_list("staff_no", flat=True))
+        staff |= set(Staff.objects.filter(window=window).values_list("staff_no", flat=True))
+        now = timezone.now()
+        skew = timedelta(seconds=signing.MAX_SKEW_SECONDS)
+        boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in=boot_ids)
+                     .values_list("boot_id", "boot_started")) if boot_ids else {}
+        return cls(terminal, window.code, staff, terminal.enrolled_at - skew, now + skew, now, boots)
+
+    def refusal(self, record) -> tuple[str, str] | None:
+        """(code, why) if the record may not count at all, else None."""
+        if record.terminal_id != self.terminal.terminal_id:
+            return "terminal_mismatch", f"names terminal {record.terminal_id}, request is signed by another"
+        if record.window != self.window:
+            return "window_mismatch", f"names window {record.window}, the terminal is enrolled at {self.window}"
+        if isinstance(record, WireRating) and record.channel != record.device.channel:
+            return ("channel_not_allowed", f"channel {int(record.channel)} from a {record.device.value}; "
+                    f"a terminal's {record.device.value} sends {int(record.device.channel)}")
+        if record.staff_no and record.staff_no not in self.staff:
+            return "staff_not_on_roster", f"staff {record.staff_no} was never on window {self.window}'s roster"
+        return None
+
+    def when(self, record) -> tuple[datetime, str, list[str]]:
+        """The record's time (corrected), its source, and its flags: a time no clock could honestly
+        give is replaced by the time received, so it cannot move into another period."""
+        at, source = corrected_time(record, self.boots)
+        if not self.earliest <= at <= self.latest:
+            return self.now, source, [TIME_IMPLAUSIBLE]
+        return at, source, []
+
+
 @dataclass(frozen=True)
 class Kind:
     """What a batch holds: its wire record, its model, the model's id field, and the model's fields."""
@@ -62,66 +130,110 @@ class Kind:
     wire: type
     model: type
     id_field: str
-    fields: object  # (wire record, digest, boots) -> model fields
+    fields: object  # (wire record, digest, binding) -> model fields
 
 
 def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[ItemResult]:
     kind = kind or RATINGS
-    results: list[ItemResult] = []
-    fresh: dict[str, tuple[int, WireRating, str]] = {}  # id -> (index, rating, digest)
+    results: list[ItemResult | None] = []
+    fresh: dict[str, tuple[int, object, str]] = {}  # id -> (index, record, digest)
     rejected: list[RejectedItem] = []
-
+    parsed = []
     for index, item in enumerate(items):
         raw_id = item.get("id") if isinstance(item, dict) else None
         raw_id = raw_id if isinstance(raw_id, str) else None
         try:
-            rating = kind.wire.from_wire(item)
+            parsed.append((index, item, kind.wire.from_wire(item)))
         except InvalidRating as exc:
             results.append(ItemResult(index, raw_id, "rejected", f"invalid: {exc}"))
-            rejected.append(_rejected(kind, item, raw_id, f"invalid: {exc}"))
+            rejected.append(_rejected(kind, item, raw_id, "invalid", str(exc), terminal))
+            parsed.append(None)
             continue
-        if rating.terminal_id != terminal.terminal_id:
-            why = f"terminal_mismatch: {kind.name} names terminal {rating.terminal_id}, request is signed by another"
-            results.append(ItemResult(index, rating.id, "rejected", why))
-            rejected.append(_rejected(kind, item, rating.id, why))
+        results.append(None)
+    binding = Binding.of(terminal, {p[2].boot_id for p in parsed if p})
+
+    for entry in parsed:
+        if entry is None:
             continue
-        digest = rating.digest()
-        if rating.id in fresh:  # the same id twice in one batch
-            if fresh[rating.id][2] == digest:
-                results.append(ItemResult(index, rating.id, "duplicate"))
+        index, item, record = entry
+        refused = binding.refusal(record)
+        if refused:
+            code, why = refused
+            results[index] = ItemResult(index, record.id, "rejected", f"{code}: {why}")
+            rejected.append(_rejected(kind, item, record.id, code, why, terminal))
+            continue
+        digest = record.digest()
+        if record.id in fresh:  # the same id twice in one batch
+            if fresh[record.id][2] == digest:
+                results[index] = ItemResult(index, record.id, "duplicate")
             else:
-                results.append(ItemResult(index, rating.id, "rejected", "id_conflict: id repeated in batch with other content"))
-                rejected.append(_rejected(kind, item, rating.id, "id_conflict within batch"))
+                results[index] = ItemResult(index, record.id, "rejected", "id_conflict: id repeated in batch with other content")
+                rejected.append(_rejected(kind, item, record.id, "id_conflict", "id repeated in batch with other content",
+                                          terminal))
             continue
-        fresh[rating.id] = (index, rating, digest)
-        results.append(None)  # filled below
+        fresh[record.id] = (index, record, digest)
 
     stored = dict(kind.model.objects.filter(**{f"{kind.id_field}__in": list(fresh)})
                   .values_list(kind.id_field, "digest"))
-    boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in={r.boot_id for _, r, _ in fresh.values()})
-                 .values_list("boot_id", "boot_started"))
     to_create = []
-    for rating_id, (index, rating, digest) in fresh.items():
-        if rating_id in stored:
-            results[index] = _replay(kind, index, rating, digest, stored[rating_id], rejected)
+    for record_id, (index, record, digest) in fresh.items():
+        if record_id in stored:
+            results[index] = _replay(kind, index, record, digest, stored[record_id], rejected)
         else:
-            to_create.append((index, rating, digest))
+            to_create.append((index, record, digest))
 
     try:
         with transaction.atomic():
-            insert_rows(kind.model, [kind.fields(r, d, boots) for _, r, d in to_create])
+            rows = [kind.fields(r, d, binding) for _, r, d in to_create]
+            if kind is RATINGS:
+                settle_cases(rows)
+            insert_rows(kind.model, rows)
             RejectedItem.objects.bulk_create(rejected)
             if kind is RATINGS:
-                workorders.open_for([r.id for _, r, _ in to_create if r.level.is_bad])
-        for index, rating, _ in to_create:
-            results[index] = ItemResult(index, rating.id, "accepted")
+                workorders.open_for([row["rating_id"] for row in rows if not row["excluded"]])
+            chains.note(terminal.terminal_id, [row for row in rows] + [_chain_of(r) for r in rejected])
+        for index, record, _ in to_create:
+            results[index] = ItemResult(index, record.id, "accepted")
     except IntegrityError:
-        # Another request stored some of these ids meanwhile: settle each item on its own.
+        # Another request stored some of these ids (or a case's place) meanwhile: settle each item on its own.
         with transaction.atomic():
             RejectedItem.objects.bulk_create(rejected)
-        for index, rating, digest in to_create:
-            results[index] = _store_one(kind, index, rating, digest, boots)
+            chains.note(terminal.terminal_id, [_chain_of(r) for r in rejected])
+        for index, record, digest in to_create:
+            results[index] = _store_one(kind, index, record, digest, binding)
     return results
+
+
+def settle_cases(rows: list[dict]) -> None:
+    """一事一评: the first rating of a case for each ``rating_no`` holds the case's place
+    (``case_counted``); a later one is kept, flagged ``duplicate_case`` and excluded. A real rating
+    takes the place from a system default rating, which stays stored and excluded. The unique
+    constraint on the place settles a race between two requests (IntegrityError)."""
+    cases = {row["case_no"] for row in rows if row["case_no"]}
+    if not cases:
+        return
+    held = {(c, n): (pk, device, rid) for c, n, pk, device, rid in Rating.objects.filter(
+        case_no__in=cases, case_counted=True).values_list("case_no", "rating_no", "pk", "device", "rating_id")}
+    superseded = []
+    for row in rows:
+        if not row["case_no"]:
+            continue
+        place = (row["case_no"], row["rating_no"])
+        holder = held.get(place)
+        if holder is not None and holder[1] == "system" and row["device"] != "system":
+            superseded.append((holder[0], row["rating_id"]))
+            holder = None
+        if holder is None:
+            row["case_counted"] = True
+            held[place] = (None, row["device"], row["rating_id"])
+        else:
+            row["flags"] = [*row["flags"], DUPLICATE_CASE]
+            row["excluded"] = True
+            row["excluded_why"] = (f"一事一评：该办件已有第 {row['rating_no']} 次评价 {holder[2]}，"
+                                   "本条保留但不计入")[:200]
+    for pk, real in superseded:
+        Rating.objects.filter(pk=pk).update(case_counted=None, excluded=True,
+                                            excluded_why=f"已收到真实评价 {real}，默认评价不计入"[:200])
 
 
 def insert_rows(model, rows: list[dict]) -> None:
@@ -159,26 +271,35 @@ def insert_rows(model, rows: list[dict]) -> None:
         cursor.executemany(sql, values)
 
 
-def _store_one(kind: Kind, index: int, rating, digest: str, boots: dict) -> ItemResult:
+def _store_one(kind: Kind, index: int, record, digest: str, binding: Binding) -> ItemResult:
     try:
         with transaction.atomic():
-            kind.model.objects.create(**kind.fields(rating, digest, boots))
-            if kind is RATINGS and rating.level.is_bad:
-                workorders.open_for([rating.id])
-        return ItemResult(index, rating.id, "accepted")
+            row = kind.fields(record, digest, binding)
+            if kind is RATINGS:
+                settle_cases([row])
+            insert_rows(kind.model, [row])
+            if kind is RATINGS and not row["excluded"]:
+                workorders.open_for([record.id])
+            chains.note(binding.terminal.terminal_id, [row])
+        return ItemResult(index, record.id, "accepted")
     except IntegrityError:
-        stored = kind.model.objects.filter(**{kind.id_field: rating.id}).values_list("digest", flat=True).first()
+        stored = kind.model.objects.filter(**{kind.id_field: record.id}).values_list("digest", flat=True).first()
+        if stored is None:  # the id is free: it was the case's place, taken by a request just now
+            return _store_one(kind, index, record, digest, binding)
         rejected: list[RejectedItem] = []
-        result = _replay(kind, index, rating, digest, stored, rejected)
-        RejectedItem.objects.bulk_create(rejected)
+        result = _replay(kind, index, record, digest, stored, rejected)
+        with transaction.atomic():
+            RejectedItem.objects.bulk_create(rejected)
+            chains.note(binding.terminal.terminal_id, [_chain_of(r) for r in rejected])
         return result
 
 
-def _replay(kind: Kind, index: int, rating, digest: str, stored_digest: str | None, rejected: list) -> ItemResult:
+def _replay(kind: Kind, index: int, record, digest: str, stored_digest: str | None, rejected: list) -> ItemResult:
     if stored_digest == digest:
-        return ItemResult(index, rating.id, "duplicate")
-    rejected.append(_rejected(kind, rating.to_wire(), rating.id, "id_conflict: id already stored with other content"))
-    return ItemResult(index, rating.id, "rejected", "id_conflict: id already stored with other content")
+        return ItemResult(index, record.id, "duplicate")
+    rejected.append(_rejected(kind, record.to_wire(), record.id, "id_conflict", "id already stored with other content",
+                              None))
+    return ItemResult(index, record.id, "rejected", "id_conflict: id already stored with other content")
 
 
 def corrected_time(r, boots: dict) -> tuple[datetime, str]:
@@ -192,26 +313,32 @@ def corrected_time(r, boots: dict) -> tuple[datetime, str]:
     return said, "terminal_unsynced"
 
 
-def _rating_fields(r: WireRating, digest: str, boots: dict) -> dict:
-    rated_at, source = corrected_time(r, boots)
+def _chain_fields(r) -> dict:
+    link = r.chain
+    return dict(chain_epoch=link.epoch if link else "", chain_seq=link.seq if link else None,
+                chain_prev=link.prev if link else "")
+
+
+def _rating_fields(r: WireRating, digest: str, binding: Binding) -> dict:
+    rated_at, source, flags = binding.when(r)
     return dict(
         rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
         item_code=r.item_code or "", session_id=r.session_id or "", reasons=list(r.reasons), text=r.text,
         excluded=False, excluded_why="",
         rated_at=rated_at, rated_on=timezone.localdate(rated_at), rated_at_terminal=datetime.fromisoformat(r.rated_at),
-        time_source=source,
-        digest=digest, payload=r.to_wire(),
+        time_source=source, digest=digest, payload=r.to_wire(), rating_no=r.rating_no, case_counted=None,
+        flags=flags, **_chain_fields(r),
     )
 
 
-def _event_fields(e: WireEvent, digest: str, boots: dict) -> dict:
-    at, source = corrected_time(e, boots)
+def _event_fields(e: WireEvent, digest: str, binding: Binding) -> dict:
+    at, source, flags = binding.when(e)
     return dict(
         event_id=e.id, terminal_id=e.terminal_id, window_code=e.window, kind=e.kind, why=e.why or "",
         staff_no=e.staff_no or "", session_id=e.session_id or "", case_no=e.case_no or "",
         level=int(e.level) if e.level is not None else None, at=at, at_terminal=datetime.fromisoformat(e.at),
-        time_source=source, digest=digest, payload=e.to_wire(),
+        time_source=source, digest=digest, payload=e.to_wire(), flags=flags, **_chain_fields(e),
     )
 
 
@@ -219,10 +346,27 @@ RATINGS = Kind("rating", WireRating, Rating, "rating_id", _rating_fields)
 EVENTS = Kind("event", WireEvent, TerminalEvent, "event_id", _event_fields)
 
 
-def _rejected(kind: Kind, item: object, rating_id: str | None, reason: str) -> RejectedItem:
+def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: str,
+              signer: Terminal | None) -> RejectedItem:
+    """A refused item as it came, with its code and, where it has a readable one, its chain place:
+    only a place in the signing terminal's own chain (``signer``; None: the caller checked), so
+    no terminal can fill another's gap with an item it cannot store."""
     terminal = item.get("terminal_id") if isinstance(item, dict) else None
+    place, digest = {}, ""
+    own = signer is None or terminal == signer.terminal_id
+    if isinstance(item, dict) and own:
+        try:
+            link = Link.from_wire(item.get("chain"))
+            place = dict(chain_epoch=link.epoch, chain_seq=link.seq, chain_prev=link.prev)
+            digest = wire_digest(item)
+        except (ValueError, TypeError, UnicodeError):
+            pass
     return RejectedItem(kind=kind.name,
         terminal_id=terminal[:64] if isinstance(terminal, str) else "",
-        rating_id=(rating_id or "")[:64], reason=reason[:2000],
-        payload=json.dumps(item, ensure_ascii=False, default=str)[:20000],
+        rating_id=(record_id or "")[:64], code=code, reason=f"{code}: {why}"[:2000],
+        payload=json.dumps(item, ensure_ascii=False, default=str)[:20000], digest=digest, **place,
     )
+
+
+def _chain_of(item: RejectedItem) -> dict:
+    return {"chain_epoch": item.chain_epoch, "chain_seq": item.chain_seq}

@@ -239,6 +239,15 @@ class Rating(models.Model):
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
     digest = models.CharField(max_length=64)
     payload = models.JSONField("原始数据")
+    rating_no = models.PositiveSmallIntegerField("评价次数", default=1)  # 1 首次, 2 追加评价
+    # True: this rating holds its case's place for its rating_no (一事一评); None: it does not.
+    case_counted = models.BooleanField("计为该办件的评价", null=True, editable=False)
+    # time_implausible (its clock put it before enrollment or in the future: stored at the time
+    # received), duplicate_case (its case already had this rating_no: kept, not counted)
+    flags = models.JSONField("标记", default=list, blank=True)
+    chain_epoch = models.CharField("链", max_length=32, blank=True)
+    chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
+    chain_prev = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "评价"
@@ -246,7 +255,10 @@ class Rating(models.Model):
         # Covers the statistics queries (a date range, grouped by window or staff and level), so a
         # million-rating table is read from the index alone (bench/central_scale.py).
         indexes = [models.Index(fields=["rated_on", "excluded", "window_code", "staff_no", "level"],
-                                name="rating_stats")]
+                                name="rating_stats"),
+                   models.Index(fields=["terminal_id", "chain_epoch", "chain_seq"], name="rating_chain")]
+        constraints = [models.UniqueConstraint(fields=["case_no", "rating_no"], condition=models.Q(case_counted=True),
+                                               name="one_counted_rating_per_case_and_number")]
 
     def __str__(self):
         return f"{self.rating_id} {Level(self.level).zh}"
@@ -256,7 +268,7 @@ class TerminalEvent(models.Model):
     """A staff login or logout, a session event, or a press kept as suspected misuse — never a rating."""
 
     KINDS = [("login", "登录"), ("logout", "退出"), ("invited", "邀请评价"), ("invite_expired", "邀请超时未评"),
-             ("session_abandoned", "会话中止"), ("misuse", "疑似误按/刷评")]
+             ("session_abandoned", "会话中止"), ("misuse", "疑似误按/刷评"), ("chain_restart", "记录链重新开始")]
     event_id = models.CharField("事件编号", max_length=64, unique=True)
     terminal_id = models.CharField("终端", max_length=64, db_index=True)
     window_code = models.CharField("窗口", max_length=64, db_index=True)
@@ -272,28 +284,92 @@ class TerminalEvent(models.Model):
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
     digest = models.CharField(max_length=64)
     payload = models.JSONField("原始数据")
+    flags = models.JSONField("标记", default=list, blank=True)  # time_implausible, as for ratings
+    chain_epoch = models.CharField("链", max_length=32, blank=True)
+    chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
+    chain_prev = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "终端事件"
         ordering = ["-at"]
+        indexes = [models.Index(fields=["terminal_id", "chain_epoch", "chain_seq"], name="event_chain")]
 
     def __str__(self):
         return f"{self.event_id} {self.kind}"
 
 
 class RejectedItem(models.Model):
-    """An item the server refused, kept for inspection (malformed, or an id reused with other content)."""
+    """An item the server refused, kept for inspection, with its reason code (see ``ingest.REFUSALS``).
+
+    A refused record still took its place in its terminal's chain, so its place is kept too: the
+    chain check counts it as arrived (refused), never as missing."""
 
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
     kind = models.CharField("类别", max_length=10, default="rating")  # rating | event
     terminal_id = models.CharField("终端", max_length=64, blank=True)
     rating_id = models.CharField("评价或事件编号", max_length=64, blank=True, db_index=True)
+    code = models.CharField("原因代码", max_length=32, blank=True, db_index=True)
     reason = models.TextField("原因")
     payload = models.TextField("原始数据")
+    digest = models.CharField(max_length=64, blank=True)
+    chain_epoch = models.CharField("链", max_length=32, blank=True)
+    chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
+    chain_prev = models.CharField(max_length=64, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "被拒绝的评价"
         ordering = ["-received_at"]
+        indexes = [models.Index(fields=["terminal_id", "chain_epoch", "chain_seq"], name="rejected_chain")]
+
+
+class ServedStaff(models.Model):
+    """A staff member a window's terminals were served on its roster (any content version): a
+    record from that window may name them, and no one else (a roster change never orphans the
+    ratings still queued on a terminal)."""
+
+    window_code = models.CharField(max_length=64)
+    staff_no = models.CharField(max_length=64)
+    first_served = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["window_code", "staff_no"], name="unique_served_staff")]
+
+
+class Chain(models.Model):
+    """What the central server knows of one hash chain of one terminal (``terminal/core/chain.py``).
+
+    Ingest notes each batch's places (``head_seq``, ``recheck_from``, ``version``); the chain check
+    (``chains.check``, run by ``tick``) reads the places back from ratings, events and refused
+    items and keeps ``contiguous`` (every place up to it arrived), the missing runs, forks (two
+    records in one place), breaks (a record whose ``prev`` is not the digest before it) and, for
+    a chain that is not the terminal's first, the ``chain_restart`` event that explains it."""
+
+    terminal_id = models.CharField("终端", max_length=64, db_index=True)
+    epoch = models.CharField("链", max_length=32)
+    first_seen = models.DateTimeField("首次收到", auto_now_add=True)
+    head_seq = models.BigIntegerField("已知最大序号", default=0)  # from records, or the heartbeat's head
+    contiguous = models.BigIntegerField("连续到", default=0)
+    recheck_from = models.BigIntegerField(null=True, blank=True)
+    version = models.BigIntegerField(default=0)  # bumped by each batch; the check saves only if unchanged
+    checked_version = models.BigIntegerField(default=-1)
+    missing = models.TextField("缺少的序号", blank=True)
+    gap_since = models.DateTimeField("缺号起始", null=True, blank=True)
+    forks = models.JSONField("分叉的序号", default=list, blank=True)
+    breaks = models.JSONField("断链的序号", default=list, blank=True)
+    first_of_terminal = models.BooleanField("终端的第一条链", default=False)
+    restart_why = models.CharField("重新开始原因", max_length=32, blank=True)
+    restart_detail = models.TextField("重新开始说明", blank=True)
+    problem_at = models.DateTimeField("最近发现问题", null=True, blank=True)
+    reviewed_at = models.DateTimeField("核查时间", null=True, blank=True)
+    review_note = models.TextField("核查说明", blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "终端记录链"
+        ordering = ["terminal_id", "first_seen"]
+        constraints = [models.UniqueConstraint(fields=["terminal_id", "epoch"], name="unique_chain")]
+
+    def __str__(self):
+        return f"{self.terminal_id} {self.epoch[:8]}"
 
 
 class Policy(models.Model):
@@ -393,7 +469,10 @@ class AlertRule(models.Model):
              ("box_disconnected", "按键盒断开超过 X 分钟"),
              ("backlog", "终端待上传超过 N 条"),
              ("misuse_burst", "窗口疑似误按/刷评：T 小时内达 N 次"),
-             ("overdue", "逾期工单达 N 件")]
+             ("overdue", "逾期工单达 N 件"),
+             ("chain_gap", "终端记录缺号超过 X 分钟（已产生、未送达）"),
+             ("chain_fork", "终端记录分叉或断链（同一序号两份内容）"),
+             ("chain_restart", "终端记录链重新开始且未说明，或数据库丢失")]
     name = models.CharField("名称", max_length=100)
     kind = models.CharField("类型", max_length=20, choices=KINDS)
     threshold = models.PositiveIntegerField("N（条数）", default=3)

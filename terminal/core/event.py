@@ -11,13 +11,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from .chain import Link
 from .channels import InputDevice
 from .checks import InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
 from .levels import Level
 from .rating import wire_digest
 
-KINDS = ("login", "logout", "invited", "invite_expired", "session_abandoned", "misuse")
+KINDS = ("login", "logout", "invited", "invite_expired", "session_abandoned", "misuse", "chain_restart")
 MISUSE = ("paused", "no_session", "cooldown", "repeat", "during_thanks")
+RESTART = ("database_corrupt", "database_missing")  # why a terminal began a new hash chain
+#: the kinds that must say why, and what they may say
+WHY = {"misuse": MISUSE, "chain_restart": RESTART}
 
 
 def _one_of(choices):
@@ -45,7 +49,9 @@ class Event:
     item_code: str | None = None
     level: Level | None = None  # misuse: the level that was pressed
     device: InputDevice | None = None
-    why: str | None = None  # misuse: paused | no_session | cooldown | repeat | during_thanks
+    why: str | None = None  # misuse: paused | no_session | …; chain_restart: database_corrupt | …
+    detail: str | None = None  # chain_restart: what was lost and salvaged (JSON text)
+    chain: Link | None = None
 
     @classmethod
     def create(cls, *, kind: str, now: datetime, mono_ms: int, boot_id: str, clock_synced: bool,
@@ -60,14 +66,22 @@ class Event:
     @classmethod
     def from_wire(cls, data: object) -> "Event":
         values = check_fields(data, FIELDS, "event")
-        if (values["kind"] == "misuse") != ("why" in values):
-            raise InvalidRecord({"why": "misuse events, and only they, say why"})
+        kind = values["kind"]
+        if (kind in WHY) != ("why" in values):
+            raise InvalidRecord({"why": f"{' and '.join(WHY)} events, and only they, say why"})
+        if kind in WHY and values["why"] not in WHY[kind]:
+            raise InvalidRecord({"why": f"{values['why']!r} is not one of {', '.join(WHY[kind])}"})
         return cls(**values)
 
     def to_wire(self) -> dict:
         d = {name: getattr(self, name) for name in FIELDS}
         d["level"] = int(self.level) if self.level is not None else None
         d["device"] = self.device.value if self.device is not None else None
+        for optional in ("detail", "chain"):  # absent, not null, in the previous wire version's events
+            if getattr(self, optional) is None:
+                del d[optional]
+        if self.chain is not None:
+            d["chain"] = self.chain.to_wire()
         return d
 
     def digest(self) -> str:
@@ -90,5 +104,7 @@ FIELDS = {
     "item_code": (False, text(64)),
     "level": (False, Level.parse),
     "device": (False, enum(InputDevice)),
-    "why": (False, _one_of(MISUSE)),
+    "why": (False, _one_of(MISUSE + RESTART)),
+    "detail": (False, text(2000)),
+    "chain": (False, Link.from_wire),
 }

@@ -4,6 +4,9 @@ A rating is made on the terminal, gets its id there, and is sent as a JSON objec
 listed in ``FIELDS``. The terminal writes it with ``to_wire``; the central server reads it with
 ``from_wire``, which checks every field of untrusted input and reports all problems at once.
 ``digest`` tells an identical replay (a duplicate) from a different rating under a reused id.
+``chain`` (``chain.Link``) is the rating's place in its terminal's hash chain, set by the store
+when it commits the rating; a record of the previous wire version has none, and its wire form
+then has no ``chain`` key at all, so its digest is what it always was.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from .chain import Link
 from .channels import Channel, InputDevice
 from .checks import InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
 from .levels import Level
@@ -49,6 +53,7 @@ class Rating:
     text: str = ""
     rating_no: int = 1  # 1st or 2nd rating of the same case
     anonymous: bool = True
+    chain: Link | None = None
 
     @classmethod
     def create(cls, *, level: Level, device: InputDevice, now: datetime, mono_ms: int,
@@ -76,6 +81,10 @@ class Rating:
         d["device"] = self.device.value
         d["reasons"] = list(self.reasons)
         d["scores"] = dict(self.scores)
+        if self.chain is None:
+            del d["chain"]
+        else:
+            d["chain"] = self.chain.to_wire()
         return d
 
     def digest(self) -> str:
@@ -132,4 +141,5 @@ FIELDS = {
     "text": (False, text(MAX_TEXT, allow_empty=True)),
     "rating_no": (False, integer(1, 2)),
     "anonymous": (False, bool_),
+    "chain": (False, Link.from_wire),
 }

@@ -10,6 +10,11 @@ A signed request carries four headers:
 The canonical string is the method, the path with its query, the timestamp, the nonce and the
 SHA-256 of the body, one per line. The secret itself never travels after enrollment, never goes
 into a URL, and is never logged.
+
+Answers are signed too, so a terminal believes only its own server: ``X-Answer-Signature`` is
+hex HMAC-SHA256 with the same secret over ``answer``, the request's nonce, the HTTP status, the
+answer's ``X-Server-Time`` and the SHA-256 of the answer's body (decoded, as the client reads it),
+one per line. The leading word keeps an answer's signature from ever passing as a request's.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ HEADER_TERMINAL = "X-Terminal-Id"
 HEADER_TIMESTAMP = "X-Timestamp"
 HEADER_NONCE = "X-Nonce"
 HEADER_SIGNATURE = "X-Signature"
+HEADER_ANSWER_SIGNATURE = "X-Answer-Signature"
+HEADER_SERVER_TIME = "X-Server-Time"
 MAX_SKEW_SECONDS = 300
 
 
@@ -41,4 +48,22 @@ def signed_headers(terminal_id: str, secret: str, method: str, path: str, body: 
 
 
 def verify(secret: str, method: str, path: str, timestamp: str, nonce: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, method, path, timestamp, nonce, body), signature)
+    return _same(sign(secret, method, path, timestamp, nonce, body), signature)
+
+
+def answer_canonical(nonce: str, status: int, server_time: str, body_sha256: str) -> bytes:
+    return "\n".join(["answer", nonce, str(status), server_time, body_sha256]).encode()
+
+
+def sign_answer(secret: str, nonce: str, status: int, server_time: str, body_sha256: str) -> str:
+    return hmac.new(secret.encode(), answer_canonical(nonce, status, server_time, body_sha256),
+                    hashlib.sha256).hexdigest()
+
+
+def verify_answer(secret: str, nonce: str, status: int, server_time: str, body_sha256: str, signature: str) -> bool:
+    return _same(sign_answer(secret, nonce, status, server_time, body_sha256), signature)
+
+
+def _same(expected: str, given: str) -> bool:
+    """Constant-time comparison that also takes any text a stranger sends (non-ASCII, any length)."""
+    return hmac.compare_digest(expected.encode(), given.encode("utf-8", "surrogatepass"))

@@ -1,0 +1,93 @@
+"""TLS to the central server: whom a terminal trusts, in one place.
+
+``session`` gives a requests session that verifies the server's certificate against the system's
+CAs, or against a private CA (``[sync] ca_file``, a PEM bundle: a hall's own CA), and, when
+``[sync] server_key_pin`` is set, also checks that the server's public key is the pinned one:
+the SHA-256 of its SubjectPublicKeyInfo, as 64 hex characters or as ``sha256/<base64>`` (the
+form ``openssl x509 -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary |
+base64`` prints). A pin survives certificate renewals that keep the key, and refuses a server
+whose certificate a compromised CA signed. The pin is checked on every new connection, before
+a byte of the request is sent.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.exceptions import SSLError
+
+_HEX = re.compile(r"^[0-9a-f]{64}$")
+
+
+class PinError(ValueError):
+    """A pin that is not a SHA-256 in either accepted form."""
+
+
+def parse_pin(pin: str) -> str:
+    """The pin as 64 lowercase hex characters ("" for none); PinError if malformed."""
+    pin = pin.strip()
+    if not pin:
+        return ""
+    if _HEX.match(pin.lower()):
+        return pin.lower()
+    if pin.startswith("sha256/"):
+        try:
+            raw = base64.b64decode(pin[7:], validate=True)
+        except (binascii.Error, ValueError):
+            raw = b""
+        if len(raw) == 32:
+            return raw.hex()
+    raise PinError("server_key_pin must be the SHA-256 of the server's public key: 64 hex characters "
+                   "or sha256/<base64>")
+
+
+def spki_sha256(der_certificate: bytes) -> str:
+    """SHA-256 (hex) of the certificate's SubjectPublicKeyInfo."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+    key = x509.load_der_x509_certificate(der_certificate).public_key()
+    return hashlib.sha256(key.public_bytes(serialization.Encoding.DER,
+                                           serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
+
+
+class _PinnedConnection(HTTPSConnection):
+    pin = ""
+
+    def connect(self):
+        super().connect()
+        der = self.sock.getpeercert(binary_form=True)
+        if not der or spki_sha256(der) != self.pin:
+            self.close()
+            raise SSLError("the server's public key is not the pinned one ([sync] server_key_pin)")
+
+
+class PinnedAdapter(HTTPAdapter):
+    """An HTTPS adapter whose connections refuse any server key but the pinned one."""
+
+    def __init__(self, pin: str):
+        self.pin = pin
+        super().__init__()
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        connection = type("PinnedConnection", (_PinnedConnection,), {"pin": self.pin})
+        pool = type("PinnedPool", (HTTPSConnectionPool,), {"ConnectionCls": connection})
+        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme, "https": pool}
+
+
+def session(ca_file: str | None = None, server_key_pin: str = "") -> requests.Session:
+    http = requests.Session()
+    http.trust_env = False  # no proxy or CA bundle slipped in through the environment
+    if ca_file:
+        http.verify = str(ca_file)
+    pin = parse_pin(server_key_pin)
+    if pin:
+        http.mount("https://", PinnedAdapter(pin))
+    return http
