@@ -1,11 +1,46 @@
-"""Helpers for benchmarks: percentiles and a description of the machine they ran on."""
+"""Helpers for benchmarks: where the code under test is, percentiles, the machine and the commit
+they ran on, and the one JSON line each prints for ``bench/compare.py``."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
 import subprocess
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+#: The tree whose code is measured: this checkout, or another one (``bench/compare.py`` sets
+#: RATING_CODE_ROOT to a worktree of an earlier commit, so one script measures both the same way).
+CODE_ROOT = Path(os.environ.get("RATING_CODE_ROOT") or BENCH.parent).resolve()
+
+
+def use_code_root() -> Path:
+    """Import the project (and its scripts) from CODE_ROOT, here and in every process we start."""
+    for path in (CODE_ROOT / "scripts", CODE_ROOT):
+        sys.path.insert(0, str(path))
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(CODE_ROOT), str(CODE_ROOT / "scripts"),
+                                                 *filter(None, [os.environ.get("PYTHONPATH")])])
+    return CODE_ROOT
+
+
+def commit() -> str:
+    """The commit of the measured code, marked ``+changes`` when its tree has uncommitted edits."""
+    try:
+        sha = subprocess.run(["git", "-C", str(CODE_ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(CODE_ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return "unknown"
+    return (sha or "unknown") + ("+changes" if dirty else "")
+
+
+def report(name: str, figures: dict) -> None:
+    """The machine-readable line: ``bench-json {"bench": name, "commit": …, …}``."""
+    print("bench-json " + json.dumps({"bench": name, "commit": commit(), **figures}, ensure_ascii=False))
 
 
 def percentiles(samples_ms: list[float]) -> dict[str, float]:

@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine, percentiles  # noqa: E402
+from common import commit, machine, percentiles, report, use_code_root  # noqa: E402
+
+use_code_root()
 
 from terminal.config import Config, TerminalSection  # noqa: E402
 from terminal.core.channels import InputDevice  # noqa: E402
@@ -71,7 +72,7 @@ def main() -> None:
         floor = bare_floor(tmp / "floor.db", args.n, payload)
     rows = [("bare sqlite3 INSERT+COMMIT, WAL, synchronous=FULL (floor)", percentiles(floor)),
             ("Recorder.record (validate + insert + durable commit)", percentiles(ours))]
-    print(f"press-to-durable latency, {args.n} ratings, {len(payload)}-byte payload")
+    print(f"press-to-durable latency, {args.n} ratings, {len(payload)}-byte payload, commit {commit()}")
     print(f"machine: {machine()}\n")
     print("| path | p50 ms | p99 ms | mean ms | max ms |")
     print("|---|---|---|---|---|")
@@ -79,6 +80,9 @@ def main() -> None:
         print(f"| {name} | {p['p50']:.3f} | {p['p99']:.3f} | {p['mean']:.3f} | {p['max']:.3f} |")
     print(f"\nratio to floor: p50 {rows[1][1]['p50'] / rows[0][1]['p50']:.2f}x, "
           f"p99 {rows[1][1]['p99'] / rows[0][1]['p99']:.2f}x")
+    report("press_to_durable", {"n": args.n, "payload_bytes": len(payload),
+                                "record_p50_ms": rows[1][1]["p50"], "record_p99_ms": rows[1][1]["p99"],
+                                "floor_p50_ms": rows[0][1]["p50"], "floor_p99_ms": rows[0][1]["p99"]})
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ and the real command ``rating-sync run --once`` draining it.
 3. Memory: the peak RSS of that process for ``--small`` vs ``--backlog`` pending ratings.
 4. Wire: every byte both ways (headers included) of the ``--small`` drain, counted by a TCP relay.
 
-    .venv/bin/python bench/sync_drain.py [--backlog 100000] [--small 10000] [--ceiling 20000]
+The ratings follow ``--mix``: ``realistic`` (70 % 非常满意, 20 % 满意, 5 % 基本满意, 3 % 不满意,
+2 % 非常不满意; bad ones with a reason tag, some with text) or ``bad`` (every rating 不满意 or
+非常不满意: a burst of complaints, each opening a work order). The shares actually generated are
+printed and checked against the mix, so the workload cannot drift from its description. Each
+rating has its own case number and a time in the last days, on a terminal enrolled before them.
+
+    .venv/bin/python bench/sync_drain.py [--backlog 100000] [--small 10000] [--ceiling 20000] [--mix realistic]
 """
 
 from __future__ import annotations
@@ -30,12 +36,11 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine  # noqa: E402
+from common import commit, machine, report, use_code_root  # noqa: E402
+
+use_code_root()
 from loopback_central import BIN, start_central  # noqa: E402
 
 from terminal.config import SyncSection  # noqa: E402
@@ -49,33 +54,70 @@ CST = timezone(timedelta(hours=8))
 REASONS = ["attitude", "slow", "many_trips", "not_told"]  # tags of the demo content
 
 
-def sample_rating(i: int, terminal_id: str, rng: random.Random, start: datetime) -> Rating:
-    """A realistic mix: mostly 非常满意, some bad ones with reason tags and a few words."""
-    level = rng.choices(list(Level), weights=[2, 3, 5, 20, 70])[0]
+MIXES = {
+    "realistic": {Level.VERY_SATISFIED: 70, Level.SATISFIED: 20, Level.BASICALLY_SATISFIED: 5,
+                  Level.DISSATISFIED: 3, Level.VERY_DISSATISFIED: 2},
+    "bad": {Level.DISSATISFIED: 50, Level.VERY_DISSATISFIED: 50},
+}
+SPACING_S = 2  # seconds between two ratings of one terminal's backlog
+
+
+def sample_rating(i: int, terminal_id: str, rng: random.Random, start: datetime, mix: str) -> Rating:
+    """Rating ``i`` of a terminal's backlog, its level drawn from ``mix``."""
+    weights = MIXES[mix]
+    level = rng.choices(list(weights), weights=list(weights.values()))[0]
     bad = level.is_bad
     return Rating.create(
-        level=level, device=InputDevice.TOUCHSCREEN, now=start + timedelta(seconds=40 * i),
-        mono_ms=1000 + 40_000 * i, boot_id="b" * 32, clock_synced=True, terminal_id=terminal_id,
-        window="W01", app_version="0.1.0", staff_no="SZ0101", case_no=f"3301062026{i:010d}",
+        level=level, device=InputDevice.TOUCHSCREEN, now=start + timedelta(seconds=SPACING_S * i),
+        mono_ms=1000 + SPACING_S * 1000 * i, boot_id="b" * 32, clock_synced=True, terminal_id=terminal_id,
+        window="W01", app_version="0.1.0", staff_no="SZ0101", case_no=f"{terminal_id[-8:]}{i:010d}",
         item_code="330106-000-XK-001", reasons=rng.sample(REASONS, 1) if bad else [],
         text="等了很久" if bad and rng.random() < 0.3 else "")
 
 
-def fill(store: Store, n: int, terminal_id: str) -> None:
-    rng, start = random.Random(n), datetime(2026, 11, 2, 9, 0, tzinfo=CST)
+def shares(levels: list[int], mix: str) -> dict[str, float]:
+    """The share of each level actually made; refuses to go on if it is not the mix's."""
+    got = {Level(lv).zh: levels.count(lv) / len(levels) for lv in sorted(set(levels), reverse=True)}
+    for level, weight in MIXES[mix].items():
+        stated = weight / sum(MIXES[mix].values())
+        if abs(got.get(level.zh, 0.0) - stated) > max(0.02, 3 * (stated / len(levels)) ** 0.5):
+            raise RuntimeError(f"workload drifted: {level.zh} is {got.get(level.zh, 0):.1%}, the mix says {stated:.0%}")
+    return got
+
+
+def backlog_start(n: int) -> datetime:
+    """A backlog that ends a minute ago: plausible times for a terminal enrolled before it."""
+    return datetime.now(CST) - timedelta(seconds=SPACING_S * n + 60)
+
+
+def enrolled(central, n: int):
+    """A terminal enrolled (by the API) in time for a backlog of ``n``."""
+    credentials = central.enroll()
+    then = (datetime.now(timezone.utc) - timedelta(seconds=SPACING_S * n + 86400))
+    central.query("UPDATE ratings_terminal SET enrolled_at = ? WHERE terminal_id = ?",
+                  [then if central.database_url else then.strftime("%Y-%m-%d %H:%M:%S.%f"), credentials.terminal_id])
+    return credentials
+
+
+def fill(store: Store, n: int, terminal_id: str, mix: str) -> list[int]:
+    rng, start = random.Random(n), backlog_start(n)
+    levels = []
     for first in range(0, n, 5000):
         with store.db.atomic():  # one commit per 5,000: filling is set-up, not what is measured
             for i in range(first, min(n, first + 5000)):
-                store.record(sample_rating(i, terminal_id, rng, start))
+                rating = sample_rating(i, terminal_id, rng, start, mix)
+                store.record(rating)
+                levels.append(int(rating.level))
+    return levels
 
 
-def ceiling(central, n: int) -> float:
-    credentials = central.enroll()
+def ceiling(central, n: int, mix: str) -> float:
+    credentials = enrolled(central, n)
     client = central.client(credentials, timeout=60)
-    rng, start = random.Random(1), datetime(2026, 11, 2, 9, 0, tzinfo=CST)
+    rng, start = random.Random(1), backlog_start(n)
     bodies = []
     for first in range(0, n, BATCH):
-        items = [sample_rating(i, credentials.terminal_id, rng, start).to_wire() for i in range(first, first + BATCH)]
+        items = [sample_rating(i, credentials.terminal_id, rng, start, mix).to_wire() for i in range(first, first + BATCH)]
         bodies.append(gzip.compress(json.dumps({"ratings": items, "clock": {}}, ensure_ascii=False,
                                                separators=(",", ":")).encode(), compresslevel=6))
     headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
@@ -129,14 +171,14 @@ class CountingRelay:
         self.listener.close()
 
 
-def drain(central, n: int, work: Path, via_port: int | None = None) -> dict:
+def drain(central, n: int, work: Path, mix: str, via_port: int | None = None) -> dict:
     """Fill a terminal database with ``n`` ratings and run ``rating-sync run --once`` on it."""
-    credentials = central.enroll()
+    credentials = enrolled(central, n)
     data = work / f"terminal-{n}"
     url = f"http://127.0.0.1:{via_port}" if via_port else central.url
     replace(credentials, server=url).save(data)
     store = Store(data / "terminal.db")
-    fill(store, n, credentials.terminal_id)
+    levels = fill(store, n, credentials.terminal_id, mix)
     store.close()
     config = work / f"terminal-{n}.toml"
     config.write_text(f'[terminal]\ndata_dir = "{data}"\ncontent_dir = "{data / "content"}"\n'
@@ -155,7 +197,7 @@ def drain(central, n: int, work: Path, via_port: int | None = None) -> dict:
         raise RuntimeError(f"central holds {stored} of {n} ratings after the drain")
     sent = int(out.split(", ")[3].split()[0])  # "delivered …, …, B batches, N bytes, E events"
     return {"n": n, "seconds": elapsed, "rate": n / elapsed, "peak_rss_mib": usage.ru_maxrss / 1024,
-            "body_bytes": sent}
+            "body_bytes": sent, "shares": shares(levels, mix)}
 
 
 def main() -> int:
@@ -163,22 +205,24 @@ def main() -> int:
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--ceiling", type=int, default=20_000)
+    parser.add_argument("--mix", choices=sorted(MIXES), default="realistic")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         work = Path(tmp)
         central = start_central(work / "central")
         try:
-            top = ceiling(central, args.ceiling)
+            top = ceiling(central, args.ceiling, args.mix)
             relay = CountingRelay(int(central.url.rsplit(":", 1)[1]))
-            small = drain(central, args.small, work, via_port=relay.port)
+            small = drain(central, args.small, work, args.mix, via_port=relay.port)
             relay.close()
-            big = drain(central, args.backlog, work)
+            big = drain(central, args.backlog, work, args.mix)
         finally:
             central.stop()
     wire_up, wire_down = relay.up / args.small, relay.down / args.small
-    raw = len(json.dumps(sample_rating(0, "T-0123456789", random.Random(0), datetime.now(CST)).to_wire(),
+    raw = len(json.dumps(sample_rating(0, "T-0123456789", random.Random(0), datetime.now(CST), args.mix).to_wire(),
                          ensure_ascii=False, separators=(",", ":")).encode())
-    print(f"sync drain benchmark — {datetime.now().date()}\nmachine: {machine()}\n")
+    print(f"sync drain benchmark — {datetime.now().date()}, commit {commit()}\nmachine: {machine()}\n")
+    print(f"mix {args.mix}: " + ", ".join(f"{name} {share:.1%}" for name, share in big["shares"].items()) + "\n")
     print("| measure | figure |\n|---|---|")
     print(f"| central ingest ceiling (pre-built batches of {BATCH}, one client) | {top:,.0f} ratings/s |")
     print(f"| drain of a {args.backlog:,} backlog, `rating-sync run --once`, start-up included "
@@ -193,6 +237,10 @@ def main() -> int:
     goals = [("drain ≥ 5,000 ratings/s", big["rate"] >= 5000), ("drain ≥ ½ ceiling", big["rate"] >= top / 2),
              ("RSS within 1.2×", big["peak_rss_mib"] <= 1.2 * small["peak_rss_mib"])]
     print("\ngoals: " + ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in goals))
+    report("sync_drain", {"mix": args.mix, "shares": big["shares"], "ceiling_per_s": top, "backlog": args.backlog,
+                          "drain_per_s": big["rate"], "drain_s": big["seconds"],
+                          "rss_small_mib": small["peak_rss_mib"], "rss_big_mib": big["peak_rss_mib"],
+                          "wire_up_per_rating": wire_up, "wire_down_per_rating": wire_down})
     return 0
 
 

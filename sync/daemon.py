@@ -13,6 +13,7 @@ to fill up.
 from __future__ import annotations
 
 import logging
+import random
 import shutil
 import threading
 import time
@@ -34,6 +35,7 @@ log = logging.getLogger("rating-sync")
 MAX_BATCH_BYTES = 1_000_000
 HEARTBEAT_EVERY = 60.0
 CONTENT_EVERY = 900.0  # even if no heartbeat said it changed
+WATCHDOG_FEED_EVERY = 50.0  # the unit's WatchdogSec is 120: a long backoff still feeds it
 
 
 @dataclass
@@ -121,6 +123,8 @@ class SyncDaemon:
         self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
         self.events = Uploader(self.store, self.client, config.sync.batch_size, self.clock, EVENTS)
         self.backoff = Backoff(cap=config.sync.backoff_max)
+        self.rng = random.Random()
+        self.next_upload = 0.0
         self.next_heartbeat = 0.0
         self.next_content = 0.0
 
@@ -145,15 +149,19 @@ class SyncDaemon:
         return result
 
     def step(self) -> float:
-        """Upload, heartbeat and pull what is due; return how long to wait before the next step."""
-        try:
-            self.upload()
-        except TransientError as exc:
-            return self.backoff.next_delay(exc.retry_after)
-        self.backoff.reset()
+        """Do whatever is due: upload, heartbeat, content pull, each on its own schedule, so a
+        failing upload never silences the heartbeat (the terminal would look offline while it is
+        only retrying) nor stops the content. Returns how long to wait before the next step."""
         now = time.monotonic()
-        if now >= self.next_heartbeat:
-            self.next_heartbeat = now + HEARTBEAT_EVERY
+        if now >= self.next_upload:
+            try:
+                self.upload()
+                self.backoff.reset()
+                self.next_upload = now + self.config.sync.interval
+            except TransientError as exc:
+                self.next_upload = now + self.backoff.next_delay(exc.retry_after)
+        if time.monotonic() >= self.next_heartbeat:
+            self.next_heartbeat = time.monotonic() + HEARTBEAT_EVERY * self.rng.uniform(0.9, 1.1)  # jitter
             try:
                 reply = self.client.heartbeat(self.report())
                 self._succeeded()
@@ -164,7 +172,7 @@ class SyncDaemon:
         if time.monotonic() >= self.next_content:
             self.next_content = time.monotonic() + CONTENT_EVERY
             self.pull_content()
-        return self.config.sync.interval
+        return max(0.0, min(self.next_upload, self.next_heartbeat, self.next_content) - time.monotonic())
 
     def pull_content(self) -> str | None:
         """Pull content if it changed; return the error (the current content is kept), or None."""
@@ -216,7 +224,7 @@ class SyncDaemon:
             # the loop made progress (every call above is bounded by timeouts): feed the watchdog
             counts = self.store.counts()
             systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")
-            stop.wait(delay)
+            stop.wait(min(delay, WATCHDOG_FEED_EVERY))
         systemd.notify("STOPPING=1")
         log.info("rating-sync stopped")
 

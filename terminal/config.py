@@ -197,7 +197,7 @@ def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Con
     built = {}
     for name, default in ((f.name, f.default_factory()) for f in fields(Config) if f.name != "source"):
         built[name] = _section(default, raw.get(name, {}), f"{source} [{name}]", base)
-    check_server_url(built["sync"].server, f"{source} [sync] server")
+    built["sync"] = replace(built["sync"], server=check_server_url(built["sync"].server, f"{source} [sync] server"))
     try:
         from sync.tls import PinError, parse_pin
         parse_pin(built["sync"].server_key_pin)

@@ -7,8 +7,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from . import roles, workorders
-from .models import (Alert, AlertRule, Department, EnrollmentCode, Hall, Notice, Operator, Policy, Rating,
+from . import chains, roles, workorders
+from .models import (Alert, AlertRule, Chain, Department, EnrollmentCode, Hall, Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
 
@@ -138,7 +138,8 @@ class OperatorAdmin(admin.ModelAdmin):
 @admin.register(Rating)
 class RatingAdmin(ReadOnlyAdmin, Scoped):
     scope_field = "window_code"
-    list_display = ["rating_id", "rated_at", "window_code", "staff_no", "level", "channel", "excluded", "terminal_id"]
+    list_display = ["rating_id", "rated_at", "window_code", "staff_no", "level", "channel", "excluded", "flags",
+                    "terminal_id", "chain_seq"]
     list_filter = ["level", "channel", "excluded", "window_code"]
     search_fields = ["rating_id", "case_no", "staff_no"]
     date_hierarchy = "rated_at"
@@ -146,8 +147,42 @@ class RatingAdmin(ReadOnlyAdmin, Scoped):
 
 @admin.register(RejectedItem)
 class RejectedItemAdmin(ReadOnlyAdmin):
-    list_display = ["received_at", "terminal_id", "rating_id", "reason"]
+    list_display = ["received_at", "terminal_id", "rating_id", "code", "reason", "chain_seq"]
+    list_filter = ["code", "kind"]
     search_fields = ["rating_id", "terminal_id"]
+
+
+@admin.register(Chain)
+class ChainAdmin(admin.ModelAdmin):
+    """Each terminal's record chains as the chain check left them; a hall administrator who has
+    looked into a gap, fork or restart says what they found (核查), and only a newer problem raises
+    its alert again. Nothing else here is editable: it is evidence."""
+
+    list_display = ["terminal_id", "epoch", "first_seen", "contiguous", "head_seq", "state_word", "state_detail",
+                    "reviewed_at"]
+    search_fields = ["terminal_id", "epoch"]
+    readonly_fields = ["terminal_id", "epoch", "first_seen", "head_seq", "contiguous", "missing", "gap_since", "forks",
+                       "breaks", "first_of_terminal", "restart_why", "restart_detail", "problem_at", "reviewed_at"]
+    fields = readonly_fields + ["review_note"]
+
+    @admin.display(description="状态")
+    def state_word(self, chain):
+        return chains.state(chain)[0]
+
+    @admin.display(description="情况")
+    def state_detail(self, chain):
+        return chains.state(chain)[1]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if "review_note" in form.changed_data and obj.review_note.strip():
+            obj.reviewed_at = timezone.now()
+        obj.save(update_fields=["review_note", "reviewed_at"])  # never the chain check's own fields
 
 
 @admin.register(TerminalEvent)

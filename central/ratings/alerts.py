@@ -94,7 +94,10 @@ def check(now: datetime.datetime | None = None) -> tuple[int, int]:
                 alert.save(update_fields=["cleared_at"])
                 cleared += 1
             else:
-                holding.pop(alert.subject)  # still holding: already raised, once
+                why = holding.pop(alert.subject)[:300]  # still holding: already raised, once
+                if why != alert.detail:  # but say what holds now (more missing records, say)
+                    alert.detail = why
+                    alert.save(update_fields=["detail"])
         for subject, why in holding.items():
             try:
                 with transaction.atomic():

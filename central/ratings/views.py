@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from terminal.core.levels import LEVELS_BEST_FIRST
 
-from . import exports, roles, stats, workorders
+from . import chains, exports, roles, stats, workorders
 from .models import Alert, Rating, Window, WorkOrder
 
 LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
@@ -134,9 +134,13 @@ def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
 def terminals(request):
     """Which terminal runs what, as its last heartbeat said: software, schema, box firmware, health."""
     from collections import Counter
-    from .models import Terminal
+    from .models import Chain, Terminal
+    nodes = list(roles.scope(Terminal.objects.select_related("window"), request.user, "window__department"))
+    chains_of: dict[str, list] = {}
+    for chain in Chain.objects.filter(terminal_id__in=[n.terminal_id for n in nodes]).order_by("first_seen"):
+        chains_of.setdefault(chain.terminal_id, []).append(chain)
     rows = []
-    for node in roles.scope(Terminal.objects.select_related("window"), request.user, "window__department"):
+    for node in nodes:
         beat = node.heartbeat or {}
         versions = beat.get("versions") if isinstance(beat.get("versions"), dict) else {}
         box = next((d for d in beat.get("devices") or [] if isinstance(d, dict) and d.get("device") == "button_box"),
@@ -145,10 +149,23 @@ def terminals(request):
                      "os": versions.get("os", "—"), "python": versions.get("python", "—"),
                      "firmware": (box or {}).get("firmware") or "—",
                      "box": "" if box is None else ("已连接" if box.get("connected") else "未连接"),
-                     "online": bool(node.last_seen and (timezone.now() - node.last_seen).total_seconds() < 180)})
+                     "online": bool(node.last_seen and (timezone.now() - node.last_seen).total_seconds() < 180),
+                     "chain": terminal_chain_state(chains_of.get(node.terminal_id, []))})
     return render(request, "ratings/terminals.html", {
         "rows": rows, "software": Counter(r["software"] for r in rows).most_common(),
         "firmware": Counter(r["firmware"] for r in rows).most_common()})
+
+
+def terminal_chain_state(chains_of_terminal: list) -> tuple[str, str, bool]:
+    """(word, detail, healthy) for one terminal: its latest chain, with the problems of older ones."""
+    if not chains_of_terminal:
+        return (*chains.state(None), True)
+    word, detail = chains.state(chains_of_terminal[-1])
+    older = [f"旧链 {c.epoch[:8]}：{chains.state(c)[1]}" for c in chains_of_terminal[:-1]
+             if c.missing or c.forks or c.breaks]
+    worst = next((chains.state(c)[0] for c in chains_of_terminal if c.forks or c.breaks), None)
+    word = worst or ("缺号" if older and word == "完整" else word)
+    return word, "；".join([detail, *older]), word == "完整"
 
 
 @login_required

@@ -1,0 +1,126 @@
+"""A record counts only where it truly belongs: the signing terminal's window, a channel its device
+sends, a staff member on a roster that window was served, a plausible time, one counted rating per
+case and number. Each way a W01 terminal's secret could rate elsewhere is refused or flagged, and
+every refused item is kept."""
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from central.ratings import content, stats
+from central.ratings.ingest import EVENTS, ingest
+from central.ratings.models import Rating, RejectedItem, ServedStaff, Staff, WorkOrder
+from terminal.core.channels import Channel, InputDevice
+from terminal.core.levels import Level
+
+from conftest import CST, ingest_ratings, make_event, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+
+
+def results(node, *wires):
+    return {r.id: (r.status, r.reason or "") for r in ingest(list(wires), node)}
+
+
+def test_a_w01_terminal_cannot_rate_another_window_or_colleague(hall):
+    tid = hall.terminal_id
+    honest = make_rating(Level.VERY_SATISFIED, terminal_id=tid)
+    other_window = make_rating(Level.VERY_DISSATISFIED, terminal_id=tid, window="W02", staff_no="SZ0201",
+                               reasons=("attitude",))
+    no_such_window = make_rating(Level.VERY_SATISFIED, terminal_id=tid, window="W99")
+    other_staff = make_rating(Level.VERY_DISSATISFIED, terminal_id=tid, staff_no="SZ0201", reasons=("attitude",))
+    unknown_staff = make_rating(Level.DISSATISFIED, terminal_id=tid, staff_no="NOBODY", reasons=("slow",))
+    system_default = make_rating(Level.VERY_SATISFIED, terminal_id=tid, channel=Channel.SYSTEM_DEFAULT)
+    box_as_tablet = make_rating(Level.VERY_SATISFIED, terminal_id=tid, device=InputDevice.BUTTON_BOX,
+                                channel=Channel.HALL_TABLET)
+    got = results(hall, *(r.to_wire() for r in (honest, other_window, no_such_window, other_staff, unknown_staff,
+                                                 system_default, box_as_tablet)))
+    assert got[honest.id] == ("accepted", "")
+    expected = {other_window.id: "window_mismatch", no_such_window.id: "window_mismatch",
+                other_staff.id: "staff_not_on_roster", unknown_staff.id: "staff_not_on_roster",
+                system_default.id: "channel_not_allowed", box_as_tablet.id: "channel_not_allowed"}
+    for rid, code in expected.items():
+        assert got[rid][0] == "rejected" and got[rid][1].startswith(code), (rid, got[rid])
+        assert RejectedItem.objects.get(rating_id=rid).code == code  # kept, with its reason code
+    assert list(Rating.objects.values_list("rating_id", flat=True)) == [honest.id]
+    assert not WorkOrder.objects.exists()  # no bad rating of W02 (or of SZ0201) opened an order
+    today = timezone.localdate()
+    windows = {row.key for row in stats.table(stats.Query(today - timedelta(days=1), today))}
+    assert windows == {"W01"}  # W99 never reaches /public/ or a ranking
+
+
+def test_events_are_bound_the_same_way(hall):
+    tid = hall.terminal_id
+    login = make_event("login", terminal_id=tid)
+    elsewhere = make_event("login", terminal_id=tid, window="W02", staff_no="SZ0201")
+    colleague = make_event("login", terminal_id=tid, staff_no="SZ0201")
+    got = {r.id: r for r in ingest([e.to_wire() for e in (login, elsewhere, colleague)], hall, EVENTS)}
+    assert got[login.id].status == "accepted"
+    assert got[elsewhere.id].reason.startswith("window_mismatch")
+    assert got[colleague.id].reason.startswith("staff_not_on_roster")
+
+
+def test_a_roster_served_earlier_still_counts_after_the_staff_member_moves(hall):
+    manifest, _ = content.manifest(hall)
+    content.note_served(hall, manifest)  # the terminal pulled the roster with SZ0102 on it
+    assert ServedStaff.objects.filter(window_code="W01", staff_no="SZ0102").exists()
+    Staff.objects.filter(staff_no="SZ0102").update(window=None)  # moved away before the queue drained
+    queued = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, staff_no="SZ0102")
+    assert ingest_ratings(hall, queued) == ["accepted"]
+
+
+def test_an_implausible_time_is_stored_as_received_and_flagged(hall):
+    tid = hall.terminal_id
+    long_before = make_rating(Level.VERY_SATISFIED, terminal_id=tid, now=hall.enrolled_at.astimezone(CST)
+                              - timedelta(days=90))
+    future = make_rating(Level.VERY_SATISFIED, terminal_id=tid, now=datetime(2099, 1, 1, 9, tzinfo=CST))
+    unsynced_future = make_rating(Level.VERY_SATISFIED, terminal_id=tid, now=datetime(2099, 1, 1, 9, tzinfo=CST),
+                                  clock_synced=False, boot_id="f" * 32)
+    fine = make_rating(Level.SATISFIED, terminal_id=tid, now=datetime.now(CST) - timedelta(days=3))
+    before = timezone.now()
+    assert ingest_ratings(hall, long_before, future, unsynced_future, fine) == ["accepted"] * 4
+    after = timezone.now()
+    for r in (long_before, future, unsynced_future):
+        stored = Rating.objects.get(rating_id=r.id)
+        assert stored.flags == ["time_implausible"]
+        assert before <= stored.rated_at <= after  # the time it was received: no other period, no page top
+        assert stored.rated_at_terminal == datetime.fromisoformat(r.rated_at)  # the original is kept
+        assert stored.rated_on == timezone.localdate(stored.rated_at)
+    kept = Rating.objects.get(rating_id=fine.id)
+    assert kept.flags == [] and kept.rated_at == datetime.fromisoformat(fine.rated_at)
+
+
+def test_one_counted_first_rating_per_case_and_one_follow_up(hall):
+    tid = hall.terminal_id
+    first = make_rating(Level.VERY_DISSATISFIED, terminal_id=tid, case_no="BJ2026-001", reasons=("slow",))
+    repeats = [make_rating(Level.VERY_SATISFIED, terminal_id=tid, case_no="BJ2026-001") for _ in range(4)]
+    follow_up = make_rating(Level.SATISFIED, terminal_id=tid, case_no="BJ2026-001", rating_no=2)
+    second_follow_up = make_rating(Level.VERY_SATISFIED, terminal_id=tid, case_no="BJ2026-001", rating_no=2)
+    other_case = make_rating(Level.VERY_SATISFIED, terminal_id=tid, case_no="BJ2026-002")
+    ingest_ratings(hall, first, repeats[0])  # two first ratings in one batch
+    ingest_ratings(hall, *repeats[1:], follow_up)
+    ingest_ratings(hall, second_follow_up, other_case)
+    counted = Rating.objects.filter(excluded=False)
+    assert sorted(counted.values_list("rating_id", flat=True)) == sorted([first.id, follow_up.id, other_case.id])
+    for r in repeats + [second_follow_up]:
+        stored = Rating.objects.get(rating_id=r.id)  # stored, not counted, and marked why
+        assert stored.excluded and stored.flags == ["duplicate_case"] and stored.case_counted is None
+    assert Rating.objects.count() == 8
+    assert WorkOrder.objects.get().rating.rating_id == first.id
+    today = timezone.localdate()
+    assert stats.totals(stats.Query(today - timedelta(days=1), today)).total == 3
+
+
+def test_a_real_rating_takes_the_case_from_the_default_one(hall):
+    from central.ratings import defaults
+    invited = make_event("invited", terminal_id=hall.terminal_id, case_no="BJ2026-009", session_id="s-9",
+                         now=datetime.now(CST) - timedelta(days=8))
+    assert [r.status for r in ingest([invited.to_wire()], hall, EVENTS)] == ["accepted"]
+    assert defaults.apply().created == 1
+    late = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="BJ2026-009", session_id="s-9")
+    assert ingest_ratings(hall, late) == ["accepted"]
+    real = Rating.objects.get(rating_id=late.id)
+    default = Rating.objects.get(device="system")
+    assert (real.excluded, real.case_counted) == (False, True)
+    assert default.excluded and default.case_counted is None and late.id in default.excluded_why
