@@ -35,8 +35,11 @@ def worktree(base: str) -> Path:
 
 
 def run(script: list[str], tree: Path) -> dict:
+    """One run of the benchmark on ``tree``'s code, from inside that tree (gunicorn, for one, puts
+    its working folder first on the import path)."""
     env = {**os.environ, "RATING_CODE_ROOT": str(tree)}
-    done = subprocess.run([sys.executable, *script], cwd=ROOT, env=env, capture_output=True, text=True)
+    command = [sys.executable, str((ROOT / script[0]).resolve()), *script[1:]]
+    done = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(script)} on {tree} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("bench-json ")]

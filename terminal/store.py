@@ -246,19 +246,20 @@ class Store:
             self._insert_event(wire, "pending", digest)
         return event
 
+    # One prepared INSERT each (sqlite-utils' Database.execute): a table's ``insert()`` looks the
+    # table up again on every call, several statements per rating on the path to thank-you.
     def _insert(self, wire: dict, state: str, digest: str | None = None) -> None:
-        self.db["ratings"].insert({
-            "id": wire["id"], "level": wire["level"], "window": wire["window"],
-            "staff_no": wire["staff_no"], "rated_at": wire["rated_at"], "state": state,
-            "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":")),
-            "digest": digest or wire_digest(wire), "recorded_at": _now(),
-        })
+        self.db.execute(
+            "INSERT INTO ratings (id, level, window, staff_no, rated_at, state, payload, digest, recorded_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [wire["id"], wire["level"], wire["window"], wire["staff_no"], wire["rated_at"], state,
+             json.dumps(wire, ensure_ascii=False, separators=(",", ":")), digest or wire_digest(wire), _now()])
 
     def _insert_event(self, wire: dict, state: str, digest: str | None = None) -> None:
-        self.db["events"].insert({
-            "id": wire["id"], "kind": wire["kind"], "recorded_at": _now(), "state": state,
-            "digest": digest or wire_digest(wire),
-            "payload": json.dumps(wire, ensure_ascii=False, separators=(",", ":"))})
+        self.db.execute(
+            "INSERT INTO events (id, kind, recorded_at, state, digest, payload) VALUES (?, ?, ?, ?, ?, ?)",
+            [wire["id"], wire["kind"], _now(), state, digest or wire_digest(wire),
+             json.dumps(wire, ensure_ascii=False, separators=(",", ":"))])
 
     # -- outbox ------------------------------------------------------------------------------
 

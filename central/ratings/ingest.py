@@ -190,7 +190,8 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
             insert_rows(kind.model, rows)
             RejectedItem.objects.bulk_create(rejected)
             if kind is RATINGS:
-                workorders.open_for([row["rating_id"] for row in rows if not row["excluded"]])
+                workorders.open_for([row["rating_id"] for row in rows
+                                     if not row["excluded"] and row["level"] in workorders.BAD_LEVELS])
             chains.note(terminal.terminal_id, [row for row in rows] + [_chain_of(r) for r in rejected])
         for index, record, _ in to_create:
             results[index] = ItemResult(index, record.id, "accepted")
@@ -253,10 +254,14 @@ def insert_rows(model, rows: list[dict]) -> None:
     prepare = []
     for f in fields:
         kind = f.get_internal_type()
-        if kind in ("CharField", "TextField", "PositiveSmallIntegerField") and not f.null:
-            prepare.append(None)  # str and int go to every driver as they are
+        if kind in ("CharField", "TextField", "PositiveSmallIntegerField", "BigIntegerField", "BooleanField"):
+            prepare.append(None)  # str, int, bool and None go to every driver as they are
         elif kind == "DateTimeField":
             prepare.append(db.ops.adapt_datetimefield_value)  # our values are timezone-aware already
+        elif kind == "DateField":
+            prepare.append(db.ops.adapt_datefield_value)
+        elif kind == "JSONField":
+            prepare.append(lambda value, f=f: None if value is None else db.ops.adapt_json_value(value, f.encoder))
         else:
             prepare.append(lambda value, f=f: f.get_db_prep_save(value, db))
     now = timezone.now()

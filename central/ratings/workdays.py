@@ -11,24 +11,31 @@ computed again when the library is updated.
 from __future__ import annotations
 
 import datetime
+import functools
 
 import chinese_calendar
 
 
+@functools.lru_cache(maxsize=64)
+def _year(year: int) -> tuple[bool, tuple[bool, ...]]:
+    """(known, is-workday for each day of the year), asked of the library once per year: its own
+    check runs min() and max() over its whole holiday table on every call, which made a burst of
+    bad ratings 20 times slower to take in (bench/sync_drain.py --mix bad)."""
+    first = datetime.date(year, 1, 1)
+    days = [first + datetime.timedelta(days=i) for i in range((datetime.date(year + 1, 1, 1) - first).days)]
+    try:
+        return True, tuple(chinese_calendar.is_workday(day) for day in days)
+    except NotImplementedError:  # a year whose notice the library does not have yet
+        return False, tuple(day.weekday() < 5 for day in days)
+
+
 def known(day: datetime.date) -> bool:
     """Whether the official calendar of ``day``'s year is in the library."""
-    try:
-        chinese_calendar.is_workday(day)
-        return True
-    except NotImplementedError:
-        return False
+    return _year(day.year)[0]
 
 
 def is_workday(day: datetime.date) -> bool:
-    try:
-        return chinese_calendar.is_workday(day)
-    except NotImplementedError:  # a year whose notice the library does not have yet
-        return day.weekday() < 5
+    return _year(day.year)[1][day.timetuple().tm_yday - 1]
 
 
 def add_working_days(start: datetime.date, days: int) -> datetime.date:
