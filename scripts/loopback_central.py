@@ -109,11 +109,13 @@ class Central:
         return CentralClient(self.url, credentials, timeout=timeout)
 
     def query(self, sql: str, params=()) -> list[tuple]:
-        """Read the server's database directly (``?`` placeholders, on SQLite and PostgreSQL alike)."""
+        """Read (or, for a test's set-up, change) the server's database directly (``?`` placeholders,
+        on SQLite and PostgreSQL alike)."""
         if self.database_url:
             import psycopg
             with psycopg.connect(self.database_url) as db:
-                return [tuple(row) for row in db.execute(sql.replace("%", "%%").replace("?", "%s"), params).fetchall()]
+                cursor = db.execute(sql.replace("%", "%%").replace("?", "%s"), params)
+                return [tuple(row) for row in cursor.fetchall()] if cursor.description else []
         with sqlite3.connect(self.data_dir / "central.db", timeout=30) as db:
             return db.execute(sql, params).fetchall()
 

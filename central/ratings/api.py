@@ -213,11 +213,11 @@ def heartbeat(request: HttpRequest):
 @decorate_view(sign_answers)
 def get_content(request: HttpRequest):
     manifest, etag = content.manifest(request.auth)
-    content.note_served(request.auth, manifest)
     quoted = f'"{etag}"'
     if request.headers.get("If-None-Match") == quoted:
-        response = stamp(HttpResponse(status=304))
+        response = stamp(HttpResponse(status=304))  # its roster was noted when it was served
     else:
+        content.note_served(request.auth, manifest)
         response = answer(manifest)
     response["ETag"] = quoted
     return response
