@@ -9,6 +9,13 @@ RATING_CENTRAL_DATABASE_URL
                       at scale; default: the SQLite file central.db in the data folder
 RATING_CENTRAL_ALERT_WEBHOOK         optional URL that early-warning alerts are POSTed to
 RATING_CENTRAL_ALERT_WEBHOOK_SECRET  optional key; each POST then carries X-Signature (HMAC-SHA256)
+
+A server that answers only to loopback (the demo, the tests) speaks plain HTTP. Any other host name
+means it is deployed behind an HTTPS reverse proxy on the same machine (README: "Central server"),
+and then cookies are Secure, HSTS is sent, plain HTTP is redirected, the scheme comes from the
+proxy's ``X-Forwarded-Proto`` and the client's address from its ``X-Real-IP`` (login throttling
+counts by it): ``rating-central check --deploy`` is clean. Everything the server writes in its
+data folder (the database with every terminal's secret, uploads, the key) is its user's alone.
 """
 
 import os
@@ -18,7 +25,19 @@ from pathlib import Path
 import dj_database_url
 
 DATA_DIR = Path(os.environ.get("RATING_CENTRAL_DATA", "var/central")).resolve()
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
+def _private(path: Path, mode: int) -> None:
+    """Make a file or folder of ours readable by its owner only (the unit's UMask=0077 covers the rest)."""
+    try:
+        if path.exists() and path.stat().st_uid == os.getuid():
+            path.chmod(mode)
+    except OSError:
+        pass
+
+
+_private(DATA_DIR, 0o700)
 
 
 def _secret_key() -> str:
@@ -33,7 +52,26 @@ def _secret_key() -> str:
 
 SECRET_KEY = _secret_key()
 DEBUG = os.environ.get("RATING_CENTRAL_DEBUG") == "1"
-ALLOWED_HOSTS = os.environ.get("RATING_CENTRAL_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+ALLOWED_HOSTS = [h.strip() for h in os.environ.get("RATING_CENTRAL_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
+                 if h.strip()]
+LOOPBACK_ONLY = all(h in ("127.0.0.1", "localhost", "[::1]", "::1") for h in ALLOWED_HOSTS)
+
+if not (DEBUG or LOOPBACK_ONLY):  # deployed: behind the HTTPS proxy
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    # Browser preload lists bind a whole domain for good: the domain's owner decides that, not this app.
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]
+CSRF_TRUSTED_ORIGINS = [f"https://{h}" for h in ALLOWED_HOSTS if not LOOPBACK_ONLY and not h.startswith(".")]
+
+
+def client_ip(request) -> str:
+    """Who is calling, for login throttling: the proxy's X-Real-IP when deployed behind it."""
+    if not (DEBUG or LOOPBACK_ONLY) and request.META.get("HTTP_X_REAL_IP"):
+        return request.META["HTTP_X_REAL_IP"]
+    return request.META.get("REMOTE_ADDR", "")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -42,6 +80,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "axes",
     "central.ratings",
 ]
 
@@ -54,6 +93,24 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",
+]
+
+# Logins are throttled (django-axes): 5 wrong passwords lock that user name, and, separately,
+# that address, for 15 minutes; a right one clears the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = 5
+AXES_COOLOFF_TIME = 0.25  # hours
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "central.settings.client_ip"
+AXES_VERBOSE = False
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 ROOT_URLCONF = "central.urls"
@@ -82,6 +139,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    _db = Path(DATABASES["default"]["NAME"])
+    if not _db.exists():  # SQLite gives its -wal and -shm files the database file's own mode
+        os.close(os.open(_db, os.O_WRONLY | os.O_CREAT, 0o600))
+    _private(_db, 0o600)
 
 ALERT_WEBHOOK = os.environ.get("RATING_CENTRAL_ALERT_WEBHOOK", "")
 ALERT_WEBHOOK_SECRET = os.environ.get("RATING_CENTRAL_ALERT_WEBHOOK_SECRET", "")
@@ -102,6 +164,8 @@ STATICFILES_DIRS = [("fonts", Path(__file__).resolve().parent.parent / "assets" 
 WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step (the demo, the tests)
 MEDIA_URL = "media/"
 MEDIA_ROOT = DATA_DIR / "media"
+FILE_UPLOAD_PERMISSIONS = 0o600
+FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 
 # A batch of 500 ratings is about 250 KB of JSON; leave room, refuse the absurd.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 8 * 1024 * 1024
@@ -111,5 +175,5 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": "INFO"},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "axes": {"level": "WARNING"}},
 }

@@ -125,6 +125,8 @@ class _ReaderThread:
                 self.run()
             except OSError as exc:
                 log.warning("%s: %s; trying again in 2 s", self.thread.name, exc)
+            except Exception:  # a bug must not end the reader: log it and read on
+                log.exception("%s failed; trying again in 2 s", self.thread.name)
             self.stopping.wait(2.0)
 
     def run(self) -> None:

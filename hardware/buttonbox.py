@@ -52,6 +52,7 @@ class ButtonBoxLink:
         self.last_heard = 0.0
         self.dropped_frames = 0
         self.repeats = 0
+        self.failures = 0  # unexpected failures the thread survived
         self.connected = threading.Event()
         self.stopping = threading.Event()
         self.serial = None
@@ -89,6 +90,9 @@ class ButtonBoxLink:
                 self._run()
             except OSError as exc:
                 log.warning("button box on %s: %s; reopening", self.current_port, exc)
+            except Exception:  # a bug must not end the thread every later press comes through
+                self.failures += 1
+                log.exception("button box link failed (%d so far); reopening", self.failures)
             finally:
                 self.connected.clear()
             self.stopping.wait(0.2)  # replugged boxes come back within a fraction of a second

@@ -205,6 +205,7 @@ class SyncDaemon:
             "clock_offset_s": round(self.client.clock_offset, 3), "clock_synced": self.clock.synced(),
             "content_version": content.current_etag(self.config.content_dir),
             "chain": self.store.chain_head(),
+            "errors": state.get("errors"),  # failures the kiosk or headless terminal survived
             "alerts": self.store.alerts(5),
         }
 

@@ -75,8 +75,12 @@ class SyncSection:
 @dataclass(frozen=True)
 class InviteSection:
     """The local invite API for the window's business system (see terminal/invite_api.py)."""
-    listen: str = ""  # "host:port", e.g. "0.0.0.0:8766" for the window's LAN; "" = off
+    listen: str = ""  # "host:port": "127.0.0.1:8766", or this terminal's own LAN address; "" = off
+    allow: list = field(default_factory=list, metadata={"networks": True})  # peers, e.g. ["192.168.10.21/32"];
+    #                                                                  [] = this machine only (loopback)
     max_body: int = _within(4096, 256, 65536)
+    max_connections: int = _within(64, 4, 1024)  # open at once, in all
+    per_address: int = _within(8, 1, 256)  # open at once from one address
 
 
 @dataclass(frozen=True)
@@ -226,6 +230,12 @@ def _section(default, values: dict, where: str, base: Path):
             value = float(value)
         elif type(value) is not kind:
             raise ConfigError(f"{where} {key} must be {kind.__name__}, got {type(value).__name__}")
+        if known[key].metadata.get("networks"):
+            import ipaddress
+            try:
+                value = [str(ipaddress.ip_network(v, strict=False)) for v in value]
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{where} {key} must be addresses or networks like \"192.168.10.0/24\": {exc}") from None
         pins = known[key].metadata.get("pins")
         if pins and (len(value) not in (0, pins) or not all(type(p) is int and 0 <= p <= 27 for p in value)):
             raise ConfigError(f"{where} {key} must be {pins} BCM pin numbers 0..27, or []")

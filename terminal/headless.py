@@ -54,9 +54,8 @@ def run(config: Config, stop: threading.Event) -> None:
                             lambda number: log.info("badge: %s", window.swipe(number).message))
     server = None
     if config.invite.listen:
-        from terminal.invite_api import InviteServer, load_or_create_token
-        server = InviteServer(window, config.invite.listen, load_or_create_token(config.invite_token_path),
-                              config.invite.max_body).start()
+        from terminal.invite_api import InviteServer
+        server = InviteServer.for_window(window, config).start()
 
     stamp, since_check = content_stamp(config.content_dir), 0.0
     systemd.notify("READY=1")

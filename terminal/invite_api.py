@@ -1,40 +1,66 @@
 """The local invite API: how the window's business system says "this case is done, please rate".
 
 HTTP on the address in ``[invite] listen`` (off by default), answered in the kiosk (or headless)
-process, where the window's session lives. Every request carries the terminal's invite token:
-``Authorization: Bearer <token>``; the token is in ``<data_dir>/invite-token`` (mode 600, made on
-first start, shown by ``rating-terminal invite-token``), never in a URL and never logged.
+process, where the window's session lives. Every request carries the terminal's invite token,
+either as ``Authorization: Bearer <token>`` (from this machine or a trusted cable) or as a signature
+(from a business system on another machine): ``X-Timestamp``, ``X-Nonce`` and ``X-Signature`` =
+hex HMAC-SHA256 with the token over ``METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nSHA256(body)``, exactly as
+terminals sign for the central server (``terminal.core.signing``), so the token itself never
+crosses the LAN. The token is in ``<data_dir>/invite-token`` (mode 600, made on first start, shown
+by ``rating-terminal invite-token``), never in a URL and never logged.
 
     POST /v1/invite            {"case_no": "…", "item_code": "…", "staff_no": "…"}  (all optional)
         201 {"session_id", "state": "invited", "expires_in_s"}
-        409 {"error": "busy" | "paused"}    503 {"error": "out_of_service"}
+        409 {"error": "busy" | "paused" | "staff_not_here"}    503 {"error": "out_of_service"}
     GET  /v1/sessions/<id>     {"session_id", "case_no", "item_code", "staff_no", "source",
                                 "outcome": "open" | "rated" | "expired" | "abandoned", "rated"}
     GET  /v1/state             {"state", "staff_no", "window"}
+    GET  /v1/openapi.json      this API's OpenAPI document (no token needed)
 
-Errors are ``{"error": code, "detail": text}``: 401 bad_token, 400 bad_json / bad_field,
-404 not_found, 405 method_not_allowed, 411 length_required, 413 too_large. The answer says
-whether a case was rated, never how: staff must not see or steer the rating (三不).
+``staff_no``, when given, must be the staff member logged in at this window. Errors are
+``{"error": code, "detail": text}``: 400 bad_json / bad_field / bad_request, 401 bad_token /
+bad_signature / stale_timestamp / replayed_nonce, 404 not_found, 405 method_not_allowed,
+411 length_required, 413 too_large, 503 busy_connections. The answer says whether a case was
+rated, never how: staff must not see or steer the rating (三不).
+
+It stays up on a hostile LAN: one asyncio loop in its own thread serves every connection
+(``h11`` parses HTTP), so idle connections cost a socket, not a thread. A peer outside
+``[invite] allow`` is closed before a byte is read; past ``max_connections`` in all or
+``per_address`` from one address a connection is refused at once; a request's head must arrive
+within ``HEAD_TIMEOUT_S`` and its body within ``BODY_TIMEOUT_S`` (slowloris); heads are at most
+``MAX_HEAD_BYTES``. The window's own work runs on a small thread pool, never in the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import hmac
+import ipaddress
 import json
 import logging
 import re
 import secrets
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from collections import OrderedDict
 from pathlib import Path
 
-from terminal.credentials import write_private
+import h11
+
+from terminal.core import signing
+from terminal.core.checks import InvalidRecord
 from terminal.core.session import SessionRefused
+from terminal.credentials import write_private
 from terminal.window import Window
 
 log = logging.getLogger("rating-terminal.invite")
-FIELDS = {"case_no": 50, "item_code": 64, "staff_no": 64}  # name -> max length
+FIELDS = ("case_no", "item_code", "staff_no")
 _SESSION_PATH = re.compile(r"^/v1/sessions/([A-Za-z0-9_-]{8,64})$")
+HEAD_TIMEOUT_S = 5.0
+BODY_TIMEOUT_S = 5.0
+MAX_HEAD_BYTES = 8192
+DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 
 
 def load_or_create_token(path: Path) -> str:
@@ -49,134 +75,338 @@ def load_or_create_token(path: Path) -> str:
     return token
 
 
+class Refusal(Exception):
+    def __init__(self, status: int, code: str, detail: str):
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
 class InviteServer:
-    def __init__(self, window: Window, listen: str, token: str, max_body: int = 4096):
+    def __init__(self, window: Window, listen: str, token: str, max_body: int = 4096,
+                 allow: tuple[str, ...] | list[str] = (), max_connections: int = 64, per_address: int = 8):
         host, _, port = listen.rpartition(":")
         if not host or not port.isdigit():
             raise ValueError(f"[invite] listen must be host:port, got {listen!r}")
-        handler = type("Handler", (_Handler,), {"window": window, "token": token, "max_body": max_body})
-        self.httpd = ThreadingHTTPServer((host, int(port)), handler)
-        self.httpd.daemon_threads = True
-        self.address = f"{host}:{self.httpd.server_port}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="invite-api", daemon=True)
+        self.host, self.port = host.strip("[]"), int(port)
+        self.handler = Handler(window, token, max_body)
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in (allow or DEFAULT_ALLOW)]
+        self.max_connections, self.per_address = max_connections, per_address
+        self.open: dict[str, int] = {}  # peer address -> connections open
+        self.refused = 0
+        self.pool = concurrent.futures.ThreadPoolExecutor(4, thread_name_prefix="invite-work")
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.server: asyncio.AbstractServer | None = None
+        self.failure: BaseException | None = None
+        self.thread = threading.Thread(target=self._serve, name="invite-api", daemon=True)
+
+    @classmethod
+    def for_window(cls, window: Window, config) -> "InviteServer":
+        """The server ``[invite]`` describes, with the terminal's own token."""
+        invite = config.invite
+        return cls(window, invite.listen, load_or_create_token(config.invite_token_path), invite.max_body,
+                   invite.allow, invite.max_connections, invite.per_address)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
 
     def start(self) -> "InviteServer":
         self.thread.start()
-        log.info("invite API listening on %s", self.address)
+        self.ready.wait(10)
+        if self.failure:
+            raise self.failure
+        log.info("invite API listening on %s, from %s", self.address, ", ".join(map(str, self.allow)))
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        if self.loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self.loop)
+        self.thread.join(5)
+        self.pool.shutdown(wait=False, cancel_futures=True)
 
+    async def _shutdown(self) -> None:
+        """Stop listening, end every open connection, then the loop."""
+        self.server.close()
+        current = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.loop.stop()
 
-def _answers_500(method):
-    """A fault inside (a broken disk, a bug) still gets an answer, and the log gets the traceback."""
-    def wrapper(self):
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self.loop)
         try:
-            method(self)
-        except Exception as exc:
-            log.exception("invite API: %s %s failed", self.command, self.path)
-            self._error(500, "internal_error", f"{type(exc).__name__}: see the terminal's log")
-    return wrapper
-
-
-class _Handler(BaseHTTPRequestHandler):
-    window: Window
-    token: str
-    max_body: int
-    server_version = "rating-terminal-invite/1"
-
-    @_answers_500
-    def do_POST(self) -> None:
-        if not self._authorised():
+            self.server = self.loop.run_until_complete(
+                asyncio.start_server(self._connection, self.host, self.port, backlog=256, limit=MAX_HEAD_BYTES))
+            self.port = self.server.sockets[0].getsockname()[1]
+        except OSError as exc:
+            self.failure = exc
+            self.ready.set()
             return
-        if self.path != "/v1/invite":
-            return self._error(404, "not_found", f"no POST {self.path}")
-        body = self._body()
-        if body is None:
-            return
+        self.ready.set()
         try:
-            service = self.window.invite(source="api", **body)
-        except SessionRefused as exc:
-            return self._error(503 if exc.code == "out_of_service" else 409, exc.code, str(exc))
-        self._answer(201, {"session_id": service.session_id, "state": "invited",
-                           "expires_in_s": self.window.rules.invite_timeout_s})
+            self.loop.run_forever()
+        finally:
+            self.loop.close()
 
-    @_answers_500
-    def do_GET(self) -> None:
-        if not self._authorised():
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = (writer.get_extra_info("peername") or ("?",))[0]
+        try:
+            allowed = any(ipaddress.ip_address(peer) in net for net in self.allow)
+        except ValueError:
+            allowed = False
+        if not allowed:
+            self.refused += 1
+            writer.transport.abort()  # not a byte read, not a byte written
             return
-        if self.path == "/v1/state":
+        if sum(self.open.values()) >= self.max_connections or self.open.get(peer, 0) >= self.per_address:
+            self.refused += 1  # refused at once, before reading: an idle crowd cannot make us wait
+            writer.write(_raw(503, {"error": "busy_connections", "detail": "too many connections; try again"}))
+            writer.close()
+            return
+        self.open[peer] = self.open.get(peer, 0) + 1
+        try:
+            await self._serve_connection(reader, writer, peer)
+        except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError):
+            pass
+        finally:
+            self.open[peer] -= 1
+            if not self.open[peer]:
+                del self.open[peer]
+            writer.close()
+
+    async def _serve_connection(self, reader, writer, peer: str) -> None:
+        conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+        while True:
+            try:
+                request = await asyncio.wait_for(_next(conn, reader, h11.Request), HEAD_TIMEOUT_S)
+                if request is None:
+                    return  # the peer closed between requests
+                body = await asyncio.wait_for(self._body(conn, reader, request), BODY_TIMEOUT_S)
+            except asyncio.TimeoutError:
+                return await _refuse(conn, writer, 408, "timeout", "request not sent in time")
+            except Refusal as exc:
+                return await _refuse(conn, writer, exc.status, exc.code, exc.detail)
+            except (h11.RemoteProtocolError, ValueError) as exc:  # h11 refuses what is not HTTP/1.1
+                return await _refuse(conn, writer, 400, "bad_request", _short(exc))
+            method, target = request.method.decode("ascii", "replace"), request.target.decode("ascii", "replace")
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in request.headers}
+            status, payload = await asyncio.get_running_loop().run_in_executor(
+                self.pool, self.handler.handle, method, target, headers, body, peer)
+            keep = status < 400 and conn.their_state is h11.DONE and "close" not in headers.get("connection", "")
+            await _send(conn, writer, status, payload, close=not keep)
+            if not keep or conn.our_state is not h11.DONE:
+                return
+            conn.start_next_cycle()
+
+    async def _body(self, conn: h11.Connection, reader, request: h11.Request) -> bytes:
+        if request.method == b"POST":
+            lengths = [v for k, v in request.headers if k == b"content-length"]
+            if not lengths:
+                raise Refusal(411, "length_required", "send a Content-Length")
+            if int(lengths[0]) > self.handler.max_body:
+                raise Refusal(413, "too_large", f"body over {self.handler.max_body} bytes")
+        parts = []
+        while True:
+            event = await _next(conn, reader, (h11.Data, h11.EndOfMessage))
+            if event is None:
+                raise ConnectionError("closed in the middle of a request")
+            if isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            parts.append(event.data)
+
+
+async def _next(conn: h11.Connection, reader: asyncio.StreamReader, wanted):
+    """The next h11 event of the wanted kind, reading as needed; None if the peer closed cleanly."""
+    while True:
+        event = conn.next_event()
+        if event is h11.NEED_DATA:
+            conn.receive_data(await reader.read(4096))
+            continue
+        if event is h11.PAUSED or isinstance(event, h11.ConnectionClosed):
+            return None
+        if isinstance(event, wanted):
+            return event
+        raise h11.RemoteProtocolError(f"unexpected {type(event).__name__}")
+
+
+async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, status: int, payload: dict, close: bool) -> None:
+    data = _json(payload)
+    headers = [("content-type", "application/json; charset=utf-8"), ("content-length", str(len(data))),
+               ("server", "rating-terminal-invite/2")] + ([("connection", "close")] if close else [])
+    writer.write(conn.send(h11.Response(status_code=status, headers=headers)) + conn.send(h11.Data(data=data))
+                 + conn.send(h11.EndOfMessage()))
+    await writer.drain()
+
+
+async def _refuse(conn: h11.Connection, writer: asyncio.StreamWriter, status: int, code: str, detail: str) -> None:
+    """Answer an error and close: through h11 if a request head came, else as plain bytes."""
+    payload = {"error": code, "detail": detail}
+    if conn.our_state is h11.SEND_RESPONSE:
+        await _send(conn, writer, status, payload, close=True)
+    else:
+        writer.write(_raw(status, payload))
+        await writer.drain()
+
+
+class Handler:
+    """What a request means, in plain synchronous Python (run on the server's thread pool)."""
+
+    def __init__(self, window: Window, token: str, max_body: int):
+        self.window, self.token, self.max_body = window, token, max_body
+        self.nonces: OrderedDict[str, float] = OrderedDict()
+        self.lock = threading.Lock()
+
+    def handle(self, method: str, target: str, headers: dict, body: bytes, peer: str) -> tuple[int, dict]:
+        try:
+            status, payload = self._route(method, target, headers, body)
+        except Refusal as exc:
+            status, payload = exc.status, {"error": exc.code, "detail": exc.detail}
+        except Exception as exc:  # a broken disk or a bug: an answer still, and the traceback in the log
+            log.exception("invite API: %s %s failed", method, target[:80])
+            status, payload = 500, {"error": "internal_error", "detail": f"{type(exc).__name__}: see the terminal's log"}
+        quiet = method == "GET" and status < 300  # a business system may poll several times a second
+        (log.debug if quiet else log.info)("%s %s %s -> %d", peer, method, target[:80], status)
+        return status, payload
+
+    def _route(self, method: str, target: str, headers: dict, body: bytes) -> tuple[int, dict]:
+        if method == "GET" and target == "/v1/openapi.json":
+            return 200, OPENAPI
+        if method not in ("GET", "POST"):
+            raise Refusal(405, "method_not_allowed", "use POST /v1/invite or GET")
+        self._authorise(method, target, headers, body)
+        if method == "POST":
+            if target != "/v1/invite":
+                raise Refusal(404, "not_found", f"no POST {target[:80]}")
+            fields = self._invitation(body)
+            try:
+                service = self.window.invite(source="api", **fields)
+            except SessionRefused as exc:
+                raise Refusal(503 if exc.code == "out_of_service" else 409, exc.code, str(exc)) from None
+            except InvalidRecord as exc:
+                raise Refusal(400, "bad_field", str(exc)) from None
+            return 201, {"session_id": service.session_id, "state": "invited",
+                         "expires_in_s": self.window.rules.invite_timeout_s}
+        if target == "/v1/state":
             staff = self.window.staff
-            return self._answer(200, {"state": self.window.state.value, "window": self.window.config.terminal.window,
-                                      "staff_no": staff.staff_no if staff else None})
-        found = _SESSION_PATH.match(self.path)
+            return 200, {"state": self.window.state.value, "window": self.window.config.terminal.window,
+                         "staff_no": staff.staff_no if staff else None}
+        found = _SESSION_PATH.match(target)
         report = self.window.report(found.group(1)) if found else None
         if report is None:
-            return self._error(404, "not_found", "no such session (only recent sessions are kept)")
-        self._answer(200, report)
+            raise Refusal(404, "not_found", "no such session (only recent sessions are kept)")
+        return 200, report
 
-    def do_PUT(self) -> None:
-        self._error(405, "method_not_allowed", "use POST /v1/invite or GET")
+    def _authorise(self, method: str, target: str, headers: dict, body: bytes) -> None:
+        if "x-signature" in headers:
+            return self._check_signature(method, target, headers, body)
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or not hmac.compare_digest(given.strip().encode("utf-8", "replace"), self.token.encode()):
+            raise Refusal(401, "bad_token", "send Authorization: Bearer <the terminal's invite token>, or sign the request")
 
-    do_DELETE = do_PATCH = do_PUT
+    def _check_signature(self, method: str, target: str, headers: dict, body: bytes) -> None:
+        timestamp, nonce = headers.get("x-timestamp", ""), headers.get("x-nonce", "")
+        if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12
+                and 8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isalnum()):
+            raise Refusal(401, "bad_signature", "X-Timestamp (Unix seconds) and X-Nonce (8-64 letters or digits) needed")
+        if not signing.verify(self.token, method, target, timestamp, nonce, body, headers["x-signature"]):
+            raise Refusal(401, "bad_signature", "signature does not match")
+        now = time.time()
+        if abs(int(timestamp) - now) > signing.MAX_SKEW_SECONDS:
+            raise Refusal(401, "stale_timestamp", "timestamp more than 300 s from the terminal's clock")
+        with self.lock:
+            while self.nonces and next(iter(self.nonces.values())) < now - 2 * signing.MAX_SKEW_SECONDS:
+                self.nonces.popitem(last=False)
+            if nonce in self.nonces:
+                raise Refusal(401, "replayed_nonce", "this nonce has been used before")
+            self.nonces[nonce] = now
+            if len(self.nonces) > 100_000:  # bounded whatever a signer does
+                self.nonces.popitem(last=False)
 
-    # -- helpers -----------------------------------------------------------------------------
-
-    def _authorised(self) -> bool:
-        given = self.headers.get("Authorization", "")
-        scheme, _, token = given.partition(" ")
-        if scheme != "Bearer" or not hmac.compare_digest(token.strip().encode(), self.token.encode()):
-            self._error(401, "bad_token", "send Authorization: Bearer <the terminal's invite token>")
-            return False
-        return True
-
-    def _body(self) -> dict | None:
-        length = self.headers.get("Content-Length")
-        if length is None or not length.isdigit():
-            self._error(411, "length_required", "send a Content-Length")
-            return None
-        if int(length) > self.max_body:
-            self._error(413, "too_large", f"body over {self.max_body} bytes")
-            return None
-        raw = self.rfile.read(int(length))
+    @staticmethod
+    def _invitation(raw: bytes) -> dict:
         try:
-            body = json.loads(raw.decode("utf-8")) if raw.strip() else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            self._error(400, "bad_json", f"body is not UTF-8 JSON: {exc}")
-            return None
+            body = json.loads(raw.decode("utf-8"), parse_constant=_no_constants) if raw.strip() else {}
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise Refusal(400, "bad_json", f"body is not UTF-8 JSON: {_short(exc)}") from None
         if not isinstance(body, dict):
-            self._error(400, "bad_json", "body must be a JSON object")
-            return None
-        problems = [f"unknown field {k!r}" for k in body if k not in FIELDS]
-        for name, limit in FIELDS.items():
-            value = body.get(name)
-            if value is not None and (not isinstance(value, str) or not 0 < len(value) <= limit
-                                      or any(ord(c) < 32 for c in value)):
-                problems.append(f"{name} must be text of 1..{limit} characters")
+            raise Refusal(400, "bad_json", "body must be a JSON object")
+        problems = [f"unknown field {k[:40]!r}" for k in body if k not in FIELDS]
+        problems += [f"{k} must be text" for k in FIELDS if body.get(k) is not None and not isinstance(body[k], str)]
         if problems:
-            self._error(400, "bad_field", "; ".join(problems))
-            return None
+            raise Refusal(400, "bad_field", "; ".join(problems)[:500])
         return {k: v for k, v in body.items() if v is not None}
 
-    def _answer(self, status: int, payload: dict, close: bool = False) -> None:
-        data = json.dumps(payload, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        if close:
-            self.send_header("Connection", "close")
-            self.close_connection = True
-        self.end_headers()
-        self.wfile.write(data)
 
-    def _error(self, status: int, code: str, detail: str) -> None:
-        # close: a body we did not read must not be taken for the next request
-        self._answer(status, {"error": code, "detail": detail}, close=True)
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not a JSON number")
 
-    def log_message(self, fmt: str, *args) -> None:  # the request line only: tokens travel in headers
-        # A business system may poll a session several times a second: answered reads go to the
-        # debug level, so the journal keeps invitations, refusals and errors, not the polling.
-        quiet = self.command == "GET" and len(args) > 1 and str(args[1]).startswith("2")
-        (log.debug if quiet else log.info)("%s %s", self.address_string(), fmt % args)
+
+def _json(payload: dict) -> bytes:
+    return json.dumps(payload, ensure_ascii=False).encode()
+
+
+def _raw(status: int, payload: dict) -> bytes:
+    """An error answer for a peer whose request never became one h11 could take."""
+    data = _json(payload)
+    return (f"HTTP/1.1 {status} Error\r\nContent-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode("ascii") + data
+
+
+def _short(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+OPENAPI = {
+    "openapi": "3.1.0",
+    "info": {"title": "Window rating terminal — local invite API", "version": "1",
+             "description": "How a window's business system or queue system asks the terminal for a rating. "
+                            "Authenticate with Authorization: Bearer <invite token>, or sign: X-Timestamp, X-Nonce, "
+                            "X-Signature = hex HMAC-SHA256(token, METHOD\\nPATH\\nTIMESTAMP\\nNONCE\\nSHA256(body))."},
+    "components": {
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                            "signature": {"type": "apiKey", "in": "header", "name": "X-Signature"}},
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "detail"],
+                      "properties": {"error": {"type": "string"}, "detail": {"type": "string"}}},
+            "Invitation": {"type": "object", "additionalProperties": False, "properties": {
+                "case_no": {"type": "string", "maxLength": 50, "description": "办件编号"},
+                "item_code": {"type": "string", "maxLength": 64, "description": "事项编码"},
+                "staff_no": {"type": "string", "maxLength": 64,
+                             "description": "must be the staff member logged in at this window"}}},
+            "Session": {"type": "object", "properties": {
+                "session_id": {"type": "string"}, "case_no": {"type": ["string", "null"]},
+                "item_code": {"type": ["string", "null"]}, "staff_no": {"type": ["string", "null"]},
+                "source": {"type": "string"}, "outcome": {"enum": ["open", "rated", "expired", "abandoned"]},
+                "rated": {"type": "boolean"}}},
+        }},
+    "security": [{"bearer": []}, {"signature": []}],
+    "paths": {
+        "/v1/invite": {"post": {
+            "summary": "Open a rating session for a finished case",
+            "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Invitation"}}}},
+            "responses": {
+                "201": {"description": "invited", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"session_id": {"type": "string"}, "state": {"const": "invited"},
+                                                     "expires_in_s": {"type": "integer"}}}}}},
+                "400": {"description": "bad_json, bad_field or bad_request"},
+                "401": {"description": "bad_token, bad_signature, stale_timestamp or replayed_nonce"},
+                "409": {"description": "busy, paused or staff_not_here"},
+                "413": {"description": "too_large"},
+                "503": {"description": "out_of_service or busy_connections"}}}},
+        "/v1/sessions/{session_id}": {"get": {
+            "summary": "Whether a session was rated (never how)",
+            "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "the session", "content": {"application/json": {"schema": {
+                "$ref": "#/components/schemas/Session"}}}}, "404": {"description": "not_found"}}}},
+        "/v1/state": {"get": {
+            "summary": "The window's state and who is logged in",
+            "responses": {"200": {"description": "state", "content": {"application/json": {"schema": {
+                "type": "object", "properties": {"state": {"type": "string"}, "window": {"type": "string"},
+                                                 "staff_no": {"type": ["string", "null"]}}}}}}}}},
+        "/v1/openapi.json": {"get": {"summary": "This document", "security": [],
+                                     "responses": {"200": {"description": "OpenAPI 3.1"}}}},
+    },
+}

@@ -5,10 +5,15 @@ talk to one ``Window``. Each call runs the pure session rules (``terminal.core.s
 the resulting records durable (``Recorder.carry_out``) and only then tells the listeners, so a
 screen that says 感谢您的评价 always follows a committed rating. Calls come from several threads
 (the UI loop, the invite API, device readers); a lock keeps them one at a time.
+
+What a device thread or a timer calls never raises (``_survives``): whatever a record's content or
+a bug does, it is logged with its traceback, counted for the heartbeat (``errors``), and the box's
+thread, the badge reader and the UI's clock go on taking the next press.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -46,6 +51,21 @@ class SwipeResult:
         return f"{self.staff.name} {'已登录' if self.action == 'login' else '已退出'}"
 
 
+def _survives(fallback=None):
+    """For what device threads and timers call: an unexpected failure is logged, counted and
+    survived (returning ``fallback``), so one bad record never stops the thread that reads the box."""
+    def wrap(method):
+        @functools.wraps(method)
+        def guarded(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except Exception as exc:
+                self._survived(method.__name__, exc)
+                return fallback
+        return guarded
+    return wrap
+
+
 class Window:
     def __init__(self, config: Config, store: Store, content: Content | None,
                  clock: SystemClock | None = None, monotonic: Callable[[], float] = time.monotonic,
@@ -57,6 +77,7 @@ class Window:
         self.lock = threading.RLock()
         self.listeners: list[Callable[[str, object], None]] = []  # (what, detail): state | say | fault
         self.fault: str | None = None
+        self.errors = 0  # failures survived (see _survives), reported in the heartbeat
         self.last_level: Level | None = None  # of the last committed rating: the thank-you repeats it
         self._devices: list[dict] | None = None  # as last written for the heartbeat
         self.content = content
@@ -86,6 +107,7 @@ class Window:
     def rules(self) -> Rules:
         return self.session.rules
 
+    @_survives(SwipeResult("unknown"))
     def swipe(self, badge_id: str) -> SwipeResult:
         """A badge was read: log in, log out (same badge) or switch; an unknown badge changes nothing."""
         badge_id = badge_id.strip()
@@ -99,6 +121,7 @@ class Window:
             self._run(self.session.swipe, member.staff_no, self.monotonic())
         return SwipeResult("logout" if leaving else "login", member)
 
+    @_survives()
     def press(self, level: Level | int, device: InputDevice) -> None:
         with self.lock:
             self._run(self.session.press, Level(level), device, self.monotonic(), self.recorder.stamp())
@@ -115,6 +138,7 @@ class Window:
             log.info("session: invited (%s%s)", source, f", case {case_no}" if case_no else "")
             return service
 
+    @_survives()
     def device_key(self, kind: str, key: int, device: InputDevice) -> str | None:
         """A key on a button box or GPIO buttons: 1..5 rate, 6 is the staff's 请评价 key.
         Returns why nothing happened (a stuck key, a refused invitation), or None."""
@@ -131,18 +155,22 @@ class Window:
         self.press(key, device)
         return None
 
+    @_survives()
     def score(self, dimension: str, level: Level | int) -> None:
         with self.lock:
             self._run(self.session.score, dimension, Level(level), self.monotonic())
 
+    @_survives()
     def submit(self, reasons: list[str], text: str = "") -> None:
         with self.lock:
             self._run(self.session.submit, reasons, text, self.monotonic())
 
+    @_survives()
     def logout(self) -> None:
         with self.lock:
             self._run(self.session.logout, self.monotonic())
 
+    @_survives()
     def tick(self) -> None:
         with self.lock:
             self._run(self.session.tick, self.monotonic())
@@ -152,6 +180,7 @@ class Window:
             service = self.session.lookup(session_id)
             return service.report() if service else None
 
+    @_survives()
     def note_devices(self, states: list[dict]) -> None:
         """The button box's (and other devices') health, for the sync daemon's heartbeat; written
         only when it changes, without the ever-changing seconds since the box was heard."""
@@ -164,6 +193,7 @@ class Window:
         except StoreError as exc:
             log.warning("device state not kept: %s", exc)
 
+    @_survives()
     def reload(self, content: Content | None) -> None:
         """New content from sync: roster and settings now; new rules from the next idle moment."""
         with self.lock:
@@ -198,6 +228,15 @@ class Window:
             if isinstance(effect, Say):
                 self._tell("say", effect.prompt)
         self._tell("state", self.session.state)
+
+    def _survived(self, what: str, exc: Exception) -> None:
+        self.errors += 1
+        log.error("%s failed and was survived (%d so far): %s: %s", what, self.errors, type(exc).__name__, exc,
+                  exc_info=exc)
+        try:
+            self.store.set_state(errors={"count": self.errors, "last": f"{what}: {type(exc).__name__}: {exc}"[:300]})
+        except Exception:  # the store may be what failed
+            pass
 
     def _tell(self, what: str, detail: object) -> None:
         for listener in list(self.listeners):

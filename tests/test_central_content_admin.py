@@ -18,7 +18,7 @@ def admin_client(hall, client):
     from django.contrib.auth.models import Group, User
     user = User.objects.create_user("hall-admin", password="pw-hall-admin", is_staff=True)
     user.groups.add(Group.objects.get(name="大厅管理员"))
-    client.login(username="hall-admin", password="pw-hall-admin")
+    client.force_login(user)
     return client
 
 

@@ -123,6 +123,16 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     assert any("未连接" in r.text for r in rows)  # W03's box is unplugged
     shoot(browser, "central-terminals")
 
+    # 审核: the comments reach the public page once a hall administrator approves them
+    browser.get(f"{central.url}/admin/ratings/commentforreview/?comment_state__exact=")
+    assert "等候时间太长" in browser.find_element(By.ID, "result_list").text
+    shoot(browser, "central-comment-review")
+    browser.find_element(By.ID, "action-toggle").click()
+    from selenium.webdriver.support.ui import Select
+    Select(browser.find_element(By.NAME, "action")).select_by_value("approve")
+    browser.find_element(By.NAME, "index").click()
+    assert "已通过" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+
     browser.delete_all_cookies()  # the public page is for everyone
     browser.get(f"{central.url}/public/")
     page = browser.find_element(By.TAG_NAME, "body").text

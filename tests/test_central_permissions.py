@@ -5,6 +5,7 @@ nothing; a hall administrator edits content and decides re-checks."""
 import io
 
 import pytest
+from django.contrib.auth.models import Group, User
 from django.core.management import call_command
 
 from central.ratings.models import Hall, Notice, Rating, Staff, Terminal, WorkOrder
@@ -32,14 +33,14 @@ def people(hall, client):
     for name, role, dept in [("admin1", "hall_admin", None), ("manager1", "department_manager", DEPT1),
                              ("auditor1", "auditor", None), ("lost", "department_manager", None)]:
         if dept is None and role == "department_manager":
-            from django.contrib.auth.models import Group, User
+
             user = User.objects.create_user(name, password="pw-" + name, is_staff=True)
             user.groups.add(Group.objects.get(name="部门负责人"))  # no department set: sees nothing
         else:
             call_command("add_user", name, "--role", role, *(["--department", dept] if dept else []),
-                         "--password-stdin", stdin=io.StringIO("pw-" + name + "\n"), stderr=io.StringIO())
+                         "--password-stdin", stdin=io.StringIO("pw-" + name + "-Qx7k\n"), stderr=io.StringIO())
         clients[name] = Client()
-        assert clients[name].login(username=name, password="pw-" + name)
+        clients[name].force_login(User.objects.get(username=name))  # logging in itself: test_central_hardening
     clients["anonymous"] = client
     return clients
 

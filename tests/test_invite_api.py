@@ -13,7 +13,7 @@ from terminal.invite_api import InviteServer, load_or_create_token
 @pytest.fixture
 def api(window):
     token = load_or_create_token(window.config.invite_token_path)
-    server = InviteServer(window, "127.0.0.1:0", token).start()
+    server = InviteServer(window, "127.0.0.1:0", token, per_address=16).start()
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     yield f"http://{server.address}", session, window

@@ -5,6 +5,7 @@ import itertools
 import pytest
 
 from terminal.core.channels import InputDevice
+from terminal.core.checks import InvalidRecord
 from terminal.core.levels import Level
 from terminal.core.session import (Commit, Draft, Flag, Hold, Log, Rules, Say, Session, SessionRefused,
                                    State)
@@ -134,10 +135,22 @@ def test_invite_while_a_session_is_open_is_refused_but_during_thanks_starts_the_
     assert s.state is State.INVITED and s.service.case_no == "next"
 
 
-def test_invitation_may_name_the_staff_member():
+def test_an_invitation_may_name_only_the_staff_member_logged_in():
     s = logged_in()
-    s.invite(1, staff_no="SZ0102")
-    assert committed(s.press(GOOD, TOUCH, 2)).staff_no == "SZ0102"
+    with pytest.raises(SessionRefused) as refused:
+        s.invite(1, staff_no="SZ0102")  # a token holder pinning the next rating on a colleague
+    assert refused.value.code == "staff_not_here" and s.state is State.IDLE
+    s.invite(1, staff_no="SZ0101")
+    assert committed(s.press(GOOD, TOUCH, 2)).staff_no == "SZ0101"
+
+
+@pytest.mark.parametrize("field, value", [("case_no", "C\x7f1"), ("case_no", "\ud800"), ("item_code", "a\x00b"),
+                                          ("case_no", "办" * 51), ("staff_no", "")])
+def test_an_invitation_holds_only_text_a_record_can(field, value):
+    s = logged_in()
+    with pytest.raises(InvalidRecord) as refused:
+        s.invite(1, **{field: value})
+    assert field in refused.value.problems and s.state is State.IDLE
 
 
 # -- bad ratings: reasons, walk-away --------------------------------------------------------------

@@ -7,8 +7,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
-from . import chains, roles, workorders
-from .models import (Alert, AlertRule, Chain, Department, EnrollmentCode, Hall, Notice, Operator, Policy, Rating,
+from . import chains, masking, roles, workorders
+from .models import (Alert, AlertRule, Chain, CommentForReview, CommentReviewEntry, Department, EnrollmentCode, Hall,
+                     Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
 
@@ -27,7 +28,13 @@ class Scoped(admin.ModelAdmin):
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ratings are evidence: nobody edits or deletes them through the admin."""
+    """Ratings are evidence: nobody edits or deletes them through the admin. Its lists filter by
+    their own filters and dates only: any other lookup in the address (``?payload__contains=``,
+    which SQLite cannot run) is refused as a bad request, not tried."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        allowed = {f if isinstance(f, str) else f[0] for f in self.list_filter} | {self.date_hierarchy}
+        return lookup.split("__", 1)[0] in allowed and super().lookup_allowed(lookup, value, request)
 
     def has_add_permission(self, request):
         return False
@@ -64,7 +71,7 @@ class DepartmentAdmin(Scoped):
 class WindowAdmin(Scoped):
     scope_field = "department"
     list_display = ["code", "name", "hall", "department"]
-    list_filter = ["hall", "department"]
+    list_filter = ["hall", ("department", admin.RelatedOnlyFieldListFilter)]
 
 
 @admin.register(Staff)
@@ -72,7 +79,7 @@ class StaffAdmin(Scoped):
     scope_field = "window__department"
     list_display = ["staff_no", "name", "unit", "window", "has_photo"]
     search_fields = ["staff_no", "name"]
-    list_filter = ["window"]
+    list_filter = [("window", admin.RelatedOnlyFieldListFilter)]
 
     @admin.display(boolean=True, description="照片")
     def has_photo(self, obj):
@@ -150,6 +157,82 @@ class RejectedItemAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "terminal_id", "rating_id", "code", "reason", "chain_seq"]
     list_filter = ["code", "kind"]
     search_fields = ["rating_id", "terminal_id"]
+
+
+class ReviewEntryInline(admin.TabularInline):
+    model = CommentReviewEntry
+    extra = 0
+    fields = ["at", "by", "action", "text"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class CommentReviewForm(forms.ModelForm):
+    class Meta:
+        model = CommentForReview
+        fields = ["comment_public"]
+        help_texts = {"comment_public": "公示的内容：可删去姓名、地址等能识别评价人的文字；号码与邮箱在公示时另行遮盖。"
+                                        "保存即按修改后的内容通过，原文不变，修改留有记录。"}
+
+
+@admin.register(CommentForReview)
+class CommentReviewAdmin(Scoped):
+    """审核: a citizen's comment reaches the public page only once a hall administrator approved it,
+    as written or edited (names, addresses); every step is kept (审核记录) and the original never changes."""
+
+    scope_field = "window_code"
+    form = CommentReviewForm
+    list_display = ["received_at", "window_code", "level", "text", "comment_state", "public_preview"]
+    list_filter = ["comment_state", "level"]
+    readonly_fields = ["rating_id", "window_code", "level", "received_at", "text", "comment_state",
+                       "comment_reviewed_at", "public_preview"]
+    fields = readonly_fields + ["comment_public"]
+    inlines = [ReviewEntryInline]
+    actions = ["approve", "reject"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).exclude(text="").order_by("comment_state", "-received_at")
+
+    @admin.display(description="公示时显示为")
+    def public_preview(self, rating):
+        return masking.anonymise(rating.comment_public or rating.text) if rating.comment_state != "rejected" else "—"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def _review(self, request, rating, action: str, text: str) -> None:
+        rating.comment_state = "rejected" if action == "rejected" else "approved"
+        rating.comment_public = "" if action == "rejected" else text
+        rating.comment_reviewed_at = timezone.now()
+        rating.save(update_fields=["comment_state", "comment_public", "comment_reviewed_at"])
+        CommentReviewEntry.objects.create(rating=rating, by=request.user, action=action, text=rating.comment_public)
+
+    def save_model(self, request, obj, form, change):
+        edited = obj.comment_public.strip()
+        self._review(request, obj, "edited" if edited and edited != obj.text else "approved", edited or obj.text)
+
+    @admin.action(description="通过：按原文公示", permissions=["change"])
+    def approve(self, request, queryset):
+        for rating in queryset:
+            self._review(request, rating, "approved", rating.text)
+        messages.success(request, f"{queryset.count()} 条评价内容已通过")
+
+    @admin.action(description="不公示", permissions=["change"])
+    def reject(self, request, queryset):
+        for rating in queryset:
+            self._review(request, rating, "rejected", "")
+        messages.success(request, f"{queryset.count()} 条评价内容不公示")
 
 
 @admin.register(Chain)
@@ -291,6 +374,16 @@ class WorkOrderAdmin(Scoped):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("rating", "department", "assignee")
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "assignee":
+            kwargs["queryset"] = roles.colleagues(request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def get_list_filter(self, request):
+        if roles.department_of(request.user) is None:
+            return self.list_filter
+        return [f for f in self.list_filter if f != "department"]  # one department: nothing to choose
+
     def has_add_permission(self, request):
         return False  # work orders open themselves when a bad rating arrives
 
@@ -370,6 +463,9 @@ class AlertAdmin(admin.ModelAdmin):
     list_display = ["raised_at", "rule", "subject", "detail", "cleared_at", "webhook_sent"]
     list_filter = ["rule", ("cleared_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["rule", "subject", "detail", "raised_at", "cleared_at", "webhook_sent"]
+
+    def get_queryset(self, request):
+        return roles.scope_alerts(super().get_queryset(request), request.user)
 
     def has_add_permission(self, request):
         return False

@@ -23,12 +23,14 @@ from ninja.decorators import decorate_view
 
 import terminal
 from terminal.core import signing
+from terminal.core.checks import clean_text
 
 from . import auth, content
 from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
 from .models import Terminal
 
-MAX_INFLATED_BYTES = 32 * 1024 * 1024
+MAX_INFLATED_BYTES = 8 * 1024 * 1024  # a batch of 1,000 of the largest ratings is under 5 MiB
+MAX_ENROLL_BYTES = 1024  # {"code": "ABCD-EFGH-JKLM"}: the one unsigned body, and never compressed
 
 api = NinjaAPI(title="Window rating terminal — central API", version="1", urls_namespace="api-v1")
 
@@ -94,28 +96,38 @@ def bad_body(request, exc: BadBody):
     return error(exc.status, exc.code, exc.detail)
 
 
-def read_json(request: HttpRequest) -> object:
-    """The request body as JSON, inflating gzip, with a clear error for anything else."""
+def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gzip_allowed: bool = True) -> object:
+    """The request body as JSON, inflating gzip up to ``inflated_limit``, with a clear 4xx for
+    anything else: deep nesting, numbers of thousands of digits, NaN and Infinity are refused here,
+    before any of it reaches a model (a 500 would be retried by the terminal for ever)."""
     body = request.body
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding == "gzip":
+    if encoding == "gzip" and gzip_allowed:
         try:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            body = inflater.decompress(body, MAX_INFLATED_BYTES)
+            body = inflater.decompress(body, inflated_limit)
         except zlib.error as exc:
             raise BadBody(400, "bad_gzip", f"body is not valid gzip: {exc}") from None
         if inflater.unconsumed_tail:
-            raise BadBody(413, "body_too_large", f"inflated body exceeds {MAX_INFLATED_BYTES} bytes")
+            raise BadBody(413, "body_too_large", f"inflated body exceeds {inflated_limit} bytes")
     elif encoding != "identity":
-        raise BadBody(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported")
+        raise BadBody(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not supported here")
+    if len(body) > inflated_limit:
+        raise BadBody(413, "body_too_large", f"body exceeds {inflated_limit} bytes")
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {exc}") from None
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+    except RecursionError:
+        raise BadBody(400, "bad_json", "body is nested too deeply") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints past Python's digit limit
+        raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {' '.join(str(exc).split())[:200]}") from None
 
 
-def json_object(request: HttpRequest) -> dict:
-    body = read_json(request)
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_object(request: HttpRequest, **limits) -> dict:
+    body = read_json(request, **limits)
     if not isinstance(body, dict):
         raise BadBody(400, "bad_body", "body must be a JSON object")
     return body
@@ -125,11 +137,8 @@ def json_object(request: HttpRequest) -> dict:
 def enroll(request: HttpRequest):
     """Body ``{"code": "ABCD-EFGH-JKLM"}``. The answer holds the terminal's own secret: it is
     shown this once, over this connection, and never again."""
-    body = json_object(request)
-    code = body.get("code")
-    if not isinstance(code, str) or not 4 <= len(code) <= 32:
-        raise BadBody(400, "bad_code", "code must be the enrollment code string")
-    new = auth.enroll(code)
+    body = json_object(request, inflated_limit=MAX_ENROLL_BYTES, gzip_allowed=False)
+    new = auth.enroll(body.get("code"))
     window = new.window
     return answer({"terminal_id": new.terminal_id, "secret": new.secret,
                    "window": window.code, "window_name": window.name, "hall": window.hall.name}, 201)
@@ -170,31 +179,69 @@ def take_batch(request: HttpRequest, key: str, kind) -> JsonResponse:
     return answer({"results": [r.as_dict() for r in results], **counts})
 
 
-HEARTBEAT_NUMBERS = {"queue_depth": int, "events_pending": int, "oldest_pending_s": int, "dead_letters": int,
-                     "disk_free_bytes": int, "clock_offset_s": float}
+#: field -> (type, lowest, highest): a heartbeat's numbers, range-checked before anything is stored
+HEARTBEAT_NUMBERS = {"queue_depth": (int, 0, 10**9), "events_pending": (int, 0, 10**9),
+                     "oldest_pending_s": (int, 0, 10**10), "dead_letters": (int, 0, 10**9),
+                     "disk_free_bytes": (int, 0, 10**16), "clock_offset_s": (float, -1e10, 1e10),
+                     "mono_ms": (int, 0, 10**13)}
+HEARTBEAT_TEXTS = {"version": 32, "boot_id": 64, "content_version": 64}
+MAX_HEARTBEAT_BYTES = 16_000
+
+
+def checked_heartbeat(body: dict) -> dict:
+    """The heartbeat if every number is in range and every text clean (BadBody 400 names the field)."""
+    for key, (kind, low, high) in HEARTBEAT_NUMBERS.items():
+        value = body.get(key)
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+            raise BadBody(400, "bad_heartbeat", f"{key} must be a number ({kind.__name__})")
+        if not low <= value <= high:
+            raise BadBody(400, "bad_heartbeat", f"{key} must be within {low}..{high}")
+    for key, limit in HEARTBEAT_TEXTS.items():
+        value = body.get(key)
+        if value is not None and not (isinstance(value, str) and len(value) <= limit and clean_text(value)):
+            raise BadBody(400, "bad_heartbeat", f"{key} must be clean text of at most {limit} characters")
+    size = len(json.dumps(body))
+    if size > MAX_HEARTBEAT_BYTES:
+        raise BadBody(413, "heartbeat_too_large", f"heartbeat of {size} bytes; at most 16 kB")
+    unclean = _unclean_text(body)
+    if unclean:
+        raise BadBody(400, "bad_heartbeat", f"{unclean}: text with control characters or lone surrogates")
+    return body
+
+
+def _unclean_text(value, depth: int = 0) -> str | None:
+    """The path to the first key or string ``checks.text`` would refuse (PostgreSQL's jsonb, for
+    one, cannot hold a lone surrogate), or None; a 16 kB heartbeat is walked in microseconds."""
+    if depth > 16:
+        return "(nested too deeply)"
+    if isinstance(value, str):
+        return None if clean_text(value.replace("\t", " ").replace("\n", " ")) else "(text)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and not clean_text(key):
+            return "(a key)"
+        found = _unclean_text(item, depth + 1)
+        if found:
+            return f"{key}.{found}"
+    return None
 
 
 @api.post("/heartbeat", auth=signed, summary="Report the terminal's health")
 @decorate_view(sign_answers)
 def heartbeat(request: HttpRequest):
     """Body: version, boot_id, mono_ms, queue_depth, oldest_pending_s, dead_letters, devices,
-    disk_free_bytes, clock_offset_s, clock_synced, content_version, alerts. The answer tells the
-    terminal the current content ETag, so it pulls only when something changed."""
-    body = json_object(request)
-    for key, kind in HEARTBEAT_NUMBERS.items():
-        value = body.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                  or (kind is int and not isinstance(value, int)) or value < -1e12 or value > 1e15):
-            raise BadBody(400, "bad_heartbeat", f"{key} must be a {kind.__name__}")
-    if len(json.dumps(body)) > 16_000:
-        raise BadBody(413, "heartbeat_too_large", "heartbeat over 16 kB")
+    disk_free_bytes, clock_offset_s, clock_synced, content_version, chain, errors, alerts. The
+    answer tells the terminal the current content ETag, so it pulls only when something changed."""
+    body = checked_heartbeat(json_object(request))
     node = request.auth
     note_boot(node, body)
     node.last_seen = timezone.now()
     node.version = str(body.get("version", ""))[:32]
-    node.queue_depth = max(0, body.get("queue_depth") or 0)
+    node.queue_depth = body.get("queue_depth") or 0
     node.oldest_pending_s = body.get("oldest_pending_s")
-    node.dead_letters = max(0, body.get("dead_letters") or 0)
+    node.dead_letters = body.get("dead_letters") or 0
     node.clock_offset_s = body.get("clock_offset_s")
     node.heartbeat = body
     devices = body.get("devices") if isinstance(body.get("devices"), list) else []
@@ -205,7 +252,6 @@ def heartbeat(request: HttpRequest):
         node.device_down_since = node.last_seen
     node.save(update_fields=["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters",
                              "clock_offset_s", "heartbeat", "device_down_since"])
-    auth.forget_old_nonces(node)
     return answer({"content_etag": content.manifest(node)[1]})
 
 

@@ -9,6 +9,7 @@ from a refused request is stored; a nonce is remembered only once the signature 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import timedelta
 
@@ -30,6 +31,10 @@ class AuthError(Exception):
         self.status, self.code, self.detail = status, code, detail
 
 
+CODE_FORM = re.compile(r"^[A-Za-z0-9 -]{4,32}$")
+_NOBODY = secrets.token_urlsafe(32)  # an unknown terminal's request is checked against this, in equal time
+
+
 def hash_code(code: str) -> str:
     normalised = code.replace("-", "").replace(" ", "").upper()
     return hashlib.sha256(normalised.encode()).hexdigest()
@@ -46,6 +51,8 @@ def issue_code(window: Window, hours: float = DEFAULT_CODE_HOURS) -> tuple[str, 
 
 def enroll(code: str) -> Terminal:
     """Exchange a code for a new terminal with its own secret; the code is spent."""
+    if not (isinstance(code, str) and CODE_FORM.match(code)):
+        raise AuthError(400, "bad_code", "an enrollment code is 12 letters and digits, as ABCD-EFGH-JKLM")
     with transaction.atomic():
         record = EnrollmentCode.objects.select_for_update().filter(code_hash=hash_code(code)).first()
         if record is None:
@@ -70,18 +77,18 @@ def authenticate(request: HttpRequest) -> Terminal:
     signature = headers.get(signing.HEADER_SIGNATURE, "")
     if not (terminal_id and timestamp and nonce and signature):
         raise AuthError(401, "unsigned", "request is not signed (X-Terminal-Id, X-Timestamp, X-Nonce, X-Signature)")
-    if not (8 <= len(nonce) <= 64 and nonce.isalnum()):
+    if not (8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isalnum()):
         raise AuthError(401, "bad_nonce", "X-Nonce must be 8-64 letters or digits")
-    try:
-        sent = int(timestamp)
-    except ValueError:
-        raise AuthError(401, "bad_timestamp", "X-Timestamp must be Unix seconds") from None
-    terminal = Terminal.objects.select_related("window").filter(terminal_id=terminal_id).first()
-    if terminal is None:
-        raise AuthError(401, "unknown_terminal", "no terminal with this id is enrolled")
-    if not signing.verify(terminal.secret, request.method, request.get_full_path(), timestamp, nonce,
-                          request.body, signature):
-        raise AuthError(401, "bad_signature", "signature does not match")
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise AuthError(401, "bad_timestamp", "X-Timestamp must be Unix seconds")
+    sent = int(timestamp)
+    terminal = (Terminal.objects.select_related("window").filter(terminal_id=terminal_id).first()
+                if len(terminal_id) <= 64 else None)
+    # An unknown id and a wrong signature get the same answer in the same time: a prober learns
+    # nothing about which terminal ids exist.
+    if not signing.verify(terminal.secret if terminal else _NOBODY, request.method, request.get_full_path(),
+                          timestamp, nonce, request.body, signature) or terminal is None:
+        raise AuthError(401, "bad_signature", "the signature does not match an enrolled terminal's")
     request.answer_key = (terminal.secret, nonce)  # the request is the terminal's: its answer is signed
     skew = sent - timezone.now().timestamp()
     if abs(skew) > signing.MAX_SKEW_SECONDS:
@@ -97,7 +104,8 @@ def authenticate(request: HttpRequest) -> Terminal:
     return terminal
 
 
-def forget_old_nonces(terminal: Terminal) -> None:
-    """Nonces older than twice the skew window can no longer be replayed: the timestamp check stops them."""
+def forget_old_nonces() -> int:
+    """Nonces older than twice the skew window can no longer be replayed (the timestamp check stops
+    them): every terminal's are dropped by ``tick``, whether or not the terminal still calls."""
     cutoff = timezone.now() - timedelta(seconds=2 * signing.MAX_SKEW_SECONDS)
-    SeenNonce.objects.filter(terminal=terminal, seen_at__lt=cutoff).delete()
+    return SeenNonce.objects.filter(seen_at__lt=cutoff).delete()[0]

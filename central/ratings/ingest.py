@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from terminal.core import signing
 from terminal.core.chain import Link
+from terminal.core.checks import MAX_MONO_MS, clean_text, ident
 from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating, wire_digest
 
@@ -67,8 +68,8 @@ def note_boot(terminal: Terminal, clock: object) -> None:
     if not isinstance(clock, dict):
         return
     boot_id, mono_ms = clock.get("boot_id"), clock.get("mono_ms")
-    if not (isinstance(boot_id, str) and 0 < len(boot_id) <= 64 and isinstance(mono_ms, int)
-            and not isinstance(mono_ms, bool) and 0 <= mono_ms < 10 ** 13):
+    if not (isinstance(boot_id, str) and 0 < len(boot_id) <= 64 and clean_text(boot_id) and isinstance(mono_ms, int)
+            and not isinstance(mono_ms, bool) and 0 <= mono_ms <= MAX_MONO_MS):
         return
     started = timezone.now() - timedelta(milliseconds=mono_ms)
     anchor, created = BootClock.objects.get_or_create(terminal=terminal, boot_id=boot_id,
@@ -141,7 +142,10 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
     parsed = []
     for index, item in enumerate(items):
         raw_id = item.get("id") if isinstance(item, dict) else None
-        raw_id = raw_id if isinstance(raw_id, str) else None
+        try:
+            raw_id = ident(raw_id)  # answered and kept only if it is an id at all
+        except ValueError:
+            raw_id = None
         try:
             parsed.append((index, item, kind.wire.from_wire(item)))
         except InvalidRating as exc:
@@ -333,7 +337,7 @@ def _rating_fields(r: WireRating, digest: str, binding: Binding) -> dict:
         excluded=False, excluded_why="",
         rated_at=rated_at, rated_on=timezone.localdate(rated_at), rated_at_terminal=datetime.fromisoformat(r.rated_at),
         time_source=source, digest=digest, payload=r.to_wire(), rating_no=r.rating_no, case_counted=None,
-        flags=flags, **_chain_fields(r),
+        flags=flags, comment_state="", comment_public="", comment_reviewed_at=None, **_chain_fields(r),
     )
 
 
@@ -357,6 +361,7 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
     only a place in the signing terminal's own chain (``signer``; None: the caller checked), so
     no terminal can fill another's gap with an item it cannot store."""
     terminal = item.get("terminal_id") if isinstance(item, dict) else None
+    terminal = terminal if isinstance(terminal, str) and clean_text(terminal) else None
     place, digest = {}, ""
     own = signer is None or terminal == signer.terminal_id
     if isinstance(item, dict) and own:
@@ -369,8 +374,16 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
     return RejectedItem(kind=kind.name,
         terminal_id=terminal[:64] if isinstance(terminal, str) else "",
         rating_id=(record_id or "")[:64], code=code, reason=f"{code}: {why}"[:2000],
-        payload=json.dumps(item, ensure_ascii=False, default=str)[:20000], digest=digest, **place,
+        payload=_as_text(item), digest=digest, **place,
     )
+
+
+def _as_text(item: object) -> str:
+    """A refused item as JSON text any database holds: non-ASCII escaped (lone surrogates too)."""
+    try:
+        return json.dumps(item, default=str)[:20000]
+    except (ValueError, RecursionError):
+        return repr(item)[:20000]
 
 
 def _chain_of(item: RejectedItem) -> dict:

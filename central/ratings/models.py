@@ -248,6 +248,12 @@ class Rating(models.Model):
     chain_epoch = models.CharField("链", max_length=32, blank=True)
     chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
     chain_prev = models.CharField(max_length=64, blank=True)
+    # 审核: a comment reaches /public/ only once a hall administrator approved it, as written or as
+    # edited (``comment_public``; the rater's own ``text`` is never changed; CommentReviewEntry keeps each step)
+    comment_state = models.CharField("文字评价审核", max_length=10, blank=True, default="", choices=[
+        ("", "待审核"), ("approved", "已通过，可公示"), ("rejected", "不公示")])
+    comment_public = models.TextField("公示内容", blank=True)
+    comment_reviewed_at = models.DateTimeField("审核时间", null=True, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "评价"
@@ -262,6 +268,29 @@ class Rating(models.Model):
 
     def __str__(self):
         return f"{self.rating_id} {Level(self.level).zh}"
+
+
+class CommentForReview(Rating):
+    """The ratings with a comment, as the hall administrator reviews them (审核) for the public page."""
+
+    class Meta:
+        proxy = True
+        verbose_name = verbose_name_plural = "文字评价审核"
+
+
+class CommentReviewEntry(models.Model):
+    """One step of a comment's review, never edited: approved, rejected, or edited (with the text)."""
+
+    rating = models.ForeignKey(Rating, on_delete=models.PROTECT, related_name="comment_reviews", verbose_name="评价")
+    at = models.DateTimeField("时间", auto_now_add=True)
+    by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, verbose_name="审核人")
+    action = models.CharField("操作", max_length=10, choices=[("approved", "通过"), ("rejected", "不公示"),
+                                                            ("edited", "修改后通过")])
+    text = models.TextField("公示内容", blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "审核记录"
+        ordering = ["at", "id"]
 
 
 class TerminalEvent(models.Model):

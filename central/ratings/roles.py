@@ -19,7 +19,7 @@ HALL_ADMIN, DEPARTMENT_MANAGER, AUDITOR = "大厅管理员", "部门负责人", 
 CONTENT = ["hall", "department", "window", "staff", "notice", "serviceguide", "reasontag", "terminalsettings",
            "policy", "alertrule"]
 RECORDS = ["rating", "terminalevent", "rejecteditem", "terminal", "enrollmentcode", "alert", "workorder",
-           "workordernote", "operator", "chain"]
+           "workordernote", "operator", "chain", "commentforreview", "commentreviewentry"]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:
@@ -29,7 +29,8 @@ def _perms(actions: list[str], models: list[str]) -> list[str]:
 GRANTS = {
     HALL_ADMIN: (_perms(["view", "add", "change", "delete"], CONTENT)
                  + _perms(["view"], RECORDS) + ["change_terminal", "change_workorder", "decide_recheck",
-                                                 "add_workordernote", "change_alert", "change_chain"]),
+                                                 "add_workordernote", "change_alert", "change_chain",
+                                                 "change_commentforreview"]),
     DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
                                            "workordernote", "alert", "terminal"])
                          + ["change_workorder", "add_workordernote"]),
@@ -87,3 +88,27 @@ def window_codes(user) -> list[str] | None:
     if department is NOTHING:
         return []
     return list(Window.objects.filter(department=department).values_list("code", flat=True))
+
+
+def scope_alerts(queryset, user):
+    """Alerts a user may see: a department manager only those about their department's windows
+    and the terminals at them (hall-wide alerts are the hall administrator's)."""
+    from .models import Terminal
+    windows = window_codes(user)
+    if windows is None:
+        return queryset
+    terminals = Terminal.objects.filter(window__code__in=windows).values_list("terminal_id", flat=True)
+    return queryset.filter(subject__in=[*windows, *terminals])
+
+
+def colleagues(user):
+    """The users a work order may be assigned to by ``user``: for a department manager, the people
+    of their own department (their usernames are all they see); for everyone else, every staff user."""
+    from django.contrib.auth.models import User
+    department = department_of(user)
+    staff = User.objects.filter(is_active=True, is_staff=True)
+    if department is None:
+        return staff
+    if department is NOTHING:
+        return staff.none()
+    return staff.filter(operator__department=department)

@@ -6,9 +6,9 @@ from django.core.exceptions import ValidationError
 from stdnum.cn import uscc
 from stdnum.exceptions import ValidationError as StdnumError
 
-PHOTO_FORMATS = {"JPEG": "JPEG", "PNG": "PNG", "WEBP": "WebP"}
-PHOTO_MAX_BYTES = 2 * 1024 * 1024
-PHOTO_MAX_SIDE = 4000
+from terminal import images
+
+PHOTO_MAX_BYTES, PHOTO_MAX_SIDE = images.MAX_BYTES, images.MAX_SIDE  # the terminal's own limits
 
 
 def unified_code(value: str) -> None:
@@ -20,20 +20,18 @@ def unified_code(value: str) -> None:
 
 
 def staff_photo(upload) -> None:
-    """A JPEG, PNG or WebP photo of at most 2 MB and 4000 pixels a side: what a terminal can show."""
-    from PIL import Image, UnidentifiedImageError
-    if upload.size > PHOTO_MAX_BYTES:
-        raise ValidationError(f"照片不能超过 {PHOTO_MAX_BYTES // 1024 // 1024} MB（此文件 {upload.size / 1024 / 1024:.1f} MB）")
+    """A JPEG, PNG or WebP photo of at most 2 MB and 4000 pixels a side: what a terminal can show
+    (``terminal.images``, the check the terminal makes again before it shows it)."""
+    upload.seek(0)
     try:
-        upload.seek(0)
-        with Image.open(upload) as image:
-            kind, size = image.format, image.size
-            image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValidationError(f"无法识别为图片：{exc}") from None
+        refused = images.check(upload, upload.size)
     finally:
         upload.seek(0)
-    if kind not in PHOTO_FORMATS:
-        raise ValidationError(f"照片须为 JPEG、PNG 或 WebP 格式（此文件为 {kind}）")
-    if max(size) > PHOTO_MAX_SIDE:
-        raise ValidationError(f"照片边长不能超过 {PHOTO_MAX_SIDE} 像素（此文件 {size[0]}×{size[1]}）")
+    if refused is None:
+        return
+    raise ValidationError({
+        "too_heavy": f"照片不能超过 {PHOTO_MAX_BYTES // 1024 // 1024} MB（此文件 {refused.size / 1024 / 1024:.1f} MB）",
+        "format": f"照片须为 JPEG、PNG 或 WebP 格式（此文件为 {refused.format}）",
+        "too_wide": f"照片边长不能超过 {PHOTO_MAX_SIDE} 像素（此文件 {refused.width}×{refused.height}）",
+        "bomb": "图片像素过多，可能是恶意构造的文件（解压炸弹），已拒绝",
+    }.get(refused.kind, f"无法识别为图片：{refused.detail}"))

@@ -5,7 +5,6 @@ department manager (``roles``); the terminal API lives in ``api.py``."""
 from __future__ import annotations
 
 import datetime
-import re
 
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
@@ -14,7 +13,7 @@ from django.utils import timezone
 
 from terminal.core.levels import LEVELS_BEST_FIRST
 
-from . import chains, exports, roles, stats, workorders
+from . import chains, exports, masking, roles, stats, workorders
 from .models import Alert, Rating, Window, WorkOrder
 
 LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
@@ -90,7 +89,8 @@ def dashboard(request):
         "definitions": stats.DEFINITIONS,
         "open_orders": orders.exclude(state="closed").count(),
         "overdue_orders": orders.filter(workorders.overdue_q()).count(),
-        "alerts": Alert.objects.filter(cleared_at__isnull=True).select_related("rule")[:10],
+        "alerts": roles.scope_alerts(Alert.objects.filter(cleared_at__isnull=True), request.user)
+                       .select_related("rule")[:10],
         "recent": Rating.objects.filter(**({"window_code__in": windows} if windows is not None else {}))
                                 .order_by("-pk")[:10],  # ids grow as ratings arrive: no sort of the table
     })
@@ -171,9 +171,9 @@ def terminal_chain_state(chains_of_terminal: list) -> tuple[str, str, bool]:
 @login_required
 @permission_required("ratings.view_alert", raise_exception=True)
 def alerts_page(request):
+    mine = roles.scope_alerts(Alert.objects.select_related("rule"), request.user)
     return render(request, "ratings/alerts.html", {
-        "open": Alert.objects.filter(cleared_at__isnull=True).select_related("rule"),
-        "recent": Alert.objects.filter(cleared_at__isnull=False).select_related("rule")[:50]})
+        "open": mine.filter(cleared_at__isnull=True), "recent": mine.filter(cleared_at__isnull=False)[:50]})
 
 
 @_staff
@@ -207,21 +207,17 @@ def _all_in_range(start, end, user):
 
 def public(request):
     """Open to everyone: each department's and window's star level and counts over the last 90
-    days, and recent comments with nothing that identifies the rater."""
+    days, and the comments of those days that a hall administrator approved, masked (``masking``)."""
     start, end = stats.last_days(90)
     windows = stats.table(stats.Query(start, end, "window"))
     departments = stats.fold(windows, "department")
     names = dict(Window.objects.values_list("code", "name"))
+    since = timezone.make_aware(datetime.datetime.combine(start, datetime.time.min))
+    approved = (Rating.objects.filter(excluded=False, comment_state="approved", received_at__gte=since)
+                .order_by("-received_at")[:20])  # the server's own clock orders them, not a terminal's
     comments = [{"window": names.get(r.window_code, r.window_code), "level": r.get_level_display(),
-                 "text": anonymise(r.text), "date": timezone.localtime(r.rated_at).date()}
-                for r in Rating.objects.filter(excluded=False).exclude(text="").order_by("-rated_at")[:20]]
+                 "text": masking.anonymise(r.comment_public or r.text), "date": timezone.localtime(r.received_at).date()}
+                for r in approved]
     return render(request, "ratings/public.html", {
         "start": start, "end": end, "windows": windows, "departments": departments, "comments": comments,
         "level_names": LEVEL_NAMES})
-
-
-def anonymise(text: str) -> str:
-    """A comment without what could identify its writer: digit runs (phone, ID, case numbers) and
-    e-mail addresses are masked."""
-    text = re.sub(r"[\w.+-]+@[\w-]+\.[\w.]+", "***", text)
-    return re.sub(r"\d[\d\s-]{4,}\d|\d{5,}[Xx]?", lambda m: "*" * len(m.group()), text)

@@ -1,6 +1,11 @@
-"""Checks for the fields of untrusted records (ratings, events): each returns the clean value or
-raises ValueError/TypeError saying why; ``check_fields`` runs a table of them and reports every
-problem at once."""
+"""Checks for the fields of untrusted records (ratings, events, invitations, badges, content):
+each returns the clean value or raises ValueError/TypeError saying why; ``check_fields`` runs a
+table of them and reports every problem at once.
+
+``text`` is the one validation of text at every boundary: control characters (but tab and
+newline), DEL and lone surrogates (valid JSON, ``"\ud800"``, but not text any disk, database or
+log can hold) are refused, so a record that passes can always be stored, sent and shown. Numbers
+and times are range-checked here too, before any arithmetic is done with them."""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import re
 from datetime import datetime
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")  # control characters other than tab and newline
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")  # controls but tab and newline; DEL; lone surrogates
+EARLIEST_YEAR, LATEST_YEAR = 1970, 2200  # a Pi whose clock was never set says 1970; beyond these is nobody's clock
+MAX_MONO_MS = 10 ** 13  # 317 years of uptime: anything more is not a monotonic clock  # a time outside these is no clock's, only someone's input
 
 
 class InvalidRecord(ValueError):
@@ -50,10 +57,17 @@ def text(max_len: int, *, allow_empty: bool = False):
             raise ValueError("must not be empty")
         if len(v) > max_len:
             raise ValueError(f"is {len(v)} characters, at most {max_len} allowed")
-        if _CONTROL.search(v):
-            raise ValueError("contains control characters")
+        bad = _CONTROL.search(v)
+        if bad:
+            what = "a lone surrogate" if "\ud800" <= bad.group() <= "\udfff" else "control characters"
+            raise ValueError(f"contains {what} (U+{ord(bad.group()):04X})")
         return v
     return check
+
+
+def clean_text(v: str) -> bool:
+    """Whether ``v`` holds nothing ``text`` refuses (for callers that only need yes or no)."""
+    return isinstance(v, str) and not _CONTROL.search(v)
 
 
 def ident(v):
@@ -96,4 +110,6 @@ def timestamp(v):
         raise ValueError(f"{v!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise ValueError("must carry a UTC offset, e.g. 2026-11-22T10:30:00+08:00")
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise ValueError(f"year {parsed.year} is outside {EARLIEST_YEAR}..{LATEST_YEAR}")
     return v

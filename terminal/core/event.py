@@ -13,7 +13,7 @@ from datetime import datetime
 
 from .chain import Link
 from .channels import InputDevice
-from .checks import InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
+from .checks import MAX_MONO_MS, InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
 from .levels import Level
 from .rating import wire_digest
 
@@ -94,7 +94,7 @@ FIELDS = {
     "window": (True, text(64)),
     "kind": (True, _one_of(KINDS)),
     "at": (True, timestamp),
-    "mono_ms": (True, integer(0, 2**63 - 1)),
+    "mono_ms": (True, integer(0, MAX_MONO_MS)),
     "boot_id": (True, text(64)),
     "clock_synced": (True, bool_),
     "app_version": (True, text(32)),

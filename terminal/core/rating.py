@@ -19,7 +19,7 @@ from datetime import datetime
 
 from .chain import Link
 from .channels import Channel, InputDevice
-from .checks import InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
+from .checks import MAX_MONO_MS, InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
 from .levels import Level
 
 InvalidRating = InvalidRecord  # the name the server's ingest and the tests know
@@ -127,7 +127,7 @@ FIELDS = {
     "channel": (True, enum(Channel)),
     "device": (True, enum(InputDevice)),
     "rated_at": (True, timestamp),
-    "mono_ms": (True, integer(0, 2**63 - 1)),
+    "mono_ms": (True, integer(0, MAX_MONO_MS)),
     "boot_id": (True, text(MAX_CODE)),
     "clock_synced": (True, bool_),
     "app_version": (True, text(32)),

@@ -34,7 +34,9 @@ from enum import Enum
 from typing import Callable
 
 from .channels import InputDevice
+from .checks import InvalidRecord, text
 from .levels import Level
+from .rating import MAX_CASE_NO, MAX_CODE
 
 
 class State(str, Enum):
@@ -53,7 +55,7 @@ MAX_TEXT = 500
 
 
 class SessionRefused(Exception):
-    """An invitation that cannot be taken now; ``code`` is machine-readable (paused, busy)."""
+    """An invitation that cannot be taken now; ``code`` is machine-readable (paused, busy, staff_not_here)."""
 
     def __init__(self, code: str, message: str):
         super().__init__(message)
@@ -222,9 +224,23 @@ class Session:
 
     def invite(self, now: float, *, case_no: str | None = None, item_code: str | None = None,
                staff_no: str | None = None, source: str = "api") -> tuple[Service, list[Effect]]:
-        """Open the rating screen for one service; SessionRefused when paused or busy."""
+        """Open the rating screen for one service; SessionRefused when paused or busy, or when the
+        invitation names a staff member other than the one logged in here (a token holder cannot pin
+        the next rating on a colleague); InvalidRecord when a field is not text a record can hold."""
+        problems = {}
+        for name, value, limit in (("case_no", case_no, MAX_CASE_NO), ("item_code", item_code, MAX_CODE),
+                                   ("staff_no", staff_no, MAX_CODE)):
+            try:
+                if value is not None:
+                    text(limit)(value)
+            except (TypeError, ValueError) as exc:
+                problems[name] = str(exc)
+        if problems:
+            raise InvalidRecord(problems)
         if self.state is State.PAUSED:
             raise SessionRefused("paused", "nobody is logged in at this window (暂停服务)")
+        if staff_no is not None and staff_no != self.staff_no:
+            raise SessionRefused("staff_not_here", f"staff {staff_no} is not the one logged in at this window")
         if self.state in (State.INVITED, State.RATING, State.REASONS):
             raise SessionRefused("busy", f"a rating session is open ({self.state.value}); "
                                          f"wait until it ends or expires")

@@ -140,8 +140,8 @@ class KioskApp(App):
         # The watchdog is fed from the UI loop itself: a frozen UI stops feeding it and systemd
         # restarts the kiosk (WatchdogSec in its unit).
         Clock.schedule_interval(lambda _dt: systemd.notify("WATCHDOG=1"), systemd.watchdog_interval())
-        Clock.schedule_interval(self._technician_timeout, 5.0)
-        Clock.schedule_interval(self._check_content, CONTENT_CHECK_SECONDS)
+        Clock.schedule_interval(self._survives(self._technician_timeout), 5.0)
+        Clock.schedule_interval(self._survives(self._check_content), CONTENT_CHECK_SECONDS)
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
         self._start_invite_api()
@@ -182,10 +182,9 @@ class KioskApp(App):
         cfg = self.terminal_config
         if not cfg.invite.listen:
             return
-        from terminal.invite_api import InviteServer, load_or_create_token
+        from terminal.invite_api import InviteServer
         try:
-            self.invite_server = InviteServer(self.window, cfg.invite.listen, load_or_create_token(cfg.invite_token_path),
-                                              cfg.invite.max_body).start()
+            self.invite_server = InviteServer.for_window(self.window, cfg).start()
         except (OSError, ValueError) as exc:  # a taken port must not keep citizens from rating
             log.error("invite API not started on %s: %s", cfg.invite.listen, exc)
 
@@ -257,7 +256,7 @@ class KioskApp(App):
         guard = PinGuard(_read_pin_hash(self.terminal_config), self.store.state().get("pin_guard"))
         if not guard.configured:
             return "未设置维护密码：请在终端上运行 rating-terminal set-pin"
-        verdict = guard.check(pin, time.time())
+        verdict = guard.check(pin, time.monotonic(), self.window.recorder.clock.boot_id())
         self.store.set_state(pin_guard=guard.state)
         if verdict.ok:
             log.info("technician menu opened")
@@ -319,6 +318,16 @@ class KioskApp(App):
         self.tech_open = True
         self._tech_touched = time.monotonic()
         self.show_screen(name)
+
+    def _survives(self, timer):
+        """A timer that fails is logged and counted (as the window's own calls are), and runs again
+        next time: an exception out of a Kivy clock callback would end the kiosk."""
+        def guarded(dt):
+            try:
+                timer(dt)
+            except Exception as exc:
+                self.window._survived(timer.__name__, exc)
+        return guarded
 
     def _technician_timeout(self, _dt) -> None:
         """A menu left open returns to the citizens after two minutes without a touch."""

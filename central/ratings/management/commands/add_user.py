@@ -2,7 +2,9 @@
 
 import secrets
 
+from django.contrib.auth import password_validation
 from django.contrib.auth.models import Group, User
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
@@ -35,6 +37,10 @@ class Command(BaseCommand):
             if found is None:
                 raise CommandError(f"no department {department!r}")
         password = self.read_password(options.get("stdin")) if password_stdin else secrets.token_urlsafe(12)
+        try:  # the same rules as the admin's password forms (settings.AUTH_PASSWORD_VALIDATORS)
+            password_validation.validate_password(password, User(username=username))
+        except ValidationError as exc:
+            raise CommandError("password refused: " + " ".join(exc.messages)) from None
         user = User.objects.create_user(username, password=password, is_staff=True)
         user.groups.add(Group.objects.get(name=ROLES[role]))
         Operator.objects.create(user=user, department=found)
@@ -45,7 +51,4 @@ class Command(BaseCommand):
     @staticmethod
     def read_password(stream=None) -> str:
         import sys
-        password = (stream or sys.stdin).readline().rstrip("\n")
-        if len(password) < 8:
-            raise CommandError("the password must have at least 8 characters")
-        return password
+        return (stream or sys.stdin).readline().rstrip("\n")

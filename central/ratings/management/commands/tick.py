@@ -2,7 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from central.ratings import alerts, chains, defaults
+from central.ratings import alerts, auth, chains, defaults
 
 
 class Command(BaseCommand):
@@ -12,5 +12,7 @@ class Command(BaseCommand):
         made = defaults.apply()
         checked = chains.check()
         raised, cleared = alerts.check()
+        forgotten = auth.forget_old_nonces()
         self.stdout.write(f"default ratings: {made.created} made, {made.superseded} superseded; "
-                          f"chains: {checked} checked; alerts: {raised} raised, {cleared} cleared")
+                          f"chains: {checked} checked; alerts: {raised} raised, {cleared} cleared; "
+                          f"nonces: {forgotten} forgotten")

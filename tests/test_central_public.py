@@ -1,0 +1,123 @@
+"""/public/ publishes no one: comments appear only once a hall administrator approved them (审核),
+within the page's 90 days, in the order the server received them, with every digit run of six or
+more (however separated, in Chinese numerals too) and every e-mail address masked."""
+
+import re
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from central.ratings import masking
+from central.ratings.models import CommentReviewEntry, Rating
+from terminal.core.levels import Level
+
+from conftest import CST, ingest_ratings, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+
+VARIANTS = [
+    "电话 138.1234.5678", "138/1234/5678", "138－1234－5678", "138–1234–5678", "138—1234—5678",
+    "138，1234，5678", "138、1234、5678", "1\u200b3\u200b8\u200b1\u200b2\u200b3\u200b4\u200b5",
+    "１３８１２３４５６７８", "一三八一二三四五六七八", "幺三八幺二三四五六七八", "壹叁捌壹贰叁肆伍陆柒捌",
+    "身份证 440106 1990 0101 123X", "卡号 6222 0200 1234 5678", "13812345678",
+]
+EMAILS = ["zhang.san@163.com", "zhang＠163.com", "zhang @ 163 . com", "zhang(at)163(dot)com", "张三艾特qq点com"]
+
+
+def longest_digit_run(text: str) -> int:
+    """Digits in the longest run of digits and separators: what the page must never show six of."""
+    text = masking.normalise(text)
+    runs = re.findall(f"[{masking.DIGITS}](?:[{masking.SEPARATORS}]*[{masking.DIGITS}])*", text)
+    return max((sum(c in masking.DIGITS for c in r) for r in runs), default=0)
+
+
+@pytest.mark.parametrize("text", VARIANTS)
+def test_every_way_of_writing_a_number_is_masked(text):
+    shown = masking.anonymise(f"评价：{text}，谢谢")
+    assert longest_digit_run(shown) < 6 and "评价" in shown and "谢谢" in shown
+
+
+@pytest.mark.parametrize("text", EMAILS)
+def test_every_way_of_writing_an_email_is_masked(text):
+    shown = masking.anonymise(f"联系我 {text} 谢谢")
+    assert "163" not in shown and "qq" not in shown and "@" not in shown and "谢谢" in shown
+
+
+def test_ordinary_words_and_short_numbers_stay():
+    text = "等了20分钟，2号窗口一次性告知不到位，跑了三次"
+    assert masking.anonymise(text) == text
+
+
+def comment(hall, text: str, **fields) -> Rating:
+    rating = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",), text=text, **fields)
+    assert ingest_ratings(hall, rating) == ["accepted"]
+    return Rating.objects.get(rating_id=rating.id)
+
+
+def review(admin_client, rating: Rating, **change):
+    """A hall administrator's step in the review admin: an action, or an edit saved."""
+    url = "/admin/ratings/commentforreview/"
+    if "action" in change:
+        return admin_client.post(url, {"action": change["action"], "_selected_action": [rating.pk]})
+    return admin_client.post(f"{url}{rating.pk}/change/", {"comment_public": change["text"],
+                                                           "comment_reviews-TOTAL_FORMS": 0,
+                                                           "comment_reviews-INITIAL_FORMS": 0})
+
+
+@pytest.fixture
+def hall_admin(hall, client, django_user_model):
+    from django.contrib.auth.models import Group
+    user = django_user_model.objects.create_user("reviewer", password="a-long-pass-phrase", is_staff=True)
+    user.groups.add(Group.objects.get(name="大厅管理员"))
+    client.force_login(user)
+    return client
+
+
+def test_only_approved_comments_are_published_masked_and_in_order_received(hall, hall_admin):
+    from django.test import Client
+    public = Client()
+    waiting = comment(hall, "王五在窗口骂人，我住幸福路 8 号")  # a name and an address: no pattern finds them
+    assert "王五" not in public.get("/public/").content.decode()  # not reviewed: not shown
+    everything = "；".join(VARIANTS + EMAILS)
+    numbers = comment(hall, f"办事太慢 {everything}", now=datetime.now(CST) - timedelta(days=30))
+    late_clock = comment(hall, "终端时钟快了一年", now=datetime.now(CST) + timedelta(days=1))
+    review(hall_admin, numbers, action="approve")
+    review(hall_admin, late_clock, action="approve")
+    review(hall_admin, waiting, text="工作人员态度不好")  # edited: the name and address taken out
+    page = public.get("/public/").content.decode()
+    shown = "\n".join(re.findall(r'<td class="l">[^<]*</td><td class="l">[^<]*</td><td class="l">[^<]*</td>'
+                                 r'<td class="l">([^<]*)</td>', page.split("最近评价内容", 1)[1]))
+    assert "王五" not in shown and "幸福路" not in shown and "工作人员态度不好" in shown
+    assert longest_digit_run(shown) < 6 and "@" not in shown and "163" not in shown and "办事太慢" in shown
+    order = [shown.index(t) for t in ("终端时钟快了一年", "办事太慢", "工作人员态度不好")]
+    assert order == sorted(order)  # newest received first, whatever the terminals' clocks said
+    waiting.refresh_from_db()
+    assert waiting.text == "王五在窗口骂人，我住幸福路 8 号"  # the rater's words are kept as written
+    assert list(CommentReviewEntry.objects.filter(rating=waiting).values_list("action", "text")) == [
+        ("edited", "工作人员态度不好")]
+    review(hall_admin, numbers, action="reject")
+    assert "办事太慢" not in public.get("/public/").content.decode()
+    assert list(CommentReviewEntry.objects.filter(rating=numbers).values_list("action", flat=True)) == [
+        "approved", "rejected"]
+
+
+def test_comments_older_than_the_page_are_not_shown(hall, hall_admin):
+    old = comment(hall, "三个月前的评价")
+    Rating.objects.filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=91))
+    review(hall_admin, old, action="approve")
+    from django.test import Client
+    assert "三个月前的评价" not in Client().get("/public/").content.decode()
+
+
+def test_a_department_manager_cannot_review(hall, client, django_user_model):
+    from django.contrib.auth.models import Group
+    from central.ratings.models import Department, Operator
+    rating = comment(hall, "还可以")
+    user = django_user_model.objects.create_user("m", password="a-long-pass-phrase", is_staff=True)
+    user.groups.add(Group.objects.get(name="部门负责人"))
+    Operator.objects.create(user=user, department=Department.objects.get(code="11440100MB2C000010"))
+    client.force_login(user)
+    assert review(client, rating, action="approve").status_code in (302, 403)
+    rating.refresh_from_db()
+    assert rating.comment_state == ""
