@@ -60,6 +60,7 @@ _SESSION_PATH = re.compile(r"^/v1/sessions/([A-Za-z0-9_-]{8,64})$")
 HEAD_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
 MAX_HEAD_BYTES = 8192
+BACKLOG = 4096  # a crowd of connects waits in the kernel's queue, not in front of the business system's
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
 
 
@@ -139,7 +140,7 @@ class InviteServer:
         asyncio.set_event_loop(self.loop)
         try:
             self.server = self.loop.run_until_complete(
-                asyncio.start_server(self._connection, self.host, self.port, backlog=256, limit=MAX_HEAD_BYTES))
+                asyncio.start_server(self._connection, self.host, self.port, backlog=BACKLOG, limit=MAX_HEAD_BYTES))
             self.port = self.server.sockets[0].getsockname()[1]
         except OSError as exc:
             self.failure = exc
@@ -170,6 +171,8 @@ class InviteServer:
         try:
             await self._serve_connection(reader, writer, peer)
         except (ConnectionError, asyncio.IncompleteReadError, h11.LocalProtocolError):
+            pass
+        except asyncio.CancelledError:  # stopping: end quietly (3.11's streams log a cancelled handler)
             pass
         finally:
             self.open[peer] -= 1

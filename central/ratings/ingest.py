@@ -59,8 +59,14 @@ class ItemResult:
     def as_dict(self) -> dict:
         d = {"index": self.index, "id": self.id, "status": self.status}
         if self.reason:
-            d["reason"] = self.reason
+            d["reason"] = storable(self.reason)
         return d
+
+
+def storable(text: str) -> str:
+    """Text any answer, database and log can hold: a lone surrogate a client sent, echoed in a
+    reason (an unknown field's name, say), is written as its escape instead."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def note_boot(terminal: Terminal, clock: object) -> None:
@@ -373,7 +379,7 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
             pass
     return RejectedItem(kind=kind.name,
         terminal_id=terminal[:64] if isinstance(terminal, str) else "",
-        rating_id=(record_id or "")[:64], code=code, reason=f"{code}: {why}"[:2000],
+        rating_id=(record_id or "")[:64], code=code, reason=storable(f"{code}: {why}")[:2000],
         payload=_as_text(item), digest=digest, **place,
     )
 

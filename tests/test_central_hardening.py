@@ -1,0 +1,352 @@
+"""The central server's edges hold: what a stranger, a careless client or a fuzzer sends gets a
+documented 4xx, never a 500 (which a terminal would retry for ever); logins are throttled and
+passwords checked; a deployed server sends only secure cookies; its data is private; a
+department manager sees only their own department's alerts and colleagues."""
+
+import gzip
+import io
+import json
+import os
+import stat
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+import requests
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from central.ratings import auth
+from central.ratings.models import Alert, AlertRule, SeenNonce
+from terminal.core import signing
+from terminal.core.levels import Level
+
+from conftest import BIN, make_event, make_rating, start_central
+
+pytestmark = pytest.mark.central
+
+
+def signed_post(client: Client, node, path: str, body: bytes, **extra):
+    headers = signing.signed_headers(node.terminal_id, node.secret, "POST", path, body, time.time())
+    return client.post(path, body, content_type="application/json",
+                       **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}, **extra)
+
+
+def signed_get(client: Client, node, path: str, **extra):
+    headers = signing.signed_headers(node.terminal_id, node.secret, "GET", path, b"", time.time())
+    return client.get(path, **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}, **extra)
+
+
+# -- what a stranger can send --------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_enroll_takes_a_small_plain_body_only(hall):
+    client = Client()
+    amplified = gzip.compress(json.dumps({"code": "A" * 10, "pad": " " * (32 << 20)}).encode())
+    assert len(amplified) < 64 * 1024  # 32 KiB that would inflate to 32 MiB
+    reply = client.post("/api/v1/enroll", amplified, content_type="application/json", HTTP_CONTENT_ENCODING="gzip")
+    assert reply.status_code == 415 and reply.json()["error"] == "unsupported_encoding"
+    big = json.dumps({"code": "ABCD-EFGH-JKLM", "pad": "x" * 2000}).encode()
+    assert client.post("/api/v1/enroll", big, content_type="application/json").status_code == 413
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"code": "\\ud800\\ud800\\ud800\\ud800"}',
+                 b'{"code": ' + b"9" * 5000 + b"}", b'{"code": NaN}', b"\xff\xfe"):
+        reply = client.post("/api/v1/enroll", body[:1024] if len(body) > 1024 else body, content_type="application/json")
+        assert 400 <= reply.status_code < 500, (body[:40], reply.status_code)
+
+
+@pytest.mark.django_db
+def test_signatures_and_timestamps_of_any_shape_are_401(hall):
+    client = Client()
+    body = b'{"ratings": []}'
+    good = signing.signed_headers(hall.terminal_id, hall.secret, "POST", "/api/v1/ratings", body, time.time())
+    for change in ({signing.HEADER_SIGNATURE: "é" * 64}, {signing.HEADER_SIGNATURE: "zz"},
+                   {signing.HEADER_TIMESTAMP: "9" * 401}, {signing.HEADER_TIMESTAMP: "-1"},
+                   {signing.HEADER_TIMESTAMP: "1e9"}, {signing.HEADER_NONCE: "ü" * 20},
+                   {signing.HEADER_TERMINAL: "T" * 500}):
+        headers = {**good, **change}
+        reply = client.post("/api/v1/ratings", body, content_type="application/json",
+                            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+        assert reply.status_code == 401, (change, reply.status_code)
+
+
+@pytest.mark.django_db
+def test_an_unknown_terminal_and_a_bad_signature_look_the_same(hall):
+    client = Client()
+    body = b'{"ratings": []}'
+    forged = signing.signed_headers(hall.terminal_id, "not-the-secret", "POST", "/api/v1/ratings", body, time.time())
+    nobody = signing.signed_headers("T-NOBODY", "not-the-secret", "POST", "/api/v1/ratings", body, time.time())
+    answers = []
+    for headers in (forged, nobody):
+        reply = client.post("/api/v1/ratings", body, content_type="application/json",
+                            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+        answers.append((reply.status_code, reply.json()["error"], reply.json()["detail"]))
+    assert answers[0] == answers[1] == (401, "bad_signature", answers[0][2])
+
+
+@pytest.mark.django_db
+def test_each_batch_body_that_once_gave_500_is_a_4xx(hall):
+    client = Client()
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"ratings": [' + b"9" * 5000 + b"]}",
+                 b'{"ratings": [NaN]}', b'{"ratings": [], "clock": {"boot_id": "\\ud800", "mono_ms": 1}}'):
+        assert 400 <= signed_post(client, hall, "/api/v1/ratings", body).status_code < 500 or \
+            signed_post(client, hall, "/api/v1/ratings", body).status_code == 200
+
+
+@pytest.mark.django_db
+def test_records_that_once_gave_500_are_refused_item_by_item_and_kept(hall):
+    client = Client()
+    tid = hall.terminal_id
+    good = make_rating(terminal_id=tid).to_wire()
+    poison = [
+        {**make_rating(terminal_id=tid).to_wire(), "case_no": "\ud800"},
+        {**make_rating(terminal_id=tid).to_wire(), "rated_at": "0001-01-01T00:00:00+14:00"},
+        {**make_rating(terminal_id=tid).to_wire(), "rated_at": "9999-12-31T23:59:59-12:00"},
+        {**make_rating(terminal_id=tid, clock_synced=False).to_wire(), "mono_ms": 2 ** 62},
+        {**make_rating(terminal_id=tid).to_wire(), "\ud800": 1},
+        {**make_rating(terminal_id=tid).to_wire(), "id": "\ud800" * 10},
+        {**make_rating(terminal_id=tid).to_wire(), "reasons": [[[[[[[]]]]]]]},
+    ]
+    text = json.dumps({"ratings": [good] + poison, "clock": {"boot_id": "\ud800", "mono_ms": 2 ** 62}})
+    reply = signed_post(client, hall, "/api/v1/ratings", text.encode())
+    assert reply.status_code == 200, reply.content[:500]
+    statuses = [r["status"] for r in reply.json()["results"]]
+    assert statuses == ["accepted"] + ["rejected"] * len(poison)
+    from central.ratings.models import RejectedItem
+    assert RejectedItem.objects.filter(code="invalid").count() == len(poison)
+    event = {**make_event("login", terminal_id=tid).to_wire(), "case_no": "\udfff"}
+    reply = signed_post(client, hall, "/api/v1/events", json.dumps({"events": [event]}).encode())
+    assert reply.status_code == 200 and reply.json()["results"][0]["status"] == "rejected"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("beat", [
+    {"version": "\ud800"}, {"boot_id": "\ud800", "mono_ms": 5}, {"queue_depth": -1}, {"oldest_pending_s": -5},
+    {"disk_free_bytes": 10 ** 40}, {"mono_ms": 2 ** 62}, {"devices": [{"port": "\ud800"}]}, {"alerts": [{"\u0000": 1}]},
+])
+def test_heartbeats_that_once_gave_500_are_400(hall, beat):
+    reply = signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps(beat).encode())
+    assert reply.status_code == 400 and reply.json()["error"] == "bad_heartbeat", reply.content
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_with_nan_is_400(hall):
+    for body in (b'{"clock_offset_s": NaN}', b'{"clock_offset_s": Infinity}', b'{"queue_depth": -Infinity}'):
+        assert signed_post(Client(), hall, "/api/v1/heartbeat", body).status_code == 400
+
+
+@pytest.mark.django_db
+def test_tick_forgets_the_nonces_of_every_terminal(hall):
+    code, _ = auth.issue_code(hall.window)
+    quiet = auth.enroll(code)  # calls once, then never again
+    assert signed_post(Client(), quiet, "/api/v1/heartbeat", b"{}").status_code == 200
+    assert signed_post(Client(), hall, "/api/v1/heartbeat", b"{}").status_code == 200
+    SeenNonce.objects.update(seen_at=timezone.now() - timedelta(hours=1))
+    call_command("tick", stdout=io.StringIO())
+    assert not SeenNonce.objects.exists()
+
+
+# -- the fuzzer: every endpoint, validly signed ---------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2 ** 70), max_value=2 ** 70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(st.characters(codec=None), max_size=30),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3), max_leaves=10)
+
+
+@st.composite
+def mutated_record(draw, base: dict) -> dict:
+    record = dict(base)
+    for field in draw(st.lists(st.sampled_from(sorted(base) + ["extra"]), max_size=3)):
+        if draw(st.booleans()):
+            record[field] = draw(json_values)
+        else:
+            record.pop(field, None)
+    return record
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                  HealthCheck.too_slow])
+@given(data=st.data())
+@pytest.mark.django_db
+def test_fuzzed_signed_requests_never_answer_500(hall, data):
+    client = Client(raise_request_exception=False)
+    tid = hall.terminal_id
+    endpoint = data.draw(st.sampled_from(["ratings", "events", "heartbeat", "content", "files", "enroll"]))
+    if endpoint in ("ratings", "events"):
+        base = (make_rating(Level.DISSATISFIED, terminal_id=tid, reasons=("slow",)) if endpoint == "ratings"
+                else make_event("login", terminal_id=tid)).to_wire()
+        items = data.draw(st.lists(mutated_record(base), min_size=1, max_size=4))
+        body = json.dumps({endpoint: items, "clock": data.draw(json_values)}).encode("utf-8", "surrogatepass")
+        if data.draw(st.booleans()):
+            body = gzip.compress(body)
+            reply = signed_post(client, hall, f"/api/v1/{endpoint}", body, HTTP_CONTENT_ENCODING="gzip")
+        else:
+            reply = signed_post(client, hall, f"/api/v1/{endpoint}", body)
+        if reply.status_code == 200:
+            assert len(reply.json()["results"]) == len(items)
+    elif endpoint == "heartbeat":
+        beat = data.draw(st.dictionaries(st.sampled_from(["version", "queue_depth", "devices", "chain", "boot_id",
+                                                          "mono_ms", "clock_offset_s", "alerts", "errors"]),
+                                         json_values, max_size=5))
+        reply = signed_post(client, hall, "/api/v1/heartbeat", json.dumps(beat).encode("utf-8", "surrogatepass"))
+    elif endpoint == "content":
+        reply = signed_get(client, hall, "/api/v1/content",
+                           HTTP_IF_NONE_MATCH=data.draw(st.text(st.characters(max_codepoint=255), max_size=80)))
+    elif endpoint == "files":
+        name = data.draw(st.text(st.sampled_from("0123456789abcdefABCDEF./%"), max_size=70))
+        reply = signed_get(client, hall, f"/api/v1/files/{name}" if name and "/" not in name else "/api/v1/files/x")
+    else:
+        reply = client.post("/api/v1/enroll", json.dumps(data.draw(json_values)).encode("utf-8", "surrogatepass"),
+                            content_type="application/json")
+    assert reply.status_code < 500, (endpoint, reply.status_code, reply.content[:300])
+
+
+# -- people at the admin ----------------------------------------------------------------------------
+
+@pytest.mark.django_db
+def test_weak_passwords_are_refused(hall):
+    for weak in ("1", "password123", "12345678901", "admin-user1"):
+        with pytest.raises(CommandError, match="password refused"):
+            call_command("add_user", "admin-user1", "--role", "auditor", "--password-stdin",
+                         stdin=io.StringIO(weak + "\n"), stderr=io.StringIO())
+    call_command("add_user", "admin-user1", "--role", "auditor", "--password-stdin",
+                 stdin=io.StringIO("stone-river-7-lantern\n"), stderr=io.StringIO())
+
+
+@pytest.mark.django_db
+def test_a_manager_sees_only_their_departments_alerts_and_colleagues(hall):
+    from django.contrib.auth.models import User
+    from central.ratings.models import WorkOrder
+    from central.ratings.ingest import ingest
+    from central.ratings.models import Window
+    code, _ = auth.issue_code(Window.objects.get(code="W02"))
+    w02 = auth.enroll(code)
+    ingest([make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",)).to_wire()], hall)
+    rule = AlertRule.objects.get(kind="offline")
+    Alert.objects.create(rule=rule, subject="W01", detail="第一部门的")
+    Alert.objects.create(rule=rule, subject=w02.terminal_id, detail="第二部门的终端")
+    Alert.objects.create(rule=rule, subject="全大厅", detail="全大厅的")
+    for name, role, dept in (("m1", "department_manager", "11440100MB2C000010"),
+                             ("m2", "department_manager", "11440100MB2C000023"), ("boss", "hall_admin", None)):
+        call_command("add_user", name, "--role", role, *(["--department", dept] if dept else []), "--password-stdin",
+                     stdin=io.StringIO("stone-river-7-lantern\n"), stderr=io.StringIO())
+    manager = Client()
+    manager.force_login(User.objects.get(username="m1"))
+    for page in ("/alerts/", "/", "/admin/ratings/alert/"):
+        text = manager.get(page).content.decode()
+        assert "第一部门的" in text and "第二部门的终端" not in text and "全大厅的" not in text, page
+    order = WorkOrder.objects.get()
+    form = manager.get(f"/admin/ratings/workorder/{order.pk}/change/").content.decode()
+    assert ">m1<" in form and ">m2<" not in form and ">boss<" not in form  # the assignee choices
+    boss = Client()
+    boss.force_login(User.objects.get(username="boss"))
+    assert "第二部门的终端" in boss.get("/alerts/").content.decode()
+
+
+@pytest.mark.django_db
+def test_the_admin_answers_an_unknown_filter_with_400(hall, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    assert client.get("/admin/ratings/rating/?payload__contains=x").status_code == 400
+    assert client.get("/admin/ratings/rating/?level__exact=5").status_code == 200
+
+
+# -- a real server, deployed and on loopback --------------------------------------------------------
+
+HOST = "pj.example.gov.cn"
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """A server deployed as the README says: a real host name, behind the HTTPS proxy (whose headers
+    the tests send as nginx would: X-Forwarded-Proto and X-Real-IP)."""
+    old = os.environ.get("RATING_CENTRAL_HOSTS")
+    os.environ["RATING_CENTRAL_HOSTS"] = f"{HOST},127.0.0.1"
+    try:
+        server = start_central(tmp_path_factory.mktemp("deployed"), workers=1)
+    finally:
+        os.environ.pop("RATING_CENTRAL_HOSTS") if old is None else os.environ.update(RATING_CENTRAL_HOSTS=old)
+    yield server
+    server.stop()
+
+
+def proxied(address: str) -> dict:
+    return {"Host": HOST, "X-Forwarded-Proto": "https", "X-Real-IP": address}
+
+
+def login(server, username: str, password: str, address: str) -> int:
+    """A browser logging in through the proxy from ``address``: the status of the form's answer."""
+    import re
+    page = requests.get(f"{server.url}/admin/login/", headers=proxied(address), timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    reply = requests.post(f"{server.url}/admin/login/?next=/", allow_redirects=False, timeout=10,
+                          data={"csrfmiddlewaretoken": token, "username": username, "password": password},
+                          headers={**proxied(address), "Referer": f"https://{HOST}/admin/login/",
+                                   "Cookie": f"csrftoken={page.cookies['csrftoken']}"})
+    return reply.status_code
+
+
+def test_logins_are_throttled_by_user_and_by_address(deployed):
+    password = deployed.add_user("throttled", "auditor")
+    answers = [login(deployed, "throttled", "wrong-password-xyz", f"10.0.0.{10 + n}") for n in range(5)]
+    assert answers == [200] * 4 + [429]  # the form again four times, then locked
+    assert login(deployed, "throttled", password, "10.0.1.1") == 429  # that user: locked, from anywhere
+    other = deployed.add_user("bystander", "auditor")
+    for n in range(5):
+        login(deployed, f"guess{n}", "wrong-password-xyz", "10.0.2.2")
+    assert login(deployed, "bystander", other, "10.0.2.2") == 429  # that address: locked, for anyone
+    assert login(deployed, "bystander", other, "10.0.2.3") == 302  # elsewhere the right password works
+
+
+def test_deployed_settings_pass_check_deploy(tmp_path):
+    env = {**os.environ, "RATING_CENTRAL_DATA": str(tmp_path / "deployed"), "RATING_CENTRAL_HOSTS": HOST}
+    env.pop("RATING_CENTRAL_DATABASE_URL", None)
+    done = subprocess.run([str(BIN / "rating-central"), "check", "--deploy", "--fail-level", "WARNING"],
+                          env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "no issues" in done.stdout + done.stderr, done.stdout + done.stderr
+
+
+def test_a_deployed_server_redirects_http_sends_hsts_and_only_secure_cookies(deployed):
+    plain = requests.get(f"{deployed.url}/admin/login/", headers={"Host": HOST}, allow_redirects=False, timeout=10)
+    assert plain.status_code == 301 and plain.headers["Location"].startswith(f"https://{HOST}/")
+    page = requests.get(f"{deployed.url}/admin/login/", headers=proxied("10.9.9.9"), allow_redirects=False, timeout=10)
+    assert page.status_code == 200
+    assert "max-age=31536000" in page.headers["Strict-Transport-Security"]
+    assert "Secure" in page.headers["Set-Cookie"] and "csrftoken" in page.headers["Set-Cookie"]
+
+
+def test_the_data_folder_and_database_are_private(deployed):
+    folder = deployed.data_dir
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir() if p.is_file()}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert modes["central.db"] == modes["secret_key"] == 0o600
+    assert all(mode == 0o600 for name, mode in modes.items() if name.startswith("central.db")), modes  # -wal, -shm
+
+
+def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(central, tmp_path):
+    """Written by an older, buggier terminal (or a damaged disk): each is refused for good and
+    becomes a dead letter on the terminal; everything behind it is delivered."""
+    from sync.daemon import Uploader
+    from terminal.store import Store
+    creds = central.enroll()
+    store = Store(tmp_path / "terminal.db")
+    good = [store.record(make_rating(terminal_id=creds.terminal_id)) for _ in range(3)]
+    poisons = []
+    for text in ('"case_no": "\\ud800"', '"rated_at": "0001-01-01T00:00:00+14:00"', '"mono_ms": 4611686018427387904',
+                 '"level": ' + "9" * 5000, '"reasons": ' + "[" * 500 + "]" * 500):
+        wire = make_rating(terminal_id=creds.terminal_id, clock_synced=False).to_wire()
+        key = text.split(":")[0].strip('"')
+        payload = json.dumps({k: v for k, v in wire.items() if k != key})[:-1] + ", " + text + "}"
+        store.db.execute("INSERT INTO ratings (id, level, window, staff_no, rated_at, payload, digest, recorded_at) "
+                         "VALUES (?, 3, 'W01', 'SZ0101', ?, ?, 'x', '2026-12-01T00:00:00+00:00')",
+                         [wire["id"], wire["rated_at"], payload])
+        poisons.append(wire["id"])
+    good += [store.record(make_rating(terminal_id=creds.terminal_id)) for _ in range(3)]
+    result = Uploader(store, central.client(creds), batch_size=1000).drain()
+    assert (result.delivered, result.dead) == (6, 5)
+    assert {row[0] for row in store.db.execute("SELECT id FROM dead_letters")} == set(poisons)
+    assert central.count("terminal_id = ?", [creds.terminal_id]) == 6
