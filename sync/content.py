@@ -33,6 +33,7 @@ import shutil
 from pathlib import Path
 
 from terminal import images
+from terminal.core.checks import unclean_path
 
 from .client import CentralClient, FileMismatch
 
@@ -82,7 +83,11 @@ def pull(client: CentralClient, content_dir: Path, reserve_bytes: int = DEFAULT_
 
 
 def checked_files(manifest: dict) -> list[dict]:
-    """The manifest's file entries, if every one is well formed and the whole stays in bounds."""
+    """The manifest's file entries, if every one is well formed and the whole stays in bounds (and
+    no text in it holds control characters or lone surrogates: what the kiosk shows, it can write)."""
+    unclean = unclean_path(manifest)
+    if unclean:
+        raise ContentPullError(f"manifest refused: {unclean} holds control characters or lone surrogates")
     entries = manifest.get("files", [])
     if not isinstance(entries, list) or len(entries) > MAX_FILES:
         raise ContentPullError(f"manifest lists {len(entries) if isinstance(entries, list) else 'no list of'} "

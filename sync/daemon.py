@@ -221,7 +221,11 @@ class SyncDaemon:
                  self.config.db_path, self.config.sync.server)
         systemd.notify("READY=1")
         while not stop.is_set():
-            delay = self.step()
+            try:
+                delay = self.step()
+            except Exception:  # a bug, or something no one foresaw: logged, and the daemon goes on
+                log.exception("sync step failed; trying again in 30 s")
+                delay = 30.0
             # the loop made progress (every call above is bounded by timeouts): feed the watchdog
             counts = self.store.counts()
             systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")

@@ -208,3 +208,13 @@ def test_a_decompression_bomb_is_refused_and_the_kiosk_never_loads_one(compromis
     big = tmp_path / "big.png"
     big.write_bytes(bomb_png(4001))
     assert images.problem(big) == "4001×4001 pixels, more than 4000 a side"
+
+
+def test_a_manifest_with_text_no_disk_can_hold_is_refused(compromised):
+    handler, config, data, store, pending, victim = compromised
+    manifest, files = manifest_with(png(3000, 12), "坏的内容")
+    manifest["notices"] = [{"title": "\ud800", "body": "\u0000"}]
+    handler.manifest, handler.files, handler.etag = manifest, files, "d" * 64
+    error, output = run_daemon_until_it_gave_up(config, store)
+    assert "notices.0.title.(text)" in error and "Traceback" not in output
+    untouched(data, store, pending, victim, handler)

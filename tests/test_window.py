@@ -105,3 +105,26 @@ def test_device_health_is_kept_for_the_heartbeat_only_when_it_changes(window):
     assert window.store.state()["devices"] == "overwritten"
     window.note_devices([{**box, "connected": False}])  # unplugged: written
     assert window.store.state()["devices"][0]["connected"] is False
+
+
+def test_a_failure_inside_the_window_is_survived_counted_and_the_next_press_recorded(window, monkeypatch):
+    """What a device thread calls never raises: a box's thread lives on to send the next press."""
+    from terminal.core.channels import InputDevice
+    window.swipe("0004521873")
+    real = window.recorder.carry_out
+    calls = {"n": 0}
+
+    def breaks_once(effects):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug met by one record")
+        return real(effects)
+
+    monkeypatch.setattr(window.recorder, "carry_out", breaks_once)
+    assert window.device_key("press", 5, InputDevice.BUTTON_BOX) is None  # no exception reaches the thread
+    assert window.errors == 1 and "a bug met by one record" in window.store.state()["errors"]["last"]
+    window.tick()
+    window.invite(case_no="C-NEXT")
+    window.device_key("press", 4, InputDevice.BUTTON_BOX)
+    rows = window.store.db.execute("SELECT level FROM ratings").fetchall()
+    assert rows[-1] == (4,)

@@ -23,7 +23,7 @@ from ninja.decorators import decorate_view
 
 import terminal
 from terminal.core import signing
-from terminal.core.checks import clean_text
+from terminal.core.checks import clean_text, unclean_path
 
 from . import auth, content
 from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
@@ -205,27 +205,10 @@ def checked_heartbeat(body: dict) -> dict:
     size = len(json.dumps(body))
     if size > MAX_HEARTBEAT_BYTES:
         raise BadBody(413, "heartbeat_too_large", f"heartbeat of {size} bytes; at most 16 kB")
-    unclean = _unclean_text(body)
+    unclean = unclean_path(body)  # PostgreSQL's jsonb, for one, cannot hold a lone surrogate
     if unclean:
         raise BadBody(400, "bad_heartbeat", f"{unclean}: text with control characters or lone surrogates")
     return body
-
-
-def _unclean_text(value, depth: int = 0) -> str | None:
-    """The path to the first key or string ``checks.text`` would refuse (PostgreSQL's jsonb, for
-    one, cannot hold a lone surrogate), or None; a 16 kB heartbeat is walked in microseconds."""
-    if depth > 16:
-        return "(nested too deeply)"
-    if isinstance(value, str):
-        return None if clean_text(value.replace("\t", " ").replace("\n", " ")) else "(text)"
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        if isinstance(key, str) and not clean_text(key):
-            return "(a key)"
-        found = _unclean_text(item, depth + 1)
-        if found:
-            return f"{key}.{found}"
-    return None
 
 
 @api.post("/heartbeat", auth=signed, summary="Report the terminal's health")

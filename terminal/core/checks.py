@@ -113,3 +113,20 @@ def timestamp(v):
     if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
         raise ValueError(f"year {parsed.year} is outside {EARLIEST_YEAR}..{LATEST_YEAR}")
     return v
+
+
+def unclean_path(value: object, depth: int = 0, max_depth: int = 16) -> str | None:
+    """Where, in a parsed JSON document, the first key or string ``text`` would refuse is (tab and
+    newline allowed), or None: for documents stored whole (a heartbeat, a content manifest)."""
+    if depth > max_depth:
+        return "(nested too deeply)"
+    if isinstance(value, str):
+        return None if clean_text(value) else "(text)"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        if isinstance(key, str) and not clean_text(key):
+            return "(a key)"
+        found = unclean_path(item, depth + 1, max_depth)
+        if found:
+            return f"{key}.{found}"
+    return None
