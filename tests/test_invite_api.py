@@ -1,5 +1,6 @@
 """The local invite API on loopback, in front of a real window session and a real database."""
 
+import json
 import socket
 import threading
 
@@ -114,3 +115,75 @@ def test_unknown_paths_and_methods(api):
                 + http.headers["Authorization"].split()[1].encode() + b"\r\n\r\n")
     assert b" 411 " in raw.recv(4096).split(b"\r\n")[0]
     raw.close()
+
+
+def signed(token: str, method: str, path: str, body: bytes, when: float | None = None, nonce: str | None = None):
+    import time
+    from terminal.core import signing
+    headers = signing.signed_headers("business-system", token, method, path, body, when or time.time())
+    if nonce:
+        headers[signing.HEADER_NONCE] = nonce
+        headers[signing.HEADER_SIGNATURE] = signing.sign(token, method, path, headers[signing.HEADER_TIMESTAMP],
+                                                         nonce, body)
+    return {**headers, "Content-Type": "application/json"}
+
+
+def test_a_business_system_on_another_machine_signs_instead_of_sending_the_token(api):
+    import time
+    url, http, window = api
+    token = http.headers["Authorization"].split()[1]
+    window.swipe("0004521873")
+    body = b'{"case_no": "C-SIGNED"}'
+    headers = signed(token, "POST", "/v1/invite", body, nonce="n0nce0000001")
+    answer = requests.post(f"{url}/v1/invite", data=body, headers=headers, timeout=5)
+    assert answer.status_code == 201, answer.text
+    assert requests.post(f"{url}/v1/invite", data=body, headers=headers, timeout=5).json()["error"] == "replayed_nonce"
+    forged = signed("not-the-token" * 3, "POST", "/v1/invite", body)
+    assert requests.post(f"{url}/v1/invite", data=body, headers=forged, timeout=5).json()["error"] == "bad_signature"
+    stale = signed(token, "POST", "/v1/invite", body, when=time.time() - 3600)
+    assert requests.post(f"{url}/v1/invite", data=body, headers=stale, timeout=5).json()["error"] == "stale_timestamp"
+    state = requests.get(f"{url}/v1/state", headers=signed(token, "GET", "/v1/state", b""), timeout=5)
+    assert state.status_code == 200 and state.json()["state"] == "invited"
+
+
+def test_an_invitation_names_only_the_staff_member_logged_in(api):
+    url, http, window = api
+    window.swipe("0004521873")  # 李明华, SZ0101
+    answer = http.post(f"{url}/v1/invite", json={"staff_no": "SZ0102"})
+    assert answer.status_code == 409 and answer.json()["error"] == "staff_not_here"
+    assert http.post(f"{url}/v1/invite", json={"staff_no": "SZ0101"}).status_code == 201
+
+
+@pytest.mark.parametrize("value", ["C\x7f1", "\ud800", "a\x00b", "办" * 51])
+def test_text_a_record_cannot_hold_is_a_clear_400(api, value):
+    url, http, window = api
+    window.swipe("0004521873")
+    body = json.dumps({"case_no": value}).encode()  # valid JSON, as a careless business system sends it
+    answer = http.post(f"{url}/v1/invite", data=body, headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and answer.json()["error"] == "bad_field" and "case_no" in answer.json()["detail"]
+    assert window.state.value == "idle" and window.errors == 0
+
+
+def test_a_peer_outside_the_allowlist_is_dropped_before_a_byte_is_read(window):
+    token = load_or_create_token(window.config.invite_token_path)
+    server = InviteServer(window, "127.0.0.1:0", token, allow=["127.0.0.2/32"]).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"GET /v1/state HTTP/1.1\r\nHost: x\r\n\r\n")
+            try:
+                assert s.recv(100) == b""
+            except ConnectionResetError:
+                pass  # aborted: the same thing, said more bluntly
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5, source_address=("127.0.0.2", 0)) as s:
+            s.sendall(b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+        assert server.refused >= 1
+    finally:
+        server.stop()
+
+
+def test_the_api_serves_its_openapi_document(api):
+    url, _, _ = api
+    document = requests.get(f"{url}/v1/openapi.json", timeout=5).json()
+    assert document["openapi"].startswith("3.") and set(document["paths"]) >= {"/v1/invite", "/v1/state",
+                                                                              "/v1/sessions/{session_id}"}
