@@ -1,8 +1,11 @@
 """The central server at scale, on SQLite and on PostgreSQL, each beside a floor from the same run.
 
-1. Ingest: ``ingest()`` (validation, dedup against stored ids, work orders for bad ratings) taking
-   batches of 500 fresh ratings, then the same batches again (all duplicates), beside a bare
-   executemany INSERT of the same prepared rows into the same table, 500 per transaction.
+1. Ingest: ``ingest()`` (validation, binding to the terminal's window and roster, dedup against
+   stored ids, case places, work orders for bad ratings, chain notes) taking batches of 1,000
+   fresh ratings (the daemon's batch), then the same batches again (all duplicates), beside the
+   floor: rows of the same size prepared beforehand and loaded bare, 1,000 per transaction — an
+   ``executemany`` INSERT on SQLite, COPY on PostgreSQL (its fastest way to load rows). Twice: the
+   realistic mix and the all-bad one (every rating opening a work order), stated and checked.
 2. Dashboard: with ``--dashboard-rows`` ratings (1,000,000) spread over a year at 30 windows, the
    dashboard page (default 30 days and a whole year) and the statistics page by staff member,
    rendered through Django's test client, beside the bare grouped count it rests on.
@@ -10,7 +13,7 @@
 Each backend runs in a child process of its own with a fresh database (SQLite file with WAL and
 synchronous=FULL, as served; PostgreSQL: a private server from scripts/postgres.py).
 
-    .venv/bin/python bench/central_scale.py [--ratings 20000] [--dashboard-rows 1000000] [--backend both]
+    .venv/bin/python bench/central_scale.py [--ratings 20000] [--dashboard-rows 1000000] [--backend both] [--smoke]
 """
 
 from __future__ import annotations
@@ -27,29 +30,55 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import commit, draw_level, machine, report, shares, use_code_root  # noqa: E402
+
+use_code_root()
 
 CST = timezone(timedelta(hours=8))
 WINDOWS = [f"W{i:02d}" for i in range(1, 31)]
+BATCH = 1000
+STAFF = [f"S{i:03d}" for i in range(200)]
+MIXES = ("realistic", "good", "bad")
 
 
-def wire_ratings(n: int, terminal_id: str, window: str, rng: random.Random, spread_days: float = 0) -> list[dict]:
+def wire_ratings(n: int, terminal_id: str, window: str, rng: random.Random, spread_days: float = 0,
+                 mix: str = "realistic") -> list[dict]:
     from terminal.core.channels import InputDevice
-    from terminal.core.levels import Level
     from terminal.core.rating import Rating
     now = datetime.now(CST)
     out = []
     for _ in range(n):
-        level = Level(rng.choices([5, 4, 3, 2, 1], [70, 15, 8, 4, 3])[0])
+        level = draw_level(rng, mix)
         extra = {"reasons": ("slow",), "text": "等候时间较长" if rng.random() < 0.3 else ""} if level.is_bad else {}
         out.append(Rating.create(level=level, device=InputDevice.TOUCHSCREEN,
                                  now=now - timedelta(days=rng.random() * spread_days), mono_ms=rng.randrange(10 ** 8),
                                  boot_id="b" * 32, clock_synced=True, terminal_id=terminal_id, window=window,
-                                 app_version="bench", staff_no=f"S{rng.randrange(200):03d}", **extra).to_wire())
+                                 app_version="bench", staff_no=rng.choice(STAFF), case_no=f"C{rng.getrandbits(60):x}",
+                                 **extra).to_wire())
     return out
+
+
+def bare_load(connection, model, rows: list[list]) -> None:
+    """The floor: values already adapted, loaded as bare as the database allows."""
+    table = model._meta.db_table
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(fields))})", rows)
+
+
+def adapted(connection, model, rows: list[dict]) -> list[list]:
+    """The rows as the driver takes them, made before the clock starts."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    now = datetime.now(timezone.utc)
+    return [[f.get_db_prep_save({**row, "received_at": now}[f.attname], connection) for f in fields] for row in rows]
 
 
 def child(args) -> dict:
@@ -61,8 +90,8 @@ def child(args) -> dict:
     from django.db import connection, transaction
 
     from central.ratings import auth
-    from central.ratings.ingest import RATINGS, ingest, insert_rows
-    from central.ratings.models import Department, Hall, Rating, Window, WorkOrder
+    from central.ratings.ingest import RATINGS, Binding, ingest, insert_rows
+    from central.ratings.models import Department, Hall, Rating, Staff, Window, WorkOrder
     from terminal.core.rating import Rating as WireRating
 
     call_command("migrate", verbosity=0)
@@ -70,42 +99,54 @@ def child(args) -> dict:
     dept = Department.objects.create(code="11440100MB2C000010", name="基准部门")
     for code in WINDOWS:
         Window.objects.create(hall=hall, department=dept, code=code, name=f"{code} 窗口")
-    terminal = auth.enroll(auth.issue_code(Window.objects.get(code="W01"))[0])
+    w01 = Window.objects.get(code="W01")
+    Staff.objects.bulk_create([Staff(staff_no=no, name=f"工作人员{no}", window=w01) for no in STAFF])
+    terminal = auth.enroll(auth.issue_code(w01)[0])
+    terminal = type(terminal).objects.select_related("window").get(pk=terminal.pk)
+    binding = Binding.of(terminal, set())
     rng = random.Random(1)
-    result = {"backend": connection.vendor, "ratings": args.ratings}
+    result = {"backend": connection.vendor, "ratings": args.ratings, "batch": BATCH}
 
-    batches = [wire_ratings(500, terminal.terminal_id, "W01", rng) for _ in range(args.ratings // 500)]
-    floor_batches = [wire_ratings(500, terminal.terminal_id, "W01", rng) for _ in range(args.ratings // 500)]
-    floor_rows = [[RATINGS.fields(WireRating.from_wire(item), "d" * 64, {}) for item in batch]
-                  for batch in floor_batches]
-    # Warm both paths up, then alternate them batch by batch so neither gets the colder table.
-    warm = wire_ratings(500, terminal.terminal_id, "W01", rng)
+    def prepared(items):
+        return adapted(connection, Rating, [RATINGS.fields(WireRating.from_wire(i), "d" * 64, binding) for i in items])
+
+    warm = wire_ratings(BATCH, terminal.terminal_id, "W01", rng)
     ingest(warm, terminal)
     with transaction.atomic():
-        insert_rows(Rating, [RATINGS.fields(WireRating.from_wire(item), "d" * 64, {}) for item in
-                             wire_ratings(500, terminal.terminal_id, "W01", rng)])
-    floor_s = ingest_s = 0.0
-    for rows, batch in zip(floor_rows, batches):
+        bare_load(connection, Rating, prepared(wire_ratings(BATCH, terminal.terminal_id, "W01", rng)))
+    nb = args.ratings // BATCH
+    batches = {mix: [wire_ratings(BATCH, terminal.terminal_id, "W01", rng, mix=mix) for _ in range(nb)]
+               for mix in MIXES}
+    for mix, made in batches.items():
+        result[f"{mix}_shares"] = shares([item["level"] for batch in made for item in batch], mix)
+    floor_rows = [prepared(wire_ratings(BATCH, terminal.terminal_id, "W01", rng)) for _ in range(nb)]
+    spent = {"floor": 0.0, **{mix: 0.0 for mix in MIXES}}
+    orders_before = WorkOrder.objects.count()
+    # batch by batch, the floor and each mix in turn: every one meets the same table
+    for i in range(nb):
         t0 = time.perf_counter()
         with transaction.atomic():
-            insert_rows(Rating, rows)
-        t1 = time.perf_counter()
-        statuses = ingest(batch, terminal)
-        t2 = time.perf_counter()
-        assert all(s.status == "accepted" for s in statuses)
-        floor_s, ingest_s = floor_s + t1 - t0, ingest_s + t2 - t1
-    result["floor_per_s"] = args.ratings / floor_s
-    result["ingest_per_s"] = args.ratings / ingest_s
+            bare_load(connection, Rating, floor_rows[i])
+        spent["floor"] += time.perf_counter() - t0
+        for mix in MIXES:
+            t0 = time.perf_counter()
+            statuses = ingest(batches[mix][i], terminal)
+            spent[mix] += time.perf_counter() - t0
+            assert all(s.status == "accepted" for s in statuses), {s.reason for s in statuses if s.reason}
+    n = nb * BATCH
+    result["floor_per_s"] = n / spent["floor"]
+    for mix in MIXES:
+        result[f"{mix}_ingest_per_s"] = n / spent[mix]
+    result["work_orders"] = WorkOrder.objects.count() - orders_before
     t0 = time.perf_counter()
-    for batch in batches:
+    for batch in batches["realistic"]:
         assert all(s.status == "duplicate" for s in ingest(batch, terminal))
-    result["replay_per_s"] = args.ratings / (time.perf_counter() - t0)
-    result["work_orders"] = WorkOrder.objects.count()
+    result["replay_per_s"] = n / (time.perf_counter() - t0)
 
     # -- dashboard with a large table ---------------------------------------------------------
     t0 = time.perf_counter()
     have = Rating.objects.count()
-    template = [RATINGS.fields(WireRating.from_wire(item), "d" * 64, {})
+    template = [RATINGS.fields(WireRating.from_wire(item), "d" * 64, binding)
                 for item in wire_ratings(2000, terminal.terminal_id, "W01", rng, spread_days=365)]
     made = 0
     while have + made < args.dashboard_rows:
@@ -127,9 +168,8 @@ def child(args) -> dict:
 
     from django.contrib.auth.models import User
     from django.test import Client
-    User.objects.create_superuser("bench", password="bench-password")
     client = Client()
-    client.login(username="bench", password="bench-password")
+    client.force_login(User.objects.create_superuser("bench", password="bench-password-long"))
     year_ago = (datetime.now(CST) - timedelta(days=364)).date().isoformat()
 
     def timed(fn, runs=5):
@@ -177,7 +217,7 @@ def run_backend(backend: str, args, work: Path) -> dict:
     try:
         done = subprocess.run([sys.executable, __file__, "--child", "--ratings", str(args.ratings),
                                "--dashboard-rows", str(args.dashboard_rows)], env=env, capture_output=True,
-                              text=True)
+                              text=True, cwd=str(Path(__file__).resolve().parent))
         if done.returncode != 0:
             raise SystemExit(f"{backend} run failed:\n{done.stderr[-4000:]}")
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -188,25 +228,33 @@ def run_backend(backend: str, args, work: Path) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--ratings", type=int, default=20000, help="ratings ingested per backend (batches of 500)")
+    parser.add_argument("--ratings", type=int, default=20000, help="ratings ingested per mix and backend")
     parser.add_argument("--dashboard-rows", type=int, default=1_000_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run, and measure what it says")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.smoke:
+        args.ratings, args.dashboard_rows = 2 * BATCH, 5000
     if args.child:
-        print(json.dumps(child(args)))
+        print(json.dumps(child(args), ensure_ascii=False))
         return
-    from common import machine
-    print(f"machine: {machine()}")
+    print(f"central at scale — {datetime.now().date()}, commit {commit()}\nmachine: {machine()}")
     work = Path(tempfile.mkdtemp(prefix="rating-bench-central-"))
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    figures = {}
     for backend in backends:
         r = run_backend(backend, args, work)
-        print(f"\n[{backend}] ingest, batches of 500, {r['ratings']:,} ratings")
-        print(f"  bare executemany INSERT (floor)        {r['floor_per_s']:9,.0f} ratings/s")
-        print(f"  ingest(): validate, dedup, work orders {r['ingest_per_s']:9,.0f} ratings/s "
-              f"= {r['ingest_per_s'] / r['floor_per_s']:.2f} x floor ({r['work_orders']} work orders opened)")
-        print(f"  the same batches replayed (duplicates) {r['replay_per_s']:9,.0f} ratings/s")
+        floor_name = "COPY" if backend == "postgresql" else "bare executemany INSERT"
+        print(f"\n[{backend}] ingest, batches of {r['batch']}, {r['ratings']:,} ratings per mix, taken in turn")
+        print(f"  {floor_name} of prepared rows (floor) {r['floor_per_s']:9,.0f} ratings/s")
+        for mix in MIXES:
+            shown = ", ".join(f"{k} {v:.0%}" for k, v in r[f"{mix}_shares"].items())
+            print(f"  ingest(), {mix} mix ({shown}): {r[f'{mix}_ingest_per_s']:,.0f} ratings/s "
+                  f"= {r[f'{mix}_ingest_per_s'] / r['floor_per_s']:.2f} x floor")
+        print(f"  all-bad / all-good ingest: {r['bad_ingest_per_s'] / r['good_ingest_per_s']:.2f} "
+              f"({r['work_orders']} work orders opened)")
+        print(f"  the realistic batches replayed (duplicates) {r['replay_per_s']:,.0f} ratings/s")
         print(f"[{backend}] {r['rows']:,} ratings loaded in {r['load_s']:.0f} s; median page times")
         print(f"  its grouped count as bare SQL, 30 days (floor)  {r['floor_group_30d_ms']:8.1f} ms")
         print(f"  dashboard, last 30 days                         {r['dashboard_30d_ms']:8.1f} ms")
@@ -214,6 +262,8 @@ def main() -> None:
         print(f"  dashboard, a whole year                         {r['dashboard_365d_ms']:8.1f} ms")
         print(f"  statistics by staff member, 30 days             {r['stats_staff_30d_ms']:8.1f} ms")
         print(f"  public page (90 days)                           {r['public_ms']:8.1f} ms")
+        figures.update({f"{backend}_{k}": v for k, v in r.items() if isinstance(v, (int, float))})
+    report("central_scale", figures)
 
 
 if __name__ == "__main__":

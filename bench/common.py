@@ -59,3 +59,36 @@ def machine() -> str:
     except (OSError, IndexError):
         fs = "?"
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()} {platform.release()}, filesystem {fs}"
+
+
+def mixes() -> dict:
+    """The benchmarks' rating mixes, level -> weight: ``realistic`` (70 % 非常满意, 20 % 满意,
+    5 % 基本满意, 3 % 不满意, 2 % 非常不满意), ``good`` (all 非常满意 or 满意) and ``bad`` (all
+    不满意 or 非常不满意: a burst of complaints, each opening a work order). One definition, so
+    every benchmark means the same."""
+    from terminal.core.levels import Level
+    return {"realistic": {Level.VERY_SATISFIED: 70, Level.SATISFIED: 20, Level.BASICALLY_SATISFIED: 5,
+                          Level.DISSATISFIED: 3, Level.VERY_DISSATISFIED: 2},
+            "good": {Level.VERY_SATISFIED: 80, Level.SATISFIED: 20},
+            "bad": {Level.DISSATISFIED: 50, Level.VERY_DISSATISFIED: 50}}
+
+
+def shares(levels: list[int], mix: str) -> dict[str, float]:
+    """The share of each level actually made; refuses to go on if it is not the mix's (a workload
+    that drifted from its description fails the run, and ``make bench-smoke`` with it)."""
+    from terminal.core.levels import Level
+    weights = mixes()[mix]
+    got = {Level(lv).zh: levels.count(lv) / len(levels) for lv in sorted(set(levels), reverse=True)}
+    for level, weight in weights.items():
+        stated = weight / sum(weights.values())
+        if abs(got.get(level.zh, 0.0) - stated) > max(0.02, 4 * (stated * (1 - stated) / len(levels)) ** 0.5):
+            raise RuntimeError(f"workload drifted: {level.zh} is {got.get(level.zh, 0):.1%}, the mix says {stated:.0%}")
+    unstated = set(got) - {lv.zh for lv in weights}
+    if unstated:
+        raise RuntimeError(f"workload drifted: {', '.join(unstated)} made, not in the {mix} mix")
+    return got
+
+
+def draw_level(rng, mix: str):
+    weights = mixes()[mix]
+    return rng.choices(list(weights), weights=list(weights.values()))[0]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import commit, machine, report, use_code_root  # noqa: E402
+from common import commit, draw_level, machine, mixes, report, shares, use_code_root  # noqa: E402
 
 use_code_root()
 from loopback_central import BIN, start_central  # noqa: E402
@@ -54,18 +54,13 @@ CST = timezone(timedelta(hours=8))
 REASONS = ["attitude", "slow", "many_trips", "not_told"]  # tags of the demo content
 
 
-MIXES = {
-    "realistic": {Level.VERY_SATISFIED: 70, Level.SATISFIED: 20, Level.BASICALLY_SATISFIED: 5,
-                  Level.DISSATISFIED: 3, Level.VERY_DISSATISFIED: 2},
-    "bad": {Level.DISSATISFIED: 50, Level.VERY_DISSATISFIED: 50},
-}
+MIXES = mixes()
 SPACING_S = 2  # seconds between two ratings of one terminal's backlog
 
 
 def sample_rating(i: int, terminal_id: str, rng: random.Random, start: datetime, mix: str) -> Rating:
     """Rating ``i`` of a terminal's backlog, its level drawn from ``mix``."""
-    weights = MIXES[mix]
-    level = rng.choices(list(weights), weights=list(weights.values()))[0]
+    level = draw_level(rng, mix)
     bad = level.is_bad
     return Rating.create(
         level=level, device=InputDevice.TOUCHSCREEN, now=start + timedelta(seconds=SPACING_S * i),
@@ -73,16 +68,6 @@ def sample_rating(i: int, terminal_id: str, rng: random.Random, start: datetime,
         window="W01", app_version="0.1.0", staff_no="SZ0101", case_no=f"{terminal_id[-8:]}{i:010d}",
         item_code="330106-000-XK-001", reasons=rng.sample(REASONS, 1) if bad else [],
         text="等了很久" if bad and rng.random() < 0.3 else "")
-
-
-def shares(levels: list[int], mix: str) -> dict[str, float]:
-    """The share of each level actually made; refuses to go on if it is not the mix's."""
-    got = {Level(lv).zh: levels.count(lv) / len(levels) for lv in sorted(set(levels), reverse=True)}
-    for level, weight in MIXES[mix].items():
-        stated = weight / sum(MIXES[mix].values())
-        if abs(got.get(level.zh, 0.0) - stated) > max(0.02, 3 * (stated / len(levels)) ** 0.5):
-            raise RuntimeError(f"workload drifted: {level.zh} is {got.get(level.zh, 0):.1%}, the mix says {stated:.0%}")
-    return got
 
 
 def backlog_start(n: int) -> datetime:

@@ -124,3 +124,15 @@ def test_a_real_rating_takes_the_case_from_the_default_one(hall):
     default = Rating.objects.get(device="system")
     assert (real.excluded, real.case_counted) == (False, True)
     assert default.excluded and default.case_counted is None and late.id in default.excluded_why
+
+
+def test_a_batch_racing_another_request_settles_each_item_on_its_own(hall, monkeypatch):
+    """Another request stored one of the batch's ratings after this one looked: the unique index
+    refuses the whole insert (INSERT on SQLite, COPY on PostgreSQL), and each item is settled
+    alone — that one a duplicate, the rest accepted, nothing lost or doubled."""
+    from central.ratings import ingest as ingest_module
+    batch = [make_rating(terminal_id=hall.terminal_id, case_no=f"RACE-{i}") for i in range(4)]
+    assert ingest_ratings(hall, batch[0]) == ["accepted"]  # the other request
+    monkeypatch.setattr(ingest_module, "stored_digests", lambda kind, ids: {})  # looked before it committed
+    assert ingest_ratings(hall, *batch) == ["duplicate", "accepted", "accepted", "accepted"]
+    assert Rating.objects.filter(rating_id__in=[r.id for r in batch]).count() == 4

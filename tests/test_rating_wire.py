@@ -2,7 +2,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given, settings, strategies as st
 
 from terminal.core import chain
 from terminal.core.channels import Channel, InputDevice
@@ -116,3 +116,22 @@ def test_from_wire_never_raises_anything_but_invalid_rating(data):
         Rating.from_wire(data)
     except InvalidRating:
         pass
+
+
+record_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2 ** 53), 2 ** 53) | st.text(),  # text: no lone surrogates
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4), max_leaves=20)
+
+
+@settings(max_examples=1000)
+@given(st.dictionaries(st.text(), record_values, max_size=25))
+def test_the_canonical_form_is_what_json_dumps_makes(wire):
+    """orjson makes the canonical text (fast); it must be byte for byte the standard library's, which
+    terminals of the previous version used for the digests already stored and chained."""
+    import json
+    from terminal.core.rating import canonical
+    text, digest = canonical(wire)
+    standard = json.dumps(wire, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    assert text == standard
+    import hashlib
+    assert digest == hashlib.sha256(standard.encode()).hexdigest()

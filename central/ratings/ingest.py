@@ -19,8 +19,9 @@ batch's places in the terminal's hash chain are noted for the chain check (``cha
 from __future__ import annotations
 
 import json
+import operator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 from django.db import IntegrityError, connections, router, transaction
 from django.utils import timezone
@@ -29,7 +30,7 @@ from terminal.core import signing
 from terminal.core.chain import Link
 from terminal.core.checks import MAX_MONO_MS, clean_text, ident
 from terminal.core.event import Event as WireEvent
-from terminal.core.rating import InvalidRating, Rating as WireRating, wire_digest
+from terminal.core.rating import InvalidRating, Rating as WireRating, canonical, wire_digest
 
 from . import chains, workorders
 from .models import BootClock, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent
@@ -95,6 +96,7 @@ class Binding:
     latest: datetime  # now, plus the skew allowance
     now: datetime
     boots: dict = field(default_factory=dict)  # boot_id -> when that boot began, server time
+    zone: object = None  # the hall's time zone, looked up once per batch
 
     @classmethod
     def of(cls, terminal: Terminal, boot_ids: set[str]) -> "Binding":
@@ -105,7 +107,8 @@ class Binding:
         skew = timedelta(seconds=signing.MAX_SKEW_SECONDS)
         boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in=boot_ids)
                      .values_list("boot_id", "boot_started")) if boot_ids else {}
-        return cls(terminal, window.code, staff, terminal.enrolled_at - skew, now + skew, now, boots)
+        return cls(terminal, window.code, staff, terminal.enrolled_at - skew, now + skew, now, boots,
+                   timezone.get_current_timezone())
 
     def refusal(self, record) -> tuple[str, str] | None:
         """(code, why) if the record may not count at all, else None."""
@@ -120,13 +123,15 @@ class Binding:
             return "staff_not_on_roster", f"staff {record.staff_no} was never on window {self.window}'s roster"
         return None
 
-    def when(self, record) -> tuple[datetime, str, list[str]]:
-        """The record's time (corrected), its source, and its flags: a time no clock could honestly
-        give is replaced by the time received, so it cannot move into another period."""
-        at, source = corrected_time(record, self.boots)
+    def when(self, record) -> tuple[datetime, str, list[str], datetime]:
+        """The record's time (corrected), its source, its flags, and the time as the terminal said: a
+        time no clock could honestly give is replaced by the time received, so it cannot move into
+        another period."""
+        said = datetime.fromisoformat(record.rated_at if isinstance(record, WireRating) else record.at)
+        at, source = corrected_time(record, self.boots, said)
         if not self.earliest <= at <= self.latest:
-            return self.now, source, [TIME_IMPLAUSIBLE]
-        return at, source, []
+            return self.now, source, [TIME_IMPLAUSIBLE], said
+        return at, source, [], said
 
 
 @dataclass(frozen=True)
@@ -137,7 +142,7 @@ class Kind:
     wire: type
     model: type
     id_field: str
-    fields: object  # (wire record, digest, binding) -> model fields
+    fields: object  # (wire record, digest, binding[, payload]) -> model fields
 
 
 def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[ItemResult]:
@@ -145,6 +150,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
     results: list[ItemResult | None] = []
     fresh: dict[str, tuple[int, object, str]] = {}  # id -> (index, record, digest)
     rejected: list[RejectedItem] = []
+    texts: dict[str, str] = {}  # id -> canonical JSON text: stored as it is, never encoded twice
     parsed = []
     for index, item in enumerate(items):
         raw_id = item.get("id") if isinstance(item, dict) else None
@@ -172,7 +178,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
             results[index] = ItemResult(index, record.id, "rejected", f"{code}: {why}")
             rejected.append(_rejected(kind, item, record.id, code, why, terminal))
             continue
-        digest = record.digest()
+        text, digest = canonical(record.to_wire())
         if record.id in fresh:  # the same id twice in one batch
             if fresh[record.id][2] == digest:
                 results[index] = ItemResult(index, record.id, "duplicate")
@@ -182,9 +188,9 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
                                           terminal))
             continue
         fresh[record.id] = (index, record, digest)
+        texts[record.id] = text
 
-    stored = dict(kind.model.objects.filter(**{f"{kind.id_field}__in": list(fresh)})
-                  .values_list(kind.id_field, "digest"))
+    stored = stored_digests(kind, list(fresh))
     to_create = []
     for record_id, (index, record, digest) in fresh.items():
         if record_id in stored:
@@ -194,7 +200,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
 
     try:
         with transaction.atomic():
-            rows = [kind.fields(r, d, binding) for _, r, d in to_create]
+            rows = [kind.fields(r, d, binding, RawJSON(texts[r.id])) for _, r, d in to_create]
             if kind is RATINGS:
                 settle_cases(rows)
             insert_rows(kind.model, rows)
@@ -215,6 +221,25 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
     return results
 
 
+def stored_digests(kind: Kind, ids: list[str]) -> dict[str, str]:
+    """id -> digest of those already stored (what tells a replay from a new record)."""
+    return dict(select_in(kind.model, kind.id_field, ids, [kind.id_field, "digest"]))
+
+
+def select_in(model, key: str, values: list, columns: list[str], where: str = "") -> list[tuple]:
+    """``SELECT columns FROM model's table WHERE key IN values [AND where]``, as plain SQL: the ORM
+    spends longer compiling an IN of a thousand values than the database spends answering it."""
+    if not values:
+        return []
+    db = connections[router.db_for_read(model)]
+    quote = db.ops.quote_name
+    sql = (f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(model._meta.db_table)} "
+           f"WHERE {quote(key)} IN ({', '.join(['%s'] * len(values))})" + (f" AND {where}" if where else ""))
+    with db.cursor() as cursor:
+        cursor.execute(sql, values)
+        return cursor.fetchall()
+
+
 def settle_cases(rows: list[dict]) -> None:
     """一事一评: the first rating of a case for each ``rating_no`` holds the case's place
     (``case_counted``); a later one is kept, flagged ``duplicate_case`` and excluded. A real rating
@@ -223,8 +248,8 @@ def settle_cases(rows: list[dict]) -> None:
     cases = {row["case_no"] for row in rows if row["case_no"]}
     if not cases:
         return
-    held = {(c, n): (pk, device, rid) for c, n, pk, device, rid in Rating.objects.filter(
-        case_no__in=cases, case_counted=True).values_list("case_no", "rating_no", "pk", "device", "rating_id")}
+    held = {(c, n): (pk, device, rid) for c, n, pk, device, rid in select_in(
+        Rating, "case_no", list(cases), ["case_no", "rating_no", "id", "device", "rating_id"], "case_counted")}
     superseded = []
     for row in rows:
         if not row["case_no"]:
@@ -248,7 +273,8 @@ def settle_cases(rows: list[dict]) -> None:
 
 
 def insert_rows(model, rows: list[dict]) -> None:
-    """Insert new ratings (or events) with one prepared INSERT run by ``executemany``.
+    """Insert new ratings (or events) with one prepared INSERT run by ``executemany`` (on
+    PostgreSQL, one COPY: its fastest way to load rows, which unique constraints still guard).
 
     Why not ``bulk_create``: on SQLite it compiles a statement of up to 999 parameters for every
     ~58 rows and builds a model object per row, which was half the server's time when a terminal
@@ -261,29 +287,73 @@ def insert_rows(model, rows: list[dict]) -> None:
         return
     db = connections[router.db_for_write(model)]  # the connection itself, not the proxy: no lookup per value
     fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    prepare = []
-    for f in fields:
+    prepare: list[tuple[int, object]] = []  # (column, adapter) for the columns a driver cannot take as they are
+    for column, f in enumerate(fields):
         kind = f.get_internal_type()
-        if kind in ("CharField", "TextField", "PositiveSmallIntegerField", "BigIntegerField", "BooleanField"):
-            prepare.append(None)  # str, int, bool and None go to every driver as they are
-        elif kind == "DateTimeField":
-            prepare.append(db.ops.adapt_datetimefield_value)  # our values are timezone-aware already
+        if kind in ("CharField", "TextField", "PositiveSmallIntegerField", "BigIntegerField", "BooleanField",
+                    "ForeignKey", "PositiveIntegerField", "IntegerField"):
+            continue  # str, int, bool and None go to every driver as they are
+        if kind == "DateTimeField":
+            prepare.append((column, _sqlite_datetime if db.vendor == "sqlite" else db.ops.adapt_datetimefield_value))
         elif kind == "DateField":
-            prepare.append(db.ops.adapt_datefield_value)
+            prepare.append((column, db.ops.adapt_datefield_value))
         elif kind == "JSONField":
-            prepare.append(lambda value, f=f: None if value is None else db.ops.adapt_json_value(value, f.encoder))
+            empty = _raw_json(EMPTY_LIST, db)
+            prepare.append((column, lambda value, f=f, empty=empty: None if value is None else _raw_json(value, db)
+                            if type(value) is RawJSON else empty if value == [] else db.ops.adapt_json_value(value, f.encoder)))
         else:
-            prepare.append(lambda value, f=f: f.get_db_prep_save(value, db))
+            prepare.append((column, lambda value, f=f: f.get_db_prep_save(value, db)))
+    names = [f.attname for f in fields]
+    pick = operator.itemgetter(*names)  # a row's values in column order, at C speed
+    if any(name not in rows[0] for name in names if name != "received_at"):  # a row that leaves some out
+        defaults = {f.attname: f.get_default() for f in fields}  # (a work order's later steps)
+        rows = [{**defaults, **row} for row in rows]
+    received = names.index("received_at") if "received_at" in names else None
+    prepare = [(column, adapt) for column, adapt in prepare if column != received]  # the same for every row
     now = timezone.now()
+    now_value = _sqlite_datetime(now) if db.vendor == "sqlite" else now
     quote = db.ops.quote_name
     sql = (f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
            f"VALUES ({', '.join(['%s'] * len(fields))})")
     values = []
     for row in rows:
-        row = {**row, "received_at": now}
-        values.append([row[f.attname] if p is None else p(row[f.attname]) for f, p in zip(fields, prepare)])
+        if received is not None:
+            row["received_at"] = now
+        value = list(pick(row))
+        for column, adapt in prepare:
+            value[column] = adapt(value[column])
+        if received is not None:
+            value[received] = now_value
+        values.append(value)
     with db.cursor() as cursor:
-        cursor.executemany(sql, values)
+        if db.vendor == "postgresql":  # COPY: PostgreSQL's own fastest way to load rows
+            columns = ", ".join(quote(f.column) for f in fields)
+            with db.wrap_database_errors:  # a unique violation is Django's IntegrityError, as from INSERT
+                with cursor.cursor.copy(f"COPY {quote(model._meta.db_table)} ({columns}) FROM STDIN") as copy:
+                    for row in values:
+                        copy.write_row(row)
+        else:
+            cursor.executemany(sql, values)
+
+
+def _sqlite_datetime(value):
+    """Django's own SQLite form of an aware time (UTC, ``YYYY-MM-DD HH:MM:SS[.ffffff]``), made
+    without its per-value settings lookups: four times a rating on the way in."""
+    return None if value is None else str(value.astimezone(dt_timezone.utc).replace(tzinfo=None))
+
+
+class RawJSON(str):
+    """JSON text already made (a record's canonical form): stored as it is."""
+
+
+EMPTY_LIST = RawJSON("[]")  # most ratings' reasons and flags
+
+
+def _raw_json(text: RawJSON, db):
+    if db.vendor == "postgresql":
+        from psycopg.types.json import Jsonb
+        return Jsonb(text, dumps=str)  # dumps(text) is the text itself: nothing encoded again
+    return str(text)
 
 
 def _store_one(kind: Kind, index: int, record, digest: str, binding: Binding) -> ItemResult:
@@ -317,10 +387,10 @@ def _replay(kind: Kind, index: int, record, digest: str, stored_digest: str | No
     return ItemResult(index, record.id, "rejected", "id_conflict: id already stored with other content")
 
 
-def corrected_time(r, boots: dict) -> tuple[datetime, str]:
+def corrected_time(r, boots: dict, said: datetime | None = None) -> tuple[datetime, str]:
     """The best time for a rating or event: the terminal's own if NTP had synced it, else the boot's
     start in server time plus the monotonic clock, else (boot never heard of) the terminal's, marked so."""
-    said = datetime.fromisoformat(r.rated_at if isinstance(r, WireRating) else r.at)
+    said = said or datetime.fromisoformat(r.rated_at if isinstance(r, WireRating) else r.at)
     if r.clock_synced:
         return said, "terminal_ntp"
     if r.boot_id in boots:
@@ -334,26 +404,28 @@ def _chain_fields(r) -> dict:
                 chain_prev=link.prev if link else "")
 
 
-def _rating_fields(r: WireRating, digest: str, binding: Binding) -> dict:
-    rated_at, source, flags = binding.when(r)
+def _rating_fields(r: WireRating, digest: str, binding: Binding, payload=None) -> dict:
+    rated_at, source, flags, said = binding.when(r)
     return dict(
         rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
         item_code=r.item_code or "", session_id=r.session_id or "", reasons=list(r.reasons), text=r.text,
         excluded=False, excluded_why="",
-        rated_at=rated_at, rated_on=timezone.localdate(rated_at), rated_at_terminal=datetime.fromisoformat(r.rated_at),
-        time_source=source, digest=digest, payload=r.to_wire(), rating_no=r.rating_no, case_counted=None,
+        rated_at=rated_at, rated_on=rated_at.astimezone(binding.zone).date(), rated_at_terminal=said,
+        time_source=source, digest=digest, payload=r.to_wire() if payload is None else payload, rating_no=r.rating_no,
+        case_counted=None,
         flags=flags, comment_state="", comment_public="", comment_reviewed_at=None, **_chain_fields(r),
     )
 
 
-def _event_fields(e: WireEvent, digest: str, binding: Binding) -> dict:
-    at, source, flags = binding.when(e)
+def _event_fields(e: WireEvent, digest: str, binding: Binding, payload=None) -> dict:
+    at, source, flags, said = binding.when(e)
     return dict(
         event_id=e.id, terminal_id=e.terminal_id, window_code=e.window, kind=e.kind, why=e.why or "",
         staff_no=e.staff_no or "", session_id=e.session_id or "", case_no=e.case_no or "",
-        level=int(e.level) if e.level is not None else None, at=at, at_terminal=datetime.fromisoformat(e.at),
-        time_source=source, digest=digest, payload=e.to_wire(), flags=flags, **_chain_fields(e),
+        level=int(e.level) if e.level is not None else None, at=at, at_terminal=said,
+        time_source=source, digest=digest, payload=e.to_wire() if payload is None else payload, flags=flags,
+        **_chain_fields(e),
     )
 
 

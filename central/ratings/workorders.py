@@ -48,19 +48,30 @@ def _deadlines(opened_on: datetime.date, contact: int, rectify: int, complex_day
 
 def open_for(rating_ids: list[str]) -> int:
     """Open a work order for each bad rating among ``rating_ids`` that has none yet. Returns how many."""
-    bad = list(Rating.objects.filter(rating_id__in=rating_ids, level__in=BAD_LEVELS, work_order__isnull=True)
-               .order_by("pk").values_list("pk", "window_code", "received_at"))  # in arrival order
+    from .ingest import insert_rows, select_in  # the fast paths: a burst of complaints is thousands of these
+    found = [row for row in select_in(Rating, "rating_id", list(rating_ids), ["id", "window_code", "received_at", "level"])
+             if row[3] in BAD_LEVELS]
+    opened = {pk for (pk,) in select_in(WorkOrder, "rating_id", [row[0] for row in found], ["rating_id"])}
+    bad = sorted((pk, window, _aware(received)) for pk, window, received, _ in found if pk not in opened)  # arrival order
     if not bad:
         return 0
     policy = Policy.current()
     departments = dict(Window.objects.filter(code__in={w for _, w, _ in bad}).values_list("code", "department_id"))
+    zone, days = timezone.get_current_timezone(), {}
     orders = []
     for pk, window_code, received_at in bad:
-        opened_on = timezone.localdate(received_at)
-        orders.append(WorkOrder(rating_id=pk, window_code=window_code, department_id=departments.get(window_code),
-                                opened_on=opened_on, **deadlines(opened_on, policy)))
-    WorkOrder.objects.bulk_create(orders)
+        opened_on = days.get(received_at) or days.setdefault(received_at, received_at.astimezone(zone).date())
+        orders.append({"rating_id": pk, "window_code": window_code, "department_id": departments.get(window_code),
+                       "opened_on": opened_on, **deadlines(opened_on, policy)})
+    insert_rows(WorkOrder, orders)
     return len(orders)
+
+
+def _aware(value) -> datetime.datetime:
+    """A time read by plain SQL: PostgreSQL's driver gives it aware, SQLite gives Django's UTC text."""
+    if isinstance(value, str):
+        return datetime.datetime.fromisoformat(value).replace(tzinfo=datetime.timezone.utc)
+    return value
 
 
 def stage_due(order: WorkOrder) -> datetime.date | None:

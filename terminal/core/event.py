@@ -13,7 +13,7 @@ from datetime import datetime
 
 from .chain import Link
 from .channels import InputDevice
-from .checks import MAX_MONO_MS, InvalidRecord, bool_, check_fields, enum, ident, integer, text, timestamp
+from .checks import MAX_MONO_MS, InvalidRecord, bool_, build, check_fields, enum, ident, integer, text, timestamp
 from .levels import Level
 from .rating import wire_digest
 
@@ -71,7 +71,7 @@ class Event:
             raise InvalidRecord({"why": f"{' and '.join(WHY)} events, and only they, say why"})
         if kind in WHY and values["why"] not in WHY[kind]:
             raise InvalidRecord({"why": f"{values['why']!r} is not one of {', '.join(WHY[kind])}"})
-        return cls(**values)
+        return build(cls, values)
 
     def to_wire(self) -> dict:
         d = {name: getattr(self, name) for name in FIELDS}
