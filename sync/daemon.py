@@ -12,6 +12,7 @@ to fill up.
 
 from __future__ import annotations
 
+import concurrent.futures
 import logging
 import random
 import shutil
@@ -50,37 +51,57 @@ class DrainResult:
 class Uploader:
     """Sends the outbox oldest first. A batch the server refuses as a whole is split in halves
     until the one rating it objects to is alone, and that one becomes a dead letter: one bad row
-    never blocks the queue behind it. After each good batch the size grows back."""
+    never blocks the queue behind it. After each good batch the size grows back.
+
+    While the server takes one batch in, the next is read, sent and on its way (``pipeline`` 2):
+    the terminal's work, the wire and the server's two workers overlap instead of waiting on each
+    other. Ids make this safe: whatever order the answers come in, each rating is stored once, and
+    after any failure the queue is read again from its oldest pending rating."""
 
     def __init__(self, store: Store, client: CentralClient, batch_size: int = 1000,
-                 clock: SystemClock | None = None, outbox: Outbox = RATINGS):
+                 clock: SystemClock | None = None, outbox: Outbox = RATINGS, pipeline: int = 2):
         self.store, self.client, self.outbox = store, client, outbox
         self.batch_size = self.limit = batch_size
         self.clock = clock or SystemClock()
+        self.pipeline = pipeline
 
     def send_one_batch(self, result: DrainResult) -> int:
         """Send the oldest pending batch; return how many ratings it held (0: queue empty)."""
-        table = self.outbox.table
-        batch = self.store.pending(self.limit, MAX_BATCH_BYTES, table)
+        batch = self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table)
         if not batch:
             return 0
-        ids = [p.id for p in batch]
+        self._settle(batch, self._outcome(batch), result)
+        return len(batch)
+
+    def _send(self, batch: list) -> tuple[dict, int]:
+        """The HTTP part alone (it may run on another thread): acknowledgements and bytes sent."""
+        return self.client.upload({p.id: p.payload for p in batch},
+                                  {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()}, self.outbox)
+
+    def _outcome(self, batch: list):
         try:
-            acks, sent_bytes = self.client.upload({p.id: p.payload for p in batch},
-                                                  {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()},
-                                                  self.outbox)
-        except BatchRefused as exc:
+            return self._send(batch)
+        except (BatchRefused, TransientError) as exc:
+            return exc
+
+    def _settle(self, batch: list, outcome, result: DrainResult) -> None:
+        """Record what the server said of one batch (on this thread: the store's). Raises
+        TransientError after noting it, when the batch must be sent again later."""
+        table = self.outbox.table
+        ids = [p.id for p in batch]
+        if isinstance(outcome, BatchRefused):
             if len(batch) == 1:
-                self.store.mark_dead(ids[0], exc.status, str(exc), table)
-                log.error("%s %s refused by the server, kept as a dead letter: %s", table, ids[0], exc)
+                self.store.mark_dead(ids[0], outcome.status, str(outcome), table)
+                log.error("%s %s refused by the server, kept as a dead letter: %s", table, ids[0], outcome)
                 result.dead += 1
             else:
                 self.limit = max(1, len(batch) // 2)
-                log.warning("%s; trying batches of %d", exc, self.limit)
-            return len(batch)
-        except TransientError as exc:
-            self.store.note_attempt(ids, str(exc), table)
-            raise
+                log.warning("%s; trying batches of %d", outcome, self.limit)
+            return
+        if isinstance(outcome, TransientError):
+            self.store.note_attempt(ids, str(outcome), table)
+            raise outcome
+        acks, sent_bytes = outcome
         delivered = [i for i, a in acks.items() if a.status in ("accepted", "duplicate")]
         self.store.mark_delivered(delivered, table)
         for ack in acks.values():
@@ -96,14 +117,46 @@ class Uploader:
         result.batches += 1
         self.limit = min(self.batch_size, self.limit * 2)
         result.bytes_sent += sent_bytes
-        return len(batch)
 
     def drain(self) -> DrainResult:
         """Send batches until the queue is empty; TransientError propagates to the caller."""
         result = DrainResult()
-        while self.send_one_batch(result):
+        if self.pipeline < 2:
+            while self.send_one_batch(result):
+                pass
+            return result
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="upload") as pool:
+            waiting = None  # (batch, future): the batch on its way
+            after = 0
+            while True:
+                batch = self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table, after)
+                sent = pool.submit(self._outcome, batch) if batch else None
+                if waiting is not None:
+                    limit = self.limit
+                    try:
+                        self._settle(waiting[0], waiting[1].result(), result)
+                    except TransientError:
+                        if sent is not None:  # the one behind it may have got through: keep what it says
+                            self._settle_quietly(batch, sent.result(), result)
+                        raise
+                    if self.limit < limit:  # refused as a whole: read again from the oldest, smaller
+                        if sent is not None:
+                            self._settle_quietly(batch, sent.result(), result)
+                        waiting, after = None, 0
+                        continue
+                if batch is None or not batch:
+                    return result
+                waiting, after = (batch, sent), batch[-1].seq
+
+    def _settle_quietly(self, batch: list, outcome, result: DrainResult) -> None:
+        """Keep what a batch sent alongside a failed one achieved; its own failure just waits for a resend."""
+        limit = self.limit
+        try:
+            if not isinstance(outcome, BatchRefused):
+                self._settle(batch, outcome, result)
+        except TransientError:
             pass
-        return result
+        self.limit = limit  # the failed one decides the next batch's size
 
 
 def _now() -> str:

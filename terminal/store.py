@@ -127,6 +127,7 @@ class Pending:
 
     id: str
     payload: str
+    seq: int = 0  # its place in its outbox's order
 
     @property
     def wire(self) -> dict:
@@ -263,16 +264,18 @@ class Store:
 
     # -- outbox ------------------------------------------------------------------------------
 
-    def pending(self, limit: int, max_bytes: int | None = None, table: str = "ratings") -> list[Pending]:
-        """Oldest pending rows of an outbox first, at most ``limit`` and about ``max_bytes`` of JSON."""
+    def pending(self, limit: int, max_bytes: int | None = None, table: str = "ratings", after: int = 0) -> list[Pending]:
+        """Oldest pending rows of an outbox first (after ``after``, the last one already on its way),
+        at most ``limit`` and about ``max_bytes`` of JSON."""
         out, size = [], 0
-        for rating_id, payload in self.db.execute(
-            f"SELECT id, payload FROM {_outbox(table)} WHERE state = 'pending' ORDER BY seq LIMIT ?", [limit]
+        for seq, rating_id, payload in self.db.execute(
+            f"SELECT seq, id, payload FROM {_outbox(table)} WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
+            [after, limit]
         ):
             size += len(payload)
             if out and max_bytes is not None and size > max_bytes:
                 break
-            out.append(Pending(rating_id, payload))
+            out.append(Pending(rating_id, payload, seq))
         return out
 
     def mark_delivered(self, ids: list[str], table: str = "ratings") -> None:

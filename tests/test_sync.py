@@ -176,6 +176,9 @@ def test_a_batch_the_server_cannot_read_is_split_until_the_bad_row_is_a_dead_let
     dead = store.get(ratings[13].id)
     assert dead["state"] == "dead" and dead["dead_status"] == 400 and "bad_json" in dead["dead_reason"]
     assert central.count() == before + 39
+    for _ in range(60):
+        store.record(make_rating(terminal_id=enrolled.terminal_id))
+    assert uploader.drain().delivered == 60
     assert uploader.limit == 16  # back to full batches once past the bad row
 
 

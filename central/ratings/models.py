@@ -216,9 +216,9 @@ class Rating(models.Model):
     """One accepted rating, as the terminal made it; ``rating_id`` is unique across all terminals."""
 
     rating_id = models.CharField("评价编号", max_length=64, unique=True)
-    terminal_id = models.CharField("终端", max_length=64, db_index=True)
+    terminal_id = models.CharField("终端", max_length=64)  # looked up through rating_chain, which begins with it
     window_code = models.CharField("窗口", max_length=64, db_index=True)
-    staff_no = models.CharField("工号", max_length=64, blank=True, db_index=True)
+    staff_no = models.CharField("工号", max_length=64, blank=True)  # grouped through rating_stats, never looked up alone
     level = models.PositiveSmallIntegerField("评价等级", choices=LEVEL_CHOICES)
     channel = models.PositiveSmallIntegerField("评价渠道", choices=CHANNEL_CHOICES)
     device = models.CharField("输入设备", max_length=20, choices=DEVICE_CHOICES)
