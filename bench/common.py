@@ -18,7 +18,11 @@ CODE_ROOT = Path(os.environ.get("RATING_CODE_ROOT") or BENCH.parent).resolve()
 
 
 def use_code_root() -> Path:
-    """Import the project (and its scripts) from CODE_ROOT, here and in every process we start."""
+    """Import the project (and its scripts) from CODE_ROOT, here and in every process we start.
+    Also: a SIGTERM (``timeout``, CI) ends the benchmark through its ``finally`` blocks, so the
+    servers it started stop with it."""
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for path in (CODE_ROOT / "scripts", CODE_ROOT):
         sys.path.insert(0, str(path))
     os.environ["PYTHONPATH"] = os.pathsep.join([str(CODE_ROOT), str(CODE_ROOT / "scripts"),

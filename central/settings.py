@@ -130,7 +130,8 @@ TEMPLATES = [{
 
 DATABASES = {"default": dj_database_url.config(
     env="RATING_CENTRAL_DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'central.db'}",
-    conn_max_age=60, conn_health_checks=True)}
+    conn_max_age=60, conn_health_checks=False)}  # a check is a query before every request; a broken
+#                                                connection fails one request and is replaced
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # WAL lets the dashboard read while uploads write; IMMEDIATE avoids upgrade deadlocks.

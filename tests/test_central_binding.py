@@ -136,3 +136,25 @@ def test_a_batch_racing_another_request_settles_each_item_on_its_own(hall, monke
     monkeypatch.setattr(ingest_module, "stored_digests", lambda kind, ids: {})  # looked before it committed
     assert ingest_ratings(hall, *batch) == ["duplicate", "accepted", "accepted", "accepted"]
     assert Rating.objects.filter(rating_id__in=[r.id for r in batch]).count() == 4
+
+
+def test_the_heartbeat_etag_follows_every_content_change_without_rebuilding(hall, django_assert_max_num_queries):
+    """Each request reads its terminal with window and hall (as auth does); the ETag then costs one
+    query, and moves with any change to what that terminal pulls."""
+    from central.ratings import content
+    from central.ratings.models import Notice, Staff, Terminal
+
+    def fresh():
+        return Terminal.objects.select_related("window__hall").get(pk=hall.pk)
+
+    first = content.etag_for(fresh())
+    node = fresh()
+    with django_assert_max_num_queries(1):  # the province's number; the ETag from memory
+        assert content.etag_for(node) == first
+    Notice.objects.create(hall=hall.window.hall, title="新通知", body="今天下午停电")
+    second = content.etag_for(fresh())
+    assert second != first and second == content.manifest(fresh())[1]
+    member = Staff.objects.get(staff_no="SZ0101")
+    member.name = "李明"
+    member.save()
+    assert content.etag_for(fresh()) not in (first, second)

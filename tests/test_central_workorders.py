@@ -58,6 +58,7 @@ def test_deadlines_follow_the_official_calendar(hall, arrived, contact_days, due
     rating = bad(hall)
     ingest_ratings(hall, rating)
     order = reopen(rating.id, arrived)
+    assert order.opened_on == arrived.astimezone(CST).date()  # the hall's day, whatever the server's zone
     assert (order.contact_due, order.rectify_due, order.close_due) == due
     assert not order.provisional
 

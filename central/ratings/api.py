@@ -15,7 +15,7 @@ import zlib
 from functools import wraps
 
 import orjson
-from django.db import connection
+from django.db import connection, transaction
 from django.http import FileResponse, HttpRequest, HttpResponse
 from django.utils import timezone
 from django.views.decorators.gzip import gzip_page
@@ -217,8 +217,18 @@ def checked_heartbeat(body: dict) -> dict:
     return body
 
 
+def one_transaction(run):
+    """The whole answer in one transaction: the nonce, the terminal's row and what it reads are one
+    commit, not three (a province's terminals send hundreds of heartbeats a second)."""
+    @wraps(run)
+    def atomic_run(request, *args, **kwargs):
+        with transaction.atomic():
+            return run(request, *args, **kwargs)
+    return atomic_run
+
+
 @api.post("/heartbeat", auth=signed, summary="Report the terminal's health")
-@decorate_view(sign_answers)
+@decorate_view(one_transaction, sign_answers)
 def heartbeat(request: HttpRequest):
     """Body: version, boot_id, mono_ms, queue_depth, oldest_pending_s, dead_letters, devices,
     disk_free_bytes, clock_offset_s, clock_synced, content_version, chain, errors, alerts. The
@@ -241,17 +251,18 @@ def heartbeat(request: HttpRequest):
         node.device_down_since = node.last_seen
     node.save(update_fields=["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters",
                              "clock_offset_s", "heartbeat", "device_down_since"])
-    return answer({"content_etag": content.manifest(node)[1]})
+    return answer({"content_etag": content.etag_for(node)})
 
 
 @api.get("/content", auth=signed, summary="The terminal's content manifest (ETag / If-None-Match)")
 @decorate_view(sign_answers)
 def get_content(request: HttpRequest):
-    manifest, etag = content.manifest(request.auth)
-    quoted = f'"{etag}"'
+    quoted = f'"{content.etag_for(request.auth)}"'
     if request.headers.get("If-None-Match") == quoted:
         response = stamp(HttpResponse(status=304))  # its roster was noted when it was served
     else:
+        manifest, etag = content.manifest(request.auth)
+        quoted = f'"{etag}"'
         content.note_served(request.auth, manifest)
         response = answer(manifest)
     response["ETag"] = quoted

@@ -13,13 +13,14 @@ import re
 import secrets
 from datetime import timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import connection, transaction
+from django.db.models import Subquery
 from django.http import HttpRequest
 from django.utils import timezone
 
 from terminal.core import signing
 
-from .models import EnrollmentCode, SeenNonce, Terminal, Window
+from .models import ContentGeneration, EnrollmentCode, SeenNonce, Terminal, Window
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: a technician types it
 DEFAULT_CODE_HOURS = 24
@@ -82,8 +83,9 @@ def authenticate(request: HttpRequest) -> Terminal:
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise AuthError(401, "bad_timestamp", "X-Timestamp must be Unix seconds")
     sent = int(timestamp)
-    terminal = (Terminal.objects.select_related("window").filter(terminal_id=terminal_id).first()
-                if len(terminal_id) <= 64 else None)
+    terminal = (Terminal.objects.select_related("window__hall").annotate(province_generation=Subquery(
+        ContentGeneration.objects.filter(pk=1).values("number"))).filter(terminal_id=terminal_id).first()
+                if len(terminal_id) <= 64 else None)  # with window, hall and the content numbers: one query
     # An unknown id and a wrong signature get the same answer in the same time: a prober learns
     # nothing about which terminal ids exist.
     if not signing.verify(terminal.secret if terminal else _NOBODY, request.method, request.get_full_path(),
@@ -96,12 +98,21 @@ def authenticate(request: HttpRequest) -> Terminal:
                         f"timestamp is {skew:+.0f} s from server time; correct the clock offset and retry")
     if terminal.revoked_at is not None:
         raise AuthError(403, "revoked", "this terminal has been revoked")
-    try:
-        with transaction.atomic():
-            SeenNonce.objects.create(terminal=terminal, nonce=nonce)
-    except IntegrityError:
-        raise AuthError(401, "replayed_nonce", "this nonce has been used before") from None
+    if not _remember_nonce(terminal, nonce):
+        raise AuthError(401, "replayed_nonce", "this nonce has been used before")
     return terminal
+
+
+def _remember_nonce(terminal: Terminal, nonce: str) -> bool:
+    """Record the nonce; False if it was already there. One statement (ON CONFLICT DO NOTHING), no
+    savepoint: on PostgreSQL a refused INSERT would otherwise spoil the request's transaction."""
+    table = SeenNonce._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {table} (terminal_id, nonce, seen_at) VALUES (%s, %s, %s) "
+                       "ON CONFLICT (terminal_id, nonce) DO NOTHING",
+                       [terminal.pk, nonce, SeenNonce._meta.get_field("seen_at").get_db_prep_value(
+                           timezone.now(), connection)])
+        return cursor.rowcount == 1
 
 
 def forget_old_nonces() -> int:

@@ -79,10 +79,22 @@ def note_boot(terminal: Terminal, clock: object) -> None:
             and not isinstance(mono_ms, bool) and 0 <= mono_ms <= MAX_MONO_MS):
         return
     started = timezone.now() - timedelta(milliseconds=mono_ms)
+    known = _boots.get((terminal.pk, boot_id))
+    if known is not None and started >= known - BOOT_SLACK:
+        return  # no better than what is stored: nothing to read or write (every heartbeat comes here)
     anchor, created = BootClock.objects.get_or_create(terminal=terminal, boot_id=boot_id,
                                                       defaults={"boot_started": started})
     if not created and started < anchor.boot_started:
         BootClock.objects.filter(pk=anchor.pk).update(boot_started=started)
+    if len(_boots) > 200_000:
+        _boots.clear()
+    _boots[(terminal.pk, boot_id)] = min(started, anchor.boot_started)
+
+
+#: (terminal, boot) -> the boot's start as stored, in this process: an estimate earlier by less
+#: than BOOT_SLACK (network delay) is not worth a query
+_boots: dict[tuple[int, str], datetime] = {}
+BOOT_SLACK = timedelta(milliseconds=50)
 
 
 @dataclass

@@ -17,6 +17,8 @@ DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system
 class Hall(models.Model):
     code = models.CharField("编码", max_length=64, unique=True)
     name = models.CharField("名称", max_length=100)
+    # moves with every change of what this hall's terminals pull (content.changed): their ETags' key
+    content_generation = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "政务服务大厅"
@@ -42,6 +44,10 @@ class Window(models.Model):
                                    verbose_name="部门")
     code = models.CharField("窗口编号", max_length=64, unique=True)
     name = models.CharField("窗口名称", max_length=100)
+    # the window's content ETag and the generations it was made for (content.etag_for): shared by
+    # every server process and node, so a manifest is built once per change, not once per process
+    content_etag = models.CharField(max_length=64, blank=True, editable=False)
+    content_etag_for = models.CharField(max_length=64, blank=True, editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "窗口"
@@ -534,3 +540,13 @@ class Alert(models.Model):
 
     def __str__(self):
         return f"{self.rule.name}: {self.subject}"
+
+
+class ContentGeneration(models.Model):
+    """One number that moves whenever anything a terminal pulls changes (``content.changed``):
+    heartbeats answer the content ETag from a cache keyed by it, instead of building the manifest."""
+
+    number = models.BigIntegerField(default=0)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "内容版本号"

@@ -68,10 +68,12 @@ def open_for(rating_ids: list[str]) -> int:
 
 
 def _aware(value) -> datetime.datetime:
-    """A time read by plain SQL: PostgreSQL's driver gives it aware, SQLite gives Django's UTC text."""
+    """A time read by plain SQL: PostgreSQL's driver gives it aware; SQLite gives Django's UTC as text
+    or, through Django's converter, as a naive datetime (never the process's local time, which Django
+    sets to TIME_ZONE)."""
     if isinstance(value, str):
-        return datetime.datetime.fromisoformat(value).replace(tzinfo=datetime.timezone.utc)
-    return value
+        value = datetime.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def stage_due(order: WorkOrder) -> datetime.date | None:
