@@ -29,10 +29,8 @@ import gzip
 import hashlib
 import hmac
 import json
-import os
 import random
 import secrets
-import statistics
 import subprocess
 import sys
 import tempfile

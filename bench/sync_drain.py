@@ -45,7 +45,6 @@ from loopback_central import BIN, start_central  # noqa: E402
 
 from terminal.config import SyncSection  # noqa: E402
 from terminal.core.channels import InputDevice  # noqa: E402
-from terminal.core.levels import Level  # noqa: E402
 from terminal.core.rating import Rating  # noqa: E402
 from terminal.store import Store  # noqa: E402
 
