@@ -13,7 +13,7 @@ and, with the simulated ``machine`` and ``usb`` of ``simboard/``, in the unix po
 
 import boxproto as P
 
-DEBOUNCE_MS = 30  # a key must read the same for this long before it counts
+DEBOUNCE_MS = 30  # a key must have been still this long for an edge to count; bounces within it do not
 STUCK_MS = 5000  # down longer than this: reported once as stuck, then ignored until released
 RESEND_MS = 150  # cheap on a USB link, and keeps the queue short when frames are lost
 HEARTBEAT_MS = 2000
@@ -55,21 +55,30 @@ class Box:
             self.last_heartbeat = now
 
     def _scan(self, now):
+        """Eager debounce, as keyboard firmware does: the first edge of a key that has been still
+        for the debounce time counts at once (a press reaches the host at the speed of the wire);
+        the bounces after it are not still, so they count for nothing. A key whose pins settle in
+        another state than the one taken (a glitch) is taken as it settled, after the debounce time."""
         keys = self.read_keys()
         for i in range(6):
             if keys[i] != self.raw[i]:
+                still = now - self.changed_at[i] >= self.debounce_ms
                 self.raw[i], self.changed_at[i] = keys[i], now
-            stable = now - self.changed_at[i] >= self.debounce_ms
-            if stable and self.raw[i] != self.down[i]:
-                self.down[i] = self.raw[i]
-                if self.down[i]:
-                    self.down_since[i] = now
-                    self._send(P.PRESS, i + 1, now)
-                else:
-                    self.stuck[i] = False
+                if still and self.raw[i] != self.down[i]:
+                    self._take(i, now)
+            elif self.raw[i] != self.down[i] and now - self.changed_at[i] >= self.debounce_ms:
+                self._take(i, now)
             elif self.down[i] and not self.stuck[i] and now - self.down_since[i] >= STUCK_MS:
                 self.stuck[i] = True
                 self._send(P.STUCK, i + 1, now)
+
+    def _take(self, i, now):
+        self.down[i] = self.raw[i]
+        if self.down[i]:
+            self.down_since[i] = now
+            self._send(P.PRESS, i + 1, now)
+        else:
+            self.stuck[i] = False
 
     def _send(self, kind, key, now):
         if len(self.pending) >= QUEUE:

@@ -40,7 +40,7 @@ DEFAULTS = {
 }
 CONFIG_FILE = "boxconfig.json"
 MAINT_FLAG = "maint"
-LOOP_MS = 2
+LOOP_MS = 1  # a keyboard scans at 1 kHz: a press waits at most a millisecond to be seen
 BLINK_MS = 250
 
 box = None  # the running Box

@@ -59,6 +59,18 @@ def test_a_bounce_burst_is_one_press(rig):
     assert events == [("press", 2)]
 
 
+def test_a_release_that_bounces_is_no_press(rig):
+    cable, firmware, host, events = rig
+    wait_for(lambda: host.hello is not None)
+    firmware.key("D3")
+    assert wait_for(lambda: events == [("press", 3)])
+    firmware.key("R3")  # released, then up/down on every loop, ending up
+    firmware.key("D3")  # pressed again once the box has the key up and still
+    assert wait_for(lambda: events.count(("press", 3)) == 2)
+    time.sleep(0.8)
+    assert events == [("press", 3), ("press", 3)]
+
+
 def test_a_held_button_is_one_press_and_one_stuck_report(rig):
     cable, firmware, host, events = rig
     wait_for(lambda: host.hello is not None)

@@ -50,7 +50,7 @@ def reset():
 
 class Fingers:
     """Key presses from stdin: ``D3`` down, ``U3`` up, ``B3`` contact bounce on key 3 (a change
-    on every loop, twelve times, ending down), ``STATS`` prints loops, queue and dropped presses,
+    on every loop, twelve times, ending down), ``R3`` a release that bounces (twelve changes, ending up), ``STATS`` prints loops, queue and dropped presses,
     ``Q`` quits. Prints ``READY boot_id`` once running and, when the LEDs change, ``LEDS 11111 1 1 0``:
     the key LEDs' and status LED's pins, then the mode and key they show (a host's LED command
     has key 0; the box's own feedback to a press, the key pressed).
@@ -79,19 +79,19 @@ class Fingers:
                 sys.exit(0)
             if line == "STATS":
                 print("STATS", box.loops, len(box.pending), box.dropped_presses)
-            elif line[0] in "DUB" and line[1:].isdigit() and 1 <= int(line[1:]) <= len(board.keys):
+            elif line[0] in "DUBR" and line[1:].isdigit() and 1 <= int(line[1:]) <= len(board.keys):
                 self.queued.append(line)
         if self.bouncing:
-            index, left = self.bouncing[0]
-            self.down[index] = left % 2 == 0  # ends down
+            index, left, ending_down = self.bouncing[0]
+            self.down[index] = (left % 2 == 0) == ending_down
             self.bouncing[0][1] -= 1
             if self.bouncing[0][1] < 0:
                 self.bouncing.pop(0)
                 self.last_change = now
         elif self.queued and box.down == self.down and time.ticks_diff(now, self.last_change) > box.debounce_ms:
             line = self.queued.pop(0)
-            if line[0] == "B":
-                self.bouncing.append([int(line[1:]) - 1, 12])
+            if line[0] in "BR":
+                self.bouncing.append([int(line[1:]) - 1, 12, line[0] == "B"])
             else:
                 self.down[int(line[1:]) - 1] = line[0] == "D"
             self.last_change = now
