@@ -34,8 +34,6 @@ from .client import EVENTS, RATINGS, BatchRefused, CentralClient, Outbox, Transi
 
 log = logging.getLogger("rating-sync")
 MAX_BATCH_BYTES = 1_000_000
-HEARTBEAT_EVERY = 60.0
-CONTENT_EVERY = 900.0  # even if no heartbeat said it changed
 WATCHDOG_FEED_EVERY = 50.0  # the unit's WatchdogSec is 120: a long backoff still feeds it
 
 
@@ -46,6 +44,7 @@ class DrainResult:
     batches: int = 0
     bytes_sent: int = 0
     events: int = 0  # terminal events delivered (logins, session events, misuse), beside the ratings
+    more: bool = False  # stopped at its deadline with ratings still pending
 
 
 class Uploader:
@@ -118,18 +117,23 @@ class Uploader:
         self.limit = min(self.batch_size, self.limit * 2)
         result.bytes_sent += sent_bytes
 
-    def drain(self) -> DrainResult:
-        """Send batches until the queue is empty; TransientError propagates to the caller."""
+    def drain(self, until: float | None = None) -> DrainResult:
+        """Send batches until the queue is empty, or no new batch after ``until`` (monotonic): a
+        week's backlog must not hold up the heartbeat. TransientError propagates to the caller."""
         result = DrainResult()
+
+        def due() -> bool:
+            result.more = until is not None and time.monotonic() >= until
+            return result.more
         if self.pipeline < 2:
-            while self.send_one_batch(result):
+            while not due() and self.send_one_batch(result):
                 pass
             return result
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="upload") as pool:
             waiting = None  # (batch, future): the batch on its way
             after = 0
             while True:
-                batch = self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table, after)
+                batch = [] if due() else self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table, after)
                 sent = pool.submit(self._outcome, batch) if batch else None
                 if waiting is not None:
                     limit = self.limit
@@ -185,15 +189,17 @@ class SyncDaemon:
         self.client.close()
         self.store.close()
 
-    def upload(self) -> DrainResult:
-        """Drain the queue once, recording the outcome for ``status``; TransientError propagates."""
+    def upload(self, until: float | None = None) -> DrainResult:
+        """Drain the queue once (new batches until ``until``), recording the outcome for ``status``;
+        TransientError propagates."""
         try:
-            result = self.uploader.drain()  # ratings first: they are what counts
-            events = self.events.drain()
+            result = self.uploader.drain(until)  # ratings first: they are what counts
+            events = self.events.drain(until)
         except TransientError as exc:
             self._failed(exc)
             raise
         result.events, result.batches = events.delivered, result.batches + events.batches
+        result.more = result.more or events.more
         result.bytes_sent += events.bytes_sent
         if result.batches:  # an empty queue asked the server nothing: no news of its health
             log.info("delivered %d ratings and %d events, dead-lettered %d, in %d batches", result.delivered,
@@ -208,13 +214,13 @@ class SyncDaemon:
         now = time.monotonic()
         if now >= self.next_upload:
             try:
-                self.upload()
+                more = self.upload(until=self.next_heartbeat).more
                 self.backoff.reset()
-                self.next_upload = now + self.config.sync.interval
+                self.next_upload = now if more else now + self.config.sync.interval  # the rest after the heartbeat
             except TransientError as exc:
                 self.next_upload = now + self.backoff.next_delay(exc.retry_after)
         if time.monotonic() >= self.next_heartbeat:
-            self.next_heartbeat = time.monotonic() + HEARTBEAT_EVERY * self.rng.uniform(0.9, 1.1)  # jitter
+            self.next_heartbeat = time.monotonic() + self.config.sync.heartbeat_s * self.rng.uniform(0.9, 1.1)  # jitter
             try:
                 reply = self.client.heartbeat(self.report())
                 self._succeeded()
@@ -223,7 +229,7 @@ class SyncDaemon:
             except TransientError as exc:
                 self._failed(exc)
         if time.monotonic() >= self.next_content:
-            self.next_content = time.monotonic() + CONTENT_EVERY
+            self.next_content = time.monotonic() + self.config.sync.content_s
             self.pull_content()
         return max(0.0, min(self.next_upload, self.next_heartbeat, self.next_content) - time.monotonic())
 

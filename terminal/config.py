@@ -70,6 +70,8 @@ class SyncSection:
     interval: float = _within(5.0, 0.05, 3600.0)  # seconds between polls of an empty queue
     timeout: float = _within(15.0, 0.1, 600.0)
     backoff_max: float = _within(300.0, 0.1, 86400.0)
+    heartbeat_s: float = _within(60.0, 0.5, 3600.0)  # between heartbeats, ±10 % jitter, whatever uploads do
+    content_s: float = _within(900.0, 5.0, 86400.0)  # between content checks, even if no heartbeat said so
 
 
 @dataclass(frozen=True)

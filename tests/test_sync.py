@@ -13,6 +13,7 @@ import pytest
 from sync.backoff import Backoff
 from sync.client import CentralClient, TransientError
 from sync.daemon import Uploader
+from terminal import config as terminal_config_module
 from terminal.core.levels import Level
 from terminal.store import Store
 
@@ -188,3 +189,66 @@ def test_a_proxy_refusing_a_batch_is_not_mistaken_for_the_server(store, misbehav
     with pytest.raises(TransientError, match="not signed"):
         Uploader(store, CentralClient(url, NOBODY)).drain()
     assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}
+
+
+def test_a_drain_sends_no_new_batch_after_its_deadline(store, central, enrolled):
+    for i in range(300):
+        store.record(make_rating(Level(1 + i % 5), terminal_id=enrolled.terminal_id))
+    uploader = Uploader(store, central.client(enrolled), batch_size=100)
+    result = uploader.drain(until=time.monotonic() - 1)  # the heartbeat is due: it goes first
+    assert (result.delivered, result.batches, result.more) == (0, 0, True)
+    assert store.counts()["pending"] == 300
+    result = uploader.drain(until=time.monotonic() + 60)
+    assert (result.delivered, result.more) == (300, False)
+
+
+def test_heartbeats_keep_their_interval_while_uploads_fail_a_third_of_the_time(tmp_path, central, enrolled):
+    """The real daemon through a proxy that faults a third of the uploads, ratings arriving all the
+    while: the server hears a heartbeat every interval (±10 % jitter), never starved by the
+    uploads' retries and their backoff (the default, growing to 300 s)."""
+    from fault_proxy import FAULTS, FaultProxy
+    from terminal.recorder import Recorder
+    from terminal.core.channels import InputDevice
+    rng = random.Random(15)
+    faults = [f for f in FAULTS if f != "pass"]
+    heartbeats, uploads = [], []
+
+    def plan(method, path):
+        if path.startswith("/api/v1/heartbeat"):
+            heartbeats.append(time.monotonic())
+            return "pass"
+        if path.startswith("/api/v1/ratings"):
+            uploads.append(fault := rng.choice(faults) if rng.random() < 1 / 3 else "pass")
+            return fault
+        return "pass"
+    proxy = FaultProxy(central.url, plan, slow_seconds=1.2)
+    data = tmp_path / "data"
+    dataclasses.replace(enrolled, server=proxy.url).save(data)
+    path = tmp_path / "terminal.toml"
+    path.write_text(f'[terminal]\ndata_dir = "{data}"\ncontent_dir = "{data / "content"}"\n'
+                    f'[sync]\nserver = "{proxy.url}"\nbatch_size = 50\ninterval = 0.2\ntimeout = 1.0\n'
+                    "heartbeat_s = 2.0\n", encoding="utf-8")
+    config = terminal_config_module.load(path)
+    store = Store(config.db_path)
+    recorder = Recorder(config, store)
+    daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(path), "run"],
+                              stdout=(tmp_path / "sync.log").open("w"), stderr=subprocess.STDOUT)
+    try:
+        started = time.monotonic()
+        end = started + 30
+        while time.monotonic() < end:  # a busy hall: a rating every 50 ms
+            recorder.record(Level.VERY_SATISFIED, InputDevice.TOUCHSCREEN, staff_no="SZ0101")
+            time.sleep(0.05)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        proxy.close()
+    faulted = sum(u != "pass" for u in uploads)
+    assert len(uploads) >= 20 and 0.15 < faulted / len(uploads) < 0.55, (faulted, len(uploads))
+    gaps = [round(b - a, 2) for a, b in zip(heartbeats, heartbeats[1:])]
+    # one heartbeat every 1.8 to 2.2 s from start to end; a gap may also hold one upload that timed
+    # out (1 s, twice when two batches were on their way) before the step came round to it
+    assert heartbeats[0] - started < 5 and end - heartbeats[-1] < 2.2 + 2 * 1.0 + 0.3, (started, heartbeats, end)
+    assert max(gaps) <= 2.2 + 2 * 1.0 + 0.3, gaps
+    assert sum(g <= 2.3 for g in gaps) >= 0.8 * len(gaps), gaps  # nearly always the interval itself
+    store.close()
