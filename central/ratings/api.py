@@ -26,7 +26,7 @@ import terminal
 from terminal.core import signing
 from terminal.core.checks import clean_text, unclean_path
 
-from . import auth, content
+from . import auth, content, overload
 from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
 from .models import Terminal
 
@@ -173,6 +173,13 @@ def upload_events(request: HttpRequest):
 
 
 def take_batch(request: HttpRequest, key: str, kind) -> HttpResponse:
+    """After authentication (the answer is signed, its Retry-After believed), before any parsing:
+    a worker busy with its other uploads refuses this one at once (``overload``)."""
+    with overload.upload_slot() as free:
+        return _take_batch(request, key, kind) if free else overload.busy()
+
+
+def _take_batch(request: HttpRequest, key: str, kind) -> HttpResponse:
     body = json_object(request)
     if not isinstance(body.get(key), list):
         raise BadBody(400, "bad_batch", f'body must be an object {{"{key}": [...]}}')

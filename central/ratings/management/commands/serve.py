@@ -19,4 +19,6 @@ class Command(BaseCommand):
                 "--workers", str(workers), "--threads", str(threads), "--graceful-timeout", "10",
                 "--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms']
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "central.settings")
+        # uploads take at most all threads but one: a heartbeat or a page always finds a thread
+        os.environ.setdefault("RATING_CENTRAL_UPLOAD_SLOTS", str(max(1, threads - 1)))
         os.execv(sys.executable, argv)
