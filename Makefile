@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= kiosk,hw,sync,central,dev
 
-.PHONY: run test bench system-deps clean translations
+.PHONY: run test bench bench-smoke system-deps clean translations
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -24,13 +24,28 @@ run: $(VENV)/.installed system-deps
 test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider -m central --central-db=postgresql
+	$(MAKE) --no-print-directory bench-smoke
 
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py
 	$(PY) bench/sync_drain.py
 	$(PY) bench/kiosk_ui.py
 	$(PY) bench/box_link.py
+	$(PY) bench/sync_drain.py --mix bad
 	$(PY) bench/central_scale.py
+	$(PY) bench/province.py --backend sqlite
+	$(PY) bench/province.py --backend postgresql
+
+# Every benchmark at small sizes (about a minute in all): one that breaks, or whose workload no
+# longer matches what it says (the mixes are checked), fails the build. No timing is asserted.
+bench-smoke: $(VENV)/.installed system-deps
+	$(PY) bench/press_to_durable.py --n 50 --dir var/bench-smoke
+	$(PY) bench/sync_drain.py --backlog 3000 --small 1000 --ceiling 2000
+	$(PY) bench/sync_drain.py --mix bad --backlog 2000 --small 1000 --ceiling 1000
+	$(PY) bench/kiosk_ui.py --presses 10 --starts 1
+	$(PY) bench/box_link.py --presses 30
+	$(PY) bench/central_scale.py --smoke
+	$(PY) bench/province.py --smoke
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

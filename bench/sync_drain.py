@@ -218,7 +218,7 @@ def main() -> int:
     print(f"| bytes on the wire per rating, central → terminal (acknowledgements) | {wire_down:.0f} |")
     print(f"| of which gzip request body per rating | {small['body_bytes'] / args.small:.0f} "
           f"(one rating as plain JSON: {raw}) |")
-    goals = [("drain ≥ 5,000 ratings/s", big["rate"] >= 5000), ("drain ≥ ½ ceiling", big["rate"] >= top / 2),
+    goals = [("drain ≥ 10,000 ratings/s", big["rate"] >= 10_000), ("drain ≥ 0.8 × ceiling", big["rate"] >= 0.8 * top),
              ("RSS within 1.2×", big["peak_rss_mib"] <= 1.2 * small["peak_rss_mib"])]
     print("\ngoals: " + ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in goals))
     report("sync_drain", {"mix": args.mix, "shares": big["shares"], "ceiling_per_s": top, "backlog": args.backlog,
