@@ -7,6 +7,14 @@ RATING_CENTRAL_HOSTS  comma-separated host names the server answers to (default:
 RATING_CENTRAL_DATABASE_URL
                       one URL for the database (dj-database-url): postgres://user:pass@host/name
                       at scale; default: the SQLite file central.db in the data folder
+RATING_CENTRAL_SECRET_KEY_FILE       the key that signs sessions (default: secret_key in the data
+                      folder, made on first start); several app servers share one file
+RATING_CENTRAL_MEDIA  folder for uploaded files, staff photos (default: media in the data folder);
+                      several app servers share one mount, or use an object store (below)
+RATING_CENTRAL_S3_BUCKET, RATING_CENTRAL_S3_ENDPOINT
+                      uploaded files in an S3-compatible store through django-storages instead
+                      (pip install 'rating-terminal[s3]'; credentials as boto3 finds them: the
+                      AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY environment or ~/.aws/credentials)
 RATING_CENTRAL_ALERT_WEBHOOK         optional URL that early-warning alerts are POSTed to
 RATING_CENTRAL_ALERT_WEBHOOK_SECRET  optional key; each POST then carries X-Signature (HMAC-SHA256)
 
@@ -42,7 +50,7 @@ _private(DATA_DIR, 0o700)
 
 def _secret_key() -> str:
     """A key made on first start and kept beside the data, readable by its owner only."""
-    path = DATA_DIR / "secret_key"
+    path = Path(os.environ.get("RATING_CENTRAL_SECRET_KEY_FILE") or DATA_DIR / "secret_key")
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
@@ -165,7 +173,15 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise looks here first
 STATICFILES_DIRS = [("fonts", Path(__file__).resolve().parent.parent / "assets" / "fonts")]
 WHITENOISE_USE_FINDERS = True  # serve static files without a collectstatic step (the demo, the tests)
 MEDIA_URL = "media/"
-MEDIA_ROOT = DATA_DIR / "media"
+MEDIA_ROOT = Path(os.environ.get("RATING_CENTRAL_MEDIA") or DATA_DIR / "media").resolve()
+# Every file goes through Django's storage API (FileField, storage.open): nothing is read from one
+# node's disk by path, so several app servers share uploads through one mount or an object store.
+if os.environ.get("RATING_CENTRAL_S3_BUCKET"):
+    STORAGES = {"default": {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": os.environ["RATING_CENTRAL_S3_BUCKET"],
+        "endpoint_url": os.environ.get("RATING_CENTRAL_S3_ENDPOINT") or None,
+        "default_acl": "private", "querystring_auth": True, "file_overwrite": False}},
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 FILE_UPLOAD_PERMISSIONS = 0o600
 FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o700
 

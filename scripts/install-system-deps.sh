@@ -2,11 +2,12 @@
 # Debian packages the kiosk and its tests need on a machine with no display: a virtual X server,
 # Mesa's software OpenGL for Kivy, xdotool to inject real pointer events, mtdev for Kivy's input,
 # alsa-utils (aplay) for a box-only terminal's voice prompts; for the central server's tests, a
-# PostgreSQL server (run privately by scripts/postgres.py) and Chromium with its WebDriver for pages
+# PostgreSQL server (run privately by scripts/postgres.py), nginx (run privately as the reverse
+# proxy of the scale-out test, two app servers behind it) and Chromium with its WebDriver for pages
 # rendered in a real headless browser; debootstrap for the Raspberry Pi install script's test.
 # Installs them when run as root and they are missing; otherwise says what to install.
 set -euo pipefail
-packages=(xvfb xauth xdotool libgl1 libgl1-mesa-dri libegl1 libmtdev1 alsa-utils postgresql chromium chromium-driver debootstrap)
+packages=(xvfb xauth xdotool libgl1 libgl1-mesa-dri libegl1 libmtdev1 alsa-utils postgresql nginx chromium chromium-driver debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -45,8 +45,8 @@ def wait_healthy(url: str, proc: subprocess.Popen, seconds: float = 30, log: Pat
     raise RuntimeError(f"central server at {url} did not become healthy:\n{tail}")
 
 
-def central_env(data_dir: Path, database_url: str | None) -> dict:
-    env = {**os.environ, "RATING_CENTRAL_DATA": str(data_dir)}
+def central_env(data_dir: Path, database_url: str | None, extra: dict | None = None) -> dict:
+    env = {**os.environ, "RATING_CENTRAL_DATA": str(data_dir), **(extra or {})}
     env.pop("RATING_CENTRAL_DATABASE_URL", None)
     if database_url:
         env["RATING_CENTRAL_DATABASE_URL"] = database_url
@@ -59,10 +59,11 @@ class Central:
     data_dir: Path
     proc: subprocess.Popen
     database_url: str | None = None  # None: SQLite, central.db in the data folder
+    extra_env: dict | None = None  # e.g. a key file and media folder shared by several nodes
 
     @property
     def env(self) -> dict:
-        return central_env(self.data_dir, self.database_url)
+        return central_env(self.data_dir, self.database_url, self.extra_env)
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / "rating-central"), *args], capture_output=True, text=True, timeout=60,
@@ -140,14 +141,15 @@ class Central:
 
 
 def start_central(data_dir: Path, port: int = 0, workers: int | None = None, log: Path | None = None,
-                  collectstatic: bool = False, database_url: str | None = None) -> Central:
+                  collectstatic: bool = False, database_url: str | None = None,
+                  extra_env: dict | None = None) -> Central:
     """Migrate, load the demo roster and serve; return once ``/api/v1/health`` answers.
 
     ``log``: a file for the server's output (default: ``server.log`` in the data folder);
     pass ``Path("-")`` to let it print to ours, as ``make run`` does. ``database_url``: a
     PostgreSQL database to use instead of the SQLite file in the data folder."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = central_env(data_dir, database_url)
+    env = central_env(data_dir, database_url, extra_env)
     central = [str(BIN / "rating-central")]
     steps = [["migrate", "--verbosity", "0"]]
     if collectstatic:
@@ -168,6 +170,6 @@ def start_central(data_dir: Path, port: int = 0, workers: int | None = None, log
     try:
         wait_healthy(url, proc, log=None if str(log) == "-" else log)
     except BaseException:
-        Central(url, data_dir, proc, database_url).stop()
+        Central(url, data_dir, proc, database_url, extra_env).stop()
         raise
-    return Central(url, data_dir, proc, database_url)
+    return Central(url, data_dir, proc, database_url, extra_env)

@@ -1,14 +1,23 @@
-"""What the central server does on a timer: default ratings, chain checks, then early warnings. Safe to repeat."""
+"""What the central server does on a timer: default ratings, chain checks, then early warnings. Safe to
+repeat, and one at a time across every node (``tick_lock``)."""
 
 from django.core.management.base import BaseCommand
 
 from central.ratings import alerts, auth, chains, defaults
+from central.ratings.tick_lock import only_one_tick
 
 
 class Command(BaseCommand):
     help = "Run the scheduled jobs once: default ratings, the terminals' record chains, then early-warning checks (every minute from a timer)."
 
     def handle(self, *args, **options):
+        with only_one_tick() as mine:
+            if not mine:
+                self.stdout.write("another tick is running (on this or another node); this one does nothing")
+                return
+            self.run_jobs()
+
+    def run_jobs(self):
         made = defaults.apply()
         checked = chains.check()
         raised, cleared = alerts.check()
