@@ -35,6 +35,7 @@ bench: $(VENV)/.installed system-deps
 	$(PY) bench/central_scale.py
 	$(PY) bench/province.py --backend sqlite
 	$(PY) bench/province.py --backend postgresql
+	$(PY) bench/province.py --backend postgresql --nodes 2
 
 # Every benchmark at small sizes (about a minute in all): one that breaks, or whose workload no
 # longer matches what it says (the mixes are checked), fails the build. No timing is asserted.
@@ -45,7 +46,7 @@ bench-smoke: $(VENV)/.installed system-deps
 	$(PY) bench/kiosk_ui.py --presses 10 --starts 1
 	$(PY) bench/box_link.py --presses 30
 	$(PY) bench/central_scale.py --smoke
-	$(PY) bench/province.py --smoke
+	$(PY) bench/province.py --smoke --nodes 2
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -16,9 +16,11 @@ opening hours.
    server's Retry-After); the time until the server holds every rating, and the uploads' p99.
 
 The server is ``rating-central serve`` (gunicorn, ``--workers``) on SQLite or on a private
-PostgreSQL server. Terminals, windows and secrets are made directly in the database first.
+PostgreSQL server; with ``--nodes 2``, two of them on one PostgreSQL behind Debian's nginx (the
+scale-out of README "Several app servers"; on one 2-core machine they share its cores). Terminals,
+windows and secrets are made directly in the database first.
 
-    .venv/bin/python bench/province.py [--backend postgresql] [--steps 5000,10000,20000] [--seconds 60] [--smoke]
+    .venv/bin/python bench/province.py [--backend postgresql] [--steps 5000,10000,20000] [--seconds 60] [--nodes 2] [--smoke]
 """
 
 from __future__ import annotations
@@ -314,8 +316,11 @@ def main() -> int:
     parser.add_argument("--recovery-terminals", type=int, default=1000)
     parser.add_argument("--recovery-backlog", type=int, default=2000)
     parser.add_argument("--reconnect-within", type=float, default=60.0, help="seconds over which the terminals come back")
+    parser.add_argument("--nodes", type=int, default=1, help="app servers on one PostgreSQL behind Debian's nginx")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: does it still run")
     args = parser.parse_args()
+    if args.nodes > 1 and args.backend != "postgresql":
+        parser.error("several nodes share one PostgreSQL database")
     if args.smoke:
         args.steps, args.seconds, args.recovery_terminals, args.recovery_backlog = "50", 3.0, 5, 1000
         args.rating_every, args.reconnect_within = 5.0, 1.0
@@ -327,24 +332,32 @@ def main() -> int:
         from postgres import start_postgres
         pg = start_postgres(Path(tempfile.mkdtemp(prefix="bench-province-pg-")))  # its own: the server user reads it
         database_url = pg.create_database("province")
-    central = start_central(work / "central", workers=args.workers, database_url=database_url)
+    shared = {"RATING_CENTRAL_SECRET_KEY_FILE": str(work / "secret_key"), "RATING_CENTRAL_MEDIA": str(work / "media")}
+    nodes = [start_central(work / f"central-{n}", workers=args.workers, database_url=database_url, extra_env=shared)
+             for n in range(args.nodes)]
+    central, proxy, url = nodes[0], None, nodes[0].url
+    if args.nodes > 1:
+        from loopback_nginx import start_nginx
+        proxy = start_nginx(work / "nginx", [node.url for node in nodes])
+        url = proxy.url
     try:
         terminals = make_terminals(central, max(steps + [args.recovery_terminals]))
         print(f"province load — {time.strftime('%Y-%m-%d')}, commit {commit()}, {args.backend}, "
-              f"{args.workers} workers\nmachine: {machine()}\n")
+              f"{args.nodes} node(s) x {args.workers} workers{' behind nginx' if proxy else ''}\n"
+              f"machine: {machine()}\n")
         # a server that has been running: every terminal has had a heartbeat answered (each window's
         # content ETag is in the workers' memory); warming is not measured
         warm = Outcome()
-        asyncio.run(play(central.url, [(i / max(steps) * 10, "heartbeat", lambda t=t: heartbeat(t), None)
-                                       for i, t in enumerate(terminals[:max(steps)])] * args.workers,
+        asyncio.run(play(url, [(i / max(steps) * 10, "heartbeat", lambda t=t: heartbeat(t), None)
+                               for i, t in enumerate(terminals[:max(steps)])] * args.workers * args.nodes,
                          args.connections, warm))
         print(f"capacity, {args.seconds:.0f} s per step, a rating every {args.rating_every:.0f} s per terminal:")
-        rows = capacity(central.url, terminals, steps, args.seconds, args.rating_every, args.connections)
+        rows = capacity(url, terminals, steps, args.seconds, args.rating_every, args.connections)
         held = max((r["terminals"] for r in rows if r["held"]), default=0)
         print(f"\nlargest held at p99 < {GOAL_P99_MS:.0f} ms: {held:,} terminals")
         print(f"\nrecovery: {args.recovery_terminals:,} terminals x {args.recovery_backlog:,} pending, "
               f"reconnecting within {args.reconnect_within:.0f} s:", flush=True)
-        back = recovery(central.url, central, terminals[:args.recovery_terminals], args.recovery_backlog,
+        back = recovery(url, central, terminals[:args.recovery_terminals], args.recovery_backlog,
                         args.connections, args.reconnect_within)
         print(f"  {back['stored']:,} of {back['expected']:,} stored in {back['drain_s']:.0f} s ({back['per_s']:,.0f}/s); "
               f"batch p50 {back['upload_p50_ms']:.0f} ms, p99 {back['upload_p99_ms']:.0f} ms; "
@@ -352,10 +365,13 @@ def main() -> int:
         if back["stored"] != back["expected"]:
             raise SystemExit("the recovery lost or doubled ratings")
     finally:
-        central.stop()
+        if proxy:
+            proxy.stop()
+        for node in nodes:
+            node.stop()
         if pg:
             pg.stop()
-    report("province", {"backend": args.backend, "workers": args.workers, "held_terminals": held,
+    report("province", {"backend": args.backend, "nodes": args.nodes, "workers": args.workers, "held_terminals": held,
                         "steps": rows, "recovery": back})
     return 0
 
