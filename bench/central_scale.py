@@ -4,11 +4,14 @@
    stored ids, case places, work orders for bad ratings, chain notes) taking batches of 1,000
    fresh ratings (the daemon's batch), then the same batches again (all duplicates), beside the
    floor: rows of the same size prepared beforehand and loaded bare, 1,000 per transaction — an
-   ``executemany`` INSERT on SQLite, COPY on PostgreSQL (its fastest way to load rows). Twice: the
-   realistic mix and the all-bad one (every rating opening a work order), stated and checked.
+   ``executemany`` INSERT on SQLite, COPY on PostgreSQL (its fastest way to load rows). Three times,
+   in turn: the realistic mix, an all-good one and the all-bad one (every rating opening a work
+   order), stated and checked.
 2. Dashboard: with ``--dashboard-rows`` ratings (1,000,000) spread over a year at 30 windows, the
    dashboard page (default 30 days and a whole year) and the statistics page by staff member,
-   rendered through Django's test client, beside the bare grouped count it rests on.
+   rendered through Django's test client, beside the bare grouped count it rests on. The ratings'
+   terminal is enrolled before that year, so each keeps its own time; the share in the last 30
+   days is checked (about 8 %), so the table cannot silently become one day's.
 
 Each backend runs in a child process of its own with a fresh database (SQLite file with WAL and
 synchronous=FULL, as served; PostgreSQL: a private server from scripts/postgres.py).
@@ -102,6 +105,9 @@ def child(args) -> dict:
     w01 = Window.objects.get(code="W01")
     Staff.objects.bulk_create([Staff(staff_no=no, name=f"工作人员{no}", window=w01) for no in STAFF])
     terminal = auth.enroll(auth.issue_code(w01)[0])
+    # enrolled more than a year ago: the year of ratings below is plausible, so each keeps its own
+    # time (a rating dated before its terminal's enrollment is stored at the time it arrived)
+    type(terminal).objects.filter(pk=terminal.pk).update(enrolled_at=datetime.now(timezone.utc) - timedelta(days=400))
     terminal = type(terminal).objects.select_related("window").get(pk=terminal.pk)
     binding = Binding.of(terminal, set())
     rng = random.Random(1)
@@ -165,6 +171,12 @@ def child(args) -> dict:
         c.execute("ANALYZE ratings_rating" if connection.vendor == "postgresql" else "ANALYZE")
     result["load_s"] = time.perf_counter() - t0
     result["rows"] = Rating.objects.count()
+    bulk = Rating.objects.filter(rating_id__startswith="bulk-")
+    recent = bulk.filter(rated_on__gte=(datetime.now(CST) - timedelta(days=29)).date()).count()
+    result["share_last_30_days"] = recent / max(1, bulk.count())
+    if not 0.04 < result["share_last_30_days"] < 0.2:  # a year, evenly: 30/365 = 8 %
+        raise SystemExit(f"workload drifted: {result['share_last_30_days']:.0%} of the loaded ratings are in the last "
+                         "30 days, not a year's even spread")
 
     from django.contrib.auth.models import User
     from django.test import Client

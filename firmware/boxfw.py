@@ -163,9 +163,9 @@ async def scan_and_talk(wdt):
         now = time.ticks_ms()
         elapsed += time.ticks_diff(now, last)
         last = now
+        wdt.feed()  # fed only here, once a loop: a stuck loop resets the box
         box.step(elapsed)
         board.show(elapsed)
-        wdt.feed()  # fed only here: a stuck loop resets the box
         await asyncio.sleep_ms(LOOP_MS)
     with open(MAINT_FLAG, "w") as f:  # the host asked for maintenance: come back up in it
         f.write("1")

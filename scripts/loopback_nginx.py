@@ -2,7 +2,9 @@
 what an operator runs when one central server is not enough (README: "Several app servers").
 
 Uploads are idempotent by id, so a request that a dying node never answered is passed on to the
-next one (``non_idempotent``); a node that fails is left out for ``fail_timeout``."""
+next one (``non_idempotent``); a node that fails is left out for ``fail_timeout``. A 503 is not
+passed on: the node that shed the upload has already recorded its nonce, so the next node would
+refuse it as replayed; the terminal waits the 503's Retry-After and signs the batch afresh."""
 
 from __future__ import annotations
 
@@ -46,7 +48,7 @@ http {{
             proxy_set_header Connection "";
             proxy_set_header Host $http_host;
             proxy_set_header X-Real-IP $remote_addr;
-            proxy_next_upstream error timeout http_502 http_503 non_idempotent;
+            proxy_next_upstream error timeout http_502 non_idempotent;
             proxy_next_upstream_tries 2;
             proxy_connect_timeout 2s;
             proxy_read_timeout 60s;
