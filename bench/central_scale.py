@@ -154,15 +154,17 @@ def child(args) -> dict:
     have = Rating.objects.count()
     template = [RATINGS.fields(WireRating.from_wire(item), "d" * 64, binding)
                 for item in wire_ratings(2000, terminal.terminal_id, "W01", rng, spread_days=365)]
-    made = 0
-    while have + made < args.dashboard_rows:
+    # up to --dashboard-rows in all, and never fewer than one template's year (the smoke run's
+    # ingest alone can pass its small --dashboard-rows, and the spread is checked below)
+    target, made = max(args.dashboard_rows - have, len(template)), 0
+    while made < target:
         rows = []
         for row in template:
             n = made + len(rows)
             rated_at = row["rated_at"] - timedelta(seconds=n % 977)
             rows.append({**row, "rating_id": f"bulk-{n:09d}", "window_code": WINDOWS[n % len(WINDOWS)],
                          "rated_at": rated_at, "rated_on": rated_at.astimezone(CST).date()})
-            if have + made + len(rows) >= args.dashboard_rows:
+            if made + len(rows) >= target:
                 break
         with transaction.atomic():
             insert_rows(Rating, rows)
