@@ -72,7 +72,7 @@ result: dict = {}
 
 def first_frame(*_):
     Window.unbind(on_flip=first_frame)
-    result.update(first_frame_wall=time.time(), rss_mib=rss_mib())
+    result.update(first_frame_wall=time.time(), rss_mib=rss_mib(), window_size=list(Window.size))
     if mode.endswith("start"):
         Clock.schedule_once(lambda _dt: app.stop(), 0.5)
     else:

@@ -4,7 +4,9 @@
    each timed from the touch to the first frame on which the thank-you screen is current (the
    rating committed with fsync before that). Floor: a bare Kivy app switching screens on a touch.
 2. Start to first frame and resident memory then: the kiosk (demo content, logged in) against a
-   bare Kivy app with one label, the median of ``--starts`` runs each, from process start.
+   bare Kivy app with one label, the median of ``--starts`` runs each, from process start. Both
+   windows have the kiosk's configured size (checked): a software renderer's memory and frame
+   time grow with the framebuffer.
 
     .venv/bin/python bench/kiosk_ui.py [--presses 200] [--starts 3]
 """
@@ -25,8 +27,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT))
 
 from common import machine, percentiles  # noqa: E402
+from terminal import config as config_module  # noqa: E402
 from xvfb import start_xvfb  # noqa: E402
 
 PROBE = ROOT / "bench" / "kiosk_probe.py"
@@ -68,6 +72,11 @@ def main() -> int:
             env = {**os.environ, "DISPLAY": display, "KIVY_HOME": str(work / "kivy-home"),
                    "KCFG_KIVY_LOG_LEVEL": "warning", "SDL_AUDIODRIVER": "dummy"}
             config = kiosk_config(work)
+            # both windows of the kiosk's configured size (Kivy reads KCFG_ settings at import;
+            # the kiosk lets them win): a software renderer's memory and frame time grow with
+            # the framebuffer, and Kivy's default 800x600 window was 21 MiB lighter than 1280x800
+            size = config_module.load(config).kiosk
+            env.update(KCFG_GRAPHICS_WIDTH=str(size.width), KCFG_GRAPHICS_HEIGHT=str(size.height))
             starts = {kind: [probe(f"{kind}-start", work, env, config) for _ in range(args.starts)]
                       for kind in ("bare", "kiosk")}
             presses = {kind: probe(f"{kind}-press", work, env, config, args.presses) for kind in ("bare", "kiosk")}
@@ -75,6 +84,9 @@ def main() -> int:
         xvfb.terminate()
         xvfb.wait(10)
 
+    sizes = {kind: {tuple(r["window_size"]) for r in [*v, presses[kind]]} for kind, v in starts.items()}
+    if len(sizes["bare"] | sizes["kiosk"]) != 1:  # the floor must draw what the kiosk draws into
+        raise SystemExit(f"workload drifted: window sizes differ, {sizes}")
     start_ms = {k: statistics.median(r["start_ms"] for r in v) for k, v in starts.items()}
     rss = {k: statistics.median(r["rss_mib"] for r in v) for k, v in starts.items()}
     press = {k: percentiles(v["samples_ms"]) for k, v in presses.items()}
