@@ -141,7 +141,8 @@ DATABASES = {"default": dj_database_url.config(
     conn_max_age=60, conn_health_checks=False)}  # a check is a query before every request; a broken
 #                                                connection fails one request and is replaced
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Kept open across requests too (each server thread its own): opening a SQLite connection and
+    # closing it again (WAL: the last close checkpoints) cost a heartbeat more than its own work.
     # WAL lets the dashboard read while uploads write; IMMEDIATE avoids upgrade deadlocks.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
