@@ -9,6 +9,7 @@ JSON bodies, in ``server_time``, so terminals can correct their clocks. Errors a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import zlib
@@ -256,9 +257,29 @@ def heartbeat(request: HttpRequest):
         node.device_down_since = None
     elif node.device_down_since is None:
         node.device_down_since = node.last_seen
-    node.save(update_fields=["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters",
-                             "clock_offset_s", "heartbeat", "device_down_since"])
+    save_heartbeat(node)
     return answer({"content_etag": content.etag_for(node)})
+
+
+HEARTBEAT_FIELDS = ["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters", "clock_offset_s",
+                    "heartbeat", "device_down_since"]
+
+
+def save_heartbeat(node: Terminal) -> None:
+    """The terminal's row, as ``node.save(update_fields=HEARTBEAT_FIELDS)`` writes it, from a statement
+    composed once: hundreds of heartbeats a second each had Django compile the same UPDATE again.
+    Each value goes through its field's own conversion for this database."""
+    fields = [Terminal._meta.get_field(name) for name in HEARTBEAT_FIELDS]
+    values = [f.get_db_prep_save(getattr(node, f.attname), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_heartbeat_update_sql(), [*values, node.pk])
+
+
+@functools.cache
+def _heartbeat_update_sql() -> str:
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"{quote(Terminal._meta.get_field(name).column)} = %s" for name in HEARTBEAT_FIELDS)
+    return f"UPDATE {quote(Terminal._meta.db_table)} SET {columns} WHERE {quote(Terminal._meta.pk.column)} = %s"
 
 
 @api.get("/content", auth=signed, summary="The terminal's content manifest (ETag / If-None-Match)")
