@@ -346,12 +346,12 @@ def main() -> int:
               f"{args.nodes} node(s) x {args.workers} workers{' behind nginx' if proxy else ''}\n"
               f"machine: {machine()}\n")
         # a server that has been running: every terminal has had a heartbeat answered (each window's
-        # content ETag is in the workers' memory); warming is not measured
+        # content ETag is stored on its row); warming is not measured
         warm = Outcome()
         asyncio.run(play(url, [(i / max(steps) * 10, "heartbeat", lambda t=t: heartbeat(t), None)
-                               for i, t in enumerate(terminals[:max(steps)])] * args.workers * args.nodes,
+                               for i, t in enumerate(terminals[:max(steps)])],
                          args.connections, warm))
-        print(f"capacity, {args.seconds:.0f} s per step, a rating every {args.rating_every:.0f} s per terminal:")
+        print(f"capacity, {args.seconds:.0f} s per step, a rating every {args.rating_every:.0f} s per terminal:", flush=True)
         rows = capacity(url, terminals, steps, args.seconds, args.rating_every, args.connections)
         held = max((r["terminals"] for r in rows if r["held"]), default=0)
         print(f"\nlargest held at p99 < {GOAL_P99_MS:.0f} ms: {held:,} terminals")

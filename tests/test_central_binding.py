@@ -147,7 +147,9 @@ def test_a_request_reads_its_terminal_window_and_hall_in_one_query_as_the_orm_wo
 
     Terminal.objects.filter(pk=hall.pk).update(heartbeat={"版本": "1.0", "devices": [{"connected": False}]},
                                                clock_offset_s=-1.5)
-    ContentGeneration.objects.update_or_create(pk=1, defaults={"number": 41})
+    ContentGeneration.objects.all().delete()
+    assert auth.calling_terminal(hall.terminal_id).province_generation == 0  # no change yet: as content counts it
+    ContentGeneration.objects.create(pk=1, number=41)
     with django_assert_num_queries(1):
         read = auth.calling_terminal(hall.terminal_id)
         window, place = read.window, read.window.hall

@@ -102,10 +102,11 @@ def authenticate(request: HttpRequest) -> Terminal:
 
 
 def calling_terminal(terminal_id: str) -> Terminal | None:
-    """The terminal with its window, hall and the province's content number, in one query written
-    once: every signed request starts here, and Django compiling the same join each time cost more
-    than the database answering it. Terminal's own columns go through the ORM's converters (its
-    times, its JSON); Window's and Hall's are text and numbers, taken as they are."""
+    """The terminal with its window, hall and the province's content number (0 before the first
+    change, as ``content.generation`` counts it), in one query written once: every signed request
+    starts here, and Django compiling the same join each time cost more than the database answering
+    it. Terminal's own columns go through the ORM's converters (its times, its JSON); Window's and
+    Hall's are text and numbers, taken as they are."""
     found = list(Terminal.objects.raw(_calling_terminal_sql(), [terminal_id]))
     if not found:
         return None
@@ -129,8 +130,8 @@ def _calling_terminal_sql() -> str:
     columns = [f"{t}.{quote(f.column)}" for f in Terminal._meta.concrete_fields]
     columns += [f"{w}.{quote(f.column)} AS {quote('window__' + f.attname)}" for f in Window._meta.concrete_fields]
     columns += [f"{h}.{quote(f.column)} AS {quote('hall__' + f.attname)}" for f in Hall._meta.concrete_fields]
-    generation = (f"(SELECT {quote('number')} FROM {quote(ContentGeneration._meta.db_table)} "
-                  f"WHERE {quote(ContentGeneration._meta.pk.column)} = 1) AS {quote('province_generation')}")
+    generation = (f"COALESCE((SELECT {quote('number')} FROM {quote(ContentGeneration._meta.db_table)} "
+                  f"WHERE {quote(ContentGeneration._meta.pk.column)} = 1), 0) AS {quote('province_generation')}")
     return (f"SELECT {', '.join(columns)}, {generation} FROM {t} "
             f"JOIN {w} ON {w}.{quote(Window._meta.pk.column)} = {t}.{quote(Terminal._meta.get_field('window').column)} "
             f"JOIN {h} ON {h}.{quote(Hall._meta.pk.column)} = {w}.{quote(Window._meta.get_field('hall').column)} "
