@@ -178,13 +178,20 @@ class CentralClient:
 
     # -- endpoints ---------------------------------------------------------------------------
 
-    def upload(self, payloads: dict[str, str], clock: dict, outbox: Outbox = RATINGS) -> tuple[dict[str, ItemAck], int]:
-        """POST one batch; return the acknowledgements by rating id and the bytes sent.
-
-        ``payloads`` maps each rating id to its wire JSON text as the terminal recorded it; the
-        texts are joined into the body as they are, never decoded and encoded again."""
+    @staticmethod
+    def batch_body(payloads: dict[str, str], clock: dict, outbox: Outbox = RATINGS) -> bytes:
+        """The gzip body of one batch. ``payloads`` maps each rating id to its wire JSON text as the
+        terminal recorded it; the texts are joined into the body as they are, never decoded and
+        encoded again."""
         text = f'{{"{outbox.key}":[' + ",".join(payloads.values()) + '],"clock":' + json.dumps(clock) + "}"
-        body = gzip.compress(text.encode(), compresslevel=6)
+        return gzip.compress(text.encode(), compresslevel=6)
+
+    def upload(self, payloads: dict[str, str], clock: dict, outbox: Outbox = RATINGS,
+               body: bytes | None = None) -> tuple[dict[str, ItemAck], int]:
+        """POST one batch; return the acknowledgements by rating id and the bytes sent. ``body``:
+        the batch's ``batch_body``, when it was made ahead (while the batch before was on its way)."""
+        if body is None:
+            body = self.batch_body(payloads, clock, outbox)
         response = self.request("POST", outbox.path, body,
                                 {"Content-Type": "application/json", "Content-Encoding": "gzip"})
         if response.status_code in (400, 413, 415):

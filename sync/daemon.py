@@ -52,10 +52,10 @@ class Uploader:
     until the one rating it objects to is alone, and that one becomes a dead letter: one bad row
     never blocks the queue behind it. After each good batch the size grows back.
 
-    While the server takes one batch in, the next is read, sent and on its way (``pipeline`` 2):
-    the terminal's work, the wire and the server's two workers overlap instead of waiting on each
-    other. Ids make this safe: whatever order the answers come in, each rating is stored once, and
-    after any failure the queue is read again from its oldest pending rating."""
+    While the server takes one batch in, the next is read and compressed, and goes the moment the
+    answer comes (``pipeline`` 2): the terminal's work and the server's overlap instead of waiting
+    on each other, and one batch at a time is on the wire, in order. After any failure the queue is
+    read again from its oldest pending rating; ids make a resend harmless."""
 
     def __init__(self, store: Store, client: CentralClient, batch_size: int = 1000,
                  clock: SystemClock | None = None, outbox: Outbox = RATINGS, pipeline: int = 2):
@@ -72,14 +72,18 @@ class Uploader:
         self._settle(batch, self._outcome(batch), result)
         return len(batch)
 
-    def _send(self, batch: list) -> tuple[dict, int]:
-        """The HTTP part alone (it may run on another thread): acknowledgements and bytes sent."""
-        return self.client.upload({p.id: p.payload for p in batch},
-                                  {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()}, self.outbox)
+    def _body(self, batch: list) -> bytes:
+        """The batch's request body, made ahead of its turn to be sent."""
+        return self.client.batch_body({p.id: p.payload for p in batch}, self._clock(), self.outbox)
 
-    def _outcome(self, batch: list):
+    def _clock(self) -> dict:
+        return {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()}
+
+    def _outcome(self, batch: list, body: bytes | None = None):
+        """The HTTP part alone (it may run on another thread): acknowledgements and bytes sent, or the
+        failure as a value."""
         try:
-            return self._send(batch)
+            return self.client.upload({p.id: p.payload for p in batch}, self._clock(), self.outbox, body)
         except (BatchRefused, TransientError) as exc:
             return exc
 
@@ -134,7 +138,8 @@ class Uploader:
             after = 0
             while True:
                 batch = [] if due() else self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table, after)
-                sent = pool.submit(self._outcome, batch) if batch else None
+                # compressed here, while the batch before is on its way: the upload thread only sends
+                sent = pool.submit(self._outcome, batch, self._body(batch)) if batch else None
                 if waiting is not None:
                     limit = self.limit
                     try:

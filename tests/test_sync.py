@@ -6,6 +6,7 @@ import random
 import socket
 import signal
 import subprocess
+import threading
 import time
 
 import pytest
@@ -46,6 +47,32 @@ def test_drain_delivers_everything_once(store, central, enrolled):
     store.db.execute("UPDATE ratings SET state = 'pending'")
     result = Uploader(store, central.client(enrolled)).drain()
     assert result.delivered == 1200 and central.count() == before + 1200
+
+
+def test_the_next_batch_is_made_while_the_one_before_is_on_its_way(store, central, enrolled):
+    """The upload thread only sends: the next batch is read and compressed meanwhile, so the
+    server does not wait on the terminal between two batches (bench/sync_drain.py)."""
+    for i in range(900):
+        store.record(make_rating(Level(1 + i % 5), terminal_id=enrolled.terminal_id))
+    client = central.client(enrolled)
+    made, next_made, overlapped = [], threading.Event(), []
+    make_body, send = client.batch_body, client.upload
+
+    def batch_body(payloads, clock, outbox):
+        made.append(len(payloads))
+        if len(made) == 2:
+            next_made.set()
+        return make_body(payloads, clock, outbox)
+
+    def upload(payloads, clock, outbox, body=None):
+        if not overlapped:  # the first batch waits, on the wire, for the second to be made
+            overlapped.append(next_made.wait(10))
+        return send(payloads, clock, outbox, body)
+
+    client.batch_body, client.upload = batch_body, upload
+    result = Uploader(store, client, batch_size=300).drain()
+    assert overlapped == [True] and made == [300, 300, 300]
+    assert (result.delivered, result.batches) == (900, 3) and store.counts()["pending"] == 0
 
 
 def test_rejected_item_becomes_a_dead_letter_and_the_rest_go_on(store, central, enrolled):
