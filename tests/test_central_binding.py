@@ -144,15 +144,18 @@ def test_a_request_reads_its_terminal_window_and_hall_in_one_query_as_the_orm_wo
     from central.ratings import auth
     from central.ratings.models import ContentGeneration, Terminal
     from django.forms.models import model_to_dict
+    from django.utils import timezone
 
     Terminal.objects.filter(pk=hall.pk).update(heartbeat={"版本": "1.0", "devices": [{"connected": False}]},
-                                               clock_offset_s=-1.5)
+                                               clock_offset_s=-1.5, last_seen=timezone.now(),
+                                               device_down_since=timezone.now() - timedelta(minutes=5))
     ContentGeneration.objects.all().delete()
     assert auth.calling_terminal(hall.terminal_id).province_generation == 0  # no change yet: as content counts it
     ContentGeneration.objects.create(pk=1, number=41)
     with django_assert_num_queries(1):
         read = auth.calling_terminal(hall.terminal_id)
         window, place = read.window, read.window.hall
+    assert read.get_deferred_fields() == {"heartbeat"}  # no request needs the last heartbeat's JSON
     orm = Terminal.objects.select_related("window__hall").get(pk=hall.pk)
     for mine, theirs in ((read, orm), (window, orm.window), (place, orm.window.hall)):
         assert type(mine) is type(theirs) and mine.pk == theirs.pk

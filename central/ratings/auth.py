@@ -14,7 +14,7 @@ import re
 import secrets
 from datetime import timedelta
 
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -105,33 +105,47 @@ def calling_terminal(terminal_id: str) -> Terminal | None:
     """The terminal with its window, hall and the province's content number (0 before the first
     change, as ``content.generation`` counts it), in one query written once: every signed request
     starts here, and Django compiling the same join each time cost more than the database answering
-    it. Terminal's own columns go through the ORM's converters (its times, its JSON); Window's and
-    Hall's are text and numbers, taken as they are."""
-    found = list(Terminal.objects.raw(_calling_terminal_sql(), [terminal_id]))
-    if not found:
+    it. Terminal's own columns go through the ORM's converters for this database (its times);
+    Window's and Hall's are text and numbers, taken as they are. The last heartbeat's JSON is left
+    unread (deferred): nothing a request does needs it."""
+    with connection.cursor() as cursor:
+        cursor.execute(_calling_terminal_sql(), [terminal_id])
+        row = cursor.fetchone()
+    if row is None:
         return None
-    terminal = found[0]
-    hall = Hall.from_db(terminal._state.db, _HALL_FIELDS, [getattr(terminal, f"hall__{f}") for f in _HALL_FIELDS])
-    window = Window.from_db(terminal._state.db, _WINDOW_FIELDS,
-                            [getattr(terminal, f"window__{f}") for f in _WINDOW_FIELDS])
-    window.hall = hall
-    terminal.window = window
+    db = connections[DEFAULT_DB_ALIAS]
+    compiler, converters = _terminal_converters(db)
+    row = next(compiler.apply_converters([list(row)], converters))
+    ends = (len(_TERMINAL_FIELDS), len(_TERMINAL_FIELDS) + len(_WINDOW_FIELDS))
+    terminal = Terminal.from_db(db.alias, _TERMINAL_FIELDS, row[:ends[0]])
+    terminal.window = Window.from_db(db.alias, _WINDOW_FIELDS, row[ends[0]:ends[1]])
+    terminal.window.hall = Hall.from_db(db.alias, _HALL_FIELDS, row[ends[1]:-1])
+    terminal.province_generation = row[-1]
     return terminal
 
 
-_HALL_FIELDS = [f.attname for f in Hall._meta.concrete_fields]
+_TERMINAL_COLUMNS = [f for f in Terminal._meta.concrete_fields if f.name != "heartbeat"]
+_TERMINAL_FIELDS = [f.attname for f in _TERMINAL_COLUMNS]
 _WINDOW_FIELDS = [f.attname for f in Window._meta.concrete_fields]
+_HALL_FIELDS = [f.attname for f in Hall._meta.concrete_fields]
+
+
+@functools.lru_cache(maxsize=64)  # one per server thread's connection
+def _terminal_converters(db) -> tuple:
+    """Django's own converters for the terminal's columns on this connection (as a queryset applies them)."""
+    compiler = db.ops.compiler("SQLCompiler")(Terminal.objects.none().query, db, db.alias)
+    return compiler, compiler.get_converters([f.get_col(Terminal._meta.db_table) for f in _TERMINAL_COLUMNS])
 
 
 @functools.cache
 def _calling_terminal_sql() -> str:
     quote = connection.ops.quote_name
     t, w, h = (quote(m._meta.db_table) for m in (Terminal, Window, Hall))
-    columns = [f"{t}.{quote(f.column)}" for f in Terminal._meta.concrete_fields]
-    columns += [f"{w}.{quote(f.column)} AS {quote('window__' + f.attname)}" for f in Window._meta.concrete_fields]
-    columns += [f"{h}.{quote(f.column)} AS {quote('hall__' + f.attname)}" for f in Hall._meta.concrete_fields]
+    columns = [f"{t}.{quote(f.column)}" for f in _TERMINAL_COLUMNS]
+    columns += [f"{w}.{quote(f.column)}" for f in Window._meta.concrete_fields]
+    columns += [f"{h}.{quote(f.column)}" for f in Hall._meta.concrete_fields]
     generation = (f"COALESCE((SELECT {quote('number')} FROM {quote(ContentGeneration._meta.db_table)} "
-                  f"WHERE {quote(ContentGeneration._meta.pk.column)} = 1), 0) AS {quote('province_generation')}")
+                  f"WHERE {quote(ContentGeneration._meta.pk.column)} = 1), 0)")
     return (f"SELECT {', '.join(columns)}, {generation} FROM {t} "
             f"JOIN {w} ON {w}.{quote(Window._meta.pk.column)} = {t}.{quote(Terminal._meta.get_field('window').column)} "
             f"JOIN {h} ON {h}.{quote(Hall._meta.pk.column)} = {w}.{quote(Window._meta.get_field('hall').column)} "
