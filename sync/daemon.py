@@ -69,21 +69,21 @@ class Uploader:
         batch = self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table)
         if not batch:
             return 0
-        self._settle(batch, self._outcome(batch), result)
+        self._settle(batch, self._outcome(*self._made(batch)), result)
         return len(batch)
 
-    def _body(self, batch: list) -> bytes:
-        """The batch's request body, made ahead of its turn to be sent."""
-        return self.client.batch_body({p.id: p.payload for p in batch}, self._clock(), self.outbox)
+    def _made(self, batch: list) -> tuple[dict[str, str], dict, bytes]:
+        """The batch as it goes on the wire, made ahead of its turn to be sent: its payloads by id,
+        the clock it carries and its compressed body."""
+        payloads = {p.id: p.payload for p in batch}
+        clock = {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()}
+        return payloads, clock, self.client.batch_body(payloads, clock, self.outbox)
 
-    def _clock(self) -> dict:
-        return {"boot_id": self.clock.boot_id(), "mono_ms": self.clock.monotonic_ms()}
-
-    def _outcome(self, batch: list, body: bytes | None = None):
+    def _outcome(self, payloads: dict[str, str], clock: dict, body: bytes):
         """The HTTP part alone (it may run on another thread): acknowledgements and bytes sent, or the
         failure as a value."""
         try:
-            return self.client.upload({p.id: p.payload for p in batch}, self._clock(), self.outbox, body)
+            return self.client.upload(payloads, clock, self.outbox, body)
         except (BatchRefused, TransientError) as exc:
             return exc
 
@@ -139,7 +139,7 @@ class Uploader:
             while True:
                 batch = [] if due() else self.store.pending(self.limit, MAX_BATCH_BYTES, self.outbox.table, after)
                 # compressed here, while the batch before is on its way: the upload thread only sends
-                sent = pool.submit(self._outcome, batch, self._body(batch)) if batch else None
+                sent = pool.submit(self._outcome, *self._made(batch)) if batch else None
                 if waiting is not None:
                     limit = self.limit
                     try:

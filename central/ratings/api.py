@@ -263,14 +263,14 @@ def heartbeat(request: HttpRequest):
 
 HEARTBEAT_FIELDS = ["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters", "clock_offset_s",
                     "heartbeat", "device_down_since"]
+_HEARTBEAT_COLUMNS = [Terminal._meta.get_field(name) for name in HEARTBEAT_FIELDS]
 
 
 def save_heartbeat(node: Terminal) -> None:
     """The terminal's row, as ``node.save(update_fields=HEARTBEAT_FIELDS)`` writes it, from a statement
     composed once: hundreds of heartbeats a second each had Django compile the same UPDATE again.
     Each value goes through its field's own conversion for this database."""
-    fields = [Terminal._meta.get_field(name) for name in HEARTBEAT_FIELDS]
-    values = [f.get_db_prep_save(getattr(node, f.attname), connection) for f in fields]
+    values = [f.get_db_prep_save(getattr(node, f.attname), connection) for f in _HEARTBEAT_COLUMNS]
     with connection.cursor() as cursor:
         cursor.execute(_heartbeat_update_sql(), [*values, node.pk])
 
@@ -278,7 +278,7 @@ def save_heartbeat(node: Terminal) -> None:
 @functools.cache
 def _heartbeat_update_sql() -> str:
     quote = connection.ops.quote_name
-    columns = ", ".join(f"{quote(Terminal._meta.get_field(name).column)} = %s" for name in HEARTBEAT_FIELDS)
+    columns = ", ".join(f"{quote(f.column)} = %s" for f in _HEARTBEAT_COLUMNS)
     return f"UPDATE {quote(Terminal._meta.db_table)} SET {columns} WHERE {quote(Terminal._meta.pk.column)} = %s"
 
 

@@ -108,12 +108,12 @@ def calling_terminal(terminal_id: str) -> Terminal | None:
     it. Terminal's own columns go through the ORM's converters for this database (its times);
     Window's and Hall's are text and numbers, taken as they are. The last heartbeat's JSON is left
     unread (deferred): nothing a request does needs it."""
-    with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    with db.cursor() as cursor:
         cursor.execute(_calling_terminal_sql(), [terminal_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    db = connections[DEFAULT_DB_ALIAS]
     compiler, converters = _terminal_converters(db)
     row = next(compiler.apply_converters([list(row)], converters))
     ends = (len(_TERMINAL_FIELDS), len(_TERMINAL_FIELDS) + len(_WINDOW_FIELDS))
