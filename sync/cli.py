@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 import threading
 
+from terminal import systemd
 from terminal.commands import Command, main as run_table
 
 from . import content
@@ -16,8 +16,7 @@ from .daemon import SyncDaemon, run_forever
 def cmd_run(config, args) -> int:
     if not args.once:
         stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        systemd.stop_on_signals(stop)
         run_forever(config, stop)
         return 0
     daemon = SyncDaemon(config)

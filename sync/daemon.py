@@ -35,6 +35,7 @@ from .client import EVENTS, RATINGS, BatchRefused, CentralClient, Outbox, Transi
 log = logging.getLogger("rating-sync")
 MAX_BATCH_BYTES = 1_000_000
 WATCHDOG_FEED_EVERY = 50.0  # the unit's WatchdogSec is 120: a long backoff still feeds it
+UPLOAD_SLICE_S = 30.0  # a long backlog is drained in slices this long, the watchdog fed between
 
 
 @dataclass
@@ -173,26 +174,32 @@ def _now() -> str:
 
 
 class SyncDaemon:
-    """One iteration (``step``) does whatever is due; ``run`` loops until asked to stop."""
+    """Two lanes, each on its own thread with its own database connection and HTTP session, so
+    neither can hold the other up: the upload lane (``upload_step``) drains the outbox with its
+    backoff; the contact lane (``contact_step``) sends the heartbeat every ``heartbeat_s`` (±10 %
+    jitter) and pulls content when it changed. An upload waiting out its timeout or a week's backlog
+    never makes a delivering terminal look offline. ``run`` loops both until asked to stop."""
 
     def __init__(self, config: Config, clock: SystemClock | None = None):
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(config.db_path)
-        state = self.store.state()
-        self.client = client_for(config, Credentials.load(config.terminal.data_dir),
-                                 clock_offset=state.get("clock_offset_s", 0.0))
+        credentials = Credentials.load(config.terminal.data_dir)
+        offset = self.store.state().get("clock_offset_s", 0.0)
+        self.client = client_for(config, credentials, clock_offset=offset)
         self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
         self.events = Uploader(self.store, self.client, config.sync.batch_size, self.clock, EVENTS)
         self.backoff = Backoff(cap=config.sync.backoff_max)
+        self.contact_store = Store(config.db_path)  # the contact lane's own connection and session
+        self.contact_client = client_for(config, credentials, clock_offset=offset)
         self.rng = random.Random()
         self.next_upload = 0.0
         self.next_heartbeat = 0.0
         self.next_content = 0.0
 
     def close(self) -> None:
-        self.client.close()
-        self.store.close()
+        for part in (self.client, self.store, self.contact_client, self.contact_store):
+            part.close()
 
     def upload(self, until: float | None = None) -> DrainResult:
         """Drain the queue once (new batches until ``until``), recording the outcome for ``status``;
@@ -201,7 +208,7 @@ class SyncDaemon:
             result = self.uploader.drain(until)  # ratings first: they are what counts
             events = self.events.drain(until)
         except TransientError as exc:
-            self._failed(exc)
+            self._failed(self.store, self.client, exc)
             raise
         result.events, result.batches = events.delivered, result.batches + events.batches
         result.more = result.more or events.more
@@ -209,93 +216,112 @@ class SyncDaemon:
         if result.batches:  # an empty queue asked the server nothing: no news of its health
             log.info("delivered %d ratings and %d events, dead-lettered %d, in %d batches", result.delivered,
                      result.events, result.dead + events.dead, result.batches)
-            self._succeeded()
+            self._succeeded(self.store, self.client)
         return result
 
-    def step(self) -> float:
-        """Do whatever is due: upload, heartbeat, content pull, each on its own schedule, so a
-        failing upload never silences the heartbeat (the terminal would look offline while it is
-        only retrying) nor stops the content. Returns how long to wait before the next step."""
+    def upload_step(self) -> float:
+        """Upload if due; how long until the next upload. A long backlog goes in slices of
+        ``UPLOAD_SLICE_S`` so the loop comes round to feed the watchdog."""
         now = time.monotonic()
         if now >= self.next_upload:
             try:
-                more = self.upload(until=self.next_heartbeat).more
+                more = self.upload(until=now + UPLOAD_SLICE_S).more
                 self.backoff.reset()
-                self.next_upload = now if more else now + self.config.sync.interval  # the rest after the heartbeat
+                self.next_upload = now if more else now + self.config.sync.interval
             except TransientError as exc:
                 self.next_upload = now + self.backoff.next_delay(exc.retry_after)
-        if time.monotonic() >= self.next_heartbeat:
-            self.next_heartbeat = time.monotonic() + self.config.sync.heartbeat_s * self.rng.uniform(0.9, 1.1)  # jitter
+        return max(0.0, self.next_upload - time.monotonic())
+
+    def contact_step(self) -> float:
+        """Heartbeat and content pull, if due; how long until the next is due. The next heartbeat is
+        planned from when this one was due, so a slow answer does not push the schedule back."""
+        now = time.monotonic()
+        if now >= self.next_heartbeat:
+            due = self.next_heartbeat or now
+            self.next_heartbeat = max(due + self.config.sync.heartbeat_s * self.rng.uniform(0.9, 1.1), now)
             try:
-                reply = self.client.heartbeat(self.report())
-                self._succeeded()
+                reply = self.contact_client.heartbeat(self.report())
+                self._succeeded(self.contact_store, self.contact_client)
                 if reply.get("content_etag") and reply["content_etag"] != content.current_etag(self.config.content_dir):
                     self.next_content = 0.0
             except TransientError as exc:
-                self._failed(exc)
+                self._failed(self.contact_store, self.contact_client, exc)
         if time.monotonic() >= self.next_content:
             self.next_content = time.monotonic() + self.config.sync.content_s
             self.pull_content()
-        return max(0.0, min(self.next_upload, self.next_heartbeat, self.next_content) - time.monotonic())
+        return max(0.0, min(self.next_heartbeat, self.next_content) - time.monotonic())
 
     def pull_content(self) -> str | None:
         """Pull content if it changed; return the error (the current content is kept), or None."""
         try:
-            if content.pull(self.client, self.config.content_dir, self.config.sync.disk_reserve_mb * 1024 * 1024):
-                self.store.set_state(content_version=content.current_etag(self.config.content_dir))
+            if content.pull(self.contact_client, self.config.content_dir,
+                            self.config.sync.disk_reserve_mb * 1024 * 1024):
+                self.contact_store.set_state(content_version=content.current_etag(self.config.content_dir))
             return None
         except (TransientError, content.ContentPullError) as exc:
             self.next_content = time.monotonic() + 60.0
             log.warning("content pull failed, current content kept: %s", exc)
-            self.store.set_state(last_content_error=f"{_now()} {exc}")
+            self.contact_store.set_state(last_content_error=f"{_now()} {exc}")
             return str(exc)
 
     def report(self) -> dict:
         """The heartbeat: what a technician or the central server needs to judge this terminal."""
-        counts = self.store.counts()
-        oldest = self.store.oldest_pending()
+        store = self.contact_store
+        counts = store.counts()
+        oldest = store.oldest_pending()
         oldest_s = None
         if oldest:
             oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
-        state = self.store.state()
+        state = store.state()
         return {
-            "version": terminal.__version__, "versions": versions(self.store.schema_version),
+            "version": terminal.__version__, "versions": versions(store.schema_version),
             "boot_id": self.clock.boot_id(),
             "mono_ms": self.clock.monotonic_ms(), "queue_depth": counts["pending"],
-            "events_pending": self.store.counts("events")["pending"],
+            "events_pending": store.counts("events")["pending"],
             "oldest_pending_s": oldest_s, "dead_letters": counts["dead"],
             "devices": state.get("devices", []),
             "disk_free_bytes": shutil.disk_usage(self.config.terminal.data_dir).free,
-            "clock_offset_s": round(self.client.clock_offset, 3), "clock_synced": self.clock.synced(),
+            "clock_offset_s": round(self.contact_client.clock_offset, 3), "clock_synced": self.clock.synced(),
             "content_version": content.current_etag(self.config.content_dir),
-            "chain": self.store.chain_head(),
+            "chain": store.chain_head(),
             "errors": state.get("errors"),  # failures the kiosk or headless terminal survived
-            "alerts": self.store.alerts(5),
+            "alerts": store.alerts(5),
         }
 
-    def _succeeded(self) -> None:
-        self.store.set_state(last_success=_now(), last_error=None, clock_offset_s=self.client.clock_offset)
+    @staticmethod
+    def _succeeded(store: Store, client: CentralClient) -> None:
+        store.set_state(last_success=_now(), last_error=None, clock_offset_s=client.clock_offset)
 
-    def _failed(self, exc: TransientError) -> None:
-        log.warning("sync failed (%s); %d ratings pending", exc, self.store.counts()["pending"])
-        self.store.set_state(last_error=f"{_now()} {exc}", clock_offset_s=self.client.clock_offset)
+    @staticmethod
+    def _failed(store: Store, client: CentralClient, exc: TransientError) -> None:
+        log.warning("sync failed (%s); %d ratings pending", exc, store.counts()["pending"])
+        store.set_state(last_error=f"{_now()} {exc}", clock_offset_s=client.clock_offset)
 
     def run(self, stop: threading.Event) -> None:
         log.info("rating-sync %s started: database %s, server %s", terminal.__version__,
                  self.config.db_path, self.config.sync.server)
+        contact = threading.Thread(target=self._loop, args=(stop, self.contact_step, "contact"),
+                                   name="contact", daemon=True)
+        contact.start()
         systemd.notify("READY=1")
-        while not stop.is_set():
-            try:
-                delay = self.step()
-            except Exception:  # a bug, or something no one foresaw: logged, and the daemon goes on
-                log.exception("sync step failed; trying again in 30 s")
-                delay = 30.0
-            # the loop made progress (every call above is bounded by timeouts): feed the watchdog
-            counts = self.store.counts()
-            systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")
-            stop.wait(min(delay, WATCHDOG_FEED_EVERY))
+        self._loop(stop, self.upload_step, "upload", lambda: contact.is_alive())
+        contact.join(timeout=self.config.sync.timeout * 3 + 5)  # at most a request or two in flight
         systemd.notify("STOPPING=1")
         log.info("rating-sync stopped")
+
+    def _loop(self, stop: threading.Event, step, lane: str, alive=None) -> None:
+        """Run one lane's step until ``stop``. The upload lane feeds the watchdog, and only while the
+        contact lane lives: a lane that died makes systemd restart the daemon."""
+        while not stop.is_set():
+            try:
+                delay = step()
+            except Exception:  # a bug, or something no one foresaw: logged, and the lane goes on
+                log.exception("sync %s step failed; trying again in 30 s", lane)
+                delay = 30.0
+            if alive is not None and alive():  # every call above is bounded by timeouts: progress
+                counts = self.store.counts()
+                systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")
+            stop.wait(min(delay, WATCHDOG_FEED_EVERY))
 
 
 def client_for(config: Config, credentials: Credentials | None, **options) -> CentralClient:

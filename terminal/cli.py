@@ -9,12 +9,10 @@ from terminal.commands import Command, main as run_table
 
 def cmd_run(config, args) -> int:
     if args.headless:
-        import signal
         import threading
-        from terminal import headless
+        from terminal import headless, systemd
         stop = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: stop.set())
+        systemd.stop_on_signals(stop)
         headless.run(config, stop)
         return 0
     from terminal import kiosk

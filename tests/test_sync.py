@@ -21,7 +21,7 @@ from terminal.store import Store
 from terminal.credentials import Credentials
 
 import fake_central
-from conftest import BIN, make_rating, payloads
+from conftest import BIN, make_rating, payloads, wait_for
 from fake_central import FakeCentral
 
 NOBODY = Credentials(terminal_id="T-TEST", secret="x" * 43, server="http://unused", window="W01")
@@ -229,6 +229,52 @@ def test_a_drain_sends_no_new_batch_after_its_deadline(store, central, enrolled)
     assert (result.delivered, result.more) == (300, False)
 
 
+def daemon_through(tmp_path, enrolled, proxy, **sync) -> tuple[subprocess.Popen, Store, object]:
+    """The real sync daemon, enrolled, talking to the server through ``proxy``; its store and config."""
+    data = tmp_path / "data"
+    dataclasses.replace(enrolled, server=proxy.url).save(data)
+    path = tmp_path / "terminal.toml"
+    options = "".join(f"{key} = {value}\n" for key, value in sync.items())
+    path.write_text(f'[terminal]\ndata_dir = "{data}"\ncontent_dir = "{data / "content"}"\n'
+                    f'[sync]\nserver = "{proxy.url}"\n{options}', encoding="utf-8")
+    config = terminal_config_module.load(path)
+    store = Store(config.db_path)
+    daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(path), "run"],
+                              stdout=(tmp_path / "sync.log").open("w"), stderr=subprocess.STDOUT)
+    return daemon, store, config
+
+
+def test_an_upload_held_on_the_wire_never_holds_up_a_heartbeat(tmp_path, central, enrolled):
+    """The server (behind a proxy) takes 8 s to answer the first upload; the client waits up to 12.
+    Heartbeats every 0.5 s go on all the while: the heartbeat has its own lane, not a turn after
+    the upload (where it would wait the whole 8 s)."""
+    from fault_proxy import FaultProxy
+    heartbeats, held = [], []
+
+    def plan(method, path):
+        if path.startswith("/api/v1/heartbeat"):
+            heartbeats.append(time.monotonic())
+        elif path.startswith("/api/v1/ratings") and not held:
+            held.append(time.monotonic())
+            return "slow"
+        return "pass"
+    proxy = FaultProxy(central.url, plan, slow_seconds=8.0)
+    waiting = Store(tmp_path / "data" / "terminal.db")
+    waiting.record(make_rating(terminal_id=enrolled.terminal_id))
+    waiting.close()
+    daemon, store, _ = daemon_through(tmp_path, enrolled, proxy, interval=0.2, timeout=12.0, heartbeat_s=0.5)
+    try:
+        assert wait_for(lambda: store.counts()["delivered"] == 1, 30), (tmp_path / "sync.log").read_text()
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        daemon.wait(30)
+        proxy.close()
+    during = [t for t in heartbeats if held[0] + 0.5 < t < held[0] + 7.5]
+    assert len(during) >= 7, (held, heartbeats)  # 14 due in those 7 s; one lane would have sent none
+    assert central.count("terminal_id = ?", [enrolled.terminal_id]) == 1  # and the slow one counted once
+    store.close()
+
+
 def test_heartbeats_keep_their_interval_while_uploads_fail_a_third_of_the_time(tmp_path, central, enrolled):
     """The real daemon through a proxy that faults a third of the uploads, ratings arriving all the
     while: the server hears a heartbeat every interval (±10 % jitter), never starved by the
@@ -251,17 +297,9 @@ def test_heartbeats_keep_their_interval_while_uploads_fail_a_third_of_the_time(t
             return fault
         return "pass"
     proxy = FaultProxy(central.url, plan, slow_seconds=1.2)
-    data = tmp_path / "data"
-    dataclasses.replace(enrolled, server=proxy.url).save(data)
-    path = tmp_path / "terminal.toml"
-    path.write_text(f'[terminal]\ndata_dir = "{data}"\ncontent_dir = "{data / "content"}"\n'
-                    f'[sync]\nserver = "{proxy.url}"\nbatch_size = 50\ninterval = 0.2\ntimeout = 1.0\n'
-                    "heartbeat_s = 2.0\n", encoding="utf-8")
-    config = terminal_config_module.load(path)
-    store = Store(config.db_path)
+    daemon, store, config = daemon_through(tmp_path, enrolled, proxy, batch_size=50, interval=0.2, timeout=1.0,
+                                           heartbeat_s=2.0)
     recorder = Recorder(config, store)
-    daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(path), "run"],
-                              stdout=(tmp_path / "sync.log").open("w"), stderr=subprocess.STDOUT)
     try:
         started = time.monotonic()
         end = started + 30
@@ -275,9 +313,9 @@ def test_heartbeats_keep_their_interval_while_uploads_fail_a_third_of_the_time(t
     faulted = sum(u != "pass" for u in uploads)
     assert len(uploads) >= 18 and faulted >= 6, (faulted, uploads)  # the faults did happen: six kinds at least, in turn
     gaps = [round(b - a, 2) for a, b in zip(heartbeats, heartbeats[1:])]
-    # one heartbeat every 1.8 to 2.2 s from start to end; a gap may also hold one upload that timed
-    # out (1 s, twice when two batches were on their way) before the step came round to it
-    assert heartbeats[0] - started < 5 and end - heartbeats[-1] < 2.2 + 2 * 1.0 + 0.3, (started, heartbeats, end)
-    assert max(gaps) <= 2.2 + 2 * 1.0 + 0.3, gaps
-    assert sum(g <= 2.3 for g in gaps) >= 0.8 * len(gaps), gaps  # nearly always the interval itself
+    # planned 1.8 to 2.2 s apart, each from when the one before was due; what the server sees adds only
+    # each request's own way through a busy machine (it shares two cores with the server and the hall)
+    assert heartbeats[0] - started < 5 and end - heartbeats[-1] < 2.2 + 1.0, (started, heartbeats, end)
+    assert max(gaps) <= 2.2 + 1.0, gaps
+    assert len(heartbeats) >= (heartbeats[-1] - heartbeats[0]) / 2.2, gaps  # none skipped
     store.close()
