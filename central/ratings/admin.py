@@ -7,8 +7,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from terminal.core.levels import Level
+
 from . import chains, masking, roles, workorders
-from .models import (Alert, AlertRule, Chain, CommentForReview, CommentReviewEntry, Department, EnrollmentCode, Hall,
+from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
+                     EnrollmentCode, Hall,
                      Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
@@ -304,6 +307,46 @@ class TerminalAdmin(Scoped):
 @admin.register(EnrollmentCode)
 class EnrollmentCodeAdmin(ReadOnlyAdmin):
     list_display = ["window", "created_at", "expires_at", "used_at", "terminal"]
+
+
+@admin.register(BusinessSystem)
+class BusinessSystemAdmin(admin.ModelAdmin):
+    """The business and queue systems that report cases. A system is added by
+    ``rating-central add_system NAME``, which prints its secret once; the secret is never shown here."""
+
+    list_display = ["system_id", "name", "created_at", "last_seen", "revoked_at"]
+    exclude = ["secret"]
+    readonly_fields = ["system_id", "created_at", "last_seen", "revoked_at"]
+    actions = ["revoke"]
+
+    @admin.action(description="吊销所选系统", permissions=["change"])
+    def revoke(self, request, queryset):
+        queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+    def has_add_permission(self, request):
+        return False  # made with its secret by the command line, shown once there
+
+
+@admin.register(Case)
+class CaseAdmin(ReadOnlyAdmin, Scoped):
+    """Cases as their systems reported them, each with its ratings from every channel. The
+    applicant's mobile number is shown masked; the clear number is never on a page."""
+
+    scope_field = "department"
+    list_display = ["case_no", "item_name", "window", "staff_no", "status", "accepted_at", "completed_at",
+                    "mobile_masked", "ticket_no"]
+    list_filter = ["status", ("window", admin.RelatedOnlyFieldListFilter), "system"]
+    search_fields = ["case_no", "item_code", "item_name"]
+    date_hierarchy = "accepted_at"
+    readonly_fields = ["case_no", "system", "item_code", "item_name", "department", "window", "staff_no",
+                       "applicant_type", "mobile_masked", "ticket_no", "status", "accepted_at", "completed_at",
+                       "reported_at", "updated_at", "ratings"]
+
+    @admin.display(description="评价（各渠道）")
+    def ratings(self, obj):
+        found = Rating.objects.filter(case_no=obj.case_no).order_by("rating_no", "rated_at")
+        return "；".join(f"{r.rating_id[:12]} 第{r.rating_no}次 {Level(r.level).zh} 渠道{r.channel}"
+                        + ("（不计入）" if r.excluded else "") for r in found) or "—"
 
 
 # -- work orders ----------------------------------------------------------------------------------

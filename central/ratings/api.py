@@ -27,12 +27,13 @@ import terminal
 from terminal.core import signing
 from terminal.core.checks import clean_text, unclean_path
 
-from . import auth, content, overload
+from . import auth, cases, content, overload
 from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
 from .models import Terminal
 
 MAX_INFLATED_BYTES = 8 * 1024 * 1024  # a batch of 1,000 of the largest ratings is under 5 MiB
 MAX_ENROLL_BYTES = 1024  # {"code": "ABCD-EFGH-JKLM"}: the one unsigned body, and never compressed
+MAX_CASE_BYTES = 4096  # a case report's dozen short fields
 
 api = NinjaAPI(title="Window rating terminal — central API", version="1", urls_namespace="api-v1")
 
@@ -307,6 +308,30 @@ def get_file(request: HttpRequest, sha256: str):
     response = stamp(FileResponse(found.open("rb"), content_type="application/octet-stream"))
     response.body_sha256 = sha256  # what the file is named by; the terminal checks it as it reads
     return response
+
+
+def signed_system(request: HttpRequest):
+    """ninja auth hook for business and queue systems (``X-System-Id``)."""
+    return auth.authenticate_system(request)
+
+
+@api.exception_handler(cases.CaseRefused)
+def case_refused(request, exc: cases.CaseRefused):
+    return error(exc.status, exc.code, exc.detail)
+
+
+@api.post("/cases", auth=signed_system, summary="Report a case (办件): accepted, completed or cancelled")
+@decorate_view(sign_answers)
+def report_case(request: HttpRequest):
+    """Body: case_no, window, status (accepted, completed, cancelled) and accepted_at are required;
+    item_code, item_name, dept_code, staff_no, applicant_type (person, company), mobile, ticket_no
+    and completed_at (required once completed) are optional. Report the case when it is accepted
+    and again when it is done: the answer says ``created``, ``updated`` or ``unchanged``, with the
+    mobile number masked. Another system's case number is refused (409)."""
+    system = request.auth
+    type(system).objects.filter(pk=system.pk).update(last_seen=timezone.now())
+    reported = cases.report(system, json_object(request, inflated_limit=MAX_CASE_BYTES))
+    return answer(cases.as_answer(reported), 201 if reported.outcome == "created" else 200)
 
 
 @api.get("/health", summary="Liveness and database check")

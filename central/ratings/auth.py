@@ -1,7 +1,7 @@
-"""Who is calling: enrollment codes and signed terminal requests.
+"""Who is calling: enrollment codes, and signed requests of terminals and business systems.
 
 ``authenticate`` checks a request's four signing headers (``terminal.core.signing``) and returns
-the Terminal, or raises ``AuthError`` with the HTTP status and a machine-readable code. Once the
+the Terminal (``authenticate_system``: the BusinessSystem), or raises ``AuthError`` with the HTTP status and a machine-readable code. Once the
 signature verifies, the request carries the key its answer is signed with (``api.sign_answers``). Nothing
 from a refused request is stored; a nonce is remembered only once the signature is good.
 """
@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from terminal.core import signing
 
-from .models import ContentGeneration, EnrollmentCode, Hall, SeenNonce, Terminal, Window
+from .models import BusinessSystem, ContentGeneration, EnrollmentCode, Hall, SeenNonce, Terminal, Window
 
 CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: a technician types it
 DEFAULT_CODE_HOURS = 24
@@ -71,34 +71,46 @@ def enroll(code: str) -> Terminal:
 
 
 def authenticate(request: HttpRequest) -> Terminal:
+    """The terminal that signed this request (``X-Terminal-Id``), or AuthError."""
+    return _signed_by(request, signing.HEADER_TERMINAL, calling_terminal, "terminal")
+
+
+def authenticate_system(request: HttpRequest) -> BusinessSystem:
+    """The business system that signed this request (``X-System-Id``), or AuthError: the same
+    scheme, the same checks and answers as a terminal's."""
+    return _signed_by(request, signing.HEADER_SYSTEM,
+                      lambda system_id: BusinessSystem.objects.filter(system_id=system_id).first(), "system")
+
+
+def _signed_by(request: HttpRequest, id_header: str, find, caller: str):
     headers = request.headers
-    terminal_id = headers.get(signing.HEADER_TERMINAL, "")
+    caller_id = headers.get(id_header, "")
     timestamp = headers.get(signing.HEADER_TIMESTAMP, "")
     nonce = headers.get(signing.HEADER_NONCE, "")
     signature = headers.get(signing.HEADER_SIGNATURE, "")
-    if not (terminal_id and timestamp and nonce and signature):
-        raise AuthError(401, "unsigned", "request is not signed (X-Terminal-Id, X-Timestamp, X-Nonce, X-Signature)")
+    if not (caller_id and timestamp and nonce and signature):
+        raise AuthError(401, "unsigned", f"request is not signed ({id_header}, X-Timestamp, X-Nonce, X-Signature)")
     if not (8 <= len(nonce) <= 64 and nonce.isascii() and nonce.isalnum()):
         raise AuthError(401, "bad_nonce", "X-Nonce must be 8-64 letters or digits")
     if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
         raise AuthError(401, "bad_timestamp", "X-Timestamp must be Unix seconds")
     sent = int(timestamp)
-    terminal = calling_terminal(terminal_id) if len(terminal_id) <= 64 else None
+    found = find(caller_id) if len(caller_id) <= 64 else None
     # An unknown id and a wrong signature get the same answer in the same time: a prober learns
-    # nothing about which terminal ids exist.
-    if not signing.verify(terminal.secret if terminal else _NOBODY, request.method, request.get_full_path(),
-                          timestamp, nonce, request.body, signature) or terminal is None:
-        raise AuthError(401, "bad_signature", "the signature does not match an enrolled terminal's")
-    request.answer_key = (terminal.secret, nonce)  # the request is the terminal's: its answer is signed
+    # nothing about which ids exist.
+    if not signing.verify(found.secret if found else _NOBODY, request.method, request.get_full_path(),
+                          timestamp, nonce, request.body, signature) or found is None:
+        raise AuthError(401, "bad_signature", f"the signature does not match an enrolled {caller}'s")
+    request.answer_key = (found.secret, nonce)  # the request is the caller's: its answer is signed
     skew = sent - timezone.now().timestamp()
     if abs(skew) > signing.MAX_SKEW_SECONDS:
         raise AuthError(401, "stale_timestamp",
                         f"timestamp is {skew:+.0f} s from server time; correct the clock offset and retry")
-    if terminal.revoked_at is not None:
-        raise AuthError(403, "revoked", "this terminal has been revoked")
-    if not _remember_nonce(terminal, nonce):
+    if found.revoked_at is not None:
+        raise AuthError(403, "revoked", f"this {caller} has been revoked")
+    if not _remember_nonce(caller, found.pk, nonce):
         raise AuthError(401, "replayed_nonce", "this nonce has been used before")
-    return terminal
+    return found
 
 
 def calling_terminal(terminal_id: str) -> Terminal | None:
@@ -152,16 +164,22 @@ def _calling_terminal_sql() -> str:
             f"WHERE {t}.{quote('terminal_id')} = %s")
 
 
-def _remember_nonce(terminal: Terminal, nonce: str) -> bool:
+def _remember_nonce(caller: str, pk: int, nonce: str) -> bool:
     """Record the nonce; False if it was already there. One statement (ON CONFLICT DO NOTHING), no
     savepoint: on PostgreSQL a refused INSERT would otherwise spoil the request's transaction."""
     table = SeenNonce._meta.db_table
+    column = {"terminal": "terminal_id", "system": "system_id"}[caller]
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} (terminal_id, nonce, seen_at) VALUES (%s, %s, %s) "
-                       "ON CONFLICT (terminal_id, nonce) DO NOTHING",
-                       [terminal.pk, nonce, SeenNonce._meta.get_field("seen_at").get_db_prep_value(
-                           timezone.now(), connection)])
+        cursor.execute(f"INSERT INTO {table} ({column}, nonce, seen_at) VALUES (%s, %s, %s) "
+                       f"ON CONFLICT ({column}, nonce) DO NOTHING",
+                       [pk, nonce, SeenNonce._meta.get_field("seen_at").get_db_prep_value(timezone.now(), connection)])
         return cursor.rowcount == 1
+
+
+def add_system(name: str) -> BusinessSystem:
+    """A new business system with its own id and secret (shown to the operator once)."""
+    return BusinessSystem.objects.create(system_id=f"S{secrets.token_hex(5).upper()}", name=name,
+                                         secret=secrets.token_urlsafe(32))
 
 
 def forget_old_nonces() -> int:

@@ -1,8 +1,10 @@
 """Default ratings (默认评价): a service invited for rating and left unrated gets the system default.
 
 A service is known to the server by its ``invited`` event (the business system's invite or the
-请评价 key): by its case number when it has one, else by its rating session. When no rating for
-that case or session has arrived ``Policy.default_after_days`` natural days (7) after the invite,
+请评价 key): by its case number when it has one, else by its rating session; and by a case its
+business system reported completed (``Case``), whichever channel was meant to rate it. When no rating for
+that case or session has arrived, from any channel, ``Policy.default_after_days`` natural days (7)
+after the invite or the completion,
 it gets one rating at ``Policy.default_level`` (基本满意) on ``Policy.default_channel`` (7, 系统默认评价).
 
 Idempotent by construction: a default rating's id is derived from its case or session, and the
@@ -23,7 +25,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import workorders
-from .models import Policy, Rating, TerminalEvent
+from .models import Case, Policy, Rating, TerminalEvent
 
 PREFIX = "default-"
 
@@ -72,6 +74,24 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
             rated_at_terminal=rated_at,
             time_source="server_default", rating_no=1, case_counted=True if event.case_no else None,
             digest=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), payload=payload)
+    # a case its business system reported done, that no channel rated and no invitation covered
+    rated = Exists(Rating.objects.filter(case_no=OuterRef("case_no")))
+    for case in (Case.objects.filter(status="completed", completed_at__lte=cutoff).filter(~rated)
+                 .select_related("window", "system").order_by("completed_at").iterator(chunk_size=1000)):
+        key = service_key(case.case_no, "")
+        rating_id = default_id(key)
+        if rating_id in made:
+            continue
+        rated_at = case.completed_at + datetime.timedelta(days=policy.default_after_days)
+        payload = {"id": rating_id, "kind": "system_default", "service": key, "reported_by": case.system.system_id,
+                   "level": policy.default_level, "channel": policy.default_channel,
+                   "after_days": policy.default_after_days}
+        made[rating_id] = Rating(
+            rating_id=rating_id, terminal_id=case.system.system_id, window_code=case.window.code,
+            staff_no=case.staff_no, level=policy.default_level, channel=policy.default_channel, device="system",
+            case_no=case.case_no, item_code=case.item_code, rated_at=rated_at, rated_on=timezone.localdate(rated_at),
+            rated_at_terminal=rated_at, time_source="server_default", rating_no=1, case_counted=True,
+            digest=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), payload=payload)
     with transaction.atomic():
         already = set(Rating.objects.filter(rating_id__in=list(made)).values_list("rating_id", flat=True))
         fresh = [r for rid, r in made.items() if rid not in already]
@@ -85,10 +105,10 @@ def supersede() -> int:
     """Exclude, and keep, each default rating whose service got a real rating after all."""
     count = 0
     live = Rating.objects.filter(device="system", excluded=False)
-    late_by_session = _real(Rating.objects.filter(session_id=OuterRef("session_id")))
+    late_by_session = _real(Rating.objects.filter(session_id=OuterRef("session_id")).exclude(session_id=""))
     late_by_case = _real(Rating.objects.filter(case_no=OuterRef("case_no")).exclude(case_no=""))
     for default in live.filter(Exists(late_by_session) | Exists(late_by_case)).iterator():
-        real = (_real(Rating.objects.filter(session_id=default.session_id)).first()
+        real = (_real(Rating.objects.filter(session_id=default.session_id).exclude(session_id="")).first()
                 or _real(Rating.objects.filter(case_no=default.case_no).exclude(case_no="")).first())
         Rating.objects.filter(pk=default.pk).update(
             excluded=True, case_counted=None, excluded_why=f"已收到真实评价 {real.rating_id}，默认评价不计入"[:200])

@@ -33,7 +33,7 @@ from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating, canonical, wire_digest
 
 from . import chains, workorders
-from .models import BootClock, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent
+from .models import BootClock, Case, Policy, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent
 
 MAX_BATCH_ITEMS = 1000
 
@@ -47,6 +47,8 @@ REFUSALS = {
     "id_conflict": "the id is already stored with other content",
 }
 DUPLICATE_CASE = "duplicate_case"
+CASE_ELSEWHERE = "case_elsewhere"  # names a reported case of another window
+FOLLOWUP_LATE = "followup_late"  # a 追加评价 after the follow-up period
 TIME_IMPLAUSIBLE = "time_implausible"
 
 
@@ -253,35 +255,66 @@ def select_in(model, key: str, values: list, columns: list[str], where: str = ""
 
 
 def settle_cases(rows: list[dict]) -> None:
-    """一事一评: the first rating of a case for each ``rating_no`` holds the case's place
-    (``case_counted``); a later one is kept, flagged ``duplicate_case`` and excluded. A real rating
-    takes the place from a system default rating, which stays stored and excluded. The unique
-    constraint on the place settles a race between two requests (IntegrityError)."""
+    """一事一评, across every channel: the first rating of a case for each ``rating_no`` holds the
+    case's place (``case_counted``); a later one is kept, flagged ``duplicate_case`` and excluded.
+    A real rating takes the place from a system default rating, which stays stored and excluded.
+    The unique constraint on the place settles a race between two requests (IntegrityError).
+
+    A case its business system reported (``Case``) counts only at its own window: a rating naming
+    it from another window is kept, flagged ``case_elsewhere`` and excluded, and takes no place,
+    so no terminal can use up another window's case. A follow-up rating (追加评价, ``rating_no`` 2)
+    counts only within ``Policy.followup_days`` of the case's first rating (else of its
+    completion): a later one is flagged ``followup_late`` and excluded."""
     cases = {row["case_no"] for row in rows if row["case_no"]}
     if not cases:
         return
-    held = {(c, n): (pk, device, rid) for c, n, pk, device, rid in select_in(
-        Rating, "case_no", list(cases), ["case_no", "rating_no", "id", "device", "rating_id"], "case_counted")}
+    held = {(c, n): (pk, device, rid, at) for c, n, pk, device, rid, at in select_in(
+        Rating, "case_no", list(cases), ["case_no", "rating_no", "id", "device", "rating_id", "rated_at"],
+        "case_counted")}
+    known = {c: (window, completed) for c, window, completed in Case.objects.filter(case_no__in=cases)
+             .values_list("case_no", "window__code", "completed_at")}
+    followup = timedelta(days=Policy.current().followup_days) if any(r["rating_no"] > 1 for r in rows) else None
     superseded = []
     for row in rows:
         if not row["case_no"]:
             continue
+        case = known.get(row["case_no"])
+        if case is not None and case[0] != row["window_code"]:
+            _exclude(row, CASE_ELSEWHERE, f"办件 {row['case_no']} 在 {case[0]} 窗口办理，本条来自 {row['window_code']}，"
+                                          "保留但不计入")
+            continue
         place = (row["case_no"], row["rating_no"])
+        if row["rating_no"] > 1:
+            first = held.get((row["case_no"], 1))
+            since = _as_aware(first[3]) if first and first[3] else case[1] if case else None
+            if since is not None and row["rated_at"] > since + followup:
+                _exclude(row, FOLLOWUP_LATE, f"追加评价须在首次评价后 {followup.days} 天内，本条逾期，保留但不计入")
+                continue
         holder = held.get(place)
         if holder is not None and holder[1] == "system" and row["device"] != "system":
             superseded.append((holder[0], row["rating_id"]))
             holder = None
         if holder is None:
             row["case_counted"] = True
-            held[place] = (None, row["device"], row["rating_id"])
+            held[place] = (None, row["device"], row["rating_id"], row["rated_at"])
         else:
-            row["flags"] = [*row["flags"], DUPLICATE_CASE]
-            row["excluded"] = True
-            row["excluded_why"] = (f"一事一评：该办件已有第 {row['rating_no']} 次评价 {holder[2]}，"
-                                   "本条保留但不计入")[:200]
+            _exclude(row, DUPLICATE_CASE, f"一事一评：该办件已有第 {row['rating_no']} 次评价 {holder[2]}，本条保留但不计入")
     for pk, real in superseded:
         Rating.objects.filter(pk=pk).update(case_counted=None, excluded=True,
                                             excluded_why=f"已收到真实评价 {real}，默认评价不计入"[:200])
+
+
+def _exclude(row: dict, flag: str, why: str) -> None:
+    row["flags"] = [*row["flags"], flag]
+    row["excluded"] = True
+    row["excluded_why"] = why[:200]
+
+
+def _as_aware(value) -> datetime:
+    """A time read with plain SQL: SQLite gives Django's text form (UTC), PostgreSQL an aware datetime."""
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).replace(tzinfo=dt_timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
 
 
 def insert_rows(model, rows: list[dict]) -> None:

@@ -128,15 +128,77 @@ class EnrollmentCode(models.Model):
         ordering = ["-created_at"]
 
 
-class SeenNonce(models.Model):
-    """Nonces of accepted signed requests, kept for the clock-skew window to refuse replays."""
+class BusinessSystem(models.Model):
+    """A business or queue system (业务办理系统, 排队叫号系统) that reports cases: its own id and secret,
+    signing its requests as a terminal does (``X-System-Id``). Made by ``rating-central add_system``,
+    which shows the secret once; revoked here."""
 
-    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE)
+    system_id = models.CharField("系统编号", max_length=64, unique=True, editable=False)
+    name = models.CharField("系统名称", max_length=100)
+    secret = models.CharField(max_length=128, editable=False)  # HMAC key; never shown again, never logged
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
+    revoked_at = models.DateTimeField("吊销时间", null=True, blank=True)
+    last_seen = models.DateTimeField("最近联络", null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "业务系统"
+        ordering = ["system_id"]
+
+    def __str__(self):
+        return f"{self.name}（{self.system_id}）"
+
+
+class SeenNonce(models.Model):
+    """Nonces of accepted signed requests (a terminal's or a business system's), kept for the
+    clock-skew window to refuse replays."""
+
+    terminal = models.ForeignKey(Terminal, on_delete=models.CASCADE, null=True)
+    system = models.ForeignKey(BusinessSystem, on_delete=models.CASCADE, null=True)
     nonce = models.CharField(max_length=64)
     seen_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["terminal", "nonce"], name="unique_nonce_per_terminal")]
+        constraints = [models.UniqueConstraint(fields=["terminal", "nonce"], name="unique_nonce_per_terminal"),
+                       models.UniqueConstraint(fields=["system", "nonce"], name="unique_nonce_per_system"),
+                       models.CheckConstraint(condition=models.Q(terminal__isnull=True) ^ models.Q(system__isnull=True),
+                                              name="nonce_of_one_caller")]
+
+
+class Case(models.Model):
+    """A case (办件) as its business system reported it: accepted, then completed. Every channel's
+    rating of it names its case number; one counts per ``rating_no`` (``Rating.case_counted``).
+    The applicant's mobile number is kept encrypted (``personal_data``), found by its keyed hash,
+    and shown masked."""
+
+    STATUSES = [("accepted", "已受理"), ("completed", "已办结"), ("cancelled", "已撤件")]
+    APPLICANTS = [("person", "自然人"), ("company", "法人")]
+
+    case_no = models.CharField("办件编号", max_length=50, unique=True)
+    system = models.ForeignKey(BusinessSystem, on_delete=models.PROTECT, related_name="cases",
+                               verbose_name="报送系统")
+    item_code = models.CharField("事项编码", max_length=64, blank=True)
+    item_name = models.CharField("事项名称", max_length=200, blank=True)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, verbose_name="部门")
+    window = models.ForeignKey(Window, on_delete=models.PROTECT, related_name="cases", verbose_name="窗口")
+    staff_no = models.CharField("工号", max_length=64, blank=True)
+    applicant_type = models.CharField("申请人类型", max_length=10, choices=APPLICANTS, default="person")
+    mobile_token = models.TextField(blank=True, editable=False)  # Fernet token; clear only to send or call
+    mobile_index = models.CharField(max_length=64, blank=True, db_index=True, editable=False)
+    mobile_masked = models.CharField("手机号码", max_length=16, blank=True, editable=False)
+    ticket_no = models.CharField("排队号", max_length=16, blank=True)
+    status = models.CharField("状态", max_length=10, choices=STATUSES)
+    accepted_at = models.DateTimeField("受理时间")
+    completed_at = models.DateTimeField("办结时间", null=True, blank=True)
+    reported_at = models.DateTimeField("首次报送", auto_now_add=True)
+    updated_at = models.DateTimeField("最近报送", auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "办件"
+        ordering = ["-accepted_at"]
+        indexes = [models.Index(fields=["status", "completed_at"], name="case_completed")]
+
+    def __str__(self):
+        return self.case_no
 
 
 class BootClock(models.Model):
@@ -419,6 +481,8 @@ class Policy(models.Model):
                                                      default=int(Level.BASICALLY_SATISFIED))
     default_channel = models.PositiveSmallIntegerField("默认评价渠道", choices=CHANNEL_CHOICES,
                                                        default=int(Channel.SYSTEM_DEFAULT))
+    followup_days = models.PositiveSmallIntegerField("追加评价期限（自然日）", default=15,
+                                                     help_text="首次评价后多少天内可追加评价一次；逾期的追加评价保留但不计入")
 
     class Meta:
         verbose_name = verbose_name_plural = "办理规则"

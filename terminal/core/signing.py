@@ -24,6 +24,7 @@ import hmac
 import secrets
 
 HEADER_TERMINAL = "X-Terminal-Id"
+HEADER_SYSTEM = "X-System-Id"  # a business or queue system reporting cases signs the same way
 HEADER_TIMESTAMP = "X-Timestamp"
 HEADER_NONCE = "X-Nonce"
 HEADER_SIGNATURE = "X-Signature"
@@ -40,10 +41,12 @@ def sign(secret: str, method: str, path: str, timestamp: str, nonce: str, body: 
     return hmac.new(secret.encode(), canonical(method, path, timestamp, nonce, body), hashlib.sha256).hexdigest()
 
 
-def signed_headers(terminal_id: str, secret: str, method: str, path: str, body: bytes, now: float) -> dict[str, str]:
-    """The four headers for one request; ``now`` is the corrected Unix time."""
+def signed_headers(terminal_id: str, secret: str, method: str, path: str, body: bytes, now: float,
+                   id_header: str = HEADER_TERMINAL) -> dict[str, str]:
+    """The four headers for one request; ``now`` is the corrected Unix time. A business system
+    names itself in ``X-System-Id`` (``id_header``) instead."""
     timestamp, nonce = str(int(now)), secrets.token_hex(16)
-    return {HEADER_TERMINAL: terminal_id, HEADER_TIMESTAMP: timestamp, HEADER_NONCE: nonce,
+    return {id_header: terminal_id, HEADER_TIMESTAMP: timestamp, HEADER_NONCE: nonce,
             HEADER_SIGNATURE: sign(secret, method, path, timestamp, nonce, body)}
 
 
