@@ -21,7 +21,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from central.ratings import auth
-from central.ratings.models import Alert, AlertRule, SeenNonce
+from central.ratings.models import Alert, AlertRule, BusinessSystem, SeenNonce
 from terminal.core import signing
 from terminal.core.levels import Level
 
@@ -175,7 +175,7 @@ def mutated_record(draw, base: dict) -> dict:
 def test_fuzzed_signed_requests_never_answer_500(hall, data):
     client = Client(raise_request_exception=False)
     tid = hall.terminal_id
-    endpoint = data.draw(st.sampled_from(["ratings", "events", "heartbeat", "content", "files", "enroll"]))
+    endpoint = data.draw(st.sampled_from(["ratings", "events", "heartbeat", "content", "files", "enroll", "cases"]))
     if endpoint in ("ratings", "events"):
         base = (make_rating(Level.DISSATISFIED, terminal_id=tid, reasons=("slow",)) if endpoint == "ratings"
                 else make_event("login", terminal_id=tid)).to_wire()
@@ -199,6 +199,17 @@ def test_fuzzed_signed_requests_never_answer_500(hall, data):
     elif endpoint == "files":
         name = data.draw(st.text(st.sampled_from("0123456789abcdefABCDEF./%"), max_size=70))
         reply = signed_get(client, hall, f"/api/v1/files/{name}" if name and "/" not in name else "/api/v1/files/x")
+    elif endpoint == "cases":  # a business system's report, validly signed with its own key
+        system, _ = BusinessSystem.objects.get_or_create(system_id="S-FUZZ", defaults={"name": "模糊测试",
+                                                                                      "secret": "f" * 43})
+        base = {"case_no": "C-FUZZ", "window": "W01", "status": "completed", "staff_no": "SZ0101",
+                "mobile": "13812345678", "accepted_at": "2026-01-05T09:00:00+08:00",
+                "completed_at": "2026-01-05T09:30:00+08:00", "item_name": "不动产登记", "applicant_type": "person"}
+        body = json.dumps(data.draw(mutated_record(base))).encode("utf-8", "surrogatepass")
+        headers = signing.signed_headers(system.system_id, system.secret, "POST", "/api/v1/cases", body, time.time(),
+                                         id_header=signing.HEADER_SYSTEM)
+        reply = client.post("/api/v1/cases", body, content_type="application/json",
+                            **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
     else:
         reply = client.post("/api/v1/enroll", json.dumps(data.draw(json_values)).encode("utf-8", "surrogatepass"),
                             content_type="application/json")
