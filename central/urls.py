@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from central.ratings import views
+from central.ratings import mobile, views
 from central.ratings.api import api
 
 admin.site.site_header = "政务服务好差评 · 管理后台"
@@ -14,6 +14,7 @@ urlpatterns = [
     path("terminals/", views.terminals, name="terminals"),
     path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
     path("public/", views.public, name="public"),
+    path("r/<str:token>", mobile.page, name="mobile"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

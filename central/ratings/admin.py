@@ -11,7 +11,7 @@ from terminal.core.levels import Level
 
 from . import chains, masking, roles, workorders
 from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
-                     EnrollmentCode, Hall,
+                     EnrollmentCode, Hall, RatingAddition,
                      Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
@@ -307,6 +307,34 @@ class TerminalAdmin(Scoped):
 @admin.register(EnrollmentCode)
 class EnrollmentCodeAdmin(ReadOnlyAdmin):
     list_display = ["window", "created_at", "expires_at", "used_at", "terminal"]
+
+
+@admin.register(RatingAddition)
+class RatingAdditionAdmin(ReadOnlyAdmin):
+    """What raters added on their phones (扫码评价) to ratings they made at a terminal. Each joins its
+    rating by id; a hall administrator reviews the text before any of it could be shown in public."""
+
+    list_display = ["submitted_at", "rating_id", "terminal", "reason_labels", "text", "language", "comment_state"]
+    list_filter = ["comment_state", "language"]
+    search_fields = ["rating_id"]
+    date_hierarchy = "submitted_at"
+    actions = ["approve", "reject"]
+
+    @admin.display(description="原因")
+    def reason_labels(self, obj):
+        labels = dict(ReasonTag.objects.values_list("code", "label"))
+        return "、".join(labels.get(code, code) for code in obj.reasons) or "—"
+
+    @admin.action(description="审核通过（可公示）", permissions=["review"])
+    def approve(self, request, queryset):
+        queryset.update(comment_state="approved")
+
+    @admin.action(description="不公示", permissions=["review"])
+    def reject(self, request, queryset):
+        queryset.update(comment_state="rejected")
+
+    def has_review_permission(self, request):
+        return request.user.has_perm("ratings.change_ratingaddition")
 
 
 @admin.register(BusinessSystem)

@@ -346,6 +346,45 @@ class CommentForReview(Rating):
         verbose_name = verbose_name_plural = "文字评价审核"
 
 
+class RatingAddition(models.Model):
+    """Reasons and a comment a rater added on their phone (扫码评价, channel 3) to a rating made at a
+    terminal: it joins that rating (``rating_id``, which may reach the server after it), never a
+    second rating. The QR code's token is used once (``token_mac`` unique); the rater's address is
+    kept only as a keyed hash, for abuse checks."""
+
+    rating_id = models.CharField("评价编号", max_length=64, db_index=True)
+    terminal = models.ForeignKey(Terminal, on_delete=models.PROTECT, verbose_name="终端")
+    token_mac = models.CharField(max_length=32, unique=True, editable=False)
+    channel = models.PositiveSmallIntegerField("评价渠道", choices=CHANNEL_CHOICES, default=int(Channel.QR_CODE))
+    reasons = models.JSONField("原因标签", default=list, blank=True)
+    text = models.TextField("补充意见", blank=True)
+    language = models.CharField("页面语言", max_length=8, default="zh")
+    submitted_at = models.DateTimeField("提交时间", auto_now_add=True)
+    address_hash = models.CharField(max_length=64, editable=False)
+    comment_state = models.CharField("文字评价审核", max_length=10, blank=True, default="", choices=[
+        ("", "待审核"), ("approved", "已通过，可公示"), ("rejected", "不公示")])
+
+    class Meta:
+        verbose_name = verbose_name_plural = "手机补充意见"
+        ordering = ["-submitted_at"]
+
+    def __str__(self):
+        return f"{self.rating_id[:12]} 补充意见"
+
+
+class Throttle(models.Model):
+    """How often one key (an address, a token, a device) did something in one period: rate limits
+    that hold across every app server, since the count is in the shared database."""
+
+    key = models.CharField(max_length=100)
+    period_start = models.DateTimeField()
+    count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "period_start"], name="one_count_per_key_and_period")]
+        indexes = [models.Index(fields=["period_start"], name="throttle_age")]
+
+
 class CommentReviewEntry(models.Model):
     """One step of a comment's review, never edited: approved, rejected, or edited (with the text)."""
 

@@ -19,7 +19,8 @@ HALL_ADMIN, DEPARTMENT_MANAGER, AUDITOR = "大厅管理员", "部门负责人", 
 CONTENT = ["hall", "department", "window", "staff", "notice", "serviceguide", "reasontag", "terminalsettings",
            "policy", "alertrule"]
 RECORDS = ["rating", "terminalevent", "rejecteditem", "terminal", "enrollmentcode", "alert", "workorder",
-           "workordernote", "operator", "chain", "commentforreview", "commentreviewentry", "case", "businesssystem"]
+           "workordernote", "operator", "chain", "commentforreview", "commentreviewentry", "case", "businesssystem",
+           "ratingaddition"]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:
@@ -30,7 +31,8 @@ GRANTS = {
     HALL_ADMIN: (_perms(["view", "add", "change", "delete"], CONTENT)
                  + _perms(["view"], RECORDS) + ["change_terminal", "change_workorder", "decide_recheck",
                                                  "add_workordernote", "change_alert", "change_chain",
-                                                 "change_commentforreview", "change_businesssystem"]),
+                                                 "change_commentforreview", "change_businesssystem",
+                                                 "change_ratingaddition"]),
     DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
                                            "workordernote", "alert", "terminal", "case"])
                          + ["change_workorder", "add_workordernote"]),

@@ -1,0 +1,145 @@
+"""The rater's phone page (扫码评价, channel 3): ``/r/<token>`` from the QR code on the terminal.
+
+The rater adds reason tags and a comment, in Chinese with their phone's own input method, to the
+rating they just made at the terminal; it joins that rating (``RatingAddition``), never a second
+one. The token is checked with the terminal's secret (``terminal.core.mobile_token``), used once,
+and expires; the page is rate-limited per address and per token. It works inside WeChat's and
+Alipay's browsers: one narrow page with no external assets, its font a subset of the bundled one
+holding only the characters the page shows, inlined. Chinese by default, English one tap away.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import hmac
+import io
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_protect
+
+from terminal.core import mobile_token
+from terminal.core.checks import text as checked_text
+from terminal.core.rating import MAX_REASONS, MAX_TEXT
+
+from . import throttle
+from .models import RatingAddition, ReasonTag, Terminal
+
+FONT = Path(__file__).resolve().parent.parent.parent / "assets" / "fonts" / "NotoSansSC-Regular.subset.otf"
+PAGE_VIEWS_PER_ADDRESS = 60  # per 10 minutes: a hall's Wi-Fi puts many phones behind one address
+SUBMISSIONS_PER_TOKEN = 5  # tries (a form with an error counts), before the token is refused
+
+WORDS = {
+    "zh": {"title": "补充评价意见", "window": "窗口", "reasons": "请选择原因（可多选）", "comment": "您的意见",
+           "placeholder": "请输入您的意见或建议（不超过 500 字）", "submit": "提交", "other": "English",
+           "thanks": "感谢您的意见！", "thanks_note": "您的意见已加入本次评价，我们将认真改进。",
+           "invalid": "二维码无效", "invalid_note": "请重新扫描评价器上的二维码。",
+           "expired": "二维码已过期", "expired_note": "本次评价的补充意见时间已过。",
+           "used": "已提交过", "used_note": "每次评价只能补充一次意见。",
+           "busy": "操作过于频繁", "busy_note": "请稍后再试。",
+           "empty": "请选择原因或填写意见", "bad_text": "意见中含有无法识别的字符",
+           "privacy": "您的意见只与本次评价关联，不记录您的身份。"},
+    "en": {"title": "Add to your rating", "window": "Window", "reasons": "What went wrong? (choose any)",
+           "comment": "Your comment", "placeholder": "Your comment or suggestion (up to 500 characters)",
+           "submit": "Submit", "other": "中文",
+           "thanks": "Thank you!", "thanks_note": "Your comment was added to your rating.",
+           "invalid": "This QR code is not valid", "invalid_note": "Please scan the code on the terminal again.",
+           "expired": "This QR code has expired", "expired_note": "The time to add to this rating has passed.",
+           "used": "Already sent", "used_note": "A rating takes one comment from a phone.",
+           "busy": "Too many tries", "busy_note": "Please try again later.",
+           "empty": "Choose a reason or write a comment", "bad_text": "The comment has characters we cannot read",
+           "privacy": "Your comment joins this rating only; who you are is not recorded."},
+}
+
+
+@csrf_protect
+def page(request, token: str):
+    language = "en" if request.GET.get("lang") == "en" else "zh"
+    words = WORDS[language]
+    address = _address_hash(request)
+    if not throttle.allow(f"mobile-view:{address}", PAGE_VIEWS_PER_ADDRESS, 600):
+        return _message(request, language, "busy", 429)
+    parsed = mobile_token.parse(token)
+    terminal = _terminal(parsed.terminal_id) if parsed else None
+    if terminal is None or not mobile_token.genuine(parsed, terminal.secret):
+        return _message(request, language, "invalid", 404)  # unknown, forged or another terminal's: one answer
+    now = timezone.now().timestamp()
+    if parsed.expires < now or parsed.expires > now + mobile_token.MAX_LIFETIME_S + 300:
+        return _message(request, language, "expired", 410)
+    if RatingAddition.objects.filter(token_mac=parsed.mac).exists():
+        return _message(request, language, "used", 410)
+    tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
+    problem, chosen, comment = "", [], ""
+    if request.method == "POST":
+        if not throttle.allow(f"mobile-post:{parsed.mac}", SUBMISSIONS_PER_TOKEN, 24 * 3600):
+            return _message(request, language, "busy", 429)
+        codes = {t.code for t in tags}
+        chosen = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
+        comment = request.POST.get("text", "")[:MAX_TEXT + 1].strip()
+        try:
+            comment = checked_text(MAX_TEXT, allow_empty=True)(comment)
+        except ValueError:
+            problem = words["bad_text"]
+        if not problem and not chosen and not comment:
+            problem = words["empty"]
+        if not problem:
+            try:
+                RatingAddition.objects.create(rating_id=parsed.rating_id, terminal=terminal, token_mac=parsed.mac,
+                                              reasons=chosen, text=comment, language=language,
+                                              address_hash=address)
+            except IntegrityError:  # the same token sent twice at once: the first one counts
+                return _message(request, language, "used", 410)
+            return _message(request, language, "thanks", 200)
+    reasons = [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
+    shown = [words[k] for k in ("title", "window", "reasons", "comment", "placeholder", "submit", "other",
+                                "privacy")] + [problem, comment, terminal.window.name] + [label for _, label, _ in reasons]
+    return render(request, "ratings/mobile.html", {
+        "words": words, "language": language, "window": terminal.window, "reasons": reasons, "problem": problem,
+        "comment": comment, "other_lang": "zh" if language == "en" else "en", "font": font_for("".join(shown)),
+    }, status=400 if problem else 200)
+
+
+def _message(request, language: str, key: str, status: int):
+    words = WORDS[language]
+    shown = words[key] + words[f"{key}_note"] + words["title"]
+    return render(request, "ratings/mobile_message.html", {
+        "words": words, "language": language, "heading": words[key], "note": words[f"{key}_note"],
+        "font": font_for(shown)}, status=status)
+
+
+def _terminal(terminal_id: str) -> Terminal | None:
+    found = Terminal.objects.select_related("window").filter(terminal_id=terminal_id).first()
+    return found if found is not None and found.revoked_at is None else None
+
+
+def _address_hash(request) -> str:
+    """Who is asking, as a keyed hash: enough to count and to flag repeats, not to identify."""
+    from django.utils.module_loading import import_string
+    address = import_string(settings.AXES_CLIENT_IP_CALLABLE)(request)  # the proxy's X-Real-IP when deployed
+    return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
+
+
+def font_for(text: str) -> str:
+    """The bundled font cut to the characters of ``text`` (and ASCII), as a data URL: a few tens of
+    kilobytes instead of 12 MB, and no second request for an in-app browser to block."""
+    return _subset("".join(sorted(set(text) | set(map(chr, range(0x20, 0x7f))))))
+
+
+@functools.lru_cache(maxsize=256)
+def _subset(characters: str) -> str:
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+    options = subset.Options()
+    options.layout_features = ["*"]
+    font = TTFont(str(FONT), lazy=True)
+    subsetter = subset.Subsetter(options)
+    subsetter.populate(text=characters)
+    subsetter.subset(font)
+    out = io.BytesIO()
+    font.save(out)
+    return "data:font/otf;base64," + base64.b64encode(out.getvalue()).decode()
