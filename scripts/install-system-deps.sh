@@ -4,10 +4,11 @@
 # alsa-utils (aplay) for a box-only terminal's voice prompts; for the central server's tests, a
 # PostgreSQL server (run privately by scripts/postgres.py), nginx (run privately as the reverse
 # proxy of the scale-out test, two app servers behind it) and Chromium with its WebDriver for pages
-# rendered in a real headless browser; debootstrap for the Raspberry Pi install script's test.
+# rendered in a real headless browser; debootstrap for the Raspberry Pi install script's test; zbar-tools
+# (zbarimg) to read the QR codes the kiosk draws, as a phone would.
 # Installs them when run as root and they are missing; otherwise says what to install.
 set -euo pipefail
-packages=(xvfb xauth xdotool libgl1 libgl1-mesa-dri libegl1 libmtdev1 alsa-utils postgresql nginx chromium chromium-driver debootstrap)
+packages=(xvfb xauth xdotool libgl1 libgl1-mesa-dri libegl1 libmtdev1 alsa-utils postgresql nginx chromium chromium-driver debootstrap zbar-tools)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

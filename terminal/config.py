@@ -58,6 +58,7 @@ class KioskSection:
     touch_input: str = ""  # "" = the window's own touch/mouse events; or "mtdev:/dev/input/eventN",
     #                        "hidinput:/dev/input/eventN": exactly one input provider either way
     staff_no: str = ""  # logged in at start, for a window without a badge reader; "" = 暂停服务 until a badge
+    mobile_url: str = ""  # the central server as raters' phones reach it (https://); "" = no QR code to add by phone
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,9 @@ def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Con
     for name, default in ((f.name, f.default_factory()) for f in fields(Config) if f.name != "source"):
         built[name] = _section(default, raw.get(name, {}), f"{source} [{name}]", base)
     built["sync"] = replace(built["sync"], server=check_server_url(built["sync"].server, f"{source} [sync] server"))
+    if built["kiosk"].mobile_url:
+        built["kiosk"] = replace(built["kiosk"], mobile_url=check_server_url(built["kiosk"].mobile_url,
+                                                                             f"{source} [kiosk] mobile_url"))
     try:
         from sync.tls import PinError, parse_pin
         parse_pin(built["sync"].server_key_pin)

@@ -79,6 +79,7 @@ class Window:
         self.fault: str | None = None
         self.errors = 0  # failures survived (see _survives), reported in the heartbeat
         self.last_level: Level | None = None  # of the last committed rating: the thank-you repeats it
+        self.last_rating_id: str | None = None  # and its id, for the QR code to add to it by phone
         self._devices: list[dict] | None = None  # as last written for the heartbeat
         self.content = content
         self.session = Session(self._rules(content))
@@ -106,6 +107,16 @@ class Window:
     @property
     def rules(self) -> Rules:
         return self.session.rules
+
+    @property
+    def rating_for_phone(self) -> str | None:
+        """The rating a QR code on screen lets the rater add to by phone: the one being made on the
+        reasons screen (its id is the rating's), the one just made on the thank-you screen."""
+        if self.state is State.REASONS and self.session.draft is not None:
+            return self.session.draft.id
+        if self.state is State.THANKS:
+            return self.last_rating_id
+        return None
 
     @_survives(SwipeResult("unknown"))
     def swipe(self, badge_id: str) -> SwipeResult:
@@ -223,7 +234,7 @@ class Window:
             return
         for effect in effects:
             if isinstance(effect, Commit):
-                self.last_level = effect.draft.level
+                self.last_level, self.last_rating_id = effect.draft.level, effect.draft.id
         for effect in rest:
             if isinstance(effect, Say):
                 self._tell("say", effect.prompt)

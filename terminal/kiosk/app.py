@@ -18,7 +18,7 @@ from kivy.app import App
 from kivy.clock import Clock, mainthread
 from kivy.factory import Factory
 from kivy.lang import Builder
-from kivy.properties import ListProperty, NumericProperty, StringProperty
+from kivy.properties import ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
@@ -69,6 +69,7 @@ class KioskApp(App):
     window_stars = NumericProperty(0)
     levels = ListProperty([])  # [(code, label, stars, colour)], best first
     last_level_label = StringProperty("")
+    phone_qr = ObjectProperty(None, allownone=True)  # the QR code to add to the rating on screen by phone
     toast = StringProperty("")
     fault_text = StringProperty("")
     other_language = StringProperty("")  # the switch's label: the other language's own name
@@ -92,6 +93,8 @@ class KioskApp(App):
         self.invite_server = None
         self.badge_readers: list = []
         self.box = None
+        self.credentials = None
+        self._phone_qr_for: str | None = None
 
     def tr(self, text: str, _language: str | None = None) -> str:
         """The citizen-facing text in the current language (kv passes ``app.language`` so that a
@@ -119,6 +122,9 @@ class KioskApp(App):
 
     def build(self):
         self.store = Store(self.terminal_config.db_path)
+        if self.terminal_config.kiosk.mobile_url:
+            from terminal.credentials import Credentials
+            self.credentials = Credentials.load(self.terminal_config.terminal.data_dir)  # None until enrolled
         self.on_language(self, self.language)
         self.content = self._read_content()
         self.window = Window(self.terminal_config, self.store, self.content)
@@ -370,10 +376,26 @@ class KioskApp(App):
         self.photo = str(self.content.photo_path(staff) if self.content else PLACEHOLDER_PHOTO)
         last = self.window.last_level
         self.last_level_label = "" if last is None else last.zh if self.language == i18n.DEFAULT else last.en
+        self._show_phone_qr()
         if self.tech_open:  # the session goes on underneath; its screen comes back when the menu closes
             return
         name = "paused" if self.window.fault else screen_for(self.window.state, self.window.rules.mode)
         self.show_screen(name)
+
+    def _show_phone_qr(self) -> None:
+        """The QR code for the rating on screen (reasons or thank-you), made once per rating; none
+        when no ``[kiosk] mobile_url`` is set or the terminal is not enrolled."""
+        rating_id = self.window.rating_for_phone if self.credentials else None
+        if rating_id == self._phone_qr_for:
+            return
+        self._phone_qr_for = rating_id
+        if rating_id is None:
+            self.phone_qr = None
+            return
+        from .mobile_qr import texture, url_for
+        offset = float(self.store.state().get("clock_offset_s") or 0.0)
+        self.phone_qr = texture(url_for(self.terminal_config.kiosk.mobile_url, self.credentials.terminal_id,
+                                        self.credentials.secret, rating_id, offset))
 
     def screen(self, name: str):
         """The screen of that name, built on first use (each costs memory and start-up time)."""
