@@ -59,6 +59,9 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+# Where raters' phones reach this server (the printed window plaques' QR codes point there); default:
+# the address the admin who prints a plaque is using
+PUBLIC_URL = os.environ.get("RATING_CENTRAL_PUBLIC_URL", "").rstrip("/")
 DEBUG = os.environ.get("RATING_CENTRAL_DEBUG") == "1"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("RATING_CENTRAL_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
                  if h.strip()]

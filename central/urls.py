@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from central.ratings import mobile, views
+from central.ratings import mobile, plaques, views
 from central.ratings.api import api
 
 admin.site.site_header = "政务服务好差评 · 管理后台"
@@ -15,6 +15,7 @@ urlpatterns = [
     path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
     path("public/", views.public, name="public"),
     path("r/<str:token>", mobile.page, name="mobile"),
+    path("w/<str:code>", plaques.page, name="plaque"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -122,3 +122,45 @@ def test_a_rater_scans_the_kiosk_code_and_adds_a_chinese_comment_on_their_phone(
     assert stored == [(1, "")]  # one rating, as the terminal made it: the comment joined it
     phone.get(url)
     assert "已提交过" in phone.find_element(By.ID, "heading").text  # the code is spent
+
+
+def test_a_printed_window_plaque_is_read_by_a_phone_and_rates_that_window(central, phone, tmp_path):
+    """The hall administrator prints W02's plaque from the admin (an A6 SVG), Chromium renders it to
+    PNG as it would print, zbar reads its code, and a phone rates W02 through it with a case number."""
+    import re
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    password = central.add_user("plaque-admin", "hall_admin")
+    admin = central.login("plaque-admin", password)
+    listing = admin.get(f"{central.url}/admin/ratings/window/", timeout=10)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', listing.text).group(1)
+    (pk,), = central.query("SELECT id FROM ratings_window WHERE code = ?", ["W02"])
+    svg = admin.post(f"{central.url}/admin/ratings/window/", timeout=30, headers={"Referer": listing.url},
+                     data={"csrfmiddlewaretoken": token, "action": "print_plaque", "_selected_action": [pk]})
+    assert svg.status_code == 200 and svg.headers["Content-Type"].startswith("image/svg+xml"), svg.text[:300]
+    plaque = tmp_path / "plaque-W02.svg"
+    plaque.write_bytes(svg.content)
+    phone.get(plaque.as_uri())
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    printed = SCREENSHOTS / "plaque-W02-a6.png"
+    size = phone.execute_script("const r = document.documentElement.getBoundingClientRect(); return [r.width, r.height]")
+    shot = phone.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": {
+        "x": 0, "y": 0, "width": size[0], "height": size[1], "scale": 3}})
+    printed.write_bytes(base64.b64decode(shot["data"]))
+    url = read_qr(printed)
+    (code,), = central.query("SELECT plaque_code FROM ratings_window WHERE code = ?", ["W02"])
+    assert url == f"{central.url}/w/{code}"
+
+    phone.get(url)
+    page_shot(phone, "plaque-page-zh-360x740")
+    phone.find_element(By.CSS_SELECTOR, "input[name=level][value='2']").click()
+    phone.find_element(By.CSS_SELECTOR, "input[value=slow]").click()
+    phone.find_element(By.NAME, "case_no").send_keys("C-PLAQUE-0002")
+    page_shot(phone, "plaque-page-filled-zh-360x740")
+    phone.find_element(By.ID, "submit").click()
+    heading = WebDriverWait(phone, 15).until(expected_conditions.presence_of_element_located((By.ID, "heading")))
+    assert "感谢您的评价" in heading.text
+    rows = central.query("SELECT window_code, channel, device, level, case_no, flags FROM ratings_rating "
+                         "WHERE case_no = ?", ["C-PLAQUE-0002"])
+    assert [r[:5] for r in rows] == [("W02", 3, "phone", 2, "C-PLAQUE-0002")] and "repeat" not in str(rows[0][5])

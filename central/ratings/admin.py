@@ -75,6 +75,19 @@ class WindowAdmin(Scoped):
     scope_field = "department"
     list_display = ["code", "name", "hall", "department"]
     list_filter = ["hall", ("department", admin.RelatedOnlyFieldListFilter)]
+    actions = ["print_plaque", "renew_plaque"]
+
+    @admin.action(description="打印窗口二维码桌牌（A6 SVG，选一个窗口）", permissions=["change"])
+    def print_plaque(self, request, queryset, renew: bool = False):
+        from . import plaques
+        if queryset.count() != 1:
+            messages.warning(request, "请只选择一个窗口")
+            return None
+        return plaques.plaque_response(request, queryset.select_related("hall").get(), renew)
+
+    @admin.action(description="换新二维码并打印（旧桌牌作废）", permissions=["change"])
+    def renew_plaque(self, request, queryset):
+        return self.print_plaque(request, queryset, renew=True)
 
 
 @admin.register(Staff)

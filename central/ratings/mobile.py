@@ -10,12 +10,8 @@ holding only the characters the page shows, inlined. Chinese by default, English
 
 from __future__ import annotations
 
-import base64
-import functools
 import hashlib
 import hmac
-import io
-from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError
@@ -28,9 +24,9 @@ from terminal.core.checks import text as checked_text
 from terminal.core.rating import MAX_REASONS, MAX_TEXT
 
 from . import throttle
+from .page_font import font_for
 from .models import RatingAddition, ReasonTag, Terminal
 
-FONT = Path(__file__).resolve().parent.parent.parent / "assets" / "fonts" / "NotoSansSC-Regular.subset.otf"
 PAGE_VIEWS_PER_ADDRESS = 60  # per 10 minutes: a hall's Wi-Fi puts many phones behind one address
 SUBMISSIONS_PER_TOKEN = 5  # tries (a form with an error counts), before the token is refused
 
@@ -61,7 +57,7 @@ WORDS = {
 def page(request, token: str):
     language = "en" if request.GET.get("lang") == "en" else "zh"
     words = WORDS[language]
-    address = _address_hash(request)
+    address = address_hash(request)
     if not throttle.allow(f"mobile-view:{address}", PAGE_VIEWS_PER_ADDRESS, 600):
         return _message(request, language, "busy", 429)
     parsed = mobile_token.parse(token)
@@ -117,29 +113,8 @@ def _terminal(terminal_id: str) -> Terminal | None:
     return found if found is not None and found.revoked_at is None else None
 
 
-def _address_hash(request) -> str:
+def address_hash(request) -> str:
     """Who is asking, as a keyed hash: enough to count and to flag repeats, not to identify."""
     from django.utils.module_loading import import_string
     address = import_string(settings.AXES_CLIENT_IP_CALLABLE)(request)  # the proxy's X-Real-IP when deployed
     return hmac.new(settings.SECRET_KEY.encode(), address.encode(), hashlib.sha256).hexdigest()
-
-
-def font_for(text: str) -> str:
-    """The bundled font cut to the characters of ``text`` (and ASCII), as a data URL: a few tens of
-    kilobytes instead of 12 MB, and no second request for an in-app browser to block."""
-    return _subset("".join(sorted(set(text) | set(map(chr, range(0x20, 0x7f))))))
-
-
-@functools.lru_cache(maxsize=256)
-def _subset(characters: str) -> str:
-    from fontTools import subset
-    from fontTools.ttLib import TTFont
-    options = subset.Options()
-    options.layout_features = ["*"]
-    font = TTFont(str(FONT), lazy=True)
-    subsetter = subset.Subsetter(options)
-    subsetter.populate(text=characters)
-    subsetter.subset(font)
-    out = io.BytesIO()
-    font.save(out)
-    return "data:font/otf;base64," + base64.b64encode(out.getvalue()).decode()

@@ -11,7 +11,8 @@ from .validators import staff_photo, unified_code
 
 LEVEL_CHOICES = [(int(lv), lv.zh) for lv in Level]
 CHANNEL_CHOICES = [(int(c), c.zh) for c in Channel]
-DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system")]  # system: a default rating
+# system: a default rating; phone: a rater's own phone, through a window's printed QR plaque
+DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system"), ("phone", "phone")]
 
 
 class Hall(models.Model):
@@ -48,6 +49,8 @@ class Window(models.Model):
     # every server process and node, so a manifest is built once per change, not once per process
     content_etag = models.CharField(max_length=64, blank=True, editable=False)
     content_etag_for = models.CharField(max_length=64, blank=True, editable=False)
+    # the window's printed QR plaque opens /w/<plaque_code>; a new code retires every plaque printed before
+    plaque_code = models.CharField(max_length=24, blank=True, editable=False, db_index=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "窗口"
@@ -303,7 +306,8 @@ class Rating(models.Model):
     rated_at_terminal = models.DateTimeField("终端记录时间")  # as the terminal's clock said, always kept
     time_source = models.CharField("时间来源", max_length=20, choices=[
         ("terminal_ntp", "终端时钟（已校时）"), ("server_boot", "服务器按开机时刻校正"),
-        ("terminal_unsynced", "终端时钟（未校时，无法校正）"), ("server_default", "系统默认评价")])
+        ("terminal_unsynced", "终端时钟（未校时，无法校正）"), ("server_default", "系统默认评价"),
+        ("server_received", "服务器接收时间（手机扫码）")])
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
     digest = models.CharField(max_length=64)
     payload = models.JSONField("原始数据")

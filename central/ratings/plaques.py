@@ -1,0 +1,219 @@
+"""The static QR plaque at every window (窗口二维码, channel 3): printed once, rated from any phone.
+
+The hall administrator prints a plaque per window from the admin: an A6 SVG with the hall, the
+window, a short instruction and a QR code for ``/w/<plaque code>``. The code is random, per
+window; making a new one retires every plaque printed before. A rating made through it is
+channel 3 for that window, from a ``phone``, with a case number if the rater types one (the case
+rules of ``ingest.settle_cases`` apply: one counted rating per case, none for another window's).
+
+A plaque is open to anyone who walks by, so, as Shanghai's rules ask: each phone (a signed cookie)
+may rate a window 3 times a day and each address 30 times an hour, beyond which nothing is
+stored (429); a phone or address that rated the window in the last 24 hours is kept but flagged
+``repeat_rater`` and not counted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import secrets
+import uuid
+from datetime import timedelta
+
+import segno
+from django.conf import settings
+from django.core import signing as django_signing
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.http import HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.utils.html import escape
+from django.views.decorators.csrf import csrf_protect
+
+from terminal.core.channels import Channel
+from terminal.core.checks import text as checked_text
+from terminal.core.levels import LEVELS_BEST_FIRST, Level
+from terminal.core.rating import MAX_CASE_NO, MAX_REASONS, MAX_TEXT
+
+from . import throttle, workorders
+from .mobile import address_hash
+from .models import Rating, ReasonTag, Window
+from .page_font import font_for
+
+PER_DEVICE_PER_DAY = 3
+PER_ADDRESS_PER_HOUR = 30
+REPEAT_WITHIN = timedelta(hours=24)
+REPEAT_RATER = "repeat_rater"
+DEVICE_COOKIE = "rating_phone"
+
+WORDS = {
+    "zh": {"title": "评价窗口服务", "hall": "大厅", "window": "窗口", "level": "请您对本窗口的服务做出评价",
+           "reasons": "如不满意，请选择原因（可多选）", "case": "办件编号（选填）", "comment": "您的意见（选填）",
+           "submit": "提交评价", "other": "English", "pick": "请选择一个评价等级",
+           "bad_text": "意见中含有无法识别的字符", "bad_case": "办件编号格式不正确",
+           "thanks": "感谢您的评价！", "thanks_note": "您的评价已提交。",
+           "invalid": "二维码无效", "invalid_note": "该二维码已停用，请扫描窗口的新二维码。",
+           "busy": "评价过于频繁", "busy_note": "同一手机或网络在短时间内评价次数过多，请稍后再试。",
+           "instruction": "扫码评价本窗口服务", "instruction_en": "Scan to rate this window"},
+    "en": {"title": "Rate this window", "hall": "Hall", "window": "Window", "level": "How was the service at this window?",
+           "reasons": "If not satisfied, what went wrong? (choose any)", "case": "Case number (optional)",
+           "comment": "Your comment (optional)", "submit": "Submit", "other": "中文", "pick": "Please choose a rating",
+           "bad_text": "The comment has characters we cannot read", "bad_case": "That case number is not valid",
+           "thanks": "Thank you!", "thanks_note": "Your rating was received.",
+           "invalid": "This QR code is not valid", "invalid_note": "This code was retired; scan the window's new one.",
+           "busy": "Too many ratings", "busy_note": "This phone or network rated too often; please try again later.",
+           "instruction": "Scan to rate this window", "instruction_en": ""},
+}
+
+
+def code_for(window: Window, renew: bool = False) -> str:
+    """The window's plaque code, made on first use; ``renew`` retires every plaque printed before."""
+    if renew or not window.plaque_code:
+        window.plaque_code = secrets.token_urlsafe(12)
+        Window.objects.filter(pk=window.pk).update(plaque_code=window.plaque_code)
+    return window.plaque_code
+
+
+def public_url(request) -> str:
+    """Where phones reach this server: ``RATING_CENTRAL_PUBLIC_URL``, else the request's own address."""
+    return (getattr(settings, "PUBLIC_URL", "") or request.build_absolute_uri("/")).rstrip("/")
+
+
+def plaque_svg(window: Window, url: str) -> str:
+    """An A6 plaque (105 × 148 mm): the hall, the window, the instruction in Chinese and English, and
+    the QR code, with its text in the bundled font cut to these characters and embedded."""
+    qr = segno.make(url, error="q")
+    out = io.BytesIO()
+    qr.save(out, kind="svg", scale=1, border=4, xmldecl=False, svgns=True, omitsize=True)
+    modules = out.getvalue().decode()
+    size = qr.symbol_size(scale=1, border=4)[0]
+    hall, name = window.hall.name, window.name
+    words = WORDS["zh"]
+    shown = hall + name + words["instruction"] + words["instruction_en"] + window.code
+    return f'''<svg xmlns="http://www.w3.org/2000/svg" width="105mm" height="148mm" viewBox="0 0 105 148">
+<style>@font-face {{ font-family: "Plaque"; src: url("{font_for(shown)}") format("opentype"); }}
+text {{ font-family: "Plaque", sans-serif; text-anchor: middle; fill: #1f4e8c; }}</style>
+<rect width="105" height="148" fill="#fff"/>
+<rect x="3" y="3" width="99" height="142" rx="4" fill="none" stroke="#1f4e8c" stroke-width="0.8"/>
+<text x="52.5" y="17" font-size="6">{escape(hall)}</text>
+<text x="52.5" y="30" font-size="9.5" font-weight="bold">{escape(name)}</text>
+<svg x="17.5" y="38" width="70" height="70" viewBox="0 0 {size} {size}">{modules.split(">", 1)[1].rsplit("</svg>", 1)[0]}</svg>
+<text x="52.5" y="120" font-size="7" font-weight="bold">{escape(words["instruction"])}</text>
+<text x="52.5" y="129" font-size="4.5">{escape(words["instruction_en"])}</text>
+<text x="52.5" y="140" font-size="3" fill="#777">{escape(window.code)}</text>
+</svg>
+'''
+
+
+@csrf_protect
+def page(request, code: str):
+    language = "en" if request.GET.get("lang") == "en" else "zh"
+    words = WORDS[language]
+    address = address_hash(request)
+    device = _device(request)
+    window = Window.objects.select_related("hall").filter(plaque_code=code).first() if 8 <= len(code) <= 24 else None
+    if window is None:
+        return _message(request, language, "invalid", 404, device)
+    tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
+    problem, chosen, values = "", [], {"level": "", "case_no": "", "text": ""}
+    if request.method == "POST":
+        codes = {t.code for t in tags}
+        chosen = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
+        values = {k: request.POST.get(k, "")[:MAX_TEXT + 1].strip() for k in ("level", "case_no", "text")}
+        level = Level(int(values["level"])) if values["level"] in {str(int(lv)) for lv in Level} else None
+        try:
+            checked_text(MAX_TEXT, allow_empty=True)(values["text"])
+        except ValueError:
+            problem = words["bad_text"]
+        try:
+            checked_text(MAX_CASE_NO, allow_empty=True)(values["case_no"])
+        except ValueError:
+            problem = words["bad_case"]
+        if level is None:
+            problem = words["pick"]
+        if not problem:
+            if not (throttle.allow(f"plaque-device:{device}:{window.pk}", PER_DEVICE_PER_DAY, 24 * 3600)
+                    and throttle.allow(f"plaque-address:{address}:{window.pk}", PER_ADDRESS_PER_HOUR, 3600)):
+                return _message(request, language, "busy", 429, device)
+            rate(window, level, chosen, values["text"], values["case_no"], device, address)
+            return _message(request, language, "thanks", 200, device)
+    levels = [(int(lv), lv.en if language == "en" else lv.zh, values["level"] == str(int(lv))) for lv in LEVELS_BEST_FIRST]
+    reasons = [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
+    shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "comment", "submit",
+                                          "other")), problem, values["text"], values["case_no"], window.hall.name,
+                     window.name, *(label for _, label, _ in levels), *(label for _, label, _ in reasons)])
+    response = render(request, "ratings/plaque.html", {
+        "words": words, "language": language, "window": window, "levels": levels, "reasons": reasons,
+        "problem": problem, "values": values, "other_lang": "zh" if language == "en" else "en",
+        "font": font_for(shown)}, status=400 if problem else 200)
+    return _with_device(response, device)
+
+
+def rate(window: Window, level: Level, reasons: list[str], text: str, case_no: str, device: str,
+         address: str) -> Rating:
+    """Store a plaque's rating for ``window``, through the same case rules and work orders as a
+    terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted."""
+    from .ingest import insert_rows, settle_cases
+    now = timezone.now()
+    since = now - REPEAT_WITHIN
+    repeat = (Rating.objects.filter(window_code=window.code, device="phone", rated_at__gte=since)
+              .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
+    payload = {"id": uuid.uuid4().hex, "kind": "plaque", "window": window.code, "level": int(level),
+               "channel": int(Channel.QR_CODE), "case_no": case_no, "reasons": reasons, "text": text,
+               "rater": device, "address": address, "at": now.isoformat()}
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    row = dict(rating_id=payload["id"], terminal_id="", window_code=window.code, staff_no="", level=int(level),
+               channel=int(Channel.QR_CODE), device="phone", case_no=case_no, item_code="", session_id="",
+               reasons=reasons, text=text, excluded=False, excluded_why="", rated_at=now,
+               rated_on=timezone.localdate(now), rated_at_terminal=now, time_source="server_received",
+               digest=digest, payload=payload, rating_no=1, case_counted=None, flags=[], comment_state="",
+               comment_public="", comment_reviewed_at=None, chain_epoch="", chain_seq=None, chain_prev="")
+    if repeat:
+        row.update(flags=[REPEAT_RATER], excluded=True,
+                   excluded_why="同一手机或网络 24 小时内已评价过该窗口，保留但不计入")
+    for attempt in (1, 2):
+        try:
+            with transaction.atomic():
+                if not repeat:
+                    settle_cases([row])
+                insert_rows(Rating, [row])
+                workorders.open_for([row["rating_id"]])
+            break
+        except IntegrityError:  # the case's place, taken by another request just now: settle again
+            row.update(case_counted=None, flags=[f for f in row["flags"] if f == REPEAT_RATER])
+            if attempt == 2:
+                raise
+    return Rating.objects.get(rating_id=row["rating_id"])
+
+
+def _device(request) -> str:
+    """This phone's id, from a signed cookie set on its first visit (a new one otherwise)."""
+    try:
+        return django_signing.get_cookie_signer(salt=DEVICE_COOKIE).unsign(request.COOKIES.get(DEVICE_COOKIE, ""))
+    except django_signing.BadSignature:
+        return "d" + secrets.token_hex(12)
+
+
+def _with_device(response, device: str):
+    signed = django_signing.get_cookie_signer(salt=DEVICE_COOKIE).sign(device)
+    response.set_cookie(DEVICE_COOKIE, signed, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=getattr(settings, "SESSION_COOKIE_SECURE", False))
+    return response
+
+
+def _message(request, language: str, key: str, status: int, device: str):
+    words = WORDS[language]
+    response = render(request, "ratings/mobile_message.html", {
+        "words": words, "language": language, "heading": words[key], "note": words[f"{key}_note"],
+        "font": font_for(words[key] + words[f"{key}_note"] + words["title"])}, status=status)
+    return _with_device(response, device)
+
+
+def plaque_response(request, window: Window, renew: bool = False) -> HttpResponse:
+    """The plaque as a download, for the admin's action."""
+    url = f"{public_url(request)}/w/{code_for(window, renew)}"
+    response = HttpResponse(plaque_svg(window, url), content_type="image/svg+xml; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="plaque-{window.code}.svg"'
+    return response

@@ -1,0 +1,122 @@
+"""The printed QR plaque at a window: a rating from any phone is channel 3 for that window, with a
+typed case number if given; floods from one phone or one address are limited and repeats flagged;
+a renewed code retires the old plaques."""
+
+import re
+
+import pytest
+from django.test import Client
+
+from central.ratings import plaques
+from central.ratings.models import Rating, Window, WorkOrder
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+
+
+def plaque_url(code: str = "W01") -> str:
+    return f"/w/{plaques.code_for(Window.objects.get(code=code))}"
+
+
+def rate(client: Client, url: str, **form) -> int:
+    page = client.get(url)
+    assert page.status_code == 200, page.content[:300]
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.content.decode()).group(1)
+    return client.post(url, {"csrfmiddlewaretoken": token, **form}).status_code
+
+
+def test_a_phone_rates_the_window_on_channel_3_with_a_typed_case_number(hall):
+    client = Client(enforce_csrf_checks=True)
+    page = client.get(plaque_url()).content.decode()
+    assert "评价窗口服务" in page and "1号窗口" in page and "非常满意" in page and "办件编号（选填）" in page
+    assert rate(client, plaque_url(), level="1", reasons=["slow"], case_no="C-PLAQUE-1", text="等了一个小时") == 200
+    stored = Rating.objects.get()
+    assert (stored.channel, stored.device, stored.window_code, stored.level, stored.case_no, stored.reasons,
+            stored.text, stored.case_counted, stored.flags) == (3, "phone", "W01", 1, "C-PLAQUE-1", ["slow"],
+                                                                "等了一个小时", True, [])
+    assert WorkOrder.objects.filter(rating=stored).exists()  # a bad rating is followed up, whatever the channel
+    assert stored.time_source == "server_received" and "address" in stored.payload  # kept as a keyed hash only
+    assert "127.0.0.1" not in str(stored.payload)
+
+
+def test_a_repeat_from_the_same_phone_is_flagged_and_a_flood_is_refused(hall):
+    phone = Client()
+    assert rate(phone, plaque_url(), level="5") == 200
+    assert rate(phone, plaque_url(), level="5") == 200  # the same phone again within a day
+    first, second = Rating.objects.order_by("id")
+    assert (first.flags, first.excluded) == ([], False)
+    assert (second.flags, second.excluded) == (["repeat_rater"], True)
+    assert rate(phone, plaque_url(), level="4") == 200
+    assert rate(phone, plaque_url(), level="4") == 429  # a fourth in a day: nothing stored
+    assert Rating.objects.count() == 3
+    # another phone behind the same address (a hall's Wi-Fi) is a repeat of that address, still taken
+    assert rate(Client(), plaque_url(), level="5") == 200
+    assert Rating.objects.order_by("id").last().flags == ["repeat_rater"]
+    other = Client(REMOTE_ADDR="10.1.2.3")
+    assert rate(other, plaque_url("W02"), level="5") == 200
+    assert Rating.objects.get(window_code="W02").flags == []  # another window, another address: counted
+
+
+def test_thirty_an_hour_from_one_address_then_no_more(hall):
+    for n in range(30):
+        assert rate(Client(), plaque_url(), level="5") == 200, n  # each a fresh phone, one address
+    assert rate(Client(), plaque_url(), level="5") == 429
+    assert Rating.objects.count() == 30
+    assert Rating.objects.filter(excluded=False).count() == 1  # the rest repeats of that address
+
+
+def test_a_bad_form_stores_nothing_and_a_renewed_code_retires_the_old_plaque(hall):
+    client = Client()
+    assert rate(client, plaque_url(), level="9") == 400
+    assert rate(client, plaque_url(), level="5", text="坏\u0000字") == 400
+    assert rate(client, plaque_url(), level="5", case_no="C" * 51) == 400
+    assert not Rating.objects.exists()
+    old = plaque_url()
+    window = Window.objects.get(code="W01")
+    assert plaques.code_for(window) == old.rsplit("/", 1)[1]  # stable until renewed
+    plaques.code_for(window, renew=True)
+    assert client.get(old).status_code == 404
+    assert client.get("/w/nothing-like-a-code").status_code == 404
+
+
+def test_the_plaque_prints_as_an_a6_svg_with_its_code_and_chinese_text(hall):
+    from django.contrib.auth.models import User
+    admin = User.objects.create_superuser("plaque-admin", password="pw-plaque-admin-Qx7k")
+    client = Client()
+    client.force_login(admin)
+    window = Window.objects.get(code="W01")
+    reply = client.post("/admin/ratings/window/", {"action": "print_plaque", "_selected_action": [window.pk]})
+    assert reply.status_code == 200 and reply["Content-Type"].startswith("image/svg+xml")
+    svg = reply.content.decode()
+    window.refresh_from_db()
+    assert 'width="105mm" height="148mm"' in svg and "扫码评价本窗口服务" in svg and "1号窗口" in svg
+    assert "data:font/otf;base64," in svg  # its own font: prints the same on any machine
+    assert window.plaque_code and len(svg) < 150_000
+
+
+def test_whatever_a_phone_posts_the_answer_is_never_a_500(hall):
+    """Fuzzed forms to both phone pages (the plaque's and the rating token's): a documented 4xx or
+    a stored rating or comment, never a server error."""
+    import time
+
+    from hypothesis import HealthCheck, given, settings, strategies as st
+
+    from central.ratings.models import RatingAddition
+    from conftest import make_rating
+    from terminal.core import mobile_token
+    texts = st.text(st.characters(codec=None), max_size=60) | st.text(max_size=600)
+    plaque = plaque_url()
+
+    @settings(max_examples=120, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(level=texts | st.sampled_from(["1", "5", "0", "6", "-1", "5.0"]), case_no=texts, text=texts,
+           reasons=st.lists(texts, max_size=25), which=st.booleans(), address=st.integers(1, 250))
+    def post(level, case_no, text, reasons, which, address):
+        client = Client(REMOTE_ADDR=f"10.9.0.{address}")
+        if which:
+            url = plaque
+        else:
+            rating_id = make_rating(terminal_id=hall.terminal_id).id
+            url = f"/r/{mobile_token.make(hall.terminal_id, hall.secret, rating_id, int(time.time()) + 600).text}"
+        reply = client.post(url, {"level": level, "case_no": case_no, "text": text, "reasons": reasons})
+        assert reply.status_code in (200, 400, 429), (reply.status_code, reply.content[:300])
+    post()
+    assert Rating.objects.filter(device="phone").exists() or RatingAddition.objects.exists()
