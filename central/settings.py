@@ -62,6 +62,13 @@ SECRET_KEY = _secret_key()
 # Where raters' phones reach this server (the printed window plaques' QR codes point there); default:
 # the address the admin who prints a plaque is using
 PUBLIC_URL = os.environ.get("RATING_CENTRAL_PUBLIC_URL", "").rstrip("/")
+# SMS (channel 6), as Django's e-mail: file (the default: <data>/sms-outbox, for the demo and tests),
+# console, or http (the documented gateway, as the business system SMS_GATEWAY_SYSTEM) or a dotted path
+SMS_BACKEND = {"file": "central.ratings.sms.FileBackend", "console": "central.ratings.sms.ConsoleBackend",
+               "http": "central.ratings.sms.HttpGatewayBackend"}.get(
+    os.environ.get("RATING_CENTRAL_SMS_BACKEND", "file"), os.environ.get("RATING_CENTRAL_SMS_BACKEND", ""))
+SMS_GATEWAY_URL = os.environ.get("RATING_CENTRAL_SMS_GATEWAY_URL", "")
+SMS_GATEWAY_SYSTEM = os.environ.get("RATING_CENTRAL_SMS_GATEWAY_SYSTEM", "")
 DEBUG = os.environ.get("RATING_CENTRAL_DEBUG") == "1"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("RATING_CENTRAL_HOSTS", "127.0.0.1,localhost,[::1]").split(",")
                  if h.strip()]

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from central.ratings import mobile, plaques, views
+from central.ratings import mobile, plaques, sms, views
 from central.ratings.api import api
 
 admin.site.site_header = "政务服务好差评 · 管理后台"
@@ -16,6 +16,7 @@ urlpatterns = [
     path("public/", views.public, name="public"),
     path("r/<str:token>", mobile.page, name="mobile"),
     path("w/<str:code>", plaques.page, name="plaque"),
+    path("s/<str:token>", sms.link_page, name="sms-link"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

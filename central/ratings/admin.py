@@ -11,7 +11,7 @@ from terminal.core.levels import Level
 
 from . import chains, masking, roles, workorders
 from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
-                     EnrollmentCode, Hall, RatingAddition,
+                     EnrollmentCode, Hall, RatingAddition, SmsMessage,
                      Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
@@ -348,6 +348,28 @@ class RatingAdditionAdmin(ReadOnlyAdmin):
 
     def has_review_permission(self, request):
         return request.user.has_perm("ratings.change_ratingaddition")
+
+
+@admin.register(SmsMessage)
+class SmsMessageAdmin(ReadOnlyAdmin):
+    """Every SMS sent and received (评价短信), the number masked; dead letters are the sends the gateway
+    never took after every retry: 重新发送 queues them again (the same id: never a second SMS)."""
+
+    list_display = ["created_at", "kind", "case", "mobile_masked", "state", "attempts", "sent_at", "note",
+                    "last_error"]
+    list_filter = ["kind", "state"]
+    search_fields = ["case__case_no"]
+    date_hierarchy = "created_at"
+    exclude = ["mobile_token", "mobile_index", "link_token"]
+    actions = ["resend"]
+
+    @admin.action(description="重新发送（死信）", permissions=["resend"])
+    def resend(self, request, queryset):
+        done = queryset.filter(state="dead").update(state="pending", attempts=0, next_attempt_at=timezone.now())
+        messages.info(request, f"已重新排队 {done} 条")
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("ratings.change_smsmessage")
 
 
 @admin.register(BusinessSystem)

@@ -13,6 +13,7 @@ import functools
 import hashlib
 import json
 import zlib
+from datetime import datetime
 from functools import wraps
 
 import orjson
@@ -24,7 +25,7 @@ from ninja import NinjaAPI
 from ninja.decorators import decorate_view
 
 import terminal
-from terminal.core import signing
+from terminal.core import checks, signing
 from terminal.core.checks import clean_text, unclean_path
 
 from . import auth, cases, content, overload
@@ -332,6 +333,31 @@ def report_case(request: HttpRequest):
     type(system).objects.filter(pk=system.pk).update(last_seen=timezone.now())
     reported = cases.report(system, json_object(request, inflated_limit=MAX_CASE_BYTES))
     return answer(cases.as_answer(reported), 201 if reported.outcome == "created" else 200)
+
+
+@api.post("/sms/inbound", auth=signed_system, summary="An SMS reply, from the SMS gateway")
+@decorate_view(sign_answers)
+def sms_inbound(request: HttpRequest):
+    """The gateway's callback for each SMS a rater sends back, signed with the gateway's own
+    credentials (the business system ``SMS_GATEWAY_SYSTEM``). Body ``{"id", "from", "text",
+    "received_at"}``; the same ``id`` twice is one reply. Answer ``{"id", "outcome"}``: rated, kept
+    and not counted (the case already had its rating), or one clarification asked."""
+    from django.conf import settings as django_settings
+    from . import sms
+    if request.auth.system_id != getattr(django_settings, "SMS_GATEWAY_SYSTEM", ""):
+        raise BadBody(403, "not_the_gateway", "only the SMS gateway's credentials deliver replies")
+    body = json_object(request, inflated_limit=MAX_CASE_BYTES)
+    reply_id, sender, text, when = (body.get(k) for k in ("id", "from", "text", "received_at"))
+    if not (isinstance(reply_id, str) and 1 <= len(reply_id) <= 64 and clean_text(reply_id)):
+        raise BadBody(400, "bad_reply", "id must be the gateway's message id (1-64 characters)")
+    if not (isinstance(text, str) and len(text) <= 1000 and clean_text(text)):
+        raise BadBody(400, "bad_reply", "text must be the reply's text (at most 1000 characters)")
+    try:
+        received = timezone.now() if when is None else datetime.fromisoformat(checks.timestamp(when))
+        reply = sms.receive(reply_id, sender, text, min(received, timezone.now()))
+    except (ValueError, TypeError) as exc:
+        raise BadBody(400, "bad_reply", str(exc)) from None
+    return answer({"id": reply_id, "outcome": reply.note})
 
 
 @api.get("/health", summary="Liveness and database check")

@@ -11,8 +11,8 @@ from .validators import staff_photo, unified_code
 
 LEVEL_CHOICES = [(int(lv), lv.zh) for lv in Level]
 CHANNEL_CHOICES = [(int(c), c.zh) for c in Channel]
-# system: a default rating; phone: a rater's own phone, through a window's printed QR plaque
-DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system"), ("phone", "phone")]
+# system: a default rating; phone: a rater's own phone (a window's QR plaque, an SMS link); sms: a reply
+DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system"), ("phone", "phone"), ("sms", "sms")]
 
 
 class Hall(models.Model):
@@ -376,6 +376,46 @@ class RatingAddition(models.Model):
         return f"{self.rating_id[:12]} 补充意见"
 
 
+class SmsMessage(models.Model):
+    """Every SMS sent for a case or received from a rater, kept: the number encrypted and masked as a
+    case's is (``personal_data``). An invitation is sent once per case (``one_invitation_per_case``)
+    and retried through the outbox until the gateway takes it or it becomes a dead letter."""
+
+    KINDS = [("invitation", "邀请评价"), ("clarification", "回复说明"), ("reply", "评价人回复")]
+    STATES = [("pending", "待发送"), ("sent", "已发送"), ("dead", "发送失败（死信）"), ("received", "已接收")]
+
+    case = models.ForeignKey("Case", on_delete=models.PROTECT, null=True, blank=True, related_name="sms",
+                             verbose_name="办件")
+    kind = models.CharField("类别", max_length=14, choices=KINDS)
+    mobile_token = models.TextField(editable=False)
+    mobile_index = models.CharField(max_length=64, db_index=True, editable=False)
+    mobile_masked = models.CharField("手机号码", max_length=16, editable=False)
+    text = models.TextField("内容")
+    link_token = models.CharField(max_length=32, blank=True, db_index=True, editable=False)  # an invitation's link
+    state = models.CharField("状态", max_length=10, choices=STATES, default="pending")
+    attempts = models.PositiveSmallIntegerField("发送次数", default=0)
+    next_attempt_at = models.DateTimeField("下次发送", null=True, blank=True)
+    last_error = models.CharField("最近错误", max_length=300, blank=True)
+    provider_id = models.CharField("平台编号", max_length=64, blank=True)
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
+    sent_at = models.DateTimeField("发送/接收时间", null=True, blank=True)
+    rating_id = models.CharField("形成评价", max_length=64, blank=True)  # a reply that rated the case
+    note = models.CharField("处理说明", max_length=200, blank=True)  # e.g. not a rating: asked once
+
+    class Meta:
+        verbose_name = verbose_name_plural = "评价短信"
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["case", "kind"], condition=models.Q(kind__in=["invitation", "clarification"]),
+                                    name="one_invitation_and_clarification_per_case"),
+            models.UniqueConstraint(fields=["provider_id"], condition=models.Q(kind="reply"),
+                                    name="each_reply_once")]
+        indexes = [models.Index(fields=["state", "next_attempt_at"], name="sms_outbox")]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} {self.mobile_masked}"
+
+
 class Throttle(models.Model):
     """How often one key (an address, a token, a device) did something in one period: rate limits
     that hold across every app server, since the count is in the shared database."""
@@ -526,6 +566,12 @@ class Policy(models.Model):
                                                        default=int(Channel.SYSTEM_DEFAULT))
     followup_days = models.PositiveSmallIntegerField("追加评价期限（自然日）", default=15,
                                                      help_text="首次评价后多少天内可追加评价一次；逾期的追加评价保留但不计入")
+    sms_after_hours = models.PositiveSmallIntegerField("短信邀评等待（小时）", default=2,
+                                                       help_text="办结后仍无任何渠道评价，多少小时后发一条短信邀请评价")
+    sms_quiet_from = models.PositiveSmallIntegerField("短信免打扰开始（时）", default=21)
+    sms_quiet_until = models.PositiveSmallIntegerField("短信免打扰结束（时）", default=8)
+    sms_signature = models.CharField("短信签名", max_length=30, default="政务服务",
+                                     help_text="短信开头【】中的签名，须与短信平台报备的一致")
 
     class Meta:
         verbose_name = verbose_name_plural = "办理规则"

@@ -14,17 +14,14 @@ stored (429); a phone or address that rated the window in the last 24 hours is k
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 import secrets
-import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 
 import segno
 from django.conf import settings
 from django.core import signing as django_signing
-from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -37,7 +34,7 @@ from terminal.core.checks import text as checked_text
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.rating import MAX_CASE_NO, MAX_REASONS, MAX_TEXT
 
-from . import throttle, workorders
+from . import direct, throttle
 from .mobile import address_hash
 from .models import Rating, ReasonTag, Window
 from .page_font import font_for
@@ -56,6 +53,7 @@ WORDS = {
            "thanks": "感谢您的评价！", "thanks_note": "您的评价已提交。",
            "invalid": "二维码无效", "invalid_note": "该二维码已停用，请扫描窗口的新二维码。",
            "busy": "评价过于频繁", "busy_note": "同一手机或网络在短时间内评价次数过多，请稍后再试。",
+           "rated": "该办件已评价", "rated_note": "感谢您，本次服务已有评价。",
            "instruction": "扫码评价本窗口服务", "instruction_en": "Scan to rate this window"},
     "en": {"title": "Rate this window", "hall": "Hall", "window": "Window", "level": "How was the service at this window?",
            "reasons": "If not satisfied, what went wrong? (choose any)", "case": "Case number (optional)",
@@ -64,6 +62,7 @@ WORDS = {
            "thanks": "Thank you!", "thanks_note": "Your rating was received.",
            "invalid": "This QR code is not valid", "invalid_note": "This code was retired; scan the window's new one.",
            "busy": "Too many ratings", "busy_note": "This phone or network rated too often; please try again later.",
+           "rated": "Already rated", "rated_note": "Thank you: this service has been rated.",
            "instruction": "Scan to rate this window", "instruction_en": ""},
 }
 
@@ -115,77 +114,78 @@ def page(request, code: str):
     device = _device(request)
     window = Window.objects.select_related("hall").filter(plaque_code=code).first() if 8 <= len(code) <= 24 else None
     if window is None:
-        return _message(request, language, "invalid", 404, device)
+        return _with_device(message(request, language, "invalid", 404), device)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
-    problem, chosen, values = "", [], {"level": "", "case_no": "", "text": ""}
-    if request.method == "POST":
-        codes = {t.code for t in tags}
-        chosen = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
-        values = {k: request.POST.get(k, "")[:MAX_TEXT + 1].strip() for k in ("level", "case_no", "text")}
-        level = Level(int(values["level"])) if values["level"] in {str(int(lv)) for lv in Level} else None
-        try:
-            checked_text(MAX_TEXT, allow_empty=True)(values["text"])
-        except ValueError:
-            problem = words["bad_text"]
-        try:
-            checked_text(MAX_CASE_NO, allow_empty=True)(values["case_no"])
-        except ValueError:
-            problem = words["bad_case"]
-        if level is None:
-            problem = words["pick"]
-        if not problem:
-            if not (throttle.allow(f"plaque-device:{device}:{window.pk}", PER_DEVICE_PER_DAY, 24 * 3600)
-                    and throttle.allow(f"plaque-address:{address}:{window.pk}", PER_ADDRESS_PER_HOUR, 3600)):
-                return _message(request, language, "busy", 429, device)
-            rate(window, level, chosen, values["text"], values["case_no"], device, address)
-            return _message(request, language, "thanks", 200, device)
-    levels = [(int(lv), lv.en if language == "en" else lv.zh, values["level"] == str(int(lv))) for lv in LEVELS_BEST_FIRST]
+    form = read_form(request, words, tags) if request.method == "POST" else None
+    if form and not form.problem:
+        if not (throttle.allow(f"plaque-device:{device}:{window.pk}", PER_DEVICE_PER_DAY, 24 * 3600)
+                and throttle.allow(f"plaque-address:{address}:{window.pk}", PER_ADDRESS_PER_HOUR, 3600)):
+            return _with_device(message(request, language, "busy", 429), device)
+        rate(window, form.level, form.reasons, form.text, form.case_no, device, address)
+        return _with_device(message(request, language, "thanks", 200), device)
+    return _with_device(form_page(request, language, window, tags, form), device)
+
+
+@dataclass
+class Form:
+    """A phone's rating form as posted, checked: ``problem`` says what to fix (nothing is stored)."""
+    level: Level | None
+    reasons: list[str]
+    text: str
+    case_no: str
+    problem: str
+
+
+def read_form(request, words: dict, tags: list) -> Form:
+    codes = {t.code for t in tags}
+    reasons = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
+    values = {k: request.POST.get(k, "")[:MAX_TEXT + 1].strip() for k in ("level", "case_no", "text")}
+    level = Level(int(values["level"])) if values["level"] in {str(int(lv)) for lv in Level} else None
+    problem = ""
+    try:
+        checked_text(MAX_TEXT, allow_empty=True)(values["text"])
+    except ValueError:
+        problem = words["bad_text"]
+    try:
+        checked_text(MAX_CASE_NO, allow_empty=True)(values["case_no"])
+    except ValueError:
+        problem = words["bad_case"]
+    if level is None:
+        problem = words["pick"]
+    return Form(level, reasons, values["text"], values["case_no"], problem)
+
+
+def form_page(request, language: str, window: Window, tags: list, form: Form | None, with_case: bool = True,
+              heading: str = ""):
+    """The rating form (a plaque's, an SMS link's), in the bundled font cut to what it shows."""
+    words = WORDS[language]
+    chosen = form.reasons if form else []
+    picked = str(int(form.level)) if form and form.level else ""
+    levels = [(int(lv), lv.en if language == "en" else lv.zh, picked == str(int(lv))) for lv in LEVELS_BEST_FIRST]
     reasons = [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
+    values = {"case_no": form.case_no if form else "", "text": form.text if form else ""}
+    problem = form.problem if form else ""
     shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "comment", "submit",
                                           "other")), problem, values["text"], values["case_no"], window.hall.name,
-                     window.name, *(label for _, label, _ in levels), *(label for _, label, _ in reasons)])
-    response = render(request, "ratings/plaque.html", {
+                     window.name, heading, *(label for _, label, _ in levels), *(label for _, label, _ in reasons)])
+    return render(request, "ratings/plaque.html", {
         "words": words, "language": language, "window": window, "levels": levels, "reasons": reasons,
         "problem": problem, "values": values, "other_lang": "zh" if language == "en" else "en",
-        "font": font_for(shown)}, status=400 if problem else 200)
-    return _with_device(response, device)
+        "with_case": with_case, "heading": heading or words["title"], "font": font_for(shown)},
+        status=400 if problem else 200)
 
 
 def rate(window: Window, level: Level, reasons: list[str], text: str, case_no: str, device: str,
          address: str) -> Rating:
     """Store a plaque's rating for ``window``, through the same case rules and work orders as a
     terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted."""
-    from .ingest import insert_rows, settle_cases
-    now = timezone.now()
-    since = now - REPEAT_WITHIN
-    repeat = (Rating.objects.filter(window_code=window.code, device="phone", rated_at__gte=since)
+    since = timezone.now() - REPEAT_WITHIN
+    repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
+                                    rated_at__gte=since)
               .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
-    payload = {"id": uuid.uuid4().hex, "kind": "plaque", "window": window.code, "level": int(level),
-               "channel": int(Channel.QR_CODE), "case_no": case_no, "reasons": reasons, "text": text,
-               "rater": device, "address": address, "at": now.isoformat()}
-    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    row = dict(rating_id=payload["id"], terminal_id="", window_code=window.code, staff_no="", level=int(level),
-               channel=int(Channel.QR_CODE), device="phone", case_no=case_no, item_code="", session_id="",
-               reasons=reasons, text=text, excluded=False, excluded_why="", rated_at=now,
-               rated_on=timezone.localdate(now), rated_at_terminal=now, time_source="server_received",
-               digest=digest, payload=payload, rating_no=1, case_counted=None, flags=[], comment_state="",
-               comment_public="", comment_reviewed_at=None, chain_epoch="", chain_seq=None, chain_prev="")
-    if repeat:
-        row.update(flags=[REPEAT_RATER], excluded=True,
-                   excluded_why="同一手机或网络 24 小时内已评价过该窗口，保留但不计入")
-    for attempt in (1, 2):
-        try:
-            with transaction.atomic():
-                if not repeat:
-                    settle_cases([row])
-                insert_rows(Rating, [row])
-                workorders.open_for([row["rating_id"]])
-            break
-        except IntegrityError:  # the case's place, taken by another request just now: settle again
-            row.update(case_counted=None, flags=[f for f in row["flags"] if f == REPEAT_RATER])
-            if attempt == 2:
-                raise
-    return Rating.objects.get(rating_id=row["rating_id"])
+    return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
+                       case_no=case_no, reasons=reasons, text=text, facts={"rater": device, "address": address},
+                       flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
 
 
 def _device(request) -> str:
@@ -203,12 +203,12 @@ def _with_device(response, device: str):
     return response
 
 
-def _message(request, language: str, key: str, status: int, device: str):
+def message(request, language: str, key: str, status: int):
+    """A one-line answer page (thanks, invalid, busy, rated) in the page's font."""
     words = WORDS[language]
-    response = render(request, "ratings/mobile_message.html", {
+    return render(request, "ratings/mobile_message.html", {
         "words": words, "language": language, "heading": words[key], "note": words[f"{key}_note"],
         "font": font_for(words[key] + words[f"{key}_note"] + words["title"])}, status=status)
-    return _with_device(response, device)
 
 
 def plaque_response(request, window: Window, renew: bool = False) -> HttpResponse:

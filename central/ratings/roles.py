@@ -20,7 +20,7 @@ CONTENT = ["hall", "department", "window", "staff", "notice", "serviceguide", "r
            "policy", "alertrule"]
 RECORDS = ["rating", "terminalevent", "rejecteditem", "terminal", "enrollmentcode", "alert", "workorder",
            "workordernote", "operator", "chain", "commentforreview", "commentreviewentry", "case", "businesssystem",
-           "ratingaddition"]
+           "ratingaddition", "smsmessage"]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:
@@ -32,7 +32,7 @@ GRANTS = {
                  + _perms(["view"], RECORDS) + ["change_terminal", "change_workorder", "decide_recheck",
                                                  "add_workordernote", "change_alert", "change_chain",
                                                  "change_commentforreview", "change_businesssystem",
-                                                 "change_ratingaddition"]),
+                                                 "change_ratingaddition", "change_smsmessage"]),
     DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
                                            "workordernote", "alert", "terminal", "case"])
                          + ["change_workorder", "add_workordernote"]),

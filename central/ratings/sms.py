@@ -1,0 +1,295 @@
+"""SMS (channel 6): one invitation per unrated case, replies of 1-5 that rate it, every message kept.
+
+When a case its business system reported done has a mobile number and no rating from any channel
+``Policy.sms_after_hours`` after completion, ``tick`` queues one invitation: a short link (``/s/<token>``,
+the case's own rating page) and 回复1-5评价. Nothing goes out between ``sms_quiet_from`` and
+``sms_quiet_until`` (21:00-08:00) local time; it waits for the morning. A reply of 1-5 (full-width
+too) rates the case on channel 6; anything else gets one clarification, never a rating; a reply to
+a case already rated is kept and flagged. Every SMS sent and received is a ``SmsMessage``, its
+number encrypted.
+
+Sending goes through a backend, as Django's e-mail does (``SMS_BACKEND``): ``FileBackend`` (the
+default: one JSON file a message in ``<data>/sms-outbox``, for ``make run`` and the tests),
+``ConsoleBackend`` and ``HttpGatewayBackend`` (the documented gateway interface, README "SMS").
+A backend raises ``SmsError`` for a send that may be retried; the outbox retries with backoff and
+makes a dead letter, shown in the admin, after ``MAX_ATTEMPTS``. A send is idempotent: the
+gateway dedups by our message id, so a resend after a lost answer is not a second SMS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from django.views.decorators.csrf import csrf_protect
+
+from sync.backoff import Backoff
+from terminal.core import signing
+from terminal.core.channels import Channel
+from terminal.core.levels import Level
+
+from . import direct, personal_data, throttle
+from .models import Case, Policy, Rating, SmsMessage
+
+MAX_ATTEMPTS = 6
+LEASE = timedelta(minutes=5)  # a claimed message is sent within this, or claimed again
+LEVEL_DIGITS = {str(n): n for n in range(1, 6)} | {chr(0xFF10 + n): n for n in range(1, 6)}  # 1-5, １-５
+
+
+class SmsError(Exception):
+    """A send that did not (surely) reach the gateway: the outbox tries again later."""
+
+
+# -- backends, as Django's e-mail backends ---------------------------------------------------------
+
+class BaseBackend:
+    def send(self, message_id: str, to: str, text: str) -> str:
+        """Hand one SMS to the carrier; return the provider's id. Raise SmsError to retry later."""
+        raise NotImplementedError
+
+
+class FileBackend(BaseBackend):
+    """Each message as a JSON file in ``SMS_FILE_PATH`` (default ``<data>/sms-outbox``), named by our id:
+    a resend overwrites, so a case's invitation is one file, as it would be one SMS."""
+
+    def send(self, message_id: str, to: str, text: str) -> str:
+        folder = Path(getattr(settings, "SMS_FILE_PATH", "") or Path(settings.DATA_DIR) / "sms-outbox")
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = folder / f"{message_id}.json"
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds a number in clear
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"id": message_id, "to": to, "text": text}, f, ensure_ascii=False)
+        os.replace(tmp, path)
+        return f"file:{message_id}"
+
+
+class ConsoleBackend(BaseBackend):
+    """Prints each message, the number masked (a console is a log)."""
+
+    def send(self, message_id: str, to: str, text: str) -> str:
+        print(f"SMS {message_id} to {personal_data.mask_mobile(to)}: {text}", flush=True)
+        return f"console:{message_id}"
+
+
+class HttpGatewayBackend(BaseBackend):
+    """The documented gateway interface (README "SMS"): ``POST <SMS_GATEWAY_URL>/v1/messages`` with
+    ``{"id", "to", "text"}``, signed as terminals sign, with the gateway's own credentials (a
+    business system, ``SMS_GATEWAY_SYSTEM``: ``X-System-Id`` and its secret), answered 200 or 202
+    ``{"id", "provider_id"}`` with ``X-Answer-Signature``. Anything else, an unsigned or mis-signed
+    answer included, is SmsError: nothing is believed that the gateway did not sign."""
+
+    timeout = 10.0
+
+    def send(self, message_id: str, to: str, text: str) -> str:
+        import hashlib
+
+        import requests
+        system = gateway()
+        body = json.dumps({"id": message_id, "to": to, "text": text}, ensure_ascii=False).encode()
+        headers = signing.signed_headers(system.system_id, system.secret, "POST", "/v1/messages", body, time.time(),
+                                         id_header=signing.HEADER_SYSTEM)
+        try:
+            reply = requests.post(f"{settings.SMS_GATEWAY_URL.rstrip('/')}/v1/messages", data=body, stream=True,
+                                  timeout=self.timeout, allow_redirects=False,
+                                  headers={"Content-Type": "application/json", **headers})
+            content = reply.raw.read(65536, decode_content=True)
+            reply.close()
+        except (requests.RequestException, OSError) as exc:
+            raise SmsError(f"gateway unreachable: {type(exc).__name__}") from None
+        if not signing.verify_answer(system.secret, headers[signing.HEADER_NONCE], reply.status_code,
+                                     reply.headers.get(signing.HEADER_SERVER_TIME, ""),
+                                     hashlib.sha256(content).hexdigest(),
+                                     reply.headers.get(signing.HEADER_ANSWER_SIGNATURE, "")):
+            raise SmsError(f"HTTP {reply.status_code} answer not signed by the gateway: nothing believed")
+        if reply.status_code not in (200, 202):
+            raise SmsError(f"gateway answered HTTP {reply.status_code}: {content[:200].decode(errors='replace')}")
+        try:
+            answer = json.loads(content)
+            if answer.get("id") != message_id:
+                raise ValueError("another message's answer")
+            return str(answer.get("provider_id") or "")[:64]
+        except (ValueError, AttributeError) as exc:
+            raise SmsError(f"gateway answer not understood: {exc}") from None
+
+
+def gateway():
+    """The SMS gateway's credentials: the business system named by ``SMS_GATEWAY_SYSTEM``."""
+    from .models import BusinessSystem
+    found = BusinessSystem.objects.filter(system_id=getattr(settings, "SMS_GATEWAY_SYSTEM", ""),
+                                          revoked_at__isnull=True).first()
+    if found is None:
+        raise SmsError("no SMS gateway configured (RATING_CENTRAL_SMS_GATEWAY_SYSTEM, a system from add_system)")
+    return found
+
+
+def backend() -> BaseBackend:
+    return import_string(getattr(settings, "SMS_BACKEND", "central.ratings.sms.FileBackend"))()
+
+
+# -- the invitations and the outbox ----------------------------------------------------------------
+
+def quiet(now: datetime, policy: Policy) -> bool:
+    hour = timezone.localtime(now).hour
+    start, end = policy.sms_quiet_from, policy.sms_quiet_until
+    return (start <= hour or hour < end) if start > end else start <= hour < end
+
+
+def invite(now: datetime | None = None) -> int:
+    """Queue one invitation for each case due one; how many were queued."""
+    now = now or timezone.now()
+    policy = Policy.current()
+    rated = Exists(Rating.objects.filter(case_no=OuterRef("case_no")))
+    invited = Exists(SmsMessage.objects.filter(case=OuterRef("pk"), kind="invitation"))
+    due = (Case.objects.filter(status="completed", completed_at__lte=now - timedelta(hours=policy.sms_after_hours))
+           .exclude(mobile_token="").filter(~rated).filter(~invited).select_related("window__hall"))
+    queued = 0
+    for case in due.iterator(chunk_size=500):
+        token = secrets.token_urlsafe(12)
+        text = (f"【{policy.sms_signature}】您在{case.window.hall.name}办理的{case.item_name or '事项'}已办结，"
+                f"请回复数字评价：5非常满意 4满意 3基本满意 2不满意 1非常不满意；或点击 "
+                f"{public_base()}/s/{token} 。回复本短信不收取额外费用。")
+        try:
+            with transaction.atomic():
+                SmsMessage.objects.create(case=case, kind="invitation", mobile_token=case.mobile_token,
+                                          mobile_index=case.mobile_index, mobile_masked=case.mobile_masked,
+                                          text=text, link_token=token, next_attempt_at=now)
+            queued += 1
+        except IntegrityError:  # queued by another node's tick just now
+            pass
+    return queued
+
+
+def public_base() -> str:
+    return (getattr(settings, "PUBLIC_URL", "") or "http://127.0.0.1:8000").rstrip("/")
+
+
+def send_due(now: datetime | None = None, sender: BaseBackend | None = None) -> tuple[int, int]:
+    """Send every pending message whose time has come (never in quiet hours); (sent, dead).
+
+    Each message is claimed first (its next attempt moved past ``LEASE``, in a short transaction),
+    sent outside any transaction (a slow gateway holds no database lock), then its outcome recorded.
+    A node that dies mid-send leaves the claim to lapse; the resend carries the same id."""
+    now = now or timezone.now()
+    if quiet(now, Policy.current()):
+        return 0, 0
+    sender = sender or backend()
+    sent = dead = 0
+    for pk in list(SmsMessage.objects.filter(state="pending", next_attempt_at__lte=now)
+                   .order_by("next_attempt_at").values_list("pk", flat=True)[:500]):
+        if not SmsMessage.objects.filter(pk=pk, state="pending", next_attempt_at__lte=now).update(
+                next_attempt_at=now + LEASE, attempts=F("attempts") + 1):
+            continue  # another node's tick took it
+        message = SmsMessage.objects.get(pk=pk)
+        try:
+            provider_id = sender.send(str(message_uuid(message)), personal_data.decrypt(message.mobile_token),
+                                      message.text)
+        except (SmsError, ValueError) as exc:
+            error = str(exc)[:300]
+            if message.attempts >= MAX_ATTEMPTS:
+                SmsMessage.objects.filter(pk=pk).update(state="dead", last_error=error)
+                dead += 1
+            else:
+                backoff = Backoff(base=60.0, cap=3600.0)
+                backoff.failures = message.attempts - 1
+                SmsMessage.objects.filter(pk=pk).update(last_error=error,
+                                                        next_attempt_at=now + timedelta(seconds=backoff.next_delay()))
+            continue
+        SmsMessage.objects.filter(pk=pk).update(state="sent", sent_at=timezone.now(), last_error="",
+                                                provider_id=provider_id)
+        sent += 1
+    return sent, dead
+
+
+def message_uuid(message: SmsMessage) -> uuid.UUID:
+    """Our id for a message, the same on every resend: the gateway's idempotency key."""
+    return uuid.uuid5(uuid.NAMESPACE_URL, f"rating-central/sms/{message.pk}/{message.created_at.isoformat()}")
+
+
+# -- replies ---------------------------------------------------------------------------------------
+
+def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> SmsMessage:
+    """Keep a reply; rate its case if it is 1-5 and the case is unrated, else ask once what it meant."""
+    mobile = personal_data.normalise_mobile(sender)
+    existing = SmsMessage.objects.filter(kind="reply", provider_id=provider_id).first()
+    if existing is not None:
+        return existing  # the gateway called back twice: one reply
+    invitation = (SmsMessage.objects.filter(kind="invitation", state="sent",
+                                            mobile_index__in=personal_data.blind_indexes(mobile))
+                  .select_related("case__window").order_by("-sent_at").first())
+    case = invitation.case if invitation else None
+    reply = SmsMessage(case=case, kind="reply", mobile_token=personal_data.encrypt(mobile),
+                       mobile_index=personal_data.blind_index(mobile), mobile_masked=personal_data.mask_mobile(mobile),
+                       text=text[:1000], state="received", sent_at=received_at, provider_id=provider_id[:64])
+    answer = text.strip()
+    try:
+        with transaction.atomic():
+            if case is None:
+                reply.note = "未找到待评价的办件"
+            elif answer in LEVEL_DIGITS:
+                rating = direct.rate(window_code=case.window.code, level=Level(LEVEL_DIGITS[answer]),
+                                     channel=Channel.SMS, device="sms", at=received_at, case_no=case.case_no,
+                                     staff_no=case.staff_no, item_code=case.item_code,
+                                     facts={"sms_reply": provider_id[:64]})
+                reply.rating_id = rating.rating_id
+                reply.note = "已形成评价" if rating.case_counted else "该办件已有评价，本条保留但不计入"
+            else:
+                reply.note = clarify(case)
+            reply.save()
+    except IntegrityError:  # the same reply from two callbacks at once
+        return SmsMessage.objects.get(kind="reply", provider_id=provider_id)
+    return reply
+
+
+def clarify(case: Case) -> str:
+    """One clarification per case, however many unclear replies come."""
+    policy = Policy.current()
+    _, made = SmsMessage.objects.get_or_create(case=case, kind="clarification", defaults=dict(
+        mobile_token=case.mobile_token, mobile_index=case.mobile_index, mobile_masked=case.mobile_masked,
+        text=f"【{policy.sms_signature}】请回复一个数字评价本次服务：5非常满意 4满意 3基本满意 2不满意 1非常不满意。",
+        next_attempt_at=timezone.now()))
+    return "回复不是 1-5，已发送一次说明" if made else "回复不是 1-5，说明已发送过，不再发送"
+
+
+# -- the invitation's link: the case's own rating page ---------------------------------------------
+
+LINK_VIEWS_PER_ADDRESS = 60  # per 10 minutes
+
+
+@csrf_protect
+def link_page(request, token: str):
+    """``/s/<token>`` from an invitation: rate the case with a level, reasons and a comment (channel 6),
+    while no rating holds its place and within ``default_after_days`` of the SMS."""
+    from . import mobile, plaques
+    from .models import ReasonTag
+    language = "en" if request.GET.get("lang") == "en" else "zh"
+    words = plaques.WORDS[language]
+    if not throttle.allow(f"sms-link:{mobile.address_hash(request)}", LINK_VIEWS_PER_ADDRESS, 600):
+        return plaques.message(request, language, "busy", 429)
+    invitation = (SmsMessage.objects.filter(kind="invitation", link_token=token, state="sent")
+                  .select_related("case__window__hall").first() if 8 <= len(token) <= 32 else None)
+    policy = Policy.current()
+    if invitation is None or invitation.sent_at < timezone.now() - timedelta(days=policy.default_after_days):
+        return plaques.message(request, language, "invalid", 404)
+    case = invitation.case
+    if Rating.objects.filter(case_no=case.case_no, case_counted=True).exclude(device="system").exists():
+        return plaques.message(request, language, "rated", 410)
+    tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
+    form = plaques.read_form(request, words, tags) if request.method == "POST" else None
+    if form and not form.problem:
+        direct.rate(window_code=case.window.code, level=form.level, channel=Channel.SMS, device="phone",
+                    case_no=case.case_no, staff_no=case.staff_no, item_code=case.item_code, reasons=form.reasons,
+                    text=form.text, facts={"sms_link": invitation.pk})
+        return plaques.message(request, language, "thanks", 200)
+    return plaques.form_page(request, language, case.window, tags, form, with_case=False,
+                             heading=case.item_name or words["title"])

@@ -1,0 +1,163 @@
+"""SMS (channel 6) against the reference gateway over HTTP (scripts/sms_gateway.py): one invitation
+per unrated case, never in quiet hours, exactly one SMS through failures and lost answers, dead
+letters after every retry; replies of 1-5 rate the case, anything else is asked about once; every
+SMS kept. And the whole of a case across channels, from the business system to no default rating."""
+
+import datetime
+import json
+import re
+import sys
+import time
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from central.ratings import auth, cases, defaults, sms
+from central.ratings.models import BusinessSystem, Case, Rating, RatingAddition, SmsMessage
+from terminal.core import mobile_token, signing
+from terminal.core.levels import Level
+
+from conftest import CST, ROOT, ingest_ratings, make_rating
+
+sys.path.insert(0, str(ROOT / "scripts"))
+from sms_gateway import Gateway  # noqa: E402
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+MOBILE = "13912345678"
+
+
+def at(day: int, hour: int, minute: int = 0) -> datetime.datetime:
+    """A local time on a day after today (the hall's zone, Asia/Shanghai)."""
+    base = timezone.localtime().date() + datetime.timedelta(days=day)
+    return datetime.datetime.combine(base, datetime.time(hour, minute), tzinfo=CST)
+
+
+@pytest.fixture
+def gateway(settings, hall):
+    system = auth.add_system("短信网关")
+    found = Gateway(system.system_id, system.secret)
+    settings.SMS_BACKEND = "central.ratings.sms.HttpGatewayBackend"
+    settings.SMS_GATEWAY_URL, settings.SMS_GATEWAY_SYSTEM = found.url, system.system_id
+    yield found
+    found.close()
+
+
+def done_case(number: str, completed: datetime.datetime, mobile: str = MOBILE) -> Case:
+    reporter = BusinessSystem.objects.get_or_create(system_id="S-BIZ", defaults={"name": "业务系统", "secret": "b" * 43})[0]
+    return cases.report(reporter, {
+        "case_no": number, "window": "W01", "staff_no": "SZ0101", "item_name": "不动产登记", "mobile": mobile,
+        "status": "completed", "accepted_at": (completed - datetime.timedelta(hours=1)).isoformat(),
+        "completed_at": completed.isoformat()}).case
+
+
+def test_one_sms_per_case_never_at_night_and_through_every_failure(gateway):
+    completed = timezone.now() - datetime.timedelta(hours=3)
+    done_case("C-SMS-1", completed)
+    done_case("C-SMS-FRESH", timezone.now() - datetime.timedelta(minutes=30))  # not two hours yet
+    assert sms.invite(timezone.now()) == 1 and sms.invite(timezone.now()) == 0  # queued once
+    assert sms.send_due(at(1, 22, 30)) == (0, 0) and sms.send_due(at(2, 7, 59)) == (0, 0)  # 21:00-08:00: wait
+    assert gateway.requests == 0
+    gateway.fail_next = ["unavailable", "lost", "unsigned"]
+    now, results = at(2, 8, 0), []
+    while not SmsMessage.objects.filter(state="sent").exists() and len(results) < 10:
+        results.append(sms.send_due(now))
+        now += datetime.timedelta(minutes=30)
+    message = SmsMessage.objects.get(kind="invitation")
+    assert (message.state, message.attempts) == ("sent", 4)
+    assert len(gateway.delivered) == 1  # a lost answer and an unsigned one, resent under the same id: one SMS
+    (delivered,) = gateway.delivered.values()
+    assert delivered["to"] == MOBILE and MOBILE not in message.text and message.mobile_masked == "139****5678"
+    assert "回复数字" in delivered["text"] and re.search(r"/s/[\w-]{16}", delivered["text"])
+    assert SmsMessage.objects.filter(case__case_no="C-SMS-1", kind="invitation").count() == 1
+    sms.invite(at(2, 12))  # a day later the fresh case is due too; C-SMS-1 never gets a second
+    assert SmsMessage.objects.filter(case__case_no="C-SMS-1", kind="invitation").count() == 1
+
+
+def test_a_gateway_that_never_takes_it_leaves_a_dead_letter_the_admin_can_resend(gateway):
+    done_case("C-SMS-DEAD", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(at(1, 10))
+    gateway.fail_next = ["unavailable"] * sms.MAX_ATTEMPTS
+    now = at(1, 10)
+    for _ in range(sms.MAX_ATTEMPTS):
+        sms.send_due(now)
+        now += datetime.timedelta(hours=1, minutes=5)
+    message = SmsMessage.objects.get()
+    assert (message.state, message.attempts, "503" in message.last_error) == ("dead", sms.MAX_ATTEMPTS, True)
+    assert gateway.delivered == {}
+    from django.contrib.auth.models import User
+    client = Client()
+    client.force_login(User.objects.create_superuser("sms-admin", password="pw-sms-admin-Qx7k"))
+    page = client.get("/admin/ratings/smsmessage/")
+    assert page.status_code == 200 and "139****5678" in page.content.decode() and MOBILE not in page.content.decode()
+    client.post("/admin/ratings/smsmessage/", {"action": "resend", "_selected_action": [message.pk]})
+    assert sms.send_due(at(1, 18)) == (1, 0) and len(gateway.delivered) == 1
+
+
+def inbound(system: BusinessSystem, text: str, reply_id: str, sender: str = "+86 139 1234 5678"):
+    body = json.dumps({"id": reply_id, "from": sender, "text": text}).encode()
+    headers = signing.signed_headers(system.system_id, system.secret, "POST", "/api/v1/sms/inbound", body,
+                                     time.time(), id_header=signing.HEADER_SYSTEM)
+    return Client().post("/api/v1/sms/inbound", body, content_type="application/json",
+                         **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+
+
+def test_a_reply_of_5_rates_the_case_and_a_reply_of_hao_is_asked_about_once(gateway):
+    system = BusinessSystem.objects.get(system_id=gateway.system_id)
+    done_case("C-SMS-R", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(at(1, 10))
+    sms.send_due(at(1, 10))
+    unclear = inbound(system, "好", "MO-1")
+    assert unclear.status_code == 200 and "说明" in unclear.json()["outcome"]
+    assert inbound(system, "很好啊", "MO-2").status_code == 200
+    assert SmsMessage.objects.filter(kind="clarification").count() == 1  # asked once, not twice
+    assert not Rating.objects.exists()
+    rated = inbound(system, " ５ ", "MO-3")  # a full-width 5, as some phones send it
+    assert rated.json()["outcome"] == "已形成评价"
+    rating = Rating.objects.get()
+    assert (rating.case_no, rating.level, rating.channel, rating.device, rating.case_counted, rating.window_code) == (
+        "C-SMS-R", 5, 6, "sms", True, "W01")
+    assert inbound(system, " ５ ", "MO-3").status_code == 200 and Rating.objects.count() == 1  # the same reply twice
+    assert SmsMessage.objects.filter(kind="reply").count() == 3  # every SMS received is kept
+    other = auth.add_system("别的系统")
+    assert inbound(other, "1", "MO-9").status_code == 403  # only the gateway delivers replies
+    assert Rating.objects.count() == 1
+
+
+def test_the_sms_link_rates_the_case_once(gateway):
+    done_case("C-SMS-L", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(at(1, 10))
+    sms.send_due(at(1, 10))
+    link = "/s/" + SmsMessage.objects.get(kind="invitation").link_token
+    client = Client()
+    page = client.get(link)
+    assert page.status_code == 200 and "不动产登记" in page.content.decode() and 'name="case_no"' not in page.content.decode()
+    assert client.post(link, {"level": "2", "reasons": ["slow"], "text": "材料退回两次"}).status_code == 200
+    rating = Rating.objects.get()
+    assert (rating.channel, rating.device, rating.level, rating.reasons, rating.case_counted) == (6, "phone", 2, ["slow"], True)
+    assert client.get(link).status_code == 410  # rated: the link is done
+    assert client.get("/s/no-such-link-token").status_code == 404
+
+
+def test_a_case_across_every_channel_counts_once_and_gets_no_default(gateway, hall):
+    """A business system reports the case; the window's terminal is offline, so two hours on the SMS
+    invitation goes out; the terminal's rating then arrives and counts; the rater adds a Chinese
+    comment through the QR code; their SMS reply of 5 comes last: kept, flagged, not counted. Seven
+    days later there is no default rating."""
+    system = BusinessSystem.objects.get(system_id=gateway.system_id)
+    completed = timezone.now() - datetime.timedelta(hours=3)
+    done_case("C-ALL", completed)
+    sms.invite(timezone.now())
+    sms.send_due(at(1, 10))
+    tablet = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, case_no="C-ALL", reasons=("slow",),
+                         now=completed + datetime.timedelta(minutes=2))
+    assert ingest_ratings(hall, tablet) == ["accepted"]
+    token = mobile_token.make(hall.terminal_id, hall.secret, tablet.id, int(time.time()) + 600).text
+    assert Client().post(f"/r/{token}", {"text": "希望增加窗口", "reasons": ["attitude"]}).status_code == 200
+    late = inbound(system, "5", "MO-ALL")
+    assert late.json()["outcome"] == "该办件已有评价，本条保留但不计入"
+    got = {r.channel: (r.case_counted, r.excluded, r.flags) for r in Rating.objects.filter(case_no="C-ALL")}
+    assert got == {4: (True, False, []), 6: (None, True, ["duplicate_case"])}
+    assert RatingAddition.objects.get().rating_id == tablet.id
+    assert SmsMessage.objects.filter(case__case_no="C-ALL").count() == 2  # the invitation and the reply, kept
+    assert defaults.apply(timezone.now() + datetime.timedelta(days=8)).created == 0
