@@ -13,6 +13,8 @@ Common commands:
   add_user NAME --role R  a user with a role: hall_admin, department_manager (--department CODE), auditor
   enroll_code --window W  print a one-time enrollment code for a new terminal at window W
   revoke TERMINAL_ID      refuse a terminal from its next request on
+  add_system NAME         a business or queue system (or the SMS gateway): its id and secret, once
+  callback_sample --quarter 2026Q4 --seed S   draw each window's quarterly call-back sample
   tick                    the timer job (every minute): default ratings, chain checks, then early warnings
   default_ratings         give the default rating to services left unrated (part of tick)
   check_alerts            raise and clear early-warning alerts, send webhooks (part of tick)

@@ -11,7 +11,7 @@ from terminal.core.levels import Level
 
 from . import chains, masking, roles, workorders
 from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
-                     EnrollmentCode, Hall, RatingAddition, SmsMessage,
+                     CallbackTask, EnrollmentCode, Hall, RatingAddition, SmsMessage,
                      Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
@@ -348,6 +348,68 @@ class RatingAdditionAdmin(ReadOnlyAdmin):
 
     def has_review_permission(self, request):
         return request.user.has_perm("ratings.change_ratingaddition")
+
+
+class CallbackForm(forms.ModelForm):
+    outcome = forms.ChoiceField(label="回访结果", choices=[("reached", "已接通"), ("unreached", "未接通")],
+                                widget=forms.RadioSelect)
+
+    class Meta:
+        model = CallbackTask
+        fields = ["level", "notes"]
+
+
+@admin.register(CallbackTask)
+class CallbackTaskAdmin(Scoped):
+    """The call-back list (电话回访): bad ratings with a known number and each quarter's sample. The
+    number is shown only on a task's own page, to whoever may call, and every showing is recorded."""
+
+    scope_field = "window_code"
+    form = CallbackForm
+    list_display = ["created_at", "reason", "quarter", "window_code", "case", "masked_number", "state", "level",
+                    "called_at"]
+    list_filter = ["state", "reason", "quarter"]
+    search_fields = ["case__case_no"]
+    readonly_fields = ["case", "reason", "rating", "quarter", "seed", "window_code", "number", "called_at",
+                       "called_by", "rating_id_given"]
+    fields = ["case", "reason", "rating", "quarter", "window_code", "number", "outcome", "level", "notes",
+              "called_at", "called_by", "rating_id_given"]
+
+    @admin.display(description="手机号码")
+    def masked_number(self, obj):
+        return obj.case.mobile_masked
+
+    @admin.display(description="拨打号码")
+    def number(self, obj):
+        from . import personal_data
+        request = getattr(self, "_request", None)
+        if obj.pk is None or request is None or not self.has_change_permission(request, obj):
+            return obj.case.mobile_masked
+        shown = [*obj.number_shown, {"by": request.user.get_username(), "at": timezone.now().isoformat()}][-50:]
+        CallbackTask.objects.filter(pk=obj.pk).update(number_shown=shown)
+        try:
+            return personal_data.decrypt(obj.case.mobile_token)
+        except ValueError as exc:
+            return str(exc)
+
+    def get_readonly_fields(self, request, obj=None):
+        self._request = request
+        return super().get_readonly_fields(request, obj)
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("case")
+
+    def has_add_permission(self, request):
+        return False  # tasks open themselves (bad ratings) or by the quarter's sample
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        from . import callbacks
+        level = form.cleaned_data.get("level")
+        callbacks.record(obj, form.cleaned_data["outcome"] == "reached", Level(level) if level else None,
+                         form.cleaned_data.get("notes", ""), request.user)
 
 
 @admin.register(SmsMessage)

@@ -11,8 +11,10 @@ from .validators import staff_photo, unified_code
 
 LEVEL_CHOICES = [(int(lv), lv.zh) for lv in Level]
 CHANNEL_CHOICES = [(int(c), c.zh) for c in Channel]
-# system: a default rating; phone: a rater's own phone (a window's QR plaque, an SMS link); sms: a reply
-DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system"), ("phone", "phone"), ("sms", "sms")]
+# system: a default rating; phone: a rater's own phone (a window's QR plaque, an SMS link); sms: a reply;
+# telephone: a satisfaction given on a call-back (电话回访)
+DEVICE_CHOICES = [(d.value, d.value) for d in InputDevice] + [("system", "system"), ("phone", "phone"), ("sms", "sms"),
+                                                               ("telephone", "telephone")]
 
 
 class Hall(models.Model):
@@ -416,6 +418,42 @@ class SmsMessage(models.Model):
         return f"{self.get_kind_display()} {self.mobile_masked}"
 
 
+class CallbackTask(models.Model):
+    """One telephone call-back (电话回访): for a bad rating with a known number, or a case drawn in a
+    window's quarterly sample. The caller records reached or not, the satisfaction given on the
+    phone (stored as a rating on ``Policy.callback_channel``) and notes."""
+
+    REASONS = [("bad_rating", "差评回访"), ("sample", "季度抽样回访")]
+    STATES = [("open", "待回访"), ("reached", "已接通"), ("unreached", "未接通")]
+
+    case = models.ForeignKey("Case", on_delete=models.PROTECT, related_name="callbacks", verbose_name="办件")
+    reason = models.CharField("回访原因", max_length=12, choices=REASONS)
+    rating = models.ForeignKey(Rating, on_delete=models.PROTECT, null=True, blank=True, related_name="callbacks",
+                               verbose_name="差评")
+    quarter = models.CharField("季度", max_length=7, db_index=True)  # 2026Q4: the sample's quarter, or the bad rating's
+    seed = models.CharField("抽样种子", max_length=64, blank=True)
+    window_code = models.CharField("窗口", max_length=64, db_index=True)
+    state = models.CharField("状态", max_length=10, choices=STATES, default="open")
+    level = models.PositiveSmallIntegerField("电话中的评价", choices=LEVEL_CHOICES, null=True, blank=True)
+    notes = models.TextField("回访记录", blank=True)
+    called_at = models.DateTimeField("回访时间", null=True, blank=True)
+    called_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, related_name="+",
+                                  verbose_name="回访人")
+    rating_id_given = models.CharField("形成的评价", max_length=64, blank=True, editable=False)
+    number_shown = models.JSONField("号码查看记录", default=list, blank=True, editable=False)  # who saw it, when
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "电话回访"
+        ordering = ["state", "-created_at"]
+        constraints = [models.UniqueConstraint(fields=["case", "reason"], condition=models.Q(reason="sample"),
+                                               name="a_case_sampled_once"),
+                       models.UniqueConstraint(fields=["rating"], name="one_callback_per_bad_rating")]
+
+    def __str__(self):
+        return f"{self.get_reason_display()} {self.case_id}"
+
+
 class Throttle(models.Model):
     """How often one key (an address, a token, a device) did something in one period: rate limits
     that hold across every app server, since the count is in the shared database."""
@@ -572,6 +610,9 @@ class Policy(models.Model):
     sms_quiet_until = models.PositiveSmallIntegerField("短信免打扰结束（时）", default=8)
     sms_signature = models.CharField("短信签名", max_length=30, default="政务服务",
                                      help_text="短信开头【】中的签名，须与短信平台报备的一致")
+    callback_channel = models.PositiveSmallIntegerField(
+        "电话回访评价渠道代码", default=8, help_text="电话回访中给出的评价以此渠道代码保存；各省编码不同，按上报平台的规定填写")
+    callback_sample_per_window = models.PositiveSmallIntegerField("每季度每窗口抽样回访件数", default=10)
 
     class Meta:
         verbose_name = verbose_name_plural = "办理规则"

@@ -20,7 +20,7 @@ CONTENT = ["hall", "department", "window", "staff", "notice", "serviceguide", "r
            "policy", "alertrule"]
 RECORDS = ["rating", "terminalevent", "rejecteditem", "terminal", "enrollmentcode", "alert", "workorder",
            "workordernote", "operator", "chain", "commentforreview", "commentreviewentry", "case", "businesssystem",
-           "ratingaddition", "smsmessage"]
+           "ratingaddition", "smsmessage", "callbacktask"]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:
@@ -32,10 +32,11 @@ GRANTS = {
                  + _perms(["view"], RECORDS) + ["change_terminal", "change_workorder", "decide_recheck",
                                                  "add_workordernote", "change_alert", "change_chain",
                                                  "change_commentforreview", "change_businesssystem",
-                                                 "change_ratingaddition", "change_smsmessage"]),
+                                                 "change_ratingaddition", "change_smsmessage",
+                                                 "change_callbacktask"]),
     DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
-                                           "workordernote", "alert", "terminal", "case"])
-                         + ["change_workorder", "add_workordernote"]),
+                                           "workordernote", "alert", "terminal", "case", "callbacktask"])
+                         + ["change_workorder", "add_workordernote", "change_callbacktask"]),
     AUDITOR: _perms(["view"], CONTENT + RECORDS),
 }
 

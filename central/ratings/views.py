@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from terminal.core.levels import LEVELS_BEST_FIRST
 
-from . import chains, exports, masking, roles, stats, workorders
+from . import callbacks, chains, exports, masking, roles, stats, workorders
 from .models import Alert, Rating, Window, WorkOrder
 
 LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
@@ -111,7 +111,7 @@ def statistics(request):
     return render(request, "ratings/statistics.html", {
         "start": start, "end": end, "by": by, "period": period or "", "rows": rows, "level_names": LEVEL_NAMES,
         "dimensions": stats.DIMENSIONS, "periods": {"": "整个时段", "day": "按日", "week": "按周", "month": "按月"},
-        "definitions": stats.DEFINITIONS})
+        "definitions": stats.DEFINITIONS, "callback_figures": callbacks.figures()})
 
 
 def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:

@@ -1,8 +1,10 @@
 """Evaluation channels (评价渠道) and the input devices a terminal takes ratings from.
 
 Codes follow the provincial interfaces: 1 PC, 2 mobile, 3 QR code, 4 hall tablet, 5 other hall
-terminal (button box), 6 SMS, 7 system default rating. A rating also names the device it came
-from, because one terminal may have a touchscreen and a button box at once.
+terminal (button box), 6 SMS, 7 system default rating. 8, telephone call-back (电话回访), is this
+system's own: provinces code it differently, so ``Policy.callback_channel`` says which code a
+call-back's rating takes, and each platform's export maps it. A rating also names the device it
+came from, because one terminal may have a touchscreen and a button box at once.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class Channel(IntEnum):
     HALL_TERMINAL = 5
     SMS = 6
     SYSTEM_DEFAULT = 7
+    TELEPHONE = 8  # 电话回访: not in the provincial list; each platform's export maps it (Policy.callback_channel)
 
     @property
     def zh(self) -> str:
@@ -32,6 +35,7 @@ _CHANNEL_ZH = {
     Channel.HALL_TERMINAL: "政务大厅其他终端",
     Channel.SMS: "短信",
     Channel.SYSTEM_DEFAULT: "系统默认评价",
+    Channel.TELEPHONE: "电话回访",
 }
 
 

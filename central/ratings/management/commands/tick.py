@@ -3,7 +3,7 @@ repeat, and one at a time across every node (``tick_lock``)."""
 
 from django.core.management.base import BaseCommand
 
-from central.ratings import alerts, auth, chains, defaults, sms, throttle
+from central.ratings import alerts, auth, callbacks, chains, defaults, sms, throttle
 from central.ratings.tick_lock import only_one_tick
 
 
@@ -25,7 +25,9 @@ class Command(BaseCommand):
         counts = throttle.forget_old()
         invited = sms.invite()
         sent, dead = sms.send_due()
+        calls = callbacks.open_for_bad_ratings()
         self.stdout.write(f"default ratings: {made.created} made, {made.superseded} superseded; "
                           f"chains: {checked} checked; alerts: {raised} raised, {cleared} cleared; "
                           f"nonces: {forgotten} forgotten; rate-limit counts: {counts} forgotten; "
-                          f"sms: {invited} invitations queued, {sent} sent, {dead} dead letters")
+                          f"sms: {invited} invitations queued, {sent} sent, {dead} dead letters; "
+                          f"call-backs: {calls} opened")

@@ -1,0 +1,96 @@
+"""Telephone call-backs (电话回访): a task for every bad rating with a known number; a quarterly sample
+per window that its seed reproduces and that never draws a case twice; what a call finds is
+recorded, its satisfaction kept on the configured channel without replacing the case's rating;
+the quarter's figures on the statistics page; the number shown only to a caller, each time noted."""
+
+import datetime
+
+import pytest
+from django.contrib.auth.models import User
+from django.test import Client
+from django.utils import timezone
+
+from central.ratings import callbacks, cases
+from central.ratings.models import BusinessSystem, CallbackTask, Case, Policy, Rating
+from terminal.core.levels import Level
+
+from conftest import ingest_ratings, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+QUARTER = callbacks.quarter_of(timezone.localdate())
+
+
+def report_many(n: int, window: str, staff: str, mobile: bool = True, prefix: str = "C") -> list[Case]:
+    system = BusinessSystem.objects.get_or_create(system_id="S-BIZ", defaults={"name": "业务系统", "secret": "b" * 43})[0]
+    start, _ = callbacks.quarter_bounds(QUARTER)
+    made = []
+    for i in range(n):
+        done = max(start + datetime.timedelta(hours=2 + i), timezone.now() - datetime.timedelta(hours=1 + i))
+        made.append(cases.report(system, {
+            "case_no": f"{prefix}-{window}-{i:03d}", "window": window, "staff_no": staff, "status": "completed",
+            **({"mobile": f"1380000{i:04d}"} if mobile else {}),
+            "accepted_at": (done - datetime.timedelta(minutes=30)).isoformat(), "completed_at": done.isoformat()}).case)
+    return made
+
+
+def test_the_sample_is_reproducible_from_its_seed_and_never_draws_a_case_twice(hall):
+    report_many(25, "W01", "SZ0101")
+    report_many(8, "W02", "SZ0201")
+    report_many(5, "W01", "SZ0101", mobile=False, prefix="N")  # no number: never drawn
+    first = [t.case.case_no for t in callbacks.sample(QUARTER, "seed-A", per_window=10)]
+    assert len(first) == 18 and sum(c.startswith("C-W02") for c in first) == 8  # all W02 has, 10 of W01's
+    assert not any(c.startswith("N-") for c in first)
+    CallbackTask.objects.all().delete()
+    assert [t.case.case_no for t in callbacks.sample(QUARTER, "seed-A", per_window=10)] == first  # same seed, same draw
+    again = [t.case.case_no for t in callbacks.sample(QUARTER, "seed-A", per_window=10)]
+    assert len(again) == 10 and not set(again) & set(first)  # W01's other 15: 10 more, none drawn before
+    assert CallbackTask.objects.filter(reason="sample").values("case").distinct().count() == 28
+    CallbackTask.objects.all().delete()
+    other = [t.case.case_no for t in callbacks.sample(QUARTER, "seed-B", per_window=10)]
+    assert sorted(other) != sorted(first)  # another seed, another draw
+    with pytest.raises(ValueError):
+        callbacks.quarter_bounds("2026Q5")
+
+
+def test_a_bad_rating_gets_a_call_back_and_the_call_keeps_its_own_figures(hall):
+    (case,) = report_many(1, "W01", "SZ0101")
+    bad = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, case_no=case.case_no, reasons=("slow",))
+    good = make_rating(Level.VERY_SATISFIED, terminal_id=hall.terminal_id)  # no case: no number to call
+    assert ingest_ratings(hall, bad, good) == ["accepted", "accepted"]
+    assert callbacks.open_for_bad_ratings() == 1 and callbacks.open_for_bad_ratings() == 0
+    task = CallbackTask.objects.get()
+    assert (task.reason, task.rating.rating_id, task.state) == ("bad_rating", bad.id, "open")
+    Policy.objects.update_or_create(pk=1, defaults={"callback_channel": 9})  # this province codes call-backs 9
+    admin = User.objects.create_superuser("caller", password="pw-caller-Qx7k")
+    client = Client()
+    client.force_login(admin)
+    listing = client.get("/admin/ratings/callbacktask/").content.decode()
+    assert "138****0000" in listing and "13800000000" not in listing  # masked in the list
+    page = client.get(f"/admin/ratings/callbacktask/{task.pk}/change/").content.decode()
+    assert "13800000000" in page  # the caller needs the number: shown here, and noted
+    task.refresh_from_db()
+    assert [entry["by"] for entry in task.number_shown] == ["caller"]
+    reply = client.post(f"/admin/ratings/callbacktask/{task.pk}/change/",
+                        {"outcome": "reached", "level": "4", "notes": "已整改，表示满意"})
+    assert reply.status_code == 302, reply.content[:500]
+    task.refresh_from_db()
+    assert (task.state, task.level, task.called_by, task.notes) == ("reached", 4, admin, "已整改，表示满意")
+    given = Rating.objects.get(rating_id=task.rating_id_given)
+    assert (given.channel, given.device, given.level, given.excluded, given.flags) == (9, "telephone", 4, True,
+                                                                                        ["duplicate_case"])
+    assert Rating.objects.get(rating_id=bad.id).case_counted  # the rater's own rating still counts
+    figures = callbacks.figures()[0]
+    assert (figures.quarter, figures.tasks, figures.reached, figures.rated, figures.satisfied) == (QUARTER, 1, 1, 1, 1)
+    stats_page = client.get("/stats/").content.decode()
+    assert "电话回访" in stats_page and "100.0%" in stats_page
+
+
+def test_the_sample_command_prints_what_it_drew(hall):
+    import io
+
+    from django.core.management import call_command
+    report_many(3, "W01", "SZ0101")
+    out = io.StringIO()
+    call_command("callback_sample", "--quarter", QUARTER, "--seed", "s1", "--per-window", "2", stdout=out,
+                 stderr=io.StringIO())
+    assert len(out.getvalue().splitlines()) == 2 and all(line.startswith("W01\tC-W01-") for line in out.getvalue().splitlines())
