@@ -121,3 +121,42 @@ def test_upheld_recheck_keeps_the_rating_in_the_scores(hall, django_user_model):
     workorders.decide_recheck(order, False, django_user_model.objects.create_superuser("c", password="x" * 12))
     assert order.recheck == "upheld" and not Rating.objects.get(rating_id=rating.id).excluded
     assert stats.totals(stats.Query(*stats.last_days(1))).bad == 1
+
+
+def test_a_closed_orders_rectification_reaches_the_public_page_once_a_hall_administrator_approves(hall):
+    """整改情况公示: nothing shows until approved; only a closed order; a department manager cannot
+    approve; the text is masked as every public text is; withdrawing takes it down."""
+    import io
+
+    from django.contrib.auth.models import User
+    from django.core.management import call_command
+    from django.test import Client
+    rating = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",))
+    ingest_ratings(hall, rating)
+    order = WorkOrder.objects.get(rating__rating_id=rating.id)
+    workorders.advance(order, "contacted", "电话联系评价人，已致歉")
+    workorders.advance(order, "rectified", "窗口增设引导员，高峰时段加开2号窗口；联系电话 13812345678")
+    people = {}
+    for name, role, dept in [("hall1", "hall_admin", None), ("mgr1", "department_manager", order.department.code)]:
+        call_command("add_user", name, "--role", role, *(["--department", dept] if dept else []),
+                     "--password-stdin", stdin=io.StringIO(f"pw-{name}-Qx7k\n"), stderr=io.StringIO())
+        people[name] = Client()
+        people[name].force_login(User.objects.get(username=name))
+    publish = {"action": "publish_rectification", "_selected_action": [order.pk]}
+    people["hall1"].post("/admin/ratings/workorder/", publish)
+    order.refresh_from_db()
+    assert order.published_at is None  # not closed yet: refused
+    workorders.advance(order, "closed")
+    assert "窗口增设引导员" not in Client().get("/public/").content.decode()  # closed, but not approved
+    people["mgr1"].post("/admin/ratings/workorder/", publish)
+    order.refresh_from_db()
+    assert order.published_at is None  # a department manager may not publish
+    people["hall1"].post("/admin/ratings/workorder/", publish)
+    order.refresh_from_db()
+    assert order.published_by.username == "hall1"
+    public = Client().get("/public/").content.decode()
+    assert "差评整改情况" in public and "窗口增设引导员" in public and "办事效率低" in public
+    assert "13812345678" not in public and "＊＊＊＊" in public  # masked
+    assert order.rectification.endswith("13812345678")  # the handler's own record is unchanged
+    people["hall1"].post("/admin/ratings/workorder/", {**publish, "action": "unpublish_rectification"})
+    assert "窗口增设引导员" not in Client().get("/public/").content.decode()

@@ -529,18 +529,38 @@ class WorkOrderAdmin(Scoped):
     inlines = [NoteInline]
     readonly_fields = ["rating_summary", "stage_due", "overdue", "state", "department", "opened_on", "contact_due", "rectify_due",
                        "close_due", "provisional", "contacted_at", "rectified_at", "closed_at", "recheck",
-                       "recheck_by", "recheck_at"]
+                       "recheck_by", "recheck_at", "public_rectification", "published_at", "published_by"]
     fieldsets = [
         ("差评", {"fields": ["rating_summary", "department", "opened_on"]}),
         ("时限（工作日，按国家法定节假日和调休）", {"fields": [("contact_due", "rectify_due", "close_due"), "provisional"]}),
         ("办理", {"fields": [("state", "stage_due", "overdue"), "advance_to", "assignee", "complex_case", "contact_record", "contacted_at",
                            "rectification", "rectified_at", "closed_at"]}),
         ("复核", {"fields": ["request_recheck", "recheck_reason", "recheck", "recheck_by", "recheck_at"]}),
+        ("整改情况公示", {"fields": ["public_rectification", "published_at", "published_by"]}),
     ]
-    actions = ["exclude_after_recheck", "uphold_after_recheck"]
+    actions = ["exclude_after_recheck", "uphold_after_recheck", "publish_rectification", "unpublish_rectification"]
 
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("rating", "department", "assignee")
+
+    @admin.action(description="公示整改情况（已办结的工单）", permissions=["publish_rectification"])
+    def publish_rectification(self, request, queryset):
+        done = 0
+        for order in queryset.select_related("rating"):
+            try:
+                workorders.publish(order, request.user)
+                done += 1
+            except workorders.Refused as exc:
+                messages.warning(request, f"{order}：{exc}")
+        messages.info(request, f"已公示 {done} 件整改情况")
+
+    @admin.action(description="撤回整改情况公示", permissions=["publish_rectification"])
+    def unpublish_rectification(self, request, queryset):
+        for order in queryset:
+            workorders.unpublish(order)
+
+    def has_publish_rectification_permission(self, request):
+        return request.user.has_perm("ratings.publish_rectification")
 
     def formfield_for_foreignkey(self, db_field, request, **kwargs):
         if db_field.name == "assignee":

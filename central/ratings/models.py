@@ -670,11 +670,17 @@ class WorkOrder(models.Model):
     recheck_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, db_index=False,
                                    related_name="+", verbose_name="复核人")
     recheck_at = models.DateTimeField("复核时间", null=True, blank=True)
+    # 整改情况公示: what /public/ shows of the rectification, once a hall administrator approved it
+    # (the text as written, masked; the handler's own record is never changed)
+    public_rectification = models.TextField("公示的整改情况", blank=True, editable=False)
+    published_at = models.DateTimeField("公示时间", null=True, blank=True, editable=False)
+    published_by = models.ForeignKey("auth.User", on_delete=models.SET_NULL, null=True, blank=True, db_index=False,
+                                     related_name="+", verbose_name="公示审核人", editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "差评工单"
         ordering = ["-opened_on", "-id"]
-        permissions = [("decide_recheck", "可以决定复核结果")]
+        permissions = [("decide_recheck", "可以决定复核结果"), ("publish_rectification", "可以公示整改情况")]
 
     def __str__(self):
         return f"工单 {self.pk}（{self.window_code}）"

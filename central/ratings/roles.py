@@ -33,7 +33,7 @@ GRANTS = {
                                                  "add_workordernote", "change_alert", "change_chain",
                                                  "change_commentforreview", "change_businesssystem",
                                                  "change_ratingaddition", "change_smsmessage",
-                                                 "change_callbacktask"]),
+                                                 "change_callbacktask", "publish_rectification"]),
     DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
                                            "workordernote", "alert", "terminal", "case", "callbacktask"])
                          + ["change_workorder", "add_workordernote", "change_callbacktask"]),

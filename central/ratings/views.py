@@ -14,7 +14,7 @@ from django.utils import timezone
 from terminal.core.levels import LEVELS_BEST_FIRST
 
 from . import callbacks, chains, exports, masking, roles, stats, workorders
-from .models import Alert, Rating, Window, WorkOrder
+from .models import Alert, Rating, ReasonTag, Window, WorkOrder
 
 LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
 staff_page = [login_required, permission_required("ratings.view_rating", raise_exception=True)]
@@ -218,6 +218,13 @@ def public(request):
     comments = [{"window": names.get(r.window_code, r.window_code), "level": r.get_level_display(),
                  "text": masking.anonymise(r.comment_public or r.text), "date": timezone.localtime(r.received_at).date()}
                 for r in approved]
+    labels = dict(ReasonTag.objects.values_list("code", "label"))
+    rectified = [{"date": timezone.localtime(o.closed_at).date(), "window": names.get(o.window_code, o.window_code),
+                  "level": o.rating.get_level_display(), "text": o.public_rectification,
+                  "reasons": "、".join(labels.get(c, c) for c in o.rating.reasons)}
+                 for o in WorkOrder.objects.filter(published_at__isnull=False, closed_at__gte=since,
+                                                   rating__excluded=False)
+                 .select_related("rating").order_by("-closed_at")[:20]]
     return render(request, "ratings/public.html", {
         "start": start, "end": end, "windows": windows, "departments": departments, "comments": comments,
-        "level_names": LEVEL_NAMES})
+        "rectified": rectified, "level_names": LEVEL_NAMES})

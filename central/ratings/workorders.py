@@ -138,3 +138,24 @@ def decide_recheck(order: WorkOrder, exclude: bool, user) -> None:
     if exclude:
         Rating.objects.filter(pk=order.rating_id).update(
             excluded=True, excluded_why=f"复核不计入：{order.recheck_reason}"[:200])
+
+
+def publish(order: WorkOrder, user, text: str | None = None) -> None:
+    """Show the order's rectification on /public/ (整改情况公示): only a closed order whose rating
+    still counts, as written (or as the administrator edited it), masked as any public text is."""
+    from . import masking
+    if order.state != "closed":
+        raise Refused("工单办结后才能公示整改情况")
+    if order.rating.excluded:
+        raise Refused("该评价经复核不计入统计，不公示")
+    public = (text if text is not None else order.rectification).strip()
+    if not public:
+        raise Refused("整改情况为空，无可公示内容")
+    order.public_rectification = masking.anonymise(public)[:2000]
+    order.published_at, order.published_by = timezone.now(), user
+    order.save(update_fields=["public_rectification", "published_at", "published_by"])
+
+
+def unpublish(order: WorkOrder) -> None:
+    order.public_rectification, order.published_at, order.published_by = "", None, None
+    order.save(update_fields=["public_rectification", "published_at", "published_by"])
