@@ -193,6 +193,7 @@ class SyncDaemon:
         self.contact_store = Store(config.db_path)  # the contact lane's own connection and session
         self.contact_client = client_for(config, credentials, clock_offset=offset)
         self.rng = random.Random()
+        self.invite_results: list[dict] = []  # outcomes of the heartbeat's invitations, for the next heartbeat
         self.next_upload = 0.0
         self.next_heartbeat = 0.0
         self.next_content = 0.0
@@ -240,16 +241,44 @@ class SyncDaemon:
             due = self.next_heartbeat or now
             self.next_heartbeat = max(due + self.config.sync.heartbeat_s * self.rng.uniform(0.9, 1.1), now)
             try:
-                reply = self.contact_client.heartbeat(self.report())
+                report = self.report()
+                reply = self.contact_client.heartbeat(report)
                 self._succeeded(self.contact_store, self.contact_client)
+                self.invite_results = self.invite_results[len(report.get("invite_results") or []):]  # heard
                 if reply.get("content_etag") and reply["content_etag"] != content.current_etag(self.config.content_dir):
                     self.next_content = 0.0
+                if isinstance(reply.get("invite"), dict):
+                    self.invite_locally(reply["invite"])
             except TransientError as exc:
                 self._failed(self.contact_store, self.contact_client, exc)
         if time.monotonic() >= self.next_content:
             self.next_content = time.monotonic() + self.config.sync.content_s
             self.pull_content()
         return max(0.0, min(self.next_heartbeat, self.next_content) - time.monotonic())
+
+    def invite_locally(self, offer: dict) -> str:
+        """A case done at this window, from the heartbeat's answer: hand it to this terminal's own
+        invite API, as the window's business system would, and report the outcome with the next
+        heartbeat (``invite_results``). Bounded: one short request to this machine."""
+        import requests
+        fields = {k: offer.get(k) for k in ("case_no", "item_code", "staff_no") if isinstance(offer.get(k), str)}
+        outcome = "unavailable"
+        listen = self.config.invite.listen
+        if listen and fields.get("case_no"):
+            from terminal.invite_api import load_or_create_token
+            try:
+                answer = requests.post(f"http://{listen}/v1/invite", json=fields, timeout=5, headers={
+                    "Authorization": f"Bearer {load_or_create_token(self.config.invite_token_path)}"})
+                body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else {}
+                error = body.get("error")
+                outcome = "invited" if answer.status_code == 201 else (
+                    error if error in ("busy", "paused", "staff_not_here") else "unavailable")
+            except (requests.RequestException, ValueError) as exc:
+                log.warning("could not hand the central server's invitation to the invite API: %s", exc)
+        log.info("invitation for case %s from the heartbeat: %s", fields.get("case_no"), outcome)
+        self.invite_results = [*self.invite_results, {"case_no": str(fields.get("case_no", ""))[:50],
+                                                      "outcome": outcome}][-10:]
+        return outcome
 
     def pull_content(self) -> str | None:
         """Pull content if it changed; return the error (the current content is kept), or None."""
@@ -286,6 +315,7 @@ class SyncDaemon:
             "chain": store.chain_head(),
             "errors": state.get("errors"),  # failures the kiosk or headless terminal survived
             "alerts": store.alerts(5),
+            **({"invite_results": list(self.invite_results)} if self.invite_results else {}),
         }
 
     @staticmethod

@@ -13,7 +13,7 @@ import pytest
 import requests
 from django.core.management import call_command
 
-from central.ratings import cases, defaults, personal_data
+from central.ratings import auth, cases, defaults, personal_data
 from central.ratings.models import BusinessSystem, Case, Policy, Rating, Window
 from terminal.core import signing
 from terminal.core.channels import InputDevice
@@ -260,3 +260,48 @@ def test_the_case_pages_show_the_number_masked_and_a_manager_only_their_departme
     assert "C-CROSS" in pages["own"][0].content.decode()
     assert reported.department != Window.objects.get(code="W02").department  # the demo hall's W02 is another's
     assert "C-CROSS" not in pages["other"][0].content.decode() and pages["other"][1].status_code in (302, 404)
+
+
+@pytest.mark.django_db
+def test_a_case_done_at_a_window_invites_its_terminal_through_the_next_heartbeat(hall, django_assert_num_queries):
+    """Reported done: the window's next heartbeat answer carries the invitation; busy is asked again,
+    invited ends it; a heartbeat with no case waiting costs no query more than before."""
+    import time as clock
+
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    def beat(**body):
+        data = json.dumps({"version": "1.0", **body}).encode()
+        headers = signing.signed_headers(hall.terminal_id, hall.secret, "POST", "/api/v1/heartbeat", data, clock.time())
+        reply = Client().post("/api/v1/heartbeat", data, content_type="application/json",
+                              **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+        assert reply.status_code == 200, reply.content
+        return reply.json()
+
+    beat()
+    with CaptureQueriesContext(connection) as quiet:
+        assert "invite" not in beat()
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    cases.report(system, completed(a_case("C-LONG-AGO"), hours_ago=1))  # done an hour ago: the citizen has left
+    cases.report(system, completed(a_case("C-NOW", ticket_no="A012"), hours_ago=0.02))
+    offered = beat()["invite"]
+    assert offered == {"case_no": "C-NOW", "item_code": "11440100MB2C000010-001", "staff_no": "SZ0101",
+                       "ticket_no": "A012"}
+    assert "invite" not in beat()  # offered: waiting for the terminal's word
+    assert beat(invite_results=[{"case_no": "C-NOW", "outcome": "busy"}])["invite"]["case_no"] == "C-NOW"
+    assert "invite" not in beat(invite_results=[{"case_no": "C-NOW", "outcome": "invited"}])
+    assert Case.objects.get(case_no="C-NOW").invite_state == "invited"
+    assert Case.objects.get(case_no="C-LONG-AGO").invite_state == ""
+    assert not Window.objects.get(code="W01").invite_waiting
+    with CaptureQueriesContext(connection) as after:
+        assert "invite" not in beat()
+    assert len(after) == len(quiet)  # no case waiting: the heartbeat is as cheap as ever
+    # another window's terminal reporting a result for this case changes nothing
+    cases.report(system, completed(a_case("C-W01-B"), hours_ago=0.01))
+    assert beat()["invite"]["case_no"] == "C-W01-B"
+    from central.ratings import invites
+    other = auth.enroll(auth.issue_code(Window.objects.get(code="W02"))[0])
+    invites.note_results(other, [{"case_no": "C-W01-B", "outcome": "invited"}])
+    assert Case.objects.get(case_no="C-W01-B").invite_state == "offered"

@@ -1,6 +1,7 @@
 """The sync daemon against the real central server, and against servers that misbehave."""
 
 import dataclasses
+import json
 import os
 import random
 import socket
@@ -319,3 +320,61 @@ def test_heartbeats_keep_their_interval_while_uploads_fail_a_third_of_the_time(t
     assert max(gaps) <= 2.2 + 1.0, gaps
     assert len(heartbeats) >= (heartbeats[-1] - heartbeats[0]) / 2.2, gaps  # none skipped
     store.close()
+
+
+def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_api(tmp_path):
+    """The central server's heartbeat answer names a case done at this window: the daemon hands it to
+    this terminal's invite API with the terminal's own token, and the next heartbeat says how it went."""
+    from http.server import BaseHTTPRequestHandler
+
+    from sync.daemon import SyncDaemon
+    from terminal.invite_api import load_or_create_token
+    beats, invitations = [], []
+
+    class Central(FakeCentral):
+        secret = "k" * 43
+
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            beats.append(body)
+            offer = {"case_no": "C-2026-0042", "item_code": "ITEM-1", "staff_no": "SZ0101", "ticket_no": "A012"}
+            self.answer(200, json.dumps({"content_etag": "", **({"invite": offer} if len(beats) == 1 else {})}).encode())
+
+    class InviteApi(BaseHTTPRequestHandler):
+        def do_POST(self):
+            invitations.append((self.path, self.headers["Authorization"],
+                                json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
+            body = b'{"session_id": "s1", "state": "invited", "expires_in_s": 10}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    central, url = fake_central.serve(Central)
+    invite, invite_url = fake_central.serve(InviteApi)
+    data = tmp_path / "data"
+    Credentials(terminal_id="T-INVITED", secret="k" * 43, server=url, window="W01").save(data)
+    path = tmp_path / "terminal.toml"
+    path.write_text(f'[terminal]\ndata_dir = "{data}"\ncontent_dir = "{data / "content"}"\n'
+                    f'[sync]\nserver = "{url}"\ntimeout = 5.0\nheartbeat_s = 60.0\ncontent_s = 3600.0\n'
+                    f'[invite]\nlisten = "{invite_url.removeprefix("http://")}"\n', encoding="utf-8")
+    daemon = SyncDaemon(terminal_config_module.load(path))
+    try:
+        daemon.next_content = time.monotonic() + 3600
+        daemon.contact_step()
+        assert invitations == [("/v1/invite", f"Bearer {load_or_create_token(data / 'invite-token')}",
+                                {"case_no": "C-2026-0042", "item_code": "ITEM-1", "staff_no": "SZ0101"})]
+        assert "invite_results" not in beats[0]
+        daemon.next_heartbeat = 0.0
+        daemon.contact_step()
+        assert beats[1]["invite_results"] == [{"case_no": "C-2026-0042", "outcome": "invited"}]
+        daemon.next_heartbeat = 0.0
+        daemon.contact_step()
+        assert "invite_results" not in beats[2]  # told once, heard: not again
+    finally:
+        daemon.close()
+        central.shutdown()
+        invite.shutdown()

@@ -28,7 +28,7 @@ import terminal
 from terminal.core import checks, signing
 from terminal.core.checks import clean_text, unclean_path
 
-from . import auth, cases, content, overload
+from . import auth, cases, content, invites, overload
 from .ingest import EVENTS, MAX_BATCH_ITEMS, RATINGS, ingest, note_boot
 from .models import Terminal
 
@@ -260,7 +260,14 @@ def heartbeat(request: HttpRequest):
     elif node.device_down_since is None:
         node.device_down_since = node.last_seen
     save_heartbeat(node)
-    return answer({"content_etag": content.etag_for(node)})
+    reply = {"content_etag": content.etag_for(node)}
+    if body.get("invite_results"):
+        invites.note_results(node, body["invite_results"])
+    if node.window.invite_waiting:  # read with the terminal: nothing more to ask when no case waits
+        offer = invites.offer_for(node)
+        if offer:
+            reply["invite"] = offer
+    return answer(reply)
 
 
 HEARTBEAT_FIELDS = ["last_seen", "version", "queue_depth", "oldest_pending_s", "dead_letters", "clock_offset_s",

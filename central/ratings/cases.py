@@ -21,7 +21,7 @@ from terminal.core import signing
 from terminal.core.checks import InvalidRecord, check_fields, text, timestamp
 from terminal.core.rating import MAX_CASE_NO, MAX_CODE
 
-from . import personal_data
+from . import invites, personal_data
 from .models import BusinessSystem, Case, Department, Staff, Window
 
 MAX_ITEM_NAME = 200
@@ -107,6 +107,7 @@ def report(system: BusinessSystem, data: object, again: bool = True) -> Reported
                 case = Case(case_no=values["case_no"], system=system, **fields)
                 _set_mobile(case, mobile)
                 case.save()
+                invites.case_completed(case)
                 return Reported(case, "created")
             if case.system_id != system.pk:
                 raise CaseRefused(409, "case_of_another_system",
@@ -123,6 +124,7 @@ def report(system: BusinessSystem, data: object, again: bool = True) -> Reported
                 if name != "mobile":
                     setattr(case, name, fields[name])
             case.save()
+            invites.case_completed(case)
             return Reported(case, "updated")
     except IntegrityError:  # the same number created by a request just now: once more, it updates
         if not again:

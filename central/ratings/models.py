@@ -53,6 +53,9 @@ class Window(models.Model):
     content_etag_for = models.CharField(max_length=64, blank=True, editable=False)
     # the window's printed QR plaque opens /w/<plaque_code>; a new code retires every plaque printed before
     plaque_code = models.CharField(max_length=24, blank=True, editable=False, db_index=True)
+    # a reported case done here waits to invite the window's idle terminal (its next heartbeat answer):
+    # read with the terminal on every signed request, so a heartbeat asks nothing more when none waits
+    invite_waiting = models.BooleanField(default=False, editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "窗口"
@@ -196,6 +199,12 @@ class Case(models.Model):
     completed_at = models.DateTimeField("办结时间", null=True, blank=True)
     reported_at = models.DateTimeField("首次报送", auto_now_add=True)
     updated_at = models.DateTimeField("最近报送", auto_now=True)
+    # inviting the window's terminal through its heartbeat: "" → offered → invited (or missed, when no
+    # heartbeat could take it within INVITE_WITHIN of completion); busy or paused terminals are asked again
+    invite_state = models.CharField("邀评状态", max_length=10, blank=True, default="", choices=[
+        ("", "—"), ("waiting", "等待终端空闲"), ("offered", "已发给终端"), ("invited", "终端已邀评"),
+        ("missed", "终端未能邀评")])
+    invite_note = models.CharField("邀评说明", max_length=100, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "办件"
