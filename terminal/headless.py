@@ -32,7 +32,8 @@ def run(config: Config, stop: threading.Event) -> None:
     window = Window(config, store, load_or_none(config.content_dir), screen=False)  # a press is the whole rating
     devices: list = []
     voice = Voice(config.kiosk.volume, player=AplayPlayer(config.kiosk.audio_device))
-    window.listeners.append(lambda what, detail: voice.say(detail, config.terminal.language) if what == "say" else None)
+    window.listeners.append(lambda what, detail: voice.say(detail, config.terminal.language) if what == "say" else
+                            voice.call(detail, config.terminal.language) if what == "call" else None)
 
     def on_device(device: InputDevice):
         return lambda kind, key: window.device_key(kind, key, device)

@@ -9,9 +9,12 @@ terminals sign for the central server (``terminal.core.signing``), so the token 
 crosses the LAN. The token is in ``<data_dir>/invite-token`` (mode 600, made on first start, shown
 by ``rating-terminal invite-token``), never in a URL and never logged.
 
-    POST /v1/invite            {"case_no": "…", "item_code": "…", "staff_no": "…"}  (all optional)
+    POST /v1/invite            {"case_no": "…", "item_code": "…", "staff_no": "…", "ticket_no": "…"}  (all optional)
         201 {"session_id", "state": "invited", "expires_in_s"}
         409 {"error": "busy" | "paused" | "staff_not_here"}    503 {"error": "out_of_service"}
+    POST /v1/call              {"ticket_no": "A012"}   the queue system calls a ticket here: shown,
+                               announced, carried by the next rating; 409 paused
+    POST /v1/pause, /v1/resume  暂停服务 / 恢复服务 from the queue system, the staff still logged in
     GET  /v1/sessions/<id>     {"session_id", "case_no", "item_code", "staff_no", "source",
                                 "outcome": "open" | "rated" | "expired" | "abandoned", "rated"}
     GET  /v1/state             {"state", "staff_no", "window"}
@@ -55,7 +58,8 @@ from terminal.credentials import write_private
 from terminal.window import Window
 
 log = logging.getLogger("rating-terminal.invite")
-FIELDS = ("case_no", "item_code", "staff_no")
+FIELDS = ("case_no", "item_code", "staff_no", "ticket_no")
+QUEUE_ACTIONS = ("/v1/call", "/v1/pause", "/v1/resume")  # the queue system's (排队叫号)
 _SESSION_PATH = re.compile(r"^/v1/sessions/([A-Za-z0-9_-]{8,64})$")
 HEAD_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
@@ -280,6 +284,8 @@ class Handler:
         if method not in ("GET", "POST"):
             raise Refusal(405, "method_not_allowed", "use POST /v1/invite or GET")
         self._authorise(method, target, headers, body)
+        if method == "POST" and target in QUEUE_ACTIONS:
+            return self._queue(target, body)
         if method == "POST":
             if target != "/v1/invite":
                 raise Refusal(404, "not_found", f"no POST {target[:80]}")
@@ -301,6 +307,29 @@ class Handler:
         if report is None:
             raise Refusal(404, "not_found", "no such session (only recent sessions are kept)")
         return 200, report
+
+    def _queue(self, target: str, body: bytes) -> tuple[int, dict]:
+        """The queue system: call a ticket to this window (shown and announced, carried by the next
+        rating), or pause and resume the window (暂停服务 / 恢复服务) with its staff still logged in."""
+        fields = self._invitation(body)
+        try:
+            if target == "/v1/call":
+                if set(fields) != {"ticket_no"}:
+                    raise Refusal(400, "bad_field", 'body must be {"ticket_no": "A012"}')
+                self.window.call(fields["ticket_no"])
+            elif fields:
+                raise Refusal(400, "bad_field", "pause and resume take no body")
+            elif target == "/v1/pause":
+                self.window.pause()
+            else:
+                self.window.resume()
+        except SessionRefused as exc:
+            raise Refusal(409, exc.code, str(exc)) from None
+        except InvalidRecord as exc:
+            raise Refusal(400, "bad_field", str(exc)) from None
+        staff = self.window.staff
+        return 200, {"state": self.window.state.value, "window": self.window.config.terminal.window,
+                     "staff_no": staff.staff_no if staff else None}
 
     def _authorise(self, method: str, target: str, headers: dict, body: bytes) -> None:
         if "x-signature" in headers:
@@ -378,7 +407,9 @@ OPENAPI = {
                 "case_no": {"type": "string", "maxLength": 50, "description": "办件编号"},
                 "item_code": {"type": "string", "maxLength": 64, "description": "事项编码"},
                 "staff_no": {"type": "string", "maxLength": 64,
-                             "description": "must be the staff member logged in at this window"}}},
+                             "description": "must be the staff member logged in at this window"},
+                "ticket_no": {"type": "string", "maxLength": 16,
+                              "description": "排队号; default: the ticket last called to this window"}}},
             "Session": {"type": "object", "properties": {
                 "session_id": {"type": "string"}, "case_no": {"type": ["string", "null"]},
                 "item_code": {"type": ["string", "null"]}, "staff_no": {"type": ["string", "null"]},
@@ -404,6 +435,16 @@ OPENAPI = {
             "parameters": [{"name": "session_id", "in": "path", "required": True, "schema": {"type": "string"}}],
             "responses": {"200": {"description": "the session", "content": {"application/json": {"schema": {
                 "$ref": "#/components/schemas/Session"}}}}, "404": {"description": "not_found"}}}},
+        "/v1/call": {"post": {
+            "summary": "The queue system calls a ticket to this window (请 A012 号到…窗口办理)",
+            "requestBody": {"content": {"application/json": {"schema": {
+                "type": "object", "required": ["ticket_no"], "additionalProperties": False,
+                "properties": {"ticket_no": {"type": "string", "maxLength": 16}}}}}},
+            "responses": {"200": {"description": "called: shown, announced, and carried by the next rating"},
+                          "409": {"description": "paused"}}}},
+        "/v1/pause": {"post": {"summary": "暂停服务: the window stops serving; its staff stays logged in",
+                               "responses": {"200": {"description": "paused"}}}},
+        "/v1/resume": {"post": {"summary": "恢复服务", "responses": {"200": {"description": "serving again"}}}},
         "/v1/state": {"get": {
             "summary": "The window's state and who is logged in",
             "responses": {"200": {"description": "state", "content": {"application/json": {"schema": {

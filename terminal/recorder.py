@@ -57,7 +57,7 @@ class Recorder:
         return self._rating(stamp, id=draft.id, level=draft.level, device=draft.device, staff_no=draft.staff_no,
                             dept_code=self.dept_code, case_no=draft.case_no, item_code=draft.item_code,
                             session_id=draft.session_id, scores=dict(draft.scores), reasons=list(draft.reasons),
-                            text=draft.text)
+                            text=draft.text, ticket_no=draft.ticket_no)
 
     def carry_out(self, effects: list[Effect]) -> list[Effect]:
         """Make each record durable, in order; return the effects that are not records (``Say``)."""
@@ -74,7 +74,7 @@ class Recorder:
             elif isinstance(effect, Log):
                 self.store.record_event(self._event(None, kind=effect.kind, staff_no=effect.staff_no,
                                                     session_id=effect.session_id, case_no=effect.case_no,
-                                                    item_code=effect.item_code))
+                                                    item_code=effect.item_code, ticket_no=effect.ticket_no))
             else:
                 rest.append(effect)
         return rest

@@ -1,4 +1,5 @@
-"""Voice prompts: 请您对我的服务做出评价 on an invitation, 感谢您的评价 after a rating.
+"""Voice prompts: 请您对我的服务做出评价 on an invitation, 感谢您的评价 after a rating, and a called
+queue ticket (请 A012 号，到本窗口办理), said from pieces in ``assets/sounds/ticket/``.
 
 Played from ``assets/sounds/<prompt>-<language>.wav`` at the volume in ``[kiosk] volume``
 (0 = silent): by Kivy's SoundLoader in the kiosk (``KivyPlayer``), by ALSA's ``aplay`` on a
@@ -22,6 +23,7 @@ from terminal.config import ASSETS
 
 log = logging.getLogger("rating-terminal.voice")
 SOUNDS = ASSETS / "sounds"
+KEEP_LOADED = 16  # sounds kept decoded by a player
 
 
 class KivyPlayer:
@@ -34,6 +36,8 @@ class KivyPlayer:
         if path not in self.sounds:
             from kivy.core.audio import SoundLoader
             self.sounds[path] = SoundLoader.load(str(path))
+            while len(self.sounds) > KEEP_LOADED:  # called tickets are many: keep the prompts and a few calls
+                del self.sounds[next(iter(self.sounds))]
         sound = self.sounds[path]
         if sound is None or not sound.length:  # Kivy logs and hands back an empty sound on failure
             return f"cannot play {path.name} (no audio device or no decoder)"
@@ -58,6 +62,8 @@ class AplayPlayer:
             if wav_bytes is None:
                 return f"{path.name}: only 16-bit WAV is played here"
             self.prepared[(path, volume)] = wav_bytes
+            while len(self.prepared) > KEEP_LOADED:
+                del self.prepared[next(iter(self.prepared))]
         data = self.prepared[(path, volume)]
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
@@ -119,6 +125,20 @@ class Voice:
             path = self.folder / f"{prompt}-{i18n.DEFAULT}.wav"
         if not path.exists():
             return self._silent(f"no {path.name}")
+        self._play(path)
+
+    def call(self, ticket_no: str, language: str) -> None:
+        """A called ticket, said from its pieces: 请 + each letter and digit + 号，到本窗口办理."""
+        self.said.append(f"call {ticket_no}")
+        log.info("voice: ticket %s called (%s)", ticket_no, language)
+        if self.volume <= 0:
+            return
+        path = ticket_wav(ticket_no, language, self.folder / "ticket")
+        if path is None:
+            return self._silent(f"no ticket pieces for {language}")
+        self._play(path)
+
+    def _play(self, path: Path) -> None:
         try:
             problem = self.player.play(path, self.volume)
         except Exception as exc:  # an audio stack that fails mid-way: stay silent, keep rating
@@ -130,3 +150,56 @@ class Voice:
         if self.silent_because is None:
             log.warning("voice prompts are silent: %s", why)
         self.silent_because = why
+
+
+CALLS_KEPT = 20  # composed calls kept on disk (a hall calls the same few prefixes all day)
+
+
+def ticket_wav(ticket_no: str, language: str, pieces: Path) -> Path | None:
+    """The WAV saying a called ticket, composed once per ticket and language into a private folder:
+    the pieces' leading and trailing silence trimmed, 80 ms between them. Only letters and digits
+    are said; None when this language has no pieces."""
+    if not (pieces / f"before-{language}.wav").exists():
+        language = i18n.DEFAULT
+    said = [c for c in ticket_no.upper() if c.isascii() and c.isalnum()][:16]
+    names = ["before", *said, "after"]
+    paths = [pieces / f"{name}-{language}.wav" for name in names]
+    paths = [p for p in paths if p.exists()]
+    if len(paths) < 2:
+        return None
+    import tempfile
+    folder = Path(tempfile.gettempdir()) / f"rating-terminal-calls-{_uid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    target = folder / f"{language}-{''.join(said) or 'none'}.wav"
+    if target.exists():
+        return target
+    params, frames = None, []
+    for path in paths:
+        with wave.open(str(path), "rb") as wav:
+            params = params or wav.getparams()
+            if (wav.getframerate(), wav.getsampwidth(), wav.getnchannels()) != (params.framerate, 2, 1):
+                return None  # a replaced piece in another format: silent rather than noise
+            frames.append(_trimmed(wav.readframes(wav.getnframes())))
+    gap = b"\0\0" * int(params.framerate * 0.08)
+    with wave.open(str(target), "wb") as out:
+        out.setparams(params)
+        out.writeframes(gap.join(frames))
+    for old in sorted(folder.glob("*.wav"), key=lambda p: p.stat().st_mtime)[:-CALLS_KEPT]:
+        old.unlink(missing_ok=True)
+    return target
+
+
+def _trimmed(frames: bytes, threshold: int = 400) -> bytes:
+    """16-bit mono samples without the silence eSpeak puts before and after a word."""
+    samples = array.array("h", frames)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    loud = [i for i, x in enumerate(samples) if abs(x) > threshold]
+    if not loud:
+        return b""
+    return frames[loud[0] * 2:(loud[-1] + 1) * 2]
+
+
+def _uid() -> int:
+    import os
+    return os.getuid()

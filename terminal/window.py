@@ -138,16 +138,30 @@ class Window:
             self._run(self.session.press, Level(level), device, self.monotonic(), self.recorder.stamp())
 
     def invite(self, *, case_no: str | None = None, item_code: str | None = None, staff_no: str | None = None,
-               source: str = "api") -> Service:
+               source: str = "api", ticket_no: str | None = None) -> Service:
         """Open a rating session (SessionRefused: paused or busy)."""
         with self.lock:
             if self.fault:
                 raise SessionRefused("out_of_service", f"the terminal cannot record ratings: {self.fault}")
             service, effects = self.session.invite(self.monotonic(), case_no=case_no, item_code=item_code,
-                                                   staff_no=staff_no, source=source)
+                                                   staff_no=staff_no, source=source, ticket_no=ticket_no)
             self._carry_out(effects)
             log.info("session: invited (%s%s)", source, f", case {case_no}" if case_no else "")
             return service
+
+    def call(self, ticket_no: str) -> None:
+        """The queue system called a ticket to this window (SessionRefused when not serving)."""
+        with self.lock:
+            self._run(self.session.call, ticket_no, self.monotonic())
+
+    def pause(self) -> None:
+        """暂停服务 from the queue system; the staff member stays logged in."""
+        with self.lock:
+            self._run(self.session.pause, self.monotonic())
+
+    def resume(self) -> None:
+        with self.lock:
+            self._run(self.session.resume, self.monotonic())
 
     @_survives()
     def device_key(self, kind: str, key: int, device: InputDevice) -> str | None:
@@ -236,7 +250,9 @@ class Window:
             if isinstance(effect, Commit):
                 self.last_level, self.last_rating_id = effect.draft.level, effect.draft.id
         for effect in rest:
-            if isinstance(effect, Say):
+            if isinstance(effect, Say) and effect.prompt == "call":
+                self._tell("call", effect.ticket_no)  # shown and announced: 请 A012 号到…窗口办理
+            elif isinstance(effect, Say):
                 self._tell("say", effect.prompt)
         self._tell("state", self.session.state)
 

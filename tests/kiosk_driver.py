@@ -13,6 +13,7 @@ Steps (each a dict with "do"):
                                        font and compare it with the font's missing-glyph box
   swipe        {"badge"}               a badge read by a reader (as the badge readers deliver it)
   invite       {"case_no", ...}        an invitation, as the invite API or the 请评价 key gives it
+  call         {"ticket_no"}           the queue system calls a ticket to this window
   box_press    {"level"}               a press on the button box
   set_pin      {"pin"}                 the technician PIN, as rating-terminal set-pin stores it
   type         {"target", "text"}      text typed into the text input with that id
@@ -140,6 +141,8 @@ class Driver:
             self.app.swipe(step["badge"])
         elif step["do"] == "invite":
             self.app.window.invite(**{k: v for k, v in step.items() if k != "do"})
+        elif step["do"] == "call":
+            self.app.window.call(step["ticket_no"])
         elif step["do"] == "box_press":
             self.app.device_press(step["level"], InputDevice.BUTTON_BOX)
         elif step["do"] == "type":

@@ -305,3 +305,16 @@ def test_a_case_done_at_a_window_invites_its_terminal_through_the_next_heartbeat
     other = auth.enroll(auth.issue_code(Window.objects.get(code="W02"))[0])
     invites.note_results(other, [{"case_no": "C-W01-B", "outcome": "invited"}])
     assert Case.objects.get(case_no="C-W01-B").invite_state == "offered"
+
+
+@pytest.mark.django_db
+def test_the_queue_ticket_reaches_the_central_server_with_the_rating_and_the_call(hall):
+    from central.ratings.models import TerminalEvent
+    from conftest import ingest_events, make_event
+    rating = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="C-TICKET", ticket_no="A012")
+    called = make_event("ticket_called", terminal_id=hall.terminal_id, ticket_no="A012")
+    paused = make_event("queue_paused", terminal_id=hall.terminal_id)
+    assert ingest_ratings(hall, rating) == ["accepted"] and ingest_events(hall, called, paused) == ["accepted"] * 2
+    assert Rating.objects.get(rating_id=rating.id).ticket_no == "A012"
+    assert TerminalEvent.objects.get(event_id=called.id).ticket_no == "A012"
+    assert TerminalEvent.objects.get(event_id=paused.id).kind == "queue_paused"

@@ -187,3 +187,33 @@ def test_the_api_serves_its_openapi_document(api):
     document = requests.get(f"{url}/v1/openapi.json", timeout=5).json()
     assert document["openapi"].startswith("3.") and set(document["paths"]) >= {"/v1/invite", "/v1/state",
                                                                               "/v1/sessions/{session_id}"}
+
+
+def test_the_queue_system_calls_a_ticket_and_pauses_and_resumes_the_window(api):
+    """排队叫号 through the same API and token: a called ticket is told to the screen and voice and
+    carried by the next rating; pause and resume keep the staff member logged in."""
+    url, http, window = api
+    told = []
+    window.listeners.append(lambda what, detail: told.append((what, detail)) if what == "call" else None)
+    window.swipe("0004521873")
+    assert requests.post(f"{url}/v1/call", json={"ticket_no": "A012"}).status_code == 401  # the token is needed
+    called = http.post(f"{url}/v1/call", json={"ticket_no": "A012"})
+    assert called.status_code == 200 and called.json()["state"] == "idle" and told == [("call", "A012")]
+    session_id = http.post(f"{url}/v1/invite", json={"case_no": "C-Q-1"}).json()["session_id"]
+    window.press(5, InputDevice.TOUCHSCREEN)
+    assert http.get(f"{url}/v1/sessions/{session_id}").json()["ticket_no"] == "A012"
+    (ticket,) = window.store.db.execute("SELECT json_extract(payload, '$.ticket_no') FROM ratings").fetchone()
+    assert ticket == "A012"
+    for body in ({}, {"ticket_no": 12}, {"ticket_no": "A" * 17}, {"ticket_no": "A1", "case_no": "C"}):
+        assert http.post(f"{url}/v1/call", json=body).json()["error"] == "bad_field", body
+    paused = http.post(f"{url}/v1/pause")
+    assert paused.json() == {"state": "paused", "window": "W01", "staff_no": "SZ0101"}
+    assert http.post(f"{url}/v1/invite", json={}).json()["error"] == "paused"
+    assert http.post(f"{url}/v1/call", json={"ticket_no": "A013"}).json()["error"] == "paused"
+    assert http.post(f"{url}/v1/pause", json={"x": 1}).json()["error"] == "bad_field"
+    assert http.post(f"{url}/v1/resume").json()["state"] == "idle"
+    events = [k for (k,) in window.store.db.execute("SELECT json_extract(payload, '$.kind') FROM events ORDER BY seq")]
+    assert [k for k in events if k in ("ticket_called", "queue_paused", "queue_resumed")] == [
+        "ticket_called", "queue_paused", "queue_resumed"]
+    spec = requests.get(f"{url}/v1/openapi.json").json()["paths"]
+    assert {"/v1/call", "/v1/pause", "/v1/resume"} <= set(spec)

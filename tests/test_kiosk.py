@@ -385,3 +385,29 @@ def test_portrait_and_seven_inch_screens(display, terminal_config, tmp_path, siz
     assert_readable(rating, "请您对我的服务做出评价", "非常满意", "非常不满意")
     assert_readable(reasons, "请告诉我们不满意的原因", "提交")
     assert Image.open(SCREENSHOTS / f"rating-{size}-zh.png").size == (int(width), int(height))
+
+
+def test_a_called_ticket_shows_and_the_rating_carries_it(display, terminal_config, tmp_path):
+    """排队叫号: the queue system calls A012 to this window; the kiosk shows 请 A012 号到 1号窗口 办理 over the
+    attract screen (and says it), and the rating of the service that follows carries the ticket."""
+    shot = SCREENSHOTS / "ticket-called-1024x600.png"
+    outcome = kiosk.run(terminal_config(staff_no="SZ0101", width=1024, height=600), [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "call", "ticket_no": "A012"},
+        {"do": "wait_text", "text": "请 A012 号到 1号窗口 办理"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(shot)},
+        {"do": "invite", "case_no": "C-TICKET-1"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "touch", "target": "level_5"},
+        {"do": "wait_screen", "screen": "thanks"},
+    ], display, tmp_path)
+    assert_readable(outcome["glyph_checks"][0], "请 A012 号到 1号窗口 办理", "李明华")
+    image = Image.open(shot).convert("RGB")
+    assert image.size == (1024, 600)
+    r, g, b = image.getpixel((512, int(600 * 0.8)))  # the banner's blue, over the lower middle
+    assert b > 120 and r < 80, (r, g, b)
+    assert records(tmp_path, "SELECT json_extract(payload, '$.ticket_no'), json_extract(payload, '$.case_no') "
+                             "FROM ratings") == [("A012", "C-TICKET-1")]
+    assert records(tmp_path, "SELECT json_extract(payload, '$.ticket_no') FROM events "
+                             "WHERE json_extract(payload, '$.kind') = 'ticket_called'") == [("A012",)]

@@ -31,12 +31,17 @@ def test_wire_round_trip_keeps_every_field_and_the_digest():
     r = make(case_no="A" * 50, item_code="4400", reasons=("服务态度差",), text="等了很久",
              scores={"服务效率": 2}, level=Level.DISSATISFIED, staff_no="SZ0101")
     wire = r.to_wire()
-    assert set(wire) == set(FIELDS) - {"chain"}  # unchained: the previous wire version, digest unchanged
+    # unchained, no queue ticket: the first wire version, its digest unchanged
+    assert set(wire) == set(FIELDS) - {"chain", "ticket_no"}
     again = Rating.from_wire(wire)
     assert again == r and again.digest() == r.digest()
     chained = dataclasses.replace(r, chain=chain.Link("ab" * 16, 7, "cd" * 32))
     wire = chained.to_wire()
-    assert set(wire) == set(FIELDS) and wire["chain"] == {"v": 1, "epoch": "ab" * 16, "seq": 7, "prev": "cd" * 32}
+    assert set(wire) == set(FIELDS) - {"ticket_no"}
+    assert wire["chain"] == {"v": 1, "epoch": "ab" * 16, "seq": 7, "prev": "cd" * 32}
+    ticketed = dataclasses.replace(chained, ticket_no="A012")
+    assert set(ticketed.to_wire()) == set(FIELDS) and Rating.from_wire(ticketed.to_wire()) == ticketed
+    assert ticketed.digest() != chained.digest()  # the ticket is part of what the rating says
     assert Rating.from_wire(wire) == chained and Rating.from_wire(wire).digest() == chained.digest() != r.digest()
 
 

@@ -97,7 +97,7 @@ def test_good_rating_after_invitation_commits_and_thanks():
         (GOOD, "C-2026-001", "ITEM-1", "SZ0101", service.session_id, "t3")
     assert s.lookup(service.session_id).report() == {
         "session_id": service.session_id, "case_no": "C-2026-001", "item_code": "ITEM-1", "staff_no": "SZ0101",
-        "source": "api", "outcome": "rated", "rated": True}  # whether, never how: staff must not see the level
+        "ticket_no": None, "source": "api", "outcome": "rated", "rated": True}  # whether, never how (三不)
 
 
 def test_only_the_first_press_counts_later_ones_are_flagged():
@@ -282,3 +282,44 @@ def test_the_rules_import_no_user_interface():
     code = "import sys, terminal.core.session, terminal.recorder; print(sorted(m for m in sys.modules if m.startswith('kivy')))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+# -- the queue system (排队叫号) ------------------------------------------------------------------
+
+def test_a_called_ticket_is_announced_and_carried_by_the_next_services_rating_only():
+    s = logged_in()
+    effects = s.call("A012", 1.0)
+    assert effects == [Log("ticket_called", "SZ0101", ticket_no="A012"), Say("call", "A012")]
+    service, effects = s.invite(2.0, case_no="C-1")
+    assert service.ticket_no == "A012" and effects[0].ticket_no == "A012"  # the invited event names it
+    assert committed(s.press(Level.VERY_SATISFIED, InputDevice.TOUCHSCREEN, 3.0)).ticket_no == "A012"
+    s.tick(10.0)
+    service, _ = s.invite(11.0)  # the ticket was served: the next service has none until the next call
+    assert service.ticket_no is None
+    s.tick(30.0)
+    s.call("A013", 31.0)
+    service, _ = s.invite(32.0, ticket_no="B007")  # the invitation's own ticket wins
+    assert service.ticket_no == "B007" and service.report()["ticket_no"] == "B007"
+    with pytest.raises(InvalidRecord):
+        s.call("A" * 17, 40.0)
+
+
+def test_the_queue_system_pauses_and_resumes_the_window_with_its_staff_still_logged_in():
+    s = logged_in()
+    s.invite(1.0, case_no="C-2")
+    effects = s.pause(2.0)
+    assert s.state is State.PAUSED and s.staff_no == "SZ0101"
+    assert kinds(effects) == ["Log:session_abandoned", "Log:queue_paused"]
+    assert kinds(s.press(Level.SATISFIED, InputDevice.BUTTON_BOX, 3.0)) == ["Flag:paused"]
+    with pytest.raises(SessionRefused) as refused:
+        s.invite(4.0)
+    assert refused.value.code == "paused" and "not serving" in str(refused.value)
+    with pytest.raises(SessionRefused):
+        s.call("A014", 5.0)
+    assert s.pause(6.0) == []  # already paused: nothing more
+    assert kinds(s.resume(7.0)) == ["Log:queue_resumed"] and s.state is State.IDLE
+    assert s.resume(8.0) == []
+    s.pause(9.0)
+    s.swipe("SZ0101", 10.0)  # the badge still logs out, and the pause goes with it
+    assert (s.state, s.staff_no, s.queue_paused) == (State.PAUSED, None, False)
+    assert s.resume(11.0) == [] and s.state is State.PAUSED  # resume never logs anyone in

@@ -47,3 +47,27 @@ def test_volume_zero_never_starts_a_player():
     player = AplayPlayer("null")
     Voice(0.0, player=player).say("invite", "zh_CN")
     assert player.proc is None
+
+
+def test_a_called_ticket_is_said_from_its_pieces_through_alsa(tmp_path):
+    """请 A012 号，到本窗口办理: the pieces for 请, A, 0, 1, 2 and the rest, each without its silence,
+    80 ms apart, played through the real aplay; a character with no piece is not said."""
+    from terminal.voice import _trimmed, ticket_wav
+    out = tmp_path / "speaker.raw"
+    player = AplayPlayer(f"file:FILE={out},FORMAT=raw")
+    voice = Voice(1.0, player=player)
+    voice.call("A-012", "zh_CN")
+    player.proc.wait(10)
+    assert player.proc.returncode == 0 and voice.silent_because is None and voice.said == ["call A-012"]
+    pieces = []
+    for name in ("before", "A", "0", "1", "2", "after"):
+        with wave.open(str(SOUNDS / "ticket" / f"{name}-zh_CN.wav"), "rb") as wav:
+            rate = wav.getframerate()
+            pieces.append(_trimmed(wav.readframes(wav.getnframes())))
+    expected = (b"\0\0" * int(rate * 0.08)).join(pieces)
+    played = out.read_bytes()
+    assert len(played) >= len(expected) and played[:len(expected)] == expected
+    assert all(len(p) > 2000 for p in pieces)  # every piece says something
+    english = ticket_wav("B7", "en", SOUNDS / "ticket")
+    assert english.name == "en-B7.wav" and english.stat().st_size > 20_000
+    assert ticket_wav("号", "zh_CN", SOUNDS / "ticket").name == "zh_CN-none.wav"  # 请…办理 alone still calls

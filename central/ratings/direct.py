@@ -37,7 +37,7 @@ def rate(*, window_code: str, level: Level, channel: Channel, device: str, at: d
                channel=int(channel), device=device, case_no=case_no, item_code=item_code, session_id="",
                reasons=reasons or [], text=text, excluded=False, excluded_why="", rated_at=at,
                rated_on=timezone.localdate(at), rated_at_terminal=at, time_source="server_received", digest=digest,
-               payload=payload, rating_no=1, case_counted=None, flags=[], comment_state="", comment_public="",
+               payload=payload, rating_no=1, ticket_no="", case_counted=None, flags=[], comment_state="", comment_public="",
                comment_reviewed_at=None, chain_epoch="", chain_seq=None, chain_prev="")
     if flag:
         row.update(flags=[flag[0]], excluded=True, excluded_why=flag[1][:200])

@@ -458,6 +458,7 @@ def _rating_fields(r: WireRating, digest: str, binding: Binding, payload=None) -
         excluded=False, excluded_why="",
         rated_at=rated_at, rated_on=rated_at.astimezone(binding.zone).date(), rated_at_terminal=said,
         time_source=source, digest=digest, payload=r.to_wire() if payload is None else payload, rating_no=r.rating_no,
+        ticket_no=r.ticket_no or "",
         case_counted=None,
         flags=flags, comment_state="", comment_public="", comment_reviewed_at=None, **_chain_fields(r),
     )
@@ -467,7 +468,7 @@ def _event_fields(e: WireEvent, digest: str, binding: Binding, payload=None) -> 
     at, source, flags, said = binding.when(e)
     return dict(
         event_id=e.id, terminal_id=e.terminal_id, window_code=e.window, kind=e.kind, why=e.why or "",
-        staff_no=e.staff_no or "", session_id=e.session_id or "", case_no=e.case_no or "",
+        staff_no=e.staff_no or "", session_id=e.session_id or "", case_no=e.case_no or "", ticket_no=e.ticket_no or "",
         level=int(e.level) if e.level is not None else None, at=at, at_terminal=said,
         time_source=source, digest=digest, payload=e.to_wire() if payload is None else payload, flags=flags,
         **_chain_fields(e),

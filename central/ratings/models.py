@@ -323,6 +323,7 @@ class Rating(models.Model):
     digest = models.CharField(max_length=64)
     payload = models.JSONField("原始数据")
     rating_no = models.PositiveSmallIntegerField("评价次数", default=1)  # 1 首次, 2 追加评价
+    ticket_no = models.CharField("排队号", max_length=16, blank=True)  # the queue ticket the service was called by
     # True: this rating holds its case's place for its rating_no (一事一评); None: it does not.
     case_counted = models.BooleanField("计为该办件的评价", null=True, editable=False)
     # time_implausible (its clock put it before enrollment or in the future: stored at the time
@@ -495,7 +496,8 @@ class TerminalEvent(models.Model):
     """A staff login or logout, a session event, or a press kept as suspected misuse — never a rating."""
 
     KINDS = [("login", "登录"), ("logout", "退出"), ("invited", "邀请评价"), ("invite_expired", "邀请超时未评"),
-             ("session_abandoned", "会话中止"), ("misuse", "疑似误按/刷评"), ("chain_restart", "记录链重新开始")]
+             ("session_abandoned", "会话中止"), ("misuse", "疑似误按/刷评"), ("chain_restart", "记录链重新开始"),
+             ("ticket_called", "排队叫号"), ("queue_paused", "叫号系统暂停服务"), ("queue_resumed", "叫号系统恢复服务")]
     event_id = models.CharField("事件编号", max_length=64, unique=True)
     terminal_id = models.CharField("终端", max_length=64, db_index=True)
     window_code = models.CharField("窗口", max_length=64, db_index=True)
@@ -504,6 +506,7 @@ class TerminalEvent(models.Model):
     staff_no = models.CharField("工号", max_length=64, blank=True, db_index=True)
     session_id = models.CharField("评价会话", max_length=64, blank=True)
     case_no = models.CharField("办件编号", max_length=50, blank=True)
+    ticket_no = models.CharField("排队号", max_length=16, blank=True)
     level = models.PositiveSmallIntegerField("按下的等级", choices=LEVEL_CHOICES, null=True, blank=True)
     at = models.DateTimeField("时间", db_index=True)
     at_terminal = models.DateTimeField("终端记录时间")

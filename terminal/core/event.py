@@ -17,7 +17,8 @@ from .checks import MAX_MONO_MS, InvalidRecord, bool_, build, check_fields, enum
 from .levels import Level
 from .rating import wire_digest
 
-KINDS = ("login", "logout", "invited", "invite_expired", "session_abandoned", "misuse", "chain_restart")
+KINDS = ("login", "logout", "invited", "invite_expired", "session_abandoned", "misuse", "chain_restart",
+         "ticket_called", "queue_paused", "queue_resumed")
 MISUSE = ("paused", "no_session", "cooldown", "repeat", "during_thanks")
 RESTART = ("database_corrupt", "database_missing")  # why a terminal began a new hash chain
 #: the kinds that must say why, and what they may say
@@ -52,6 +53,7 @@ class Event:
     why: str | None = None  # misuse: paused | no_session | …; chain_restart: database_corrupt | …
     detail: str | None = None  # chain_restart: what was lost and salvaged (JSON text)
     chain: Link | None = None
+    ticket_no: str | None = None  # ticket_called, invited: the queue ticket
 
     @classmethod
     def create(cls, *, kind: str, now: datetime, mono_ms: int, boot_id: str, clock_synced: bool,
@@ -77,7 +79,7 @@ class Event:
         d = {name: getattr(self, name) for name in FIELDS}
         d["level"] = int(self.level) if self.level is not None else None
         d["device"] = self.device.value if self.device is not None else None
-        for optional in ("detail", "chain"):  # absent, not null, in the previous wire version's events
+        for optional in ("detail", "chain", "ticket_no"):  # absent, not null, in earlier wire versions' events
             if getattr(self, optional) is None:
                 del d[optional]
         if self.chain is not None:
@@ -107,4 +109,5 @@ FIELDS = {
     "why": (False, _one_of(MISUSE + RESTART)),
     "detail": (False, text(2000)),
     "chain": (False, Link.from_wire),
+    "ticket_no": (False, text(16)),
 }

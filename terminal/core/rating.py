@@ -26,6 +26,7 @@ from .levels import Level
 InvalidRating = InvalidRecord  # the name the server's ingest and the tests know
 
 MAX_CASE_NO = 50  # 办件编号 is at most 50 characters in the provincial interfaces
+MAX_TICKET = 16  # a queue ticket, e.g. A012
 MAX_TEXT = 500
 MAX_CODE = 64
 MAX_REASONS = 20
@@ -55,6 +56,7 @@ class Rating:
     rating_no: int = 1  # 1st or 2nd rating of the same case
     anonymous: bool = True
     chain: Link | None = None
+    ticket_no: str | None = None  # the queue ticket the service was called by (排队叫号)
 
     @classmethod
     def create(cls, *, level: Level, device: InputDevice, now: datetime, mono_ms: int,
@@ -86,6 +88,8 @@ class Rating:
             del d["chain"]
         else:
             d["chain"] = self.chain.to_wire()
+        if self.ticket_no is None:  # absent, not null: a record without one keeps its earlier digest
+            del d["ticket_no"]
         return d
 
     def digest(self) -> str:
@@ -152,4 +156,5 @@ FIELDS = {
     "rating_no": (False, integer(1, 2)),
     "anonymous": (False, bool_),
     "chain": (False, Link.from_wire),
+    "ticket_no": (False, text(MAX_TICKET)),
 }

@@ -36,7 +36,7 @@ from typing import Callable
 from .channels import InputDevice
 from .checks import InvalidRecord, text
 from .levels import Level
-from .rating import MAX_CASE_NO, MAX_CODE
+from .rating import MAX_CASE_NO, MAX_CODE, MAX_TICKET
 
 
 class State(str, Enum):
@@ -113,6 +113,7 @@ class Draft:
     staff_no: str | None
     case_no: str | None = None
     item_code: str | None = None
+    ticket_no: str | None = None
     scores: dict = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
     text: str = ""
@@ -153,17 +154,20 @@ class Flag(Effect):
 @dataclass(frozen=True)
 class Log(Effect):
     """A staff or session event for the record: login, logout, invited, invite_expired,
-    session_abandoned (a logout or badge switch ended an invitation nobody answered)."""
+    session_abandoned (a logout or badge switch ended an invitation nobody answered), and from the
+    queue system ticket_called, queue_paused, queue_resumed."""
     kind: str
     staff_no: str | None
     session_id: str | None = None
     case_no: str | None = None
     item_code: str | None = None
+    ticket_no: str | None = None
 
 
 @dataclass(frozen=True)
 class Say(Effect):
-    prompt: str  # invite (请您对我的服务做出评价) | thanks (感谢您的评价)
+    prompt: str  # invite (请您对我的服务做出评价) | thanks (感谢您的评价) | call (请 A012 号到本窗口办理)
+    ticket_no: str | None = None
 
 
 @dataclass
@@ -176,11 +180,12 @@ class Service:
     staff_no: str | None
     source: str
     outcome: str = "open"  # open | rated | expired | abandoned
+    ticket_no: str | None = None
 
     def report(self) -> dict:
         return {"session_id": self.session_id, "case_no": self.case_no, "item_code": self.item_code,
-                "staff_no": self.staff_no, "source": self.source, "outcome": self.outcome,
-                "rated": self.outcome == "rated"}
+                "staff_no": self.staff_no, "ticket_no": self.ticket_no, "source": self.source,
+                "outcome": self.outcome, "rated": self.outcome == "rated"}
 
 
 class Session:
@@ -196,6 +201,8 @@ class Session:
         self.deadline: float | None = None
         self.cooldown_until = 0.0
         self.services: OrderedDict[str, Service] = OrderedDict()
+        self.called_ticket: str | None = None  # the queue ticket called to this window, served next
+        self.queue_paused = False  # 暂停服务 from the queue system, staff still logged in
 
     # -- staff -------------------------------------------------------------------------------
 
@@ -206,7 +213,7 @@ class Session:
         effects = self._close_service("abandoned")
         if self.staff_no:
             effects.append(Log("logout", self.staff_no))
-        self.staff_no = staff_no
+        self.staff_no, self.queue_paused, self.called_ticket = staff_no, False, None
         effects.append(Log("login", staff_no))
         self._enter(State.IDLE)
         return effects
@@ -216,20 +223,50 @@ class Session:
             return []
         effects = self._close_service("abandoned")
         effects.append(Log("logout", self.staff_no))
-        self.staff_no = None
+        self.staff_no, self.queue_paused, self.called_ticket = None, False, None
         self._enter(State.PAUSED)
         return effects
+
+    # -- the queue system (排队叫号) ------------------------------------------------------------
+
+    def call(self, ticket_no: str, now: float) -> list[Effect]:
+        """A ticket called to this window: announced (请 A012 号到…窗口办理), and carried by the next
+        service's rating. SessionRefused when nobody serves here (paused)."""
+        ticket_no = _ticket(ticket_no)
+        if self.state is State.PAUSED:
+            raise SessionRefused("paused", "this window is not serving (暂停服务)")
+        self.called_ticket = ticket_no
+        return [Log("ticket_called", self.staff_no, ticket_no=ticket_no), Say("call", ticket_no)]
+
+    def pause(self, now: float) -> list[Effect]:
+        """暂停服务 from the queue system, the staff member still logged in: whatever is open ends as a
+        logout would end it, presses are flagged ``paused``, invitations refused until ``resume``."""
+        if self.staff_no is None or self.queue_paused:
+            return []
+        effects = self._close_service("abandoned")
+        self.queue_paused, self.called_ticket = True, None
+        self._enter(State.PAUSED)
+        return effects + [Log("queue_paused", self.staff_no)]
+
+    def resume(self, now: float) -> list[Effect]:
+        """恢复服务: back to serving, as before the pause."""
+        if not self.queue_paused:
+            return []
+        self.queue_paused = False
+        self._enter(State.IDLE)
+        return [Log("queue_resumed", self.staff_no)]
 
     # -- invitations -------------------------------------------------------------------------
 
     def invite(self, now: float, *, case_no: str | None = None, item_code: str | None = None,
-               staff_no: str | None = None, source: str = "api") -> tuple[Service, list[Effect]]:
+               staff_no: str | None = None, source: str = "api",
+               ticket_no: str | None = None) -> tuple[Service, list[Effect]]:
         """Open the rating screen for one service; SessionRefused when paused or busy, or when the
         invitation names a staff member other than the one logged in here (a token holder cannot pin
         the next rating on a colleague); InvalidRecord when a field is not text a record can hold."""
         problems = {}
         for name, value, limit in (("case_no", case_no, MAX_CASE_NO), ("item_code", item_code, MAX_CODE),
-                                   ("staff_no", staff_no, MAX_CODE)):
+                                   ("staff_no", staff_no, MAX_CODE), ("ticket_no", ticket_no, MAX_TICKET)):
             try:
                 if value is not None:
                     text(limit)(value)
@@ -238,15 +275,17 @@ class Session:
         if problems:
             raise InvalidRecord(problems)
         if self.state is State.PAUSED:
-            raise SessionRefused("paused", "nobody is logged in at this window (暂停服务)")
+            raise SessionRefused("paused", "this window is not serving (暂停服务)" if self.queue_paused
+                                 else "nobody is logged in at this window (暂停服务)")
         if staff_no is not None and staff_no != self.staff_no:
             raise SessionRefused("staff_not_here", f"staff {staff_no} is not the one logged in at this window")
         if self.state in (State.INVITED, State.RATING, State.REASONS):
             raise SessionRefused("busy", f"a rating session is open ({self.state.value}); "
                                          f"wait until it ends or expires")
-        service = self._open_service(case_no, item_code, staff_no or self.staff_no, source)
+        service = self._open_service(case_no, item_code, staff_no or self.staff_no, source, ticket_no)
         self._enter(State.INVITED, now + self.rules.invite_timeout_s)
-        return service, [Log("invited", service.staff_no, service.session_id, case_no, item_code), Say("invite")]
+        return service, [Log("invited", service.staff_no, service.session_id, case_no, item_code, service.ticket_no),
+                         Say("invite")]
 
     # -- presses -----------------------------------------------------------------------------
 
@@ -265,7 +304,7 @@ class Session:
         service = self.service
         self.draft = Draft(id=self.new_id(), session_id=service.session_id, level=level, device=device,
                            staff_no=service.staff_no, case_no=service.case_no, item_code=service.item_code,
-                           stamp=stamp)
+                           ticket_no=service.ticket_no, stamp=stamp)
         held = self.draft
         effects = self._next_step(now, [])
         if self.state in (State.RATING, State.REASONS):  # the session goes on: keep the press meanwhile
@@ -355,8 +394,11 @@ class Session:
             self._enter(State.IDLE)
         return effects
 
-    def _open_service(self, case_no, item_code, staff_no, source) -> Service:
-        service = Service(self.new_id(), case_no, item_code, staff_no, source)
+    def _open_service(self, case_no, item_code, staff_no, source, ticket_no=None) -> Service:
+        """A new service; it is the called ticket's unless the invitation names another (the ticket
+        is then served: the next service needs the next call)."""
+        service = Service(self.new_id(), case_no, item_code, staff_no, source, ticket_no=ticket_no or self.called_ticket)
+        self.called_ticket = None
         self.service = service
         self.services[service.session_id] = service
         while len(self.services) > self.KEEP_SERVICES:
@@ -369,3 +411,10 @@ class Session:
 
     def _enter(self, state: State, deadline: float | None = None) -> None:
         self.state, self.deadline = state, deadline
+
+
+def _ticket(value: object) -> str:
+    try:
+        return text(MAX_TICKET)(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRecord({"ticket_no": str(exc)}) from None

@@ -57,6 +57,9 @@ def screen_for(state: State, mode: str) -> str:
             State.REASONS: "reasons", State.THANKS: "thanks"}[state]
 
 
+CALL_SHOWN_S = 15.0  # a called ticket stays on screen while the citizen walks up
+
+
 class KioskApp(App):
     language = StringProperty("zh_CN")
     hall_name = StringProperty("")
@@ -142,6 +145,9 @@ class KioskApp(App):
         root.add_widget(self.screens)
         self.toast_label = Factory.Toast()  # login feedback and refusals, over any screen
         root.add_widget(self.toast_label)
+        self.call_label = Factory.TicketCall()  # 请 A012 号到 1号窗口办理, from the queue system
+        root.add_widget(self.call_label)
+        self._call_event = None
         Clock.schedule_interval(lambda _dt: self.window.tick(), 0.25)
         # The watchdog is fed from the UI loop itself: a frozen UI stops feeding it and systemd
         # restarts the kiosk (WatchdogSec in its unit).
@@ -229,6 +235,15 @@ class KioskApp(App):
         else:
             template = "{name} 已登录" if result.action == "login" else "{name} 已退出"
             self.show_toast(self.tr(template).format(name=result.staff.name))
+
+    def show_call(self, ticket_no: str, seconds: float = CALL_SHOWN_S) -> None:
+        """A ticket the queue system called to this window: shown over any screen, and said."""
+        self.call_label.text = self.tr("请 {ticket} 号到 {window} 办理").format(ticket=ticket_no, window=self.window_name)
+        self.call_label.opacity = 1
+        if self._call_event:
+            self._call_event.cancel()
+        self._call_event = Clock.schedule_once(lambda _dt: setattr(self.call_label, "opacity", 0), seconds)
+        self.voice.call(ticket_no, self.language)
 
     def show_toast(self, text: str, seconds: float = 3.0) -> None:
         self.toast_label.text = text
@@ -358,6 +373,8 @@ class KioskApp(App):
             self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
         if what == "say":
             self.voice.say(str(detail), self.language)
+        if what == "call":
+            self.show_call(str(detail))
         if what == "state" and self.box and detail is not self._last_state:
             from hardware.buttonbox import led_for
             self.box.set_led(led_for(detail))
