@@ -45,7 +45,7 @@ def write_terminal_config(server: str) -> Path:
         "# written by make run (scripts/run_demo.py)\n"
         "[terminal]\n"
         f'data_dir = "{VAR / "terminal"}"\n'
-        '[kiosk]\nconsole_keys = true\nstaff_no = "SZ0101"\n'
+        f'[kiosk]\nconsole_keys = true\nstaff_no = "SZ0101"\nmobile_url = "{server}"\n'
         f'[sync]\nserver = "{server}"\ninterval = 2.0\nbackoff_max = 10.0\n'
         '[invite]\nlisten = "127.0.0.1:8766"\n'
         f'[box]\nport = "{VAR / "rating-box"}"\n', encoding="utf-8")
