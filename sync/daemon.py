@@ -334,7 +334,7 @@ class SyncDaemon:
                                    name="contact", daemon=True)
         contact.start()
         systemd.notify("READY=1")
-        self._loop(stop, self.upload_step, "upload", lambda: contact.is_alive())
+        self._loop(stop, self.upload_step, "upload", lambda: contact.is_alive() or stop.is_set())
         contact.join(timeout=self.config.sync.timeout * 3 + 5)  # at most a request or two in flight
         systemd.notify("STOPPING=1")
         log.info("rating-sync stopped")
