@@ -75,8 +75,13 @@ def test_twenty_thousand_ratings_arrive_exactly_once_through_faults_and_kills(ce
     try:
         for life in range(KILLS):
             orders.put(RATINGS // KILLS)
+            delivered = store.counts()["delivered"]
             daemon = start_daemon()
-            time.sleep(rng.uniform(0.3, 2.0))
+            # every other life dies the moment its first batch is acknowledged (the rest of the life's
+            # ratings still on the way); the others at a random moment, whatever they were doing
+            until = time.monotonic() + rng.uniform(0.3, 2.0)
+            while time.monotonic() < until and not (life % 2 and store.counts()["delivered"] > delivered):
+                time.sleep(0.005)
             daemon.send_signal(signal.SIGKILL)
             daemon.wait()
             pending_at_kill.append(store.counts()["pending"])
