@@ -22,7 +22,7 @@ import tty
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from loopback_central import start_central  # noqa: E402
+from loopback_central import free_port, start_central  # noqa: E402
 from xvfb import start_xvfb  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -99,7 +99,9 @@ def main() -> int:
         signal.signal(sig, on_signal)
     tty_state = termios.tcgetattr(sys.stdin) if sys.stdin.isatty() else None
     try:
-        central = start_central(VAR / "central", port=int(os.environ.get("PORT", "8000")), log=Path("-"),
+        port = free_port(int(os.environ.get("PORT", "8000")))
+        central = start_central(VAR / "central", port=port, log=Path("-"),
+                                extra_env={"RATING_CENTRAL_PUBLIC_URL": f"http://127.0.0.1:{port}"},
                                 collectstatic=True)
         procs.append(central.proc)
         server = central.url

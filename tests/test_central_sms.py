@@ -39,6 +39,7 @@ def gateway(settings, hall):
     found = Gateway(system.system_id, system.secret)
     settings.SMS_BACKEND = "central.ratings.sms.HttpGatewayBackend"
     settings.SMS_GATEWAY_URL, settings.SMS_GATEWAY_SYSTEM = found.url, system.system_id
+    settings.PUBLIC_URL = "https://pj.example.gov.cn"
     yield found
     found.close()
 
@@ -68,7 +69,7 @@ def test_one_sms_per_case_never_at_night_and_through_every_failure(gateway):
     assert len(gateway.delivered) == 1  # a lost answer and an unsigned one, resent under the same id: one SMS
     (delivered,) = gateway.delivered.values()
     assert delivered["to"] == MOBILE and MOBILE not in message.text and message.mobile_masked == "139****5678"
-    assert "回复数字" in delivered["text"] and re.search(r"/s/[\w-]{16}", delivered["text"])
+    assert "回复数字" in delivered["text"] and re.search(r"https://pj\.example\.gov\.cn/s/[\w-]{16}", delivered["text"])
     assert SmsMessage.objects.filter(case__case_no="C-SMS-1", kind="invitation").count() == 1
     sms.invite(at(2, 12))  # a day later the fresh case is due too; C-SMS-1 never gets a second
     assert SmsMessage.objects.filter(case__case_no="C-SMS-1", kind="invitation").count() == 1
@@ -161,3 +162,11 @@ def test_a_case_across_every_channel_counts_once_and_gets_no_default(gateway, ha
     assert RatingAddition.objects.get().rating_id == tablet.id
     assert SmsMessage.objects.filter(case__case_no="C-ALL").count() == 2  # the invitation and the reply, kept
     assert defaults.apply(timezone.now() + datetime.timedelta(days=8)).created == 0
+
+
+def test_without_a_public_address_the_invitation_asks_for_a_reply_only(gateway, settings):
+    settings.PUBLIC_URL = ""  # a server only the hall's LAN reaches: no link a phone could not open
+    done_case("C-SMS-NOLINK", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(timezone.now())
+    text = SmsMessage.objects.get().text
+    assert "回复数字" in text and "/s/" not in text and "http" not in text

@@ -156,9 +156,9 @@ def invite(now: datetime | None = None) -> int:
     queued = 0
     for case in due.iterator(chunk_size=500):
         token = secrets.token_urlsafe(12)
+        link = f"；或点击 {public_base()}/s/{token} " if public_base() else ""  # only where phones can reach
         text = (f"【{policy.sms_signature}】您在{case.window.hall.name}办理的{case.item_name or '事项'}已办结，"
-                f"请回复数字评价：5非常满意 4满意 3基本满意 2不满意 1非常不满意；或点击 "
-                f"{public_base()}/s/{token} 。回复本短信不收取额外费用。")
+                f"请回复数字评价：5非常满意 4满意 3基本满意 2不满意 1非常不满意{link}。回复本短信不收取额外费用。")
         try:
             with transaction.atomic():
                 SmsMessage.objects.create(case=case, kind="invitation", mobile_token=case.mobile_token,
@@ -171,7 +171,9 @@ def invite(now: datetime | None = None) -> int:
 
 
 def public_base() -> str:
-    return (getattr(settings, "PUBLIC_URL", "") or "http://127.0.0.1:8000").rstrip("/")
+    """Where raters' phones reach this server (``RATING_CENTRAL_PUBLIC_URL``); "" when not set: the
+    invitation then asks for a reply only, never a link no phone could open."""
+    return (getattr(settings, "PUBLIC_URL", "") or "").rstrip("/")
 
 
 def send_due(now: datetime | None = None, sender: BaseBackend | None = None) -> tuple[int, int]:
