@@ -98,6 +98,8 @@ def test_whatever_a_phone_posts_the_answer_is_never_a_500(hall):
     a stored rating or comment, never a server error."""
     import time
 
+    from urllib.parse import urlencode
+
     from hypothesis import HealthCheck, given, settings, strategies as st
 
     from central.ratings.models import RatingAddition
@@ -116,7 +118,10 @@ def test_whatever_a_phone_posts_the_answer_is_never_a_500(hall):
         else:
             rating_id = make_rating(terminal_id=hall.terminal_id).id
             url = f"/r/{mobile_token.make(hall.terminal_id, hall.secret, rating_id, int(time.time()) + 600).text}"
-        reply = client.post(url, {"level": level, "case_no": case_no, "text": text, "reasons": reasons})
+        # encoded by hand, as a hostile client may: lone surrogates become bytes that are not UTF-8
+        body = urlencode({"level": level, "case_no": case_no, "text": text, "reasons": reasons}, doseq=True,
+                         encoding="utf-8", errors="surrogatepass")
+        reply = client.post(url, body, content_type="application/x-www-form-urlencoded")
         assert reply.status_code in (200, 400, 429), (reply.status_code, reply.content[:300])
     post()
     assert Rating.objects.filter(device="phone").exists() or RatingAddition.objects.exists()
