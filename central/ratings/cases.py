@@ -18,26 +18,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from terminal.core import signing
-from terminal.core.checks import InvalidRecord, check_fields, text, timestamp
-from terminal.core.rating import MAX_CASE_NO, MAX_CODE
+from terminal.core.checks import InvalidRecord, check_fields, one_of, text, timestamp
+from terminal.core.rating import MAX_CASE_NO, MAX_CODE, MAX_TICKET
 
 from . import invites, personal_data
 from .models import BusinessSystem, Case, Department, Staff, Window
 
 MAX_ITEM_NAME = 200
-MAX_TICKET = 16
-
-
-def _choice(*allowed: str):
-    def check(v):
-        if v not in allowed:
-            raise ValueError(f"{v!r} is not one of {', '.join(allowed)}")
-        return v
-    return check
-
-
-def _mobile(v):
-    return personal_data.normalise_mobile(v)
 
 
 #: name -> (required, check): the case report, as a business system sends it
@@ -48,10 +35,10 @@ FIELDS = {
     "dept_code": (False, text(MAX_CODE, allow_empty=True)),
     "window": (True, text(MAX_CODE)),
     "staff_no": (False, text(MAX_CODE, allow_empty=True)),
-    "applicant_type": (False, _choice("person", "company")),
-    "mobile": (False, _mobile),
+    "applicant_type": (False, one_of(("person", "company"))),
+    "mobile": (False, personal_data.normalise_mobile),
     "ticket_no": (False, text(MAX_TICKET, allow_empty=True)),
-    "status": (True, _choice("accepted", "completed", "cancelled")),
+    "status": (True, one_of(("accepted", "completed", "cancelled"))),
     "accepted_at": (True, timestamp),
     "completed_at": (False, timestamp),
 }
@@ -142,11 +129,9 @@ def _stored_mobile(case: Case) -> str | None:
 
 
 def _set_mobile(case: Case, mobile: str | None) -> None:
-    if mobile is None:
-        return
-    case.mobile_token = personal_data.encrypt(mobile)
-    case.mobile_index = personal_data.blind_index(mobile)
-    case.mobile_masked = personal_data.mask_mobile(mobile)
+    if mobile is not None:
+        for name, value in personal_data.kept(mobile).items():
+            setattr(case, name, value)
 
 
 def as_answer(reported: Reported) -> dict:

@@ -59,21 +59,21 @@ def page(request, token: str):
     words = WORDS[language]
     address = address_hash(request)
     if not throttle.allow(f"mobile-view:{address}", PAGE_VIEWS_PER_ADDRESS, 600):
-        return _message(request, language, "busy", 429)
+        return message(request, WORDS, language, "busy", 429)
     parsed = mobile_token.parse(token)
     terminal = _terminal(parsed.terminal_id) if parsed else None
     if terminal is None or not mobile_token.genuine(parsed, terminal.secret):
-        return _message(request, language, "invalid", 404)  # unknown, forged or another terminal's: one answer
+        return message(request, WORDS, language, "invalid", 404)  # unknown, forged or another terminal's: one answer
     now = timezone.now().timestamp()
     if parsed.expires < now or parsed.expires > now + mobile_token.MAX_LIFETIME_S + 300:
-        return _message(request, language, "expired", 410)
+        return message(request, WORDS, language, "expired", 410)
     if RatingAddition.objects.filter(token_mac=parsed.mac).exists():
-        return _message(request, language, "used", 410)
+        return message(request, WORDS, language, "used", 410)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     problem, chosen, comment = "", [], ""
     if request.method == "POST":
         if not throttle.allow(f"mobile-post:{parsed.mac}", SUBMISSIONS_PER_TOKEN, 24 * 3600):
-            return _message(request, language, "busy", 429)
+            return message(request, WORDS, language, "busy", 429)
         codes = {t.code for t in tags}
         chosen = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
         comment = request.POST.get("text", "")[:MAX_TEXT + 1].strip()
@@ -89,8 +89,8 @@ def page(request, token: str):
                                               reasons=chosen, text=comment, language=language,
                                               address_hash=address)
             except IntegrityError:  # the same token sent twice at once: the first one counts
-                return _message(request, language, "used", 410)
-            return _message(request, language, "thanks", 200)
+                return message(request, WORDS, language, "used", 410)
+            return message(request, WORDS, language, "thanks", 200)
     reasons = [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
     shown = [words[k] for k in ("title", "window", "reasons", "comment", "placeholder", "submit", "other",
                                 "privacy")] + [problem, comment, terminal.window.name] + [label for _, label, _ in reasons]
@@ -100,12 +100,13 @@ def page(request, token: str):
     }, status=400 if problem else 200)
 
 
-def _message(request, language: str, key: str, status: int):
-    words = WORDS[language]
-    shown = words[key] + words[f"{key}_note"] + words["title"]
+def message(request, words: dict, language: str, key: str, status: int):
+    """A one-line answer page of a phone page (thanks, invalid, expired, used, busy, rated), from
+    that page's ``words``, in the bundled font cut to what it shows."""
+    said = words[language]
     return render(request, "ratings/mobile_message.html", {
-        "words": words, "language": language, "heading": words[key], "note": words[f"{key}_note"],
-        "font": font_for(shown)}, status=status)
+        "words": said, "language": language, "heading": said[key], "note": said[f"{key}_note"],
+        "font": font_for(said[key] + said[f"{key}_note"] + said["title"])}, status=status)
 
 
 def _terminal(terminal_id: str) -> Terminal | None:

@@ -53,6 +53,12 @@ def mask_mobile(mobile: str) -> str:
     return f"{mobile[:3]}****{mobile[-4:]}" if len(mobile) == 11 else "****"
 
 
+def kept(mobile: str) -> dict[str, str]:
+    """What a record keeps of a number (its ``mobile_token``, ``mobile_index`` and ``mobile_masked``
+    fields): encrypted, indexed and masked, never the number itself."""
+    return {"mobile_token": encrypt(mobile), "mobile_index": blind_index(mobile), "mobile_masked": mask_mobile(mobile)}
+
+
 def encrypt(text: str) -> str:
     return _fernet().encrypt(text.encode()).decode()
 

@@ -35,7 +35,7 @@ from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.rating import MAX_CASE_NO, MAX_REASONS, MAX_TEXT
 
 from . import direct, throttle
-from .mobile import address_hash
+from .mobile import address_hash, message
 from .models import Rating, ReasonTag, Window
 from .page_font import font_for
 
@@ -114,15 +114,15 @@ def page(request, code: str):
     device = _device(request)
     window = Window.objects.select_related("hall").filter(plaque_code=code).first() if 8 <= len(code) <= 24 else None
     if window is None:
-        return _with_device(message(request, language, "invalid", 404), device)
+        return _with_device(message(request, WORDS, language, "invalid", 404), device)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = read_form(request, words, tags) if request.method == "POST" else None
     if form and not form.problem:
         if not (throttle.allow(f"plaque-device:{device}:{window.pk}", PER_DEVICE_PER_DAY, 24 * 3600)
                 and throttle.allow(f"plaque-address:{address}:{window.pk}", PER_ADDRESS_PER_HOUR, 3600)):
-            return _with_device(message(request, language, "busy", 429), device)
+            return _with_device(message(request, WORDS, language, "busy", 429), device)
         rate(window, form.level, form.reasons, form.text, form.case_no, device, address)
-        return _with_device(message(request, language, "thanks", 200), device)
+        return _with_device(message(request, WORDS, language, "thanks", 200), device)
     return _with_device(form_page(request, language, window, tags, form), device)
 
 
@@ -201,14 +201,6 @@ def _with_device(response, device: str):
     response.set_cookie(DEVICE_COOKIE, signed, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                         secure=getattr(settings, "SESSION_COOKIE_SECURE", False))
     return response
-
-
-def message(request, language: str, key: str, status: int):
-    """A one-line answer page (thanks, invalid, busy, rated) in the page's font."""
-    words = WORDS[language]
-    return render(request, "ratings/mobile_message.html", {
-        "words": words, "language": language, "heading": words[key], "note": words[f"{key}_note"],
-        "font": font_for(words[key] + words[f"{key}_note"] + words["title"])}, status=status)
 
 
 def plaque_response(request, window: Window, renew: bool = False) -> HttpResponse:

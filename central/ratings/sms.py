@@ -230,9 +230,8 @@ def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> 
                                             mobile_index__in=personal_data.blind_indexes(mobile))
                   .select_related("case__window").order_by("-sent_at").first())
     case = invitation.case if invitation else None
-    reply = SmsMessage(case=case, kind="reply", mobile_token=personal_data.encrypt(mobile),
-                       mobile_index=personal_data.blind_index(mobile), mobile_masked=personal_data.mask_mobile(mobile),
-                       text=text[:1000], state="received", sent_at=received_at, provider_id=provider_id[:64])
+    reply = SmsMessage(case=case, kind="reply", **personal_data.kept(mobile), text=text[:1000], state="received",
+                       sent_at=received_at, provider_id=provider_id[:64])
     answer = text.strip()
     try:
         with transaction.atomic():
@@ -277,21 +276,21 @@ def link_page(request, token: str):
     language = "en" if request.GET.get("lang") == "en" else "zh"
     words = plaques.WORDS[language]
     if not throttle.allow(f"sms-link:{mobile.address_hash(request)}", LINK_VIEWS_PER_ADDRESS, 600):
-        return plaques.message(request, language, "busy", 429)
+        return mobile.message(request, plaques.WORDS, language, "busy", 429)
     invitation = (SmsMessage.objects.filter(kind="invitation", link_token=token, state="sent")
                   .select_related("case__window__hall").first() if 8 <= len(token) <= 32 else None)
     policy = Policy.current()
     if invitation is None or invitation.sent_at < timezone.now() - timedelta(days=policy.default_after_days):
-        return plaques.message(request, language, "invalid", 404)
+        return mobile.message(request, plaques.WORDS, language, "invalid", 404)
     case = invitation.case
     if Rating.objects.filter(case_no=case.case_no, case_counted=True).exclude(device="system").exists():
-        return plaques.message(request, language, "rated", 410)
+        return mobile.message(request, plaques.WORDS, language, "rated", 410)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = plaques.read_form(request, words, tags) if request.method == "POST" else None
     if form and not form.problem:
         direct.rate(window_code=case.window.code, level=form.level, channel=Channel.SMS, device="phone",
                     case_no=case.case_no, staff_no=case.staff_no, item_code=case.item_code, reasons=form.reasons,
                     text=form.text, facts={"sms_link": invitation.pk})
-        return plaques.message(request, language, "thanks", 200)
+        return mobile.message(request, plaques.WORDS, language, "thanks", 200)
     return plaques.form_page(request, language, case.window, tags, form, with_case=False,
                              heading=case.item_name or words["title"])

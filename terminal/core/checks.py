@@ -101,6 +101,14 @@ def bool_(v):
     return v
 
 
+def one_of(choices):
+    def check(v):
+        if v not in choices:
+            raise ValueError(f"{v!r} is not one of {', '.join(choices)}")
+        return v
+    return check
+
+
 def enum(kind):
     members = {m.value: m for m in kind}  # a lookup, not Enum's slow call, for every record
 

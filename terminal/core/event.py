@@ -13,7 +13,8 @@ from datetime import datetime
 
 from .chain import Link
 from .channels import InputDevice
-from .checks import MAX_MONO_MS, InvalidRecord, bool_, build, check_fields, enum, ident, integer, text, timestamp
+from .checks import (MAX_MONO_MS, InvalidRecord, bool_, build, check_fields, enum, ident, integer, one_of, text,
+                     timestamp)
 from .levels import Level
 from .rating import wire_digest
 
@@ -23,14 +24,6 @@ MISUSE = ("paused", "no_session", "cooldown", "repeat", "during_thanks")
 RESTART = ("database_corrupt", "database_missing")  # why a terminal began a new hash chain
 #: the kinds that must say why, and what they may say
 WHY = {"misuse": MISUSE, "chain_restart": RESTART}
-
-
-def _one_of(choices):
-    def check(v):
-        if v not in choices:
-            raise ValueError(f"{v!r} is not one of {', '.join(choices)}")
-        return v
-    return check
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,7 @@ FIELDS = {
     "id": (True, ident),
     "terminal_id": (True, text(64)),
     "window": (True, text(64)),
-    "kind": (True, _one_of(KINDS)),
+    "kind": (True, one_of(KINDS)),
     "at": (True, timestamp),
     "mono_ms": (True, integer(0, MAX_MONO_MS)),
     "boot_id": (True, text(64)),
@@ -106,7 +99,7 @@ FIELDS = {
     "item_code": (False, text(64)),
     "level": (False, Level.parse),
     "device": (False, enum(InputDevice)),
-    "why": (False, _one_of(MISUSE + RESTART)),
+    "why": (False, one_of(MISUSE + RESTART)),
     "detail": (False, text(2000)),
     "chain": (False, Link.from_wire),
     "ticket_no": (False, text(16)),
