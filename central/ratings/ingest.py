@@ -33,7 +33,7 @@ from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating, canonical, wire_digest
 
 from . import chains, workorders
-from .models import BootClock, Case, Policy, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent
+from .models import BootClock, Case, Policy, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent, Window
 
 MAX_BATCH_ITEMS = 1000
 
@@ -221,7 +221,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
             RejectedItem.objects.bulk_create(rejected)
             if kind is RATINGS:
                 workorders.open_for([row["rating_id"] for row in rows
-                                     if not row["excluded"] and row["level"] in workorders.BAD_LEVELS])
+                                     if not row["excluded"] and row["level"] in workorders.BAD_LEVELS], fresh=True)
             chains.note(terminal.terminal_id, [row for row in rows] + [_chain_of(r) for r in rejected])
         for index, record, _ in to_create:
             results[index] = ItemResult(index, record.id, "accepted")
@@ -271,8 +271,9 @@ def settle_cases(rows: list[dict]) -> None:
     held = {(c, n): (pk, device, rid, at) for c, n, pk, device, rid, at in select_in(
         Rating, "case_no", list(cases), ["case_no", "rating_no", "id", "device", "rating_id", "rated_at"],
         "case_counted")}
-    known = {c: (window, completed) for c, window, completed in Case.objects.filter(case_no__in=cases)
-             .values_list("case_no", "window__code", "completed_at")}
+    reported = select_in(Case, "case_no", list(cases), ["case_no", "window_id", "completed_at"])
+    codes = dict(Window.objects.filter(pk__in={w for _, w, _ in reported}).values_list("pk", "code")) if reported else {}
+    known = {c: (codes[window], completed and _as_aware(completed)) for c, window, completed in reported}
     followup = timedelta(days=Policy.current().followup_days) if any(r["rating_no"] > 1 for r in rows) else None
     superseded = []
     for row in rows:
@@ -336,12 +337,12 @@ def insert_rows(model, rows: list[dict]) -> None:
     for column, f in enumerate(fields):
         kind = f.get_internal_type()
         if kind in ("CharField", "TextField", "PositiveSmallIntegerField", "BigIntegerField", "BooleanField",
-                    "ForeignKey", "PositiveIntegerField", "IntegerField"):
+                    "ForeignKey", "OneToOneField", "PositiveIntegerField", "IntegerField"):
             continue  # str, int, bool and None go to every driver as they are
         if kind == "DateTimeField":
             prepare.append((column, _sqlite_datetime if db.vendor == "sqlite" else db.ops.adapt_datetimefield_value))
         elif kind == "DateField":
-            prepare.append((column, db.ops.adapt_datefield_value))
+            prepare.append((column, _sqlite_date if db.vendor == "sqlite" else db.ops.adapt_datefield_value))
         elif kind == "JSONField":
             empty = _raw_json(EMPTY_LIST, db)
             prepare.append((column, lambda value, f=f, empty=empty: None if value is None else _raw_json(value, db)
@@ -385,6 +386,11 @@ def _sqlite_datetime(value):
     """Django's own SQLite form of an aware time (UTC, ``YYYY-MM-DD HH:MM:SS[.ffffff]``), made
     without its per-value settings lookups: four times a rating on the way in."""
     return None if value is None else str(value.astimezone(dt_timezone.utc).replace(tzinfo=None))
+
+
+def _sqlite_date(value):
+    """Django's SQLite form of a date (``str``), without its per-value checks."""
+    return None if value is None else str(value)
 
 
 class RawJSON(str):

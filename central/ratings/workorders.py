@@ -46,12 +46,14 @@ def _deadlines(opened_on: datetime.date, contact: int, rectify: int, complex_day
     )
 
 
-def open_for(rating_ids: list[str]) -> int:
-    """Open a work order for each bad rating among ``rating_ids`` that has none yet. Returns how many."""
+def open_for(rating_ids: list[str], fresh: bool = False) -> int:
+    """Open a work order for each bad rating among ``rating_ids`` that has none yet. Returns how many.
+    ``fresh``: the ratings were stored in this transaction, so none can have one yet (not looked up)."""
     from .ingest import insert_rows, select_in  # the fast paths: a burst of complaints is thousands of these
     found = [row for row in select_in(Rating, "rating_id", list(rating_ids), ["id", "window_code", "received_at", "level"])
              if row[3] in BAD_LEVELS]
-    opened = {pk for (pk,) in select_in(WorkOrder, "rating_id", [row[0] for row in found], ["rating_id"])}
+    opened = set() if fresh else {pk for (pk,) in select_in(WorkOrder, "rating_id", [row[0] for row in found],
+                                                            ["rating_id"])}
     bad = sorted((pk, window, _aware(received)) for pk, window, received, _ in found if pk not in opened)  # arrival order
     if not bad:
         return 0
