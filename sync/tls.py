@@ -12,10 +12,7 @@ a byte of the request is sent.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import re
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -23,29 +20,7 @@ from urllib3.connection import HTTPSConnection
 from urllib3.connectionpool import HTTPSConnectionPool
 from urllib3.exceptions import SSLError
 
-_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-
-class PinError(ValueError):
-    """A pin that is not a SHA-256 in either accepted form."""
-
-
-def parse_pin(pin: str) -> str:
-    """The pin as 64 lowercase hex characters ("" for none); PinError if malformed."""
-    pin = pin.strip()
-    if not pin:
-        return ""
-    if _HEX.match(pin.lower()):
-        return pin.lower()
-    if pin.startswith("sha256/"):
-        try:
-            raw = base64.b64decode(pin[7:], validate=True)
-        except (binascii.Error, ValueError):
-            raw = b""
-        if len(raw) == 32:
-            return raw.hex()
-    raise PinError("server_key_pin must be the SHA-256 of the server's public key: 64 hex characters "
-                   "or sha256/<base64>")
+from terminal.core.key_pin import parse_pin
 
 
 def spki_sha256(der_certificate: bytes) -> str:

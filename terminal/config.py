@@ -13,6 +13,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+from terminal.core.key_pin import PinError, parse_pin
+
 SYSTEM_CONFIG = Path("/etc/rating-terminal/terminal.toml")
 
 
@@ -209,12 +211,9 @@ def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Con
         built["kiosk"] = replace(built["kiosk"], mobile_url=check_server_url(built["kiosk"].mobile_url,
                                                                              f"{source} [kiosk] mobile_url"))
     try:
-        from sync.tls import PinError, parse_pin
         parse_pin(built["sync"].server_key_pin)
     except PinError as exc:
         raise ConfigError(f"{source} [sync]: {exc}") from None
-    except ImportError:  # a terminal without the sync extra never talks to the server
-        pass
     return Config(**built, source=source)
 
 

@@ -48,3 +48,21 @@ def test_mistakes_are_errors_not_defaults(tmp_path, text, message):
 def test_missing_file_is_an_error():
     with pytest.raises(C.ConfigError, match="does not exist"):
         C.load(Path("/nonexistent/terminal.toml"))
+
+
+def test_the_kiosk_reads_its_configuration_without_loading_the_http_stack(tmp_path):
+    """The kiosk reads the same file as the sync daemon, pin and all, at every start: checking the
+    pin must not import requests and urllib3 (80 ms of a Pi's start, bench/kiosk_ui.py)."""
+    import subprocess
+    import sys
+    path = tmp_path / "terminal.toml"
+    path.write_text(f'[terminal]\ndata_dir = "{tmp_path}"\n[sync]\nserver_key_pin = "{"ab" * 32}"\n', encoding="utf-8")
+    code = ("import sys\nfrom terminal import config\nconfig.load(sys.argv[1])\nimport terminal.kiosk.app\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('requests', 'urllib3')))")
+    done = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True,
+                          env={**__import__("os").environ, "KIVY_NO_ARGS": "1", "KIVY_NO_CONSOLELOG": "1"})
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[sync]\nserver_key_pin = "not-a-pin"\n', encoding="utf-8")
+    with pytest.raises(C.ConfigError, match="server_key_pin"):
+        C.load(bad)
