@@ -33,29 +33,12 @@ from terminal.core import signing
 from terminal.credentials import Credentials
 
 from . import tls
+from .outbox import EVENTS, RATINGS, BatchRefused, ItemAck, Outbox, TransientError  # noqa: F401 (this client's API)
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 ITEM_STATUSES = {"accepted", "duplicate", "rejected"}
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a manifest or 1,000 acknowledgements are far smaller
 ETAG = re.compile(r"^[0-9a-f]{64}$")
-
-
-class TransientError(RuntimeError):
-    """Try the same request again later; ``retry_after`` is the server's wish, if it said one."""
-
-    def __init__(self, message: str, retry_after: float | None = None, status: int | None = None,
-                 code: str | None = None):
-        super().__init__(message)
-        self.retry_after, self.status, self.code = retry_after, status, code
-
-
-class BatchRefused(RuntimeError):
-    """The central server refused a batch as a whole (too large, or a body it cannot read): sending
-    it again unchanged would never work, so the uploader splits it to find what it objects to."""
-
-    def __init__(self, message: str, status: int, code: str):
-        super().__init__(message)
-        self.status, self.code = status, code
 
 
 #: whole-batch error codes of our server's API that no resend can cure (see central/ratings/api.py)
@@ -83,26 +66,6 @@ class Answer:
     def json(self):
         return json.loads(self.content.decode("utf-8"))
 
-
-@dataclass(frozen=True)
-class Outbox:
-    """One kind of record the terminal sends: its table in the terminal database, its endpoint,
-    and the key of the batch in the request body."""
-
-    table: str
-    path: str
-    key: str
-
-
-RATINGS = Outbox("ratings", "/api/v1/ratings", "ratings")
-EVENTS = Outbox("events", "/api/v1/events", "events")
-
-
-@dataclass(frozen=True)
-class ItemAck:
-    id: str
-    status: str
-    reason: str = ""
 
 
 class CentralClient:

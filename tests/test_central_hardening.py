@@ -341,7 +341,7 @@ def test_the_data_folder_and_database_are_private(deployed):
 def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(central, tmp_path):
     """Written by an older, buggier terminal (or a damaged disk): each is refused for good and
     becomes a dead letter on the terminal; everything behind it is delivered."""
-    from sync.daemon import Uploader
+    from sync.outbox import Uploader
     from terminal.store import Store
     creds = central.enroll()
     store = Store(tmp_path / "terminal.db")

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from sync.client import EVENTS
-from sync.daemon import Uploader
+from sync.outbox import Uploader
 from terminal import config as config_module
 from terminal.core import chain
 from terminal.core.levels import Level

@@ -20,7 +20,7 @@ import zlib
 import pytest
 
 from sync.client import CentralClient, TransientError
-from sync.daemon import Uploader
+from sync.outbox import Uploader
 from terminal import images
 from terminal.content import PLACEHOLDER_PHOTO, Content
 from terminal.core.levels import Level

@@ -21,7 +21,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
     run_state_machine_as_test
 
 from sync.client import CentralClient, TransientError
-from sync.daemon import DrainResult, Uploader
+from sync.outbox import DrainResult, Uploader
 from terminal.core.levels import Level
 from terminal.core.rating import Rating
 from terminal.store import Store

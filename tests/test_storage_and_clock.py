@@ -6,7 +6,7 @@ import time
 import pytest
 from datetime import datetime, timedelta, timezone
 
-from sync.daemon import Uploader
+from sync.outbox import Uploader
 from terminal.clock import SystemClock
 from terminal.config import Config, TerminalSection
 from terminal.core.channels import InputDevice

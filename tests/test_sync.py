@@ -14,7 +14,7 @@ import pytest
 
 from sync.backoff import Backoff
 from sync.client import CentralClient, TransientError
-from sync.daemon import Uploader
+from sync.outbox import Uploader
 from terminal import config as terminal_config_module
 from terminal.core.levels import Level
 from terminal.store import Store
