@@ -68,6 +68,14 @@ SMS_BACKEND = {"file": "central.ratings.sms.FileBackend", "console": "central.ra
                "http": "central.ratings.sms.HttpGatewayBackend"}.get(
     os.environ.get("RATING_CENTRAL_SMS_BACKEND", "file"), os.environ.get("RATING_CENTRAL_SMS_BACKEND", ""))
 SMS_GATEWAY_URL = os.environ.get("RATING_CENTRAL_SMS_GATEWAY_URL", "")
+UPWARD_TIMEOUT = float(os.environ.get("RATING_CENTRAL_UPWARD_TIMEOUT", "30"))  # seconds a platform may take to answer
+AREA_CODE = os.environ.get("RATING_CENTRAL_AREA_CODE", "")  # 行政区划 (GB/T 2260) of the hall, for upward records
+#: each upward platform's endpoint and credentials (the platform's row in the admin names its code):
+#: RATING_CENTRAL_UPWARD_<CODE>_URL, _KEY_ID, _SECRET and optionally _CA_FILE (a private CA's PEM bundle)
+UPWARD = {name[len("RATING_CENTRAL_UPWARD_"):-len("_URL")]: {
+    "url": value, "key_id": os.environ.get(name[:-4] + "_KEY_ID", ""), "secret": os.environ.get(name[:-4] + "_SECRET", ""),
+    "ca_file": os.environ.get(name[:-4] + "_CA_FILE", "")}
+    for name, value in os.environ.items() if name.startswith("RATING_CENTRAL_UPWARD_") and name.endswith("_URL")}
 SMS_GATEWAY_SYSTEM = os.environ.get("RATING_CENTRAL_SMS_GATEWAY_SYSTEM", "")
 DEBUG = os.environ.get("RATING_CENTRAL_DEBUG") == "1"
 ALLOWED_HOSTS = [h.strip() for h in os.environ.get("RATING_CENTRAL_HOSTS", "127.0.0.1,localhost,[::1]").split(",")

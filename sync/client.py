@@ -69,6 +69,8 @@ class Answer:
 
 
 class CentralClient:
+    id_header = signing.HEADER_TERMINAL  # how the signer names itself (a platform client: X-System-Id)
+
     def __init__(self, server: str, credentials: Credentials | None, timeout: float = 15.0,
                  clock_offset: float = 0.0, wall_clock=time.time, ca_file: str | None = None,
                  server_key_pin: str = ""):
@@ -95,7 +97,7 @@ class CentralClient:
         for attempt in (1, 2):
             sent_at = self.wall_clock()
             signed = signing.signed_headers(self.credentials.terminal_id, self.credentials.secret,
-                                            method, path, body, sent_at + self.clock_offset)
+                                            method, path, body, sent_at + self.clock_offset, self.id_header)
             try:
                 response = self.http.request(method, self.server + path, data=body or None, stream=True,
                                              timeout=self.timeout, headers={**(headers or {}), **signed})

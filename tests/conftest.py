@@ -60,6 +60,7 @@ def pytest_configure(config):
     this run's own and at the chosen database, before pytest-django sets Django up."""
     data = Path(tempfile.mkdtemp(prefix="rating-central-tests-"))
     os.environ["RATING_CENTRAL_DATA"] = str(data)
+    os.environ["RATING_CENTRAL_AREA_CODE"] = "440100"  # the demo hall's 行政区划, which GB/T 39046 records carry
     os.environ.pop("RATING_CENTRAL_DATABASE_URL", None)
     if config.getoption("--central-db") == "postgresql":
         server = start_postgres(Path(tempfile.mkdtemp(prefix="rating-pg-")))  # its own: the server user reads it

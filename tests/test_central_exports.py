@@ -1,4 +1,4 @@
-"""Export upward, field by field in both conventions; statistics by their written definitions; the
+"""Export upward, field by field in both shipped profiles; statistics by their written definitions; the
 public page's anonymity; the export documentation kept current."""
 
 import csv
@@ -45,10 +45,12 @@ def test_provincial_convention_field_by_field(hall, auditor):
     first = body["records"][0]
     tags = dict(Rating.objects.none().model._meta.app_config.get_model("ReasonTag").objects.values_list("code", "label"))
     assert first == {
-        "evaluateId": bad.id, "projectNo": "C-2026-77", "taskCode": "11440100MB2C0000104440117001000",
-        "deptCode": "11440100MB2C000010", "windowCode": "W01", "staffNo": "SZ0101",
-        "satisfaction": 1, "pf": 5, "evaluateTime": "2026-10-09 14:05:06", "evaluateNumber": 2,
-        "evalDetail": f"{tags['attitude']},{tags['slow']}", "evalContent": "等了很久", "anonymous": 0, "isValid": 1}
+        "evaluateId": bad.id, "dataVersion": 1, "operateType": "add", "projectNo": "C-2026-77",
+        "taskCode": "11440100MB2C0000104440117001000", "deptCode": "11440100MB2C000010", "windowCode": "W01",
+        "staffNo": "SZ0101", "satisfaction": 1, "pf": 5, "evaluateTime": "2026-10-09 14:05:06", "assessNumber": 2,
+        "evalDetail": f"{tags['attitude']},{tags['slow']}", "evalContent": "等了很久", "anonymous": 0,
+        "userProp": "", "proStatus": "", "isValid": 1, "isDefault": 0, "rectifyContent": "", "rectifyTime": "",
+        "dataSource": "hall-terminal"}
     second = body["records"][1]
     assert (second["satisfaction"], second["pf"], second["anonymous"], second["evalDetail"]) == (4, 4, 1, "")
 
@@ -62,12 +64,13 @@ def test_gbt39046_convention_field_by_field(hall, auditor):
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
     assert [r["评价编号"] for r in rows] == [bad.id, good.id]
-    assert rows[0]["评价等级"] == "5" and rows[1]["评价等级"] == "2"  # A.8: 1 = 非常满意 … 5 = 非常不满意
-    assert rows[0]["评价时间"] == "2026-10-09T14:05:06+08:00"
+    assert rows[0]["满意度代码"] == "5" and rows[1]["满意度代码"] == "2"  # A.8: 1 = 非常满意 … 5 = 非常不满意
+    assert (rows[0]["满意度"], rows[1]["满意度"]) == ("非常不满意", "满意")
+    assert rows[0]["评价时间"] == "20261009T140506"  # GB/T 7408 basic format, as table 9 gives it
     assert (rows[0]["办件编号"], rows[0]["实施机构统一社会信用代码"], rows[0]["评价渠道"], rows[0]["评价次数"]) == (
         "C-2026-77", "11440100MB2C000010", "5", "2")
-    assert (rows[0]["是否有效"], rows[1]["是否有效"], rows[0]["是否匿名"]) == ("1", "0", "0")
-    assert list(rows[0]) == [f.name for f in exports.CONVENTIONS["gbt39046"][1]]
+    assert (rows[0]["是否有效"], rows[1]["是否有效"], rows[0]["是否匿名"], rows[0]["行政区划"]) == ("1", "0", "0", "440100")
+    assert list(rows[0]) == [f.name for f in exports.shipped()["gbt39046"].fields]
 
 
 def test_bad_export_requests_get_clear_errors(hall, auditor):

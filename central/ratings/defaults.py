@@ -24,7 +24,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from . import workorders
+from . import upward, workorders
 from .models import Case, Policy, Rating, TerminalEvent
 
 PREFIX = "default-"
@@ -97,6 +97,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
         fresh = [r for rid, r in made.items() if rid not in already]
         Rating.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
         workorders.open_for([r.rating_id for r in fresh])
+        upward.queue([(r.rating_id, "system") for r in fresh])
         superseded = supersede()
     return Outcome(len(fresh), superseded)
 
@@ -112,5 +113,6 @@ def supersede() -> int:
                 or _real(Rating.objects.filter(case_no=default.case_no).exclude(case_no="")).first())
         Rating.objects.filter(pk=default.pk).update(
             excluded=True, case_counted=None, excluded_why=f"已收到真实评价 {real.rating_id}，默认评价不计入"[:200])
+        upward.queue_ids([default.rating_id], "validity")
         count += 1
     return count

@@ -19,7 +19,7 @@ from django.utils import timezone
 from terminal.core.channels import Channel
 from terminal.core.levels import Level
 
-from . import workorders
+from . import upward, workorders
 from .models import Rating
 
 
@@ -48,6 +48,7 @@ def rate(*, window_code: str, level: Level, channel: Channel, device: str, at: d
                     settle_cases([row])
                 insert_rows(Rating, [row])
                 workorders.open_for([row["rating_id"]])
+                upward.queue([(row["rating_id"], device)])
             break
         except IntegrityError:  # the case's place, taken by another request just now: settle again
             row.update(case_counted=None, flags=row["flags"][:1] if flag else [], excluded=bool(flag),

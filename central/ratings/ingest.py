@@ -32,7 +32,7 @@ from terminal.core.checks import MAX_MONO_MS, clean_text, ident
 from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating, canonical, wire_digest
 
-from . import chains, workorders
+from . import chains, upward, workorders
 from .models import BootClock, Case, Policy, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent, Window
 
 MAX_BATCH_ITEMS = 1000
@@ -222,6 +222,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
             if kind is RATINGS:
                 workorders.open_for([row["rating_id"] for row in rows
                                      if not row["excluded"] and row["level"] in workorders.BAD_LEVELS], fresh=True)
+                upward.queue([(row["rating_id"], row["device"]) for row in rows])
             chains.note(terminal.terminal_id, [row for row in rows] + [_chain_of(r) for r in rejected])
         for index, record, _ in to_create:
             results[index] = ItemResult(index, record.id, "accepted")
@@ -303,6 +304,9 @@ def settle_cases(rows: list[dict]) -> None:
     for pk, real in superseded:
         Rating.objects.filter(pk=pk).update(case_counted=None, excluded=True,
                                             excluded_why=f"已收到真实评价 {real}，默认评价不计入"[:200])
+    if superseded:  # the default no longer counts: platforms are told, as an update of that record
+        upward.queue_ids(list(Rating.objects.filter(pk__in=[pk for pk, _ in superseded])
+                              .values_list("rating_id", flat=True)), "validity")
 
 
 def _exclude(row: dict, flag: str, why: str) -> None:
@@ -416,6 +420,8 @@ def _store_one(kind: Kind, index: int, record, digest: str, binding: Binding) ->
             insert_rows(kind.model, [row])
             if kind is RATINGS and not row["excluded"]:
                 workorders.open_for([record.id])
+            if kind is RATINGS:
+                upward.queue([(row["rating_id"], row["device"])])
             chains.note(binding.terminal.terminal_id, [row])
         return ItemResult(index, record.id, "accepted")
     except IntegrityError:

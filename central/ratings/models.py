@@ -2,7 +2,9 @@
 
 import hashlib
 
+from django.core.validators import RegexValidator
 from django.db import models
+from django.utils import timezone
 
 from terminal.core.channels import Channel, InputDevice
 from terminal.core.levels import Level
@@ -762,3 +764,66 @@ class ContentGeneration(models.Model):
 
     class Meta:
         verbose_name = verbose_name_plural = "内容版本号"
+
+
+class UpwardPlatform(models.Model):
+    """A platform this hall reports to (省级好差评系统, 国家平台 …): how to speak to it is its export
+    profile (``export_profile``), a copy of a shipped one that an administrator may edit; where and
+    with which credentials comes from the environment (``RATING_CENTRAL_UPWARD_<CODE>_URL``,
+    ``_KEY_ID``, ``_SECRET``), never from the database."""
+
+    code = models.CharField("编码", max_length=32, unique=True,
+                            validators=[RegexValidator(r"^[A-Z][A-Z0-9_]{0,31}$", "大写字母开头，仅大写字母、数字、下划线")],
+                            help_text="环境变量 RATING_CENTRAL_UPWARD_<编码>_URL / _KEY_ID / _SECRET 给出地址与凭据")
+    name = models.CharField("名称", max_length=100)
+    profile = models.TextField("对接规范（TOML）", help_text="字段、代码表、时间格式；未映射在用的值时推送拒绝启动")
+    enabled = models.BooleanField("启用推送", default=True)
+    batch_size = models.PositiveSmallIntegerField("每批条数", default=500)
+    backlog_alert_minutes = models.PositiveIntegerField("积压预警（分钟）", default=120,
+                                                        help_text="最早一条待推送记录超过此时长即预警")
+    created_at = models.DateTimeField("创建时间", auto_now_add=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "上报平台"
+        ordering = ["code"]
+
+    def __str__(self):
+        return f"{self.name}（{self.code}）"
+
+    def clean(self):
+        from django.core.exceptions import ValidationError
+
+        from .export_profile import ProfileError, parse
+        try:
+            parse(self.profile)
+        except ProfileError as exc:
+            raise ValidationError({"profile": str(exc)}) from None
+
+
+class UpwardItem(models.Model):
+    """One record or change for one platform, in its outbox: queued in the transaction that makes
+    the rating or the change, sent in order (``upward``), ``sent`` only on the platform's verified
+    acknowledgement, ``dead`` with the platform's reason. Its id is the record's version upward: an
+    update is the same rating with a higher version, never a second rating."""
+
+    CHANGES = [("rating", "评价"), ("default", "默认评价"), ("validity", "有效性变更"), ("rectification", "整改反馈")]
+    STATES = [("pending", "待推送"), ("sent", "已确认"), ("dead", "失败（死信）"), ("skipped", "该平台不收"),
+              ("resent", "已重新排队")]
+
+    platform = models.ForeignKey(UpwardPlatform, on_delete=models.PROTECT, related_name="items", verbose_name="平台")
+    rating_id = models.CharField("评价编号", max_length=64)
+    change = models.CharField("内容", max_length=14, choices=CHANGES)
+    state = models.CharField("状态", max_length=8, choices=STATES, default="pending")
+    attempts = models.PositiveIntegerField("推送次数", default=0)
+    last_error = models.CharField("最近错误", max_length=300, blank=True)
+    created_at = models.DateTimeField("排队时间", default=timezone.now)
+    acked_at = models.DateTimeField("确认时间", null=True, blank=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "上报记录"
+        ordering = ["id"]
+        indexes = [models.Index(fields=["platform", "state", "id"], name="upward_outbox"),
+                   models.Index(fields=["rating_id"], name="upward_rating")]
+
+    def __str__(self):
+        return f"{self.platform.code} {self.rating_id} v{self.pk}"

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from terminal.core.levels import LEVELS_BEST_FIRST
 
-from . import callbacks, chains, exports, masking, roles, stats, workorders
+from . import callbacks, chains, exports, masking, roles, stats, upward, workorders
 from .models import Alert, Rating, ReasonTag, Window, WorkOrder
 
 LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
@@ -179,18 +179,23 @@ def alerts_page(request):
 @_staff
 @_bad_query
 def export(request, convention: str, fmt: str):
-    if convention not in exports.CONVENTIONS or fmt not in ("json", "csv"):
-        return HttpResponseBadRequest(f"未知的导出格式；可用：{', '.join(exports.CONVENTIONS)}，扩展名 .json 或 .csv",
+    profiles = exports.shipped()
+    if convention not in profiles or fmt not in ("json", "csv"):
+        return HttpResponseBadRequest(f"未知的导出格式；可用：{', '.join(profiles)}，扩展名 .json 或 .csv",
                                       content_type="text/plain; charset=utf-8")
     start, end = _dates(request)
     ratings = _all_in_range(start, end, request.user)
+    unmapped = upward.unmapped(profiles[convention])
+    if unmapped:  # never guessed: the export names what the profile cannot code
+        return HttpResponse("导出规范缺少代码映射，未导出：\n" + "\n".join(unmapped), status=409,
+                            content_type="text/plain; charset=utf-8")
     name = f"ratings-{convention}-{start}-{end}"
     if fmt == "csv":
         response = StreamingHttpResponse(exports.csv_lines(convention, ratings), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
     records = list(exports.records(convention, ratings))
-    return JsonResponse({"convention": convention, "title": exports.CONVENTIONS[convention][0],
+    return JsonResponse({"convention": convention, "title": profiles[convention].title,
                          "from": start.isoformat(), "to": end.isoformat(), "count": len(records), "records": records},
                         json_dumps_params={"ensure_ascii": False})
 

@@ -117,7 +117,11 @@ def advance(order: WorkOrder, to_state: str, record: str = "") -> None:
         order.rectification = record
     order.state = to_state
     setattr(order, STAMPS[to_state], timezone.now())
-    order.save()
+    with transaction.atomic():
+        order.save()
+        if to_state == "closed":  # the rectification goes upward, as an update of the rating's record
+            from . import upward
+            upward.queue_ids([order.rating.rating_id], "rectification")
 
 
 def request_recheck(order: WorkOrder, reason: str) -> None:
@@ -140,6 +144,8 @@ def decide_recheck(order: WorkOrder, exclude: bool, user) -> None:
     if exclude:
         Rating.objects.filter(pk=order.rating_id).update(
             excluded=True, excluded_why=f"复核不计入：{order.recheck_reason}"[:200])
+        from . import upward
+        upward.queue_ids([order.rating.rating_id], "validity")
 
 
 def publish(order: WorkOrder, user, text: str | None = None) -> None:

@@ -1,0 +1,290 @@
+"""Upward: every rating, default rating, re-check outcome and rectification reaches each configured
+platform (``UpwardPlatform``) exactly once in effect, in that platform's own fields and codes.
+
+The way there is the terminal's own (``sync.outbox.Uploader``), end to end:
+- ``queue`` puts one ``UpwardItem`` per platform that takes it, in the transaction that stores the
+  rating or makes the change (ingest, the server-made channels, defaults, re-checks, work orders);
+- ``PlatformOutbox`` is the Uploader's store: the oldest pending items, each encoded when it is
+  sent from what we hold then (``exports.data_items`` through the platform's profile), the item's
+  id as the record's version, so an update is the same record with a higher version;
+- ``PlatformClient`` is the Uploader's client: the terminal's HTTP client (``sync.client``) speaking
+  the platform's interface, its requests signed with the platform's key (``X-System-Id``) and its
+  answers verified, every platform failure turned into ``TransientError`` or ``BatchRefused``;
+- an item is ``sent`` only on the platform's acknowledgement of that id and version, ``dead`` with
+  the platform's reason; an administrator re-queues dead ones (a new version) from the admin.
+
+The reference interface (what ``scripts/reference_platform.py`` implements, and README "Reporting
+upward" documents): ``POST <url><profile path>`` with ``{"<batch>": [records]}``, answered 200
+``{"results": [{"id", "version", "status": accepted|duplicate|rejected, "reason"}]}``; a batch the
+platform cannot read as a whole is 400 ``{"error": ...}`` or 413.
+
+``rating-central push_upward`` runs the push, one process per platform at a time across nodes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.utils import timezone
+
+from sync.client import BATCH_REFUSALS, ITEM_STATUSES, CentralClient, _error_code, _error_detail, _short
+from sync.outbox import BatchRefused, DrainResult, ItemAck, Outbox, TransientError, Uploader
+from terminal.core import signing
+
+from . import exports
+from .export_profile import Profile, ProfileError, parse
+from .models import Policy, Rating, UpwardItem, UpwardPlatform
+
+log = logging.getLogger("rating-central.upward")
+UPDATES = {"validity", "rectification"}  # sent as the same record, a higher version
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> Profile:
+    return parse(text)
+
+
+def profile_of(platform: UpwardPlatform) -> Profile:
+    return _parsed(platform.profile)
+
+
+# -- queueing, in the caller's transaction ------------------------------------------------------
+
+def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
+    """Queue ``ratings`` ((rating_id, device) pairs) for every enabled platform that takes the change:
+    ``change`` None is a new rating (``default`` when the device is "system"), else ``validity`` or
+    ``rectification``. Call it inside the transaction that makes the rating or the change."""
+    if not ratings:
+        return 0
+    from .ingest import insert_rows
+    platforms = list(UpwardPlatform.objects.filter(enabled=True).only("pk", "profile"))
+    if not platforms:
+        return 0
+    now = timezone.now()
+    rows = []
+    for platform in platforms:
+        try:
+            takes = profile_of(platform).takes
+        except ProfileError:  # kept from being saved by the admin; if it happens, queue all (nothing lost)
+            takes = {"rating", "default", "validity", "rectification"}
+        for rating_id, device in ratings:
+            kind = change or ("default" if device == "system" else "rating")
+            if kind in takes:
+                rows.append({"platform_id": platform.pk, "rating_id": rating_id, "change": kind, "state": "pending",
+                             "attempts": 0, "last_error": "", "created_at": now, "acked_at": None})
+    insert_rows(UpwardItem, rows)
+    return len(rows)
+
+
+def queue_ids(rating_ids: list[str], change: str) -> int:
+    """``queue`` for changes to stored ratings, by id."""
+    return queue([(rid, "") for rid in rating_ids], change)
+
+
+# -- what a profile must be able to code --------------------------------------------------------
+
+def in_use(profile: Profile) -> dict[str, set]:
+    """The values of each coded item that we hold, among the records the profile takes, and those
+    the hall's policy will make (default ratings): what its code lists must cover before anything
+    is sent. A value first met later (a call-back's channel, say) stops its item with the reason."""
+    from .models import Case
+    policy = Policy.current()
+    taken = Rating.objects.all() if "default" in profile.takes else Rating.objects.exclude(device="system")
+    channels = set(taken.order_by().values_list("channel", flat=True).distinct())
+    if "default" in profile.takes:
+        channels.add(policy.default_channel)
+    return {"level": {1, 2, 3, 4, 5}, "channel": channels,
+            "rating_no": set(taken.order_by().values_list("rating_no", flat=True).distinct()) | {1},
+            "anonymous": {True, False}, "valid": {True, False},
+            "system_default": {True, False} if "default" in profile.takes else {False},
+            "applicant_type": set(Case.objects.order_by().values_list("applicant_type", flat=True).distinct()) | {""},
+            "case_status": set(Case.objects.order_by().values_list("status", flat=True).distinct()) | {""},
+            "operation": {"add", "update"}, "area_code": {settings.AREA_CODE}}
+
+
+def unmapped(profile: Profile) -> list[str]:
+    return profile.unmapped(in_use(profile))
+
+
+# -- the Uploader's store and client ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Waiting:
+    """One item as the Uploader sees it: its key (record id @ version), the encoded record, its place."""
+
+    id: str
+    payload: str
+    seq: int
+
+
+def key(record_id: str, version: int) -> str:
+    return f"{record_id}@{version}"
+
+
+def _item_pk(item_key: str) -> int:
+    return int(item_key.rpartition("@")[2])
+
+
+class PlatformOutbox:
+    """One platform's ``UpwardItem`` rows as the Uploader's store."""
+
+    def __init__(self, platform: UpwardPlatform, profile: Profile):
+        self.platform, self.profile = platform, profile
+
+    def pending(self, limit: int, max_bytes: int | None = None, table: str = "", after: int = 0) -> list[Waiting]:
+        items = list(UpwardItem.objects.filter(platform=self.platform, state="pending", pk__gt=after)
+                     .order_by("pk").values_list("pk", "rating_id", "change")[:limit])
+        if not items:
+            return []
+        ratings = {r.rating_id: r for r in Rating.objects.filter(rating_id__in={rid for _, rid, _ in items})}
+        data = exports.data_items(list(ratings.values()))
+        out, size, unusable = [], 0, []
+        for pk, rating_id, change in items:
+            if rating_id not in data:
+                unusable.append((pk, "no such rating here"))
+                continue
+            try:
+                record = self.profile.encode({**data[rating_id], "version": pk,
+                                              "operation": "update" if change in UPDATES else "add"})
+            except ProfileError as exc:  # a value met after the start: never guessed, kept for the admin
+                unusable.append((pk, str(exc)))
+                continue
+            text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+            size += len(text.encode())
+            if out and max_bytes and size > max_bytes:
+                break
+            out.append(Waiting(key(record[self.profile.id_field], pk), text, pk))
+        for pk, why in unusable:
+            UpwardItem.objects.filter(pk=pk, state="pending").update(state="dead", last_error=why[:300])
+            log.error("upward %s item %d not sent: %s", self.platform.code, pk, why)
+        return out
+
+    def mark_delivered(self, ids: list[str], table: str = "") -> None:
+        UpwardItem.objects.filter(pk__in=[_item_pk(i) for i in ids], state="pending").update(
+            state="sent", acked_at=timezone.now())
+
+    def mark_dead(self, item_key: str, status: int, reason: str, table: str = "") -> None:
+        UpwardItem.objects.filter(pk=_item_pk(item_key), state="pending").update(
+            state="dead", last_error=f"HTTP {status}: {reason}"[:300])
+
+    def note_attempt(self, ids: list[str], error: str | None, table: str = "") -> None:
+        from django.db.models import F
+        UpwardItem.objects.filter(pk__in=[_item_pk(i) for i in ids], state="pending").update(
+            attempts=F("attempts") + 1, last_error=(error or "")[:300])
+
+
+@dataclass(frozen=True)
+class PlatformKey:
+    """The platform's key id and secret, as the terminal's client signs with them (``terminal_id``:
+    the name the client reads the signer's id by)."""
+
+    terminal_id: str
+    secret: str
+
+
+class PlatformClient(CentralClient):
+    """The terminal's HTTP client, speaking a platform's interface: requests signed as a system
+    (``X-System-Id``), answers verified with the same secret, TLS to anything off the machine."""
+
+    id_header = signing.HEADER_SYSTEM
+
+    def __init__(self, url: str, key_id: str, secret: str, profile: Profile, ca_file: str = "", timeout: float = 30.0):
+        super().__init__(url, PlatformKey(key_id, secret), timeout=timeout, ca_file=ca_file or None)
+        self.http.headers["User-Agent"] = "rating-central-upward/1"
+        self.profile = profile
+
+    def batch_body(self, payloads: dict[str, str], clock: dict, outbox: Outbox) -> bytes:
+        """The records as they were encoded, joined into the platform's batch, never encoded again."""
+        return (f'{{"{self.profile.batch_key}":[' + ",".join(payloads.values()) + "]}").encode()
+
+    def upload(self, payloads: dict[str, str], clock: dict, outbox: Outbox,
+               body: bytes | None = None) -> tuple[dict[str, ItemAck], int]:
+        body = body if body is not None else self.batch_body(payloads, clock, outbox)
+        response = self.request("POST", self.profile.path, body, {"Content-Type": "application/json; charset=utf-8"})
+        if response.status_code in (400, 413):
+            code = _error_code(response) or ("batch_too_large" if response.status_code == 413 else "")
+            if code in BATCH_REFUSALS:
+                raise BatchRefused(f"platform refused the batch of {len(payloads)}: HTTP {response.status_code} "
+                                   f"{code}: {_short(_error_detail(response))}", response.status_code, code)
+        results = self._json(response).get("results")
+        acks = {}
+        try:
+            for item in results:
+                version, status = item["version"], item["status"]
+                if not isinstance(version, int) or isinstance(version, bool) or status not in ITEM_STATUSES:
+                    continue
+                found = key(str(item["id"]), version)
+                if status == "rejected" and item.get("code") in self.profile.duplicate_codes:
+                    status = "duplicate"  # "already held": what an ack lost on the way had said
+                if found in payloads:
+                    acks[found] = ItemAck(found, status, str(item.get("reason") or ""))
+        except (KeyError, TypeError) as exc:
+            raise TransientError(f"malformed acknowledgement body: {_short(exc)}") from None
+        return acks, len(body)
+
+
+class NotConfigured(RuntimeError):
+    """A platform the push cannot start for: no endpoint or key in the environment, or a profile
+    that cannot code what we hold. Raised before anything is sent."""
+
+
+def client_for(platform: UpwardPlatform, profile: Profile) -> PlatformClient:
+    where = settings.UPWARD.get(platform.code)
+    prefix = f"RATING_CENTRAL_UPWARD_{platform.code}"
+    if not where or not where["url"] or not where["key_id"] or not where["secret"]:
+        raise NotConfigured(f"{platform.code}: set {prefix}_URL, {prefix}_KEY_ID and {prefix}_SECRET")
+    url = where["url"]
+    if not url.startswith("https://") and not _loopback(url):
+        raise NotConfigured(f"{platform.code}: {prefix}_URL must be https:// (plain http only to this machine)")
+    return PlatformClient(url, where["key_id"], where["secret"], profile, where.get("ca_file", ""),
+                          timeout=settings.UPWARD_TIMEOUT)
+
+
+def _loopback(url: str) -> bool:
+    from urllib.parse import urlsplit
+    host = urlsplit(url).hostname or ""
+    return url.startswith("http://") and (host in ("localhost", "::1") or host.startswith("127."))
+
+
+def push(platform: UpwardPlatform, until: float | None = None) -> DrainResult:
+    """Send the platform's pending items, oldest first, until none is left or ``until`` (monotonic).
+    NotConfigured before anything is sent; TransientError when the platform must be tried later."""
+    try:
+        profile = profile_of(platform)
+    except ProfileError as exc:
+        raise NotConfigured(str(exc)) from None
+    missing = unmapped(profile)
+    if missing:
+        raise NotConfigured(f"{platform.code}: profile {profile.name} cannot code what we hold: " + "; ".join(missing))
+    client = client_for(platform, profile)
+    try:
+        return Uploader(PlatformOutbox(platform, profile), client, batch_size=platform.batch_size,
+                        outbox=Outbox(platform.code, profile.path, profile.batch_key)).drain(until)
+    finally:
+        client.close()
+
+
+def resend(items) -> int:
+    """Queue dead items again, each as a new version (what an administrator does once the cause is
+    mended): the dead one is kept, marked ``resent``."""
+    count = 0
+    for item in items.filter(state="dead"):
+        UpwardItem.objects.create(platform=item.platform, rating_id=item.rating_id, change=item.change)
+        UpwardItem.objects.filter(pk=item.pk).update(state="resent")
+        count += 1
+    return count
+
+
+def summary(platform: UpwardPlatform) -> dict:
+    """Counts by state and the oldest pending item's time, for the upward page and the alert."""
+    from django.db.models import Count
+    counts = {state: 0 for state, _ in UpwardItem.STATES}
+    counts.update(UpwardItem.objects.filter(platform=platform).values_list("state").annotate(n=Count("pk"))
+                  .values_list("state", "n"))
+    oldest = (UpwardItem.objects.filter(platform=platform, state="pending").order_by("pk")
+              .values_list("created_at", flat=True).first())
+    return {**counts, "oldest_pending": oldest}

@@ -1,0 +1,189 @@
+"""Upward to the provincial and national platforms: each shipped profile's codes as its source gives
+them, updates as the same record, refusals before anything is sent, dead letters and their resend;
+all through the reference platform (scripts/reference_platform.py) over HTTP on loopback."""
+
+import datetime
+
+import pytest
+
+from central.ratings import direct, exports, upward, workorders
+from central.ratings.models import Rating, UpwardItem, UpwardPlatform, WorkOrder
+from reference_platform import Platform
+from terminal.core.channels import Channel
+from terminal.core.levels import Level
+
+from conftest import CST, ingest_ratings, make_rating
+
+pytestmark = [pytest.mark.central, pytest.mark.django_db]
+SECRET = "reference-platform-secret-0123456789"
+
+#: What each profile's source gives, written out here and not read from the profiles: 浙江
+#: 办件评价服务 satisfaction 5 = 非常满意 and pf 1-7 (6 短信, 7 系统默认评价); GB/T 39046-2020 code
+#: list A.8 1 = 非常满意 and its channel list (6 电话, 7 短信; no default ratings).
+EXPECTED = {
+    "provincial": {"level_field": "satisfaction", "channel_field": "pf",
+                   "level": {5: 5, 4: 4, 3: 3, 2: 2, 1: 1},
+                   "channel": {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 6, 7: 7}},
+    "gbt39046": {"level_field": "满意度代码", "channel_field": "评价渠道",
+                 "level": {5: 1, 4: 2, 3: 3, 2: 4, 1: 5},
+                 "channel": {1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 6: 7, 8: 6}},
+}
+
+
+@pytest.fixture
+def platform_for(settings):
+    started = []
+
+    def start(profile_name: str, code: str = "PROV", **faults) -> tuple[UpwardPlatform, Platform]:
+        reference = Platform(exports.shipped()[profile_name], f"key-{code}", SECRET, faults, seed=7,
+                             answer_delay=1.0).start()
+        started.append(reference)
+        settings.UPWARD = {**settings.UPWARD, code: {"url": reference.url, "key_id": f"key-{code}", "secret": SECRET,
+                                                     "ca_file": ""}}
+        settings.UPWARD_TIMEOUT = 0.5
+        settings.AREA_CODE = "440100"
+        row = UpwardPlatform.objects.create(code=code, name=f"{profile_name} 平台",
+                                            profile=exports.shipped_text(profile_name))
+        return row, reference
+
+    yield start
+    for reference in started:
+        reference.close()
+
+
+def rate(level: Level, channel: Channel, at: datetime.datetime) -> Rating:
+    device = {4: "touchscreen", 5: "button_box", 7: "system"}.get(int(channel), "mobile")
+    return direct.rate(window_code="W01", level=level, channel=channel, device=device, at=at,
+                       reasons=["slow"] if level.is_bad else None)
+
+
+@pytest.mark.parametrize("profile_name", ["provincial", "gbt39046"])
+def test_every_level_and_channel_arrives_in_the_code_its_profiles_source_gives(hall, platform_for, profile_name):
+    row, reference = platform_for(profile_name)
+    expected = EXPECTED[profile_name]
+    at = datetime.datetime(2026, 11, 2, 9, 30, 15, tzinfo=CST)
+    made = {}
+    for channel in expected["channel"]:
+        for level in Level:
+            made[rate(level, Channel(channel), at).rating_id] = (int(level), channel)
+    result = upward.push(row)
+    assert result.dead == 0 and result.delivered == len(made)
+    assert set(reference.held) == set(made)
+    for rating_id, (level, channel) in made.items():
+        record = reference.held[rating_id]
+        assert record[expected["level_field"]] == expected["level"][level], (rating_id, level)
+        assert record[expected["channel_field"]] == expected["channel"][channel], (rating_id, channel)
+    sample = reference.held[next(iter(made))]
+    if profile_name == "provincial":
+        assert sample["evaluateTime"] == "2026-11-02 09:30:15" and sample["dataSource"] == "hall-terminal"
+    else:
+        assert sample["评价时间"] == "20261102T093015" and sample["行政区划"] == "440100"
+
+
+def test_a_profile_without_a_code_for_a_value_in_use_refuses_to_start_and_names_it(hall, platform_for, auditor):
+    row, reference = platform_for("provincial")
+    rate(Level.SATISFIED, Channel.TELEPHONE, datetime.datetime(2026, 11, 2, 10, 0, tzinfo=CST))  # a call-back: 8
+    with pytest.raises(upward.NotConfigured, match=r"channel 8（电话回访） has no code in \[codes.pf\]"):
+        upward.push(row)
+    assert reference.requests["all"] == 0 and UpwardItem.objects.filter(state="pending").count() == 1
+    answer = auditor.get("/exports/provincial.json?from=2026-11-02&to=2026-11-02")
+    assert answer.status_code == 409 and "电话回访" in answer.content.decode()
+    # the administrator gives call-backs the code the province prescribes: sent, nothing lost
+    row.profile = row.profile.replace('"7" = 7\n', '"7" = 7\n"8" = 2\n', 1)
+    row.save()
+    assert upward.push(row).delivered == 1 and next(iter(reference.held.values()))["pf"] == 2
+
+
+def test_a_re_check_and_a_rectification_update_the_same_record_at_a_higher_version(hall, platform_for):
+    row, reference = platform_for("provincial")
+    bad = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",))
+    assert ingest_ratings(hall, bad) == ["accepted"]
+    assert upward.push(row).delivered == 1
+    first = reference.held[bad.id]
+    assert (first["operateType"], first["isValid"], first["rectifyContent"]) == ("add", 1, "")
+    order = WorkOrder.objects.get(rating__rating_id=bad.id)
+    workorders.advance(order, "contacted", "已电话联系")
+    workorders.advance(order, "rectified", "已增开窗口，等候缩短")
+    workorders.advance(order, "closed")
+    workorders.request_recheck(order, "评价人确认误评")
+    from django.contrib.auth.models import User
+    workorders.decide_recheck(order, exclude=True, user=User.objects.create_user("chief"))
+    assert upward.push(row).delivered == 2
+    latest = reference.held[bad.id]
+    assert len(reference.held) == 1  # one record, never a second rating
+    assert (latest["operateType"], latest["isValid"], latest["rectifyContent"]) == ("update", 0, "已增开窗口，等候缩短")
+    assert latest["dataVersion"] > first["dataVersion"] and latest["rectifyTime"]
+    assert [status for rid, _, status in reference.log] == ["accepted", "accepted", "accepted"]
+
+
+def test_a_platforms_refusal_is_a_dead_letter_with_its_reason_and_an_administrator_resends_it(hall, platform_for):
+    row, reference = platform_for("provincial")
+    from central.ratings.models import Window
+    Window.objects.filter(code="W01").update(department=None)  # deptCode is required by the platform
+    good = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id)
+    ingest_ratings(hall, good)
+    result = upward.push(row)
+    assert (result.delivered, result.dead) == (0, 1)
+    dead = UpwardItem.objects.get(rating_id=good.id)
+    assert dead.state == "dead" and "deptCode is required" in dead.last_error
+    from central.ratings.models import Department
+    Window.objects.filter(code="W01").update(department=Department.objects.first())
+    assert upward.resend(UpwardItem.objects.filter(pk=dead.pk)) == 1
+    assert upward.push(row).delivered == 1 and good.id in reference.held
+    assert list(UpwardItem.objects.filter(rating_id=good.id).values_list("state", flat=True)) == ["resent", "sent"]
+
+
+def test_a_lost_acknowledgement_or_a_refused_duplicate_never_makes_a_second_record_or_a_dead_one(hall, platform_for):
+    row, reference = platform_for("provincial", timeout=1.0)  # every answer comes too late
+    ratings = [make_rating(Level.SATISFIED, terminal_id=hall.terminal_id) for _ in range(5)]
+    ingest_ratings(hall, *ratings)
+    with pytest.raises(upward.TransientError):
+        upward.push(row)
+    assert len(reference.held) == 5 and UpwardItem.objects.filter(state="pending").count() == 5
+    reference.faults = {"refuse_duplicates": 1.0}  # the platform now says 记录已存在 as a refusal
+    assert upward.push(row).delivered == 5
+    assert UpwardItem.objects.filter(state="sent").count() == 5 and len(reference.held) == 5
+
+
+def test_a_platform_that_takes_no_default_ratings_is_not_sent_them(hall, platform_for):
+    national, national_ref = platform_for("gbt39046", code="NATIONAL")
+    provincial, provincial_ref = platform_for("provincial", code="PROV")
+    default = rate(Level.BASICALLY_SATISFIED, Channel.SYSTEM_DEFAULT, datetime.datetime(2026, 11, 3, tzinfo=CST))
+    assert upward.push(national).batches == 0 and not national_ref.held
+    assert upward.push(provincial).delivered == 1
+    assert provincial_ref.held[default.rating_id]["isDefault"] == 1
+
+
+def test_items_are_queued_in_the_transaction_that_stores_the_rating(hall, platform_for):
+    row, _ = platform_for("provincial")
+    ratings = [make_rating(Level.SATISFIED, terminal_id=hall.terminal_id) for _ in range(3)]
+    from django.db import transaction
+    with pytest.raises(RuntimeError), transaction.atomic():
+        ingest_ratings(hall, *ratings)
+        raise RuntimeError("the request dies before it commits")
+    assert not Rating.objects.exists() and not UpwardItem.objects.exists()
+    ingest_ratings(hall, *ratings)
+    assert sorted(UpwardItem.objects.values_list("rating_id", flat=True)) == sorted(r.id for r in ratings)
+
+
+@pytest.fixture
+def auditor(client):
+    from django.contrib.auth.models import Group, User
+    user = User.objects.create_user("aud", password="pw-aud-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="审计员"))
+    client.force_login(user)
+    return client
+
+
+def test_profiles_refuse_what_they_cannot_mean():
+    from central.ratings.export_profile import ProfileError, parse
+    text = exports.shipped_text("provincial")
+    with pytest.raises(ProfileError, match="unknown source"):
+        parse(text.replace('from = "staff_no"', 'from = "staff_name"'))
+    with pytest.raises(ProfileError, match=r"'9' is not a value of level"):
+        parse(text.replace('"1" = 1\n\n# pf', '"9" = 1\n\n# pf'))
+    with pytest.raises(ProfileError, match="needs a code list"):
+        parse(text.replace('codes = "satisfaction"\n', ""))
+    with pytest.raises(ProfileError, match="unknown time_zone"):
+        parse(text.replace('"Asia/Shanghai"', '"Mars/Olympus"'))
+
