@@ -12,6 +12,7 @@ urlpatterns = [
     path("stats/", views.statistics, name="statistics"),
     path("alerts/", views.alerts_page, name="alerts"),
     path("terminals/", views.terminals, name="terminals"),
+    path("upward/", views.upward_page, name="upward"),
     path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
     path("public/", views.public, name="public"),
     path("r/<str:token>", mobile.page, name="mobile"),

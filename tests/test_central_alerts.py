@@ -32,7 +32,7 @@ def open_alerts(rule):
 def test_a_new_server_has_starting_rules():
     assert set(AlertRule.objects.values_list("kind", flat=True)) == {
         "bad_burst", "offline", "box_disconnected", "backlog", "misuse_burst", "overdue",
-        "chain_gap", "chain_fork", "chain_restart"}
+        "chain_gap", "chain_fork", "chain_restart", "upward_mismatch", "upward_backlog"}
 
 
 def test_bad_ratings_at_one_window_fire_once_and_clear(hall):

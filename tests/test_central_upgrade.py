@@ -44,4 +44,4 @@ def test_upgrade_from_the_previous_schema_keeps_ratings_and_opens_work_orders():
     assert all((o.opened_on, o.contact_due, o.rectify_due, o.close_due, o.department.code) ==
                (opened, expected["contact_due"], expected["rectify_due"], expected["close_due"],
                 "11440100MB2C000010") for o in orders)
-    assert new.get_model("ratings", "AlertRule").objects.count() == 9  # six starting rules, three of the chain
+    assert new.get_model("ratings", "AlertRule").objects.count() == 11  # six starting rules, three of the chain, two upward

@@ -187,3 +187,45 @@ def test_profiles_refuse_what_they_cannot_mean():
     with pytest.raises(ProfileError, match="unknown time_zone"):
         parse(text.replace('"Asia/Shanghai"', '"Mars/Olympus"'))
 
+
+
+def test_a_day_the_platform_lost_a_record_shows_on_the_upward_page_and_raises_an_alert(hall, platform_for, auditor):
+    from central.ratings import alerts, reconciliation
+    from central.ratings.models import Alert, UpwardDay
+    row, reference = platform_for("provincial")
+    day = datetime.datetime(2026, 11, 4, 10, 0, tzinfo=CST)
+    made = [rate(level, Channel.QR_CODE, day) for level in (Level.VERY_SATISFIED, Level.SATISFIED, Level.SATISFIED)]
+    assert upward.push(row).delivered == 3
+    days = {d.day: d for d in reconciliation.run(today=day.date())}
+    assert days[day.date()].mismatched is False and days[day.date()].theirs == {"3/5": 1, "3/4": 2}
+    alerts.check()
+    assert not Alert.objects.filter(rule__kind="upward_mismatch").exists()
+    del reference.held[made[1].rating_id]  # the platform loses one it had acknowledged
+    reconciliation.run(today=day.date())
+    lost = UpwardDay.objects.get(platform=row, day=day.date())
+    assert lost.mismatched and "3/4 平台 1 / 确认 2" in lost.detail
+    alerts.check()
+    alert = Alert.objects.get(rule__kind="upward_mismatch", cleared_at__isnull=True)
+    assert alert.subject == "PROV" and "11-04" in alert.detail
+    page = auditor.get("/upward/").content.decode()
+    assert "不符" in page and "3/4 平台 1 / 确认 2" in page
+    assert reconciliation.requeue(lost) == 3  # the administrator sends the day again
+    assert upward.push(row).delivered == 3 and made[1].rating_id in reference.held
+    reconciliation.run(today=day.date())
+    alerts.check()
+    assert not UpwardDay.objects.get(platform=row, day=day.date()).mismatched
+    assert Alert.objects.get(pk=alert.pk).cleared_at is not None
+
+
+def test_a_backlog_older_than_the_rules_minutes_raises_an_alert(hall, platform_for):
+    from central.ratings import alerts
+    from central.ratings.models import Alert
+    row, reference = platform_for("provincial", error=1.0)  # the platform answers 503 to everything
+    rate(Level.SATISFIED, Channel.QR_CODE, datetime.datetime(2026, 11, 5, 9, 0, tzinfo=CST))
+    with pytest.raises(upward.TransientError):
+        upward.push(row)
+    alerts.check()
+    assert not Alert.objects.filter(rule__kind="upward_backlog").exists()  # queued just now
+    UpwardItem.objects.update(created_at=datetime.datetime.now(CST) - datetime.timedelta(hours=3))
+    alerts.check()
+    assert "待推送 1 条" in Alert.objects.get(rule__kind="upward_backlog").detail

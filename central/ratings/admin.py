@@ -9,9 +9,10 @@ from django.utils import timezone
 
 from terminal.core.levels import Level
 
-from . import chains, masking, roles, workorders
+from . import chains, exports, masking, roles, upward, workorders
 from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
-                     CallbackTask, EnrollmentCode, Hall, RatingAddition, SmsMessage,
+                     CallbackTask, EnrollmentCode, Hall, RatingAddition, SmsMessage, UpwardDay, UpwardItem,
+                     UpwardPlatform,
                      Notice, Operator, Policy, Rating,
                      ReasonTag, RejectedItem, ServiceGuide, Staff, Terminal, TerminalEvent, TerminalSettings,
                      Window, WorkOrder, WorkOrderNote)
@@ -657,3 +658,76 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+# -- upward: platforms, their outboxes and reconciliation ----------------------------------------------
+
+class UpwardPlatformForm(forms.ModelForm):
+    start_from = forms.ChoiceField(label="以此规范开始", required=False,
+                                   help_text="新建时可留空“对接规范”，从仓库中的规范复制一份再按省平台规定修改")
+
+    class Meta:
+        model = UpwardPlatform
+        fields = ["code", "name", "enabled", "start_from", "profile", "batch_size", "counts_path"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["start_from"].choices = [("", "—")] + [(n, p.title) for n, p in exports.shipped().items()]
+        self.fields["profile"].required = False
+        self.fields["profile"].widget.attrs.update(rows=30, style="font-family: monospace; width: 90%")
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("profile") and data.get("start_from"):
+            data["profile"] = exports.shipped_text(data["start_from"])
+            self.instance.profile = data["profile"]
+        if not data.get("profile"):
+            self.add_error("profile", "请填写对接规范，或选择一个仓库中的规范开始")
+        return data
+
+
+@admin.register(UpwardPlatform)
+class UpwardPlatformAdmin(admin.ModelAdmin):
+    """A platform this hall reports to. Its profile is checked when saved, and before every push
+    against what we hold: a value it has no code for stops the push, named on the upward page."""
+
+    form = UpwardPlatformForm
+    list_display = ["code", "name", "enabled", "batch_size"]
+
+
+@admin.register(UpwardItem)
+class UpwardItemAdmin(ReadOnlyAdmin):
+    """Each platform's outbox: every record and change, its state, the platform's reason for a dead
+    one. 重新推送 queues a dead item again as a new version, once its cause is mended."""
+
+    list_display = ["id", "platform", "rating_id", "change", "state", "attempts", "created_at", "acked_at", "last_error"]
+    list_filter = ["platform", "state", "change"]
+    search_fields = ["rating_id"]
+    date_hierarchy = "created_at"
+    actions = ["resend"]
+
+    @admin.action(description="重新推送（死信）", permissions=["resend"])
+    def resend(self, request, queryset):
+        messages.info(request, f"已重新排队 {upward.resend(queryset)} 条")
+
+    def has_resend_permission(self, request):
+        return request.user.has_perm("ratings.change_upwarditem")
+
+
+@admin.register(UpwardDay)
+class UpwardDayAdmin(ReadOnlyAdmin):
+    """The daily reconciliation. 重新推送该日 sends every record of a mismatched day again, each as a new
+    version: a record the platform lost is added again, one it holds is updated to the same content."""
+
+    list_display = ["day", "platform", "mismatched", "pending", "dead", "detail", "checked_at"]
+    list_filter = ["platform", "mismatched"]
+    date_hierarchy = "day"
+    actions = ["requeue"]
+
+    @admin.action(description="重新推送该日全部记录", permissions=["requeue"])
+    def requeue(self, request, queryset):
+        from . import reconciliation
+        messages.info(request, f"已重新排队 {sum(reconciliation.requeue(d) for d in queryset)} 条")
+
+    def has_requeue_permission(self, request):
+        return request.user.has_perm("ratings.change_upwarditem")

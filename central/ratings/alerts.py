@@ -19,11 +19,11 @@ import urllib.request
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Min
 from django.utils import timezone
 
 from . import chains, workorders
-from .models import Alert, AlertRule, Chain, Rating, Terminal, TerminalEvent
+from .models import Alert, AlertRule, Chain, Rating, Terminal, TerminalEvent, UpwardDay, UpwardItem
 
 log = logging.getLogger(__name__)
 HALL = "全大厅"
@@ -55,6 +55,17 @@ def conditions(rule: AlertRule, now: datetime.datetime) -> dict[str, str]:
         return {t.terminal_id: f"待上传 {t.queue_depth} 条" for t in found}
     if rule.kind in ("chain_gap", "chain_fork", "chain_restart"):
         return _chain_conditions(rule.kind, stale)
+    if rule.kind == "upward_mismatch":
+        days = UpwardDay.objects.filter(mismatched=True, platform__enabled=True).select_related("platform").order_by("day")
+        found: dict[str, list[str]] = {}
+        for d in days:
+            found.setdefault(d.platform.code, []).append(f"{d.day:%m-%d} {d.detail}")
+        return {code: "对账不符：" + "；".join(lines[-3:]) for code, lines in found.items()}
+    if rule.kind == "upward_backlog":
+        oldest = (UpwardItem.objects.filter(state="pending", platform__enabled=True).values("platform__code")
+                  .annotate(first=Min("created_at"), n=Count("id")).filter(first__lt=stale))
+        return {r["platform__code"]: f"待推送 {r['n']} 条，最早 {timezone.localtime(r['first']):%m-%d %H:%M} 排队，"
+                                     f"超过 {rule.minutes} 分钟" for r in oldest}
     if rule.kind == "overdue":
         n = workorders.WorkOrder.objects.filter(workorders.overdue_q(timezone.localdate(now))).count()
         return {HALL: f"逾期工单 {n} 件"} if n >= rule.threshold else {}

@@ -722,7 +722,9 @@ class AlertRule(models.Model):
              ("overdue", "逾期工单达 N 件"),
              ("chain_gap", "终端记录缺号超过 X 分钟（已产生、未送达）"),
              ("chain_fork", "终端记录分叉或断链（同一序号两份内容）"),
-             ("chain_restart", "终端记录链重新开始且未说明，或数据库丢失")]
+             ("chain_restart", "终端记录链重新开始且未说明，或数据库丢失"),
+             ("upward_mismatch", "上报平台对账不符（某日某渠道某等级条数不一致）"),
+             ("upward_backlog", "上报平台积压：最早一条待推送超过 X 分钟")]
     name = models.CharField("名称", max_length=100)
     kind = models.CharField("类型", max_length=20, choices=KINDS)
     threshold = models.PositiveIntegerField("N（条数）", default=3)
@@ -779,8 +781,8 @@ class UpwardPlatform(models.Model):
     profile = models.TextField("对接规范（TOML）", help_text="字段、代码表、时间格式；未映射在用的值时推送拒绝启动")
     enabled = models.BooleanField("启用推送", default=True)
     batch_size = models.PositiveSmallIntegerField("每批条数", default=500)
-    backlog_alert_minutes = models.PositiveIntegerField("积压预警（分钟）", default=120,
-                                                        help_text="最早一条待推送记录超过此时长即预警")
+    counts_path = models.CharField("平台计数接口", max_length=100, blank=True, default="/v1/counts",
+                                   help_text="平台提供按日计数时填写（GET <地址><此路径>?day=YYYY-MM-DD）；留空则只核对本方确认情况")
     created_at = models.DateTimeField("创建时间", auto_now_add=True)
 
     class Meta:
@@ -827,3 +829,28 @@ class UpwardItem(models.Model):
 
     def __str__(self):
         return f"{self.platform.code} {self.rating_id} v{self.pk}"
+
+
+class UpwardDay(models.Model):
+    """One day's reconciliation with one platform (``reconciliation``): by channel and level (in the
+    platform's codes, ``"<channel>/<level>"``), the valid records we hold, those the platform
+    acknowledged, and the platform's own count where its interface offers one."""
+
+    platform = models.ForeignKey(UpwardPlatform, on_delete=models.CASCADE, related_name="days", verbose_name="平台")
+    day = models.DateField("日期")
+    ours = models.JSONField("本方有效评价", default=dict)
+    acknowledged = models.JSONField("平台已确认", default=dict)
+    theirs = models.JSONField("平台计数", null=True, blank=True)
+    pending = models.PositiveIntegerField("待推送", default=0)
+    dead = models.PositiveIntegerField("死信", default=0)
+    mismatched = models.BooleanField("对账不符", default=False)
+    detail = models.CharField("说明", max_length=300, blank=True)
+    checked_at = models.DateTimeField("核对时间")
+
+    class Meta:
+        verbose_name = verbose_name_plural = "上报对账"
+        ordering = ["-day"]
+        constraints = [models.UniqueConstraint(fields=["platform", "day"], name="one_reconciliation_per_day")]
+
+    def __str__(self):
+        return f"{self.platform.code} {self.day}"

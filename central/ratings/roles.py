@@ -17,10 +17,10 @@ from django.contrib.auth.models import Group, Permission
 HALL_ADMIN, DEPARTMENT_MANAGER, AUDITOR = "大厅管理员", "部门负责人", "审计员"
 
 CONTENT = ["hall", "department", "window", "staff", "notice", "serviceguide", "reasontag", "terminalsettings",
-           "policy", "alertrule"]
+           "policy", "alertrule", "upwardplatform"]
 RECORDS = ["rating", "terminalevent", "rejecteditem", "terminal", "enrollmentcode", "alert", "workorder",
            "workordernote", "operator", "chain", "commentforreview", "commentreviewentry", "case", "businesssystem",
-           "ratingaddition", "smsmessage", "callbacktask"]
+           "ratingaddition", "smsmessage", "callbacktask", "upwarditem", "upwardday"]
 
 
 def _perms(actions: list[str], models: list[str]) -> list[str]:
@@ -33,7 +33,8 @@ GRANTS = {
                                                  "add_workordernote", "change_alert", "change_chain",
                                                  "change_commentforreview", "change_businesssystem",
                                                  "change_ratingaddition", "change_smsmessage",
-                                                 "change_callbacktask", "publish_rectification"]),
+                                                 "change_callbacktask", "publish_rectification",
+                                                 "change_upwarditem"]),
     DEPARTMENT_MANAGER: (_perms(["view"], ["department", "window", "staff", "rating", "terminalevent", "workorder",
                                            "workordernote", "alert", "terminal", "case", "callbacktask"])
                          + ["change_workorder", "add_workordernote", "change_callbacktask"]),

@@ -279,6 +279,22 @@ def resend(items) -> int:
     return count
 
 
+def requeue_day(platform: UpwardPlatform, start, end) -> int:
+    """Queue every rating of [start, end) the platform takes again, for this platform alone, each as a
+    new version: what an administrator does for a day the reconciliation found the platform lacking
+    (a record it lost is added again; one it holds is updated to the same content)."""
+    profile = profile_of(platform)
+    ratings = Rating.objects.filter(rated_at__gte=start, rated_at__lt=end).order_by("rated_at", "pk")
+    now = timezone.now()
+    rows = [{"platform_id": platform.pk, "rating_id": rid, "change": "default" if device == "system" else "rating",
+             "state": "pending", "attempts": 0, "last_error": "", "created_at": now, "acked_at": None}
+            for rid, device in ratings.values_list("rating_id", "device")
+            if ("default" if device == "system" else "rating") in profile.takes]
+    from .ingest import insert_rows
+    insert_rows(UpwardItem, rows)
+    return len(rows)
+
+
 def summary(platform: UpwardPlatform) -> dict:
     """Counts by state and the oldest pending item's time, for the upward page and the alert."""
     from django.db.models import Count

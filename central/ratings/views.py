@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
@@ -14,7 +15,7 @@ from django.utils import timezone
 from terminal.core.levels import LEVELS_BEST_FIRST
 
 from . import callbacks, chains, exports, masking, roles, stats, upward, workorders
-from .models import Alert, Rating, ReasonTag, Window, WorkOrder
+from .models import Alert, Rating, ReasonTag, UpwardPlatform, Window, WorkOrder
 
 LEVEL_NAMES = [lv.zh for lv in LEVELS_BEST_FIRST]
 staff_page = [login_required, permission_required("ratings.view_rating", raise_exception=True)]
@@ -198,6 +199,28 @@ def export(request, convention: str, fmt: str):
     return JsonResponse({"convention": convention, "title": profiles[convention].title,
                          "from": start.isoformat(), "to": end.isoformat(), "count": len(records), "records": records},
                         json_dumps_params={"ensure_ascii": False})
+
+
+@login_required
+@permission_required("ratings.view_upwarditem", raise_exception=True)
+def upward_page(request):
+    """Each platform: what its outbox holds, why a push does not start, and the last days' reconciliation."""
+    from .export_profile import ProfileError
+    platforms = []
+    for row in UpwardPlatform.objects.all():
+        try:
+            profile = upward.profile_of(row)
+            problems, title = upward.unmapped(profile), profile.title
+            if row.code not in settings.UPWARD:
+                problems.append(f"环境中没有 RATING_CENTRAL_UPWARD_{row.code}_URL 等配置")
+        except ProfileError as exc:
+            problems, title = [str(exc)], "—"
+        days = [{"row": d, "ours_total": sum(d.ours.values()), "acked_total": sum(d.acknowledged.values()),
+                 "theirs_total": None if d.theirs is None else sum(d.theirs.values())}
+                for d in row.days.order_by("-day")[:14]]
+        platforms.append({"row": row, "title": title, "problems": problems, "summary": upward.summary(row),
+                          "days": days})
+    return render(request, "ratings/upward.html", {"platforms": platforms})
 
 
 def _all_in_range(start, end, user):
