@@ -148,7 +148,7 @@ class Uploader:
         unanswered = [i for i in ids if i not in acks]
         if unanswered:
             self.store.note_attempt(unanswered, "no acknowledgement in the receiver's answer", table)
-            raise TransientError(f"{len(unanswered)} of {len(ids)} ratings got no acknowledgement")
+            raise TransientError(f"{len(unanswered)} of {len(ids)} records got no acknowledgement")
         result.delivered += len(delivered)
         result.dead += len(acks) - len(delivered)
         result.batches += 1

@@ -54,13 +54,11 @@ class Command(BaseCommand):
                     except upward.NotConfigured as exc:
                         failed = True
                         log.error("upward push to %s not started: %s", target.code, exc)
-                        self.stderr.write(f"{target.code}: not started: {exc}")
                         next_try[target.code] = time.monotonic() + 60.0
                     except TransientError as exc:
                         failed = True
                         delay = backoff.next_delay(exc.retry_after)
                         log.warning("upward push to %s: %s; again in %.0f s", target.code, exc, delay)
-                        self.stderr.write(f"{target.code}: {exc}; again in {delay:.0f} s")
                         next_try[target.code] = time.monotonic() + delay
             if once:
                 if failed:
