@@ -33,6 +33,7 @@ bench: $(VENV)/.installed system-deps
 	$(PY) bench/box_link.py
 	$(PY) bench/sync_drain.py --mix bad
 	$(PY) bench/central_scale.py
+	$(PY) bench/upward_push.py
 	$(PY) bench/province.py --backend sqlite
 	$(PY) bench/province.py --backend postgresql
 	$(PY) bench/province.py --backend postgresql --nodes 2
@@ -46,6 +47,7 @@ bench-smoke: $(VENV)/.installed system-deps
 	$(PY) bench/kiosk_ui.py --presses 10 --starts 1
 	$(PY) bench/box_link.py --presses 30
 	$(PY) bench/central_scale.py --smoke
+	$(PY) bench/upward_push.py --smoke
 	$(PY) bench/province.py --smoke --nodes 2
 
 clean:

@@ -16,6 +16,7 @@ no code, and the push refuses to start until the profile maps it.
 
 from __future__ import annotations
 
+import functools
 import tomllib
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,9 @@ class Field:
     required: bool = False
 
 
+CONSTANT, CODED, TIME, PLAIN = "constant", "coded", "time", "plain"  # how a field is made (Profile.plan)
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
@@ -103,22 +107,38 @@ class Profile:
         """One record (our data items by ``SOURCES`` name) as the platform's fields and codes.
         A value the profile has no code for raises ProfileError (``unmapped`` finds them first)."""
         out = {}
+        for name, how, source, arg in self.plan:
+            if how is CONSTANT:
+                out[name] = arg
+                continue
+            value = record.get(source)
+            if how is CODED:
+                try:
+                    out[name] = arg[value]
+                except (KeyError, TypeError):
+                    raise ProfileError(f"profile {self.name}: {source} {value!r} has no code in "
+                                       f"[codes.{self._list_of(name)}]") from None
+            elif how is TIME:
+                out[name] = "" if value is None else value.astimezone(self.zone).strftime(self.time_format)
+            else:
+                out[name] = "" if value is None else value
+        return out
+
+    def _list_of(self, field_name: str) -> str:
+        return next(f.codes for f in self.fields if f.name == field_name)
+
+    @functools.cached_property
+    def plan(self) -> tuple:
+        """How each field is made, worked out once: (name, how, source, constant or code table)."""
+        steps = []
         for f in self.fields:
             if not f.source:
-                out[f.name] = f.constant
-                continue
-            value = record.get(f.source)
-            kind = SOURCES[f.source][0]
-            if kind == "coded":
-                table = self.codes[f.codes]
-                if value not in table:
-                    raise ProfileError(f"profile {self.name}: {f.source} {value!r} has no code in [codes.{f.codes}]")
-                out[f.name] = table[value]
-            elif kind == "time":
-                out[f.name] = "" if value is None else value.astimezone(self.zone).strftime(self.time_format)
+                steps.append((f.name, CONSTANT, "", f.constant))
             else:
-                out[f.name] = "" if value is None else value
-        return out
+                kind = SOURCES[f.source][0]
+                how = CODED if kind == "coded" else TIME if kind == "time" else PLAIN
+                steps.append((f.name, how, f.source, self.codes[f.codes] if how is CODED else None))
+        return tuple(steps)
 
     def unmapped(self, in_use: dict[str, set]) -> list[str]:
         """What we hold (``in_use``: coded source -> values) that this profile has no code for,

@@ -45,12 +45,13 @@ class Command(BaseCommand):
                     if not mine:
                         continue
                     try:
-                        result = upward.push(target, until=None if once else time.monotonic() + SLICE_S)
+                        started = time.monotonic()
+                        result = upward.push(target, until=None if once else started + SLICE_S)
                         backoff.reset()
                         next_try[target.code] = 0.0 if result.more else time.monotonic() + interval
                         if result.batches:
                             self.stdout.write(f"{target.code}: {result.delivered} acknowledged, {result.dead} dead, "
-                                              f"{result.batches} batches")
+                                              f"{result.batches} batches in {time.monotonic() - started:.3f} s")
                     except upward.NotConfigured as exc:
                         failed = True
                         log.error("upward push to %s not started: %s", target.code, exc)
