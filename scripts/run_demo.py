@@ -1,6 +1,7 @@
 """``make run``: the whole system on one machine with demo content, on loopback.
 
-Starts the central server (migrated, demo roster loaded), the sync daemon, the kiosk and a simulated
+Starts the central server (migrated, demo roster loaded) and its upward push to a reference
+provincial platform (scripts/reference_platform.py), the sync daemon, the kiosk and a simulated
 button box (the real firmware in the MicroPython unix port, on a pseudo-terminal cable, at the
 kiosk's [box] port). The console's keys press the box's buttons: 1-5 rate, i is its 请评价 key.
 Without a display the kiosk runs on a private Xvfb, so a newcomer sees ratings reach the dashboard
@@ -76,6 +77,17 @@ def demo_login(central) -> str:
     return f"demo-admin, password in {path.relative_to(ROOT)}"
 
 
+def platform_secret() -> str:
+    """The demo's key at its reference platform, kept in a file only its owner reads."""
+    import secrets
+    path = VAR / "platform-secret"
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_hex(24))
+    return path.read_text().strip()
+
+
 def tick_every_minute(central, stopping: threading.Event) -> None:
     """The central server's timer, as a systemd timer would run it: default ratings, early warnings."""
     while not stopping.wait(60):
@@ -100,11 +112,22 @@ def main() -> int:
     tty_state = termios.tcgetattr(sys.stdin) if sys.stdin.isatty() else None
     try:
         port = free_port(int(os.environ.get("PORT", "8000")))
-        central = start_central(VAR / "central", port=port, log=Path("-"),
-                                extra_env={"RATING_CENTRAL_PUBLIC_URL": f"http://127.0.0.1:{port}"},
-                                collectstatic=True)
+        platform_port, secret = free_port(8701), platform_secret()
+        # the provincial platform, as its strict reference implementation: every rating goes up to it
+        platform = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "reference_platform.py"), "--profile",
+                                     str(ROOT / "central" / "ratings" / "profiles" / "provincial.toml"),
+                                     "--port", str(platform_port), "--key-id", "demo-hall"],
+                                    env={**os.environ, "REFERENCE_PLATFORM_SECRET": secret}, start_new_session=True)
+        procs.append(platform)
+        central = start_central(VAR / "central", port=port, log=Path("-"), collectstatic=True, extra_env={
+            "RATING_CENTRAL_PUBLIC_URL": f"http://127.0.0.1:{port}", "RATING_CENTRAL_AREA_CODE": "440100",
+            "RATING_CENTRAL_UPWARD_PROV_URL": f"http://127.0.0.1:{platform_port}",
+            "RATING_CENTRAL_UPWARD_PROV_KEY_ID": "demo-hall", "RATING_CENTRAL_UPWARD_PROV_SECRET": secret})
         procs.append(central.proc)
         server = central.url
+        central.manage("add_platform", "PROV", "--name", "省好差评系统（参考实现）", "--profile", "provincial")
+        procs.append(subprocess.Popen([str(BIN / "rating-central"), "push_upward"], env=central.env,
+                                      start_new_session=True))
         env["RATING_TERMINAL_CONFIG"] = str(write_terminal_config(server))
         # the technician's flow: an enrollment code from central, provision, first content pull
         if not (VAR / "terminal" / "credentials.json").exists():
@@ -132,7 +155,8 @@ def main() -> int:
         ticking = threading.Event()
         threading.Thread(target=tick_every_minute, args=(central, ticking), daemon=True).start()
         print(f"\n  dashboard: {server}/  (log in: {login})\n  public:    {server}/public/\n"
-              f"  admin:     {server}/admin/\n  {LEGEND}\n", flush=True)
+              f"  admin:     {server}/admin/\n  upward:    {server}/upward/  (pushed to the reference provincial "
+              f"platform on port {platform_port})\n  {LEGEND}\n", flush=True)
         if tty_state:
             tty.setcbreak(sys.stdin)
         stdin_open = True
@@ -169,7 +193,8 @@ def main() -> int:
         if tty_state:
             termios.tcsetattr(sys.stdin, termios.TCSADRAIN, tty_state)
         try:
-            print("stopped: central, sync, kiosk, button box" + (", Xvfb" if xvfb_started else ""), flush=True)
+            print("stopped: central, upward push, reference platform, sync, kiosk, button box"
+                  + (", Xvfb" if xvfb_started else ""), flush=True)
         except OSError:
             pass
     return 0

@@ -139,3 +139,49 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     assert "政务服务评价公示" in page and "★" in page and "13812345678" not in page and "等候时间太长" in page
     assert bundled_font_loaded(browser)
     shoot(browser, "central-public")
+
+
+def test_upward_page_in_chromium(browser, tmp_path):
+    """The upward page as a hall administrator sees it: a platform's outbox, and a day on which
+    the reference platform lost a record it had acknowledged, found by the reconciliation."""
+    from selenium.webdriver.common.by import By
+
+    from central.ratings import exports
+    from conftest import start_central
+    from reference_platform import Platform
+    secret = "pages-platform-secret-0123456789"
+    platform = Platform(exports.shipped()["provincial"], "pages-hall", secret).start()
+    server = start_central(tmp_path / "central", workers=1, extra_env={
+        "RATING_CENTRAL_UPWARD_PROV_URL": platform.url, "RATING_CENTRAL_UPWARD_PROV_KEY_ID": "pages-hall",
+        "RATING_CENTRAL_UPWARD_PROV_SECRET": secret})
+    try:
+        assert server.manage("add_platform", "PROV", "--name", "省好差评系统").returncode == 0
+        creds = server.enroll("W01")
+        server.backdate(creds.terminal_id, 3)
+        from datetime import datetime, timedelta
+        from conftest import CST
+        import json
+        items = [make_rating(Level(5 - i % 5), terminal_id=creds.terminal_id, reasons=("slow",) if i % 5 > 2 else (),
+                             now=datetime.now(CST) - timedelta(days=1, minutes=i)).to_wire() for i in range(12)]
+        reply = server.client(creds).request("POST", "/api/v1/ratings", json.dumps({"ratings": items}).encode(),
+                                             {"Content-Type": "application/json"})
+        assert reply.json()["accepted"] == 12
+        done = server.manage("push_upward", "--once")
+        assert done.returncode == 0, done.stderr
+        assert len(platform.held) == 12
+        del platform.held[items[3]["id"]]  # the platform loses one it acknowledged
+        assert server.manage("tick").returncode == 0  # the daily reconciliation, then the alerts
+        password = server.add_user("pages-admin", "hall_admin")
+        login(browser, server, password)
+        browser.get(f"{server.url}/upward/")
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "省好差评系统（PROV）" in page and "渠道4·等级2 平台 1 / 确认 2" in page, page
+        day = (datetime.now(CST) - timedelta(days=1, minutes=3)).date().isoformat()
+        assert any(day in row.text and "不符" in row.text for row in browser.find_elements(By.CSS_SELECTOR, "tr"))
+        assert bundled_font_loaded(browser)
+        shoot(browser, "central-upward")
+        browser.get(f"{server.url}/alerts/")
+        assert "上报平台对账不符" in browser.find_element(By.TAG_NAME, "body").text
+    finally:
+        server.stop()
+        platform.close()

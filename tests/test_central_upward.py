@@ -203,12 +203,12 @@ def test_a_day_the_platform_lost_a_record_shows_on_the_upward_page_and_raises_an
     del reference.held[made[1].rating_id]  # the platform loses one it had acknowledged
     reconciliation.run(today=day.date())
     lost = UpwardDay.objects.get(platform=row, day=day.date())
-    assert lost.mismatched and "3/4 平台 1 / 确认 2" in lost.detail
+    assert lost.mismatched and "渠道3·等级4 平台 1 / 确认 2" in lost.detail
     alerts.check()
     alert = Alert.objects.get(rule__kind="upward_mismatch", cleared_at__isnull=True)
     assert alert.subject == "PROV" and "11-04" in alert.detail
     page = auditor.get("/upward/").content.decode()
-    assert "不符" in page and "3/4 平台 1 / 确认 2" in page
+    assert "不符" in page and "渠道3·等级4 平台 1 / 确认 2" in page
     assert reconciliation.requeue(lost) == 3  # the administrator sends the day again
     assert upward.push(row).delivered == 3 and made[1].rating_id in reference.held
     reconciliation.run(today=day.date())

@@ -38,6 +38,11 @@ def _key(profile: Profile, channel: int, level: int) -> str:
     return f"{profile.codes[channel_list].get(channel, f'?{channel}')}/{profile.codes[level_list].get(level, f'?{level}')}"
 
 
+def _named(key: str) -> str:
+    channel, _, level = key.partition("/")
+    return f"渠道{channel}·等级{level}"
+
+
 def _day_range(profile: Profile, day: datetime.date) -> tuple[datetime.datetime, datetime.datetime]:
     start = datetime.datetime.combine(day, datetime.time.min, profile.zone)
     return start, start + datetime.timedelta(days=1)
@@ -71,7 +76,7 @@ def reconcile(platform: UpwardPlatform, day: datetime.date, now: datetime.dateti
         if theirs is not None and Counter(theirs) != acknowledged:
             differ = sorted(k for k in set(theirs) | set(acknowledged) if theirs.get(k, 0) != acknowledged.get(k, 0))
             problems.append("平台计数与确认不符：" + "、".join(
-                f"{k} 平台 {theirs.get(k, 0)} / 确认 {acknowledged.get(k, 0)}" for k in differ[:6]))
+                f"{_named(k)} 平台 {theirs.get(k, 0)} / 确认 {acknowledged.get(k, 0)}" for k in differ[:6]))
     row, _ = UpwardDay.objects.update_or_create(platform=platform, day=day, defaults=dict(
         ours=dict(ours), acknowledged=dict(acknowledged), theirs=theirs, pending=pending, dead=dead,
         mismatched=bool(problems), detail=("；".join(problems) or note)[:300], checked_at=now or timezone.now()))
