@@ -15,10 +15,13 @@ Common commands:
   revoke TERMINAL_ID      refuse a terminal from its next request on
   add_system NAME         a business or queue system (or the SMS gateway): its id and secret, once
   callback_sample --quarter 2026Q4 --seed S   draw each window's quarterly call-back sample
-  tick                    the timer job (every minute): default ratings, chain checks, then early warnings
+  add_platform CODE --name N [--profile P]   a platform to report upward to (its URL and key from the environment)
+  push_upward [--once]    push ratings, defaults, re-checks and rectifications to each platform (a service)
+  tick                    the timer job (every minute): default ratings, chain checks, the daily upward
+                          reconciliation, then early warnings
   default_ratings         give the default rating to services left unrated (part of tick)
   check_alerts            raise and clear early-warning alerts, send webhooks (part of tick)
-  export_docs             write docs/exports.md from the export field tables
+  export_docs             write docs/exports.md from the export profiles
   createsuperuser         make an administrator for /admin/
   collectstatic --noinput gather static files for the admin
   serve [--bind H:P]      serve HTTP with gunicorn (default 127.0.0.1:8000)
@@ -26,7 +29,8 @@ Common commands:
 
 Environment: RATING_CENTRAL_DATA (data folder, default var/central), RATING_CENTRAL_DATABASE_URL
 (default SQLite in the data folder; postgres://… at scale), RATING_CENTRAL_HOSTS,
-RATING_CENTRAL_ALERT_WEBHOOK[_SECRET], RATING_CENTRAL_DEBUG. See README.md, "Central server".
+RATING_CENTRAL_ALERT_WEBHOOK[_SECRET], RATING_CENTRAL_DEBUG, RATING_CENTRAL_AREA_CODE,
+RATING_CENTRAL_UPWARD_<CODE>_URL/_KEY_ID/_SECRET. See README.md, "Central server".
 """
 
 

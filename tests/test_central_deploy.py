@@ -16,7 +16,8 @@ def test_units_verify(tmp_path):
     analyze = shutil.which("systemd-analyze")
     assert analyze, "systemd-analyze comes with systemd (Debian package systemd)"
     names = sorted(p.name for p in UNITS.glob("rating-central*"))
-    assert names == ["rating-central-tick.service", "rating-central-tick.timer", "rating-central.service"]
+    assert names == ["rating-central-tick.service", "rating-central-tick.timer", "rating-central-upward.service",
+                     "rating-central.service"]
     for name in names:  # the venv's own script stands where the install puts it
         text = (UNITS / name).read_text().replace(INSTALLED, str(BIN / "rating-central"))
         (tmp_path / name).write_text(text)
@@ -24,13 +25,14 @@ def test_units_verify(tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "rating-central tick" in (UNITS / "rating-central-tick.service").read_text()
+    assert "rating-central push_upward" in (UNITS / "rating-central-upward.service").read_text()
 
 
 def test_the_commands_the_units_run_exist(tmp_path):
     import os
     env = {**os.environ, "RATING_CENTRAL_DATA": str(tmp_path)}
     env.pop("RATING_CENTRAL_DATABASE_URL", None)
-    for args in (["migrate", "--noinput", "--verbosity", "0"], ["tick"]):
+    for args in (["migrate", "--noinput", "--verbosity", "0"], ["push_upward", "--once"], ["tick"]):
         done = subprocess.run([str(BIN / "rating-central"), *args], capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0, done.stderr
     assert "default ratings: 0 made" in done.stdout and "alerts: 0 raised" in done.stdout
