@@ -1,7 +1,8 @@
 """The central server at scale, on SQLite and on PostgreSQL, each beside a floor from the same run.
 
 1. Ingest: ``ingest()`` (validation, binding to the terminal's window and roster, dedup against
-   stored ids, case places, work orders for bad ratings, chain notes) taking batches of 1,000
+   stored ids, case places, work orders for bad ratings, chain notes, each rating queued for the
+   one upward platform configured) taking batches of 1,000
    fresh ratings (the daemon's batch), then the same batches again (all duplicates), beside the
    floor: rows of the same size prepared beforehand and loaded bare, 1,000 per transaction — an
    ``executemany`` INSERT on SQLite, COPY on PostgreSQL (its fastest way to load rows). Three times,
@@ -103,6 +104,9 @@ def child(args) -> dict:
     for code in WINDOWS:
         Window.objects.create(hall=hall, department=dept, code=code, name=f"{code} 窗口")
     w01 = Window.objects.get(code="W01")
+    from central.ratings import exports
+    from central.ratings.models import UpwardPlatform  # a hall reports upward: ingest queues each rating for it
+    UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
     Staff.objects.bulk_create([Staff(staff_no=no, name=f"工作人员{no}", window=w01) for no in STAFF])
     terminal = auth.enroll(auth.issue_code(w01)[0])
     # enrolled more than a year ago: the year of ratings below is plausible, so each keeps its own

@@ -17,8 +17,9 @@ opening hours.
 
 The server is ``rating-central serve`` (gunicorn, ``--workers``) on SQLite or on a private
 PostgreSQL server; with ``--nodes 2``, two of them on one PostgreSQL behind Debian's nginx (the
-scale-out of README "Several app servers"; on one 2-core machine they share its cores). Terminals,
-windows and secrets are made directly in the database first.
+scale-out of README "Several app servers"; on one 2-core machine they share its cores), with one
+upward platform configured, so each rating stored is also queued upward. Terminals, windows and
+secrets are made directly in the database first.
 
     .venv/bin/python bench/province.py [--backend postgresql] [--steps 5000,10000,20000] [--seconds 60] [--nodes 2] [--smoke]
 """
@@ -336,6 +337,8 @@ def main() -> int:
     nodes = [start_central(work / f"central-{n}", workers=args.workers, database_url=database_url, extra_env=shared)
              for n in range(args.nodes)]
     central, proxy, url = nodes[0], None, nodes[0].url
+    # a hall reports upward: each rating stored is also queued for its provincial platform
+    assert central.manage("add_platform", "PROV", "--name", "省平台", "--profile", "provincial").returncode == 0
     if args.nodes > 1:
         from loopback_nginx import start_nginx
         proxy = start_nginx(work / "nginx", [node.url for node in nodes])

@@ -1,7 +1,8 @@
 """Drain rate, memory and bytes on the wire of the sync daemon, beside the central server's ceiling.
 
 Everything real, on loopback: a central server as an operator runs it (``rating-central serve``,
-gunicorn, SQLite), terminals enrolled through the API, a terminal database filled with a backlog,
+gunicorn, SQLite, one upward platform configured, so each rating stored is also queued upward),
+terminals enrolled through the API, a terminal database filled with a backlog,
 and the real command ``rating-sync run --once`` draining it.
 
 1. Ceiling: pre-built, pre-compressed batches (the daemon's batch size) posted straight to ``/api/v1/ratings`` by one
@@ -194,6 +195,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         work = Path(tmp)
         central = start_central(work / "central")
+        # a hall reports upward: each rating stored is also queued for its provincial platform
+        assert central.manage("add_platform", "PROV", "--name", "省平台", "--profile", "provincial").returncode == 0
         try:
             top = ceiling(central, args.ceiling, args.mix)
             relay = CountingRelay(int(central.url.rsplit(":", 1)[1]))
