@@ -1,13 +1,16 @@
 """Drain rate, memory and bytes on the wire of the sync daemon, beside the central server's ceiling.
 
-Everything real, on loopback: a central server as an operator runs it (``rating-central serve``,
+Everything real, on loopback: central servers as an operator runs them (``rating-central serve``,
 gunicorn, SQLite, one upward platform configured, so each rating stored is also queued upward),
-terminals enrolled through the API, a terminal database filled with a backlog,
-and the real command ``rating-sync run --once`` draining it.
+terminals enrolled through the API, terminal databases filled with a backlog, and the real command
+``rating-sync run --once`` draining it.
 
-1. Ceiling: pre-built, pre-compressed batches (the daemon's batch size) posted straight to ``/api/v1/ratings`` by one
-   client, signing each request: what the server can take in from one terminal.
-2. Drain: ``rating-sync run --once`` on a backlog of ``--backlog`` ratings (start-up included).
+1. Ceiling: a terminal database filled with ``--backlog`` ratings exactly as for the drain (chained,
+   recorded by the store), its batches read and compressed beforehand as the daemon makes them, then
+   posted straight to ``/api/v1/ratings`` by one client, signing each request: what the server can
+   take in from one terminal. On a fresh server of its own.
+2. Drain: ``rating-sync run --once`` on a backlog of ``--backlog`` ratings (start-up included), on
+   another fresh server: both runs meet a table of the same size (the ``--small`` drain has a third).
 3. Memory: the peak RSS of that process for ``--small`` vs ``--backlog`` pending ratings.
 4. Wire: every byte both ways (headers included) of the ``--small`` drain, counted by a TCP relay.
 
@@ -17,13 +20,12 @@ The ratings follow ``--mix``: ``realistic`` (70 % 非常满意, 20 % 满意, 5 %
 printed and checked against the mix, so the workload cannot drift from its description. Each
 rating has its own case number and a time in the last days, on a terminal enrolled before them.
 
-    .venv/bin/python bench/sync_drain.py [--backlog 100000] [--small 10000] [--ceiling 20000] [--mix realistic]
+    .venv/bin/python bench/sync_drain.py [--backlog 100000] [--small 10000] [--mix realistic]
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
 import random
@@ -96,21 +98,25 @@ def fill(store: Store, n: int, terminal_id: str, mix: str) -> list[int]:
     return levels
 
 
-def ceiling(central, n: int, mix: str) -> float:
+def ceiling(central, n: int, mix: str, work: Path) -> float:
+    """The server's rate for the daemon's own batches, made beforehand: the same store, the same
+    chained payloads, the same batch bodies (``CentralClient.batch_body``), no daemon around them."""
+    from sync.outbox import MAX_BATCH_BYTES, RATINGS
     credentials = enrolled(central, n)
+    store = Store(work / "ceiling-terminal.db")
+    fill(store, n, credentials.terminal_id, mix)
     client = central.client(credentials, timeout=60)
-    rng, start = random.Random(1), backlog_start(n)
-    bodies = []
-    for first in range(0, n, BATCH):
-        items = [sample_rating(i, credentials.terminal_id, rng, start, mix).to_wire() for i in range(first, first + BATCH)]
-        bodies.append(gzip.compress(json.dumps({"ratings": items, "clock": {}}, ensure_ascii=False,
-                                               separators=(",", ":")).encode(), compresslevel=6))
-    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    batches, after = [], 0
+    while batch := store.pending(BATCH, MAX_BATCH_BYTES, "ratings", after):
+        payloads = {p.id: p.payload for p in batch}
+        batches.append((payloads, client.batch_body(payloads, {"boot_id": "b" * 32, "mono_ms": 1000}, RATINGS)))
+        after = batch[-1].seq
+    store.close()
     began = time.perf_counter()
-    for body in bodies:
-        response = client.request("POST", "/api/v1/ratings", body, headers)
-        if response.status_code != 200 or response.json()["accepted"] != BATCH:
-            raise RuntimeError(f"ceiling run: {response.status_code} {response.text[:300]}")
+    for payloads, body in batches:
+        acks, _ = client.upload(payloads, {}, RATINGS, body)
+        if len(acks) != len(payloads) or any(a.status != "accepted" for a in acks.values()):
+            raise RuntimeError(f"ceiling run: {sum(a.status == 'accepted' for a in acks.values())} of {len(payloads)} accepted")
     elapsed = time.perf_counter() - began
     client.close()
     return n / elapsed
@@ -189,22 +195,25 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backlog", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
-    parser.add_argument("--ceiling", type=int, default=20_000)
     parser.add_argument("--mix", choices=sorted(MIXES), default="realistic")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sync-") as tmp:
         work = Path(tmp)
-        central = start_central(work / "central")
-        # a hall reports upward: each rating stored is also queued for its provincial platform
-        assert central.manage("add_platform", "PROV", "--name", "省平台", "--profile", "provincial").returncode == 0
+        servers = []
         try:
-            top = ceiling(central, args.ceiling, args.mix)
-            relay = CountingRelay(int(central.url.rsplit(":", 1)[1]))
-            small = drain(central, args.small, work, args.mix, via_port=relay.port)
+            for name in ("central-ceiling", "central-drain", "central-small"):  # each fresh: the same table
+                servers.append(start_central(work / name))
+                # a hall reports upward: each rating stored is also queued for its provincial platform
+                assert servers[-1].manage("add_platform", "PROV", "--name", "省平台").returncode == 0
+            # the drains first, while this process is small: a child's peak RSS counts the parent it forked from
+            big = drain(servers[1], args.backlog, work, args.mix)
+            relay = CountingRelay(int(servers[2].url.rsplit(":", 1)[1]))
+            small = drain(servers[2], args.small, work, args.mix, via_port=relay.port)
             relay.close()
-            big = drain(central, args.backlog, work, args.mix)
+            top = ceiling(servers[0], args.backlog, args.mix, work)
         finally:
-            central.stop()
+            for server in servers:
+                server.stop()
     wire_up, wire_down = relay.up / args.small, relay.down / args.small
     raw = len(json.dumps(sample_rating(0, "T-0123456789", random.Random(0), datetime.now(CST), args.mix).to_wire(),
                          ensure_ascii=False, separators=(",", ":")).encode())
