@@ -90,7 +90,7 @@ def fill(store: Store, n: int, terminal_id: str, mix: str) -> list[int]:
     rng, start = random.Random(n), backlog_start(n)
     levels = []
     for first in range(0, n, 5000):
-        with store.db.atomic():  # one commit per 5,000: filling is set-up, not what is measured
+        with store._writing():  # one commit per 5,000: filling is set-up, not what is measured
             for i in range(first, min(n, first + 5000)):
                 rating = sample_rating(i, terminal_id, rng, start, mix)
                 store.record(rating)

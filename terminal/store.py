@@ -28,7 +28,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-import sqlite_utils
 
 from terminal.core import chain
 from terminal.core.event import Event
@@ -138,6 +137,26 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
 
+class Connection:
+    """The store's SQLite connection: its own SQL, ``execute`` and ``query`` (rows as dicts), over the
+    standard library. (It was sqlite-utils' ``Database``, of which the store used these two methods
+    only; importing it, with its plugin manager, was 27 ms of the kiosk's start.)"""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def execute(self, sql: str, params=()) -> sqlite3.Cursor:
+        return self.conn.execute(sql, params)
+
+    def query(self, sql: str, params=()):
+        cursor = self.conn.execute(sql, params)
+        names = [d[0] for d in cursor.description]
+        return (dict(zip(names, row)) for row in cursor)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -162,10 +181,9 @@ class Store:
         # check_same_thread off: the kiosk's window shares its Store between the UI loop and the
         # invite API's threads, one call at a time under the Window's lock
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn, execute_plugins=False)
+        self.db = Connection(conn)
         self.db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        with self.db.ensure_autocommit_on():
-            mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = self.db.execute("PRAGMA journal_mode = WAL").fetchone()[0]  # outside any transaction
         if mode != "wal":
             raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
         self.db.execute("PRAGMA synchronous = FULL")
@@ -247,7 +265,7 @@ class Store:
             self._insert_event(wire, "pending", digest)
         return event
 
-    # One prepared INSERT each (sqlite-utils' Database.execute): a table's ``insert()`` looks the
+    # One prepared INSERT each: sqlite-utils' table ``insert()``, used here before, looked the
     # table up again on every call, several statements per rating on the path to thank-you.
     def _insert(self, wire: dict, state: str, digest: str | None = None) -> None:
         self.db.execute(

@@ -131,9 +131,7 @@ class KioskApp(App):
         self.on_language(self, self.language)
         self.content = self._read_content()
         self.window = Window(self.terminal_config, self.store, self.content)
-        Builder.load_file(str(SCREENS / "common.kv"))
-        for name in SCREEN_CLASSES:
-            Builder.load_file(str(SCREENS / f"{name}.kv"))
+        Builder.load_file(str(SCREENS / "common.kv"))  # each screen's own rules: with the screen (``screen``)
         # No transition effects: a change of screen is instant, and the fades' off-screen buffers
         # cost memory a Pi's GPU does not have to spare (bench/kiosk_ui.py measured them)
         self.screens = ScreenManager(transition=NoTransition())
@@ -417,6 +415,7 @@ class KioskApp(App):
     def screen(self, name: str):
         """The screen of that name, built on first use (each costs memory and start-up time)."""
         if not self.screens.has_screen(name):
+            Builder.load_file(str(SCREENS / f"{name}.kv"))  # once: a screen is built once
             self.screens.add_widget(SCREEN_CLASSES[name](name=name))
             self._fill(name)
         return self.screens.get_screen(name)
