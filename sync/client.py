@@ -159,22 +159,27 @@ class CentralClient:
             body = self.batch_body(payloads, clock, outbox)
         response = self.request("POST", outbox.path, body,
                                 {"Content-Type": "application/json", "Content-Encoding": "gzip"})
+        return self.acknowledgements(response, payloads, lambda item: item["id"]), len(body)
+
+    def acknowledgements(self, response: Answer, payloads: dict[str, str], key_of) -> dict[str, ItemAck]:
+        """The per-item word of a verified answer to a batch, by the key each item was sent under
+        (``key_of(result)``): BatchRefused for a batch refused as a whole, TransientError for an
+        answer that is not the interface's; results for items not in the batch are ignored."""
         if response.status_code in (400, 413, 415):
-            code = _error_code(response)
+            code = _error_code(response) or ("batch_too_large" if response.status_code == 413 else "")
             if code in BATCH_REFUSALS:
-                raise BatchRefused(f"server refused the batch of {len(payloads)}: HTTP {response.status_code} "
+                raise BatchRefused(f"refused the batch of {len(payloads)}: HTTP {response.status_code} "
                                    f"{code}: {_short(_error_detail(response))}", response.status_code, code)
         results = self._json(response).get("results")
-        sent = payloads.keys()
         acks = {}
         try:
             for item in results:
-                rid, status = item["id"], item["status"]
-                if rid in sent and status in ITEM_STATUSES:
-                    acks[rid] = ItemAck(rid, status, str(item.get("reason") or ""))
+                key, status = key_of(item), item["status"]
+                if key in payloads and status in ITEM_STATUSES:
+                    acks[key] = ItemAck(key, status, str(item.get("reason") or ""))
         except (KeyError, TypeError) as exc:
             raise TransientError(f"malformed acknowledgement body: {_short(exc)}") from None
-        return acks, len(body)
+        return acks
 
     def heartbeat(self, report: dict) -> dict:
         body = json.dumps(report, ensure_ascii=False).encode()

@@ -159,6 +159,16 @@ def hall(db):
     return node
 
 
+@pytest.fixture
+def auditor(client):
+    """Django's test client, logged in as an auditor (审计员: reads everything, changes nothing)."""
+    from django.contrib.auth.models import Group, User
+    user = User.objects.create_user("aud", password="pw-aud-123", is_staff=True)
+    user.groups.add(Group.objects.get(name="审计员"))
+    client.force_login(user)
+    return client
+
+
 def ingest_ratings(node, *ratings: Rating) -> list[str]:
     """Take ratings in through the server's own ingest path; their statuses."""
     from central.ratings.ingest import ingest

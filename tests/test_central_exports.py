@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 import pytest
-from django.contrib.auth.models import User
 
 from central.ratings import exports, stats
 from central.ratings.models import Rating
@@ -18,15 +17,6 @@ from conftest import CST, ingest_ratings, make_rating
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 AT = datetime.datetime(2026, 10, 9, 14, 5, 6, tzinfo=CST)
-
-
-@pytest.fixture
-def auditor(client):
-    from django.contrib.auth.models import Group
-    user = User.objects.create_user("aud", password="pw-aud-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="审计员"))
-    client.force_login(user)
-    return client
 
 
 def sample(hall):

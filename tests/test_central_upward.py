@@ -166,15 +166,6 @@ def test_items_are_queued_in_the_transaction_that_stores_the_rating(hall, platfo
     assert sorted(UpwardItem.objects.values_list("rating_id", flat=True)) == sorted(r.id for r in ratings)
 
 
-@pytest.fixture
-def auditor(client):
-    from django.contrib.auth.models import Group, User
-    user = User.objects.create_user("aud", password="pw-aud-123", is_staff=True)
-    user.groups.add(Group.objects.get(name="审计员"))
-    client.force_login(user)
-    return client
-
-
 def test_profiles_refuse_what_they_cannot_mean():
     from central.ratings.export_profile import ProfileError, parse
     text = exports.shipped_text("provincial")
@@ -186,7 +177,6 @@ def test_profiles_refuse_what_they_cannot_mean():
         parse(text.replace('codes = "satisfaction"\n', ""))
     with pytest.raises(ProfileError, match="unknown time_zone"):
         parse(text.replace('"Asia/Shanghai"', '"Mars/Olympus"'))
-
 
 
 def test_a_day_the_platform_lost_a_record_shows_on_the_upward_page_and_raises_an_alert(hall, platform_for, auditor):

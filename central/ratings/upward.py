@@ -32,8 +32,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from sync.client import BATCH_REFUSALS, ITEM_STATUSES, CentralClient, _error_code, _error_detail, _short
-from sync.outbox import BatchRefused, DrainResult, ItemAck, Outbox, TransientError, Uploader
+from sync.client import CentralClient
+from sync.outbox import DrainResult, ItemAck, Outbox, TransientError, Uploader
 from terminal.core import signing
 
 from . import exports
@@ -215,26 +215,17 @@ class PlatformClient(CentralClient):
                body: bytes | None = None) -> tuple[dict[str, ItemAck], int]:
         body = body if body is not None else self.batch_body(payloads, clock, outbox)
         response = self.request("POST", self.profile.path, body, {"Content-Type": "application/json; charset=utf-8"})
-        if response.status_code in (400, 413):
-            code = _error_code(response) or ("batch_too_large" if response.status_code == 413 else "")
-            if code in BATCH_REFUSALS:
-                raise BatchRefused(f"platform refused the batch of {len(payloads)}: HTTP {response.status_code} "
-                                   f"{code}: {_short(_error_detail(response))}", response.status_code, code)
-        results = self._json(response).get("results")
-        acks = {}
-        try:
-            for item in results:
-                version, status = item["version"], item["status"]
-                if not isinstance(version, int) or isinstance(version, bool) or status not in ITEM_STATUSES:
-                    continue
-                found = key(str(item["id"]), version)
-                if status == "rejected" and item.get("code") in self.profile.duplicate_codes:
-                    status = "duplicate"  # "already held": what an ack lost on the way had said
-                if found in payloads:
-                    acks[found] = ItemAck(found, status, str(item.get("reason") or ""))
-        except (KeyError, TypeError) as exc:
-            raise TransientError(f"malformed acknowledgement body: {_short(exc)}") from None
-        return acks, len(body)
+        return self.acknowledgements(response, payloads, self._key_of), len(body)
+
+    def _key_of(self, result: dict) -> str | None:
+        """A platform acknowledges a record by its id and version; "already held" refusals
+        (``duplicate_codes``) are what an acknowledgement lost on the way had said."""
+        version = result["version"]
+        if not isinstance(version, int) or isinstance(version, bool):
+            return None
+        if result.get("status") == "rejected" and result.get("code") in self.profile.duplicate_codes:
+            result["status"] = "duplicate"
+        return key(str(result["id"]), version)
 
 
 class NotConfigured(RuntimeError):
