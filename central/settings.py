@@ -26,6 +26,7 @@ counts by it): ``rating-central check --deploy`` is clean. Everything the server
 data folder (the database with every terminal's secret, uploads, the key) is its user's alone.
 """
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -68,6 +69,9 @@ SMS_BACKEND = {"file": "central.ratings.sms.FileBackend", "console": "central.ra
                "http": "central.ratings.sms.HttpGatewayBackend"}.get(
     os.environ.get("RATING_CENTRAL_SMS_BACKEND", "file"), os.environ.get("RATING_CENTRAL_SMS_BACKEND", ""))
 SMS_GATEWAY_URL = os.environ.get("RATING_CENTRAL_SMS_GATEWAY_URL", "")
+#: who may read /metrics (Prometheus): addresses or networks, comma-separated; default this machine only
+METRICS_FROM = [ipaddress.ip_network(n.strip(), strict=False)
+                for n in os.environ.get("RATING_CENTRAL_METRICS_FROM", "127.0.0.1,::1").split(",") if n.strip()]
 UPWARD_TIMEOUT = float(os.environ.get("RATING_CENTRAL_UPWARD_TIMEOUT", "30"))  # seconds a platform may take to answer
 AREA_CODE = os.environ.get("RATING_CENTRAL_AREA_CODE", "")  # 行政区划 (GB/T 2260) of the hall, for upward records
 #: each upward platform's endpoint and credentials (the platform's row in the admin names its code):

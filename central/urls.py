@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path
 
-from central.ratings import mobile, plaques, sms, views
+from central.ratings import metrics, mobile, plaques, sms, views
 from central.ratings.api import api
 
 admin.site.site_header = "政务服务好差评 · 管理后台"
@@ -13,6 +13,7 @@ urlpatterns = [
     path("alerts/", views.alerts_page, name="alerts"),
     path("terminals/", views.terminals, name="terminals"),
     path("upward/", views.upward_page, name="upward"),
+    path("metrics", metrics.view, name="metrics"),
     path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
     path("public/", views.public, name="public"),
     path("r/<str:token>", mobile.page, name="mobile"),
