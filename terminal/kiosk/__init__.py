@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 from terminal.config import ASSETS, Config
@@ -14,7 +15,17 @@ def prepare_kivy(config: Config) -> None:
     os.environ.setdefault("KIVY_NO_ARGS", "1")  # our argparse owns the command line
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "0")
     os.environ.setdefault("KIVY_CLIPBOARD", "sdl2")  # not xsel/xclip: not installed on a kiosk
+    # Kivy logs through Python's logging like the rest of the terminal (to journald, at the level the
+    # command set), instead of taking over the root logger: its own mode lowers the root level to
+    # everything (every library's DEBUG lines), writes log files on the SD card and captures stderr
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    if "SDL_AUDIODRIVER" not in os.environ and not has_sound_card():
+        # no card to play voice prompts on: say so once, instead of ALSA's lines and SDL's CRITICAL
+        os.environ["SDL_AUDIODRIVER"] = "dummy"
+        logging.getLogger("rating-terminal").info("no sound card (/proc/asound/cards): voice prompts are silent")
     from kivy.config import Config as KivyConfig
+    from kivy.logger import LOG_LEVELS
+    logging.getLogger("kivy").setLevel(LOG_LEVELS.get(KivyConfig.get("kivy", "log_level"), logging.INFO))
 
     if config.kiosk.rotation not in (0, 90, 180, 270):
         raise ValueError(f"[kiosk] rotation must be 0, 90, 180 or 270, got {config.kiosk.rotation}")
@@ -54,6 +65,15 @@ def prepare_kivy(config: Config) -> None:
     # Every label uses the shipped CJK font: Kivy's default font name is "Roboto".
     from kivy.core.text import LabelBase
     LabelBase.register(name="Roboto", fn_regular=str(FONT))
+
+
+def has_sound_card(cards: str = "/proc/asound/cards") -> bool:
+    """Whether ALSA lists a sound card (a Pi has its own; a server or a container may have none)."""
+    try:
+        listed = open(cards, encoding="utf-8", errors="replace").read()
+    except OSError:
+        return False
+    return any(line.strip()[:1].isdigit() for line in listed.splitlines())
 
 
 def run(config: Config) -> None:
