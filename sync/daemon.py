@@ -12,6 +12,7 @@ to fill up.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import shutil
@@ -57,8 +58,7 @@ class SyncDaemon:
         self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
         self.events = Uploader(self.store, self.client, config.sync.batch_size, self.clock, EVENTS)
         self.backoff = Backoff(cap=config.sync.backoff_max)
-        self.contact_store = Store(config.db_path)  # the contact lane's own connection and session
-        self.contact_client = client_for(config, credentials, clock_offset=offset)
+        self._credentials, self._offset = credentials, offset
         self.rng = random.Random()
         self.invite_results: list[dict] = []  # outcomes of the heartbeat's invitations, for the next heartbeat
         self.next_upload = 0.0
@@ -66,8 +66,19 @@ class SyncDaemon:
         self.next_content = 0.0
 
     def close(self) -> None:
-        for part in (self.client, self.store, self.contact_client, self.contact_store):
+        opened = [self.__dict__[name] for name in ("contact_client", "contact_store") if name in self.__dict__]
+        for part in (self.client, self.store, *opened):
             part.close()
+
+    # The contact lane's own connection and HTTP session, opened on its first use: ``run --once``
+    # and ``status`` never use them.
+    @functools.cached_property
+    def contact_store(self) -> Store:
+        return Store(self.config.db_path)
+
+    @functools.cached_property
+    def contact_client(self) -> CentralClient:
+        return client_for(self.config, self._credentials, clock_offset=self._offset)
 
     def upload(self, until: float | None = None) -> DrainResult:
         """Drain the queue once (new batches until ``until``), recording the outcome for ``status``;

@@ -163,6 +163,22 @@ def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_confi
     assert store.counts()["pending"] == 1
 
 
+def test_a_single_drain_opens_no_contact_lane(terminal_config, tmp_path):
+    """``run --once`` (and ``status``) upload only: the heartbeat lane's own database connection and
+    HTTP session are opened on the lane's first use, not at every start."""
+    from sync.daemon import SyncDaemon
+    config = terminal_config()
+    dataclasses.replace(NOBODY, server="http://127.0.0.1:9").save(tmp_path / "data")
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    with pytest.raises(TransientError):
+        Store(tmp_path / "data" / "terminal.db").record(make_rating())
+        daemon.upload()
+    assert "contact_store" not in vars(daemon) and "contact_client" not in vars(daemon)
+    daemon.report()  # the state the contact lane reports opens it
+    assert "contact_store" in vars(daemon)
+    daemon.close()
+
+
 def test_daemon_delivers_then_stops_cleanly_on_sigterm(terminal_config, tmp_path, central, enrolled):
     config = terminal_config(server=central.url)
     enrolled.save(tmp_path / "data")

@@ -55,7 +55,7 @@ WORDS = {
 
 @csrf_protect
 def page(request, token: str):
-    language = "en" if request.GET.get("lang") == "en" else "zh"
+    language = language_of(request)
     words = WORDS[language]
     address = address_hash(request)
     if not throttle.allow(f"mobile-view:{address}", PAGE_VIEWS_PER_ADDRESS, 600):
@@ -74,8 +74,7 @@ def page(request, token: str):
     if request.method == "POST":
         if not throttle.allow(f"mobile-post:{parsed.mac}", SUBMISSIONS_PER_TOKEN, 24 * 3600):
             return message(request, WORDS, language, "busy", 429)
-        codes = {t.code for t in tags}
-        chosen = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
+        chosen = posted_reasons(request, tags)
         comment = request.POST.get("text", "")[:MAX_TEXT + 1].strip()
         try:
             comment = checked_text(MAX_TEXT, allow_empty=True)(comment)
@@ -91,7 +90,7 @@ def page(request, token: str):
             except IntegrityError:  # the same token sent twice at once: the first one counts
                 return message(request, WORDS, language, "used", 410)
             return message(request, WORDS, language, "thanks", 200)
-    reasons = [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
+    reasons = reason_choices(tags, language, chosen)
     shown = [words[k] for k in ("title", "window", "reasons", "comment", "placeholder", "submit", "other",
                                 "privacy")] + [problem, comment, terminal.window.name] + [label for _, label, _ in reasons]
     return render(request, "ratings/mobile.html", {
@@ -112,6 +111,28 @@ def message(request, words: dict, language: str, key: str, status: int):
 def _terminal(terminal_id: str) -> Terminal | None:
     found = Terminal.objects.select_related("window").filter(terminal_id=terminal_id).first()
     return found if found is not None and found.revoked_at is None else None
+
+
+
+def language_of(request) -> str:
+    """The phone pages' language: Chinese, unless the page was asked for in English (``?lang=en``)."""
+    return "en" if request.GET.get("lang") == "en" else "zh"
+
+
+def posted_reasons(request, tags: list) -> list[str]:
+    """The reason tags a phone posted, only those offered, at most ``MAX_REASONS``."""
+    codes = {t.code for t in tags}
+    return [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
+
+
+def reason_choices(tags: list, language: str, chosen: list[str]) -> list[tuple[str, str, bool]]:
+    """(code, label in the page's language, chosen) for each tag a phone page offers."""
+    return [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
+
+
+def public_base() -> str:
+    """Where raters' phones reach this server (``RATING_CENTRAL_PUBLIC_URL``), or "" when not set."""
+    return (getattr(settings, "PUBLIC_URL", "") or "").rstrip("/")
 
 
 def address_hash(request) -> str:

@@ -32,10 +32,10 @@ from django.views.decorators.csrf import csrf_protect
 from terminal.core.channels import Channel
 from terminal.core.checks import text as checked_text
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
-from terminal.core.rating import MAX_CASE_NO, MAX_REASONS, MAX_TEXT
+from terminal.core.rating import MAX_CASE_NO, MAX_TEXT
 
 from . import direct, throttle
-from .mobile import address_hash, message
+from .mobile import address_hash, language_of, message, posted_reasons, public_base, reason_choices
 from .models import Rating, ReasonTag, Window
 from .page_font import font_for
 
@@ -77,7 +77,7 @@ def code_for(window: Window, renew: bool = False) -> str:
 
 def public_url(request) -> str:
     """Where phones reach this server: ``RATING_CENTRAL_PUBLIC_URL``, else the request's own address."""
-    return (getattr(settings, "PUBLIC_URL", "") or request.build_absolute_uri("/")).rstrip("/")
+    return public_base() or request.build_absolute_uri("/").rstrip("/")
 
 
 def plaque_svg(window: Window, url: str) -> str:
@@ -108,7 +108,7 @@ text {{ font-family: "Plaque", sans-serif; text-anchor: middle; fill: #1f4e8c; }
 
 @csrf_protect
 def page(request, code: str):
-    language = "en" if request.GET.get("lang") == "en" else "zh"
+    language = language_of(request)
     words = WORDS[language]
     address = address_hash(request)
     device = _device(request)
@@ -137,8 +137,7 @@ class Form:
 
 
 def read_form(request, words: dict, tags: list) -> Form:
-    codes = {t.code for t in tags}
-    reasons = [c for c in request.POST.getlist("reasons") if c in codes][:MAX_REASONS]
+    reasons = posted_reasons(request, tags)
     values = {k: request.POST.get(k, "")[:MAX_TEXT + 1].strip() for k in ("level", "case_no", "text")}
     level = Level(int(values["level"])) if values["level"] in {str(int(lv)) for lv in Level} else None
     problem = ""
@@ -162,7 +161,7 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
     chosen = form.reasons if form else []
     picked = str(int(form.level)) if form and form.level else ""
     levels = [(int(lv), lv.en if language == "en" else lv.zh, picked == str(int(lv))) for lv in LEVELS_BEST_FIRST]
-    reasons = [(t.code, t.label_en or t.label if language == "en" else t.label, t.code in chosen) for t in tags]
+    reasons = reason_choices(tags, language, chosen)
     values = {"case_no": form.case_no if form else "", "text": form.text if form else ""}
     problem = form.problem if form else ""
     shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "comment", "submit",

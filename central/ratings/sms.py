@@ -39,6 +39,7 @@ from terminal.core.channels import Channel
 from terminal.core.levels import Level
 
 from . import direct, personal_data, throttle
+from .mobile import language_of, public_base
 from .models import Case, Policy, Rating, SmsMessage
 
 MAX_ATTEMPTS = 6
@@ -153,10 +154,10 @@ def invite(now: datetime | None = None) -> int:
     invited = Exists(SmsMessage.objects.filter(case=OuterRef("pk"), kind="invitation"))
     due = (Case.objects.filter(status="completed", completed_at__lte=now - timedelta(hours=policy.sms_after_hours))
            .exclude(mobile_token="").filter(~rated).filter(~invited).select_related("window__hall"))
-    queued = 0
+    queued, base = 0, public_base()  # "": no address phones can reach, so a reply only, never a dead link
     for case in due.iterator(chunk_size=500):
         token = secrets.token_urlsafe(12)
-        link = f"；或点击 {public_base()}/s/{token} " if public_base() else ""  # only where phones can reach
+        link = f"；或点击 {base}/s/{token} " if base else ""
         text = (f"【{policy.sms_signature}】您在{case.window.hall.name}办理的{case.item_name or '事项'}已办结，"
                 f"请回复数字评价：5非常满意 4满意 3基本满意 2不满意 1非常不满意{link}。回复本短信不收取额外费用。")
         try:
@@ -168,12 +169,6 @@ def invite(now: datetime | None = None) -> int:
         except IntegrityError:  # queued by another node's tick just now
             pass
     return queued
-
-
-def public_base() -> str:
-    """Where raters' phones reach this server (``RATING_CENTRAL_PUBLIC_URL``); "" when not set: the
-    invitation then asks for a reply only, never a link no phone could open."""
-    return (getattr(settings, "PUBLIC_URL", "") or "").rstrip("/")
 
 
 def send_due(now: datetime | None = None, sender: BaseBackend | None = None) -> tuple[int, int]:
@@ -273,7 +268,7 @@ def link_page(request, token: str):
     while no rating holds its place and within ``default_after_days`` of the SMS."""
     from . import mobile, plaques
     from .models import ReasonTag
-    language = "en" if request.GET.get("lang") == "en" else "zh"
+    language = language_of(request)
     words = plaques.WORDS[language]
     if not throttle.allow(f"sms-link:{mobile.address_hash(request)}", LINK_VIEWS_PER_ADDRESS, 600):
         return mobile.message(request, plaques.WORDS, language, "busy", 429)
