@@ -139,6 +139,10 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     assert "政务服务评价公示" in page and "★" in page and "13812345678" not in page and "等候时间太长" in page
     assert bundled_font_loaded(browser)
     shoot(browser, "central-public")
+    browser.find_element(By.LINK_TEXT, "English").click()  # the citizen's own switch
+    page = browser.find_element(By.TAG_NAME, "body").text
+    assert "Ratings of this hall's services" in page and "Very satisfied" in page and "等候时间太长" in page
+    shoot(browser, "central-public-en")
 
 
 def test_upward_page_in_chromium(browser, tmp_path):

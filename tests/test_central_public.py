@@ -121,3 +121,23 @@ def test_a_department_manager_cannot_review(hall, client, django_user_model):
     assert review(client, rating, action="approve").status_code in (302, 403)
     rating.refresh_from_db()
     assert rating.comment_state == ""
+
+
+def test_the_public_page_is_chinese_first_with_english_available(hall, hall_admin):
+    """Citizens read it: Simplified Chinese by default, English on ?lang=en; the names and the
+    comments stay as written, the levels and reason tags speak the page's language."""
+    from django.test import Client
+    public = Client()
+    approved = comment(hall, "等候时间较长")
+    review(hall_admin, approved, action="approve")
+    chinese = public.get("/public/").content.decode()
+    assert '<html lang="zh-CN">' in chinese and "<title>评价公示 — 政务服务好差评</title>" in chinese
+    assert "最近评价内容" in chinese and "不满意" in chinese and 'href="?lang=en"' in chinese
+    english = public.get("/public/?lang=en").content.decode()
+    assert '<html lang="en">' in english and "<title>Ratings in public — Government service ratings</title>" in english
+    assert "Recent comments" in english and ">Dissatisfied<" in english and "等候时间较长" in english
+    assert "1号窗口" in english  # a window's name is data, shown as the hall wrote it
+    body = re.sub(r"<style>.*?</style>", "", english, flags=re.S)
+    ui = re.sub(r"<td[^>]*>[^<]*</td>", "", body)  # the table cells are data: names, comments
+    assert not re.search(r"[\u4e00-\u9fff]", re.sub(r'<a [^>]*lang="zh-CN"[^>]*>中文</a>', "", ui)), \
+        "Chinese words in the English page's own text"

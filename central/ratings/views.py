@@ -233,9 +233,40 @@ def _all_in_range(start, end, user):
     return found if windows is None else found.filter(window_code__in=windows)
 
 
+#: the public page's words; Simplified Chinese first, English on ``?lang=en``
+PUBLIC_WORDS = {
+    "zh": {"title": "评价公示", "heading": "政务服务评价公示", "span": "近 90 天：{start} 至 {end}",
+           "note": "星级按满意度得分折算（满分 100 分 = 五星，每 10 分半颗星）。评价人信息不公开。",
+           "departments": "部门", "windows": "窗口", "department": "部门", "window": "窗口", "stars": "星级",
+           "star": "星", "count": "评价数", "satisfied": "满意率", "no_ratings": "暂无评价。",
+           "comments": "最近评价内容", "date": "日期", "rating": "评价", "comment": "内容", "no_comments": "暂无文字评价。",
+           "rectified": "差评整改情况", "closed_on": "办结日期", "reasons": "原因", "rectification": "整改情况",
+           "no_rectified": "暂无公示的整改情况。", "brand": "政务服务好差评", "login": "工作人员登录",
+           "other": "English", "separator": "、"},
+    "en": {"title": "Ratings in public", "heading": "Ratings of this hall's services", "span": "last 90 days: {start} to {end}",
+           "note": "Stars follow the satisfaction score (100 points = five stars, half a star per 10 points). "
+                   "Nothing about the people who rated is shown.",
+           "departments": "Departments", "windows": "Windows", "department": "Department", "window": "Window",
+           "stars": "Stars", "star": "stars", "count": "Ratings", "satisfied": "Satisfied", "no_ratings": "No ratings yet.",
+           "comments": "Recent comments", "date": "Date", "rating": "Rating", "comment": "Comment",
+           "no_comments": "No comments yet.", "rectified": "Complaints put right", "closed_on": "Closed on",
+           "reasons": "Reasons", "rectification": "What was done", "no_rectified": "Nothing published yet.",
+           "brand": "Government service ratings", "login": "Staff login", "other": "中文", "separator": ", "},
+}
+
+
 def public(request):
     """Open to everyone: each department's and window's star level and counts over the last 90
-    days, and the comments of those days that a hall administrator approved, masked (``masking``)."""
+    days, and the comments of those days that a hall administrator approved, masked (``masking``).
+    In Simplified Chinese, or English on ``?lang=en``; names and comments stay as written."""
+    from terminal.core.levels import Level
+
+    from .mobile import language_of
+    language = language_of(request)
+    words = PUBLIC_WORDS[language]
+
+    def level_name(level: int) -> str:
+        return Level(level).en if language == "en" else Level(level).zh
     start, end = stats.last_days(90)
     windows = stats.table(stats.Query(start, end, "window"))
     departments = stats.fold(windows, "department")
@@ -243,16 +274,20 @@ def public(request):
     since = timezone.make_aware(datetime.datetime.combine(start, datetime.time.min))
     approved = (Rating.objects.filter(excluded=False, comment_state="approved", received_at__gte=since)
                 .order_by("-received_at")[:20])  # the server's own clock orders them, not a terminal's
-    comments = [{"window": names.get(r.window_code, r.window_code), "level": r.get_level_display(),
+    comments = [{"window": names.get(r.window_code, r.window_code), "level": level_name(r.level),
                  "text": masking.anonymise(r.comment_public or r.text), "date": timezone.localtime(r.received_at).date()}
                 for r in approved]
-    labels = dict(ReasonTag.objects.values_list("code", "label"))
+    labels = {code: (en or zh) if language == "en" else zh
+              for code, zh, en in ReasonTag.objects.values_list("code", "label", "label_en")}
     rectified = [{"date": timezone.localtime(o.closed_at).date(), "window": names.get(o.window_code, o.window_code),
-                  "level": o.rating.get_level_display(), "text": o.public_rectification,
-                  "reasons": "、".join(labels.get(c, c) for c in o.rating.reasons)}
+                  "level": level_name(o.rating.level), "text": o.public_rectification,
+                  "reasons": words["separator"].join(labels.get(c, c) for c in o.rating.reasons)}
                  for o in WorkOrder.objects.filter(published_at__isnull=False, closed_at__gte=since,
                                                    rating__excluded=False)
                  .select_related("rating").order_by("-closed_at")[:20]]
     return render(request, "ratings/public.html", {
         "start": start, "end": end, "windows": windows, "departments": departments, "comments": comments,
-        "rectified": rectified, "level_names": LEVEL_NAMES})
+        "rectified": rectified, "words": words, "language": language, "html_lang": "en" if language == "en" else "zh-CN",
+        "other_lang": "zh" if language == "en" else "en",
+        "span": words["span"].format(start=start.isoformat(), end=end.isoformat()),
+        "level_names": [level_name(int(lv)) for lv in LEVELS_BEST_FIRST]})
