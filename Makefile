@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= kiosk,hw,sync,central,s3,dev
 
-.PHONY: run test bench bench-smoke system-deps clean translations
+.PHONY: run test bench bench-smoke system-deps clean translations docs
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ test: $(VENV)/.installed system-deps
 	$(PY) -m pytest -q -p no:cacheprovider
 	$(PY) -m pytest -q -p no:cacheprovider -m central --central-db=postgresql
 	$(MAKE) --no-print-directory bench-smoke
+	$(MAKE) --no-print-directory docs
 
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py
@@ -50,8 +51,12 @@ bench-smoke: $(VENV)/.installed system-deps
 	$(PY) bench/upward_push.py --smoke
 	$(PY) bench/province.py --smoke --nodes 2
 
+# The documentation site (docs/ with MkDocs Material) into site/: strict, so broken links fail
+docs: $(VENV)/.installed
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
+
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf $(VENV) var build site *.egg-info
 
 # Compile the kiosk's gettext catalogs (the .mo files are committed: a Pi needs no Babel)
 translations: $(VENV)/.installed

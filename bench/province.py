@@ -18,7 +18,7 @@ opening hours.
 
 The server is ``rating-central serve`` (gunicorn, ``--workers``) on SQLite or on a private
 PostgreSQL server; with ``--nodes 2``, two of them on one PostgreSQL behind Debian's nginx (the
-scale-out of README "Several app servers"; on one 2-core machine they share its cores), with one
+scale-out of docs/operators.md "Several app servers"; on one 2-core machine they share its cores), with one
 upward platform configured, so each rating stored is also queued upward. Terminals, windows and
 secrets are made directly in the database first.
 

@@ -22,6 +22,7 @@ Common commands:
   default_ratings         give the default rating to services left unrated (part of tick)
   check_alerts            raise and clear early-warning alerts, send webhooks (part of tick)
   export_docs             write docs/exports.md from the export profiles
+  api_docs                write docs/reference/ (wire API reference, OpenAPI) from the API's schema
   createsuperuser         make an administrator for /admin/
   collectstatic --noinput gather static files for the admin
   serve [--bind H:P]      serve HTTP with gunicorn (default 127.0.0.1:8000)
@@ -30,7 +31,7 @@ Common commands:
 Environment: RATING_CENTRAL_DATA (data folder, default var/central), RATING_CENTRAL_DATABASE_URL
 (default SQLite in the data folder; postgres://… at scale), RATING_CENTRAL_HOSTS,
 RATING_CENTRAL_ALERT_WEBHOOK[_SECRET], RATING_CENTRAL_DEBUG, RATING_CENTRAL_AREA_CODE,
-RATING_CENTRAL_UPWARD_<CODE>_URL/_KEY_ID/_SECRET. See README.md, "Central server".
+RATING_CENTRAL_UPWARD_<CODE>_URL/_KEY_ID/_SECRET. See docs/operators.md.
 """
 
 

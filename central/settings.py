@@ -19,7 +19,7 @@ RATING_CENTRAL_ALERT_WEBHOOK         optional URL that early-warning alerts are 
 RATING_CENTRAL_ALERT_WEBHOOK_SECRET  optional key; each POST then carries X-Signature (HMAC-SHA256)
 
 A server that answers only to loopback (the demo, the tests) speaks plain HTTP. Any other host name
-means it is deployed behind an HTTPS reverse proxy on the same machine (README: "Central server"),
+means it is deployed behind an HTTPS reverse proxy on the same machine (docs/operators.md),
 and then cookies are Secure, HSTS is sent, plain HTTP is redirected, the scheme comes from the
 proxy's ``X-Forwarded-Proto`` and the client's address from its ``X-Real-IP`` (login throttling
 counts by it): ``rating-central check --deploy`` is clean. Everything the server writes in its

@@ -1,5 +1,5 @@
 """Debian's nginx, run privately on loopback as the reverse proxy in front of several app servers:
-what an operator runs when one central server is not enough (README: "Several app servers").
+what an operator runs when one central server is not enough (docs/operators.md: "Several app servers").
 
 Uploads are idempotent by id, so a request that a dying node never answered is passed on to the
 next one (``non_idempotent``); a node that fails is left out for ``fail_timeout``. A 503 is not

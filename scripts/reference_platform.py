@@ -1,4 +1,4 @@
-"""A strict reference implementation of an upward platform's interface (README, "Reporting upward"),
+"""A strict reference implementation of an upward platform's interface (docs/integrators.md, "Reporting upward"),
 speaking one export profile: for the tests, the push benchmark, ``make run``, and a provincial
 integrator who wants to see what the central server sends. On loopback only.
 

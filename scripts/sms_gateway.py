@@ -1,4 +1,4 @@
-"""A strict reference implementation of the SMS gateway interface the central server speaks (README,
+"""A strict reference implementation of the SMS gateway interface the central server speaks (docs/integrators.md,
 "SMS"), for tests and for a carrier adapter's integrator to test against. On loopback only.
 
     POST /v1/messages   {"id", "to", "text"}  signed by the central server (X-System-Id, X-Timestamp,

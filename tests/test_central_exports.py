@@ -75,6 +75,13 @@ def test_export_documentation_is_current():
     assert doc.read_text(encoding="utf-8") == exports.markdown(), "run: rating-central export_docs"
 
 
+def test_wire_api_reference_is_current():
+    from central.ratings import api_docs
+    folder = Path(__file__).resolve().parent.parent / "docs" / "reference"
+    for name, text in api_docs.documents().items():
+        assert (folder / name).read_text(encoding="utf-8") == text, f"{name}: run rating-central api_docs"
+
+
 def test_statistics_follow_their_definitions(hall, auditor):
     levels = [5, 5, 4, 3, 2, 1, 4, 4]
     ingest_ratings(hall, *[make_rating(Level(lv), terminal_id=hall.terminal_id, now=AT, reasons=("x",))

@@ -1,4 +1,4 @@
-"""The terminal-facing HTTP API, v1 (django-ninja). See README "Wire API".
+"""The terminal-facing HTTP API, v1 (django-ninja). See docs/integrators.md, "Wire API", and docs/reference/wire-api.md.
 
 Every endpoint but ``enroll`` and ``health`` takes only signed requests (``auth.authenticate``),
 and its answers are signed in return (``sign_answers``): a terminal believes nothing it cannot

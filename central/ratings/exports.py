@@ -154,7 +154,7 @@ def markdown() -> str:
            "a test checks it is current. Each profile is pulled as `GET /exports/<profile>.json` or `.csv`",
            "with `?from=YYYY-MM-DD&to=YYYY-MM-DD` (login as hall administrator or auditor; a department",
            "manager gets their department only), and pushed to each platform configured with it",
-           "(README, \"Reporting upward\").", ""]
+           "(Integrators, \"Reporting upward\").", ""]
     for profile in shipped().values():
         out += profile.markdown()
     return "\n".join(out)

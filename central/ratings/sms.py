@@ -10,7 +10,7 @@ number encrypted.
 
 Sending goes through a backend, as Django's e-mail does (``SMS_BACKEND``): ``FileBackend`` (the
 default: one JSON file a message in ``<data>/sms-outbox``, for ``make run`` and the tests),
-``ConsoleBackend`` and ``HttpGatewayBackend`` (the documented gateway interface, README "SMS").
+``ConsoleBackend`` and ``HttpGatewayBackend`` (the documented gateway interface, docs/integrators.md, "SMS").
 A backend raises ``SmsError`` for a send that may be retried; the outbox retries with backoff and
 makes a dead letter, shown in the admin, after ``MAX_ATTEMPTS``. A send is idempotent: the
 gateway dedups by our message id, so a resend after a lost answer is not a second SMS.
@@ -84,7 +84,7 @@ class ConsoleBackend(BaseBackend):
 
 
 class HttpGatewayBackend(BaseBackend):
-    """The documented gateway interface (README "SMS"): ``POST <SMS_GATEWAY_URL>/v1/messages`` with
+    """The documented gateway interface (docs/integrators.md, "SMS"): ``POST <SMS_GATEWAY_URL>/v1/messages`` with
     ``{"id", "to", "text"}``, signed as terminals sign, with the gateway's own credentials (a
     business system, ``SMS_GATEWAY_SYSTEM``: ``X-System-Id`` and its secret), answered 200 or 202
     ``{"id", "provider_id"}`` with ``X-Answer-Signature``. Anything else, an unsigned or mis-signed

@@ -13,7 +13,7 @@ The way there is the terminal's own (``sync.outbox.Uploader``), end to end:
 - an item is ``sent`` only on the platform's acknowledgement of that id and version, ``dead`` with
   the platform's reason; an administrator re-queues dead ones (a new version) from the admin.
 
-The reference interface (what ``scripts/reference_platform.py`` implements, and README "Reporting
+The reference interface (what ``scripts/reference_platform.py`` implements, and docs/integrators.md "Reporting
 upward" documents): ``POST <url><profile path>`` with ``{"<batch>": [records]}``, answered 200
 ``{"results": [{"id", "version", "status": accepted|duplicate|rejected, "reason"}]}``; a batch the
 platform cannot read as a whole is 400 ``{"error": ...}`` or 413.

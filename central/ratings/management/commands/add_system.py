@@ -20,4 +20,4 @@ class Command(BaseCommand):
         system = add_system(name.strip())
         self.stdout.write(json.dumps({"system_id": system.system_id, "secret": system.secret}, ensure_ascii=False))
         self.stderr.write(f"{system}: the secret is shown this once; requests sign with it as X-System-Id "
-                          f"{system.system_id} (README: 'Cases from business systems')")
+                          f"{system.system_id} (docs/integrators.md, POST /api/v1/cases)")
