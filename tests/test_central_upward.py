@@ -219,3 +219,59 @@ def test_a_backlog_older_than_the_rules_minutes_raises_an_alert(hall, platform_f
     UpwardItem.objects.update(created_at=datetime.datetime.now(CST) - datetime.timedelta(hours=3))
     alerts.check()
     assert "待推送 1 条" in Alert.objects.get(rule__kind="upward_backlog").detail
+
+
+def _paths(node, prefix=()):
+    """Every place in a parsed profile: (path to it) for each table key and list item."""
+    found = [prefix] if prefix else []
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in items:
+        found += _paths(child, prefix + (key,))
+    return found
+
+
+def test_an_edited_profile_is_refused_with_a_reason_never_with_a_crash():
+    """An administrator edits profiles: whatever a place of one holds, reading it gives a profile or
+    a ProfileError, and a profile read encodes, documents and checks without any other exception."""
+    import copy
+    import tomllib
+
+    from hypothesis import given, settings as hsettings, strategies as st
+
+    from central.ratings.export_profile import ProfileError, from_data
+    base = tomllib.loads(exports.shipped_text("provincial"))
+    places = _paths(base)
+    scalars = st.none() | st.booleans() | st.integers(-10, 10**6) | st.text(max_size=12) | st.floats(allow_nan=True)
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                                               max_size=3), max_leaves=6)
+    record = {"rating_id": "r1", "level": 5, "channel": 4, "rated_at": None, "rating_no": 1, "anonymous": True,
+              "valid": True, "system_default": False, "applicant_type": "", "case_status": "", "operation": "add",
+              "version": 3, "rectified_at": None, "completed_at": None}
+
+    @hsettings(max_examples=300, deadline=None)
+    @given(st.lists(st.tuples(st.sampled_from(places), values | st.just("<delete>")), min_size=1, max_size=3))
+    def check(changes):
+        data = copy.deepcopy(base)
+        for path, value in changes:
+            parent = data
+            try:
+                for key in path[:-1]:
+                    parent = parent[key]
+                if value == "<delete>":
+                    del parent[path[-1]]
+                else:
+                    parent[path[-1]] = value
+            except (KeyError, IndexError, TypeError):
+                continue  # an earlier change removed or replaced this place
+        try:
+            profile = from_data(data)
+        except ProfileError:
+            return
+        try:
+            profile.encode(record)
+        except ProfileError:
+            pass
+        profile.markdown()
+        profile.unmapped({"level": {1, 2, 3, 4, 5}, "channel": {4, 5}})
+
+    check()

@@ -184,6 +184,12 @@ def parse(text: str, where: str = "profile") -> Profile:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"{where}: not TOML: {exc}") from None
+    return from_data(data, where)
+
+
+def from_data(data: dict, where: str = "profile") -> Profile:
+    """A profile from its parsed document: every part's type is checked before it is used (an
+    administrator edits profiles), and anything wrong is a ProfileError, never another exception."""
     known = {"name", "title", "source", "takes", "time_format", "time_zone", "record", "interface", "fields", "codes"}
     if data.keys() - known:
         raise ProfileError(f"{where}: unknown keys {', '.join(sorted(data.keys() - known))}")
@@ -192,7 +198,7 @@ def parse(text: str, where: str = "profile") -> Profile:
             raise ProfileError(f"{where}: {key} must be a non-empty string")
     where = f"profile {data['name']}"
     takes = data.get("takes")
-    if not isinstance(takes, list) or not takes or set(takes) - TAKES:
+    if not isinstance(takes, list) or not takes or not all(isinstance(t, str) for t in takes) or set(takes) - TAKES:
         raise ProfileError(f"{where}: takes must list some of {', '.join(sorted(TAKES))}")
     try:
         zone = ZoneInfo(data["time_zone"])
@@ -203,6 +209,9 @@ def parse(text: str, where: str = "profile") -> Profile:
     except ValueError as exc:
         raise ProfileError(f"{where}: time_format: {exc}") from None
     codes = {}
+    for key in ("codes", "record", "interface"):
+        if not isinstance(data.get(key, {}), dict):
+            raise ProfileError(f"{where}: {key} must be a table ([{key}] …)")
     for list_name, table in (data.get("codes") or {}).items():
         if not isinstance(table, dict) or not table:
             raise ProfileError(f"{where}: [codes.{list_name}] must map our values to the platform's")
@@ -221,7 +230,7 @@ def parse(text: str, where: str = "profile") -> Profile:
     names = {f.name for f in fields}
     record, interface = data.get("record") or {}, data.get("interface") or {}
     for key, value, table in (("id", record.get("id"), "record"), ("version", record.get("version"), "record")):
-        if value not in names:
+        if not isinstance(value, str) or value not in names:
             raise ProfileError(f"{where}: [{table}] {key} must name one of the fields, got {value!r}")
     path, batch_key = interface.get("path"), interface.get("batch")
     if not (isinstance(path, str) and path.startswith("/")) or not isinstance(batch_key, str) or not batch_key:
@@ -242,6 +251,12 @@ def _field(where: str, name: str, spec: object, codes: dict) -> Field:
     if extra:
         raise ProfileError(f"{where}: field {name}: unknown keys {', '.join(sorted(extra))}")
     source, constant = spec.get("from", ""), spec.get("constant")
+    if not isinstance(source, str) or not isinstance(spec.get("codes", ""), str):
+        raise ProfileError(f"{where}: field {name}: from and codes are names (text)")
+    if not isinstance(spec.get("required", False), bool):
+        raise ProfileError(f"{where}: field {name}: required is true or false")
+    if constant is not None and (not isinstance(constant, (str, int)) or isinstance(constant, bool)):
+        raise ProfileError(f"{where}: field {name}: a constant is text or an integer")
     if bool(source) == (constant is not None):
         raise ProfileError(f"{where}: field {name} needs exactly one of from and constant")
     if source and source not in SOURCES:
