@@ -72,13 +72,12 @@ class Platform:
         self._fields = {f.name: f for f in profile.fields}
         self._codes = {f.name: set(profile.codes[f.codes].values()) for f in profile.fields if f.codes}
         self._times = {f.name for f in profile.fields if f.source and SOURCES[f.source][0] == "time"}
-        self._channel = next((f.name for f in profile.fields if f.source == "channel"), None)
-        self._level = next((f.name for f in profile.fields if f.source == "level"), None)
-        self._valid = next((f.name for f in profile.fields if f.source == "valid"), None)
-        self._valid_yes = profile.codes[self._fields[self._valid].codes][True] if self._valid else None
-        self._rated = next((f.name for f in profile.fields if f.source == "rated_at"), None)
-        self._operation = next((f.name for f in profile.fields if f.source == "operation"), None)
-        ops = profile.codes[self._fields[self._operation].codes] if self._operation else {}
+        named = {source: (f.name if f else None) for source in ("channel", "level", "valid", "rated_at", "operation")
+                 for f in [profile.field_for(source)]}
+        self._channel, self._level, self._valid = named["channel"], named["level"], named["valid"]
+        self._rated, self._operation = named["rated_at"], named["operation"]
+        self._valid_yes = profile.code_list("valid").get(True)
+        ops = profile.code_list("operation")
         self._add, self._update = ops.get("add"), ops.get("update")
         platform = self
         self.server = ThreadingHTTPServer(("127.0.0.1", port), type("Handler", (_Handler,), {"platform": platform}))

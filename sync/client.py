@@ -159,12 +159,12 @@ class CentralClient:
             body = self.batch_body(payloads, clock, outbox)
         response = self.request("POST", outbox.path, body,
                                 {"Content-Type": "application/json", "Content-Encoding": "gzip"})
-        return self.acknowledgements(response, payloads, lambda item: item["id"]), len(body)
+        return self.acknowledgements(response, payloads, lambda item: (item["id"], item["status"])), len(body)
 
-    def acknowledgements(self, response: Answer, payloads: dict[str, str], key_of) -> dict[str, ItemAck]:
-        """The per-item word of a verified answer to a batch, by the key each item was sent under
-        (``key_of(result)``): BatchRefused for a batch refused as a whole, TransientError for an
-        answer that is not the interface's; results for items not in the batch are ignored."""
+    def acknowledgements(self, response: Answer, payloads: dict[str, str], read) -> dict[str, ItemAck]:
+        """The per-item word of a verified answer to a batch: ``read(result)`` gives the key the item
+        was sent under and its status. BatchRefused for a batch refused as a whole, TransientError
+        for an answer that is not the interface's; results for items not in the batch are ignored."""
         if response.status_code in (400, 413, 415):
             code = _error_code(response) or ("batch_too_large" if response.status_code == 413 else "")
             if code in BATCH_REFUSALS:
@@ -174,7 +174,7 @@ class CentralClient:
         acks = {}
         try:
             for item in results:
-                key, status = key_of(item), item["status"]
+                key, status = read(item)
                 if key in payloads and status in ITEM_STATUSES:
                     acks[key] = ItemAck(key, status, str(item.get("reason") or ""))
         except (KeyError, TypeError) as exc:

@@ -275,3 +275,17 @@ def test_an_edited_profile_is_refused_with_a_reason_never_with_a_crash():
         profile.unmapped({"level": {1, 2, 3, 4, 5}, "channel": {4, 5}})
 
     check()
+
+
+def test_a_default_superseded_by_a_real_rating_is_sent_again_as_no_longer_valid(hall, platform_for):
+    row, reference = platform_for("provincial")
+    at = datetime.datetime.now(CST) - datetime.timedelta(hours=1)
+    default = direct.rate(window_code="W01", level=Level.BASICALLY_SATISFIED, channel=Channel.SYSTEM_DEFAULT,
+                          device="system", at=at, case_no="C-LATE-1")
+    assert upward.push(row).delivered == 1 and reference.held[default.rating_id]["isValid"] == 1
+    late = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="C-LATE-1")
+    assert ingest_ratings(hall, late) == ["accepted"]
+    assert list(UpwardItem.objects.filter(rating_id=default.rating_id).values_list("change", flat=True)) == [
+        "default", "validity"]
+    assert upward.push(row).delivered == 2  # the real rating, and the default's update
+    assert reference.held[default.rating_id]["isValid"] == 0 and reference.held[late.id]["isValid"] == 1

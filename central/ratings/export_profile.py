@@ -74,6 +74,11 @@ VALUES: dict[str, dict[object, str]] = {
 TAKES = {"rating", "default", "validity", "rectification"}
 
 
+def record_kind(device: str) -> str:
+    """What a stored rating is to a platform: a system ``default`` rating, or a ``rating`` someone gave."""
+    return "default" if device == "system" else "rating"
+
+
 @dataclass(frozen=True)
 class Field:
     name: str
@@ -126,6 +131,15 @@ class Profile:
 
     def _list_of(self, field_name: str) -> str:
         return next(f.codes for f in self.fields if f.name == field_name)
+
+    def field_for(self, source: str) -> Field | None:
+        """The field that carries one of our data items (``SOURCES``), if the profile sends it."""
+        return next((f for f in self.fields if f.source == source), None)
+
+    def code_list(self, source: str) -> dict:
+        """Our value -> theirs for a coded data item the profile sends ({} if it does not)."""
+        f = self.field_for(source)
+        return self.codes[f.codes] if f and f.codes else {}
 
     @functools.cached_property
     def plan(self) -> tuple:

@@ -23,7 +23,7 @@ from django.db import connection
 
 from terminal.core.levels import Level
 
-from .export_profile import Profile, parse
+from .export_profile import Profile, parse, record_kind
 from .models import Case, Rating, ReasonTag, Window, WorkOrder
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
@@ -97,7 +97,7 @@ def _aware(value):
 def taken(profile: Profile, device: str) -> bool:
     """Whether the profile takes a rating from this device at all (a system default only where it
     takes defaults)."""
-    return ("default" if device == "system" else "rating") in profile.takes
+    return record_kind(device) in profile.takes
 
 
 def records(name: str, ratings) -> Iterator[dict]:

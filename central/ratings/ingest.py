@@ -294,19 +294,18 @@ def settle_cases(rows: list[dict]) -> None:
                 continue
         holder = held.get(place)
         if holder is not None and holder[1] == "system" and row["device"] != "system":
-            superseded.append((holder[0], row["rating_id"]))
+            superseded.append((holder[0], row["rating_id"], holder[2]))
             holder = None
         if holder is None:
             row["case_counted"] = True
             held[place] = (None, row["device"], row["rating_id"], row["rated_at"])
         else:
             _exclude(row, DUPLICATE_CASE, f"一事一评：该办件已有第 {row['rating_no']} 次评价 {holder[2]}，本条保留但不计入")
-    for pk, real in superseded:
+    for pk, real, _ in superseded:
         Rating.objects.filter(pk=pk).update(case_counted=None, excluded=True,
                                             excluded_why=f"已收到真实评价 {real}，默认评价不计入"[:200])
-    if superseded:  # the default no longer counts: platforms are told, as an update of that record
-        upward.queue_ids(list(Rating.objects.filter(pk__in=[pk for pk, _ in superseded])
-                              .values_list("rating_id", flat=True)), "validity")
+    # the default no longer counts: platforms are told, as an update of that record
+    upward.queue_ids([default_id for _, _, default_id in superseded], "validity")
 
 
 def _exclude(row: dict, flag: str, why: str) -> None:

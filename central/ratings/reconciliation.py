@@ -26,16 +26,16 @@ from sync.outbox import TransientError
 
 from . import upward
 from .export_profile import Profile, ProfileError
-from .models import Rating, UpwardDay, UpwardItem, UpwardPlatform
+from .models import UpwardDay, UpwardItem, UpwardPlatform
 
 log = logging.getLogger("rating-central.upward")
 DAYS_BACK = 7  # each daily run checks the last week again: late acknowledgements and late losses show
 
 
-def _key(profile: Profile, channel: int, level: int) -> str:
-    channel_list = next(f.codes for f in profile.fields if f.source == "channel")
-    level_list = next(f.codes for f in profile.fields if f.source == "level")
-    return f"{profile.codes[channel_list].get(channel, f'?{channel}')}/{profile.codes[level_list].get(level, f'?{level}')}"
+def _keys(profile: Profile):
+    """(channel, level) -> ``"<channel>/<level>"`` in the platform's codes, the code lists looked up once."""
+    channels, levels = profile.code_list("channel"), profile.code_list("level")
+    return lambda channel, level: f"{channels.get(channel, f'?{channel}')}/{levels.get(level, f'?{level}')}"
 
 
 def _named(key: str) -> str:
@@ -52,14 +52,13 @@ def reconcile(platform: UpwardPlatform, day: datetime.date, now: datetime.dateti
     """Count, compare and keep one day of one platform."""
     profile = upward.profile_of(platform)
     start, end = _day_range(profile, day)
-    taken = Rating.objects.filter(rated_at__gte=start, rated_at__lt=end)
-    if "default" not in profile.takes:
-        taken = taken.exclude(device="system")
+    taken = upward.taken_ratings(profile).filter(rated_at__gte=start, rated_at__lt=end)
+    key = _keys(profile)
     items = UpwardItem.objects.filter(platform=platform, rating_id=OuterRef("rating_id"))
     valid = taken.filter(excluded=False)
-    ours = Counter(_key(profile, c, lv) for c, lv in valid.values_list("channel", "level"))
+    ours = Counter(key(c, lv) for c, lv in valid.values_list("channel", "level"))
     acked = valid.filter(Exists(items.filter(state="sent"))).exclude(Exists(items.filter(state__in=("pending", "dead"))))
-    acknowledged = Counter(_key(profile, c, lv) for c, lv in acked.values_list("channel", "level"))
+    acknowledged = Counter(key(c, lv) for c, lv in acked.values_list("channel", "level"))
     of_day = UpwardItem.objects.filter(platform=platform, rating_id__in=taken.values("rating_id"))
     pending, dead = of_day.filter(state="pending").count(), of_day.filter(state="dead").count()
     theirs, note = None, ""

@@ -5,7 +5,7 @@ The way there is the terminal's own (``sync.outbox.Uploader``), end to end:
 - ``queue`` puts one ``UpwardItem`` per platform that takes it, in the transaction that stores the
   rating or makes the change (ingest, the server-made channels, defaults, re-checks, work orders);
 - ``PlatformOutbox`` is the Uploader's store: the oldest pending items, each encoded when it is
-  sent from what we hold then (``exports.data_items`` through the platform's profile), the item's
+  sent from what we hold then (``exports.select_items`` and ``Lookups`` through the platform's profile), the item's
   id as the record's version, so an update is the same record with a higher version;
 - ``PlatformClient`` is the Uploader's client: the terminal's HTTP client (``sync.client``) speaking
   the platform's interface, its requests signed with the platform's key (``X-System-Id``) and its
@@ -37,7 +37,7 @@ from sync.outbox import DrainResult, ItemAck, Outbox, TransientError, Uploader
 from terminal.core import signing
 
 from . import exports
-from .export_profile import Profile, ProfileError, parse
+from .export_profile import TAKES, Profile, ProfileError, parse, record_kind
 from .models import Policy, Rating, UpwardItem, UpwardPlatform
 
 log = logging.getLogger("rating-central.upward")
@@ -71,14 +71,24 @@ def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
         try:
             takes = profile_of(platform).takes
         except ProfileError:  # kept from being saved by the admin; if it happens, queue all (nothing lost)
-            takes = {"rating", "default", "validity", "rectification"}
+            takes = TAKES
         for rating_id, device in ratings:
-            kind = change or ("default" if device == "system" else "rating")
+            kind = change or record_kind(device)
             if kind in takes:
-                rows.append({"platform_id": platform.pk, "rating_id": rating_id, "change": kind, "state": "pending",
-                             "attempts": 0, "last_error": "", "created_at": now, "acked_at": None})
+                rows.append(_pending(platform, rating_id, kind, now))
     insert_rows(UpwardItem, rows)
     return len(rows)
+
+
+def _pending(platform: UpwardPlatform, rating_id: str, change: str, now) -> dict:
+    """A new outbox row, as ``insert_rows`` takes it."""
+    return {"platform_id": platform.pk, "rating_id": rating_id, "change": change, "state": "pending",
+            "attempts": 0, "last_error": "", "created_at": now, "acked_at": None}
+
+
+def taken_ratings(profile: Profile):
+    """The stored ratings a profile takes: every one, or all but system defaults."""
+    return Rating.objects.all() if "default" in profile.takes else Rating.objects.exclude(device="system")
 
 
 def queue_ids(rating_ids: list[str], change: str) -> int:
@@ -94,7 +104,7 @@ def in_use(profile: Profile) -> dict[str, set]:
     is sent. A value first met later (a call-back's channel, say) stops its item with the reason."""
     from .models import Case
     policy = Policy.current()
-    taken = Rating.objects.all() if "default" in profile.takes else Rating.objects.exclude(device="system")
+    taken = taken_ratings(profile)
     channels = set(taken.order_by().values_list("channel", flat=True).distinct())
     if "default" in profile.takes:
         channels.add(policy.default_channel)
@@ -215,17 +225,17 @@ class PlatformClient(CentralClient):
                body: bytes | None = None) -> tuple[dict[str, ItemAck], int]:
         body = body if body is not None else self.batch_body(payloads, clock, outbox)
         response = self.request("POST", self.profile.path, body, {"Content-Type": "application/json; charset=utf-8"})
-        return self.acknowledgements(response, payloads, self._key_of), len(body)
+        return self.acknowledgements(response, payloads, self._read), len(body)
 
-    def _key_of(self, result: dict) -> str | None:
-        """A platform acknowledges a record by its id and version; "already held" refusals
-        (``duplicate_codes``) are what an acknowledgement lost on the way had said."""
-        version = result["version"]
+    def _read(self, result: dict) -> tuple[str | None, str]:
+        """A platform acknowledges a record by its id and version; an "already held" refusal
+        (``duplicate_codes``) is what an acknowledgement lost on the way had said: a duplicate."""
+        version, status = result["version"], result["status"]
         if not isinstance(version, int) or isinstance(version, bool):
-            return None
-        if result.get("status") == "rejected" and result.get("code") in self.profile.duplicate_codes:
-            result["status"] = "duplicate"
-        return key(str(result["id"]), version)
+            return None, status
+        if status == "rejected" and result.get("code") in self.profile.duplicate_codes:
+            status = "duplicate"
+        return key(str(result["id"]), version), status
 
 
 class NotConfigured(RuntimeError):
@@ -251,14 +261,16 @@ def _loopback(url: str) -> bool:
     return url.startswith("http://") and (host in ("localhost", "::1") or host.startswith("127."))
 
 
-def push(platform: UpwardPlatform, until: float | None = None) -> DrainResult:
+def push(platform: UpwardPlatform, until: float | None = None, check_codes: bool = True) -> DrainResult:
     """Send the platform's pending items, oldest first, until none is left or ``until`` (monotonic).
-    NotConfigured before anything is sent; TransientError when the platform must be tried later."""
+    NotConfigured before anything is sent; TransientError when the platform must be tried later.
+    ``check_codes``: first make sure the profile codes every value we hold (a scan of the ratings; a
+    long-running pusher does it once per profile version, and a value met later stops its item)."""
     try:
         profile = profile_of(platform)
     except ProfileError as exc:
         raise NotConfigured(str(exc)) from None
-    missing = unmapped(profile)
+    missing = unmapped(profile) if check_codes else []
     if missing:
         raise NotConfigured(f"{platform.code}: profile {profile.name} cannot code what we hold: " + "; ".join(missing))
     client = client_for(platform, profile)
@@ -284,13 +296,9 @@ def requeue_day(platform: UpwardPlatform, start, end) -> int:
     """Queue every rating of [start, end) the platform takes again, for this platform alone, each as a
     new version: what an administrator does for a day the reconciliation found the platform lacking
     (a record it lost is added again; one it holds is updated to the same content)."""
-    profile = profile_of(platform)
-    ratings = Rating.objects.filter(rated_at__gte=start, rated_at__lt=end).order_by("rated_at", "pk")
+    ratings = taken_ratings(profile_of(platform)).filter(rated_at__gte=start, rated_at__lt=end).order_by("rated_at", "pk")
     now = timezone.now()
-    rows = [{"platform_id": platform.pk, "rating_id": rid, "change": "default" if device == "system" else "rating",
-             "state": "pending", "attempts": 0, "last_error": "", "created_at": now, "acked_at": None}
-            for rid, device in ratings.values_list("rating_id", "device")
-            if ("default" if device == "system" else "rating") in profile.takes]
+    rows = [_pending(platform, rid, record_kind(device), now) for rid, device in ratings.values_list("rating_id", "device")]
     from .ingest import insert_rows
     insert_rows(UpwardItem, rows)
     return len(rows)

@@ -31,6 +31,7 @@ class Command(BaseCommand):
     def handle(self, *args, once, platform, interval, max_backoff, **options):
         backoffs: dict[str, Backoff] = {}
         next_try: dict[str, float] = {}
+        covered: dict[str, str] = {}  # platform -> the profile text whose codes were found to cover what we hold
         while True:
             close_old_connections()
             failed = False
@@ -46,7 +47,9 @@ class Command(BaseCommand):
                         continue
                     try:
                         started = time.monotonic()
-                        result = upward.push(target, until=None if once else started + SLICE_S)
+                        result = upward.push(target, until=None if once else started + SLICE_S,
+                                             check_codes=covered.get(target.code) != target.profile)
+                        covered[target.code] = target.profile
                         backoff.reset()
                         next_try[target.code] = 0.0 if result.more else time.monotonic() + interval
                         if result.batches:
