@@ -289,3 +289,60 @@ def test_a_default_superseded_by_a_real_rating_is_sent_again_as_no_longer_valid(
         "default", "validity"]
     assert upward.push(row).delivered == 2  # the real rating, and the default's update
     assert reference.held[default.rating_id]["isValid"] == 0 and reference.held[late.id]["isValid"] == 1
+
+
+def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, platform_for):
+    """What a platform answers is checked before it is believed: a signed answer of the wrong shape,
+    acknowledgements with versions that are not integers, an unsigned answer, a count for another day
+    or below zero: the items stay pending, and the day is not called matched or mismatched on it."""
+    import hashlib
+    import json
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from central.ratings import reconciliation
+    from terminal.core import signing
+    row, _ = platform_for("provincial")
+    answers = iter([({"results": "nope"}, True), ({"results": [{"id": "x", "version": "1", "status": "accepted"}]}, True),
+                    ({"results": []}, False), ({"day": "1999-01-01", "counts": {"3/4": 1}}, True),
+                    ({"day": None, "counts": {"3/4": -1}}, True)])
+
+    class Hostile(BaseHTTPRequestHandler):
+        def reply(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            payload, signed = next(answers)
+            if "day" in payload and payload["day"] is None:
+                payload["day"] = self.path.rsplit("=", 1)[1]
+            body, stamp = json.dumps(payload).encode(), f"{time.time():.3f}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header(signing.HEADER_SERVER_TIME, stamp)
+            if signed:
+                self.send_header(signing.HEADER_ANSWER_SIGNATURE, signing.sign_answer(
+                    SECRET, self.headers[signing.HEADER_NONCE], 200, stamp, hashlib.sha256(body).hexdigest()))
+            self.end_headers()
+            self.wfile.write(body)
+        do_POST = do_GET = reply
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hostile)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    from django.conf import settings
+    settings.UPWARD["PROV"]["url"] = f"http://127.0.0.1:{server.server_port}"
+    try:
+        day = datetime.datetime(2026, 11, 6, 9, 0, tzinfo=CST)
+        rate(Level.SATISFIED, Channel.QR_CODE, day)
+        for _ in range(3):  # wrong shape, versions not integers, unsigned
+            with pytest.raises(upward.TransientError):
+                upward.push(row)
+        assert list(UpwardItem.objects.values_list("state", flat=True)) == ["pending"]
+        for _ in range(2):  # another day's count, a negative one
+            checked = reconciliation.reconcile(row, day.date())
+            assert checked.theirs is None and not checked.mismatched and "平台计数未取得" in checked.detail
+    finally:
+        server.shutdown()
+        server.server_close()
