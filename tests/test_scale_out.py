@@ -149,7 +149,15 @@ def test_tick_runs_on_one_node_at_a_time():
         other = psycopg.connect(host=params.get("host"), port=params.get("port"), user=params.get("user"),
                                 dbname=params.get("dbname"), autocommit=True)
         other.execute("SELECT pg_advisory_lock(%s)", [tick_lock.ADVISORY_KEY])
-        release = other.close  # the session ends: its lock goes with it
+        backend = other.info.backend_pid
+
+        def release():  # the session ends: its lock goes with it, once its server process has gone
+            other.close()
+            with connection.cursor() as cursor:
+                def gone():
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [backend])
+                    return cursor.fetchone()[0] == 0
+                assert wait_for(gone, 10), "the other node's session outlived its connection"
     else:
         other = open(settings.DATA_DIR / "tick.lock", "a")
         fcntl.flock(other, fcntl.LOCK_EX)
