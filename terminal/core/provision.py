@@ -97,7 +97,7 @@ def parse_file(data: bytes, name: str = "provision.toml") -> Request:
     try:
         return check_request(raw["server"], raw["code"])
     except ProvisionError as exc:
-        raise ProvisionError(exc.reason, f"{name}: {exc.detail}") from None
+        raise ProvisionError(bad, f"{name}: {exc.detail}") from None
 
 
 #: an enrollment refusal's error code (central/ratings/auth.py) -> what the screen says

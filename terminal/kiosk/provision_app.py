@@ -49,7 +49,7 @@ class ProvisionApp(App):
         self.terminal_config = config
         self.language = config.terminal.language if config.terminal.language in i18n.LANGUAGES else i18n.DEFAULT
         self.enrolled = None  # the credentials once enrolled: the kiosk then restarts
-        self._stop = threading.Event()
+        self._stopping = threading.Event()
 
     def tr(self, text: str, _language: str | None = None) -> str:
         return i18n.tr(text, self.language)
@@ -84,7 +84,7 @@ class ProvisionApp(App):
                     self.terminal_config.terminal.provision_file)
 
     def on_stop(self):
-        self._stop.set()
+        self._stopping.set()
 
     def open_settings(self, *largs):
         return False
@@ -132,7 +132,7 @@ class ProvisionApp(App):
         self._show("error", exc.reason, exc.detail)
 
     def _watch_boot_file(self) -> None:
-        creds = provisioning.wait_for_enrollment(self.terminal_config, self._stop, self._boot_file_tried)
+        creds = provisioning.wait_for_enrollment(self.terminal_config, self._stopping, self._boot_file_tried)
         if creds:
             self._done(creds)
 
