@@ -105,9 +105,12 @@ def test_the_boot_file_is_read_only_when_it_is_a_small_regular_file(tmp_path):
 
 def test_every_reason_the_screen_can_show_is_translated():
     from terminal import i18n
-    source = (ROOT / "terminal" / "core" / "provision.py").read_text(encoding="utf-8")
-    reasons = set(re.findall(r'"([^"]*[\u4e00-\u9fff][^"]*)"', source))
-    assert len(reasons) >= 8 and "服务器无法连接" in reasons and "注册码无效或已过期" in reasons
+    """The reasons (terminal/core/provision.py) and the screen's word keys reach tr as variables."""
+    reasons = set()
+    for path in (ROOT / "terminal" / "core" / "provision.py", ROOT / "terminal" / "kiosk" / "screens" / "provision.py",
+                 ROOT / "terminal" / "kiosk" / "provision_app.py"):
+        reasons |= set(re.findall(r'"([^"]*[\u4e00-\u9fff][^"]*)"', path.read_text(encoding="utf-8")))
+    assert len(reasons) >= 12 and "服务器无法连接" in reasons and "删除" in reasons and "正在连接服务器…" in reasons
     assert sorted(r for r in reasons if i18n.tr(r, "en") == r) == []
 
 

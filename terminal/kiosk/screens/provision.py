@@ -30,23 +30,30 @@ class ProvisionScreen(Screen):
                 key.bind(on_release=lambda k: self.type_text(k.char))
                 row.add_widget(key)
                 self.keys[ch] = key
-        back = Factory.GridKey(text="⌫", size_hint_x=1.5)
-        back.tag = "key_back"
-        back.bind(on_release=lambda _k: self.backspace())
-        self.ids.row_1.add_widget(back)
-        clear = Factory.GridKey(text="", size_hint_x=3)
-        clear.tag = "key_clear"
-        clear.bind(on_release=lambda _k: self.clear())
-        self.ids.row_4.add_widget(clear)
         app = App.get_running_app()
-        app.bind(language=lambda *_a: setattr(clear, "text", app.tr("清除")))
-        clear.text = app.tr("清除")
+        for row, tag, label, width, action in ((self.ids.row_1, "key_back", "删除", 1.5, self.backspace),
+                                               (self.ids.row_4, "key_clear", "清除", 3, self.clear)):
+            key = Factory.GridKey(size_hint_x=width, font_size=self.ids.enroll.font_size)
+            key.tag, key.label = tag, label
+            key.bind(on_release=lambda _k, act=action: act())
+            row.add_widget(key)
+            self.keys[tag] = key
+        app.bind(language=self._name_keys)
+        self._name_keys()
+
+    def _name_keys(self, *_args) -> None:
+        """The two word keys, in the screen's language (the font has no ⌫ glyph)."""
+        app = App.get_running_app()
+        for tag in ("key_back", "key_clear"):
+            self.keys[tag].text = app.tr(self.keys[tag].label)
         self.on_field(self, self.field)
 
     def on_field(self, _screen, field: str) -> None:
         if not hasattr(self, "keys"):
             return
         for ch, key in self.keys.items():
+            if len(ch) > 1:
+                continue
             key.text = ch.upper() if field == "code" else ch
             key.disabled = field == "code" and ch.upper() not in CODE_ALPHABET
 
