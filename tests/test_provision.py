@@ -283,10 +283,34 @@ def test_enrollment_from_the_file_is_retried_while_the_server_cannot_answer(term
         path = boot_file(tmp_path, f'server = "{proxy.url}"\ncode = "{central.enroll_code("W01")}"\n')
         config = config_module.load(unenrolled(terminal_config))
         tries = []
-        creds = wait_for_enrollment(config, threading.Event(), tries.append, rng=random.Random(7))
+        gives_up = threading.Timer(30, (stop := threading.Event()).set)  # bounded, if it never tried again
+        gives_up.start()
+        creds = wait_for_enrollment(config, stop, tries.append, rng=random.Random(7))
+        gives_up.cancel()
     finally:
         proxy.close()
     assert [(t.error.reason, t.error.retry) for t in tries[:2]] == [("服务器无法连接", True), ("服务器暂时无法处理", True)]
-    assert tries[2].creds == creds and creds.window == "W01" and creds.server == proxy.url
+    assert creds is not None and tries[2].creds == creds and creds.window == "W01" and creds.server == proxy.url
     assert proxy.applied["reset_before"] == 1 and proxy.applied["unavailable"] == 1
     assert not path.exists() and Credentials.load(tmp_path / "data") == creds
+
+
+def test_a_spent_file_that_cannot_be_removed_is_said_in_the_log_without_the_code(
+        terminal_config, central, tmp_path, monkeypatch, caplog):
+    import errno
+    import logging
+    from pathlib import Path
+
+    from terminal import config as config_module, provisioning
+    code = central.enroll_code("W01")
+    path = boot_file(tmp_path, f'server = "{central.url}"\ncode = "{code}"\n')
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with caplog.at_level(logging.INFO, logger="rating-terminal"):
+        outcome = provisioning.from_boot_file(config_module.load(unenrolled(terminal_config)))
+    assert outcome.creds and outcome.creds.window == "W01" and path.exists()
+    assert f"could not remove {path} (Read-only file system)" in caplog.text
+    assert code not in caplog.text and code.replace("-", "") not in caplog.text
+    assert outcome.creds.secret not in caplog.text
