@@ -9,6 +9,8 @@ Steps (each a dict with "do"):
   screenshot   {"path"}                the window as drawn (after one more frame)
   centres      {"path"}                write the level buttons' centres in X screen coordinates,
                                        so a test can click them with xdotool
+  targets      {"path"}                every widget with an id or a tag on the screen: its centre in X
+                                       screen coordinates (for xdotool), written atomically
   glyph_check  {}                      render every CJK character on the screen with the kiosk's
                                        font and compare it with the font's missing-glyph box
   swipe        {"badge"}               a badge read by a reader (as the badge readers deliver it)
@@ -137,6 +139,15 @@ class Driver:
                 x, y = w.to_window(*w.center)
                 centres[str(code)] = [round(x), round(Window.height - y)]
             Path(step["path"]).write_text(json.dumps(centres))
+        elif step["do"] == "targets":
+            screen, found = screens.current_screen, {}
+            named = list(screen.ids.items()) + [(w.tag, w) for w in screen.walk() if getattr(w, "tag", None)]
+            for name, w in named:
+                x, y = w.to_window(*w.center)
+                found[name] = [round(x), round(Window.height - y)]
+            part = Path(step["path"] + ".part")
+            part.write_text(json.dumps(found))
+            part.replace(step["path"])
         elif step["do"] == "swipe":
             self.app.swipe(step["badge"])
         elif step["do"] == "invite":

@@ -4,6 +4,7 @@ Hostile provision files and wrong codes are refused with a reason and change not
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -138,25 +139,43 @@ def test_the_command_line_refuses_a_malformed_code_before_calling_and_enrolls_wi
 
 def test_typing_the_server_and_code_on_the_screen_enrolls_and_the_kiosk_comes_back_as_the_window(
         display, terminal_config, central, tmp_path):
+    """Real pointer events (xdotool -> Xvfb -> SDL2 -> Kivy) on the screen's own keys: no keyboard."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     config = unenrolled(terminal_config)  # the config's server is not the one typed: the typed one wins
     code = central.enroll_code("W01")
-    shot_empty, shot_typed = SCREENSHOTS / "provision-zh.png", SCREENSHOTS / "provision-typed-zh.png"
-    outcome = kiosk.run(config, [
+    targets, shot_empty, shot_typed = (tmp_path / "targets.json", SCREENSHOTS / "provision-zh.png",
+                                       SCREENSHOTS / "provision-typed-zh.png")
+    shot_typed.unlink(missing_ok=True)
+    driver, result = kiosk.start(config, [
         {"do": "wait_screen", "screen": "provision"},
         {"do": "glyph_check"},
         {"do": "screenshot", "path": str(shot_empty)},
-        {"do": "touch", "target": "key_clear"},  # the field starts as https://; this server is on loopback
-        *typed(central.url),
-        {"do": "touch", "target": "code"},
-        *typed(code),
+        {"do": "targets", "path": str(targets)},
+        {"do": "wait_text", "text": code + "|", "timeout": 60},  # typed by the clicks below
         {"do": "glyph_check"},
         {"do": "screenshot", "path": str(shot_typed)},
-        {"do": "touch", "target": "enroll"},
-        {"do": "wait_text", "text": "注册成功", "timeout": 20},
+        {"do": "wait_text", "text": "注册成功", "timeout": 60},  # after the click on 注册
         {"do": "glyph_check"},
         {"do": "expect_exit", "timeout": 10},
     ], display, tmp_path)
+
+    where = [None]
+
+    def click(*names: str) -> None:
+        assert wait_for(targets.exists, 30) and driver.poll() is None
+        centres = json.loads(targets.read_text())
+        for name in names:
+            # --sync waits for the pointer to move: a key pressed twice in a row is clicked where it is
+            move = ["mousemove", "--sync", *map(str, centres[name])] if centres[name] != where[0] else []
+            subprocess.run(["xdotool", *move, "click", "1"], env={**os.environ, "DISPLAY": display},
+                           check=True, timeout=10)
+            where[0] = centres[name]
+
+    keys = lambda text: [f"key_{NAMES.get(c, c.lower())}" for c in text]
+    click("key_clear", *keys(central.url), "code", *keys(code))  # the field starts as https://
+    assert wait_for(shot_typed.exists, 30), "the typed code never showed"
+    click("enroll")
+    outcome = kiosk.finish(driver, result, tmp_path)
     first, typed_in, done = outcome["glyph_checks"]
     for glyphs in outcome["glyph_checks"]:
         assert glyphs["tofu"] == [] and glyphs["clipped"] == [], glyphs
