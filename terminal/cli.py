@@ -40,26 +40,19 @@ def cmd_status(config, args) -> int:
 
 def cmd_provision(config, args) -> int:
     """Exchange a one-time enrollment code for this terminal's own id and secret."""
-    from sync.client import TransientError, enroll
-    from terminal.config import ConfigError, check_server_url
-    from terminal.credentials import Credentials
-    if Credentials.load(config.terminal.data_dir) and not args.force:
-        print(f"rating-terminal: already enrolled as {config.terminal.id}; use --force to enroll again "
+    from terminal.core.provision import ProvisionError, check_request
+    from terminal.provisioning import AlreadyEnrolled, enroll
+    try:
+        creds = enroll(config, check_request(args.server, args.code), force=args.force)
+    except AlreadyEnrolled as exc:
+        print(f"rating-terminal: {exc}; use --force to enroll again "
               "(the old identity should then be revoked centrally)", file=sys.stderr)
         return 1
-    try:
-        server = check_server_url(args.server, "--server")
-    except ConfigError as exc:
-        print(f"rating-terminal: {exc}", file=sys.stderr)
+    except ProvisionError as exc:
+        print(f"rating-terminal: {exc.detail or exc.reason}", file=sys.stderr)
         return 1
-    try:
-        answer = enroll(server, args.code, ca_file=config.sync.ca_file, server_key_pin=config.sync.server_key_pin)
-    except TransientError as exc:
-        print(f"rating-terminal: {exc}", file=sys.stderr)
-        return 1
-    creds = Credentials(terminal_id=answer["terminal_id"], secret=answer["secret"], server=server,
-                        window=answer["window"], window_name=answer.get("window_name", ""), hall=answer.get("hall", ""))
-    path = creds.save(config.terminal.data_dir)
+    from terminal.credentials import FILENAME
+    path = config.terminal.data_dir / FILENAME
     print(f"enrolled as {creds.terminal_id} at {creds.window_name or creds.window} ({creds.hall}); "
           f"credentials in {path} (mode 600)")
     return 0

@@ -113,7 +113,8 @@ def enrolled(central) -> Credentials:
 @pytest.fixture
 def terminal_config(tmp_path):
     """A terminal config file in a fresh data folder, with a copy of the shipped demo content
-    (as a plain folder outside the data folder: what a kiosk reads, never what sync manages)."""
+    (as a plain folder outside the data folder: what a kiosk reads, never what sync manages).
+    An un-enrolled terminal runs as the demo one (``demo = true``); its boot partition is tmp/boot."""
     def write(server: str = "http://127.0.0.1:9", **kiosk) -> Path:
         demo = tmp_path / "demo-content"
         if not demo.exists():
@@ -121,7 +122,8 @@ def terminal_config(tmp_path):
         path = tmp_path / "terminal.toml"
         kiosk_lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in kiosk.items())
         path.write_text(
-            f'[terminal]\ndata_dir = "{tmp_path / "data"}"\ncontent_dir = "{demo}"\n'
+            f'[terminal]\ndemo = true\ndata_dir = "{tmp_path / "data"}"\ncontent_dir = "{demo}"\n'
+            f'provision_file = "{tmp_path / "boot" / "provision.toml"}"\n'
             f"[kiosk]\n{kiosk_lines}"
             f'[sync]\nserver = "{server}"\ntimeout = 5.0\n', encoding="utf-8")
         return path

@@ -76,7 +76,17 @@ def has_sound_card(cards: str = "/proc/asound/cards") -> bool:
     return any(line.strip()[:1].isdigit() for line in listed.splitlines())
 
 
+def make_app(config: Config):
+    """The window's kiosk, or, for a terminal not enrolled yet, the provisioning screen alone
+    (``provision_app``: imported only then, so an enrolled kiosk starts as before)."""
+    from terminal.provisioning import needs_enrollment
+    if needs_enrollment(config):
+        from .provision_app import ProvisionApp
+        return ProvisionApp(config)
+    from .app import KioskApp
+    return KioskApp(config)
+
+
 def run(config: Config) -> None:
     prepare_kivy(config)
-    from .app import KioskApp
-    KioskApp(config).run()
+    make_app(config).run()  # after enrolling, it returns: systemd starts the kiosk again
