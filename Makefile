@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-EXTRAS ?= kiosk,hw,sync,central,s3,dev
+EXTRAS ?= kiosk,hw,sync,central,s3,fleet,dev
 
 .PHONY: run test bench bench-smoke system-deps clean translations docs
 
