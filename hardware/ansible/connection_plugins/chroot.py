@@ -33,7 +33,7 @@ DOCUMENTATION = """
             vars:
                 - name: ansible_executable
         mounts:
-            description: bind /dev and mount /proc in the root for each command (private to that command)
+            description: bind /dev (with /dev/pts) and mount /proc in the root for each command (private to that command)
             default: true
             type: boolean
             vars:
@@ -89,7 +89,7 @@ class Connection(ConnectionBase):
         if not self.get_option("mounts"):
             return inner
         root = shlex.quote(self.root)
-        mount = (f"mount --bind /dev {root}/dev && mount -t proc proc {root}/proc && "
+        mount = (f"mount --rbind /dev {root}/dev && mount -t proc proc {root}/proc && "
                  f"exec {shlex.join(inner)}")
         return ["unshare", "--mount", "--propagation", "private", "/bin/sh", "-c", mount]
 
