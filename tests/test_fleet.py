@@ -64,14 +64,16 @@ def old_box(tmp_path):
     data.close()
 
 
-def run_playbook(inventory: Path, tmp: Path, timeout: float = 900) -> tuple[subprocess.CompletedProcess, dict, float]:
+def run_playbook(inventory: Path, tmp: Path, timeout: float = 900,
+                 succeed: bool = True) -> tuple[subprocess.CompletedProcess, dict, float]:
+    """ansible-playbook with -v, so every task's result is printed (what no_log must keep codes out of)."""
     env = {**os.environ, "ANSIBLE_CONFIG": str(ANSIBLE / "ansible.cfg"), "PATH": f"{BIN}:{os.environ['PATH']}",
            "ANSIBLE_LOCAL_TEMP": str(tmp / "ansible-local"), "ANSIBLE_NOCOLOR": "1"}
     started = time.monotonic()
-    done = subprocess.run([str(BIN / "ansible-playbook"), "-i", str(inventory), "fleet.yml"], cwd=ANSIBLE, env=env,
+    done = subprocess.run([str(BIN / "ansible-playbook"), "-v", "-i", str(inventory), "fleet.yml"], cwd=ANSIBLE, env=env,
                           capture_output=True, text=True, timeout=timeout)
     took = time.monotonic() - started
-    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-3000:]
+    assert (done.returncode == 0) == succeed, done.stdout[-6000:] + done.stderr[-3000:]
     recap = {host: {"ok": int(ok), "changed": int(changed), "unreachable": int(unreachable), "failed": int(failed)}
              for host, ok, changed, unreachable, failed in RECAP.findall(done.stdout)}
     return done, recap, took
@@ -182,3 +184,14 @@ def test_the_fleet_playbook_installs_enrolls_flashes_checks_and_is_idempotent(ro
     assert not revoked[enrolled["pj-w01"]["terminal_id"]]
     assert json.loads(report.read_text())["terminals"]["pj-w02"]["window"] == "W03"
     assert_nothing_secret(second.stdout + third.stdout + third.stderr, moved["secret"], enrolled["pj-w01"]["secret"])
+
+    # 4. A window central does not know: the run stops before any code is issued, and nothing changes.
+    codes_before = central.query("SELECT count(*) FROM ratings_enrollmentcode")
+    windows["pj-w01"] = "W99"
+    write_inventory(inventory, central, roots, windows, old_box, report, tarball)
+    refused, recap, _ = run_playbook(inventory, tmp_path, succeed=False)
+    assert "no window 'W99'" in refused.stdout and "no code issued" in refused.stdout
+    assert central.query("SELECT count(*) FROM ratings_enrollmentcode") == codes_before
+    assert recap["pj-w01"]["changed"] == 0 and recap["pj-w02"]["changed"] == 0
+    assert credentials(roots[0])[0] == enrolled["pj-w01"] and credentials(roots[1])[0] == moved
+    assert_nothing_secret(refused.stdout + refused.stderr)
