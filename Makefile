@@ -52,8 +52,8 @@ bench-smoke: $(VENV)/.installed system-deps
 	$(PY) bench/province.py --smoke --nodes 2
 
 # The fleet playbook (hardware/ansible) for real: two Debian roots made with debootstrap as two terminals,
-# a real central server, three runs (install, nothing to do, one window moved). Several minutes, so a
-# target of its own with its own line in .ci/run; make test leaves it out (pytest marker fleet).
+# a real central server, five runs (install; nothing to do; one window moved; --limit; an unknown window).
+# A few minutes, so a target of its own with its own line in .ci/run; make test leaves it out (pytest marker fleet).
 fleet-check: $(VENV)/.installed system-deps
 	timeout 1200 $(PY) -m pytest -q -p no:cacheprovider -s --fleet tests/test_fleet.py
 

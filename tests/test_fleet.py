@@ -4,7 +4,8 @@ simulated button box (the real firmware in the MicroPython unix port, an older v
 them. The first run installs both with install-pi.sh, enrolls each for its own window with codes
 from one enroll-code call, flashes the box and collects both doctor reports in one file; a second
 run changes nothing; a third, after one terminal's window changed in the inventory, changes only
-that terminal. Slow (two installs): only make fleet-check runs it (``--fleet``)."""
+that terminal; a fourth with --limit does one terminal; a fifth with a window central does not know
+stops before any code is issued. Slow (two installs): only make fleet-check runs it (``--fleet``)."""
 
 from __future__ import annotations
 
