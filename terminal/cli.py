@@ -61,8 +61,24 @@ def cmd_provision(config, args) -> int:
 def provision_arguments(parser) -> None:
     parser.add_argument("--server", required=True, help="central server URL, e.g. https://pj.example.gov.cn "
                         "(https://; a private CA and a key pin come from [sync] ca_file and server_key_pin)")
-    parser.add_argument("--code", required=True, help="one-time enrollment code from the central server")
+    code = parser.add_mutually_exclusive_group(required=True)
+    code.add_argument("--code", help="one-time enrollment code from the central server (a command line other "
+                      "users can see: prefer --code-file)")
+    code.add_argument("--code-file", dest="code", type=read_code_file, metavar="FILE",
+                      help="read the code from FILE, or from standard input with - (scripts, the fleet playbook)")
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
+
+
+def read_code_file(path: str) -> str:
+    """The enrollment code in a file (or ``-``, standard input): its first line, stripped."""
+    import argparse
+    try:
+        if path == "-":
+            return sys.stdin.readline().strip()
+        with open(path, encoding="utf-8") as f:
+            return f.readline().strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def cmd_invite_token(config, args) -> int:

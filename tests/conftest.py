@@ -53,6 +53,20 @@ def pytest_addoption(parser):
     parser.addoption("--central-db", choices=["sqlite", "postgresql"], default="sqlite",
                      help="database for the central server under test: SQLite files (default) or a private "
                           "PostgreSQL server started for the run (make test runs the central tests on both)")
+    parser.addoption("--fleet", action="store_true",
+                     help="also run the tests marked fleet (the Ansible fleet install into two Debian roots, "
+                          "several minutes): make fleet-check passes it, make test does not")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked fleet run only with --fleet (make fleet-check): they are deselected, and pytest
+    says how many, never skipped as if something were missing."""
+    if config.getoption("--fleet"):
+        return
+    kept = [item for item in items if item.get_closest_marker("fleet") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("fleet")])
+        items[:] = kept
 
 
 def pytest_configure(config):
