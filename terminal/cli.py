@@ -69,14 +69,17 @@ def provision_arguments(parser) -> None:
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
 
 
+MAX_CODE_LINE = 256  # a code is 14 characters; more is not a code file (the check then says why)
+
+
 def read_code_file(path: str) -> str:
-    """The enrollment code in a file (or ``-``, standard input): its first line, stripped."""
+    """The enrollment code in a file (or ``-``, standard input): its first line, stripped, bounded."""
     import argparse
     try:
         if path == "-":
-            return sys.stdin.readline().strip()
-        with open(path, encoding="utf-8") as f:
-            return f.readline().strip()
+            return sys.stdin.readline(MAX_CODE_LINE).strip()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(MAX_CODE_LINE).strip()
     except OSError as exc:
         raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from None
 
