@@ -115,8 +115,8 @@ def remove_spent(path: Path) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        log.error("could not remove %s (%s): the spent enrollment code stays readable there; "
-                  "remove the file by hand", path, os.strerror(exc.errno or 0))
+        log.warning("could not remove %s (%s): the service's next start removes it as root (its unit's "
+                    "ExecStartPre), or remove it by hand", path, os.strerror(exc.errno or 0))
 
 
 def wait_for_enrollment(config: Config, stop: threading.Event, report=lambda outcome: None,
