@@ -53,6 +53,20 @@ def pytest_addoption(parser):
     parser.addoption("--central-db", choices=["sqlite", "postgresql"], default="sqlite",
                      help="database for the central server under test: SQLite files (default) or a private "
                           "PostgreSQL server started for the run (make test runs the central tests on both)")
+    parser.addoption("--pi-image", metavar="DIR", default=None,
+                     help="run the pi_image tests on the Raspberry Pi image built in DIR (make pi-check); "
+                          "without it they are left out")
+
+
+def pytest_collection_modifyitems(config, items):
+    """The pi_image tests need a built image (make pi-image, a quarter of an hour): only make
+    pi-check runs them, so they are deselected, not skipped, without --pi-image."""
+    if config.getoption("--pi-image"):
+        return
+    left_out = [item for item in items if item.get_closest_marker("pi_image")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if not item.get_closest_marker("pi_image")]
 
 
 def pytest_configure(config):
