@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import struct
@@ -168,7 +167,7 @@ def test_headless_terminal_with_the_simulated_box_rates_and_the_rating_reaches_c
     os.chmod(cable.host_end, 0o660)
     port = free_port()
     _configure(pi, **{("invite", "listen"): f"127.0.0.1:{port}", ("box", "port"): cable.host_end,
-                      ("kiosk", "audio_device"): "null"})
+                      ("kiosk", "audio_device"): "null", ("kiosk", "staff_no"): "SZ0101"})
     terminal = pi.popen("rating-terminal", "run", "--headless", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                         text=True, start_new_session=True)
     box = SimulatedBox(cable.box_end, tmp_path / "flash")
@@ -249,12 +248,15 @@ def test_kiosk_under_an_arm64_xvfb_draws_its_first_frame(pi, state):
                         "NOTIFY_SOCKET": "/check/notify"})
         kiosk = pi.popen("rating-terminal", "run", env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          text=True, start_new_session=True)
-        notify.settimeout(30 * EMULATED)
-        try:
-            message = notify.recv(4096).decode()
-        except socket.timeout:
-            message = ""
-        assert "READY=1" in message, f"no READY=1 from the kiosk: {message!r}"
+        messages, deadline = [], time.monotonic() + 30 * EMULATED
+        while not any("READY=1" in m.split("\n") for m in messages) and time.monotonic() < deadline:
+            assert kiosk.poll() is None, kiosk.stdout.read()[-3000:]
+            notify.settimeout(max(0.1, min(5.0, deadline - time.monotonic())))
+            try:
+                messages.append(notify.recv(4096).decode())
+            except socket.timeout:
+                pass
+        assert any("READY=1" in m.split("\n") for m in messages), f"no READY=1 from the kiosk: {messages}"
         screen = pi.share / "Xvfb_screen0"
 
         def drawn():  # the first frame: many colours, not the empty screen
