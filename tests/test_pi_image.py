@@ -146,7 +146,7 @@ def test_provision_against_central_on_loopback(pi, central, state):
     assert central.query("SELECT count(*) FROM ratings_terminal WHERE terminal_id = ?", [state["terminal_id"]]) == [(1,)]
 
 
-def _configure(pi, **sections) -> None:
+def _configure(pi, sections: dict) -> None:
     """Set keys of the installed /etc/rating-terminal/terminal.toml, as a technician would."""
     path = pi.files / "etc/rating-terminal/terminal.toml"
     text = path.read_text()
@@ -166,7 +166,7 @@ def test_headless_terminal_with_the_simulated_box_rates_and_the_rating_reaches_c
     os.chown(cable.host_end, -1, pi._id("group", "dialout"))
     os.chmod(cable.host_end, 0o660)
     port = free_port()
-    _configure(pi, **{("invite", "listen"): f"127.0.0.1:{port}", ("box", "port"): cable.host_end,
+    _configure(pi, {("invite", "listen"): f"127.0.0.1:{port}", ("box", "port"): cable.host_end,
                       ("kiosk", "audio_device"): "null", ("kiosk", "staff_no"): "SZ0101"})
     terminal = pi.popen("rating-terminal", "run", "--headless", stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                         text=True, start_new_session=True)
@@ -204,7 +204,7 @@ def test_headless_terminal_with_the_simulated_box_rates_and_the_rating_reaches_c
     rows = central.query("SELECT level, window_code, channel, device, json_extract(payload, '$.case_no') "
                          "FROM ratings_rating WHERE terminal_id = ?", [state["terminal_id"]])
     assert rows == [(5, "W01", 5, "button_box", "C-PI-1")]
-    _configure(pi, **{("box", "port"): ""})  # the cable is gone
+    _configure(pi, {("box", "port"): ""})  # the cable is gone
 
 
 def xwd_to_png(xwd: bytes, path: Path) -> "Image":

@@ -136,7 +136,8 @@ echo Asia/Shanghai > "$ROOT/etc/timezone"
 in_root env DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware "$KVER"
 grep -q 'root=LABEL=rating-root' "$ROOT/boot/firmware/cmdline.txt" || { echo "pi-image: cmdline.txt lacks the root label" >&2; exit 1; }
 [ -s "$ROOT/boot/firmware/initrd.img-$KVER" ] || { echo "pi-image: no initrd on the boot partition" >&2; exit 1; }
-in_root systemctl enable systemd-networkd.service systemd-resolved.service rating-grow-data.service >/dev/null
+# (systemctl warns that the data mount does not exist: it is made from /etc/fstab at boot)
+in_root systemctl enable systemd-networkd.service systemd-resolved.service rating-grow-data.service >/dev/null 2>&1
 in_root usermod -p '*' root   # no password login: the terminal is run by its services
 # Each card gets its own machine id and journal on first boot; no apt lists or caches to ship.
 : > "$ROOT/etc/machine-id"
@@ -158,7 +159,7 @@ trap restore EXIT
 MiB=$((1024 * 1024))
 BOOT_MB=256   # two kernels with their initrds fit: an upgrade writes the new one before removing the old
 root_used_mb=$(( $(du -s --block-size=1M "$ROOT" | cut -f1) ))
-ROOT_MB=$(( root_used_mb * 12 / 10 + 768 ))   # room for upgrades (apt, a second kernel)
+ROOT_MB=$(( (root_used_mb * 12 / 10 + 768 + 3) / 4 * 4 ))   # room for upgrades (apt, a second kernel); 4 MiB steps
 DATA_MB=256   # grown on first boot
 mkfs.vfat -F 32 -n RATINGBOOT -C "$parts/boot.fs" $((BOOT_MB * 1024)) >/dev/null
 mcopy -s -p -m -i "$parts/boot.fs" "$parts/boot/tree"/* ::/
