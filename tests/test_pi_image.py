@@ -154,8 +154,8 @@ def _configure(pi, sections: dict) -> None:
     for (section, key), value in sections.items():
         block = re.search(rf"^\[{section}\]\n(.*?)(?=^\[|\Z)", text, re.M | re.S)
         assert block, f"no [{section}] in the installed config"
-        body = re.sub(rf"^{key} = .*$", f"{key} = {json.dumps(value)}", block.group(1), count=1, flags=re.M)
-        if body == block.group(1):
+        body, found = re.subn(rf"^{key} = .*$", f"{key} = {json.dumps(value)}", block.group(1), count=1, flags=re.M)
+        if not found:
             body = f"{key} = {json.dumps(value)}\n" + body
         text = text[:block.start(1)] + body + text[block.end(1):]
     path.write_text(text)
@@ -267,9 +267,11 @@ def test_kiosk_under_an_arm64_xvfb_draws_its_first_frame(pi, state):
         print(f"kiosk screenshot: {SCREENSHOT}")
     finally:
         if kiosk:
-            os.killpg(kiosk.pid, signal.SIGTERM)
+            if kiosk.poll() is None:
+                os.killpg(kiosk.pid, signal.SIGTERM)
             output, _ = kiosk.communicate(timeout=30 * EMULATED)
-        os.killpg(xvfb.pid, signal.SIGTERM)
+        if xvfb.poll() is None:
+            os.killpg(xvfb.pid, signal.SIGTERM)
         xvfb.wait(60)
         notify.close()
     assert kiosk.returncode == 0, output[-3000:]
@@ -280,6 +282,7 @@ def test_kiosk_under_an_arm64_xvfb_draws_its_first_frame(pi, state):
 def test_doctor(pi, central):
     done = pi.run("rating-terminal", "doctor", "--json", timeout=10 * EMULATED,
                   env=pi.env(DISPLAY=""))
+    assert done.stdout.startswith("{"), done.stdout[-2000:] + done.stderr[-2000:]
     checks = {c["name"]: c for c in json.loads(done.stdout)["checks"]}
     print("\n".join(f"{c['status']:5} {c['name']:15} {c['detail']}" for c in checks.values()))
     for name in ("config", "credentials", "database", "queue", "dead letters", "disk", "server", "signed request",
