@@ -54,7 +54,7 @@ bench-smoke: $(VENV)/.installed system-deps
 # A Raspberry Pi card image (Debian 12 arm64, the terminal installed by hardware/install-pi.sh) in
 # $(PI_IMAGE_DIR); HEADLESS=1: a box-only terminal. pi-check builds it, then proves it under
 # qemu-user (tests/test_pi_image.py: provision, headless terminal with the simulated box, kiosk's first
-# frame, doctor), printing each stage's time. Root, network (Debian mirror, PyPI), ~20 min.
+# frame, doctor), printing each stage's time. Root, network (Debian mirror, PyPI), ~9 min.
 PI_IMAGE_DIR ?= var/pi-image
 pi-image: system-deps
 	hardware/image/build.sh --out $(PI_IMAGE_DIR) $(if $(filter 1 yes true,$(HEADLESS)),--headless)

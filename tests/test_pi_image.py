@@ -95,9 +95,14 @@ def test_the_card_image_has_boot_root_and_data_partitions(image_dir, tmp_path):
             kiosk = subprocess.run(["debugfs", "-R", "stat /opt/rating-terminal/bin/rating-terminal", str(fs)],
                                    capture_output=True, text=True, timeout=60)
             assert "Type: regular" in kiosk.stdout, kiosk.stdout + kiosk.stderr
-        else:
-            top = subprocess.run(["debugfs", "-R", "ls -l /", str(fs)], capture_output=True, text=True, timeout=60)
-            assert " kivy" in top.stdout or "kivy\n" in top.stdout, top.stdout
+        else:  # the terminal's own folder, before anything at boot fixes it
+            rating = next(line.split(":") for line in (image_dir / "root/etc/passwd").read_text().splitlines()
+                          if line.startswith("rating:"))
+            top = subprocess.run(["debugfs", "-R", "stat /", str(fs)], capture_output=True, text=True, timeout=60)
+            assert re.search(r"Mode:\s+0750\b", top.stdout), top.stdout[:300]
+            assert re.search(rf"User:\s+{rating[2]}\s+Group:\s+{rating[3]}\b", top.stdout), top.stdout[:300]
+            listing = subprocess.run(["debugfs", "-R", "ls -l /", str(fs)], capture_output=True, text=True, timeout=60)
+            assert re.search(r"\skivy\s", listing.stdout), listing.stdout
         fs.unlink()
 
 

@@ -168,6 +168,11 @@ mkfs.ext4 -q -F -L rating-root -b 4096 -d "$ROOT" "$parts/root.fs"
 truncate -s "${DATA_MB}M" "$parts/data.fs"
 # resize=: enough reserved group descriptors for the on-line growth to a 1 TiB card at first boot.
 mkfs.ext4 -q -F -L rating-data -b 4096 -E resize=268435456 -d "$parts/data/tree" "$parts/data.fs"
+# mkfs -d copies what is inside a folder, not the folder: its top is the terminal's, mode 750.
+rating_uid=$(awk -F: '$1 == "rating" {print $3}' "$ROOT/etc/passwd")
+for field in "uid $rating_uid" "gid $rating_gid" "mode 040750"; do
+  debugfs -w -R "set_inode_field / $field" "$parts/data.fs" >/dev/null 2>&1
+done
 restore
 trap - EXIT
 
