@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 EXTRAS ?= kiosk,hw,sync,central,s3,fleet,dev
 
-.PHONY: run test bench bench-smoke system-deps clean translations docs fleet-check
+.PHONY: run test bench bench-smoke system-deps clean translations docs fleet-check pi-image pi-check
 
 $(VENV)/.installed: setup.cfg pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,19 @@ bench-smoke: $(VENV)/.installed system-deps
 # A few minutes, so a target of its own with its own line in .ci/run; make test leaves it out (pytest marker fleet).
 fleet-check: $(VENV)/.installed system-deps
 	timeout 1200 $(PY) -m pytest -q -p no:cacheprovider -s --fleet tests/test_fleet.py
+
+# A Raspberry Pi card image (Debian 12 arm64, the terminal installed by hardware/install-pi.sh) in
+# $(PI_IMAGE_DIR); HEADLESS=1: a box-only terminal. pi-check builds it, then proves it under
+# qemu-user (tests/test_pi_image.py: provision, headless terminal with the simulated box, kiosk's first
+# frame, doctor), printing each stage's time. Root, network (Debian mirror, PyPI), ~9 min.
+PI_IMAGE_DIR ?= var/pi-image
+pi-image: system-deps
+	hardware/image/build.sh --out $(PI_IMAGE_DIR) $(if $(filter 1 yes true,$(HEADLESS)),--headless)
+
+pi-check: $(VENV)/.installed system-deps
+	@start=$$(date +%s); $(MAKE) --no-print-directory pi-image PI_IMAGE_DIR=$(PI_IMAGE_DIR) HEADLESS= && \
+	$(PY) -m pytest -q -p no:cacheprovider -rA --durations=0 --timeout=1800 --pi-image=$(PI_IMAGE_DIR) \
+	  tests/test_pi_image.py && echo "pi-check: passed in $$(( $$(date +%s) - start ))s"
 
 # The documentation site (docs/ with MkDocs Material) into site/: strict, so broken links fail
 docs: $(VENV)/.installed

@@ -13,7 +13,8 @@
 #      units, a journald size limit, and enables rating-kiosk (or, with --headless,
 #      rating-headless) and rating-sync;
 #   5. turns off console blanking (consoleblank=0 in /boot/firmware/cmdline.txt) and checks the KMS
-#      overlay is on (dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt).
+#      overlay is on (dtoverlay=vc4-kms-v3d in /boot/firmware/config.txt); on Debian's own
+#      raspi-firmware (no Raspberry Pi OS), consoleblank=0 goes to /etc/default/raspi-extra-cmdline.
 # Running it again upgrades in place: the data folder, the config and the credentials are kept;
 # the terminal's database migrates itself when the services start again.
 set -euo pipefail
@@ -90,12 +91,21 @@ fi
 say "5/5 console blanking off, KMS on"
 CMDLINE=/boot/firmware/cmdline.txt
 CONFIG_TXT=/boot/firmware/config.txt
-if [ -f "$CMDLINE" ]; then
+if [ -f /etc/default/raspi-firmware ] && [ -x /etc/kernel/postinst.d/z50-raspi-firmware ]; then
+  # Debian's raspi-firmware (the image of hardware/image/build.sh) writes both files afresh at every
+  # kernel upgrade, from /etc/default: the setting goes there. Its mainline device tree drives the
+  # vc4 KMS display itself (there is no vc4-kms-v3d overlay to add).
+  grep -qs 'consoleblank=0' /etc/default/raspi-extra-cmdline ||
+    echo "$(cat /etc/default/raspi-extra-cmdline 2>/dev/null) consoleblank=0" | sed 's/^ //' > /etc/default/raspi-extra-cmdline
+  if [ -d /run/systemd/system ] && ls /boot/vmlinuz-* >/dev/null 2>&1; then  # a running Pi: now
+    DEB_MAINT_PARAMS=configure /etc/kernel/postinst.d/z50-raspi-firmware
+  fi
+elif [ -f "$CMDLINE" ]; then
   grep -q 'consoleblank=0' "$CMDLINE" || sed -i '1 s/$/ consoleblank=0/' "$CMDLINE"
 else
   say "no $CMDLINE (not Raspberry Pi OS?): add consoleblank=0 to the kernel command line yourself"
 fi
-if [ -f "$CONFIG_TXT" ] && ! grep -q '^dtoverlay=vc4-kms-v3d' "$CONFIG_TXT"; then
+if [ ! -f /etc/default/raspi-firmware ] && [ -f "$CONFIG_TXT" ] && ! grep -q '^dtoverlay=vc4-kms-v3d' "$CONFIG_TXT"; then
   echo 'dtoverlay=vc4-kms-v3d' >> "$CONFIG_TXT"
 fi
 

@@ -56,17 +56,24 @@ def pytest_addoption(parser):
     parser.addoption("--fleet", action="store_true",
                      help="also run the tests marked fleet (the Ansible fleet install into two Debian roots, "
                           "several minutes): make fleet-check passes it, make test does not")
+    parser.addoption("--pi-image", metavar="DIR", default=None,
+                     help="run the pi_image tests on the Raspberry Pi image built in DIR (make pi-check); "
+                          "without it they are left out")
+
+
+#: marker -> the option that lets its tests run: slow checks with make targets of their own
+OWN_TARGET = {"fleet": "--fleet", "pi_image": "--pi-image"}
 
 
 def pytest_collection_modifyitems(config, items):
-    """Tests marked fleet run only with --fleet (make fleet-check): they are deselected, and pytest
-    says how many, never skipped as if something were missing."""
-    if config.getoption("--fleet"):
-        return
-    kept = [item for item in items if item.get_closest_marker("fleet") is None]
-    if len(kept) != len(items):
-        config.hook.pytest_deselected(items=[item for item in items if item.get_closest_marker("fleet")])
-        items[:] = kept
+    """Tests marked fleet (make fleet-check: the Ansible install into two Debian roots) or pi_image
+    (make pi-check: a built Raspberry Pi image, a quarter of an hour) run only with their option:
+    without it they are deselected, and pytest says how many, never skipped as if something were missing."""
+    left_out = [item for item in items
+                if any(item.get_closest_marker(m) and not config.getoption(o) for m, o in OWN_TARGET.items())]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [item for item in items if item not in left_out]
 
 
 def pytest_configure(config):

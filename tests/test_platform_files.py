@@ -52,6 +52,8 @@ def test_kiosk_unit_sets_kivy_through_the_environment_and_kivy_takes_it(tmp_path
     lines = (UNITS / "rating-kiosk.service").read_text().splitlines()
     env = dict(line.split("=", 2)[1:] for line in lines if line.startswith("Environment="))
     assert env["KIVY_HOME"] == "/var/lib/rating-terminal/kivy"
+    # the window provider on a Pi, said outright: Kivy's sdl2 on the wheel's SDL2, drawing through KMS/DRM
+    assert (env["KIVY_WINDOW"], env["SDL_VIDEODRIVER"]) == ("sdl2", "kmsdrm")
     assert (env["KCFG_GRAPHICS_FULLSCREEN"], env["KCFG_GRAPHICS_SHOW_CURSOR"],
             env["KCFG_GRAPHICS_ALLOW_SCREENSAVER"]) == ("auto", "0", "0")
     # The unit's settings win over the config file's defaults (a windowed demo config here).

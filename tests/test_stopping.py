@@ -78,3 +78,33 @@ def test_other_signals_do_not_stop_it():
     finally:
         child.kill()
         child.wait()
+
+
+def test_the_kiosk_stops_on_sigterm(display, terminal_config, tmp_path):
+    """systemctl stop: SDL would turn SIGTERM into a window-close request, which the kiosk refuses
+    (only the technician menu closes it); the kiosk's own handler stops it at once, cleanly."""
+    import os
+    import socket
+
+    from conftest import BIN
+    notify_path = tmp_path / "notify"
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(notify_path))
+    notify.settimeout(60)
+    kiosk = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(terminal_config()), "run"],
+                             env={**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy"),
+                                  "NOTIFY_SOCKET": str(notify_path)},
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        messages = [notify.recv(4096).decode()]
+        while "READY=1" not in messages[-1].split("\n"):  # after the first frame
+            messages.append(notify.recv(4096).decode())
+        kiosk.send_signal(signal.SIGTERM)
+        output, _ = kiosk.communicate(timeout=20)
+    finally:
+        notify.close()
+        if kiosk.poll() is None:
+            kiosk.kill()
+            kiosk.wait()
+    assert kiosk.returncode == 0, output[-2000:]
+    assert "Leaving application" in output

@@ -88,5 +88,16 @@ def make_app(config: Config):
 
 
 def run(config: Config) -> None:
+    """Run the kiosk until the technician menu closes it or SIGTERM/SIGINT arrives (systemctl stop).
+    Our handler goes in before SDL starts: SDL keeps a handler it finds, and its own would turn the
+    signal into a window-close request, which the kiosk refuses (only the technician menu may close
+    it), so systemd would wait out its stop timeout and kill it."""
+    import threading
+    from terminal import systemd
     prepare_kivy(config)
-    make_app(config).run()  # after enrolling, it returns: systemd starts the kiosk again
+    from kivy.clock import Clock
+    app = make_app(config)  # after enrolling, the provisioning app returns: systemd starts the kiosk again
+    stop = threading.Event()
+    systemd.stop_on_signals(stop)
+    Clock.schedule_interval(lambda _dt: app.stop() if stop.is_set() else None, 0.2)
+    app.run()
