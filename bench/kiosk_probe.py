@@ -60,9 +60,10 @@ class BareApp(App):
 
 
 def make_app():
-    if kiosk_mode:
-        from terminal.kiosk.app import KioskApp
-        return KioskApp(config)
+    if kiosk_mode:  # the kiosk's own start path: enrolled (or demo), so the window's app
+        app = kiosk.make_app(config)
+        assert type(app).__name__ == "KioskApp", f"measured {type(app).__name__}, not the window's kiosk"
+        return app
     return BareApp()
 
 

@@ -43,7 +43,7 @@ def kiosk_config(work: Path) -> Path:
     data["settings"].update(thanks_seconds=0.2, invite_timeout_s=60)
     (content / "content.json").write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     path = work / "terminal.toml"
-    path.write_text(f'[terminal]\ndata_dir = "{work / "data"}"\ncontent_dir = "{content}"\n'
+    path.write_text(f'[terminal]\ndemo = true\ndata_dir = "{work / "data"}"\ncontent_dir = "{content}"\n'
                     f'[kiosk]\nstaff_no = "SZ0101"\nvolume = 0.0\n', encoding="utf-8")
     return path
 

@@ -11,7 +11,8 @@ Common commands:
   migrate                 create or upgrade the database
   load_demo [--folder F]  load a content folder into the roster (default: shipped demo)
   add_user NAME --role R  a user with a role: hall_admin, department_manager (--department CODE), auditor
-  enroll_code --window W  print a one-time enrollment code for a new terminal at window W
+  enroll_code --window W  print a one-time enrollment code for a new terminal at window W (repeat --window,
+                          or --windows-from FILE / --all-unenrolled, for many; --format json for scripts)
   revoke TERMINAL_ID      refuse a terminal from its next request on
   add_system NAME         a business or queue system (or the SMS gateway): its id and secret, once
   callback_sample --quarter 2026Q4 --seed S   draw each window's quarterly call-back sample

@@ -271,7 +271,7 @@ def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = 
         body = None
     if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and 0 < len(body[k]) <= 128
                                              for k in ("terminal_id", "secret", "window")):
-        raise TransientError("enrollment answer is malformed")
+        raise TransientError("enrollment answer is malformed", status=answer.status_code, code="malformed_answer")
     return body
 
 

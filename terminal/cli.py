@@ -40,26 +40,19 @@ def cmd_status(config, args) -> int:
 
 def cmd_provision(config, args) -> int:
     """Exchange a one-time enrollment code for this terminal's own id and secret."""
-    from sync.client import TransientError, enroll
-    from terminal.config import ConfigError, check_server_url
-    from terminal.credentials import Credentials
-    if Credentials.load(config.terminal.data_dir) and not args.force:
-        print(f"rating-terminal: already enrolled as {config.terminal.id}; use --force to enroll again "
+    from terminal.core.provision import ProvisionError, check_request
+    from terminal.provisioning import AlreadyEnrolled, enroll
+    try:
+        creds = enroll(config, check_request(args.server, args.code), force=args.force)
+    except AlreadyEnrolled as exc:
+        print(f"rating-terminal: {exc}; use --force to enroll again "
               "(the old identity should then be revoked centrally)", file=sys.stderr)
         return 1
-    try:
-        server = check_server_url(args.server, "--server")
-    except ConfigError as exc:
-        print(f"rating-terminal: {exc}", file=sys.stderr)
+    except ProvisionError as exc:
+        print(f"rating-terminal: {exc.detail or exc.reason}", file=sys.stderr)
         return 1
-    try:
-        answer = enroll(server, args.code, ca_file=config.sync.ca_file, server_key_pin=config.sync.server_key_pin)
-    except TransientError as exc:
-        print(f"rating-terminal: {exc}", file=sys.stderr)
-        return 1
-    creds = Credentials(terminal_id=answer["terminal_id"], secret=answer["secret"], server=server,
-                        window=answer["window"], window_name=answer.get("window_name", ""), hall=answer.get("hall", ""))
-    path = creds.save(config.terminal.data_dir)
+    from terminal.credentials import FILENAME
+    path = config.terminal.data_dir / FILENAME
     print(f"enrolled as {creds.terminal_id} at {creds.window_name or creds.window} ({creds.hall}); "
           f"credentials in {path} (mode 600)")
     return 0
@@ -68,8 +61,27 @@ def cmd_provision(config, args) -> int:
 def provision_arguments(parser) -> None:
     parser.add_argument("--server", required=True, help="central server URL, e.g. https://pj.example.gov.cn "
                         "(https://; a private CA and a key pin come from [sync] ca_file and server_key_pin)")
-    parser.add_argument("--code", required=True, help="one-time enrollment code from the central server")
+    code = parser.add_mutually_exclusive_group(required=True)
+    code.add_argument("--code", help="one-time enrollment code from the central server (a command line other "
+                      "users can see: prefer --code-file)")
+    code.add_argument("--code-file", dest="code", type=read_code_file, metavar="FILE",
+                      help="read the code from FILE, or from standard input with - (scripts, the fleet playbook)")
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
+
+
+MAX_CODE_LINE = 256  # a code is 14 characters; more is not a code file (the check then says why)
+
+
+def read_code_file(path: str) -> str:
+    """The enrollment code in a file (or ``-``, standard input): its first line, stripped, bounded."""
+    import argparse
+    try:
+        if path == "-":
+            return sys.stdin.readline(MAX_CODE_LINE).strip()
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.readline(MAX_CODE_LINE).strip()
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def cmd_invite_token(config, args) -> int:

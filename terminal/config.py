@@ -46,6 +46,10 @@ class TerminalSection:
     data_dir: Path = Path("var/terminal")
     content_dir: Path | None = None  # default: <data_dir>/content, maintained by sync
     language: str = "zh_CN"
+    # first boot: a technician's server and enrollment code on the boot partition (removed once used)
+    provision_file: Path = Path("/boot/firmware/provision.toml")
+    demo: bool = False  # true: an un-enrolled terminal runs as the demo terminal (demo, tests, benchmarks);
+    #                     false: it takes no ratings until enrolled (provisioning screen, provision_file)
 
 
 @dataclass(frozen=True)

@@ -137,8 +137,9 @@ def check_credentials(config: Config) -> Check:
         return Check("credentials", FAIL, str(exc), "provision again: rating-terminal provision --server URL --code CODE")
     if creds is None:
         return Check("credentials", FAIL, f"not enrolled ({path} missing)",
-                     "get an enrollment code for this window from the central server, then "
-                     "rating-terminal provision --server URL --code CODE")
+                     "get an enrollment code for this window from the central server, then type it on the "
+                     "kiosk's provisioning screen, or put it in "
+                     f"{config.terminal.provision_file}, or rating-terminal provision --server URL --code CODE")
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         return Check("credentials", WARN, f"{creds.terminal_id} at {creds.window}; {path} is mode {mode:o}",

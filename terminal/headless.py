@@ -28,6 +28,11 @@ CONTENT_CHECK_S = 5.0
 
 def run(config: Config, stop: threading.Event) -> None:
     from hardware.badge import start_readers
+    from terminal import provisioning
+    if provisioning.needs_enrollment(config):
+        config = _enroll_first(config, stop)
+        if config is None:
+            return
     store = Store(config.db_path)
     window = Window(config, store, load_or_none(config.content_dir), screen=False)  # a press is the whole rating
     devices: list = []
@@ -59,7 +64,7 @@ def run(config: Config, stop: threading.Event) -> None:
         server = InviteServer.for_window(window, config).start()
 
     stamp, since_check = content_stamp(config.content_dir), 0.0
-    systemd.notify("READY=1")
+    systemd.notify("READY=1\nSTATUS=running")
     log.info("headless terminal running: window %s, session %s", config.terminal.window, window.state.value)
     try:
         while not stop.wait(TICK_S):
@@ -85,3 +90,24 @@ def run(config: Config, stop: threading.Event) -> None:
             gpio.close()
         store.close()
         log.info("headless terminal stopped")
+
+
+def _enroll_first(config: Config, stop: threading.Event) -> Config | None:
+    """A box-only terminal has no screen to enroll on: it waits for ``[terminal] provision_file``
+    (or ``rating-terminal provision``) and then runs as the window it was enrolled for. It takes no
+    press before that: a rating made under no terminal's id could never be delivered."""
+    from terminal import provisioning
+    from terminal.config import with_credentials
+    path = config.terminal.provision_file
+    systemd.notify(f"READY=1\nSTATUS=not enrolled: waiting for {path}")
+    log.warning("not enrolled: waiting for %s (server and code) or rating-terminal provision", path)
+
+    def report(outcome) -> None:
+        if outcome.error:
+            retry = "; trying again" if outcome.error.retry else "; waiting for a corrected file"
+            log.error("not enrolled: %s%s", outcome.error.detail or outcome.error.reason, retry)
+
+    if provisioning.wait_for_enrollment(config, stop, report, lambda: systemd.notify("WATCHDOG=1")) is None:
+        log.info("headless terminal stopped before it was enrolled")
+        return None
+    return with_credentials(config)

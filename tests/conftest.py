@@ -53,20 +53,26 @@ def pytest_addoption(parser):
     parser.addoption("--central-db", choices=["sqlite", "postgresql"], default="sqlite",
                      help="database for the central server under test: SQLite files (default) or a private "
                           "PostgreSQL server started for the run (make test runs the central tests on both)")
+    parser.addoption("--fleet", action="store_true",
+                     help="also run the tests marked fleet (the Ansible fleet install into two Debian roots, "
+                          "several minutes): make fleet-check passes it, make test does not")
     parser.addoption("--pi-image", metavar="DIR", default=None,
                      help="run the pi_image tests on the Raspberry Pi image built in DIR (make pi-check); "
                           "without it they are left out")
 
 
 def pytest_collection_modifyitems(config, items):
-    """The pi_image tests need a built image (make pi-image, a quarter of an hour): only make
-    pi-check runs them, so they are deselected, not skipped, without --pi-image."""
-    if config.getoption("--pi-image"):
-        return
-    left_out = [item for item in items if item.get_closest_marker("pi_image")]
-    if left_out:
-        config.hook.pytest_deselected(items=left_out)
-        items[:] = [item for item in items if not item.get_closest_marker("pi_image")]
+    """Tests marked fleet run only with --fleet (make fleet-check), those marked pi_image only with
+    --pi-image (make pi-check: they need a built image): otherwise they are deselected, and pytest
+    says how many, never skipped as if something were missing."""
+    wanted = {"fleet": config.getoption("--fleet"), "pi_image": bool(config.getoption("--pi-image"))}
+
+    def left_out(item) -> bool:
+        return any(item.get_closest_marker(marker) and not on for marker, on in wanted.items())
+    dropped = [item for item in items if left_out(item)]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if not left_out(item)]
 
 
 def pytest_configure(config):
@@ -127,7 +133,8 @@ def enrolled(central) -> Credentials:
 @pytest.fixture
 def terminal_config(tmp_path):
     """A terminal config file in a fresh data folder, with a copy of the shipped demo content
-    (as a plain folder outside the data folder: what a kiosk reads, never what sync manages)."""
+    (as a plain folder outside the data folder: what a kiosk reads, never what sync manages).
+    An un-enrolled terminal runs as the demo one (``demo = true``); its boot partition is tmp/boot."""
     def write(server: str = "http://127.0.0.1:9", **kiosk) -> Path:
         demo = tmp_path / "demo-content"
         if not demo.exists():
@@ -135,7 +142,8 @@ def terminal_config(tmp_path):
         path = tmp_path / "terminal.toml"
         kiosk_lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in kiosk.items())
         path.write_text(
-            f'[terminal]\ndata_dir = "{tmp_path / "data"}"\ncontent_dir = "{demo}"\n'
+            f'[terminal]\ndemo = true\ndata_dir = "{tmp_path / "data"}"\ncontent_dir = "{demo}"\n'
+            f'provision_file = "{tmp_path / "boot" / "provision.toml"}"\n'
             f"[kiosk]\n{kiosk_lines}"
             f'[sync]\nserver = "{server}"\ntimeout = 5.0\n', encoding="utf-8")
         return path

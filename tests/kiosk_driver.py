@@ -9,6 +9,8 @@ Steps (each a dict with "do"):
   screenshot   {"path"}                the window as drawn (after one more frame)
   centres      {"path"}                write the level buttons' centres in X screen coordinates,
                                        so a test can click them with xdotool
+  targets      {"path"}                every widget with an id or a tag on the screen: its centre in X
+                                       screen coordinates (for xdotool), written atomically
   glyph_check  {}                      render every CJK character on the screen with the kiosk's
                                        font and compare it with the font's missing-glyph box
   swipe        {"badge"}               a badge read by a reader (as the badge readers deliver it)
@@ -23,6 +25,7 @@ Steps (each a dict with "do"):
   freeze       {"seconds"}             block the UI loop, as a hung screen would
   keys         {"names"}               keyboard keys pressed on the window (e.g. escape, f1)
   close        {}                      the window manager asks the window to close
+  expect_exit  {"timeout"}             until the app stops by itself (as after enrolling); the last step
 The RESULT file gets a JSON object with what the steps found; exit status 1 on a failed step.
 """
 
@@ -55,7 +58,6 @@ from kivy.tests.common import UnitTestTouch  # noqa: E402
 from kivy.uix.label import Label  # noqa: E402
 
 from terminal.core.channels import InputDevice  # noqa: E402
-from terminal.kiosk.app import KioskApp  # noqa: E402
 
 MISSING = "\U000F0000"  # a private-use code point no font here has: renders as the .notdef box
 
@@ -90,7 +92,7 @@ def find(screen, target: str):
 
 
 class Driver:
-    def __init__(self, app: KioskApp, steps: list[dict]):
+    def __init__(self, app, steps: list[dict]):
         self.app, self.steps = app, steps
         self.index, self.started, self.frames = 0, time.monotonic(), 0
         self.result: dict = {"steps": [], "ok": False}
@@ -137,6 +139,15 @@ class Driver:
                 x, y = w.to_window(*w.center)
                 centres[str(code)] = [round(x), round(Window.height - y)]
             Path(step["path"]).write_text(json.dumps(centres))
+        elif step["do"] == "targets":
+            screen, found = screens.current_screen, {}
+            named = list(screen.ids.items()) + [(w.tag, w) for w in screen.walk() if getattr(w, "tag", None)]
+            for name, w in named:
+                x, y = w.to_window(*w.center)
+                found[name] = [round(x), round(Window.height - y)]
+            part = Path(step["path"] + ".part")
+            part.write_text(json.dumps(found))
+            part.replace(step["path"])
         elif step["do"] == "swipe":
             self.app.swipe(step["badge"])
         elif step["do"] == "invite":
@@ -166,6 +177,10 @@ class Driver:
                 Window.dispatch("on_key_up", code, 0)
         elif step["do"] == "close":
             self.result["close_refused"] = bool(Window.dispatch("on_request_close"))
+        elif step["do"] == "expect_exit":
+            done = False
+            if time.monotonic() - self.started > step.get("timeout", 10):
+                return self.fail("timed out waiting for the app to stop by itself")
         elif step["do"] == "sleep":
             done = time.monotonic() - self.started >= step["seconds"]
         elif step["do"] == "glyph_check":
@@ -179,10 +194,15 @@ class Driver:
             self.started, self.frames = time.monotonic(), 0
 
 
-app = KioskApp(config)
+app = kiosk.make_app(config)
 driver = Driver(app, json.loads(Path(script_path).read_text()))
 Clock.schedule_interval(driver.tick, 0)
 app.run()
+if driver.index == len(driver.steps) - 1 and driver.steps[-1]["do"] == "expect_exit" and "error" not in driver.result:
+    driver.result["steps"].append("expect_exit")
+    driver.result["ok"] = True
+driver.result["app"] = type(app).__name__
+driver.result["terminal_id"] = config.terminal.id  # the enrolled id, once credentials.json is there
 voice = getattr(app, "voice", None)
 if voice is not None:
     driver.result["voice"] = {"said": voice.said, "silent_because": voice.silent_because}

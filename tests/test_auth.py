@@ -123,6 +123,29 @@ def test_provision_stores_credentials_for_the_owner_only_and_never_prints_the_se
     assert again.returncode == 1 and "already enrolled" in again.stderr
 
 
+def test_provision_reads_the_code_from_stdin_or_a_file_never_the_command_line(central, terminal_config, tmp_path):
+    """The fleet playbook passes the code on standard input, a technician's script in a file of mode 600:
+    no other user sees it in the process list."""
+    config = terminal_config()
+    tool = [str(BIN / "rating-terminal"), "--config", str(config), "provision", "--server", central.url]
+    done = subprocess.run([*tool, "--code-file", "-"], input=central.enroll_code("W02") + "\n",
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "data" / "credentials.json").read_text())["window"] == "W02"
+    code_file = tmp_path / "code.txt"
+    code_file.write_text(central.enroll_code("W03") + "\n")
+    code_file.chmod(0o600)
+    again = subprocess.run([*tool, "--force", "--code-file", str(code_file)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0, again.stderr
+    assert json.loads((tmp_path / "data" / "credentials.json").read_text())["window"] == "W03"
+    both = subprocess.run([*tool, "--code", "AAAA-BBBB-CCCC", "--code-file", str(code_file)],
+                          capture_output=True, text=True, timeout=60)
+    missing = subprocess.run([*tool, "--code-file", str(tmp_path / "nowhere")], capture_output=True, text=True,
+                             timeout=60)
+    assert both.returncode == 2 and "not allowed with" in both.stderr
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
 def test_secret_is_not_in_repr():
     from terminal.credentials import Credentials
     creds = Credentials(terminal_id="T1", secret="s3cr3t-value", server="http://x", window="W01")

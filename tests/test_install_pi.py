@@ -3,52 +3,21 @@ base of Raspberry Pi OS Lite), with the Pi's boot partition files in place: the 
 user, groups and units it leaves; then run again as an upgrade to a box-only terminal, keeping the
 config. Slow (a few minutes, downloads from the Debian mirror and PyPI); make test runs it."""
 
-import os
-import shlex
 import shutil
-import subprocess
-from pathlib import Path
 
 import pytest
 
 from conftest import ROOT
+from debian_root import in_root, make_root
 
 pytestmark = pytest.mark.slow
-MIRROR = "http://deb.debian.org/debian"
-BASE = "python3,python3-venv,systemd,udev,passwd,ca-certificates"
 SKIP_COPY = shutil.ignore_patterns(".venv", "var", ".git", "__pycache__", "*.egg-info", "build", ".pytest_cache",
                                    ".hypothesis", "bench")
 
 
-def in_root(root: Path, script: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    """Run a shell script inside the root, with /dev and /proc mounted in a private mount namespace
-    (they vanish with it)."""
-    command = (f"mount --bind /dev {root}/dev && mount -t proc proc {root}/proc && "
-               f"exec chroot {root} /bin/bash -c {shlex.quote(script)}")
-    return subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True, text=True, timeout=timeout)
-
-
 @pytest.fixture(scope="module")
 def pi_root(tmp_path_factory):
-    if os.geteuid() != 0:
-        pytest.fail("the install script's test needs root (debootstrap, chroot); CI runs as root")
-    debootstrap = shutil.which("debootstrap")
-    assert debootstrap, "debootstrap comes from scripts/install-system-deps.sh"
-    root = tmp_path_factory.mktemp("pi") / "root"
-    made = subprocess.run([debootstrap, "--variant=minbase", f"--include={BASE}", "bookworm", str(root), MIRROR],
-                          capture_output=True, text=True, timeout=900)
-    assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
-    boot = root / "boot" / "firmware"  # what Raspberry Pi OS has and a plain Debian root lacks
-    boot.mkdir(parents=True)
-    (boot / "cmdline.txt").write_text("console=serial0,115200 console=tty1 root=PARTUUID=0a1b2c3d-02 rootfstype=ext4 "
-                                      "fsck.repair=yes rootwait\n")
-    (boot / "config.txt").write_text("[all]\narm_64bit=1\n")
-    # This machine reaches the mirrors through its own certificate authorities: the root trusts them too.
-    extra = list(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    for cert in extra:
-        shutil.copy(cert, root / "usr/local/share/ca-certificates" / cert.name)
-    if extra:
-        subprocess.run(["chroot", str(root), "update-ca-certificates"], capture_output=True, check=True, timeout=120)
+    root = make_root(tmp_path_factory.mktemp("pi") / "root")
     shutil.copytree(ROOT, root / "src", ignore=SKIP_COPY)
     return root
 

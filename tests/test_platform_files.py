@@ -84,3 +84,23 @@ def test_journald_limit_and_example_config_are_valid():
     from terminal import config
     example = config.load(ROOT / "hardware" / "terminal.toml.example")
     assert str(example.terminal.data_dir) == "/var/lib/rating-terminal" and example.box.port == "/dev/rating-box"
+
+
+@pytest.mark.parametrize("name", ["rating-kiosk.service", "rating-headless.service"])
+def test_a_spent_provision_file_is_deleted_by_the_next_start_and_only_once_enrolled(name, tmp_path):
+    """The service cannot write the boot partition; its root ExecStartPre deletes provision.toml
+    once the terminal holds credentials, and leaves it while the code is still to be used."""
+    command = unit(name)["Service"]["ExecStartPre"]
+    assert command.startswith("+/bin/sh -c ")  # "+": run as root, outside the service's sandbox
+    data, boot = tmp_path / "data", tmp_path / "boot"
+    data.mkdir(), boot.mkdir()
+    script = command[len("+/bin/sh -c "):].strip("'")
+    script = script.replace("/var/lib/rating-terminal", str(data)).replace("/boot/firmware", str(boot))
+    provision = boot / "provision.toml"
+    provision.write_text('server = "https://pj.example.gov.cn"\ncode = "ABCD-EFGH-JKLM"\n')
+    for credentials in (None, "", '{"terminal_id": "T-1"}'):
+        if credentials is not None:
+            (data / "credentials.json").write_text(credentials)
+        done = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr  # never fails the start, whatever is there
+        assert provision.exists() == (credentials != '{"terminal_id": "T-1"}'), credentials

@@ -19,10 +19,10 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from terminal.core import signing
+from terminal.core.provision import CODE_ALPHABET  # the terminal checks a typed code against it
 
 from .models import BusinessSystem, ContentGeneration, EnrollmentCode, Hall, SeenNonce, Terminal, Window
 
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: a technician types it
 DEFAULT_CODE_HOURS = 24
 
 

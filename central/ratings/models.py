@@ -812,7 +812,10 @@ class UpwardItem(models.Model):
     STATES = [("pending", "待推送"), ("sent", "已确认"), ("dead", "失败（死信）"), ("skipped", "该平台不收"),
               ("resent", "已重新排队")]
 
-    platform = models.ForeignKey(UpwardPlatform, on_delete=models.PROTECT, related_name="items", verbose_name="平台")
+    # no index of its own: upward_outbox (platform, state, id) starts with it, and one index fewer is
+    # one B-tree write fewer for every rating ingest queues
+    platform = models.ForeignKey(UpwardPlatform, on_delete=models.PROTECT, related_name="items", verbose_name="平台",
+                                 db_index=False)
     rating_id = models.CharField("评价编号", max_length=64)
     change = models.CharField("内容", max_length=14, choices=CHANGES)
     state = models.CharField("状态", max_length=8, choices=STATES, default="pending")

@@ -76,8 +76,19 @@ def has_sound_card(cards: str = "/proc/asound/cards") -> bool:
     return any(line.strip()[:1].isdigit() for line in listed.splitlines())
 
 
+def make_app(config: Config):
+    """The window's kiosk, or, for a terminal not enrolled yet, the provisioning screen alone
+    (``provision_app``: imported only then, so an enrolled kiosk starts as before)."""
+    from terminal.provisioning import needs_enrollment
+    if needs_enrollment(config):
+        from .provision_app import ProvisionApp
+        return ProvisionApp(config)
+    from .app import KioskApp
+    return KioskApp(config)
+
+
 def run(config: Config) -> None:
-    """Run the kiosk until the technician menu closes it or SIGTERM/SIGINT arrives (systemctl stop).
+    """Run the kiosk (or the provisioning screen) until it ends or SIGTERM/SIGINT arrives (systemctl stop).
     Our handler goes in before SDL starts: SDL keeps a handler it finds, and its own would turn the
     signal into a window-close request, which the kiosk refuses (only the technician menu may close
     it), so systemd would wait out its stop timeout and kill it."""
@@ -85,9 +96,8 @@ def run(config: Config) -> None:
     from terminal import systemd
     prepare_kivy(config)
     from kivy.clock import Clock
-    from .app import KioskApp
-    app = KioskApp(config)
+    app = make_app(config)
     stop = threading.Event()
     systemd.stop_on_signals(stop)
     Clock.schedule_interval(lambda _dt: app.stop() if stop.is_set() else None, 0.2)
-    app.run()
+    app.run()  # after enrolling, it returns: systemd starts the kiosk again
