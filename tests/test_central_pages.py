@@ -131,7 +131,10 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     from selenium.webdriver.support.ui import Select
     Select(browser.find_element(By.NAME, "action")).select_by_value("approve")
     browser.find_element(By.NAME, "index").click()
-    assert "已通过" in browser.find_element(By.CSS_SELECTOR, ".messagelist").text
+    from selenium.webdriver.support.ui import WebDriverWait
+    # the click posts the action and the admin answers with a redirect: wait (bounded) for its page
+    messages = WebDriverWait(browser, 15).until(lambda b: b.find_elements(By.CSS_SELECTOR, ".messagelist"))
+    assert "已通过" in messages[0].text
 
     browser.delete_all_cookies()  # the public page is for everyone
     browser.get(f"{central.url}/public/")
@@ -140,6 +143,8 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     assert bundled_font_loaded(browser)
     shoot(browser, "central-public")
     browser.find_element(By.LINK_TEXT, "English").click()  # the citizen's own switch
+    from selenium.webdriver.support import expected_conditions
+    WebDriverWait(browser, 15).until(expected_conditions.url_contains("lang=en"))  # its page, not the last
     page = browser.find_element(By.TAG_NAME, "body").text
     assert "Ratings of this hall's services" in page and "Very satisfied" in page and "等候时间太长" in page
     shoot(browser, "central-public-en")
