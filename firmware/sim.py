@@ -25,6 +25,22 @@ HERE = Path(__file__).resolve().parent
 RESET_EXIT = 86  # simboard/machine.py: reset() ends the process with this
 
 
+def flash_with(flash_dir: Path, version: str) -> Path:
+    """``flash_dir`` holding today's firmware files as a box running ``version`` would: what a
+    flashing test starts from (a box on older firmware). Returns the folder."""
+    from firmware import FILES, version as current
+    flash_dir = Path(flash_dir)
+    flash_dir.mkdir(parents=True, exist_ok=True)
+    for name in FILES:
+        shutil.copy(HERE / name, flash_dir / name)
+    source = (flash_dir / "boxfw.py").read_text()
+    declared = f'VERSION = "{current()}"'
+    if declared not in source:
+        raise ValueError(f"boxfw.py does not declare {declared}")
+    (flash_dir / "boxfw.py").write_text(source.replace(declared, f'VERSION = "{version}"'))
+    return flash_dir
+
+
 def micropython() -> str:
     found = shutil.which("micropython", path=os.path.dirname(sys.executable)) or shutil.which("micropython")
     if not found:

@@ -4,7 +4,6 @@ data port on another; maintenance mode, the console fallback, and ``rating-termi
 copying, verifying and restarting it through the real mpremote."""
 
 import hashlib
-import shutil
 import subprocess
 
 import pytest
@@ -15,7 +14,7 @@ from conftest import BIN, wait_for
 import firmware
 from firmware import boxproto as P
 from firmware.cable import Cable
-from firmware.sim import SimulatedBox
+from firmware.sim import SimulatedBox, flash_with
 from hardware.buttonbox import ButtonBoxLink
 from hardware.flashbox import FlashError, ask_hello, wait_for_repl
 
@@ -23,12 +22,7 @@ from hardware.flashbox import FlashError, ask_hello, wait_for_repl
 @pytest.fixture
 def board(tmp_path):
     """A box running firmware 0.0.1 (today's files with an older VERSION), REPL and data cables."""
-    flash = tmp_path / "flash"
-    flash.mkdir()
-    for name in firmware.FILES:
-        shutil.copy(firmware.HERE / name, flash / name)
-    source = (flash / "boxfw.py").read_text()
-    (flash / "boxfw.py").write_text(source.replace(f'VERSION = "{firmware.version()}"', 'VERSION = "0.0.1"'))
+    flash = flash_with(tmp_path / "flash", "0.0.1")
     console, data = Cable(), Cable()
     boxes = []
 

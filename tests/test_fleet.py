@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import stat
 import subprocess
 import time
@@ -24,7 +23,7 @@ import firmware
 from conftest import BIN, ROOT
 from debian_root import copy_root, make_root
 from firmware.cable import Cable
-from firmware.sim import SimulatedBox
+from firmware.sim import SimulatedBox, flash_with
 from hardware.flashbox import ask_hello
 
 pytestmark = [pytest.mark.fleet, pytest.mark.timeout(1200)]
@@ -48,12 +47,7 @@ def roots(tmp_path_factory):
 def old_box(tmp_path):
     """A button box running firmware 0.0.1 (today's files with an older VERSION), REPL and data on
     pseudo-terminals the chroot sees through its /dev (opened there by the user rating)."""
-    flash = tmp_path / "box-flash"
-    flash.mkdir()
-    for name in firmware.FILES:
-        shutil.copy(firmware.HERE / name, flash / name)
-    source = (flash / "boxfw.py").read_text()
-    (flash / "boxfw.py").write_text(source.replace(f'VERSION = "{firmware.version()}"', 'VERSION = "0.0.1"'))
+    flash = flash_with(tmp_path / "box-flash", "0.0.1")
     console, data = Cable(), Cable()
     for end in (console.host_end, data.host_end):
         os.chmod(end, 0o666)  # the terminal's user rating is in dialout, not in this machine's tty group
