@@ -20,10 +20,9 @@ sys.path.insert(0, str(ROOT))
 mode, out = sys.argv[1], Path(sys.argv[2])
 kiosk_mode = mode.startswith("kiosk")
 
-if kiosk_mode:
+if kiosk_mode:  # the kiosk's own start path (kiosk.run's): enrolled (or demo), so the window's app
     from terminal import config as config_module, kiosk
-    config = config_module.load(sys.argv[3])
-    kiosk.prepare_kivy(config)
+    kiosk_app = kiosk.start(config_module.load(sys.argv[3]))
 else:
     import os
     os.environ.setdefault("KIVY_NO_ARGS", "1")
@@ -31,7 +30,9 @@ else:
 from kivy.app import App  # noqa: E402
 from kivy.clock import Clock  # noqa: E402
 from kivy.core.window import Window  # noqa: E402
-from kivy.tests.common import UnitTestTouch  # noqa: E402
+
+if mode.endswith("press"):  # kivy.tests.common imports pytest (60 ms, 10 MiB): never in a start's figures
+    from kivy.tests.common import UnitTestTouch  # noqa: E402
 
 
 def rss_mib() -> float:
@@ -60,8 +61,8 @@ class BareApp(App):
 
 
 def make_app():
-    if kiosk_mode:  # the kiosk's own start path: enrolled (or demo), so the window's app
-        app = kiosk.make_app(config)
+    if kiosk_mode:
+        app = kiosk_app
         assert type(app).__name__ == "KioskApp", f"measured {type(app).__name__}, not the window's kiosk"
         return app
     return BareApp()

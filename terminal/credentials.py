@@ -59,3 +59,10 @@ def write_private(path: Path, text: str) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def needs_enrollment(config) -> bool:
+    """Whether this terminal must be enrolled before it takes ratings (``[terminal] demo`` runs
+    an un-enrolled terminal as the demo one instead). Here, not in ``provisioning``: the kiosk
+    asks at every start, and only a terminal that must enroll needs that module."""
+    return not config.terminal.demo and Credentials.load(config.terminal.data_dir) is None

@@ -28,8 +28,8 @@ CONTENT_CHECK_S = 5.0
 
 def run(config: Config, stop: threading.Event) -> None:
     from hardware.badge import start_readers
-    from terminal import provisioning
-    if provisioning.needs_enrollment(config):
+    from terminal.credentials import needs_enrollment
+    if needs_enrollment(config):
         config = _enroll_first(config, stop)
         if config is None:
             return

@@ -37,12 +37,6 @@ def enrolled(config: Config) -> Credentials | None:
     return Credentials.load(config.terminal.data_dir)
 
 
-def needs_enrollment(config: Config) -> bool:
-    """Whether this terminal must be enrolled before it takes ratings (``[terminal] demo`` runs
-    an un-enrolled terminal as the demo one instead)."""
-    return not config.terminal.demo and enrolled(config) is None
-
-
 def enroll(config: Config, request: Request, force: bool = False) -> Credentials:
     """Exchange the request's code for credentials and save them; ProvisionError says why not
     (``retry``: trying again later may work)."""

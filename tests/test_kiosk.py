@@ -411,3 +411,44 @@ def test_a_called_ticket_shows_and_the_rating_carries_it(display, terminal_confi
                              "FROM ratings") == [("A012", "C-TICKET-1")]
     assert records(tmp_path, "SELECT json_extract(payload, '$.ticket_no') FROM events "
                              "WHERE json_extract(payload, '$.kind') = 'ticket_called'") == [("A012",)]
+
+
+START_PROBE = """
+import gc, json, sys
+from terminal import config, kiosk
+app = kiosk.start(config.load(sys.argv[1]))
+from kivy.clock import Clock
+from kivy.core.window import Window
+seen = {}
+def first(*_):
+    Window.unbind(on_flip=first)
+    seen["collecting_at_first_frame"] = gc.isenabled()
+    Clock.schedule_once(later, 0.5)
+def later(_dt):
+    seen.update(collecting_later=gc.isenabled(), frozen=gc.get_freeze_count(), thresholds=gc.get_threshold())
+    app.stop()
+Window.bind(on_flip=first)
+app.run()
+print(json.dumps(seen))
+"""
+
+
+def test_the_kiosk_starts_without_collecting_then_collects_with_starts_objects_frozen(display, terminal_config,
+                                                                                       tmp_path):
+    """Start (kiosk.start, as ``run`` and the benchmark use it) runs without cyclic garbage collection
+    up to the first frame, then collects once, freezes what start made and collects again from then
+    on: a kiosk left without collection would grow for months; one that kept start's objects in the
+    collected generations would walk them in the middle of presses."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, "-c", START_PROBE, str(terminal_config())], cwd=ROOT, timeout=120,
+                          capture_output=True, text=True,
+                          env={**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["collecting_at_first_frame"] is False
+    assert seen["collecting_later"] is True and seen["thresholds"][0] > 0
+    assert seen["frozen"] > 20_000, seen  # Kivy's and our modules, the widgets: set aside for good

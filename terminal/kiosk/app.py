@@ -28,13 +28,11 @@ from terminal.config import Config
 from terminal.content import PLACEHOLDER_PHOTO, Content, content_stamp, load_or_none
 from terminal.core.channels import InputDevice
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
-from terminal.core.pin import PinGuard
 from terminal.core.session import State
 from terminal.store import Store
 from terminal.window import Window
 
-from .screens import SCREEN_CLASSES, TECHNICIAN_SCREENS
-from terminal.voice import Voice
+from .screens import TECHNICIAN_SCREENS, screen_class
 
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"
@@ -136,6 +134,7 @@ class KioskApp(App):
         # cost memory a Pi's GPU does not have to spare (bench/kiosk_ui.py measured them)
         self.screens = ScreenManager(transition=NoTransition())
         self._show_content()
+        from terminal.voice import Voice
         self.voice = Voice(self.terminal_config.kiosk.volume)
         self.window.listeners.append(self._on_window)
         self._show_state()
@@ -155,9 +154,10 @@ class KioskApp(App):
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
         self._start_invite_api()
-        from hardware.badge import start_readers
         badge = self.terminal_config.badge
-        self.badge_readers = start_readers(badge.wedge, badge.serial, badge.baudrate, self._badge_read)
+        if badge.wedge or badge.serial:  # the readers' module (evdev, serial) only where a reader is
+            from hardware.badge import start_readers
+            self.badge_readers = start_readers(badge.wedge, badge.serial, badge.baudrate, self._badge_read)
         gpio = self.terminal_config.gpio
         self.gpio = None
         if gpio.buttons:
@@ -272,6 +272,7 @@ class KioskApp(App):
 
     def try_pin(self, pin: str) -> str:
         """Check a PIN; open the menu or say why not (the guard's state survives restarts)."""
+        from terminal.core.pin import PinGuard
         guard = PinGuard(_read_pin_hash(self.terminal_config), self.store.state().get("pin_guard"))
         if not guard.configured:
             return "未设置维护密码：请在终端上运行 rating-terminal set-pin"
@@ -416,7 +417,7 @@ class KioskApp(App):
         """The screen of that name, built on first use (each costs memory and start-up time)."""
         if not self.screens.has_screen(name):
             Builder.load_file(str(SCREENS / f"{name}.kv"))  # once: a screen is built once
-            self.screens.add_widget(SCREEN_CLASSES[name](name=name))
+            self.screens.add_widget(screen_class(name)(name=name))
             self._fill(name)
         return self.screens.get_screen(name)
 

@@ -1,19 +1,22 @@
 """One screen per file pair: ``name.py`` (behaviour) and ``name.kv`` (layout); ``common.kv`` holds
-the widgets several screens share. ``SCREENS`` maps a session state to the screen that shows it."""
+the widgets several screens share. ``screen_class`` gives a screen's class, importing its module
+only when the screen is first built: the kiosk's first frame waits for the screen it shows, not
+for the technician's."""
 
-from .attract import AttractScreen
-from .indicators import IndicatorsScreen
-from .paused import PausedScreen
-from .pin import PinScreen
-from .rating import RatingScreen
-from .reasons import ReasonsScreen
-from .technician import TechnicianScreen
-from .thanks import ThanksScreen
-from .touchtest import TouchTestScreen
+from __future__ import annotations
 
-SCREEN_CLASSES = {"paused": PausedScreen, "attract": AttractScreen, "rating": RatingScreen,
-                  "indicators": IndicatorsScreen, "reasons": ReasonsScreen, "thanks": ThanksScreen,
-                  "pin": PinScreen, "technician": TechnicianScreen, "touchtest": TouchTestScreen}
+import importlib
+
+#: screen name -> its class, in terminal/kiosk/screens/<name>.py
+SCREEN_CLASS_NAMES = {"paused": "PausedScreen", "attract": "AttractScreen", "rating": "RatingScreen",
+                      "indicators": "IndicatorsScreen", "reasons": "ReasonsScreen", "thanks": "ThanksScreen",
+                      "pin": "PinScreen", "technician": "TechnicianScreen", "touchtest": "TouchTestScreen"}
 TECHNICIAN_SCREENS = ("pin", "technician", "touchtest")  # staff-facing, behind the PIN
 
-__all__ = ["SCREEN_CLASSES", "TECHNICIAN_SCREENS"]
+
+def screen_class(name: str) -> type:
+    """The class of the screen ``name`` (KeyError for a name that is not a screen)."""
+    return getattr(importlib.import_module(f"{__name__}.{name}"), SCREEN_CLASS_NAMES[name])
+
+
+__all__ = ["SCREEN_CLASS_NAMES", "TECHNICIAN_SCREENS", "screen_class"]
