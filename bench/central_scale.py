@@ -90,6 +90,7 @@ def child(args) -> dict:
     os.environ["DJANGO_SETTINGS_MODULE"] = "central.settings"
     import django
     django.setup()
+    import central.wsgi  # noqa: F401 (loaded as each server worker loads it, which freezes what is loaded)
     from django.core.management import call_command
     from django.db import connection, transaction
 

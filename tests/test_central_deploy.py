@@ -36,3 +36,17 @@ def test_the_commands_the_units_run_exist(tmp_path):
         done = subprocess.run([str(BIN / "rating-central"), *args], capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0, done.stderr
     assert "default ratings: 0 made" in done.stdout and "alerts: 0 raised" in done.stdout
+
+
+def test_a_worker_freezes_what_it_loaded(tmp_path):
+    """Each gunicorn worker loads ``central.wsgi``: Django, our views and the URL table are then
+    set aside from the cyclic collector (``gc.freeze``), so no collection during an upload walks them."""
+    import os
+    probe = "import gc, central.wsgi, central.ratings.views; print(gc.get_freeze_count(), gc.isenabled())"
+    env = {**os.environ, "RATING_CENTRAL_DATA": str(tmp_path)}
+    env.pop("RATING_CENTRAL_DATABASE_URL", None)
+    done = subprocess.run([str(BIN / "python"), "-c", probe], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    frozen, collecting = done.stdout.split()
+    assert int(frozen) > 50_000 and collecting == "True", done.stdout
