@@ -5,9 +5,10 @@
    one upward platform configured) taking batches of 1,000
    fresh ratings (the daemon's batch), then the same batches again (all duplicates), beside the
    floor: rows of the same size prepared beforehand and loaded bare, 1,000 per transaction — an
-   ``executemany`` INSERT on SQLite, COPY on PostgreSQL (its fastest way to load rows). Three times,
-   in turn: the realistic mix, an all-good one and the all-bad one (every rating opening a work
-   order), stated and checked.
+   ``executemany`` INSERT on SQLite, COPY on PostgreSQL (its fastest way to load rows). A second
+   floor loads, the same way, every row ingest writes for a realistic batch: the ratings, their
+   upward queue rows and the bad ones' work orders. Three times, in turn: the realistic mix, an
+   all-good one and the all-bad one (every rating opening a work order), stated and checked.
 2. Dashboard: with ``--dashboard-rows`` ratings (1,000,000) spread over a year at 30 windows, the
    dashboard page (default 30 days and a whole year) and the statistics page by staff member,
    rendered through Django's test client, beside the bare grouped count it rests on. The ratings'
@@ -95,8 +96,10 @@ def child(args) -> dict:
     from django.db import connection, transaction
 
     from central.ratings import auth
-    from central.ratings.ingest import RATINGS, Binding, ingest, insert_rows
-    from central.ratings.models import Department, Hall, Rating, Staff, Window, WorkOrder
+    from django.utils import timezone as django_timezone
+
+    from central.ratings.ingest import RATINGS, Binding, ingest, insert_rows, select_in
+    from central.ratings.models import Department, Hall, Policy, Rating, Staff, UpwardItem, Window, WorkOrder
     from terminal.core.rating import Rating as WireRating
 
     call_command("migrate", verbosity=0)
@@ -107,7 +110,7 @@ def child(args) -> dict:
     w01 = Window.objects.get(code="W01")
     from central.ratings import exports
     from central.ratings.models import UpwardPlatform  # a hall reports upward: ingest queues each rating for it
-    UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
+    platform = UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
     Staff.objects.bulk_create([Staff(staff_no=no, name=f"工作人员{no}", window=w01) for no in STAFF])
     terminal = auth.enroll(auth.issue_code(w01)[0])
     # enrolled more than a year ago: the year of ratings below is plausible, so each keeps its own
@@ -121,6 +124,29 @@ def child(args) -> dict:
     def prepared(items):
         return adapted(connection, Rating, [RATINGS.fields(WireRating.from_wire(i), "d" * 64, binding) for i in items])
 
+    def rows_ingest_writes(items, platform):
+        """The second floor: every row ingest writes for a realistic batch, values adapted beforehand:
+        the ratings, each one's upward queue row and the bad ones' work orders (their rating's key
+        read back by id, as ingest must)."""
+        from central.ratings import upward, workorders
+        ratings = [RATINGS.fields(WireRating.from_wire(i), "d" * 64, binding) for i in items]
+        queued = adapted(connection, UpwardItem, [upward._pending(platform, r["rating_id"], "rating", django_timezone.now())
+                                                  for r in ratings])
+        bad = [r["rating_id"] for r in ratings if r["level"] in workorders.BAD_LEVELS]
+        opened_on = datetime.now(CST).date()
+        order = {f.attname: f.get_default() for f in WorkOrder._meta.concrete_fields if not f.primary_key}
+        order.update(window_code="W01", department_id=w01.department_id, opened_on=opened_on,
+                     **workorders.deadlines(opened_on, Policy.current()))
+        order_row = adapted(connection, WorkOrder, [order])[0]
+        return adapted(connection, Rating, ratings), queued, bad, order_row
+
+    def load_every_row(ratings, queued, bad, order_row):
+        bare_load(connection, Rating, ratings)
+        bare_load(connection, UpwardItem, queued)
+        column = [f.attname for f in WorkOrder._meta.concrete_fields if not f.primary_key].index("rating_id")
+        keys = select_in(Rating, "rating_id", bad, ["id"])
+        bare_load(connection, WorkOrder, [order_row[:column] + [pk] + order_row[column + 1:] for (pk,) in keys])
+
     warm = wire_ratings(BATCH, terminal.terminal_id, "W01", rng)
     ingest(warm, terminal)
     with transaction.atomic():
@@ -131,14 +157,19 @@ def child(args) -> dict:
     for mix, made in batches.items():
         result[f"{mix}_shares"] = shares([item["level"] for batch in made for item in batch], mix)
     floor_rows = [prepared(wire_ratings(BATCH, terminal.terminal_id, "W01", rng)) for _ in range(nb)]
-    spent = {"floor": 0.0, **{mix: 0.0 for mix in MIXES}}
+    every_row = [rows_ingest_writes(wire_ratings(BATCH, terminal.terminal_id, "W01", rng), platform) for _ in range(nb)]
+    spent = {"floor": 0.0, "every_row": 0.0, **{mix: 0.0 for mix in MIXES}}
     orders_before = WorkOrder.objects.count()
-    # batch by batch, the floor and each mix in turn: every one meets the same table
+    # batch by batch, the floors and each mix in turn: every one meets the same tables
     for i in range(nb):
         t0 = time.perf_counter()
         with transaction.atomic():
             bare_load(connection, Rating, floor_rows[i])
         spent["floor"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        with transaction.atomic():
+            load_every_row(*every_row[i])
+        spent["every_row"] += time.perf_counter() - t0
         for mix in MIXES:
             t0 = time.perf_counter()
             statuses = ingest(batches[mix][i], terminal)
@@ -146,9 +177,10 @@ def child(args) -> dict:
             assert all(s.status == "accepted" for s in statuses), {s.reason for s in statuses if s.reason}
     n = nb * BATCH
     result["floor_per_s"] = n / spent["floor"]
+    result["every_row_per_s"] = n / spent["every_row"]
     for mix in MIXES:
         result[f"{mix}_ingest_per_s"] = n / spent[mix]
-    result["work_orders"] = WorkOrder.objects.count() - orders_before
+    result["work_orders"] = WorkOrder.objects.count() - orders_before - sum(len(rows[2]) for rows in every_row)  # ingest's
     t0 = time.perf_counter()
     for batch in batches["realistic"]:
         assert all(s.status == "duplicate" for s in ingest(batch, terminal))
@@ -267,10 +299,13 @@ def main() -> None:
         floor_name = "COPY" if backend == "postgresql" else "bare executemany INSERT"
         print(f"\n[{backend}] ingest, batches of {r['batch']}, {r['ratings']:,} ratings per mix, taken in turn")
         print(f"  {floor_name} of prepared rows (floor) {r['floor_per_s']:9,.0f} ratings/s")
+        print(f"  the same for every row ingest writes (ratings, upward rows, work orders) {r['every_row_per_s']:9,.0f} "
+              f"ratings/s")
         for mix in MIXES:
             shown = ", ".join(f"{k} {v:.0%}" for k, v in r[f"{mix}_shares"].items())
             print(f"  ingest(), {mix} mix ({shown}): {r[f'{mix}_ingest_per_s']:,.0f} ratings/s "
                   f"= {r[f'{mix}_ingest_per_s'] / r['floor_per_s']:.2f} x floor")
+        print(f"  realistic ingest / every row it writes: {r['realistic_ingest_per_s'] / r['every_row_per_s']:.2f}")
         print(f"  all-bad / all-good ingest: {r['bad_ingest_per_s'] / r['good_ingest_per_s']:.2f} "
               f"({r['work_orders']} work orders opened)")
         print(f"  the realistic batches replayed (duplicates) {r['replay_per_s']:,.0f} ratings/s")
