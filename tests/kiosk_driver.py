@@ -74,11 +74,25 @@ def glyph_check(screen) -> dict:
     box = render(MISSING)
     tofu = [c for c in chars if render(c) == box]
     distinct = len({render(c) for c in chars})
-    # text wider or taller than its label is cut off on screen (labels that wrap set text_size)
-    clipped = [w.text for w in screen.walk() if isinstance(w, Label) and w.text and w.opacity > 0
-               and (w.texture_size[0] > w.width + 2 or w.texture_size[1] > w.height + 2)]
+    clipped = [w.text for w in screen.walk() if isinstance(w, Label) and w.text and w.opacity > 0 and overflows(w)]
     return {"cjk_chars": len(chars), "distinct_renderings": distinct, "tofu": tofu, "texts": texts,
             "clipped": clipped}
+
+
+def overflows(label) -> bool:
+    """Text wider or taller than its label: cut off on screen, or drawn over its neighbours. A
+    label whose ``text_size`` fixes both sides gets a texture of exactly that size, however many
+    wrapped lines its text needs: its text is measured again at the label's width."""
+    width, height = label.texture_size
+    if None not in label.text_size:
+        from kivy.core.text.markup import MarkupLabel
+        free = (MarkupLabel if label.markup else CoreLabel)(
+            text=label.text, font_size=label.font_size, font_name=label.font_name, bold=label.bold,
+            italic=label.italic, line_height=label.line_height, padding=label.padding,
+            text_size=(label.text_size[0], None))
+        free.refresh()
+        width, height = free.content_size
+    return width > label.width + 2 or height > label.height + 2
 
 
 def find(screen, target: str):
