@@ -75,8 +75,30 @@ def glyph_check(screen) -> dict:
     tofu = [c for c in chars if render(c) == box]
     distinct = len({render(c) for c in chars})
     clipped = [w.text for w in screen.walk() if isinstance(w, Label) and w.text and w.opacity > 0 and overflows(w)]
+    clipped += [f"a list showing less than one whole item: {item.text}" for item in slivers(screen)]
     return {"cjk_chars": len(chars), "distinct_renderings": distinct, "tofu": tofu, "texts": texts,
             "clipped": clipped}
+
+
+def shown(widget) -> bool:
+    while widget is not None:
+        if widget.opacity <= 0:
+            return False
+        widget = widget.parent if widget.parent is not widget else None
+    return True
+
+
+def slivers(screen) -> list:
+    """The first item of every visible scrolling list too short to show one of its items whole: a
+    strip of half-drawn text (say, the reason tags above a docked keyboard on a 7-inch screen)."""
+    from kivy.uix.scrollview import ScrollView
+    found = []
+    for view in screen.walk():
+        if isinstance(view, ScrollView) and view.children and shown(view):
+            items = [w for w in view.children[0].children if isinstance(w, Label) and w.text]
+            if items and 0 < view.height < min(w.height for w in items) - 2:
+                found.append(items[-1])
+    return found
 
 
 def overflows(label) -> bool:
