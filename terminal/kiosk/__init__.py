@@ -127,9 +127,9 @@ def run(config: Config) -> None:
     it), so systemd would wait out its stop timeout and kill it."""
     import threading
     from terminal import systemd
+    stop = threading.Event()
+    systemd.stop_on_signals(stop)  # before start: start opens the window, and SDL with it
     app = start(config)  # after enrolling, the provisioning app returns: systemd starts the kiosk again
     from kivy.clock import Clock
-    stop = threading.Event()
-    systemd.stop_on_signals(stop)
     Clock.schedule_interval(lambda _dt: app.stop() if stop.is_set() else None, 0.2)
     app.run()
