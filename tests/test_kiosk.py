@@ -452,3 +452,21 @@ def test_the_kiosk_starts_without_collecting_then_collects_with_starts_objects_f
     assert seen["collecting_at_first_frame"] is False
     assert seen["collecting_later"] is True and seen["thresholds"][0] > 0
     assert seen["frozen"] > 20_000, seen  # Kivy's and our modules, the widgets: set aside for good
+
+
+def test_every_screen_is_found_with_its_layout_and_nothing_else_is_imported():
+    """Screens are imported when first built (``screen_class``): each name the kiosk shows has its
+    class and its kv file; a name that is not a screen is refused before anything is imported."""
+    import sys
+
+    from kivy.uix.screenmanager import Screen
+
+    from terminal.kiosk.app import SCREENS
+    from terminal.kiosk.screens import SCREEN_CLASS_NAMES, screen_class
+    for name in SCREEN_CLASS_NAMES:
+        assert issubclass(screen_class(name), Screen) and (SCREENS / f"{name}.kv").is_file(), name
+    before = set(sys.modules)
+    for name in ("..app", "app", "__init__", "provision"):
+        with pytest.raises(KeyError):
+            screen_class(name)
+    assert set(sys.modules) == before

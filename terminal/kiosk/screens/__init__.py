@@ -15,8 +15,9 @@ TECHNICIAN_SCREENS = ("pin", "technician", "touchtest")  # staff-facing, behind 
 
 
 def screen_class(name: str) -> type:
-    """The class of the screen ``name`` (KeyError for a name that is not a screen)."""
-    return getattr(importlib.import_module(f"{__name__}.{name}"), SCREEN_CLASS_NAMES[name])
+    """The class of the screen ``name`` (KeyError for a name that is not a screen, before any import)."""
+    class_name = SCREEN_CLASS_NAMES[name]
+    return getattr(importlib.import_module(f"{__name__}.{name}"), class_name)
 
 
 __all__ = ["SCREEN_CLASS_NAMES", "TECHNICIAN_SCREENS", "screen_class"]
