@@ -10,6 +10,7 @@ from PIL import Image
 
 from terminal.core.levels import Level
 from terminal.kiosk.app import LEVEL_COLOURS
+from terminal.kiosk.screens import BACKGROUND
 
 import kiosk
 from kiosk import SCREENSHOTS
@@ -452,6 +453,58 @@ def test_the_kiosk_starts_without_collecting_then_collects_with_starts_objects_f
     assert seen["collecting_at_first_frame"] is False
     assert seen["collecting_later"] is True and seen["thresholds"][0] > 0
     assert seen["frozen"] > 20_000, seen  # Kivy's and our modules, the widgets: set aside for good
+
+
+FIRST_FRAME_PROBE = """
+import json, sys
+from terminal import config, kiosk
+app = kiosk.start(config.load(sys.argv[1]))
+from kivy.core.window import Window
+from kivy.uix.label import Label
+laid_out = {}
+plain_update = Label.texture_update
+def texture_update(self, *args):  # the name Kivy's texture trigger calls
+    if self.text:
+        laid_out.setdefault(id(self), []).append(self.text_size[0])
+    return plain_update(self, *args)
+Label.texture_update = texture_update
+def first(*_):
+    Window.unbind(on_flip=first)
+    shown = {id(w): w for w in app.root.walk() if isinstance(w, Label) and w.text}
+    fills = [type(w).__name__ for w in app.root.walk() for group in (w.canvas.before, w.canvas)
+             if not any(type(i).__name__ == "StencilPush" for i in group.children)  # a clip's mask, not colour
+             for i in group.children
+             if type(i).__name__ in ("Rectangle", "RoundedRectangle") and tuple(i.size) == tuple(Window.size)]
+    print(json.dumps({"shown": {w.text[:20]: w.text_size[0] for w in shown.values()},
+                      "laid_out": {shown[k].text[:20]: v for k, v in laid_out.items() if k in shown},
+                      "clearcolor": list(Window.clearcolor), "window_fills": fills}))
+    app.stop()
+Window.bind(on_flip=first)
+app.run()
+"""
+
+
+def test_the_first_frame_lays_each_text_out_once_and_fills_the_window_once(display, terminal_config, tmp_path):
+    """Wrapped text is laid out where the layout put it, not first at Kivy's 100 px default and at
+    the 0 px of a layout's first pass: Chinese, with no spaces to break at, is measured a character
+    at a time at each width, and those layouts were most of the text drawing of the first frame.
+    The screens' background is the window's clear colour, not a rectangle filling every pixel again
+    at every frame."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, "-c", FIRST_FRAME_PROBE, str(terminal_config(staff_no="SZ0101"))],
+                          cwd=ROOT, timeout=120, capture_output=True, text=True,
+                          env={**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    wrapped = {text: width for text, width in seen["shown"].items() if width is not None}
+    assert len(wrapped) >= 10 and any(text.startswith("所需材料") for text in wrapped), seen["shown"]  # the guides
+    for text, width in wrapped.items():
+        assert seen["laid_out"].get(text) == [width], (text, seen["laid_out"].get(text), width)
+    assert seen["clearcolor"] == list(BACKGROUND) and seen["window_fills"] == []
 
 
 def test_every_screen_is_found_with_its_layout_and_nothing_else_is_imported():

@@ -32,7 +32,8 @@ from terminal.core.session import State
 from terminal.store import Store
 from terminal.window import Window
 
-from .screens import TECHNICIAN_SCREENS, screen_class
+from .screens import BACKGROUND, TECHNICIAN_SCREENS, screen_class
+from .wrap_label import WrapLabel  # noqa: F401  (registered with the Factory: the kv files use it)
 
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"
@@ -200,6 +201,7 @@ class KioskApp(App):
 
     def on_start(self):
         from kivy.core.window import Window as KivyWindow
+        KivyWindow.clearcolor = BACKGROUND
         KivyWindow.bind(on_request_close=lambda *_args, **_kw: True)  # only the technician menu may close it
         Clock.schedule_once(lambda _dt: systemd.notify("READY=1"), 0)  # after the first frame
         log.info("kiosk ready: terminal %s, window %s, session %s", self.terminal_config.terminal.id,

@@ -30,6 +30,8 @@ from terminal import i18n, provisioning, systemd
 from terminal.config import Config
 from terminal.core.provision import ProvisionError, check_request
 
+from .screens import BACKGROUND
+
 log = logging.getLogger("rating-terminal")
 SCREENS = Path(__file__).parent / "screens"
 LEAVE_AFTER_S = 1.5  # the success message stays this long before the kiosk restarts
@@ -76,6 +78,7 @@ class ProvisionApp(App):
 
     def on_start(self):
         from kivy.core.window import Window as KivyWindow
+        KivyWindow.clearcolor = BACKGROUND
         KivyWindow.bind(on_request_close=lambda *_args, **_kw: True)
         KivyWindow.bind(on_textinput=lambda _w, text: self.screens.current_screen.type_text(text))
         KivyWindow.bind(on_key_down=self._key_down)

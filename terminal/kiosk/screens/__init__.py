@@ -12,6 +12,10 @@ SCREEN_CLASS_NAMES = {"paused": "PausedScreen", "attract": "AttractScreen", "rat
                       "indicators": "IndicatorsScreen", "reasons": "ReasonsScreen", "thanks": "ThanksScreen",
                       "pin": "PinScreen", "technician": "TechnicianScreen", "touchtest": "TouchTestScreen"}
 TECHNICIAN_SCREENS = ("pin", "technician", "touchtest")  # staff-facing, behind the PIN
+#: Every screen's background: the window's clear colour, which is filled at every frame anyway, not a
+#: rectangle over the whole screen that filled every pixel a second time (a 1280x800 frame took 7 ms
+#: longer in Mesa's software renderer, bench/kiosk_ui.py; a Pi's GPU has little fill rate to spare)
+BACKGROUND = (0.96, 0.97, 0.99, 1)
 
 
 def screen_class(name: str) -> type:
@@ -20,4 +24,4 @@ def screen_class(name: str) -> type:
     return getattr(importlib.import_module(f"{__name__}.{name}"), class_name)
 
 
-__all__ = ["SCREEN_CLASS_NAMES", "TECHNICIAN_SCREENS", "screen_class"]
+__all__ = ["BACKGROUND", "SCREEN_CLASS_NAMES", "TECHNICIAN_SCREENS", "screen_class"]
