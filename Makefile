@@ -29,6 +29,7 @@ test: $(VENV)/.installed system-deps
 
 bench: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py
+	$(PY) bench/store_open.py
 	$(PY) bench/sync_drain.py
 	$(PY) bench/kiosk_ui.py
 	$(PY) bench/box_link.py
@@ -43,6 +44,7 @@ bench: $(VENV)/.installed system-deps
 # longer matches what it says (the mixes are checked), fails the build. No timing is asserted.
 bench-smoke: $(VENV)/.installed system-deps
 	$(PY) bench/press_to_durable.py --n 50 --dir var/bench-smoke
+	$(PY) bench/store_open.py --ratings 2000 --opens 5 --dir var/bench-smoke
 	$(PY) bench/sync_drain.py --backlog 3000 --small 1000
 	$(PY) bench/sync_drain.py --mix bad --backlog 2000 --small 1000
 	$(PY) bench/kiosk_ui.py --presses 10 --starts 1

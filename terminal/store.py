@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 
+from terminal.clock import SystemClock
 from terminal.core import chain
 from terminal.core.event import Event
 from terminal.core.rating import Rating, wire_digest
@@ -158,12 +159,14 @@ class Connection:
 
 
 class Store:
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, boot_id: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with _lock(self.path):
             existed = self.path.exists() or Path(f"{self.path}-wal").exists()
-            moved = _move_aside_if_corrupt(self.path)
+            boot_id = boot_id or SystemClock.boot_id()
+            self.checked = _needs_check(self.path, boot_id)  # whether this open ran SQLite's quick check
+            moved = _move_aside_if_corrupt(self.path, boot_id) if self.checked else None
             self._open()
             if moved:
                 salvaged = _salvage(moved, self)
@@ -435,14 +438,47 @@ def _lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _move_aside_if_corrupt(path: Path) -> Path | None:
-    """Run SQLite's quick check; a database that fails it is renamed (with its WAL), never deleted."""
+def _check_note(path: Path) -> Path:
+    """Where a passing check is noted, beside the database (``_needs_check``)."""
+    return path.with_name(path.name + ".checked")
+
+
+def _file_state(path: Path, boot_id: str) -> dict:
+    """The database file as it is in this boot: which file, and its size and times, which any
+    write to it changes (and ctime even a write that puts the mtime back)."""
+    st = path.stat()
+    return {"boot_id": boot_id, "file": [st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]}
+
+
+def _needs_check(path: Path, boot_id: str) -> bool:
+    """Whether to run the quick check at this open: always, unless the check passed in this boot
+    and the file has not been written since. It reads the whole database (a year at a busy window,
+    120 MB: 150 ms from the page cache, seconds from an SD card), and every process that opens the
+    store paid it at every start. What corrupts a database in WAL mode is a power cut or a card that
+    loses what it said it wrote, and either comes with a new boot; a change to the file made in this
+    boot, by anyone, brings the check back. (Frames in the WAL carry SQLite's own checksums; a card
+    that decays at rest is found at the next boot.)"""
     if not path.exists():
-        return None
+        return False
+    try:
+        with open(_check_note(path), "rb") as f:
+            return json.loads(f.read(4096)) != _file_state(path, boot_id)
+    except (OSError, ValueError):
+        return True
+
+
+def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
+    """Run SQLite's quick check; a database that fails it is renamed (with its WAL), never deleted.
+    One that passes is noted (``_needs_check``) once its check connection is closed, which may have
+    moved the WAL into it."""
     try:
         with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
-            if db.execute("PRAGMA quick_check").fetchone()[0] == "ok":
-                return None
+            sound = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        if sound:
+            from terminal.credentials import write_private
+            with contextlib.suppress(OSError):  # a full disk: the next open checks again
+                write_private(_check_note(path), json.dumps(_file_state(path, boot_id)))
+            return None
     except sqlite3.DatabaseError:
         pass
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")

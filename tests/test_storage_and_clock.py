@@ -78,6 +78,37 @@ def test_corrupt_database_is_moved_aside_and_new_ratings_are_delivered(tmp_path,
     assert central.count("rating_id = ?", [r.id]) == 1
 
 
+def test_the_database_is_checked_once_a_boot_and_again_whenever_its_file_was_written(tmp_path):
+    """SQLite's quick check reads the whole database, and every process paid it at every open: a
+    year's store took seconds to open. It runs at the first open of a boot, and at an open after
+    anyone wrote to the file, never again for a file it passed unchanged in the same boot."""
+    path, boot, reboot = tmp_path / "terminal.db", "b" * 32, "c" * 32
+    store = Store(path, boot_id=boot)
+    store.record(make_rating())
+    store.close()  # the last connection: its WAL is moved into the file
+    opens = []
+    for boot_id in (boot, boot, boot):
+        store = Store(path, boot_id=boot_id)
+        opens.append(store.checked)
+        store.close()
+    assert opens == [True, False, False]  # the file was written since the first open's (none) check
+    with sqlite3.connect(path) as db:  # another writer, in this boot
+        db.execute("INSERT INTO sync_state (key, value) VALUES ('x', 'y')")
+    db.close()
+    opens = []
+    for boot_id in (boot, boot, reboot, reboot, boot):
+        store = Store(path, boot_id=boot_id)
+        opens.append(store.checked)
+        store.close()
+    assert opens == [True, False, True, False, True]
+    data = bytearray(path.read_bytes())
+    data[4096 + 8:4096 + 200] = b"\xff" * 192  # the card ate a page, in this boot
+    path.write_bytes(bytes(data))
+    store = Store(path, boot_id=boot)
+    assert store.checked and list(tmp_path.glob("terminal.db.corrupt-*"))
+    assert store.alerts()[0]["kind"] == "database_corrupt"
+
+
 def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     path = tmp_path / "terminal.db"
     store = Store(path)
