@@ -467,6 +467,19 @@ def _needs_check(path: Path, boot_id: str) -> bool:
         return True
 
 
+def _note_check(path: Path, boot_id: str) -> None:
+    """Note a passing check: atomically (a reader sees the old note or the new one), not durably.
+    No fsync at every start for it: a power cut that loses it brings a new boot, which checks anyway.
+    A full disk leaves no note, and the next open checks again."""
+    note = _check_note(path)
+    part = note.with_name(f".{note.name}.part")
+    with contextlib.suppress(OSError):
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(json.dumps(_file_state(path, boot_id)))
+        os.replace(part, note)
+
+
 def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
     """Run SQLite's quick check; a database that fails it is renamed (with its WAL), never deleted.
     One that passes is noted (``_needs_check``) once its check connection is closed, which may have
@@ -475,9 +488,7 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
         with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
             sound = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
         if sound:
-            from terminal.credentials import write_private
-            with contextlib.suppress(OSError):  # a full disk: the next open checks again
-                write_private(_check_note(path), json.dumps(_file_state(path, boot_id)))
+            _note_check(path, boot_id)
             return None
     except sqlite3.DatabaseError:
         pass
