@@ -41,6 +41,7 @@ def _within(default, low, high):
 
 @dataclass(frozen=True)
 class TerminalSection:
+    """Who this terminal is and where it keeps its data (``[terminal]``)."""
     id: str = "T-DEMO-01"  # replaced by the id in credentials.json once the terminal is enrolled
     window: str = "W01"
     data_dir: Path = Path("var/terminal")
@@ -54,6 +55,7 @@ class TerminalSection:
 
 @dataclass(frozen=True)
 class KioskSection:
+    """The touchscreen: its size, rotation and input, the voice, who is on duty at start (``[kiosk]``)."""
     fullscreen: bool = False
     width: int = _within(1280, 320, 7680)
     height: int = _within(800, 240, 4320)
@@ -69,6 +71,7 @@ class KioskSection:
 
 @dataclass(frozen=True)
 class SyncSection:
+    """How the sync daemon reaches the central server, and how often (``[sync]``)."""
     server: str = "http://127.0.0.1:8000"  # https:// to anything off this machine (check_server_url)
     ca_file: Path | None = None  # PEM bundle of a private CA to trust for the server; None = the system's
     server_key_pin: str = ""  # optional SHA-256 of the server's public key (hex, or sha256/<base64>)
@@ -118,6 +121,7 @@ class GpioSection:
 
 @dataclass(frozen=True)
 class Config:
+    """A terminal's settings, a section per TOML table; ``source`` says where they were read from."""
     terminal: TerminalSection = field(default_factory=TerminalSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
     sync: SyncSection = field(default_factory=SyncSection)

@@ -45,6 +45,7 @@ class ContentError(ValueError):
 
 @dataclass(frozen=True)
 class StaffMember:
+    """A person on the hall's roster, as the staff card shows them."""
     staff_no: str
     name: str
     window: str
@@ -56,6 +57,8 @@ class StaffMember:
 
 @dataclass(frozen=True)
 class Content:
+    """The hall's content as the central server published it: roster, windows, guides, notices,
+    reason tags and the windows' settings."""
     folder: Path
     version: str
     hall: dict

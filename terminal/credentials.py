@@ -21,6 +21,8 @@ class CredentialsError(RuntimeError):
 
 @dataclass(frozen=True)
 class Credentials:
+    """What enrollment issued this terminal: its id, its signing secret (never in a repr or a log),
+    the server it was enrolled with and its window."""
     terminal_id: str
     secret: str = field(repr=False)
     server: str

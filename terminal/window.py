@@ -36,6 +36,7 @@ __all__ = ["Window", "SwipeResult", "SessionRefused", "State"]
 
 @dataclass(frozen=True)
 class SwipeResult:
+    """What a badge read did (login, logout or nothing), for the staff member at the counter."""
     action: str  # login | logout | unknown
     staff: StaffMember | None = None
 

@@ -32,6 +32,8 @@ _KEYS = {"v", "epoch", "seq", "prev"}
 
 @dataclass(frozen=True)
 class Link:
+    """A record's place in the terminal's hash chain: the chain's epoch, the record's number in it,
+    and the digest of the record before it."""
     epoch: str
     seq: int
     prev: str

@@ -28,6 +28,8 @@ WHY = {"misuse": MISUSE, "chain_restart": RESTART}
 
 @dataclass(frozen=True)
 class Event:
+    """Something at the window besides a rating (``KINDS``: a login, an invitation, a misuse…),
+    recorded, chained and delivered as a rating is."""
     id: str
     terminal_id: str
     window: str

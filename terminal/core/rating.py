@@ -34,6 +34,8 @@ MAX_REASONS = 20
 
 @dataclass(frozen=True)
 class Rating:
+    """A citizen's rating of one service, as the terminal recorded it and the wire carries it
+    (``FIELDS`` checks each field)."""
     id: str
     terminal_id: str
     window: str

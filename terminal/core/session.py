@@ -166,6 +166,7 @@ class Log(Effect):
 
 @dataclass(frozen=True)
 class Say(Effect):
+    """A voice prompt to play."""
     prompt: str  # invite (请您对我的服务做出评价) | thanks (感谢您的评价) | call (请 A012 号到本窗口办理)
     ticket_no: str | None = None
 
