@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from common import machine, percentiles  # noqa: E402
+from common import commit, machine, percentiles, report  # noqa: E402
 
 from firmware.cable import Cable  # noqa: E402
 from firmware.sim import SimulatedBox  # noqa: E402
@@ -96,7 +96,7 @@ def main() -> int:
     floor = percentiles(raw_round_trips(args.presses))
     press_samples, loop_ms = presses(args.presses)
     press = percentiles(press_samples)
-    print(f"button box link benchmark — {time.strftime('%Y-%m-%d')}\nmachine: {machine()}\n")
+    print(f"button box link benchmark — {time.strftime('%Y-%m-%d')}, commit {commit()}\nmachine: {machine()}\n")
     print("| measure | p50 ms | p99 ms | max ms |\n|---|---|---|---|")
     print(f"| raw byte round trip through the pty relay (floor) | {floor['p50']:.2f} | {floor['p99']:.2f} | "
           f"{floor['max']:.2f} |")
@@ -104,6 +104,8 @@ def main() -> int:
           f"{press['p99']:.1f} | {press['max']:.1f} |")
     print(f"\nfirmware main loop period under the MicroPython unix port: {loop_ms:.2f} ms "
           f"(boxfw.scan_and_talk: one asyncio.sleep_ms(1) per loop; the simulated pins and fingers included)")
+    report("box_link", {"presses": args.presses, "press_p50_ms": press["p50"], "press_p99_ms": press["p99"],
+                        "floor_p50_ms": floor["p50"], "floor_p99_ms": floor["p99"], "loop_ms": loop_ms})
     return 0
 
 

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
-from common import machine, percentiles  # noqa: E402
+from common import commit, machine, percentiles, report  # noqa: E402
 from terminal import config as config_module  # noqa: E402
 from xvfb import start_xvfb  # noqa: E402
 
@@ -102,7 +102,7 @@ def main() -> int:
     start_ms = {k: statistics.median(r["start_ms"] for r in v) for k, v in starts.items()}
     rss = {k: statistics.median(r["rss_mib"] for r in v) for k, v in starts.items()}
     press = {k: percentiles(v["samples_ms"]) for k, v in presses.items()}
-    print(f"kiosk UI benchmark — {time.strftime('%Y-%m-%d')}\nmachine: {machine()}; "
+    print(f"kiosk UI benchmark — {time.strftime('%Y-%m-%d')}, commit {commit()}\nmachine: {machine()}; "
           f"Xvfb with Mesa software rendering\n")
     print("| measure | kiosk | bare Kivy app (floor) | ratio |\n|---|---|---|---|")
     print(f"| press → thanks drawn, p50 ({args.presses} touches) | {press['kiosk']['p50']:.1f} ms | "
@@ -121,6 +121,11 @@ def main() -> int:
              ("start within 1.2×", start_ms["kiosk"] <= 1.2 * start_ms["bare"]),
              ("memory within 1.2×", rss["kiosk"] <= 1.2 * rss["bare"])]
     print("\ngoals: " + ", ".join(f"{name}: {'met' if ok else 'NOT met'}" for name, ok in goals))
+    report("kiosk_ui", {"presses": args.presses, "starts": args.starts,
+                        "press_p50_ms": press["kiosk"]["p50"], "press_p99_ms": press["kiosk"]["p99"],
+                        "bare_press_p50_ms": press["bare"]["p50"], "bare_press_p99_ms": press["bare"]["p99"],
+                        "start_ms": start_ms["kiosk"], "bare_start_ms": start_ms["bare"],
+                        "rss_mib": rss["kiosk"], "bare_rss_mib": rss["bare"]})
     return 0
 
 
