@@ -45,16 +45,21 @@ class Credentials:
         return write_private(Path(data_dir) / FILENAME, json.dumps(asdict(self), ensure_ascii=False, indent=1))
 
 
-def write_private(path: Path, text: str) -> Path:
-    """Write a secret file readable by its owner only, atomically and durably (fsync, rename, fsync)."""
+def write_private(path: Path, text: str, durable: bool = True) -> Path:
+    """Write a file readable by its owner only, atomically (a reader sees the old text or the new),
+    and durably (fsync, rename, fsync) unless ``durable`` is false: for a note whose loss costs
+    nothing, no fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if not durable:
+        return path
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

@@ -468,16 +468,12 @@ def _needs_check(path: Path, boot_id: str) -> bool:
 
 
 def _note_check(path: Path, boot_id: str) -> None:
-    """Note a passing check: atomically (a reader sees the old note or the new one), not durably.
-    No fsync at every start for it: a power cut that loses it brings a new boot, which checks anyway.
-    A full disk leaves no note, and the next open checks again."""
-    note = _check_note(path)
-    part = note.with_name(f".{note.name}.part")
+    """Note a passing check: atomically, not durably. No fsync at every start for it: a power cut
+    that loses it brings a new boot, which checks anyway. A full disk leaves no note, and the next
+    open checks again."""
+    from terminal.credentials import write_private
     with contextlib.suppress(OSError):
-        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(json.dumps(_file_state(path, boot_id)))
-        os.replace(part, note)
+        write_private(_check_note(path), json.dumps(_file_state(path, boot_id)), durable=False)
 
 
 def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:

@@ -414,6 +414,20 @@ def test_a_called_ticket_shows_and_the_rating_carries_it(display, terminal_confi
                              "WHERE json_extract(payload, '$.kind') = 'ticket_called'") == [("A012",)]
 
 
+def run_probe(probe: str, config: Path, display: str, tmp_path) -> dict:
+    """Run a probe script (``kiosk.start`` on the test display, as the kiosk starts) in its own
+    process; what it printed last, as JSON."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    done = subprocess.run([sys.executable, "-c", probe, str(config)], cwd=ROOT, timeout=120, capture_output=True,
+                          text=True, env={**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy")})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 START_PROBE = """
 import gc, json, sys
 from terminal import config, kiosk
@@ -440,16 +454,7 @@ def test_the_kiosk_starts_without_collecting_then_collects_with_starts_objects_f
     up to the first frame, then collects once, freezes what start made and collects again from then
     on: a kiosk left without collection would grow for months; one that kept start's objects in the
     collected generations would walk them in the middle of presses."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-    done = subprocess.run([sys.executable, "-c", START_PROBE, str(terminal_config())], cwd=ROOT, timeout=120,
-                          capture_output=True, text=True,
-                          env={**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy")})
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_probe(START_PROBE, terminal_config(), display, tmp_path)
     assert seen["collecting_at_first_frame"] is False
     assert seen["collecting_later"] is True and seen["thresholds"][0] > 0
     assert seen["frozen"] > 20_000, seen  # Kivy's and our modules, the widgets: set aside for good
@@ -490,16 +495,7 @@ def test_the_first_frame_lays_each_text_out_once_and_fills_the_window_once(displ
     at a time at each width, and those layouts were most of the text drawing of the first frame.
     The screens' background is the window's clear colour, not a rectangle filling every pixel again
     at every frame."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-    done = subprocess.run([sys.executable, "-c", FIRST_FRAME_PROBE, str(terminal_config(staff_no="SZ0101"))],
-                          cwd=ROOT, timeout=120, capture_output=True, text=True,
-                          env={**os.environ, "DISPLAY": display, "KIVY_HOME": str(tmp_path / "kivy")})
-    assert done.returncode == 0, done.stderr[-3000:]
-    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    seen = run_probe(FIRST_FRAME_PROBE, terminal_config(staff_no="SZ0101"), display, tmp_path)
     wrapped = {text: width for text, width in seen["shown"].items() if width is not None}
     assert len(wrapped) >= 10 and any(text.startswith("所需材料") for text in wrapped), seen["shown"]  # the guides
     for text, width in wrapped.items():

@@ -1,5 +1,6 @@
 """Wrong clocks, corrupt databases and poison items: bad input loses nothing that was accepted."""
 
+import json
 import sqlite3
 import time
 
@@ -101,6 +102,14 @@ def test_the_database_is_checked_once_a_boot_and_again_whenever_its_file_was_wri
         opens.append(store.checked)
         store.close()
     assert opens == [True, False, True, False, True]
+    note = path.with_name("terminal.db.checked")  # hostile or broken notes only bring the check back
+    st = path.stat()
+    for text in ("{" * 10_000_000, "\x00\xff", "[]", json.dumps({"boot_id": boot, "file": [st.st_ino + 1, st.st_size,
+                                                                                       st.st_mtime_ns, st.st_ctime_ns]})):
+        note.write_text(text, encoding="latin-1")
+        store = Store(path, boot_id=boot)
+        assert store.checked, text[:40]
+        store.close()
     data = bytearray(path.read_bytes())
     data[4096 + 8:4096 + 200] = b"\xff" * 192  # the card ate a page, in this boot
     path.write_bytes(bytes(data))

@@ -4,7 +4,7 @@ follows ``width`` or ``size``), rendered only once it has one.
 A plain Label is made 100 px wide (Kivy's default), lays its text out there, again at the 0 px a
 layout passes through on its first pass, and a third time at its real width. Text with no spaces
 to break at, as Chinese is, is measured a character at a time at each of them: on the idle
-screen 1,500 measurements where 300 show, most of the text drawing in the kiosk's first frame
+screen 1,526 measurements where 136 show, most of the text drawing in the kiosk's first frame
 (bench/kiosk_ui.py). This label starts 0 px wide and is not laid out while its wrapping width
 has no room for a line; when its layout widens it, ``text_size`` changes and it renders there.
 """
