@@ -152,6 +152,15 @@ def test_backoff_is_jittered_growing_capped_and_honours_retry_after():
     assert b.next_delay() <= 1
 
 
+def test_backoff_keeps_its_cap_after_a_long_weekend_of_failures():
+    """Thousands of failures in a row (a hall offline for days at the 300 s cap) stay at the cap:
+    2 ** 1024 as a float overflowed, and the daemon then retried every 30 s with a traceback."""
+    b = Backoff(base=1.0, cap=300.0, rng=random.Random(5))  # as the daemon makes it: floats
+    delays = [b.next_delay() for _ in range(5000)]
+    assert all(0 <= d <= 300 for d in delays) and max(delays[-100:]) > 150
+    assert b.next_delay(retry_after=20) >= 20
+
+
 def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_config, tmp_path):
     config = terminal_config()
     dataclasses.replace(NOBODY, server="http://127.0.0.1:9").save(tmp_path / "data")  # connection refused
