@@ -63,6 +63,7 @@ QUEUE_ACTIONS = ("/v1/call", "/v1/pause", "/v1/resume")  # the queue system's (æ
 _SESSION_PATH = re.compile(r"^/v1/sessions/([A-Za-z0-9_-]{8,64})$")
 HEAD_TIMEOUT_S = 5.0
 BODY_TIMEOUT_S = 5.0
+SEND_TIMEOUT_S = 5.0
 MAX_HEAD_BYTES = 8192
 BACKLOG = 4096  # a crowd of connects waits in the kernel's queue, not in front of the business system's
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
@@ -209,19 +210,23 @@ class InviteServer:
             conn.start_next_cycle()
 
     async def _body(self, conn: h11.Connection, reader, request: h11.Request) -> bytes:
-        if request.method == b"POST":
-            lengths = [v for k, v in request.headers if k == b"content-length"]
-            if not lengths:
-                raise Refusal(411, "length_required", "send a Content-Length")
-            if int(lengths[0]) > self.handler.max_body:
-                raise Refusal(413, "too_large", f"body over {self.handler.max_body} bytes")
-        parts = []
+        """The request's body, never more than ``max_body`` bytes whatever the method or framing:
+        a POST says its length first, and any body (a GET's, a chunked one) is counted as it comes."""
+        lengths = [v for k, v in request.headers if k == b"content-length"]
+        if request.method == b"POST" and not lengths:
+            raise Refusal(411, "length_required", "send a Content-Length")
+        if lengths and int(lengths[0]) > self.handler.max_body:
+            raise Refusal(413, "too_large", f"body over {self.handler.max_body} bytes")
+        parts, size = [], 0
         while True:
             event = await _next(conn, reader, (h11.Data, h11.EndOfMessage))
             if event is None:
                 raise ConnectionError("closed in the middle of a request")
             if isinstance(event, h11.EndOfMessage):
                 return b"".join(parts)
+            size += len(event.data)
+            if size > self.handler.max_body:
+                raise Refusal(413, "too_large", f"body over {self.handler.max_body} bytes")
             parts.append(event.data)
 
 
@@ -245,7 +250,7 @@ async def _send(conn: h11.Connection, writer: asyncio.StreamWriter, status: int,
                ("server", "rating-terminal-invite/2")] + ([("connection", "close")] if close else [])
     writer.write(conn.send(h11.Response(status_code=status, headers=headers)) + conn.send(h11.Data(data=data))
                  + conn.send(h11.EndOfMessage()))
-    await writer.drain()
+    await _drain(writer)
 
 
 async def _refuse(conn: h11.Connection, writer: asyncio.StreamWriter, status: int, code: str, detail: str) -> None:
@@ -255,7 +260,17 @@ async def _refuse(conn: h11.Connection, writer: asyncio.StreamWriter, status: in
         await _send(conn, writer, status, payload, close=True)
     else:
         writer.write(_raw(status, payload))
-        await writer.drain()
+        await _drain(writer)
+
+
+async def _drain(writer: asyncio.StreamWriter) -> None:
+    """Wait for an answer to leave, at most ``SEND_TIMEOUT_S``: a peer that never reads its answers
+    would otherwise hold its connection, and one of the few slots, for ever."""
+    try:
+        await asyncio.wait_for(writer.drain(), SEND_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        writer.transport.abort()
+        raise ConnectionError("the peer did not read its answer in time") from None
 
 
 class Handler:
@@ -263,7 +278,7 @@ class Handler:
 
     def __init__(self, window: Window, token: str, max_body: int):
         self.window, self.token, self.max_body = window, token, max_body
-        self.nonces: OrderedDict[str, float] = OrderedDict()
+        self.nonces: OrderedDict[str, tuple[float, int]] = OrderedDict()  # nonce -> (monotonic when seen, its timestamp)
         self.lock = threading.Lock()
 
     def handle(self, method: str, target: str, headers: dict, body: bytes, peer: str) -> tuple[int, dict]:
@@ -345,17 +360,28 @@ class Handler:
             raise Refusal(401, "bad_signature", "X-Timestamp (Unix seconds) and X-Nonce (8-64 letters or digits) needed")
         if not signing.verify(self.token, method, target, timestamp, nonce, body, headers["x-signature"]):
             raise Refusal(401, "bad_signature", "signature does not match")
-        now = time.time()
-        if abs(int(timestamp) - now) > signing.MAX_SKEW_SECONDS:
+        now, signed_at = time.time(), int(timestamp)
+        if abs(signed_at - now) > signing.MAX_SKEW_SECONDS:
             raise Refusal(401, "stale_timestamp", "timestamp more than 300 s from the terminal's clock")
         with self.lock:
-            while self.nonces and next(iter(self.nonces.values())) < now - 2 * signing.MAX_SKEW_SECONDS:
-                self.nonces.popitem(last=False)
+            self._forget_old_nonces(now)
             if nonce in self.nonces:
                 raise Refusal(401, "replayed_nonce", "this nonce has been used before")
-            self.nonces[nonce] = now
+            self.nonces[nonce] = (time.monotonic(), signed_at)
             if len(self.nonces) > 100_000:  # bounded whatever a signer does
                 self.nonces.popitem(last=False)
+
+    def _forget_old_nonces(self, now: float) -> None:
+        """Forget a nonce only once its request could not be accepted again: held for twice the
+        allowed skew by the monotonic clock, and its own timestamp past and stale by the wall clock. Aged by
+        the wall clock alone, one request while the clock ran ahead wiped every nonce, and a
+        captured request replayed after the clock was put right was accepted again."""
+        window = signing.MAX_SKEW_SECONDS
+        while self.nonces:
+            held_since, signed_at = next(iter(self.nonces.values()))
+            if time.monotonic() - held_since < 2 * window or now - signed_at <= window:
+                return
+            self.nonces.popitem(last=False)
 
     @staticmethod
     def _invitation(raw: bytes) -> dict:

@@ -217,3 +217,70 @@ def test_the_queue_system_calls_a_ticket_and_pauses_and_resumes_the_window(api):
         "ticket_called", "queue_paused", "queue_resumed"]
     spec = requests.get(f"{url}/v1/openapi.json").json()["paths"]
     assert {"/v1/call", "/v1/pause", "/v1/resume"} <= set(spec)
+
+
+def test_a_body_on_any_request_is_bounded_as_it_arrives(api):
+    """A GET with a body, or a chunked one, is counted against ``max_body`` as it comes: read whole
+    before, one connection took a kiosk from 25 MB to 2 GB in seconds."""
+    url, http, window = api
+    token = http.headers["Authorization"].split()[1]
+    port = int(url.rsplit(":", 1)[1])
+    auth = f"Authorization: Bearer {token}\r\nHost: x\r\n".encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /v1/state HTTP/1.1\r\n" + auth + b"Content-Length: 100000000000\r\n\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 413")  # at once, not after the body's time runs out
+    chunk = b"%x\r\n%s\r\n" % (3000, b"x" * 3000)
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        s.sendall(b"GET /v1/state HTTP/1.1\r\n" + auth + b"Transfer-Encoding: chunked\r\n\r\n" + chunk * 3 + b"0\r\n\r\n")
+        assert s.recv(200).startswith(b"HTTP/1.1 413")
+
+
+def test_a_replay_stays_refused_after_the_clock_ran_ahead_and_came_back(api, monkeypatch):
+    """Nonces are forgotten by the monotonic clock: one signed request while the wall clock was 15
+    minutes ahead used to wipe them all, and a captured request was accepted again once the
+    clock was put right."""
+    import time
+    from types import SimpleNamespace
+
+    from terminal import invite_api
+    url, http, window = api
+    token = http.headers["Authorization"].split()[1]
+    ahead = [0.0]
+    monkeypatch.setattr(invite_api, "time", SimpleNamespace(time=lambda: time.time() + ahead[0],
+                                                            monotonic=time.monotonic))
+    captured = signed(token, "GET", "/v1/state", b"", nonce="captured0001")
+    assert requests.get(f"{url}/v1/state", headers=captured, timeout=5).status_code == 200
+    ahead[0] = 900.0  # the clock steps ahead; the business system signs by its own, right, clock
+    later = signed(token, "GET", "/v1/state", b"", when=time.time() + 900, nonce="whileahead01")
+    assert requests.get(f"{url}/v1/state", headers=later, timeout=5).status_code == 200
+    ahead[0] = 0.0  # and is put right
+    replay = requests.get(f"{url}/v1/state", headers=captured, timeout=5)
+    assert replay.status_code == 401 and replay.json()["error"] == "replayed_nonce"
+
+
+def test_a_peer_that_never_reads_its_answers_loses_its_connection(window, monkeypatch):
+    """Answers leave within SEND_TIMEOUT_S or the connection is dropped: peers pipelining requests
+    and never reading the answers held every connection slot for ever."""
+    import time
+
+    from terminal import invite_api
+    monkeypatch.setattr(invite_api, "SEND_TIMEOUT_S", 0.5)
+    token = load_or_create_token(window.config.invite_token_path)
+    server = InviteServer(window, "127.0.0.1:0", token).start()
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", server.port))
+        s.setblocking(False)
+        try:
+            for _ in range(3000):  # until the kernel's buffers are full both ways
+                s.send(b"GET /v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n" * 10)
+        except BlockingIOError:
+            pass
+        deadline = time.monotonic() + 15
+        while server.open and time.monotonic() < deadline:  # waiting for the drop, bounded
+            time.sleep(0.05)
+        assert not server.open, "the server still holds the connection of a peer that reads nothing"
+        s.close()
+    finally:
+        server.stop()
