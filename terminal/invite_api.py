@@ -439,7 +439,7 @@ OPENAPI = {
             "Session": {"type": "object", "properties": {
                 "session_id": {"type": "string"}, "case_no": {"type": ["string", "null"]},
                 "item_code": {"type": ["string", "null"]}, "staff_no": {"type": ["string", "null"]},
-                "source": {"type": "string"}, "outcome": {"enum": ["open", "rated", "expired", "abandoned"]},
+                "source": {"type": "string"}, "outcome": {"enum": ["open", "rated", "unsaved", "expired", "abandoned"]},
                 "rated": {"type": "boolean"}}},
         }},
     "security": [{"bearer": []}, {"signature": []}],

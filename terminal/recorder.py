@@ -19,7 +19,21 @@ from terminal.core.event import Event
 from terminal.core.levels import Level
 from terminal.core.rating import Rating
 from terminal.core.session import Commit, Draft, Effect, Flag, Hold, Log
-from terminal.store import Store
+from terminal.store import Store, StoreError
+
+
+def is_record(effect: Effect) -> bool:
+    """Whether the effect is something to keep (a rating, a held press, an event), not to say."""
+    return isinstance(effect, (Hold, Commit, Flag, Log))
+
+
+class NotRecorded(StoreError):
+    """Storage failed part way through a list of effects: ``effects`` are the records not made (the
+    one that failed and those after it, in order), for the window to try again."""
+
+    def __init__(self, cause: StoreError, effects: list[Effect]):
+        super().__init__(str(cause))
+        self.effects = effects
 
 
 @dataclass(frozen=True)
@@ -60,24 +74,30 @@ class Recorder:
                             text=draft.text, ticket_no=draft.ticket_no)
 
     def carry_out(self, effects: list[Effect]) -> list[Effect]:
-        """Make each record durable, in order; return the effects that are not records (``Say``)."""
-        rest = []
-        for effect in effects:
-            if isinstance(effect, Hold):
-                self.store.hold(self.rating(effect.draft))
-            elif isinstance(effect, Commit):
-                self.store.record(self.rating(effect.draft))
-            elif isinstance(effect, Flag):
-                self.store.record_event(self._event(effect.stamp, kind="misuse", why=effect.why, level=effect.level,
-                                                    device=effect.device, staff_no=effect.staff_no,
-                                                    session_id=effect.session_id))
-            elif isinstance(effect, Log):
-                self.store.record_event(self._event(None, kind=effect.kind, staff_no=effect.staff_no,
-                                                    session_id=effect.session_id, case_no=effect.case_no,
-                                                    item_code=effect.item_code, ticket_no=effect.ticket_no))
-            else:
-                rest.append(effect)
-        return rest
+        """Make each record durable, in order; return the effects that are not records (``Say``).
+        NotRecorded if storage fails: what came before it is kept, the rest is handed back."""
+        for index, effect in enumerate(effects):
+            if not is_record(effect):
+                continue
+            try:
+                self._make_durable(effect)
+            except StoreError as exc:
+                raise NotRecorded(exc, [e for e in effects[index:] if is_record(e)]) from exc
+        return [e for e in effects if not is_record(e)]
+
+    def _make_durable(self, effect: Effect) -> None:
+        if isinstance(effect, Hold):
+            self.store.hold(self.rating(effect.draft))
+        elif isinstance(effect, Commit):
+            self.store.record(self.rating(effect.draft))
+        elif isinstance(effect, Flag):
+            self.store.record_event(self._event(effect.stamp, kind="misuse", why=effect.why, level=effect.level,
+                                                device=effect.device, staff_no=effect.staff_no,
+                                                session_id=effect.session_id))
+        else:  # Log
+            self.store.record_event(self._event(None, kind=effect.kind, staff_no=effect.staff_no,
+                                                session_id=effect.session_id, case_no=effect.case_no,
+                                                item_code=effect.item_code, ticket_no=effect.ticket_no))
 
     def _rating(self, stamp: Stamp, **fields) -> Rating:
         fields = {k: v for k, v in fields.items() if v is not None}

@@ -113,7 +113,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class StoreError(RuntimeError):
-    """The database cannot be used as it is (newer schema, not a database, disk full)."""
+    """The database cannot be used as it is (newer schema, not a database, disk full, locked, an
+    I/O error): nothing was written."""
 
 
 class StoreFull(StoreError):
@@ -416,13 +417,18 @@ def _outbox(table: str) -> str:
 
 @contextlib.contextmanager
 def _full_is_clear(what: str, path: Path):
-    """A full disk or database is StoreFull with a plain message, so callers never say thank you."""
+    """Any failure of the storage itself (full, locked past the busy timeout, an I/O error, a file
+    gone read-only or corrupt) is StoreError with a plain message (StoreFull when there is no
+    room), so callers never say thank you for a record that is not kept. A broken rule of ours
+    (a repeated id: IntegrityError) stays what it is."""
     try:
         yield
-    except sqlite3.OperationalError as exc:
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
+        raise
+    except sqlite3.DatabaseError as exc:
         if "full" in str(exc):
             raise StoreFull(f"{what}: {exc} ({path})") from None
-        raise
+        raise StoreError(f"{what}: {exc} ({path})") from None
 
 
 # -- storage faults -------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from terminal.content import Content, StaffMember
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
 from terminal.core.session import Commit, Rules, Say, Service, Session, SessionRefused, State
-from terminal.recorder import Recorder
+from terminal.recorder import NotRecorded, Recorder, is_record
 from terminal.store import Store, StoreError
 
 log = logging.getLogger("rating-terminal")
@@ -50,6 +50,22 @@ class SwipeResult:
         if not self.known:
             return "工作证未登记，请联系管理员"
         return f"{self.staff.name} {'已登录' if self.action == 'login' else '已退出'}"
+
+
+RETRY_S = 5.0  # how often records that storage refused are tried again
+MAX_UNRECORDED = 1000  # records kept in memory while storage refuses (ratings kept before events)
+
+
+def _bounded(effects: list) -> list:
+    """At most MAX_UNRECORDED records: events (a child hammering a faulted box) give way first."""
+    if len(effects) <= MAX_UNRECORDED:
+        return effects
+    ratings = [e for e in effects if isinstance(e, (Commit, Hold))][-MAX_UNRECORDED:]
+    room = MAX_UNRECORDED - len(ratings)
+    events = [e for e in effects if not isinstance(e, (Commit, Hold))][-room:] if room else []
+    kept = {id(e) for e in ratings + events}
+    log.error("%d record(s) dropped while storage refuses", len(effects) - len(kept))
+    return [e for e in effects if id(e) in kept]
 
 
 def _survives(fallback=None):
@@ -77,7 +93,9 @@ class Window:
         self.monotonic = monotonic
         self.lock = threading.RLock()
         self.listeners: list[Callable[[str, object], None]] = []  # (what, detail): state | say | fault
-        self.fault: str | None = None
+        self.fault: str | None = None  # why ratings cannot be recorded now; None again once they can
+        self.unrecorded: list = []  # records storage refused, in order: tried again every RETRY_S
+        self._retry_at = 0.0
         self.errors = 0  # failures survived (see _survives), reported in the heartbeat
         self.last_level: Level | None = None  # of the last committed rating: the thank-you repeats it
         self.last_rating_id: str | None = None  # and its id, for the QR code to add to it by phone
@@ -199,6 +217,8 @@ class Window:
     @_survives()
     def tick(self) -> None:
         with self.lock:
+            if self.unrecorded and self.monotonic() >= self._retry_at:
+                self._carry_out([])  # storage may work again (a lock released, room made)
             self._run(self.session.tick, self.monotonic())
 
     def report(self, session_id: str) -> dict | None:
@@ -240,22 +260,45 @@ class Window:
             log.info("session: %s -> %s", before.value, self.session.state.value)
 
     def _carry_out(self, effects) -> None:
+        """Make the effects' records durable, then tell the front ends. While storage refuses, the
+        records wait in ``unrecorded`` in order (newer ones behind them), a rating's service does
+        not say rated, nobody is thanked and invitations are refused (``fault``); each tick after
+        RETRY_S tries again, and the terminal is back in service once they are all kept."""
+        if self.unrecorded:
+            waiting = self.unrecorded + [e for e in effects if is_record(e)]
+            effects = [e for e in effects if not is_record(e)]
+        else:
+            waiting = []
         try:
-            rest = self.recorder.carry_out(effects)
-        except StoreError as exc:  # full or broken storage: never thank for a rating not kept
-            self.fault = str(exc)
-            log.error("cannot record: %s", exc)
-            self._tell("fault", self.fault)
+            rest = self.recorder.carry_out(waiting + effects)
+        except NotRecorded as exc:  # full, locked or broken storage: never thank for a rating not kept
+            self._not_recorded(exc)
             return
-        for effect in effects:
+        for effect in waiting + effects:
             if isinstance(effect, Commit):
                 self.last_level, self.last_rating_id = effect.draft.level, effect.draft.id
+                self.session.recorded(effect.draft)
+        if self.fault:
+            log.warning("storage works again: %d record(s) kept late, back in service", len(waiting))
+            self.fault, self.unrecorded = None, []
+            self._tell("fault", None)
         for effect in rest:
             if isinstance(effect, Say) and effect.prompt == "call":
                 self._tell("call", effect.ticket_no)  # shown and announced: 请 A012 号到…窗口办理
             elif isinstance(effect, Say):
                 self._tell("say", effect.prompt)
         self._tell("state", self.session.state)
+
+    def _not_recorded(self, exc: NotRecorded) -> None:
+        self.unrecorded = _bounded(exc.effects)
+        self._retry_at = self.monotonic() + RETRY_S
+        for effect in self.unrecorded:
+            if isinstance(effect, Commit):
+                self.session.unrecorded(effect.draft)
+        if self.fault is None:
+            log.error("cannot record: %s", exc)
+        self.fault = str(exc)
+        self._tell("fault", self.fault)
 
     def _survived(self, what: str, exc: Exception) -> None:
         self.errors += 1

@@ -323,3 +323,17 @@ def test_the_queue_system_pauses_and_resumes_the_window_with_its_staff_still_log
     s.swipe("SZ0101", 10.0)  # the badge still logs out, and the pause goes with it
     assert (s.state, s.staff_no, s.queue_paused) == (State.PAUSED, None, False)
     assert s.resume(11.0) == [] and s.state is State.PAUSED  # resume never logs anyone in
+
+
+def test_a_press_after_the_time_is_up_is_not_the_rating_even_without_a_tick():
+    """Timeouts fall due at the press itself: on the kiosk the clock ticks on the UI thread, and a
+    stalled UI let a press 25 s after a 10 s invitation count as the case's rating."""
+    s = logged_in(invite_timeout_s=10)
+    service, _ = s.invite(0, case_no="CASE-7")
+    effects = s.press(GOOD, BOX, 25)
+    assert kinds(effects) == ["Log:invite_expired", "Flag:no_session"]
+    assert service.outcome == "expired" and s.state is State.IDLE
+    s.invite(30, case_no="CASE-8")
+    s.press(BAD, TOUCH, 31)  # to the reasons screen, 30 s to give them
+    late = s.submit(["slow"], "", 70)
+    assert committed(late).reasons == () and s.state is State.IDLE  # kept as it was when time ran out

@@ -128,3 +128,40 @@ def test_a_failure_inside_the_window_is_survived_counted_and_the_next_press_reco
     window.device_key("press", 4, InputDevice.BUTTON_BOX)
     rows = window.store.db.execute("SELECT level FROM ratings").fetchall()
     assert rows[-1] == (4,)
+
+
+def test_a_rating_storage_refuses_waits_unthanked_and_is_kept_once_storage_works(window):
+    """Locked past its busy timeout (or an I/O error, a file gone read-only) the database refuses
+    the press: the terminal goes out of service, nobody is thanked, the invite API does not call
+    the case rated, and the press is kept as soon as storage works again. Before, any failure but
+    "full" was swallowed: the case was reported rated, the rating was gone and service went on."""
+    import sqlite3
+
+    from terminal import window as window_module
+    clock = [1000.0]
+    window.monotonic = lambda: clock[0]
+    window.swipe("0004521873")
+    service = window.invite(case_no="CASE-42")
+    told = []
+    window.listeners.append(lambda what, detail: told.append((what, detail)))
+    window.store.db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(window.store.path, timeout=0)
+    other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+    window.press(Level.VERY_SATISFIED, InputDevice.TOUCHSCREEN)
+    assert window.fault and "locked" in window.fault and ("say", "thanks") not in told
+    assert window.report(service.session_id)["rated"] is False
+    assert window.report(service.session_id)["outcome"] == "unsaved"
+    with pytest.raises(SessionRefused) as refused:
+        window.invite()
+    assert refused.value.code == "out_of_service"
+    other.rollback()
+    window.tick()  # not yet due: tried again only every RETRY_S
+    assert window.fault
+    clock[0] += window_module.RETRY_S
+    window.tick()
+    assert window.fault is None and ("fault", None) in told
+    assert window.report(service.session_id)["rated"] is True
+    (case_no, level), = window.store.db.execute(
+        "SELECT json_extract(payload, '$.case_no'), level FROM ratings").fetchall()
+    assert (case_no, level) == ("CASE-42", 5)
+    other.close()

@@ -180,7 +180,7 @@ class Service:
     item_code: str | None
     staff_no: str | None
     source: str
-    outcome: str = "open"  # open | rated | expired | abandoned
+    outcome: str = "open"  # open | rated | unsaved (pressed, storage refused: tried again) | expired | abandoned
     ticket_no: str | None = None
 
     def report(self) -> dict:
@@ -291,8 +291,12 @@ class Session:
     # -- presses -----------------------------------------------------------------------------
 
     def press(self, level: Level, device: InputDevice, now: float, stamp: object = None) -> list[Effect]:
-        """A press on any rating input. Only the first press of an open session is a rating."""
-        level = Level(level)
+        """A press on any rating input. Only the first press of an open session is a rating, and
+        only before the session's time is up, whether or not a tick has run since."""
+        due = self.tick(now)
+        return due + self._press(Level(level), device, now, stamp)
+
+    def _press(self, level: Level, device: InputDevice, now: float, stamp: object) -> list[Effect]:
         if self.state is State.IDLE and self.rules.mode == "walk-up":
             if now < self.cooldown_until:
                 return [self._flag("cooldown", level, device, stamp)]
@@ -314,8 +318,9 @@ class Session:
 
     def score(self, dimension: str, level: Level, now: float) -> list[Effect]:
         """An indicator rating on the rating screen; when all are given, go on by itself."""
+        due = self.tick(now)
         if self.state is not State.RATING or dimension not in self.rules.dimensions:
-            return []
+            return due
         self.draft = replace(self.draft, scores={**self.draft.scores, dimension: int(Level(level))})
         self.deadline = now + self.rules.reasons_timeout_s  # still there: give them time
         if len(self.draft.scores) == len(self.rules.dimensions):
@@ -323,11 +328,13 @@ class Session:
         return [Hold(self.draft)]
 
     def submit(self, reasons: list[str] | tuple[str, ...], text: str, now: float) -> list[Effect]:
-        """The reasons screen's submit (or the indicator screen's, with no reasons)."""
+        """The reasons screen's submit (or the indicator screen's, with no reasons); too late (the
+        session's time up, a tick or not) the rating is already kept as it was."""
+        due = self.tick(now)
         if self.state is State.RATING:
             return self._next_step(now, [], scores_done=True)
         if self.state is not State.REASONS:
-            return []
+            return due
         unknown = [r for r in reasons if self.rules.reason_codes and r not in self.rules.reason_codes]
         if unknown:
             raise ValueError(f"unknown reason tag(s): {', '.join(unknown)}")
@@ -351,6 +358,21 @@ class Session:
 
     def lookup(self, session_id: str) -> Service | None:
         return self.services.get(session_id)
+
+    # -- storage -----------------------------------------------------------------------------
+
+    def unrecorded(self, draft: Draft) -> None:
+        """Storage refused the commit of ``draft`` (the window tries again): until it is kept, its
+        service says ``unsaved``, never rated (a business system must not close the case on it)."""
+        service = self.services.get(draft.session_id)
+        if service is not None and service.outcome == "rated":
+            service.outcome = "unsaved"
+
+    def recorded(self, draft: Draft) -> None:
+        """The commit of ``draft`` is on disk: its service is rated."""
+        service = self.services.get(draft.session_id)
+        if service is not None and service.outcome == "unsaved":
+            service.outcome = "rated"
 
     # -- inside ------------------------------------------------------------------------------
 

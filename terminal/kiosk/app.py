@@ -370,8 +370,8 @@ class KioskApp(App):
             Clock.schedule_once(lambda _dt: self._apply(what, detail))
 
     def _apply(self, what: str, detail: object) -> None:
-        if what == "fault":
-            self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员")
+        if what == "fault":  # None: storage works again
+            self.fault_text = self.tr("设备存储故障，暂停评价，请联系工作人员") if detail else ""
         if what == "say":
             self.voice.say(str(detail), self.language)
         if what == "call":
