@@ -101,3 +101,20 @@ def test_the_page_in_english(hall):
     page = Client().get(f"/r/{token_for(hall, make_rating(terminal_id=hall.terminal_id).id)}?lang=en")
     text = page.content.decode()
     assert page.status_code == 200 and "Add to your rating" in text and 'lang="en"' in text and "中文" in text
+
+
+def test_what_a_rater_adds_by_phone_is_shown_with_the_rating_and_its_work_order(hall):
+    """Reasons and a comment added by phone to a bad rating reach the people who read it: the
+    rating's page and its work order's (they sat only in a list of their own)."""
+    from django.contrib.auth.models import User
+    bad = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id)  # the reasons screen timed out
+    assert ingest_ratings(hall, bad) == ["accepted"]
+    comment = "窗口让我补交了三次材料<script>"
+    assert Client().post(f"/r/{token_for(hall, bad.id)}", {"text": comment, "reasons": ["slow"]}).status_code == 200
+    rating = Rating.objects.get(rating_id=bad.id)
+    assert rating.reasons == [] and rating.text == ""  # the rating stays as the terminal sent it
+    root = Client()
+    root.force_login(User.objects.create_superuser("phone-root", password="pw-phone-root-Qx7k"))
+    for page in (f"/admin/ratings/workorder/{rating.work_order.pk}/change/", f"/admin/ratings/rating/{rating.pk}/change/"):
+        text = root.get(page).content.decode()
+        assert "窗口让我补交了三次材料&lt;script&gt;" in text and "<script>" not in text.split("窗口让我补交")[1][:20], page

@@ -159,6 +159,16 @@ class OperatorAdmin(admin.ModelAdmin):
 
 # -- records: evidence, read only ----------------------------------------------------------------
 
+def phone_additions(rating) -> str:
+    """What the rater added on their phone to this rating (扫码补充: reasons and a comment), shown
+    beside it wherever the rating is read: the rating itself stays as the terminal sent it."""
+    labels = dict(ReasonTag.objects.values_list("code", "label"))
+    return "；".join(
+        f"{timezone.localtime(a.submitted_at):%Y-%m-%d %H:%M} 原因 "
+        f"{'、'.join(labels.get(str(code), str(code)) for code in a.reasons) or '—'} · “{a.text or '无文字'}”"
+        for a in RatingAddition.objects.filter(rating_id=rating.rating_id).order_by("submitted_at"))
+
+
 @admin.register(Rating)
 class RatingAdmin(ReadOnlyAdmin, Scoped):
     scope_field = "window_code"
@@ -167,6 +177,11 @@ class RatingAdmin(ReadOnlyAdmin, Scoped):
     list_filter = ["level", "channel", "excluded", "window_code"]
     search_fields = ["rating_id", "case_no", "staff_no"]
     date_hierarchy = "rated_at"
+    readonly_fields = ["added_by_phone"]
+
+    @admin.display(description="手机补充意见")
+    def added_by_phone(self, obj):
+        return phone_additions(obj) or "—"
 
 
 @admin.register(RejectedItem)
@@ -596,8 +611,10 @@ class WorkOrderAdmin(Scoped):
         r = obj.rating
         labels = dict(ReasonTag.objects.values_list("code", "label"))
         reasons = "、".join(labels.get(code, code) for code in r.reasons) or "—"
+        added = phone_additions(r)
         return (f"{r.get_level_display()} · {timezone.localtime(r.rated_at):%Y-%m-%d %H:%M} · 窗口 {r.window_code} · "
-                f"工号 {r.staff_no or '—'} · 办件 {r.case_no or '—'} · 原因 {reasons} · “{r.text or '无文字'}”")
+                f"工号 {r.staff_no or '—'} · 办件 {r.case_no or '—'} · 原因 {reasons} · “{r.text or '无文字'}”"
+                + (f" · 手机补充：{added}" if added else ""))
 
     def save_model(self, request, obj, form, change):
         try:
