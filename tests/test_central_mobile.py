@@ -101,3 +101,18 @@ def test_the_page_in_english(hall):
     page = Client().get(f"/r/{token_for(hall, make_rating(terminal_id=hall.terminal_id).id)}?lang=en")
     text = page.content.decode()
     assert page.status_code == 200 and "Add to your rating" in text and 'lang="en"' in text and "中文" in text
+
+
+def test_a_comment_sent_back_keeps_the_pages_own_font(hall):
+    """The page's font is cut to its own wording, never to the comment sent back with an error."""
+    import random
+
+    from central.ratings import page_font
+    url = f"/r/{token_for(hall, make_rating(terminal_id=hall.terminal_id).id)}"
+    client = Client(REMOTE_ADDR="10.6.6.9")
+    font = client.get(url).context["font"]
+    cut = page_font._subset.cache_info().currsize
+    typed = "".join(chr(random.randint(0x4E00, 0x9FA5)) for _ in range(400)) + "\u0000"
+    answer = client.post(url, {"text": typed})
+    assert answer.status_code == 400 and answer.context["font"] == font
+    assert page_font._subset.cache_info().currsize == cut

@@ -9,7 +9,8 @@ rules of ``ingest.settle_cases`` apply: one counted rating per case, none for an
 A plaque is open to anyone who walks by, so, as Shanghai's rules ask: each phone (a signed cookie)
 may rate a window 3 times a day and each address 30 times an hour, beyond which nothing is
 stored (429); a phone or address that rated the window in the last 24 hours is kept but flagged
-``repeat_rater`` and not counted.
+``repeat_rater`` and not counted. Every post, a bad form too, counts against its address (60 in
+10 minutes) before it is read, and a form sent back keeps the font cut to the page's own wording.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from .page_font import font_for
 
 PER_DEVICE_PER_DAY = 3
 PER_ADDRESS_PER_HOUR = 30
+POSTS_PER_ADDRESS = 60  # per 10 minutes, any form (a bad one too), counted before it is read
 REPEAT_WITHIN = timedelta(hours=24)
 REPEAT_RATER = "repeat_rater"
 DEVICE_COOKIE = "rating_phone"
@@ -115,6 +117,8 @@ def page(request, code: str):
     window = Window.objects.select_related("hall").filter(plaque_code=code).first() if 8 <= len(code) <= 24 else None
     if window is None:
         return _with_device(message(request, WORDS, language, "invalid", 404), device)
+    if request.method == "POST" and not throttle.allow(f"plaque-post:{address}", POSTS_PER_ADDRESS, 600):
+        return _with_device(message(request, WORDS, language, "busy", 429), device)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = read_form(request, words, tags) if request.method == "POST" else None
     if form and not form.problem:
@@ -156,7 +160,8 @@ def read_form(request, words: dict, tags: list) -> Form:
 
 def form_page(request, language: str, window: Window, tags: list, form: Form | None, with_case: bool = True,
               heading: str = ""):
-    """The rating form (a plaque's, an SMS link's), in the bundled font cut to what it shows."""
+    """The rating form (a plaque's, an SMS link's), in the bundled font cut to its own wording: never
+    to what the rater typed (that renders in the phone's own fonts), so no post makes a new subset."""
     words = WORDS[language]
     chosen = form.reasons if form else []
     picked = str(int(form.level)) if form and form.level else ""
@@ -165,7 +170,7 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
     values = {"case_no": form.case_no if form else "", "text": form.text if form else ""}
     problem = form.problem if form else ""
     shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "comment", "submit",
-                                          "other")), problem, values["text"], values["case_no"], window.hall.name,
+                                          "other", "pick", "bad_text", "bad_case")), window.hall.name,
                      window.name, heading, *(label for _, label, _ in levels), *(label for _, label, _ in reasons)])
     return render(request, "ratings/plaque.html", {
         "words": words, "language": language, "window": window, "levels": levels, "reasons": reasons,
