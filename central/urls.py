@@ -1,8 +1,10 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import path, register_converter
 
-from central.ratings import metrics, mobile, plaques, sms, views
+from central.ratings import link_tokens, metrics, mobile, plaques, sms, views
 from central.ratings.api import api
+
+register_converter(link_tokens.Converter, "link")
 
 admin.site.site_header = "政务服务好差评 · 管理后台"
 admin.site.site_title = "好差评管理后台"
@@ -17,8 +19,8 @@ urlpatterns = [
     path("exports/<str:convention>.<str:fmt>", views.export, name="export"),
     path("public/", views.public, name="public"),
     path("r/<str:token>", mobile.page, name="mobile"),
-    path("w/<str:code>", plaques.page, name="plaque"),
-    path("s/<str:token>", sms.link_page, name="sms-link"),
+    path("w/<link:code>", plaques.page, name="plaque"),
+    path("s/<link:token>", sms.link_page, name="sms-link"),
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

@@ -35,7 +35,7 @@ from terminal.core.checks import text as checked_text
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.rating import MAX_CASE_NO, MAX_TEXT
 
-from . import direct, throttle
+from . import direct, link_tokens, throttle
 from .mobile import address_hash, language_of, message, posted_reasons, public_base, reason_choices
 from .models import Rating, ReasonTag, Window
 from .page_font import font_for
@@ -72,7 +72,7 @@ WORDS = {
 def code_for(window: Window, renew: bool = False) -> str:
     """The window's plaque code, made on first use; ``renew`` retires every plaque printed before."""
     if renew or not window.plaque_code:
-        window.plaque_code = secrets.token_urlsafe(12)
+        window.plaque_code = link_tokens.new()
         Window.objects.filter(pk=window.pk).update(plaque_code=window.plaque_code)
     return window.plaque_code
 
@@ -114,7 +114,7 @@ def page(request, code: str):
     words = WORDS[language]
     address = address_hash(request)
     device = _device(request)
-    window = Window.objects.select_related("hall").filter(plaque_code=code).first() if 8 <= len(code) <= 24 else None
+    window = Window.objects.select_related("hall").filter(plaque_code=code).first()  # the URL checked its shape
     if window is None:
         return _with_device(message(request, WORDS, language, "invalid", 404), device)
     if request.method == "POST" and not throttle.allow(f"plaque-post:{address}", POSTS_PER_ADDRESS, 600):
