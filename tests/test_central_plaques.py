@@ -154,3 +154,28 @@ def test_every_post_counts_against_its_address_before_it_is_read(hall):
     assert refused.status_code == 429 and "评价过于频繁" in refused.content.decode()
     assert Client(REMOTE_ADDR="10.6.6.8").post(plaque_url(), {"text": "没有等级"}).status_code == 400  # another address
     assert not Rating.objects.exists()
+
+
+def test_a_plaque_rating_of_a_reported_case_is_credited_to_its_staff_member(hall):
+    """The case's counted rating carries the case's staff member and item, as an SMS link's does:
+    per-staff statistics would otherwise lose it."""
+    import datetime
+
+    from django.utils import timezone
+
+    from central.ratings import auth, cases, stats
+    system = auth.add_system("业务系统")
+    done = timezone.now() - datetime.timedelta(minutes=20)
+    for case_no, window in (("C-STAFF", "W01"), ("C-ELSEWHERE", "W02")):
+        cases.report(system, {"case_no": case_no, "window": window, "staff_no": "SZ0101", "item_code": "ITEM-9",
+                              "status": "completed", "accepted_at": (done - datetime.timedelta(hours=1)).isoformat(),
+                              "completed_at": done.isoformat()})
+    assert Client(REMOTE_ADDR="10.4.4.4").post(plaque_url(), {"level": "1", "case_no": "C-STAFF"}).status_code == 200
+    counted = Rating.objects.get(case_no="C-STAFF")
+    assert (counted.staff_no, counted.item_code, counted.case_counted) == ("SZ0101", "ITEM-9", True)
+    start, end = stats.last_days(2)
+    assert {r.key: r.total for r in stats.table(stats.Query(start, end, "staff"))}.get("SZ0101") == 1
+    # another window's case: not this window's to credit, and never counted here
+    assert Client(REMOTE_ADDR="10.4.4.5").post(plaque_url(), {"level": "5", "case_no": "C-ELSEWHERE"}).status_code == 200
+    elsewhere = Rating.objects.get(case_no="C-ELSEWHERE")
+    assert (elsewhere.staff_no, elsewhere.item_code, bool(elsewhere.case_counted)) == ("", "", False)

@@ -37,7 +37,7 @@ from terminal.core.rating import MAX_CASE_NO, MAX_TEXT
 
 from . import direct, link_tokens, throttle
 from .mobile import address_hash, language_of, message, posted_reasons, public_base, reason_choices
-from .models import Rating, ReasonTag, Window
+from .models import Case, Rating, ReasonTag, Window
 from .page_font import font_for
 
 PER_DEVICE_PER_DAY = 3
@@ -182,13 +182,18 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
 def rate(window: Window, level: Level, reasons: list[str], text: str, case_no: str, device: str,
          address: str) -> Rating:
     """Store a plaque's rating for ``window``, through the same case rules and work orders as a
-    terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted."""
+    terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted.
+    A case reported at this window gives the rating its staff member and item, as an SMS link's
+    does: else the case's counted rating would be credited to nobody."""
+    case = Case.objects.filter(case_no=case_no, window=window).first() if case_no else None
+    staff_no, item_code = (case.staff_no, case.item_code) if case else ("", "")
     since = timezone.now() - REPEAT_WITHIN
     repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
                                     rated_at__gte=since)
               .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
     return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
-                       case_no=case_no, reasons=reasons, text=text, facts={"rater": device, "address": address},
+                       case_no=case_no, staff_no=staff_no, item_code=item_code,
+                       reasons=reasons, text=text, facts={"rater": device, "address": address},
                        flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
 
 
