@@ -6,6 +6,12 @@ from central.ratings.api import api
 
 register_converter(link_tokens.Converter, "link")
 
+# Chinese first, English beneath, for citizens who meet them (errors.py); Django's own are English only
+handler400 = "central.ratings.errors.bad_request"
+handler403 = "central.ratings.errors.permission_denied"
+handler404 = "central.ratings.errors.page_not_found"
+handler500 = "central.ratings.errors.server_error"
+
 admin.site.site_header = "政务服务好差评 · 管理后台"
 admin.site.site_title = "好差评管理后台"
 
