@@ -95,6 +95,7 @@ if not (DEBUG or LOOPBACK_ONLY):  # deployed: behind the HTTPS proxy
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     # Browser preload lists bind a whole domain for good: the domain's owner decides that, not this app.
     SILENCED_SYSTEM_CHECKS = ["security.W021"]
+CSRF_FAILURE_VIEW = "central.ratings.errors.csrf_failure"  # a form left open too long: Chinese first, as every error page
 CSRF_TRUSTED_ORIGINS = [f"https://{h}" for h in ALLOWED_HOSTS if not LOOPBACK_ONLY and not h.startswith(".")]
 
 
@@ -118,6 +119,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "central.ratings.refuse_nul.RefuseNul",  # NUL in a query parameter: 400 (PostgreSQL refuses it in text)
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

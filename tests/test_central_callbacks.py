@@ -94,3 +94,33 @@ def test_the_sample_command_prints_what_it_drew(hall):
     call_command("callback_sample", "--quarter", QUARTER, "--seed", "s1", "--per-window", "2", stdout=out,
                  stderr=io.StringIO())
     assert len(out.getvalue().splitlines()) == 2 and all(line.startswith("W01\tC-W01-") for line in out.getvalue().splitlines())
+
+
+def test_a_department_manager_sees_only_their_departments_call_backs(hall):
+    """The statistics page's call-back figures are limited to the manager's windows, as its other
+    figures are: another department's call-backs are not theirs to see."""
+    import io
+    import re
+
+    from django.core.management import call_command
+
+    from central.ratings.models import Window
+    w01, w02 = Window.objects.get(code="W01"), Window.objects.get(code="W02")
+    assert w01.department_id != w02.department_id
+    report_many(3, "W02", "SZ0201")
+    report_many(1, "W01", "SZ0101")
+    root = User.objects.create_superuser("root-scope", password="pw-root-scope-Qx7k")
+    for task in callbacks.sample(QUARTER, "seed", per_window=3):
+        callbacks.record(task, True, Level.VERY_DISSATISFIED, "", root)
+    call_command("add_user", "mgr1", "--role", "department_manager", "--department", w01.department.code,
+                 "--password-stdin", stdin=io.StringIO("pw-mgr1-scope-Qx7k\n"), stderr=io.StringIO())
+
+    def shown(user) -> list[str]:
+        client = Client()
+        client.force_login(user)
+        table = re.search(r'<table id="callbacks">.*?</table>', client.get("/stats/").content.decode(), re.S).group(0)
+        return re.findall(r"<td>([^<]*)</td>", re.search(rf'<td class="l">{QUARTER}</td>(.*?)</tr>', table, re.S).group(1))
+
+    assert shown(User.objects.get(username="mgr1"))[:4] == ["1", "1", "1", "0"]  # W01's one call-back only
+    assert shown(root)[:4] == ["4", "4", "4", "0"]  # the whole hall
+    assert callbacks.figures(windows=[])[0].tasks == 0

@@ -361,3 +361,43 @@ def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(
     assert (result.delivered, result.dead) == (6, 5)
     assert {row[0] for row in store.db.execute("SELECT id FROM dead_letters")} == set(poisons)
     assert central.count("terminal_id = ?", [creds.terminal_id]) == 6
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/w/%00%00%00%00%00%00%00%00", "/w/abcdefgh%00", "/w/abcdefghijklmno%00",
+                                  "/s/%00%00%00%00%00%00%00%00", "/s/abcdefgh%00ij", "/w/%ED%A0%80%ED%A0%80abcdef",
+                                  "/s/%F0%9F%98%80%F0%9F%98%80%F0%9F%98%80%F0%9F%98%80", "/w/" + "x" * 5000])
+def test_a_citizen_link_of_any_other_shape_is_a_404_before_any_query(hall, path, django_assert_num_queries):
+    """Plaque codes and SMS link tokens have one shape (``link_tokens``): anything else never reaches
+    the database, where a NUL byte made PostgreSQL refuse the query (a 500)."""
+    with django_assert_num_queries(0):
+        assert Client(raise_request_exception=False).get(path).status_code == 404
+
+
+@pytest.mark.django_db
+def test_plaque_codes_and_sms_link_tokens_are_what_the_links_accept(hall):
+    import re
+    from central.ratings import link_tokens, plaques, sms
+    from central.ratings.models import Case, SmsMessage, Window
+    code = plaques.code_for(Window.objects.get(code="W01"), renew=True)
+    assert re.fullmatch(link_tokens.PATTERN, code)
+    system = auth.add_system("业务系统")
+    from central.ratings import cases
+    done = timezone.now() - timedelta(hours=30)
+    cases.report(system, {"case_no": "C-LINK", "window": "W01", "mobile": "13800001111", "status": "completed",
+                          "accepted_at": (done - timedelta(hours=1)).isoformat(), "completed_at": done.isoformat()})
+    assert Case.objects.filter(case_no="C-LINK").exists()
+    assert sms.invite() == 1
+    assert re.fullmatch(link_tokens.PATTERN, SmsMessage.objects.get(kind="invitation").link_token)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/admin/ratings/rating/?window_code=%00", "/admin/ratings/terminalevent/?window_code=%00",
+                                  "/admin/ratings/callbacktask/?quarter=%00", "/admin/ratings/rejecteditem/?code=%00",
+                                  "/admin/ratings/smsmessage/?kind=%00", "/admin/ratings/case/?q=%00",
+                                  "/admin/ratings/rating/?%00=1", "/stats/?by=%00"])
+def test_nul_in_any_query_parameter_is_a_400_for_every_page(hall, admin_user, path):
+    """PostgreSQL refuses NUL in text: an admin list filter or search holding one was a 500 there."""
+    client = Client(raise_request_exception=False)
+    client.force_login(admin_user)
+    assert client.get(path).status_code == 400

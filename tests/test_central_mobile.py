@@ -118,3 +118,18 @@ def test_what_a_rater_adds_by_phone_is_shown_with_the_rating_and_its_work_order(
     for page in (f"/admin/ratings/workorder/{rating.work_order.pk}/change/", f"/admin/ratings/rating/{rating.pk}/change/"):
         text = root.get(page).content.decode()
         assert "窗口让我补交了三次材料&lt;script&gt;" in text and "<script>" not in text.split("窗口让我补交")[1][:20], page
+
+
+def test_a_comment_sent_back_keeps_the_pages_own_font(hall):
+    """The page's font is cut to its own wording, never to the comment sent back with an error."""
+    import random
+
+    from central.ratings import page_font
+    url = f"/r/{token_for(hall, make_rating(terminal_id=hall.terminal_id).id)}"
+    client = Client(REMOTE_ADDR="10.6.6.9")
+    font = client.get(url).context["font"]
+    cut = page_font._subset.cache_info().currsize
+    typed = "".join(chr(random.randint(0x4E00, 0x9FA5)) for _ in range(400)) + "\u0000"
+    answer = client.post(url, {"text": typed})
+    assert answer.status_code == 400 and answer.context["font"] == font
+    assert page_font._subset.cache_info().currsize == cut

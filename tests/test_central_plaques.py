@@ -125,3 +125,57 @@ def test_whatever_a_phone_posts_the_answer_is_never_a_500(hall):
         assert reply.status_code in (200, 400, 429), (reply.status_code, reply.content[:300])
     post()
     assert Rating.objects.filter(device="phone").exists() or RatingAddition.objects.exists()
+
+
+def test_a_form_sent_back_keeps_the_pages_own_font_whatever_was_typed(hall):
+    """A bad form comes back with what the rater typed, in the phone's own fonts: the inlined font
+    stays the one cut to the page's wording, so no post, however long its comment, makes the server
+    cut a new subset of the 12 MB font (about a second of CPU and half a megabyte each)."""
+    import random
+
+    from central.ratings import page_font
+    client = Client(REMOTE_ADDR="10.6.6.6")
+    font = client.get(plaque_url()).context["font"]
+    cut = page_font._subset.cache_info().currsize
+    for _ in range(3):
+        typed = "".join(chr(random.randint(0x4E00, 0x9FA5)) for _ in range(500))
+        answer = client.post(plaque_url(), {"text": typed, "case_no": typed[:40]})  # no level: sent back
+        assert answer.status_code == 400 and typed in answer.content.decode()
+        assert answer.context["font"] == font
+    assert page_font._subset.cache_info().currsize == cut
+    assert '"Page"' not in answer.content.decode().split("textarea, input[type=text] {", 1)[1].split("}", 1)[0]
+
+
+def test_every_post_counts_against_its_address_before_it_is_read(hall):
+    client = Client(REMOTE_ADDR="10.6.6.7")
+    for n in range(plaques.POSTS_PER_ADDRESS):
+        assert client.post(plaque_url(), {"text": f"没有等级 {n}"}).status_code == 400, n
+    refused = client.post(plaque_url(), {"text": "没有等级"})
+    assert refused.status_code == 429 and "评价过于频繁" in refused.content.decode()
+    assert Client(REMOTE_ADDR="10.6.6.8").post(plaque_url(), {"text": "没有等级"}).status_code == 400  # another address
+    assert not Rating.objects.exists()
+
+
+def test_a_plaque_rating_of_a_reported_case_is_credited_to_its_staff_member(hall):
+    """The case's counted rating carries the case's staff member and item, as an SMS link's does:
+    per-staff statistics would otherwise lose it."""
+    import datetime
+
+    from django.utils import timezone
+
+    from central.ratings import auth, cases, stats
+    system = auth.add_system("业务系统")
+    done = timezone.now() - datetime.timedelta(minutes=20)
+    for case_no, window in (("C-STAFF", "W01"), ("C-ELSEWHERE", "W02")):
+        cases.report(system, {"case_no": case_no, "window": window, "staff_no": "SZ0101", "item_code": "ITEM-9",
+                              "status": "completed", "accepted_at": (done - datetime.timedelta(hours=1)).isoformat(),
+                              "completed_at": done.isoformat()})
+    assert Client(REMOTE_ADDR="10.4.4.4").post(plaque_url(), {"level": "1", "case_no": "C-STAFF"}).status_code == 200
+    counted = Rating.objects.get(case_no="C-STAFF")
+    assert (counted.staff_no, counted.item_code, counted.case_counted) == ("SZ0101", "ITEM-9", True)
+    start, end = stats.last_days(2)
+    assert {r.key: r.total for r in stats.table(stats.Query(start, end, "staff"))}.get("SZ0101") == 1
+    # another window's case: not this window's to credit, and never counted here
+    assert Client(REMOTE_ADDR="10.4.4.5").post(plaque_url(), {"level": "5", "case_no": "C-ELSEWHERE"}).status_code == 200
+    elsewhere = Rating.objects.get(case_no="C-ELSEWHERE")
+    assert (elsewhere.staff_no, elsewhere.item_code, bool(elsewhere.case_counted)) == ("", "", False)

@@ -128,15 +128,19 @@ class Figures:
         return "—" if self.satisfaction_rate is None else f"{self.satisfaction_rate * 100:.1f}%"
 
 
-def figures(quarters: int = 4, today: date | None = None) -> list[Figures]:
+def figures(quarters: int = 4, today: date | None = None, windows: list[str] | None = None) -> list[Figures]:
     """The last ``quarters`` quarters' figures, newest first: tasks, reached, given a level, and
-    satisfied (非常满意, 满意 or 基本满意) among those, as the statistics page shows them."""
+    satisfied (非常满意, 满意 or 基本满意) among those, as the statistics page shows them; only
+    the call-backs of ``windows`` when given (a department manager's, ``roles.window_codes``)."""
     today = today or timezone.localdate()
     wanted, day = [], today
     for _ in range(quarters):
         wanted.append(quarter_of(day))
         day = quarter_bounds(wanted[-1])[0].date() - timedelta(days=1)
-    rows = {r["quarter"]: r for r in CallbackTask.objects.filter(quarter__in=wanted).values("quarter").annotate(
+    tasks = CallbackTask.objects.filter(quarter__in=wanted)
+    if windows is not None:
+        tasks = tasks.filter(window_code__in=windows)
+    rows = {r["quarter"]: r for r in tasks.values("quarter").annotate(
         tasks=Count("id"), reached=Count("id", filter=Q(state="reached")),
         rated=Count("id", filter=Q(level__isnull=False)), satisfied=Count("id", filter=Q(level__gte=3)))}
     return [Figures(q, *(rows.get(q, {}).get(k, 0) for k in ("tasks", "reached", "rated", "satisfied"))) for q in wanted]

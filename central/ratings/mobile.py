@@ -92,7 +92,7 @@ def page(request, token: str):
             return message(request, WORDS, language, "thanks", 200)
     reasons = reason_choices(tags, language, chosen)
     shown = [words[k] for k in ("title", "window", "reasons", "comment", "placeholder", "submit", "other",
-                                "privacy")] + [problem, comment, terminal.window.name] + [label for _, label, _ in reasons]
+                                "privacy", "empty", "bad_text")] + [terminal.window.name] + [label for _, label, _ in reasons]
     return render(request, "ratings/mobile.html", {
         "words": words, "language": language, "window": terminal.window, "reasons": reasons, "problem": problem,
         "comment": comment, "other_lang": "zh" if language == "en" else "en", "font": font_for("".join(shown)),

@@ -9,7 +9,8 @@ rules of ``ingest.settle_cases`` apply: one counted rating per case, none for an
 A plaque is open to anyone who walks by, so, as Shanghai's rules ask: each phone (a signed cookie)
 may rate a window 3 times a day and each address 30 times an hour, beyond which nothing is
 stored (429); a phone or address that rated the window in the last 24 hours is kept but flagged
-``repeat_rater`` and not counted.
+``repeat_rater`` and not counted. Every post, a bad form too, counts against its address (60 in
+10 minutes) before it is read, and a form sent back keeps the font cut to the page's own wording.
 """
 
 from __future__ import annotations
@@ -34,13 +35,14 @@ from terminal.core.checks import text as checked_text
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.rating import MAX_CASE_NO, MAX_TEXT
 
-from . import direct, throttle
+from . import direct, link_tokens, throttle
 from .mobile import address_hash, language_of, message, posted_reasons, public_base, reason_choices
-from .models import Rating, ReasonTag, Window
+from .models import Case, Rating, ReasonTag, Window
 from .page_font import font_for
 
 PER_DEVICE_PER_DAY = 3
 PER_ADDRESS_PER_HOUR = 30
+POSTS_PER_ADDRESS = 60  # per 10 minutes, any form (a bad one too), counted before it is read
 REPEAT_WITHIN = timedelta(hours=24)
 REPEAT_RATER = "repeat_rater"
 DEVICE_COOKIE = "rating_phone"
@@ -70,7 +72,7 @@ WORDS = {
 def code_for(window: Window, renew: bool = False) -> str:
     """The window's plaque code, made on first use; ``renew`` retires every plaque printed before."""
     if renew or not window.plaque_code:
-        window.plaque_code = secrets.token_urlsafe(12)
+        window.plaque_code = link_tokens.new()
         Window.objects.filter(pk=window.pk).update(plaque_code=window.plaque_code)
     return window.plaque_code
 
@@ -112,9 +114,11 @@ def page(request, code: str):
     words = WORDS[language]
     address = address_hash(request)
     device = _device(request)
-    window = Window.objects.select_related("hall").filter(plaque_code=code).first() if 8 <= len(code) <= 24 else None
+    window = Window.objects.select_related("hall").filter(plaque_code=code).first()  # the URL checked its shape
     if window is None:
         return _with_device(message(request, WORDS, language, "invalid", 404), device)
+    if request.method == "POST" and not throttle.allow(f"plaque-post:{address}", POSTS_PER_ADDRESS, 600):
+        return _with_device(message(request, WORDS, language, "busy", 429), device)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = read_form(request, words, tags) if request.method == "POST" else None
     if form and not form.problem:
@@ -156,7 +160,8 @@ def read_form(request, words: dict, tags: list) -> Form:
 
 def form_page(request, language: str, window: Window, tags: list, form: Form | None, with_case: bool = True,
               heading: str = ""):
-    """The rating form (a plaque's, an SMS link's), in the bundled font cut to what it shows."""
+    """The rating form (a plaque's, an SMS link's), in the bundled font cut to its own wording: never
+    to what the rater typed (that renders in the phone's own fonts), so no post makes a new subset."""
     words = WORDS[language]
     chosen = form.reasons if form else []
     picked = str(int(form.level)) if form and form.level else ""
@@ -165,7 +170,7 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
     values = {"case_no": form.case_no if form else "", "text": form.text if form else ""}
     problem = form.problem if form else ""
     shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "comment", "submit",
-                                          "other")), problem, values["text"], values["case_no"], window.hall.name,
+                                          "other", "pick", "bad_text", "bad_case")), window.hall.name,
                      window.name, heading, *(label for _, label, _ in levels), *(label for _, label, _ in reasons)])
     return render(request, "ratings/plaque.html", {
         "words": words, "language": language, "window": window, "levels": levels, "reasons": reasons,
@@ -177,13 +182,18 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
 def rate(window: Window, level: Level, reasons: list[str], text: str, case_no: str, device: str,
          address: str) -> Rating:
     """Store a plaque's rating for ``window``, through the same case rules and work orders as a
-    terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted."""
+    terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted.
+    A case reported at this window gives the rating its staff member and item, as an SMS link's
+    does: else the case's counted rating would be credited to nobody."""
+    case = Case.objects.filter(case_no=case_no, window=window).first() if case_no else None
+    staff_no, item_code = (case.staff_no, case.item_code) if case else ("", "")
     since = timezone.now() - REPEAT_WITHIN
     repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
                                     rated_at__gte=since)
               .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
     return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
-                       case_no=case_no, reasons=reasons, text=text, facts={"rater": device, "address": address},
+                       case_no=case_no, staff_no=staff_no, item_code=item_code,
+                       reasons=reasons, text=text, facts={"rater": device, "address": address},
                        flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
 
 

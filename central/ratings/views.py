@@ -105,14 +105,15 @@ def statistics(request):
     start, end = _dates(request)
     by = request.GET.get("by", "window")
     period = request.GET.get("period") or None
-    query = stats.Query(start, end, by, period, roles.window_codes(request.user))
+    windows = roles.window_codes(request.user)
+    query = stats.Query(start, end, by, period, windows)
     rows = stats.table(query)
     if request.GET.get("format") == "csv":
         return _csv_response(rows, query)
     return render(request, "ratings/statistics.html", {
         "start": start, "end": end, "by": by, "period": period or "", "rows": rows, "level_names": LEVEL_NAMES,
         "dimensions": stats.DIMENSIONS, "periods": {"": "整个时段", "day": "按日", "week": "按周", "month": "按月"},
-        "definitions": stats.DEFINITIONS, "callback_figures": callbacks.figures()})
+        "definitions": stats.DEFINITIONS, "callback_figures": callbacks.figures(windows=windows)})
 
 
 def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:

@@ -1,0 +1,31 @@
+"""The random codes in citizens' links: a window plaque's ``/w/<code>`` and an SMS invitation's
+``/s/<token>``, each ``secrets.token_urlsafe(12)`` (sms.invite makes its tokens the same way).
+
+``Converter`` lets a URL reach those views only with a code of that very shape, so anything else
+(a NUL byte, which PostgreSQL refuses in text; a lone surrogate; 5,000 characters) is a 404 before
+any query is made.
+"""
+
+from __future__ import annotations
+
+import secrets
+
+NBYTES = 12
+LENGTH = 16  # base64url of 12 bytes, no padding
+PATTERN = f"[A-Za-z0-9_-]{{{LENGTH}}}"
+
+
+def new() -> str:
+    return secrets.token_urlsafe(NBYTES)
+
+
+class Converter:
+    """A path converter (``<link:code>``) for exactly the codes ``new`` makes."""
+
+    regex = PATTERN
+
+    def to_python(self, value: str) -> str:
+        return value
+
+    def to_url(self, value: str) -> str:
+        return value
