@@ -4,6 +4,7 @@ passwords checked; a deployed server sends only secure cookies; its data is priv
 department manager sees only their own department's alerts and colleagues."""
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -147,6 +148,30 @@ def test_tick_forgets_the_nonces_of_every_terminal(hall):
     SeenNonce.objects.update(seen_at=timezone.now() - timedelta(hours=1))
     call_command("tick", stdout=io.StringIO())
     assert not SeenNonce.objects.exists()
+
+
+# -- what the red team found: nesting, unhashable outcomes, an unsigned header, a NUL in a hash ----
+
+def signed_reply(client: Client, who_id: str, secret: str, method: str, path: str, body: bytes = b"",
+                 id_header: str = signing.HEADER_TERMINAL, **extra):
+    """The answer and whether it carries a valid answer signature (a terminal believes nothing else)."""
+    headers = signing.signed_headers(who_id, secret, method, path, body, time.time(), id_header=id_header)
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    reply = (client.post(path, body, content_type="application/json", **meta, **extra) if method == "POST"
+             else client.get(path, **meta, **extra))
+    given_signature = reply.get(signing.HEADER_ANSWER_SIGNATURE, "")
+    content = b"".join(reply.streaming_content) if reply.streaming else reply.content
+    return reply, bool(given_signature) and signing.verify_answer(
+        secret, headers[signing.HEADER_NONCE], reply.status_code, reply[signing.HEADER_SERVER_TIME],
+        hashlib.sha256(content).hexdigest(), given_signature)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("outcome", [[], {}, ["invited"]])
+def test_an_invite_result_whose_outcome_is_no_string_is_passed_over(hall, outcome):
+    body = json.dumps({"version": "1", "invite_results": [{"case_no": "C1", "outcome": outcome}]}).encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/heartbeat", body)
+    assert (reply.status_code, signed) == (200, True), reply.content[:300]
 
 
 # -- the fuzzer: every endpoint, validly signed ---------------------------------------------------
