@@ -174,6 +174,20 @@ def test_an_invite_result_whose_outcome_is_no_string_is_passed_over(hall, outcom
     assert (reply.status_code, signed) == (200, True), reply.content[:300]
 
 
+@pytest.mark.django_db
+def test_a_file_hash_is_64_hex_digits_before_any_query(hall, monkeypatch):
+    """On PostgreSQL a NUL in the hash (``%00``) reached the query: psycopg's DataError, a 500.
+    Anything but 64 hex digits is a 404 without a query; an uppercase hash names the same file."""
+    from central.ratings import content
+    asked = []
+    real = content.file_for
+    monkeypatch.setattr(content, "file_for", lambda node, sha256: asked.append(sha256) or real(node, sha256))
+    for name in ("a" * 63 + "%00", "%00" * 64, "g" * 64, "a" * 63 + "%C4%B0", "A" * 64):
+        reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "GET", f"/api/v1/files/{name}")
+        assert (reply.status_code, signed) == (404, True), (name, reply.status_code)
+    assert asked == ["a" * 64]  # only the well-formed one, lowered, was looked up
+
+
 # -- the fuzzer: every endpoint, validly signed ---------------------------------------------------
 
 json_values = st.recursive(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import zlib
 from datetime import datetime
 from functools import wraps
@@ -35,6 +36,7 @@ from .models import Terminal
 MAX_INFLATED_BYTES = 8 * 1024 * 1024  # a batch of 1,000 of the largest ratings is under 5 MiB
 MAX_ENROLL_BYTES = 1024  # {"code": "ABCD-EFGH-JKLM"}: the one unsigned body, and never compressed
 MAX_CASE_BYTES = 4096  # a case report's dozen short fields
+SHA256_HEX = re.compile("[0-9a-f]{64}")  # what names a content file, checked before any query
 
 api = NinjaAPI(title="Window rating terminal — central API", version="1", urls_namespace="api-v1")
 
@@ -309,8 +311,8 @@ def get_content(request: HttpRequest):
 @api.get("/files/{sha256}", auth=signed, summary="A content file by its SHA-256")
 @decorate_view(sign_answers)
 def get_file(request: HttpRequest, sha256: str):
-    sha256 = sha256.lower()
-    found = content.file_for(request.auth, sha256) if len(sha256) == 64 else None
+    sha256 = sha256.lower()  # an uppercase hash names the same file
+    found = content.file_for(request.auth, sha256) if SHA256_HEX.fullmatch(sha256) else None  # no NUL reaches the query
     if found is None:
         return error(404, "no_such_file", "no file with this hash in this terminal's content")
     response = stamp(FileResponse(found.open("rb"), content_type="application/octet-stream"))
