@@ -13,6 +13,7 @@ import subprocess
 import time
 from datetime import timedelta
 
+import orjson
 import pytest
 import requests
 from django.core.management import call_command
@@ -164,6 +165,83 @@ def signed_reply(client: Client, who_id: str, secret: str, method: str, path: st
     return reply, bool(given_signature) and signing.verify_answer(
         secret, headers[signing.HEADER_NONCE], reply.status_code, reply[signing.HEADER_SERVER_TIME],
         hashlib.sha256(content).hexdigest(), given_signature)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", ["ratings", "events"])
+@pytest.mark.parametrize("where", ["item", "level", "channel", "scores"])
+def test_a_batch_nested_past_the_limit_is_a_signed_400_not_a_500(hall, endpoint, where):
+    """orjson parses 1,000 levels; json.dumps and repr of such an item raised RecursionError (an
+    unsigned 500 the terminal retried for ever). Refused whole, the terminal splits the batch and
+    its good records go through alone."""
+    record = (make_rating(terminal_id=hall.terminal_id) if endpoint == "ratings"
+              else make_event("login", terminal_id=hall.terminal_id)).to_wire()
+    hostile = nested(1000) if where == "item" else json.dumps({**record, where: "X"}).replace('"X"', nested(1000))
+    body = f'{{"{endpoint}": [{json.dumps(record)}, {hostile}]}}'.encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", f"/api/v1/{endpoint}", body)
+    assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
+    assert "nested more than 16 deep" in reply.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_nesting_up_to_the_limit_is_taken_one_past_it_is_not(hall):
+    """The limit is one number (``checks.MAX_DEPTH``), counted in containers: a rating's fields are
+    inside three ({"ratings": [{...}]}), so a list there 13 deep makes 16 and passes, 14 deep is refused."""
+    from terminal.core.checks import MAX_DEPTH
+    record = make_rating(terminal_id=hall.terminal_id).to_wire()
+    for depth, status in ((MAX_DEPTH - 3, 200), (MAX_DEPTH - 2, 400)):
+        body = f'{{"ratings": [{json.dumps({**record, "reasons": "X"}).replace(chr(34) + "X" + chr(34), nested(depth))}]}}'
+        reply = signed_post(Client(), hall, "/api/v1/ratings", body.encode())
+        assert reply.status_code == status, (depth, reply.content[:300])
+    assert reply.json()["error"] == "bad_json"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["status", "applicant_type"])
+def test_a_case_report_nested_deeply_is_a_signed_400(hall, field):
+    system = BusinessSystem.objects.create(system_id="S-DEEP", name="排队系统", secret="d" * 43)
+    case = {"case_no": "C-DEEP", "window": "W01", "status": "accepted",
+            "accepted_at": "2026-01-05T09:00:00+08:00", field: "X"}
+    body = json.dumps(case).replace('"X"', nested(1000)).encode()
+    reply, signed = signed_reply(Client(), system.system_id, system.secret, "POST", "/api/v1/cases", body,
+                                 id_header=signing.HEADER_SYSTEM)
+    assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
+
+
+def test_error_messages_show_an_untrusted_value_bounded_never_whole():
+    """A checker's message named the value with repr(): RecursionError for one nested 1,000 deep
+    (escaping check_fields, which catches ValueError and TypeError), megabytes for a long one."""
+    from terminal.core.chain import Link
+    from terminal.core.checks import InvalidRecord, check_fields, enum, integer, one_of
+    from terminal.core.levels import Level as Levels
+    deep = orjson.loads(nested(1020))  # orjson parses it; repr() and json.dumps of it do not
+    for check in (one_of(("a", "b")), enum(Levels), integer(0, 9), Levels.parse, Levels.from_gbt):
+        for value in (deep, "x" * 1_000_000, 10 ** 4000):
+            with pytest.raises(InvalidRecord) as refused:
+                check_fields({"f": value}, {"f": (True, check)}, "record")
+            assert len(str(refused.value)) < 200
+    with pytest.raises(ValueError) as refused:
+        Link.from_wire({"v": deep, "epoch": "0" * 32, "seq": 1, "prev": "0" * 64})
+    assert len(str(refused.value)) < 200
+
+
+def test_a_refused_item_json_cannot_write_is_kept_as_a_note_not_a_crash():
+    from central.ratings.ingest import _as_text
+    deep = orjson.loads(nested(1020))
+    note = json.loads(_as_text([deep]))
+    assert "RecursionError" in note and "a list" in note
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_nested_deeply_is_a_signed_400(hall):
+    """Its size was measured with json.dumps before its depth was checked: a 500 at 950 levels."""
+    body = ('{"version": "1", "errors": ' + nested(960) + '}').encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/heartbeat", body)
+    assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
 
 
 @pytest.mark.django_db

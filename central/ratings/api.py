@@ -105,8 +105,9 @@ def bad_body(request, exc: BadBody):
 
 def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gzip_allowed: bool = True) -> object:
     """The request body as JSON, inflating gzip up to ``inflated_limit``, with a clear 4xx for
-    anything else: deep nesting, numbers of thousands of digits, NaN and Infinity are refused here,
-    before any of it reaches a model (a 500 would be retried by the terminal for ever)."""
+    anything else: nesting deeper than ``checks.MAX_DEPTH``, numbers of thousands of digits, NaN
+    and Infinity are refused here, before any of it reaches a model (a 500 would be retried by
+    the terminal for ever)."""
     body = request.body
     encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding == "gzip" and gzip_allowed:
@@ -121,16 +122,18 @@ def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gz
         raise BadBody(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not supported here")
     if len(body) > inflated_limit:
         raise BadBody(413, "body_too_large", f"body exceeds {inflated_limit} bytes")
-    try:  # orjson first (it refuses NaN, lone surrogates, deep nesting and huge numbers itself) ...
-        return orjson.loads(body)
+    try:  # orjson first (it refuses NaN, lone surrogates and huge numbers itself, and nesting past 1024) ...
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        pass
-    try:  # ... then the standard library, which takes lone surrogates, so they are refused item by item
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except RecursionError:
-        raise BadBody(400, "bad_json", "body is nested too deeply") from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints past Python's digit limit
-        raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {' '.join(str(exc).split())[:200]}") from None
+        try:  # ... then the standard library, which takes lone surrogates, so they are refused item by item
+            document = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        except RecursionError:  # nested past what Python's parser takes
+            raise BadBody(400, "bad_json", f"body is nested more than {checks.MAX_DEPTH} deep") from None
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints past Python's digit limit
+            raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {' '.join(str(exc).split())[:200]}") from None
+    if checks.too_deep(document):  # orjson takes 1,024 levels: json.dumps and repr of them raise RecursionError
+        raise BadBody(400, "bad_json", f"body is nested more than {checks.MAX_DEPTH} deep")
+    return document
 
 
 def _no_constant(name: str):
