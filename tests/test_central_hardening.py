@@ -253,6 +253,22 @@ def test_an_invite_result_whose_outcome_is_no_string_is_passed_over(hall, outcom
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("header", [None, "gzip", "br", "identity"])
+@pytest.mark.parametrize("compressed", [True, False])
+def test_the_signed_body_not_its_unsigned_content_encoding_says_whether_it_is_gzip(hall, header, compressed):
+    """The signature covers the body, not Content-Encoding: a proxy that strips or swaps that header
+    made the server refuse a correctly signed batch (400 bad_json, 415), and the terminal then
+    split it down and dead-lettered every rating. The gzip magic bytes decide; no JSON starts so."""
+    record = make_rating(terminal_id=hall.terminal_id).to_wire()
+    body = json.dumps({"ratings": [record]}).encode()
+    body = gzip.compress(body) if compressed else body
+    extra = {"HTTP_CONTENT_ENCODING": header} if header else {}
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/ratings", body, **extra)
+    assert (reply.status_code, signed) == (200, True), reply.content[:300]
+    assert reply.json()["results"][0]["status"] == "accepted"
+
+
+@pytest.mark.django_db
 def test_a_file_hash_is_64_hex_digits_before_any_query(hall, monkeypatch):
     """On PostgreSQL a NUL in the hash (``%00``) reached the query: psycopg's DataError, a 500.
     Anything but 64 hex digits is a 404 without a query; an uppercase hash names the same file."""

@@ -103,14 +103,22 @@ def bad_body(request, exc: BadBody):
     return error(exc.status, exc.code, exc.detail)
 
 
+GZIP_MAGIC = b"\x1f\x8b"  # how every gzip stream starts; no JSON text does
+
+
 def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gzip_allowed: bool = True) -> object:
     """The request body as JSON, inflating gzip up to ``inflated_limit``, with a clear 4xx for
     anything else: nesting deeper than ``checks.MAX_DEPTH``, numbers of thousands of digits, NaN
     and Infinity are refused here, before any of it reaches a model (a 500 would be retried by
-    the terminal for ever)."""
+    the terminal for ever).
+
+    Whether the body is gzip is read from the body itself (its magic bytes), never from
+    ``Content-Encoding``: the signature covers the body but not that header, so a proxy that
+    strips or swaps it must not turn a correctly signed batch into a refusal."""
     body = request.body
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding == "gzip" and gzip_allowed:
+    if body.startswith(GZIP_MAGIC):
+        if not gzip_allowed:
+            raise BadBody(415, "unsupported_encoding", "a compressed body is not taken here")
         try:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             body = inflater.decompress(body, inflated_limit)
@@ -118,8 +126,6 @@ def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gz
             raise BadBody(400, "bad_gzip", f"body is not valid gzip: {exc}") from None
         if inflater.unconsumed_tail:
             raise BadBody(413, "body_too_large", f"inflated body exceeds {inflated_limit} bytes")
-    elif encoding != "identity":
-        raise BadBody(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not supported here")
     if len(body) > inflated_limit:
         raise BadBody(413, "body_too_large", f"body exceeds {inflated_limit} bytes")
     try:  # orjson first (it refuses NaN, lone surrogates and huge numbers itself, and nesting past 1024) ...
