@@ -473,7 +473,8 @@ def test_the_data_folder_and_database_are_private(deployed):
 
 def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(central, tmp_path):
     """Written by an older, buggier terminal (or a damaged disk): each is refused for good and
-    becomes a dead letter on the terminal; everything behind it is delivered."""
+    becomes a dead letter on the terminal; everything behind it is delivered. A record nested past
+    the limit makes its whole batch a 400: the terminal halves the batch until it stands alone."""
     from sync.outbox import Uploader
     from terminal.store import Store
     creds = central.enroll()
@@ -481,7 +482,7 @@ def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(
     good = [store.record(make_rating(terminal_id=creds.terminal_id)) for _ in range(3)]
     poisons = []
     for text in ('"case_no": "\\ud800"', '"rated_at": "0001-01-01T00:00:00+14:00"', '"mono_ms": 4611686018427387904',
-                 '"level": ' + "9" * 5000, '"reasons": ' + "[" * 500 + "]" * 500):
+                 '"level": ' + "9" * 5000, '"reasons": ' + "[" * 500 + "]" * 500, '"scores": ' + nested(1000)):
         wire = make_rating(terminal_id=creds.terminal_id, clock_synced=False).to_wire()
         key = text.split(":")[0].strip('"')
         payload = json.dumps({k: v for k, v in wire.items() if k != key})[:-1] + ", " + text + "}"
@@ -491,6 +492,6 @@ def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(
         poisons.append(wire["id"])
     good += [store.record(make_rating(terminal_id=creds.terminal_id)) for _ in range(3)]
     result = Uploader(store, central.client(creds), batch_size=1000).drain()
-    assert (result.delivered, result.dead) == (6, 5)
+    assert (result.delivered, result.dead) == (6, 6)
     assert {row[0] for row in store.db.execute("SELECT id FROM dead_letters")} == set(poisons)
     assert central.count("terminal_id = ?", [creds.terminal_id]) == 6
