@@ -4,6 +4,7 @@ passwords checked; a deployed server sends only secure cookies; its data is priv
 department manager sees only their own department's alerts and colleagues."""
 
 import gzip
+import hashlib
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import subprocess
 import time
 from datetime import timedelta
 
+import orjson
 import pytest
 import requests
 from django.core.management import call_command
@@ -147,6 +149,137 @@ def test_tick_forgets_the_nonces_of_every_terminal(hall):
     SeenNonce.objects.update(seen_at=timezone.now() - timedelta(hours=1))
     call_command("tick", stdout=io.StringIO())
     assert not SeenNonce.objects.exists()
+
+
+# -- what the red team found: nesting, unhashable outcomes, an unsigned header, a NUL in a hash ----
+
+def signed_reply(client: Client, who_id: str, secret: str, method: str, path: str, body: bytes = b"",
+                 id_header: str = signing.HEADER_TERMINAL, **extra):
+    """The answer and whether it carries a valid answer signature (a terminal believes nothing else)."""
+    headers = signing.signed_headers(who_id, secret, method, path, body, time.time(), id_header=id_header)
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    reply = (client.post(path, body, content_type="application/json", **meta, **extra) if method == "POST"
+             else client.get(path, **meta, **extra))
+    given_signature = reply.get(signing.HEADER_ANSWER_SIGNATURE, "")
+    content = b"".join(reply.streaming_content) if reply.streaming else reply.content
+    return reply, bool(given_signature) and signing.verify_answer(
+        secret, headers[signing.HEADER_NONCE], reply.status_code, reply[signing.HEADER_SERVER_TIME],
+        hashlib.sha256(content).hexdigest(), given_signature)
+
+
+def nested(depth: int) -> str:
+    return "[" * depth + "1" + "]" * depth
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", ["ratings", "events"])
+@pytest.mark.parametrize("where", ["item", "level", "channel", "scores"])
+def test_a_batch_nested_past_the_limit_is_a_signed_400_not_a_500(hall, endpoint, where):
+    """orjson parses 1,000 levels; json.dumps and repr of such an item raised RecursionError (an
+    unsigned 500 the terminal retried for ever). Refused whole, the terminal splits the batch and
+    its good records go through alone."""
+    record = (make_rating(terminal_id=hall.terminal_id) if endpoint == "ratings"
+              else make_event("login", terminal_id=hall.terminal_id)).to_wire()
+    hostile = nested(1000) if where == "item" else json.dumps({**record, where: "X"}).replace('"X"', nested(1000))
+    body = f'{{"{endpoint}": [{json.dumps(record)}, {hostile}]}}'.encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", f"/api/v1/{endpoint}", body)
+    assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
+    assert "nested more than 16 deep" in reply.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_nesting_up_to_the_limit_is_taken_one_past_it_is_not(hall):
+    """The limit is one number (``checks.MAX_DEPTH``), counted in containers: a rating's fields are
+    inside three ({"ratings": [{...}]}), so a list there 13 deep makes 16 and passes, 14 deep is refused."""
+    from terminal.core.checks import MAX_DEPTH
+    record = make_rating(terminal_id=hall.terminal_id).to_wire()
+    for depth, status in ((MAX_DEPTH - 3, 200), (MAX_DEPTH - 2, 400)):
+        body = f'{{"ratings": [{json.dumps({**record, "reasons": "X"}).replace(chr(34) + "X" + chr(34), nested(depth))}]}}'
+        reply = signed_post(Client(), hall, "/api/v1/ratings", body.encode())
+        assert reply.status_code == status, (depth, reply.content[:300])
+    assert reply.json()["error"] == "bad_json"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("field", ["status", "applicant_type"])
+def test_a_case_report_nested_deeply_is_a_signed_400(hall, field):
+    system = BusinessSystem.objects.create(system_id="S-DEEP", name="排队系统", secret="d" * 43)
+    case = {"case_no": "C-DEEP", "window": "W01", "status": "accepted",
+            "accepted_at": "2026-01-05T09:00:00+08:00", field: "X"}
+    body = json.dumps(case).replace('"X"', nested(1000)).encode()
+    reply, signed = signed_reply(Client(), system.system_id, system.secret, "POST", "/api/v1/cases", body,
+                                 id_header=signing.HEADER_SYSTEM)
+    assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
+
+
+def test_error_messages_show_an_untrusted_value_bounded_never_whole():
+    """A checker's message named the value with repr(): RecursionError for one nested 1,000 deep
+    (escaping check_fields, which catches ValueError and TypeError), megabytes for a long one."""
+    from terminal.core.chain import Link
+    from terminal.core.checks import InvalidRecord, check_fields, enum, integer, one_of
+    from terminal.core.levels import Level as Levels
+    deep = orjson.loads(nested(1020))  # orjson parses it; repr() and json.dumps of it do not
+    for check in (one_of(("a", "b")), enum(Levels), integer(0, 9), Levels.parse, Levels.from_gbt):
+        for value in (deep, "x" * 1_000_000, 10 ** 4000):
+            with pytest.raises(InvalidRecord) as refused:
+                check_fields({"f": value}, {"f": (True, check)}, "record")
+            assert len(str(refused.value)) < 200
+    with pytest.raises(ValueError) as refused:
+        Link.from_wire({"v": deep, "epoch": "0" * 32, "seq": 1, "prev": "0" * 64})
+    assert len(str(refused.value)) < 200
+
+
+def test_a_refused_item_json_cannot_write_is_kept_as_a_note_not_a_crash():
+    from central.ratings.ingest import _as_text
+    deep = orjson.loads(nested(1020))
+    note = json.loads(_as_text([deep]))
+    assert "RecursionError" in note and "a list" in note
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_nested_deeply_is_a_signed_400(hall):
+    """Its size was measured with json.dumps before its depth was checked: a 500 at 950 levels."""
+    body = ('{"version": "1", "errors": ' + nested(960) + '}').encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/heartbeat", body)
+    assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("outcome", [[], {}, ["invited"]])
+def test_an_invite_result_whose_outcome_is_no_string_is_passed_over(hall, outcome):
+    body = json.dumps({"version": "1", "invite_results": [{"case_no": "C1", "outcome": outcome}]}).encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/heartbeat", body)
+    assert (reply.status_code, signed) == (200, True), reply.content[:300]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("header", [None, "gzip", "br", "identity"])
+@pytest.mark.parametrize("compressed", [True, False])
+def test_the_signed_body_not_its_unsigned_content_encoding_says_whether_it_is_gzip(hall, header, compressed):
+    """The signature covers the body, not Content-Encoding: a proxy that strips or swaps that header
+    made the server refuse a correctly signed batch (400 bad_json, 415), and the terminal then
+    split it down and dead-lettered every rating. The gzip magic bytes decide; no JSON starts so."""
+    record = make_rating(terminal_id=hall.terminal_id).to_wire()
+    body = json.dumps({"ratings": [record]}).encode()
+    body = gzip.compress(body) if compressed else body
+    extra = {"HTTP_CONTENT_ENCODING": header} if header else {}
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/ratings", body, **extra)
+    assert (reply.status_code, signed) == (200, True), reply.content[:300]
+    assert reply.json()["results"][0]["status"] == "accepted"
+
+
+@pytest.mark.django_db
+def test_a_file_hash_is_64_hex_digits_before_any_query(hall, monkeypatch):
+    """On PostgreSQL a NUL in the hash (``%00``) reached the query: psycopg's DataError, a 500.
+    Anything but 64 hex digits is a 404 without a query; an uppercase hash names the same file."""
+    from central.ratings import content
+    asked = []
+    real = content.file_for
+    monkeypatch.setattr(content, "file_for", lambda node, sha256: asked.append(sha256) or real(node, sha256))
+    for name in ("a" * 63 + "%00", "%00" * 64, "g" * 64, "a" * 63 + "%C4%B0", "A" * 64):
+        reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "GET", f"/api/v1/files/{name}")
+        assert (reply.status_code, signed) == (404, True), (name, reply.status_code)
+    assert asked == ["a" * 64]  # only the well-formed one, lowered, was looked up
 
 
 # -- the fuzzer: every endpoint, validly signed ---------------------------------------------------
@@ -340,7 +473,8 @@ def test_the_data_folder_and_database_are_private(deployed):
 
 def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(central, tmp_path):
     """Written by an older, buggier terminal (or a damaged disk): each is refused for good and
-    becomes a dead letter on the terminal; everything behind it is delivered."""
+    becomes a dead letter on the terminal; everything behind it is delivered. A record nested past
+    the limit makes its whole batch a 400: the terminal halves the batch until it stands alone."""
     from sync.outbox import Uploader
     from terminal.store import Store
     creds = central.enroll()
@@ -348,7 +482,7 @@ def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(
     good = [store.record(make_rating(terminal_id=creds.terminal_id)) for _ in range(3)]
     poisons = []
     for text in ('"case_no": "\\ud800"', '"rated_at": "0001-01-01T00:00:00+14:00"', '"mono_ms": 4611686018427387904',
-                 '"level": ' + "9" * 5000, '"reasons": ' + "[" * 500 + "]" * 500):
+                 '"level": ' + "9" * 5000, '"reasons": ' + "[" * 500 + "]" * 500, '"scores": ' + nested(1000)):
         wire = make_rating(terminal_id=creds.terminal_id, clock_synced=False).to_wire()
         key = text.split(":")[0].strip('"')
         payload = json.dumps({k: v for k, v in wire.items() if k != key})[:-1] + ", " + text + "}"
@@ -358,7 +492,7 @@ def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(
         poisons.append(wire["id"])
     good += [store.record(make_rating(terminal_id=creds.terminal_id)) for _ in range(3)]
     result = Uploader(store, central.client(creds), batch_size=1000).drain()
-    assert (result.delivered, result.dead) == (6, 5)
+    assert (result.delivered, result.dead) == (6, 6)
     assert {row[0] for row in store.db.execute("SELECT id FROM dead_letters")} == set(poisons)
     assert central.count("terminal_id = ?", [creds.terminal_id]) == 6
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import re
 import zlib
 from datetime import datetime
 from functools import wraps
@@ -35,6 +36,7 @@ from .models import Terminal
 MAX_INFLATED_BYTES = 8 * 1024 * 1024  # a batch of 1,000 of the largest ratings is under 5 MiB
 MAX_ENROLL_BYTES = 1024  # {"code": "ABCD-EFGH-JKLM"}: the one unsigned body, and never compressed
 MAX_CASE_BYTES = 4096  # a case report's dozen short fields
+SHA256_HEX = re.compile("[0-9a-f]{64}")  # what names a content file, checked before any query
 
 api = NinjaAPI(title="Window rating terminal — central API", version="1", urls_namespace="api-v1")
 
@@ -101,13 +103,22 @@ def bad_body(request, exc: BadBody):
     return error(exc.status, exc.code, exc.detail)
 
 
+GZIP_MAGIC = b"\x1f\x8b"  # how every gzip stream starts; no JSON text does
+
+
 def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gzip_allowed: bool = True) -> object:
     """The request body as JSON, inflating gzip up to ``inflated_limit``, with a clear 4xx for
-    anything else: deep nesting, numbers of thousands of digits, NaN and Infinity are refused here,
-    before any of it reaches a model (a 500 would be retried by the terminal for ever)."""
+    anything else: nesting deeper than ``checks.MAX_DEPTH``, numbers of thousands of digits, NaN
+    and Infinity are refused here, before any of it reaches a model (a 500 would be retried by
+    the terminal for ever).
+
+    Whether the body is gzip is read from the body itself (its magic bytes), never from
+    ``Content-Encoding``: the signature covers the body but not that header, so a proxy that
+    strips or swaps it must not turn a correctly signed batch into a refusal."""
     body = request.body
-    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
-    if encoding == "gzip" and gzip_allowed:
+    if body.startswith(GZIP_MAGIC):
+        if not gzip_allowed:
+            raise BadBody(415, "unsupported_encoding", "a compressed body is not taken here")
         try:
             inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
             body = inflater.decompress(body, inflated_limit)
@@ -115,20 +126,20 @@ def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gz
             raise BadBody(400, "bad_gzip", f"body is not valid gzip: {exc}") from None
         if inflater.unconsumed_tail:
             raise BadBody(413, "body_too_large", f"inflated body exceeds {inflated_limit} bytes")
-    elif encoding != "identity":
-        raise BadBody(415, "unsupported_encoding", f"Content-Encoding {encoding[:40]!r} is not supported here")
     if len(body) > inflated_limit:
         raise BadBody(413, "body_too_large", f"body exceeds {inflated_limit} bytes")
-    try:  # orjson first (it refuses NaN, lone surrogates, deep nesting and huge numbers itself) ...
-        return orjson.loads(body)
+    try:  # orjson first (it refuses NaN, lone surrogates and huge numbers itself, and nesting past 1024) ...
+        document = orjson.loads(body)
     except orjson.JSONDecodeError:
-        pass
-    try:  # ... then the standard library, which takes lone surrogates, so they are refused item by item
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
-    except RecursionError:
-        raise BadBody(400, "bad_json", "body is nested too deeply") from None
-    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints past Python's digit limit
-        raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {' '.join(str(exc).split())[:200]}") from None
+        try:  # ... then the standard library, which takes lone surrogates, so they are refused item by item
+            document = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        except RecursionError:  # nested past what Python's parser takes
+            raise BadBody(400, "bad_json", f"body is nested more than {checks.MAX_DEPTH} deep") from None
+        except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints past Python's digit limit
+            raise BadBody(400, "bad_json", f"body is not UTF-8 JSON: {' '.join(str(exc).split())[:200]}") from None
+    if checks.too_deep(document):  # orjson takes 1,024 levels: json.dumps and repr of them raise RecursionError
+        raise BadBody(400, "bad_json", f"body is nested more than {checks.MAX_DEPTH} deep")
+    return document
 
 
 def _no_constant(name: str):
@@ -309,8 +320,8 @@ def get_content(request: HttpRequest):
 @api.get("/files/{sha256}", auth=signed, summary="A content file by its SHA-256")
 @decorate_view(sign_answers)
 def get_file(request: HttpRequest, sha256: str):
-    sha256 = sha256.lower()
-    found = content.file_for(request.auth, sha256) if len(sha256) == 64 else None
+    sha256 = sha256.lower()  # an uppercase hash names the same file
+    found = content.file_for(request.auth, sha256) if SHA256_HEX.fullmatch(sha256) else None  # no NUL reaches the query
     if found is None:
         return error(404, "no_such_file", "no file with this hash in this terminal's content")
     response = stamp(FileResponse(found.open("rb"), content_type="application/octet-stream"))

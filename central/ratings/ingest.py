@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from terminal.core import signing
 from terminal.core.chain import Link
-from terminal.core.checks import MAX_MONO_MS, clean_text, ident
+from terminal.core.checks import MAX_MONO_MS, clean_text, ident, shown
 from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating, canonical, wire_digest
 
@@ -514,11 +514,13 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
 
 
 def _as_text(item: object) -> str:
-    """A refused item as JSON text any database holds: non-ASCII escaped (lone surrogates too)."""
+    """A refused item as JSON text any database holds: non-ASCII escaped (lone surrogates too).
+    What JSON cannot write (nested past Python's recursion limit, say) is kept as a note of what it
+    was: ``repr`` would fail on it the same way, and a refusal must never become a 500."""
     try:
         return json.dumps(item, default=str)[:20000]
-    except (ValueError, RecursionError):
-        return repr(item)[:20000]
+    except (ValueError, TypeError, RecursionError) as exc:
+        return json.dumps(f"(not storable as JSON, {type(exc).__name__}: {shown(item)})")
 
 
 def _chain_of(item: RejectedItem) -> dict:

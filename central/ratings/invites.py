@@ -63,8 +63,9 @@ def note_results(terminal: Terminal, results: object) -> None:
     if not isinstance(results, list):
         return
     for item in results[:MAX_RESULTS]:
-        if not (isinstance(item, dict) and isinstance(item.get("case_no"), str) and item.get("outcome") in OUTCOMES):
-            continue
+        if not (isinstance(item, dict) and isinstance(item.get("case_no"), str)
+                and isinstance(item.get("outcome"), str) and item["outcome"] in OUTCOMES):
+            continue  # a list or object is no outcome, and is unhashable: ``in OUTCOMES`` would raise
         outcome = item["outcome"]
         found = Case.objects.filter(case_no=item["case_no"][:50], window_id=terminal.window_id, invite_state="offered")
         if outcome == "invited":

@@ -22,6 +22,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Iterable
 
+from .checks import shown
+
 VERSION = 1
 GENESIS = "0" * 64
 _EPOCH = re.compile(r"^[0-9a-f]{32}$")
@@ -53,7 +55,7 @@ class Link:
         if len(v) != 4 or v.keys() != _KEYS:
             raise ValueError("must have exactly v, epoch, seq and prev")
         if v["v"] != VERSION or isinstance(v["v"], bool):
-            raise ValueError(f"version {v['v']!r} is not {VERSION}")
+            raise ValueError(f"version {shown(v['v'])} is not {VERSION}")
         epoch, seq, prev = v["epoch"], v["seq"], v["prev"]
         if not (isinstance(epoch, str) and _EPOCH.match(epoch)):
             raise ValueError("epoch must be 32 lowercase hex characters")

@@ -15,6 +15,10 @@ from datetime import datetime
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")  # controls but tab and newline; DEL; lone surrogates
 EARLIEST_YEAR, LATEST_YEAR = 1970, 2200  # a Pi whose clock was never set says 1970; beyond these is nobody's clock
+#: How deeply a JSON document from outside may nest: a record is about three levels deep, so
+#: sixteen leaves room and still stops a document nested a thousand deep (which orjson parses)
+#: before any recursive code (json.dumps, repr, a checker) meets it and raises RecursionError.
+MAX_DEPTH = 16
 MAX_MONO_MS = 10 ** 13  # 317 years of uptime: anything more is not a monotonic clock  # a time outside these is no clock's, only someone's input
 
 
@@ -90,7 +94,7 @@ def integer(lo: int, hi: int):
         if isinstance(v, bool) or not isinstance(v, int):
             raise TypeError(f"must be an integer, got {type(v).__name__}")
         if not lo <= v <= hi:
-            raise ValueError(f"{v} is outside {lo}..{hi}")
+            raise ValueError(f"{shown(v)} is outside {lo}..{hi}")
         return v
     return check
 
@@ -101,10 +105,21 @@ def bool_(v):
     return v
 
 
+def shown(v: object, limit: int = 40) -> str:
+    """An untrusted value as an error message may show it: a short excerpt of a string or number,
+    only the type of anything else. Never ``repr`` of the whole value: one nested a thousand deep
+    raises RecursionError, and a megabyte of it would become a megabyte of message."""
+    if isinstance(v, str):
+        return repr(v[:limit]) + ("…" if len(v) > limit else "")
+    if v is None or isinstance(v, (bool, float)) or (isinstance(v, int) and -10**limit < v < 10**limit):
+        return repr(v)
+    return f"a{'n' if type(v).__name__[0] in 'aeiou' else ''} {type(v).__name__}"
+
+
 def one_of(choices):
     def check(v):
-        if v not in choices:
-            raise ValueError(f"{v!r} is not one of {', '.join(choices)}")
+        if type(v) is not str or v not in choices:
+            raise ValueError(f"{shown(v)} is not one of {', '.join(choices)}")
         return v
     return check
 
@@ -115,7 +130,7 @@ def enum(kind):
     def check(v):
         found = members.get(v) if type(v) is not bool else None
         if found is None:
-            raise ValueError(f"{v!r} is not one of {', '.join(str(m) for m in members)}")
+            raise ValueError(f"{shown(v)} is not one of {', '.join(str(m) for m in members)}")
         return found
     return check
 
@@ -133,7 +148,19 @@ def timestamp(v):
     return v
 
 
-def unclean_path(value: object, depth: int = 0, max_depth: int = 16) -> str | None:
+def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON document nests containers more than ``limit`` deep (``[]`` is one
+    deep). Level by level, not recursively: it must not itself fail on the documents it refuses."""
+    level = [value] if type(value) is dict or type(value) is list else []
+    for _ in range(limit):  # after i rounds, ``level`` holds the containers i + 1 deep
+        if not level:
+            return False
+        level = [child for node in level for child in (node.values() if type(node) is dict else node)
+                 if type(child) is dict or type(child) is list]
+    return bool(level)
+
+
+def unclean_path(value: object, depth: int = 0, max_depth: int = MAX_DEPTH) -> str | None:
     """Where, in a parsed JSON document, the first key or string ``text`` would refuse is (tab and
     newline allowed), or None: for documents stored whole (a heartbeat, a content manifest)."""
     if depth > max_depth:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from .checks import shown
+
 
 class Level(IntEnum):
     VERY_SATISFIED = 5
@@ -37,16 +39,16 @@ class Level(IntEnum):
     @classmethod
     def from_gbt(cls, code: int) -> "Level":
         if isinstance(code, bool) or not isinstance(code, int) or not 1 <= code <= 5:
-            raise ValueError(f"GB/T 39046 level code must be an integer 1..5, got {code!r}")
+            raise ValueError(f"GB/T 39046 level code must be an integer 1..5, got {shown(code)}")
         return cls(6 - code)
 
     @classmethod
     def parse(cls, code: object) -> "Level":
         """Canonical code (5 = best) from untrusted input, with a clear error."""
         if isinstance(code, bool) or not isinstance(code, int):
-            raise ValueError(f"level must be an integer 1..5 (5 = 非常满意), got {code!r}")
+            raise ValueError(f"level must be an integer 1..5 (5 = 非常满意), got {shown(code)}")
         if not 1 <= code <= 5:
-            raise ValueError(f"level {code} is outside 1..5 (5 = 非常满意, 1 = 非常不满意)")
+            raise ValueError(f"level {shown(code)} is outside 1..5 (5 = 非常满意, 1 = 非常不满意)")
         return cls._value2member_map_[code]  # what cls(code) returns, without Enum's slow call
 
 
