@@ -174,30 +174,46 @@ def nested(depth: int) -> str:
 @pytest.mark.django_db
 @pytest.mark.parametrize("endpoint", ["ratings", "events"])
 @pytest.mark.parametrize("where", ["item", "level", "channel", "scores"])
-def test_a_batch_nested_past_the_limit_is_a_signed_400_not_a_500(hall, endpoint, where):
+def test_an_item_nested_past_the_limit_is_refused_alone_and_the_good_one_beside_it_stored(hall, endpoint, where):
     """orjson parses 1,000 levels; json.dumps and repr of such an item raised RecursionError (an
-    unsigned 500 the terminal retried for ever). Refused whole, the terminal splits the batch and
-    its good records go through alone."""
+    unsigned 500 the terminal retried for ever, the good records of the batch with it). Now that
+    item alone is refused, kept as a refused item, and the good one beside it is stored."""
     record = (make_rating(terminal_id=hall.terminal_id) if endpoint == "ratings"
               else make_event("login", terminal_id=hall.terminal_id)).to_wire()
-    hostile = nested(1000) if where == "item" else json.dumps({**record, where: "X"}).replace('"X"', nested(1000))
+    hostile = nested(1000) if where == "item" else json.dumps({**record, "id": "f" * 32, where: "X"}).replace(
+        '"X"', nested(1000))
     body = f'{{"{endpoint}": [{json.dumps(record)}, {hostile}]}}'.encode()
     reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", f"/api/v1/{endpoint}", body)
+    assert (reply.status_code, signed) == (200, True), reply.content[:300]
+    good, bad = reply.json()["results"]
+    assert good["status"] == "accepted" and bad["status"] == "rejected"
+    assert "nested more than 16 deep" in bad["reason"]
+    from central.ratings.models import RejectedItem
+    assert RejectedItem.objects.filter(code="invalid").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_batch_whose_envelope_is_nested_past_the_limit_is_a_signed_400(hall):
+    record = make_rating(terminal_id=hall.terminal_id).to_wire()
+    body = f'{{"ratings": [{json.dumps(record)}], "clock": {nested(1000)}}}'.encode()
+    reply, signed = signed_reply(Client(), hall.terminal_id, hall.secret, "POST", "/api/v1/ratings", body)
     assert (reply.status_code, reply.json()["error"], signed) == (400, "bad_json", True), reply.content[:300]
-    assert "nested more than 16 deep" in reply.json()["detail"]
 
 
 @pytest.mark.django_db
 def test_nesting_up_to_the_limit_is_taken_one_past_it_is_not(hall):
-    """The limit is one number (``checks.MAX_DEPTH``), counted in containers: a rating's fields are
-    inside three ({"ratings": [{...}]}), so a list there 13 deep makes 16 and passes, 14 deep is refused."""
+    """The limit is one number (``checks.MAX_DEPTH``), counted in containers from the record itself:
+    a rating ({...}) whose reasons are a list 15 deep is 16 deep and judged on its fields (refused:
+    reasons are text), 16 deep is refused for its nesting before any field is read."""
     from terminal.core.checks import MAX_DEPTH
     record = make_rating(terminal_id=hall.terminal_id).to_wire()
-    for depth, status in ((MAX_DEPTH - 3, 200), (MAX_DEPTH - 2, 400)):
+    for depth, said in ((MAX_DEPTH - 1, "reasons"), (MAX_DEPTH, f"nested more than {MAX_DEPTH} deep")):
         body = f'{{"ratings": [{json.dumps({**record, "reasons": "X"}).replace(chr(34) + "X" + chr(34), nested(depth))}]}}'
         reply = signed_post(Client(), hall, "/api/v1/ratings", body.encode())
-        assert reply.status_code == status, (depth, reply.content[:300])
-    assert reply.json()["error"] == "bad_json"
+        assert reply.status_code == 200, (depth, reply.content[:300])
+        (result,) = reply.json()["results"]
+        assert result["status"] == "rejected" and said in result["reason"] and (
+            depth == MAX_DEPTH or "nested" not in result["reason"]), (depth, result)
 
 
 @pytest.mark.django_db
@@ -473,8 +489,8 @@ def test_the_data_folder_and_database_are_private(deployed):
 
 def test_a_queue_holding_records_central_can_never_take_still_delivers_the_rest(central, tmp_path):
     """Written by an older, buggier terminal (or a damaged disk): each is refused for good and
-    becomes a dead letter on the terminal; everything behind it is delivered. A record nested past
-    the limit makes its whole batch a 400: the terminal halves the batch until it stands alone."""
+    becomes a dead letter on the terminal; everything behind it is delivered, a record nested past
+    the limit too."""
     from sync.outbox import Uploader
     from terminal.store import Store
     creds = central.enroll()

@@ -28,7 +28,7 @@ from django.utils import timezone
 
 from terminal.core import signing
 from terminal.core.chain import Link
-from terminal.core.checks import MAX_MONO_MS, clean_text, ident, shown
+from terminal.core.checks import MAX_DEPTH, MAX_MONO_MS, clean_text, ident, too_deep, shown
 from terminal.core.event import Event as WireEvent
 from terminal.core.rating import InvalidRating, Rating as WireRating, canonical, wire_digest
 
@@ -166,6 +166,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
     rejected: list[RejectedItem] = []
     texts: dict[str, str] = {}  # id -> canonical JSON text: stored as it is, never encoded twice
     parsed = []
+    some_too_deep = too_deep(items, MAX_DEPTH + 1)  # one look at the whole batch; item by item only then
     for index, item in enumerate(items):
         raw_id = item.get("id") if isinstance(item, dict) else None
         try:
@@ -173,6 +174,8 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
         except ValueError:
             raw_id = None
         try:
+            if some_too_deep and too_deep(item):
+                raise InvalidRating({"(record)": f"nested more than {MAX_DEPTH} deep"})
             parsed.append((index, item, kind.wire.from_wire(item)))
         except InvalidRating as exc:
             results.append(ItemResult(index, raw_id, "rejected", f"invalid: {exc}"))
