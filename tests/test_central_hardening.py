@@ -61,6 +61,14 @@ def test_enroll_takes_a_small_plain_body_only(hall):
 
 
 @pytest.mark.django_db
+def test_the_answer_carrying_a_terminals_secret_may_not_be_cached(hall):
+    from central.ratings import auth
+    code, _ = auth.issue_code(hall.window)
+    reply = Client().post("/api/v1/enroll", json.dumps({"code": code}), content_type="application/json")
+    assert reply.status_code == 201 and reply.json()["secret"] and reply["Cache-Control"] == "no-store"
+
+
+@pytest.mark.django_db
 def test_signatures_and_timestamps_of_any_shape_are_401(hall):
     client = Client()
     body = b'{"ratings": []}'

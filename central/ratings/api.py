@@ -167,8 +167,10 @@ def enroll(request: HttpRequest):
     body = json_object(request, inflated_limit=MAX_ENROLL_BYTES, gzip_allowed=False)
     new = auth.enroll(body.get("code"))
     window = new.window
-    return answer({"terminal_id": new.terminal_id, "secret": new.secret,
-                   "window": window.code, "window_name": window.name, "hall": window.hall.name}, 201)
+    given = answer({"terminal_id": new.terminal_id, "secret": new.secret,
+                    "window": window.code, "window_name": window.name, "hall": window.hall.name}, 201)
+    given["Cache-Control"] = "no-store"  # a secret: no proxy or cache on the way may keep it
+    return given
 
 
 @api.post("/ratings", auth=signed, summary="Upload a batch of ratings", openapi_extra={
