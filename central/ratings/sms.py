@@ -1,8 +1,9 @@
 """SMS (channel 6): one invitation per unrated case, replies of 1-5 that rate it, every message kept.
 
-When a case its business system reported done has a mobile number and no rating from any channel
-``Policy.sms_after_hours`` after completion, ``tick`` queues one invitation: a short link (``/s/<token>``,
-the case's own rating page) and 回复1-5评价. Nothing goes out between ``sms_quiet_from`` and
+When a case its business system reported done has a mobile number and no rating holds its place
+(``counted_rating_of``: one kept but not counted does not) ``Policy.sms_after_hours`` after
+completion, ``tick`` queues one invitation: a short link (``/s/<token>``, the case's own rating page)
+and 回复1-5评价. Nothing goes out between ``sms_quiet_from`` and
 ``sms_quiet_until`` (21:00-08:00) local time; it waits for the morning. A reply of 1-5 (full-width
 too) rates the case on channel 6; anything else gets one clarification, never a rating; a reply to
 a case already rated is kept and flagged. Every SMS sent and received is a ``SmsMessage``, its
@@ -40,7 +41,7 @@ from terminal.core.levels import Level
 
 from . import direct, personal_data, throttle
 from .mobile import language_of, public_base
-from .models import Case, Policy, Rating, SmsMessage
+from .models import Case, Policy, SmsMessage, counted_rating_of
 
 MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=5)  # a claimed message is sent within this, or claimed again
@@ -150,7 +151,7 @@ def invite(now: datetime | None = None) -> int:
     """Queue one invitation for each case due one; how many were queued."""
     now = now or timezone.now()
     policy = Policy.current()
-    rated = Exists(Rating.objects.filter(case_no=OuterRef("case_no")))
+    rated = Exists(counted_rating_of(OuterRef("case_no")))
     invited = Exists(SmsMessage.objects.filter(case=OuterRef("pk"), kind="invitation"))
     due = (Case.objects.filter(status="completed", completed_at__lte=now - timedelta(hours=policy.sms_after_hours))
            .exclude(mobile_token="").filter(~rated).filter(~invited).select_related("window__hall"))
@@ -278,7 +279,7 @@ def link_page(request, token: str):
     if invitation is None or invitation.sent_at < timezone.now() - timedelta(days=policy.default_after_days):
         return mobile.message(request, plaques.WORDS, language, "invalid", 404)
     case = invitation.case
-    if Rating.objects.filter(case_no=case.case_no, case_counted=True).exclude(device="system").exists():
+    if counted_rating_of(case.case_no).exclude(device="system").exists():
         return mobile.message(request, plaques.WORDS, language, "rated", 410)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = plaques.read_form(request, words, tags) if request.method == "POST" else None
