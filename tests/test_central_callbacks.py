@@ -85,6 +85,29 @@ def test_a_bad_rating_gets_a_call_back_and_the_call_keeps_its_own_figures(hall):
     assert "电话回访" in stats_page and "100.0%" in stats_page
 
 
+def test_a_call_backs_level_is_fixed_once_it_became_a_rating(hall):
+    """Recording the task again may add notes; changing the level would leave the figures and the
+    stored rating disagreeing, so it is refused, in the admin with the reason."""
+    (case,) = report_many(1, "W01", "SZ0101")
+    (task,) = callbacks.sample(QUARTER, "s", per_window=1)
+    caller = User.objects.create_superuser("caller", password="pw-caller-Qx7k")
+    callbacks.record(task, True, Level.VERY_DISSATISFIED, "很不满意", caller)
+    task = CallbackTask.objects.get(pk=task.pk)
+    for reached, level in ((True, Level.VERY_SATISFIED), (False, None)):
+        with pytest.raises(callbacks.Refused, match="不能再改"):
+            callbacks.record(task, reached, level, "改口", caller)
+    task = CallbackTask.objects.get(pk=task.pk)
+    assert task.level == Rating.objects.get(rating_id=task.rating_id_given).level == 1 and task.notes == "很不满意"
+    callbacks.record(task, True, Level.VERY_DISSATISFIED, "补记：已转工单", caller)  # the same level: notes only
+    assert CallbackTask.objects.get(pk=task.pk).notes == "补记：已转工单" and Rating.objects.count() == 1
+
+    client = Client()
+    client.force_login(caller)
+    reply = client.post(f"/admin/ratings/callbacktask/{task.pk}/change/", {"outcome": "reached", "level": "5"})
+    assert reply.status_code == 200 and "不能再改" in reply.content.decode()  # the form, with the reason
+    assert CallbackTask.objects.get(pk=task.pk).level == 1
+
+
 def test_the_sample_command_prints_what_it_drew(hall):
     import io
 

@@ -12,9 +12,10 @@ import time
 import pytest
 import requests
 from django.core.management import call_command
+from django.utils import timezone
 
 from central.ratings import auth, cases, defaults, personal_data
-from central.ratings.models import BusinessSystem, Case, Policy, Rating, Window
+from central.ratings.models import BusinessSystem, Case, Policy, Rating, Window, WorkOrder
 from terminal.core import signing
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
@@ -318,3 +319,66 @@ def test_the_queue_ticket_reaches_the_central_server_with_the_rating_and_the_cal
     assert Rating.objects.get(rating_id=rating.id).ticket_no == "A012"
     assert TerminalEvent.objects.get(event_id=called.id).ticket_no == "A012"
     assert TerminalEvent.objects.get(event_id=paused.id).kind == "queue_paused"
+
+
+def phone_rating(window: str, case_no: str, level: Level = Level.VERY_SATISFIED, flag: tuple | None = None) -> Rating:
+    """A rating typed on a phone at ``window``'s plaque (channel 3), as ``plaques.rate`` stores it."""
+    from central.ratings import direct
+    from terminal.core.channels import Channel
+    return direct.rate(window_code=window, level=level, channel=Channel.QR_CODE, device="phone", case_no=case_no,
+                       reasons=["slow"] if level.is_bad else None, flag=flag)
+
+
+@pytest.mark.django_db
+def test_a_rating_that_does_not_count_uses_up_no_case_sms_default_or_counted_default(hall):
+    from central.ratings import sms
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    cases.report(system, completed(a_case("C-UNUSED"), hours_ago=24 * 8))
+    stray = phone_rating("W02", "C-UNUSED")  # W01's case number, typed at W02's plaque
+    assert stray.flags == ["case_elsewhere"] and stray.case_counted is None
+    assert sms.invite(timezone.now()) == 1  # the case is still unrated: its SMS goes out
+    assert defaults.apply(timezone.now()).created == 1  # and after seven days its default counts
+    assert Rating.objects.get(case_no="C-UNUSED", case_counted=True).device == "system"
+
+    phone_rating("W02", "C-UNUSED", Level.VERY_DISSATISFIED)  # nor does a stray rating un-count the default
+    assert defaults.apply(timezone.now()).superseded == 0
+    assert Rating.objects.get(case_no="C-UNUSED", case_counted=True).device == "system"
+
+
+@pytest.mark.django_db
+def test_a_rating_that_does_not_count_leaves_the_terminal_invited(hall):
+    from central.ratings import invites, plaques
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    phone_rating("W01", "C-INV-1", flag=(plaques.REPEAT_RATER, "同一手机 24 小时内已评价过该窗口，保留但不计入"))
+    cases.report(system, completed(a_case("C-INV-1"), hours_ago=0.02))
+    assert Case.objects.get(case_no="C-INV-1").invite_state == "waiting"  # a flagged rating before the report is no rating of the case
+    assert invites.offer_for(hall)["case_no"] == "C-INV-1"
+
+    later = cases.report(system, completed(a_case("C-INV-2"), hours_ago=0.01)).case
+    phone_rating("W02", later.case_no)  # flagged case_elsewhere while the case waits for the heartbeat
+    assert invites.offer_for(hall)["case_no"] == "C-INV-2"
+
+
+@pytest.mark.django_db
+def test_a_case_reported_after_another_windows_rating_of_it_counts_at_its_own_window(hall):
+    from central.ratings import exports
+    from central.ratings.models import UpwardItem, UpwardPlatform
+    UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
+    early = phone_rating("W02", "C-EARLY")  # typed from a ticket before the case is reported: holds the place
+    own = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, case_no="C-EARLY", reasons=("slow",))
+    assert ingest_ratings(hall, own) == ["accepted"]
+    assert Rating.objects.get(rating_id=own.id).flags == ["duplicate_case"]  # nothing tells the windows apart yet
+
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    cases.report(system, completed(a_case("C-EARLY")))  # done at W01
+    early.refresh_from_db()
+    assert early.flags == ["case_elsewhere"] and early.excluded and early.case_counted is None
+    stored = Rating.objects.get(rating_id=own.id)
+    assert (stored.case_counted, stored.excluded, stored.flags, stored.excluded_why) == (True, False, [], "")
+    assert WorkOrder.objects.filter(rating=stored).exists()  # bad and now counted: its work order opens
+    told = set(UpwardItem.objects.filter(change="validity").values_list("rating_id", flat=True))
+    assert told == {early.rating_id, own.id}  # the platforms hear both changes
+
+    later = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="C-EARLY")
+    assert ingest_ratings(hall, later) == ["accepted"]
+    assert Rating.objects.get(rating_id=later.id).flags == ["duplicate_case"]  # one place, W01's first

@@ -140,6 +140,32 @@ def test_the_sms_link_rates_the_case_once(gateway):
     assert client.get("/s/no-such-link-token").status_code == 404
 
 
+def test_a_reply_after_the_invitation_expired_is_kept_and_rates_nothing(gateway):
+    """An invitation answers for as long as its link does (``default_after_days``): a reply after
+    that would take the place of the default rating the case has by then."""
+    system = BusinessSystem.objects.get(system_id=gateway.system_id)
+    done_case("C-SMS-OLD", timezone.now() - datetime.timedelta(days=30))
+    sms.invite(at(1, 10))
+    sms.send_due(at(1, 10))
+    invitation = SmsMessage.objects.get(kind="invitation")
+    SmsMessage.objects.filter(pk=invitation.pk).update(sent_at=timezone.now() - datetime.timedelta(days=29))
+    assert defaults.apply(timezone.now()).created == 1
+    late = inbound(system, "1", "MO-LATE")
+    assert late.status_code == 200 and "过期" in late.json()["outcome"]  # said plainly, in Chinese
+    reply = SmsMessage.objects.get(kind="reply")
+    assert reply.case.case_no == "C-SMS-OLD" and reply.rating_id == ""  # kept, and no rating made
+    assert list(Rating.objects.values_list("device", "case_counted")) == [("system", True)]  # the default counts
+    assert Client().get(f"/s/{invitation.link_token}").status_code == 404  # as its link: one rule for both
+
+
+def test_an_expired_sms_link_speaks_of_the_link_not_a_qr_code(gateway):
+    zh = Client().get("/s/no-such-link-token")
+    en = Client().get("/s/no-such-link-token?lang=en")
+    assert zh.status_code == en.status_code == 404
+    assert "评价链接已失效" in zh.content.decode() and "二维码" not in zh.content.decode()
+    assert "rating link" in en.content.decode() and "QR code" not in en.content.decode()
+
+
 def test_a_case_across_every_channel_counts_once_and_gets_no_default(gateway, hall):
     """A business system reports the case; the window's terminal is offline, so two hours on the SMS
     invitation goes out; the terminal's rating then arrives and counts; the rater adds a Chinese

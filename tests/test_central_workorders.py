@@ -32,6 +32,27 @@ def test_each_bad_rating_opens_one_work_order_for_its_department(hall):
     assert orders[0].contact_due == workorders.deadlines(today, Policy.current())["contact_due"] > today
 
 
+def test_a_bad_rating_kept_but_not_counted_opens_no_work_order_on_any_channel(hall):
+    """A phone, SMS or call-back rating goes through ``direct.rate``, a terminal's through ``ingest``:
+    on each, one excluded (duplicate_case, repeat_rater) opens nothing, or one address could open
+    a work order per plaque rating."""
+    from central.ratings import direct, plaques
+    from terminal.core.channels import Channel
+    first = make_rating(Level.VERY_SATISFIED, terminal_id=hall.terminal_id, case_no="C-WO-1")
+    assert ingest_ratings(hall, first, bad(hall, case_no="C-WO-1")) == ["accepted", "accepted"]
+    for device, channel in (("phone", Channel.QR_CODE), ("sms", Channel.SMS), ("telephone", Channel.TELEPHONE)):
+        again = direct.rate(window_code="W01", level=Level.VERY_DISSATISFIED, channel=channel, device=device,
+                            case_no="C-WO-1", reasons=["slow"])
+        assert again.flags == ["duplicate_case"] and again.excluded
+    repeat = direct.rate(window_code="W01", level=Level.DISSATISFIED, channel=Channel.QR_CODE, device="phone",
+                         reasons=["slow"], flag=(plaques.REPEAT_RATER, "同一手机 24 小时内已评价过该窗口，保留但不计入"))
+    assert repeat.excluded
+    assert not WorkOrder.objects.exists()
+    counted = direct.rate(window_code="W01", level=Level.DISSATISFIED, channel=Channel.QR_CODE, device="phone",
+                          reasons=["slow"])
+    assert list(WorkOrder.objects.values_list("rating__rating_id", flat=True)) == [counted.rating_id]
+
+
 def reopen(rating_id: str, received: datetime.datetime) -> WorkOrder:
     """The work order as it would have opened had the rating arrived at ``received``."""
     WorkOrder.objects.filter(rating__rating_id=rating_id).delete()

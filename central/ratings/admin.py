@@ -374,6 +374,16 @@ class CallbackForm(forms.ModelForm):
         model = CallbackTask
         fields = ["level", "notes"]
 
+    def clean(self):
+        from . import callbacks
+        data = super().clean()
+        level = data.get("level")
+        try:  # self.instance still holds the task as stored: the form's values reach it after clean
+            callbacks.check_level_kept(self.instance, data.get("outcome") == "reached", Level(level) if level else None)
+        except callbacks.Refused as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return data
+
 
 @admin.register(CallbackTask)
 class CallbackTaskAdmin(Scoped):

@@ -368,7 +368,8 @@ def sms_inbound(request: HttpRequest):
     """The gateway's callback for each SMS a rater sends back, signed with the gateway's own
     credentials (the business system ``SMS_GATEWAY_SYSTEM``). Body ``{"id", "from", "text",
     "received_at"}``; the same ``id`` twice is one reply. Answer ``{"id", "outcome"}``: rated, kept
-    and not counted (the case already had its rating), or one clarification asked."""
+    and not counted (the case already had its rating), kept and no rating (its invitation expired,
+    as its link does), or one clarification asked."""
     from django.conf import settings as django_settings
     from . import sms
     if request.auth.system_id != getattr(django_settings, "SMS_GATEWAY_SYSTEM", ""):

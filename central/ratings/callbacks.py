@@ -88,11 +88,28 @@ def sample(quarter: str, seed: str, per_window: int | None = None) -> list[Callb
     return drawn
 
 
+class Refused(ValueError):
+    """A record the rules do not allow, with the reason to show the user."""
+
+
+def check_level_kept(task: CallbackTask, reached: bool, level: Level | None) -> None:
+    """Once a call's level became a rating, it is fixed: recording the task again may add notes, not
+    change the level (the call-back's figures and the stored rating would disagree). Refused says why."""
+    if not task.rating_id_given:
+        return
+    given = Rating.objects.filter(rating_id=task.rating_id_given).values_list("level", flat=True).first()
+    if (int(level) if reached and level is not None else None) != given:
+        shown = Level(given).zh if given is not None else "—"
+        raise Refused(f"本次回访已形成评价 {task.rating_id_given}（{shown}），回访结果和评价等级不能再改；"
+                      "如评价有误，请对该评价申请复核。")
+
+
 def record(task: CallbackTask, reached: bool, level: Level | None, notes: str, user) -> CallbackTask:
     """What the call found. A level given on the phone becomes a rating of the case on the
-    configured call-back channel (once per task); a case rated before keeps its counted rating and
-    the call's is kept beside it, flagged ``duplicate_case``: the call-back's own figures are
-    ``figures``, never a second vote."""
+    configured call-back channel (once per task, and then fixed: ``check_level_kept``); a case rated
+    before keeps its counted rating and the call's is kept beside it, flagged ``duplicate_case``:
+    the call-back's own figures are ``figures``, never a second vote."""
+    check_level_kept(task, reached, level)
     task.state = "reached" if reached else "unreached"
     task.notes, task.called_at, task.called_by = notes, timezone.now(), user
     task.level = int(level) if reached and level is not None else None

@@ -21,7 +21,7 @@ from terminal.core import signing
 from terminal.core.checks import InvalidRecord, check_fields, one_of, text, timestamp
 from terminal.core.rating import MAX_CASE_NO, MAX_CODE, MAX_TICKET
 
-from . import invites, personal_data
+from . import ingest, invites, personal_data
 from .models import BusinessSystem, Case, Department, Staff, Window
 
 MAX_ITEM_NAME = 200
@@ -94,6 +94,7 @@ def report(system: BusinessSystem, data: object, again: bool = True) -> Reported
                 case = Case(case_no=values["case_no"], system=system, **fields)
                 _set_mobile(case, mobile)
                 case.save()
+                ingest.settle_reported(case.case_no, window.code)  # a rating may have named it before
                 invites.case_completed(case)
                 return Reported(case, "created")
             if case.system_id != system.pk:
@@ -111,6 +112,8 @@ def report(system: BusinessSystem, data: object, again: bool = True) -> Reported
                 if name != "mobile":
                     setattr(case, name, fields[name])
             case.save()
+            if "window" in changed:
+                ingest.settle_reported(case.case_no, window.code)
             invites.case_completed(case)
             return Reported(case, "updated")
     except IntegrityError:  # the same number created by a request just now: once more, it updates

@@ -2,8 +2,9 @@
 
 A service is known to the server by its ``invited`` event (the business system's invite or the
 请评价 key): by its case number when it has one, else by its rating session; and by a case its
-business system reported completed (``Case``), whichever channel was meant to rate it. When no rating for
-that case or session has arrived, from any channel, ``Policy.default_after_days`` natural days (7)
+business system reported completed (``Case``), whichever channel was meant to rate it. When no rating
+holds that case's place (``counted_rating_of``: a rating kept but not counted does not rate it) and
+none of that session has arrived, from any channel, ``Policy.default_after_days`` natural days (7)
 after the invite or the completion,
 it gets one rating at ``Policy.default_level`` (基本满意) on ``Policy.default_channel`` (7, 系统默认评价).
 
@@ -25,7 +26,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import upward, workorders
-from .models import Case, Policy, Rating, TerminalEvent
+from .models import Case, Policy, Rating, TerminalEvent, counted_rating_of
 
 PREFIX = "default-"
 
@@ -53,7 +54,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
     policy = Policy.current()
     cutoff = now - datetime.timedelta(days=policy.default_after_days)
     rated_session = Exists(Rating.objects.filter(session_id=OuterRef("session_id")))
-    rated_case = Exists(Rating.objects.filter(case_no=OuterRef("case_no")))
+    rated_case = Exists(counted_rating_of(OuterRef("case_no")))
     waiting = (TerminalEvent.objects.filter(kind="invited", at__lte=cutoff).exclude(session_id="")
                .filter(~rated_session).filter(Q(case_no="") | ~rated_case).order_by("at"))
     made: dict[str, Rating] = {}
@@ -75,7 +76,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
             time_source="server_default", rating_no=1, case_counted=True if event.case_no else None,
             digest=hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest(), payload=payload)
     # a case its business system reported done, that no channel rated and no invitation covered
-    rated = Exists(Rating.objects.filter(case_no=OuterRef("case_no")))
+    rated = Exists(counted_rating_of(OuterRef("case_no")))
     for case in (Case.objects.filter(status="completed", completed_at__lte=cutoff).filter(~rated)
                  .select_related("window", "system").order_by("completed_at").iterator(chunk_size=1000)):
         key = service_key(case.case_no, "")
@@ -103,14 +104,16 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
 
 
 def supersede() -> int:
-    """Exclude, and keep, each default rating whose service got a real rating after all."""
+    """Exclude, and keep, each default rating whose service got a real rating after all: one of its
+    session, or one holding its case's place (a rating of the case that does not count leaves the
+    default counted)."""
     count = 0
     live = Rating.objects.filter(device="system", excluded=False)
     late_by_session = _real(Rating.objects.filter(session_id=OuterRef("session_id")).exclude(session_id=""))
-    late_by_case = _real(Rating.objects.filter(case_no=OuterRef("case_no")).exclude(case_no=""))
+    late_by_case = _real(counted_rating_of(OuterRef("case_no")))
     for default in live.filter(Exists(late_by_session) | Exists(late_by_case)).iterator():
         real = (_real(Rating.objects.filter(session_id=default.session_id).exclude(session_id="")).first()
-                or _real(Rating.objects.filter(case_no=default.case_no).exclude(case_no="")).first())
+                or _real(counted_rating_of(default.case_no)).first())
         Rating.objects.filter(pk=default.pk).update(
             excluded=True, case_counted=None, excluded_why=f"已收到真实评价 {real.rating_id}，默认评价不计入"[:200])
         upward.queue_ids([default.rating_id], "validity")

@@ -266,7 +266,8 @@ def settle_cases(rows: list[dict]) -> None:
 
     A case its business system reported (``Case``) counts only at its own window: a rating naming
     it from another window is kept, flagged ``case_elsewhere`` and excluded, and takes no place,
-    so no terminal can use up another window's case. A follow-up rating (追加评价, ``rating_no`` 2)
+    so no terminal can use up another window's case (one reported after such a rating came:
+    ``settle_reported``). A follow-up rating (追加评价, ``rating_no`` 2)
     counts only within ``Policy.followup_days`` of the case's first rating (else of its
     completion): a later one is flagged ``followup_late`` and excluded."""
     cases = {row["case_no"] for row in rows if row["case_no"]}
@@ -285,8 +286,7 @@ def settle_cases(rows: list[dict]) -> None:
             continue
         case = known.get(row["case_no"])
         if case is not None and case[0] != row["window_code"]:
-            _exclude(row, CASE_ELSEWHERE, f"办件 {row['case_no']} 在 {case[0]} 窗口办理，本条来自 {row['window_code']}，"
-                                          "保留但不计入")
+            _exclude(row, CASE_ELSEWHERE, _elsewhere_why(row["case_no"], case[0], row["window_code"]))
             continue
         place = (row["case_no"], row["rating_no"])
         if row["rating_no"] > 1:
@@ -309,6 +309,37 @@ def settle_cases(rows: list[dict]) -> None:
                                             excluded_why=f"已收到真实评价 {real}，默认评价不计入"[:200])
     # the default no longer counts: platforms are told, as an update of that record
     upward.queue_ids([default_id for _, _, default_id in superseded], "validity")
+
+
+def settle_reported(case_no: str, window_code: str) -> None:
+    """The case's window just became known (its first report, or a report moving it): its places
+    are that window's. A rating of it from another window, stored before (``settle_cases`` could
+    not tell), loses its place: flagged ``case_elsewhere``, excluded, kept. The window's own first
+    rating kept only because the place was taken (``duplicate_case``, ``case_elsewhere``) takes
+    each place left free, and opens its work order if it is bad. The platforms hear each change as
+    a validity update."""
+    ratings = list(Rating.objects.select_for_update().filter(case_no=case_no).order_by("rated_at", "id"))
+    elsewhere = [r for r in ratings if r.window_code != window_code and not r.excluded]
+    for rating in elsewhere:
+        Rating.objects.filter(pk=rating.pk).update(
+            case_counted=None, excluded=True, flags=[*rating.flags, CASE_ELSEWHERE],
+            excluded_why=_elsewhere_why(case_no, window_code, rating.window_code)[:200])
+    held = {r.rating_no for r in ratings if r.case_counted and r.window_code == window_code}
+    taken = []
+    for rating in ratings:
+        if (rating.window_code == window_code and rating.rating_no not in held and rating.excluded
+                and {DUPLICATE_CASE, CASE_ELSEWHERE} & set(rating.flags)):
+            Rating.objects.filter(pk=rating.pk).update(
+                case_counted=True, excluded=False, excluded_why="",
+                flags=[f for f in rating.flags if f not in (DUPLICATE_CASE, CASE_ELSEWHERE)])
+            held.add(rating.rating_no)
+            taken.append(rating.rating_id)
+    workorders.open_for(taken)
+    upward.queue_ids([r.rating_id for r in elsewhere] + taken, "validity")
+
+
+def _elsewhere_why(case_no: str, case_window: str, rating_window: str) -> str:
+    return f"办件 {case_no} 在 {case_window} 窗口办理，本条来自 {rating_window}，保留但不计入"
 
 
 def _exclude(row: dict, flag: str, why: str) -> None:

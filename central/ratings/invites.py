@@ -18,7 +18,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from .models import Case, Rating, Terminal, Window
+from .models import Case, Terminal, Window, counted_rating_of
 
 INVITE_WITHIN = timedelta(minutes=10)
 OUTCOMES = {"invited", "busy", "paused", "staff_not_here", "invalid", "unavailable"}
@@ -29,7 +29,7 @@ def case_completed(case: Case) -> None:
     """A case reported done just now: let its window's terminal invite the citizen."""
     if case.status != "completed" or case.completed_at is None or case.invite_state:
         return
-    if case.completed_at < timezone.now() - INVITE_WITHIN or Rating.objects.filter(case_no=case.case_no).exists():
+    if case.completed_at < timezone.now() - INVITE_WITHIN or counted_rating_of(case.case_no).exists():
         return
     Case.objects.filter(pk=case.pk, invite_state="").update(invite_state="waiting")
     Window.objects.filter(pk=case.window_id, invite_waiting=False).update(invite_waiting=True)
@@ -45,7 +45,7 @@ def offer_for(terminal: Terminal) -> dict | None:
                             completed_at__lt=now - INVITE_WITHIN).update(invite_state="missed",
                                                                           invite_note="终端未能在办结后 10 分钟内邀评")
         for case in Case.objects.filter(window_id=window.pk, invite_state="waiting").order_by("completed_at")[:20]:
-            if Rating.objects.filter(case_no=case.case_no).exists():  # rated on another channel meanwhile
+            if counted_rating_of(case.case_no).exists():  # rated on another channel meanwhile
                 Case.objects.filter(pk=case.pk).update(invite_state="", invite_note="已有评价，无需邀评")
                 continue
             if not Case.objects.filter(pk=case.pk, invite_state="waiting").update(

@@ -356,6 +356,14 @@ class Rating(models.Model):
         return f"{self.rating_id} {Level(self.level).zh}"
 
 
+def counted_rating_of(case_no) -> models.QuerySet:
+    """The rating holding ``case_no``'s first place (一事一评; ``case_no`` may be an ``OuterRef``): what
+    "the case is rated" means to every channel. A rating kept but not counted (duplicate_case,
+    case_elsewhere, repeat_rater, a superseded default) rates nothing, so it cannot use a case up:
+    its SMS, its terminal's invitation and its default still come."""
+    return Rating.objects.filter(case_no=case_no, rating_no=1, case_counted=True)
+
+
 class CommentForReview(Rating):
     """The ratings with a comment, as the hall administrator reviews them (审核) for the public page."""
 

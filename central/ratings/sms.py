@@ -1,11 +1,12 @@
 """SMS (channel 6): one invitation per unrated case, replies of 1-5 that rate it, every message kept.
 
-When a case its business system reported done has a mobile number and no rating from any channel
-``Policy.sms_after_hours`` after completion, ``tick`` queues one invitation: a short link (``/s/<token>``,
-the case's own rating page) and 回复1-5评价. Nothing goes out between ``sms_quiet_from`` and
-``sms_quiet_until`` (21:00-08:00) local time; it waits for the morning. A reply of 1-5 (full-width
-too) rates the case on channel 6; anything else gets one clarification, never a rating; a reply to
-a case already rated is kept and flagged. Every SMS sent and received is a ``SmsMessage``, its
+When a case its business system reported done has a mobile number and no rating holds its place
+(``counted_rating_of``: one kept but not counted does not) ``Policy.sms_after_hours`` after
+completion, ``tick`` queues one invitation: a short link (``/s/<token>``, the case's own rating page)
+and 回复1-5评价. Nothing goes out between ``sms_quiet_from`` and ``sms_quiet_until`` (21:00-08:00)
+local time; it waits for the morning. A reply of 1-5 (full-width too) rates the case on channel 6;
+anything else gets one clarification, never a rating; a reply to a case already rated is kept and
+flagged, and one after the invitation expired (``expired``, as its link) is kept and rates nothing. Every SMS sent and received is a ``SmsMessage``, its
 number encrypted.
 
 Sending goes through a backend, as Django's e-mail does (``SMS_BACKEND``): ``FileBackend`` (the
@@ -40,7 +41,7 @@ from terminal.core.levels import Level
 
 from . import direct, personal_data, throttle
 from .mobile import language_of, public_base
-from .models import Case, Policy, Rating, SmsMessage
+from .models import Case, Policy, SmsMessage, counted_rating_of
 
 MAX_ATTEMPTS = 6
 LEASE = timedelta(minutes=5)  # a claimed message is sent within this, or claimed again
@@ -150,7 +151,7 @@ def invite(now: datetime | None = None) -> int:
     """Queue one invitation for each case due one; how many were queued."""
     now = now or timezone.now()
     policy = Policy.current()
-    rated = Exists(Rating.objects.filter(case_no=OuterRef("case_no")))
+    rated = Exists(counted_rating_of(OuterRef("case_no")))
     invited = Exists(SmsMessage.objects.filter(case=OuterRef("pk"), kind="invitation"))
     due = (Case.objects.filter(status="completed", completed_at__lte=now - timedelta(hours=policy.sms_after_hours))
            .exclude(mobile_token="").filter(~rated).filter(~invited).select_related("window__hall"))
@@ -213,10 +214,17 @@ def message_uuid(message: SmsMessage) -> uuid.UUID:
     return uuid.uuid5(uuid.NAMESPACE_URL, f"rating-central/sms/{message.pk}/{message.created_at.isoformat()}")
 
 
+def expired(invitation: SmsMessage, at: datetime) -> bool:
+    """An invitation is answered within ``Policy.default_after_days`` of its sending, by its link or a
+    reply: by then the case has its default rating, which a late answer must not replace."""
+    return invitation.sent_at < at - timedelta(days=Policy.current().default_after_days)
+
+
 # -- replies ---------------------------------------------------------------------------------------
 
 def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> SmsMessage:
-    """Keep a reply; rate its case if it is 1-5 and the case is unrated, else ask once what it meant."""
+    """Keep a reply; rate its case if it is 1-5, the case is unrated and the invitation has not
+    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing."""
     mobile = personal_data.normalise_mobile(sender)
     existing = SmsMessage.objects.filter(kind="reply", provider_id=provider_id).first()
     if existing is not None:
@@ -232,6 +240,8 @@ def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> 
         with transaction.atomic():
             if case is None:
                 reply.note = "未找到待评价的办件"
+            elif expired(invitation, received_at):
+                reply.note = "评价邀请已过期，本条回复保留但不形成评价"
             elif answer in LEVEL_DIGITS:
                 rating = direct.rate(window_code=case.window.code, level=Level(LEVEL_DIGITS[answer]),
                                      channel=Channel.SMS, device="sms", at=received_at, case_no=case.case_no,
@@ -260,6 +270,18 @@ def clarify(case: Case) -> str:
 # -- the invitation's link: the case's own rating page ---------------------------------------------
 
 LINK_VIEWS_PER_ADDRESS = 60  # per 10 minutes
+#: what an SMS link says where a plaque's page speaks of its QR code
+LINK_WORDS = {
+    "zh": {"invalid": "评价链接已失效", "invalid_note": "短信中的评价链接已过期或不存在，无法再用于评价。"},
+    "en": {"invalid": "This rating link is no longer valid",
+           "invalid_note": "The link in your SMS has expired or does not exist; it can no longer be used to rate."},
+}
+
+
+def link_words() -> dict:
+    """The words of an SMS link's pages: the plaque's form, with the link's own answers."""
+    from . import plaques
+    return {language: {**plaques.WORDS[language], **own} for language, own in LINK_WORDS.items()}
 
 
 @csrf_protect
@@ -269,23 +291,23 @@ def link_page(request, token: str):
     from . import mobile, plaques
     from .models import ReasonTag
     language = language_of(request)
-    words = plaques.WORDS[language]
+    all_words = link_words()
+    words = all_words[language]
     if not throttle.allow(f"sms-link:{mobile.address_hash(request)}", LINK_VIEWS_PER_ADDRESS, 600):
-        return mobile.message(request, plaques.WORDS, language, "busy", 429)
+        return mobile.message(request, all_words, language, "busy", 429)
     invitation = (SmsMessage.objects.filter(kind="invitation", link_token=token, state="sent")
                   .select_related("case__window__hall").first() if 8 <= len(token) <= 32 else None)
-    policy = Policy.current()
-    if invitation is None or invitation.sent_at < timezone.now() - timedelta(days=policy.default_after_days):
-        return mobile.message(request, plaques.WORDS, language, "invalid", 404)
+    if invitation is None or expired(invitation, timezone.now()):
+        return mobile.message(request, all_words, language, "invalid", 404)
     case = invitation.case
-    if Rating.objects.filter(case_no=case.case_no, case_counted=True).exclude(device="system").exists():
-        return mobile.message(request, plaques.WORDS, language, "rated", 410)
+    if counted_rating_of(case.case_no).exclude(device="system").exists():
+        return mobile.message(request, all_words, language, "rated", 410)
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = plaques.read_form(request, words, tags) if request.method == "POST" else None
     if form and not form.problem:
         direct.rate(window_code=case.window.code, level=form.level, channel=Channel.SMS, device="phone",
                     case_no=case.case_no, staff_no=case.staff_no, item_code=case.item_code, reasons=form.reasons,
                     text=form.text, facts={"sms_link": invitation.pk})
-        return mobile.message(request, plaques.WORDS, language, "thanks", 200)
+        return mobile.message(request, all_words, language, "thanks", 200)
     return plaques.form_page(request, language, case.window, tags, form, with_case=False,
                              heading=case.item_name or words["title"])

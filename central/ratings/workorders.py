@@ -1,7 +1,7 @@
 """Work orders for bad ratings: opened on arrival, due in working days, moved through their states.
 
-Every 不满意/非常不满意 opens exactly one work order, in the same transaction that stores the rating,
-assigned to the window's department. Its deadlines count working days on the official calendar
+Every counted 不满意/非常不满意 (not one kept but excluded) opens exactly one work order, in the same
+transaction that stores the rating, assigned to the window's department. Its deadlines count working days on the official calendar
 (``workdays``) from the day the rating arrived: contact the rater (Policy.contact_days, 1 or 3),
 rectify (rectify_days, 5), close a complex case (complex_days, 15). A re-check (复核) judged
 malicious or mistaken excludes the rating from every score and keeps it.
@@ -47,14 +47,17 @@ def _deadlines(opened_on: datetime.date, contact: int, rectify: int, complex_day
 
 
 def open_for(rating_ids: list[str], fresh: bool = False) -> int:
-    """Open a work order for each bad rating among ``rating_ids`` that has none yet. Returns how many.
+    """Open a work order for each counted bad rating among ``rating_ids`` that has none yet. Returns how
+    many. A rating kept but excluded (duplicate_case, case_elsewhere, repeat_rater...) opens none,
+    whichever channel brought it: else one address could open a work order per phone rating.
     ``fresh``: the ratings were stored in this transaction, so none can have one yet (not looked up)."""
     from .ingest import insert_rows, select_in  # the fast paths: a burst of complaints is thousands of these
-    found = [row for row in select_in(Rating, "rating_id", list(rating_ids), ["id", "window_code", "received_at", "level"])
-             if row[3] in BAD_LEVELS]
+    found = [row for row in select_in(Rating, "rating_id", list(rating_ids),
+                                      ["id", "window_code", "received_at", "level", "excluded"])
+             if row[3] in BAD_LEVELS and not row[4]]
     opened = set() if fresh else {pk for (pk,) in select_in(WorkOrder, "rating_id", [row[0] for row in found],
                                                             ["rating_id"])}
-    bad = sorted((pk, window, _aware(received)) for pk, window, received, _ in found if pk not in opened)  # arrival order
+    bad = sorted((pk, window, _aware(received)) for pk, window, received, *_ in found if pk not in opened)  # arrival order
     if not bad:
         return 0
     policy = Policy.current()
