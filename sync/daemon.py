@@ -24,6 +24,7 @@ import terminal
 from terminal import systemd
 from terminal.clock import SystemClock
 from terminal.config import Config
+from terminal.core.checks import escape_unclean, unclean_path
 from terminal.credentials import Credentials
 from terminal.store import Store
 
@@ -176,7 +177,10 @@ class SyncDaemon:
             return str(exc)
 
     def report(self) -> dict:
-        """The heartbeat: what a technician or the central server needs to judge this terminal."""
+        """The heartbeat: what a technician or the central server needs to judge this terminal.
+        Text in it that others wrote (a device's self-description, an error's message) goes with
+        its control characters escaped: the central server refuses a heartbeat holding one whole,
+        and the terminal would show offline for a box's board id."""
         store = self.contact_store
         counts = store.counts()
         oldest = store.oldest_pending()
@@ -184,7 +188,7 @@ class SyncDaemon:
         if oldest:
             oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
         state = store.state()
-        return {
+        report = {
             "version": terminal.__version__, "versions": versions(store.schema_version),
             "boot_id": self.clock.boot_id(),
             "mono_ms": self.clock.monotonic_ms(), "queue_depth": counts["pending"],
@@ -199,6 +203,10 @@ class SyncDaemon:
             "alerts": store.alerts(5),
             **({"invite_results": list(self.invite_results)} if self.invite_results else {}),
         }
+        sent = escape_unclean(report)
+        if sent != report:
+            log.warning("heartbeat: %s holds control characters; sent escaped", unclean_path(report))
+        return sent
 
     @staticmethod
     def _succeeded(store: Store, client: CentralClient) -> None:

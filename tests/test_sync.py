@@ -488,3 +488,23 @@ def test_a_lane_stuck_where_no_timeout_reaches_stops_feeding_the_watchdog(termin
     busy = [t for t in fed if t < stuck_at]
     assert len(busy) > 20 and max(b - a for a, b in zip(busy, busy[1:])) < 0.5, "a busy lane is progress"
     assert fed[-1] < stuck_at + 1.5, f"still fed {fed[-1] - stuck_at:.1f} s after the contact lane got stuck"
+
+
+def test_a_heartbeat_holding_a_devices_control_characters_is_still_taken(terminal_config, tmp_path, central, enrolled):
+    """A box (or anything else whose words reach the devices state or an error) said its board was
+    "RP2040\\x1b[2J": the central server refused every heartbeat holding it (400 bad_heartbeat), and
+    the terminal showed offline. The report escapes such text where it is assembled."""
+    from sync.daemon import SyncDaemon
+    config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    try:
+        daemon.contact_store.set_state(devices=[{"device": "button_box", "connected": True, "firmware": "1.2.0\x7f",
+                                                 "board": "RP2040\x1b[2J"}], errors={"kiosk": "bad\x07 input"})
+        daemon.next_content = time.monotonic() + 3600
+        daemon.contact_step()
+        state = daemon.contact_store.state()
+        assert state.get("last_error") is None and state.get("last_success"), state.get("last_error")
+        assert daemon.report()["devices"][0]["board"] == "RP2040\\x1b[2J"  # what it said, made visible
+    finally:
+        daemon.close()
