@@ -72,7 +72,7 @@ SMS_GATEWAY_URL = os.environ.get("RATING_CENTRAL_SMS_GATEWAY_URL", "")
 #: who may read /metrics (Prometheus): addresses or networks, comma-separated; default this machine only
 METRICS_FROM = [ipaddress.ip_network(n.strip(), strict=False)
                 for n in os.environ.get("RATING_CENTRAL_METRICS_FROM", "127.0.0.1,::1").split(",") if n.strip()]
-UPWARD_TIMEOUT = float(os.environ.get("RATING_CENTRAL_UPWARD_TIMEOUT", "30"))  # seconds a platform may take to answer
+UPWARD_TIMEOUT = float(os.environ.get("RATING_CENTRAL_UPWARD_TIMEOUT", "30"))  # seconds each read may wait (a call: 4 ×)
 AREA_CODE = os.environ.get("RATING_CENTRAL_AREA_CODE", "")  # 行政区划 (GB/T 2260) of the hall, for upward records
 #: each upward platform's endpoint and credentials (the platform's row in the admin names its code):
 #: RATING_CENTRAL_UPWARD_<CODE>_URL, _KEY_ID, _SECRET and optionally _CA_FILE (a private CA's PEM bundle)

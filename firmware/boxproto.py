@@ -10,7 +10,8 @@ length for its type is dropped too. Dropped frames are counted, never turned int
 
 Messages (box -> host)::
 
-    HELLO      boot_id u32, firmware version (text), board id (text)
+    HELLO      boot_id u32, firmware version (text), board id (text): each printable ASCII, at
+               most 32 bytes (text the host logs and reports in its heartbeat: no control character)
     PRESS      boot_id u32, seq u16, key u8      key 1..5 = level (5 = 非常满意), 6 = 请评价 key
     STUCK      boot_id u32, seq u16, key u8      a button held down: reported once, not a press
     HEARTBEAT  boot_id u32, uptime_ms u32, queued u8
@@ -35,6 +36,7 @@ NAMES = {HELLO: "hello", PRESS: "press", STUCK: "stuck", HEARTBEAT: "heartbeat",
 LED_OFF, LED_PROMPT, LED_THANKS, LED_PAUSED, LED_ERROR = 0, 1, 2, 3, 4
 STAFF_KEY = 6
 MAX_FRAME = 96  # encoded bytes without the delimiter; anything longer is noise
+MAX_TEXT = 32  # bytes of HELLO's version and of its board id
 
 _FIXED = {PRESS: ">IHB", STUCK: ">IHB", HEARTBEAT: ">IIB", ACK: ">IH", LED: ">B", MAINT: "", ASK: ""}
 
@@ -82,13 +84,25 @@ def cobs_decode(data):
     return bytes(out)
 
 
+def hello_text(data):
+    """Whether HELLO's ``data`` (bytes) is a version or board id: printable ASCII, at most
+    MAX_TEXT bytes. A control character would reach the journal as it is and the heartbeat,
+    which the central server refuses whole for it."""
+    if len(data) > MAX_TEXT:
+        return False
+    for byte in data:
+        if not 0x20 <= byte <= 0x7E:
+            return False
+    return True
+
+
 def encode(kind, *fields):
     """A frame ready for the wire (with its 0x00 delimiter)."""
     if kind == HELLO:
         boot_id, version, board = fields
         v, b = version.encode(), board.encode()
-        if len(v) > 32 or len(b) > 32:
-            raise ValueError("version and board id are at most 32 bytes")
+        if not (hello_text(v) and hello_text(b)):
+            raise ValueError("version and board id are printable ASCII of at most 32 bytes")
         body = struct.pack(">IB", boot_id, len(v)) + v + b
     else:
         body = struct.pack(_FIXED[kind], *fields)
@@ -111,12 +125,10 @@ def parse(frame):
         if len(payload) < 5:
             return None
         boot_id, vlen = struct.unpack(">IB", payload[:5])
-        if 5 + vlen > len(payload):
+        version, board = payload[5:5 + vlen], payload[5 + vlen:]
+        if 5 + vlen > len(payload) or not (hello_text(version) and hello_text(board)):
             return None
-        try:
-            return kind, (boot_id, payload[5:5 + vlen].decode(), payload[5 + vlen:].decode())
-        except (UnicodeError, ValueError):
-            return None
+        return kind, (boot_id, version.decode(), board.decode())
     fmt = _FIXED.get(kind)
     if fmt is None or len(payload) != struct.calcsize(fmt):
         return None

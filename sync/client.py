@@ -8,8 +8,11 @@ Every answer must also carry the server's signature (``X-Answer-Signature``, see
 ``terminal.core.signing``) over this request's nonce, the status, its time and its body: an
 answer that is unsigned or mis-signed is no answer (``TransientError``), so a fake server, a
 proxy or anyone on the LAN can neither mark a rating delivered nor refuse it. Answers are read
-up to a size limit, and the connection is TLS to anything off the machine (``tls``): the
-system's CAs or ``[sync] ca_file``, and optionally a pinned server key.
+up to a size limit and within a deadline (``DEADLINE_TIMEOUTS`` read timeouts for a request and
+its whole answer, a content file included: requests' timeout bounds each read, so a server or
+proxy trickling a byte a second would otherwise hold a call for ever), and the connection is TLS
+to anything off the machine (``tls``): the system's CAs or ``[sync] ca_file``, and optionally a
+pinned server key.
 
 The client keeps the offset between the server's clock and ours, learned from the signed
 ``X-Server-Time`` header of every answer, and signs with the corrected time: a terminal whose
@@ -27,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import requests
+import urllib3
 
 import terminal
 from terminal.core import signing
@@ -39,6 +43,8 @@ RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 ITEM_STATUSES = {"accepted", "duplicate", "rejected"}
 MAX_ANSWER_BYTES = 8 * 1024 * 1024  # a manifest or 1,000 acknowledgements are far smaller
 ETAG = re.compile(r"^[0-9a-f]{64}$")
+DEADLINE_TIMEOUTS = 4  # a request and its whole answer take at most this many read timeouts
+CHUNK = 64 * 1024
 
 
 #: whole-batch error codes of our server's API that no resend can cure (see central/ratings/api.py)
@@ -58,6 +64,7 @@ class Answer:
     headers: requests.structures.CaseInsensitiveDict
     content: bytes = b""
     stream: requests.Response | None = field(default=None, repr=False)  # a file being fetched
+    until: float = 0.0  # the call's deadline (time.monotonic()), for the reader of ``stream``
 
     @property
     def text(self) -> str:
@@ -79,22 +86,30 @@ class CentralClient:
         self.credentials = credentials
         self.timeout = timeout
         self.clock_offset = clock_offset  # server time minus our time, seconds
+        self.answered_at = time.monotonic()  # when a call last came back whole: the daemon's sign of progress
         self.http = tls.session(ca_file, server_key_pin)
         self.http.headers["User-Agent"] = f"rating-sync/{terminal.__version__}"
 
     def close(self) -> None:
         self.http.close()
 
+    @property
+    def deadline_s(self) -> float:
+        """How long one call (a request and its whole answer, or a content file) may take in all."""
+        return self.timeout * DEADLINE_TIMEOUTS
+
     # -- transport ---------------------------------------------------------------------------
 
     def request(self, method: str, path: str, body: bytes = b"", headers: dict | None = None,
                 stream_sha256: str | None = None) -> Answer:
-        """Send a signed request and return its verified answer; on ``stale_timestamp`` correct
-        the clock offset and resend once. ``stream_sha256``: the answer is a file of that hash,
-        left unread in ``Answer.stream`` (its signature covers that hash; the caller checks it)."""
+        """Send a signed request and return its verified answer, each attempt within ``deadline_s``;
+        on ``stale_timestamp`` correct the clock offset and resend once. ``stream_sha256``: the
+        answer is a file of that hash, left unread in ``Answer.stream`` (its signature covers that
+        hash; the caller reads it by ``Answer.until``)."""
         if self.credentials is None:
             raise TransientError("this terminal is not enrolled: run rating-terminal provision", code="not_enrolled")
         for attempt in (1, 2):
+            until = time.monotonic() + self.deadline_s
             sent_at = self.wall_clock()
             signed = signing.signed_headers(self.credentials.terminal_id, self.credentials.secret,
                                             method, path, body, sent_at + self.clock_offset, self.id_header)
@@ -103,7 +118,9 @@ class CentralClient:
                                              timeout=self.timeout, headers={**(headers or {}), **signed})
             except requests.RequestException as exc:
                 raise TransientError(f"network: {type(exc).__name__}: {_short(exc)}") from None
-            answer = self._verified(response, signed[signing.HEADER_NONCE], stream_sha256)
+            answer = self._verified(response, signed[signing.HEADER_NONCE], stream_sha256, until)
+            if answer.stream is None:
+                self.answered_at = time.monotonic()
             self._learn_clock(answer, sent_at, self.wall_clock())
             if answer.status_code in (401, 403):
                 code = _error_code(answer)
@@ -114,11 +131,12 @@ class CentralClient:
             return answer
         raise AssertionError("unreachable")
 
-    def _verified(self, response: requests.Response, nonce: str, stream_sha256: str | None) -> Answer:
+    def _verified(self, response: requests.Response, nonce: str, stream_sha256: str | None,
+                  until: float) -> Answer:
         """The answer, if our server signed it for this request; else TransientError (no answer)."""
         keep_open = stream_sha256 is not None and response.status_code == 200
         try:
-            body = b"" if keep_open else _read_bounded(response, MAX_ANSWER_BYTES)
+            body = b"" if keep_open else _read_bounded(response, MAX_ANSWER_BYTES, until)
         finally:
             if not keep_open:
                 response.close()
@@ -131,7 +149,7 @@ class CentralClient:
             raise TransientError(f"HTTP {response.status_code} answer {'mis-signed' if given else 'not signed'}: "
                                  "not from our server (captive portal, proxy or impostor?); nothing taken from it",
                                  code="unsigned_answer")
-        return Answer(response.status_code, response.headers, body, response if keep_open else None)
+        return Answer(response.status_code, response.headers, body, response if keep_open else None, until)
 
     def _learn_clock(self, answer: Answer, sent_at: float, received_at: float) -> None:
         try:
@@ -203,21 +221,19 @@ class CentralClient:
         answer = self.request("GET", f"/api/v1/files/{sha256}", stream_sha256=sha256)
         if answer.status_code != 200:
             raise TransientError(f"file {sha256[:12]}: HTTP {answer.status_code}", status=answer.status_code)
-        response = answer.stream
         digest, got = hashlib.sha256(), 0
         try:
-            for chunk in response.iter_content(64 * 1024):
+            for chunk in _chunks(answer.stream, answer.until, f"file {sha256[:12]}"):
                 got += len(chunk)
                 if got > size:
                     raise FileMismatch(f"file {sha256[:12]} is longer than the manifest's {size} bytes")
                 digest.update(chunk)
                 out.write(chunk)
-        except requests.RequestException as exc:
-            raise TransientError(f"file {sha256[:12]} cut off after {got} bytes: {type(exc).__name__}") from None
         finally:
-            response.close()
+            answer.stream.close()
         if got != size or digest.hexdigest() != sha256:
             raise FileMismatch(f"file {sha256[:12]}: got {got} bytes with another hash; expected {size} bytes")
+        self.answered_at = time.monotonic()
 
     @staticmethod
     def _json(response: Answer) -> dict:
@@ -237,29 +253,47 @@ class CentralClient:
         return body
 
 
-def _read_bounded(response: requests.Response, limit: int) -> bytes:
-    """The whole (decoded) body, or TransientError once it passes ``limit`` bytes."""
+def _read_bounded(response: requests.Response, limit: int, until: float) -> bytes:
+    """The whole (decoded) body, or TransientError once it passes ``limit`` bytes or ``until``."""
     parts, got = [], 0
-    try:
-        for chunk in response.iter_content(64 * 1024):
-            got += len(chunk)
-            if got > limit:
-                raise TransientError(f"answer larger than {limit} bytes: refused unread")
-            parts.append(chunk)
-    except requests.RequestException as exc:
-        raise TransientError(f"answer cut off after {got} bytes: {type(exc).__name__}") from None
+    for chunk in _chunks(response, until, "answer"):
+        got += len(chunk)
+        if got > limit:
+            raise TransientError(f"answer larger than {limit} bytes: refused unread")
+        parts.append(chunk)
     return b"".join(parts)
+
+
+def _chunks(response: requests.Response, until: float, what: str):
+    """The (decoded) body as it comes, or TransientError once ``until`` (``time.monotonic()``) has
+    passed or the connection fails. Each piece is what one read from the socket brought
+    (``read1``): ``iter_content`` waits to fill its chunk, so a trickle of a byte a second would
+    hold it, and any deadline checked between its chunks, for hours."""
+    got = 0
+    try:
+        while True:
+            if time.monotonic() > until:
+                raise TransientError(f"{what} not complete within its deadline ({got} bytes came): "
+                                     "a server or proxy trickling its answer?", code="deadline")
+            chunk = response.raw.read1(CHUNK, decode_content=True)
+            if not chunk:
+                return
+            got += len(chunk)
+            yield chunk
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        raise TransientError(f"{what} cut off after {got} bytes: {type(exc).__name__}") from None
 
 
 def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = None,
            server_key_pin: str = "") -> dict:
     """Exchange an enrollment code for credentials: the one call a terminal makes before it has a
     key, so TLS (checked against the CA and the pin) is what vouches for the answer."""
+    until = time.monotonic() + timeout * DEADLINE_TIMEOUTS
     with tls.session(ca_file, server_key_pin) as http:
         try:
             response = http.post(f"{server.rstrip('/')}/api/v1/enroll", json={"code": code}, timeout=timeout,
                                  stream=True)
-            answer = Answer(response.status_code, response.headers, _read_bounded(response, 64 * 1024))
+            answer = Answer(response.status_code, response.headers, _read_bounded(response, 64 * 1024, until))
         except requests.RequestException as exc:
             raise TransientError(f"cannot reach {server}: {type(exc).__name__}: {_short(exc)}") from None
     if answer.status_code != 201:

@@ -17,7 +17,9 @@ manifest as this terminal writes it, and every path is resolved and must lie dir
 versions folder before anything is removed or renamed there. A manifest is refused whole, before
 a byte is downloaded, if it lists more than ``MAX_FILES`` files, a file over the photo limit
 (``terminal.images``), more than ``MAX_TOTAL_BYTES`` in all, or more than the disk can hold while
-keeping ``[sync] disk_reserve_mb`` free for ratings; each image is checked (format, pixel size,
+keeping ``[sync] disk_reserve_mb`` free for ratings, or if the kiosk's own reader
+(``terminal.content.Content.load``) cannot load it: a version the kiosk cannot load would leave it
+with no roster, and the good one before unused. Each image is checked (format, pixel size,
 decompression bombs) before the swap.
 """
 
@@ -33,6 +35,7 @@ import shutil
 from pathlib import Path
 
 from terminal import images
+from terminal.content import Content, ContentError
 from terminal.core.checks import unclean_path
 
 from .client import CentralClient, FileMismatch
@@ -131,9 +134,10 @@ def _install(client: CentralClient, content_dir: Path, manifest: dict, etag: str
     shutil.rmtree(staging, ignore_errors=True)
     try:
         (staging / "files").mkdir(parents=True)
+        _write_synced(staging / "content.json", text)
+        _check_loads(staging)
         for entry in files:
             _place_file(client, content_dir, staging, entry)
-        _write_synced(staging / "content.json", text)
         _write_synced(staging / ".etag", json.dumps({"etag": etag}).encode())
         _fsync_dir(staging / "files")
         _fsync_dir(staging)
@@ -146,6 +150,15 @@ def _install(client: CentralClient, content_dir: Path, manifest: dict, etag: str
     _swap_symlink(content_dir, final)
     evict_old_versions(content_dir, keep=KEEP_VERSIONS)
     log.info("content %s installed (%d files)", name, len(files))
+
+
+def _check_loads(staging: Path) -> None:
+    """Refuse, before a file is downloaded, a manifest the kiosk's reader refuses."""
+    try:
+        Content.load(staging)
+    except ContentError as exc:
+        raise ContentPullError(f"manifest refused: the kiosk cannot load it "
+                               f"({str(exc).replace(str(staging), 'content')}); the current content stays") from None
 
 
 def _inside(versions: Path, path: Path) -> Path:

@@ -24,6 +24,7 @@ import terminal
 from terminal import systemd
 from terminal.clock import SystemClock
 from terminal.config import Config
+from terminal.core.checks import escape_unclean, unclean_path
 from terminal.credentials import Credentials
 from terminal.store import Store
 
@@ -35,6 +36,7 @@ from .outbox import DrainResult, TransientError, Uploader  # noqa: F401 (DrainRe
 log = logging.getLogger("rating-sync")
 WATCHDOG_FEED_EVERY = 50.0  # the unit's WatchdogSec is 120: a long backoff still feeds it
 UPLOAD_SLICE_S = 30.0  # a long backlog is drained in slices this long, the watchdog fed between
+STALL_GRACE_S = 60.0  # beyond one call: the database, the disk, an idle wait between two signs of progress
 
 
 def _now() -> str:
@@ -46,7 +48,8 @@ class SyncDaemon:
     neither can hold the other up: the upload lane (``upload_step``) drains the outbox with its
     backoff; the contact lane (``contact_step``) sends the heartbeat every ``heartbeat_s`` (±10 %
     jitter) and pulls content when it changed. An upload waiting out its timeout or a week's backlog
-    never makes a delivering terminal look offline. ``run`` loops both until asked to stop."""
+    never makes a delivering terminal look offline. ``run`` loops both until asked to stop, and
+    feeds the systemd watchdog only while each lane shows progress (``stalled``)."""
 
     def __init__(self, config: Config, clock: SystemClock | None = None):
         self.config = config
@@ -64,6 +67,8 @@ class SyncDaemon:
         self.next_upload = 0.0
         self.next_heartbeat = 0.0
         self.next_content = 0.0
+        self.progress: dict[str, float] = {}  # lane -> when it last went round its loop (time.monotonic())
+        self.lane_clients: dict[str, CentralClient] = {}  # lane -> its HTTP client, whose answers are progress too
 
     def close(self) -> None:
         opened = [self.__dict__[name] for name in ("contact_client", "contact_store") if name in self.__dict__]
@@ -172,7 +177,10 @@ class SyncDaemon:
             return str(exc)
 
     def report(self) -> dict:
-        """The heartbeat: what a technician or the central server needs to judge this terminal."""
+        """The heartbeat: what a technician or the central server needs to judge this terminal.
+        Text in it that others wrote (a device's self-description, an error's message) goes with
+        its control characters escaped: the central server refuses a heartbeat holding one whole,
+        and the terminal would show offline for a box's board id."""
         store = self.contact_store
         counts = store.counts()
         oldest = store.oldest_pending()
@@ -180,7 +188,7 @@ class SyncDaemon:
         if oldest:
             oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
         state = store.state()
-        return {
+        report = {
             "version": terminal.__version__, "versions": versions(store.schema_version),
             "boot_id": self.clock.boot_id(),
             "mono_ms": self.clock.monotonic_ms(), "queue_depth": counts["pending"],
@@ -195,6 +203,10 @@ class SyncDaemon:
             "alerts": store.alerts(5),
             **({"invite_results": list(self.invite_results)} if self.invite_results else {}),
         }
+        sent = escape_unclean(report)
+        if sent != report:
+            log.warning("heartbeat: %s holds control characters; sent escaped", unclean_path(report))
+        return sent
 
     @staticmethod
     def _succeeded(store: Store, client: CentralClient) -> None:
@@ -208,28 +220,46 @@ class SyncDaemon:
     def run(self, stop: threading.Event) -> None:
         log.info("rating-sync %s started: database %s, server %s", terminal.__version__,
                  self.config.db_path, self.config.sync.server)
+        self.lane_clients = {"upload": self.client, "contact": self.contact_client}
+        self.progress = dict.fromkeys(self.lane_clients, time.monotonic())
         contact = threading.Thread(target=self._loop, args=(stop, self.contact_step, "contact"),
                                    name="contact", daemon=True)
         contact.start()
         systemd.notify("READY=1")
-        self._loop(stop, self.upload_step, "upload", lambda: contact.is_alive() or stop.is_set())
+        self._loop(stop, self.upload_step, "upload", feeds_watchdog=True)
         contact.join(timeout=self.config.sync.timeout * 3 + 5)  # at most a request or two in flight
         systemd.notify("STOPPING=1")
         log.info("rating-sync stopped")
 
-    def _loop(self, stop: threading.Event, step, lane: str, alive=None) -> None:
-        """Run one lane's step until ``stop``. The upload lane feeds the watchdog, and only while the
-        contact lane lives: a lane that died makes systemd restart the daemon."""
+    def _loop(self, stop: threading.Event, step, lane: str, feeds_watchdog: bool = False) -> None:
+        """Run one lane's step until ``stop``, noting its progress. The upload lane feeds the
+        watchdog, and only while no lane has stalled: a lane that died or hangs (a thread stuck in
+        a call is still alive) makes systemd restart the daemon."""
         while not stop.is_set():
+            self.progress[lane] = time.monotonic()
             try:
                 delay = step()
             except Exception:  # a bug, or something no one foresaw: logged, and the lane goes on
                 log.exception("sync %s step failed; trying again in 30 s", lane)
                 delay = 30.0
-            if alive is not None and alive():  # every call above is bounded by timeouts: progress
-                counts = self.store.counts()
-                systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")
+            self.progress[lane] = time.monotonic()
+            if feeds_watchdog:
+                stalled = self.stalled()
+                if stalled:
+                    log.error("sync lane %s shows no progress: the watchdog is no longer fed", ", ".join(stalled))
+                else:
+                    counts = self.store.counts()
+                    systemd.notify(f"WATCHDOG=1\nSTATUS={counts['pending']} pending, {counts['dead']} dead letters")
             stop.wait(min(delay, WATCHDOG_FEED_EVERY))
+
+    def stalled(self) -> list[str]:
+        """The lanes that have neither gone round their loop nor had a call answered for longer than
+        one call may take (its client's deadline, and one last read) and ``STALL_GRACE_S``: each
+        call is bounded, so such a lane is stuck where no timeout reaches."""
+        now = time.monotonic()
+        return [lane for lane, client in self.lane_clients.items()
+                if now - max(self.progress.get(lane, now), client.answered_at)
+                > client.deadline_s + client.timeout + STALL_GRACE_S]
 
 
 def client_for(config: Config, credentials: Credentials | None, **options) -> CentralClient:

@@ -18,12 +18,15 @@ Format 1::
 Photos are named by their content hash (``files/<sha256>.png``) when the folder comes from the
 central server; the shipped demo uses plain paths.
 
-Reading never trusts the folder: a missing or malformed file raises ContentError, and a photo
-that is missing or outside the folder falls back to the placeholder image.
+Reading never trusts the folder: a missing or malformed file raises ContentError (and only
+that), and a photo that is missing or outside the folder falls back to the placeholder image.
+Fields a newer central server added to an entry are ignored. Sync swaps in no version this
+reader refuses (``sync.content``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -53,6 +56,19 @@ class StaffMember:
     title: str = ""
     photo: str = ""
     badge_id: str = ""
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> "StaffMember":
+        """A roster entry's known fields, as text. Fields this terminal does not know are ignored:
+        a newer central server may add some, and an older terminal must still show its roster.
+        An entry without a field every member has (staff_no, name, window) is refused."""
+        if not isinstance(entry, dict):
+            raise ContentError("a staff entry is not an object")
+        fields = dataclasses.fields(cls)
+        missing = [f.name for f in fields if f.default is dataclasses.MISSING and f.name not in entry]
+        if missing:
+            raise ContentError(f"a staff entry has no {', '.join(missing)}")
+        return cls(**{f.name: str(entry[f.name]) for f in fields if f.name in entry})
 
 
 @dataclass(frozen=True)
@@ -84,8 +100,11 @@ class Content:
             raise ContentError(f"{path}: expected an object with \"format\": {FORMAT}")
         try:
             staff = {}
-            for s in raw.get("staff", []):
-                member = StaffMember(**{k: str(v) for k, v in s.items()})
+            for number, entry in enumerate(raw.get("staff", [])):
+                try:
+                    member = StaffMember.from_entry(entry)
+                except ContentError as exc:
+                    raise ContentError(f"{path}: staff.{number}: {exc}") from None
                 staff[member.staff_no] = member
             return cls(
                 folder=folder, version=str(raw.get("version", "")), hall=dict(raw.get("hall", {})),
@@ -94,7 +113,9 @@ class Content:
                 staff=staff, notices=list(raw.get("notices", [])), guides=list(raw.get("guides", [])),
                 reason_tags=list(raw.get("reason_tags", [])), settings=dict(raw.get("settings", {})),
             )
-        except (TypeError, KeyError, AttributeError) as exc:
+        except ContentError:
+            raise
+        except (TypeError, KeyError, AttributeError, ValueError) as exc:
             raise ContentError(f"{path}: malformed entry ({exc!r})") from None
 
     def staff_of_window(self, window: str) -> list[StaffMember]:

@@ -45,7 +45,8 @@ def test_random_bytes_never_raise_and_never_make_a_message(data):
 FRAMES = st.one_of(
     st.tuples(st.just(P.PRESS), st.integers(0, 2**32 - 1), st.integers(0, 65535), st.integers(1, 6)),
     st.tuples(st.just(P.HEARTBEAT), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 255)),
-    st.tuples(st.just(P.HELLO), st.integers(0, 2**32 - 1), st.text(max_size=8), st.text(max_size=8)))
+    st.tuples(st.just(P.HELLO), st.integers(0, 2**32 - 1), *[st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
+                                                                      max_size=8)] * 2))
 
 
 @settings(max_examples=400, deadline=None)

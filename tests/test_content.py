@@ -10,7 +10,7 @@ import pytest
 
 from sync import content
 from sync.client import CentralClient
-from terminal.content import Content
+from terminal.content import Content, ContentError
 from terminal.credentials import Credentials
 from terminal.store import Store
 
@@ -137,7 +137,7 @@ import json, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from sync import content
 from sync.client import CentralClient
-from terminal.content import Content
+from terminal.content import Content, ContentError
 from terminal.store import Store
 from conftest import make_rating
 from test_content import FAKE
@@ -194,3 +194,45 @@ def test_a_plain_folder_is_never_moved_or_replaced(content_server, tmp_path):
     with pytest.raises(content.ContentPullError, match="plain folder"):
         content.pull(CentralClient(url, FAKE), folder)
     assert (folder / "content.json").read_text() == "{}" and not folder.is_symlink()
+
+
+def test_a_version_the_kiosk_cannot_load_is_refused_and_the_one_before_stays(content_server, tmp_path):
+    """A signed manifest whose files are all in order but whose roster the kiosk's reader refuses
+    (here a member with no name): swapped in, it left the kiosk with no roster and the good version
+    unused. It is refused before a file is downloaded, and the version before stays."""
+    handler, url = content_server
+    folder = tmp_path / "content"
+    client = CountingClient(url, FAKE)
+    serve(handler, version("第一版", png(900, 1)))
+    assert content.pull(client, folder)
+    unloadable = version("第二版", png(900, 2))
+    del unloadable["manifest"]["staff"][0]["name"]
+    serve(handler, unloadable)
+    client.paths.clear()
+    with pytest.raises(content.ContentPullError, match=r"the kiosk cannot load it \(content/content.json: "
+                                                       r"staff.0: a staff entry has no name\)"):
+        content.pull(client, folder)
+    assert client.paths == ["/api/v1/content"]  # not a file asked for
+    assert Content.load(folder).hall["name"] == "第一版"
+    assert not list(content.versions_dir(folder).glob(".staging-*"))
+
+
+def test_a_roster_entry_with_fields_this_terminal_does_not_know_still_loads(tmp_path):
+    """A newer central server adds a field to each member (a phone number): an older terminal
+    shows its roster all the same; an entry without a member's required fields, or any other
+    malformed part, is a ContentError, never a TypeError, KeyError or ValueError."""
+    def load(**changes):
+        raw = {"format": 1, "version": "v2", "hall": {"code": "H", "name": "hall"},
+               "staff": [{"staff_no": "SZ0101", "name": "张三", "window": "W01", "badge_id": "0004521873",
+                          "phone": "0755-1234", "photo": ""}], **changes}
+        (tmp_path / "content.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+        return Content.load(tmp_path)
+    member = load().staff["SZ0101"]
+    assert (member.name, member.window, member.badge_id) == ("张三", "W01", "0004521873")
+    for changes, why in [({"staff": [{"staff_no": "SZ0102", "window": "W01"}]}, "staff.0: a staff entry has no name"),
+                         ({"staff": [{"name": "李四", "window": "W01"}]}, "staff.0: a staff entry has no staff_no"),
+                         ({"staff": ["SZ0101"]}, "staff.0: a staff entry is not an object"),
+                         ({"hall": ["abc"]}, "malformed entry"),
+                         ({"settings": "abc"}, "malformed entry")]:
+        with pytest.raises(ContentError, match=why):
+            load(**changes)

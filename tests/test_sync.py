@@ -403,3 +403,108 @@ def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_
         daemon.close()
         central.shutdown()
         invite.shutdown()
+
+
+class Trickle(FakeCentral):
+    """A server (or a proxy before it) that signs its answer's head, then sends the body a byte
+    every 0.1 s: each read comes well within the client's timeout, the answer never ends (15 s)."""
+    secret = NOBODY.secret
+    sha256 = "ab" * 32
+
+    def trickle(self):
+        if self.command == "POST":
+            self.rfile.read(int(self.headers["Content-Length"]))
+        self.answer(200, b"", "application/json", body_sha256=self.sha256 if "/files/" in self.path else None,
+                    declared=100_000)
+        end = time.monotonic() + 15
+        try:
+            while time.monotonic() < end:
+                self.wfile.write(b" ")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+    do_GET = do_POST = trickle
+
+
+@pytest.mark.parametrize("call", ["heartbeat", "fetch_file"])
+def test_an_answer_trickled_within_the_read_timeout_is_given_up_at_the_deadline(call):
+    """requests' timeout bounds each read, not the call: without a deadline of its own the contact
+    lane's heartbeat (or a content file) waited on such an answer for ever."""
+    import io
+    server, url = fake_central.serve(Trickle)
+    client = CentralClient(url, NOBODY, timeout=0.5)
+    outcome = []
+
+    def run():
+        started = time.monotonic()
+        try:
+            client.heartbeat({}) if call == "heartbeat" else client.fetch_file(Trickle.sha256, 100_000, io.BytesIO())
+        except TransientError as exc:
+            outcome.append((time.monotonic() - started, str(exc)))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(10)
+    server.shutdown()
+    assert not thread.is_alive(), "the call still waits on the trickle after 10 s"
+    took, error = outcome[0]
+    assert client.deadline_s == 2.0 and took < client.deadline_s + client.timeout + 1.0, took
+    assert "not complete within its deadline" in error
+
+
+def test_a_lane_stuck_where_no_timeout_reaches_stops_feeding_the_watchdog(terminal_config, tmp_path, monkeypatch):
+    """The upload lane feeds systemd's watchdog while each lane shows progress (a loop round, or an
+    answer to one of its calls), not while its thread merely lives: a contact lane answered call
+    after call keeps it fed, the same lane stuck gets the daemon restarted."""
+    from sync import daemon as daemon_module
+    config = terminal_config()
+    config.write_text(config.read_text().replace("timeout = 5.0", "timeout = 0.1"))
+    dataclasses.replace(NOBODY, server="http://127.0.0.1:9").save(tmp_path / "data")
+    daemon = daemon_module.SyncDaemon(terminal_config_module.load(config))
+    monkeypatch.setattr(daemon_module, "STALL_GRACE_S", 0.5, raising=False)  # stalled after 0.4 + 0.1 + 0.5 s
+    fed, stuck, stop = [], threading.Event(), threading.Event()
+    monkeypatch.setattr(daemon_module.systemd, "notify",
+                        lambda message: fed.append(time.monotonic()) if message.startswith("WATCHDOG=1") else None)
+    monkeypatch.setattr(daemon, "upload_step", lambda: 0.05)
+
+    def contact_step():  # a long content pull, one file answered every 0.3 s for 3 s; then stuck in a call
+        for _ in range(10):
+            time.sleep(0.3)
+            daemon.contact_client.answered_at = time.monotonic()
+        stuck.set()
+        stop.wait()
+        return 1.0
+    monkeypatch.setattr(daemon, "contact_step", contact_step)
+    runner = threading.Thread(target=daemon.run, args=(stop,))
+    runner.start()
+    try:
+        assert stuck.wait(10)
+        stuck_at = time.monotonic()
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        runner.join(10)
+        daemon.close()
+    busy = [t for t in fed if t < stuck_at]
+    assert len(busy) > 20 and max(b - a for a, b in zip(busy, busy[1:])) < 0.5, "a busy lane is progress"
+    assert fed[-1] < stuck_at + 1.5, f"still fed {fed[-1] - stuck_at:.1f} s after the contact lane got stuck"
+
+
+def test_a_heartbeat_holding_a_devices_control_characters_is_still_taken(terminal_config, tmp_path, central, enrolled):
+    """A box (or anything else whose words reach the devices state or an error) said its board was
+    "RP2040\\x1b[2J": the central server refused every heartbeat holding it (400 bad_heartbeat), and
+    the terminal showed offline. The report escapes such text where it is assembled."""
+    from sync.daemon import SyncDaemon
+    config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    try:
+        daemon.contact_store.set_state(devices=[{"device": "button_box", "connected": True, "firmware": "1.2.0\x7f",
+                                                 "board": "RP2040\x1b[2J"}], errors={"kiosk": "bad\x07 input"})
+        daemon.next_content = time.monotonic() + 3600
+        daemon.contact_step()
+        state = daemon.contact_store.state()
+        assert state.get("last_error") is None and state.get("last_success"), state.get("last_error")
+        assert daemon.report()["devices"][0]["board"] == "RP2040\\x1b[2J"  # what it said, made visible
+    finally:
+        daemon.close()

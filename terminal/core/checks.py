@@ -177,6 +177,19 @@ def unclean_path(value: object, depth: int = 0, max_depth: int = MAX_DEPTH) -> s
     return None
 
 
+def escape_unclean(value: object) -> object:
+    """A copy of a parsed JSON document whose keys and strings hold, for each character ``text``
+    refuses, its escape (``\\x1b``, ``\\ud800``): for a document made of others' text (a device's
+    self-description, an error message) that must reach a reader whole, who refuses unclean text."""
+    if isinstance(value, str):
+        return _CONTROL.sub(lambda m: ascii(m.group())[1:-1], value)
+    if isinstance(value, dict):
+        return {escape_unclean(k): escape_unclean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [escape_unclean(v) for v in value]
+    return value
+
+
 def build(cls, values: dict):
     """An instance of the frozen dataclass ``cls`` from values ``check_fields`` already checked,
     without its generated ``__init__`` (which sets each field through ``object.__setattr__``: a

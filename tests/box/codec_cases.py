@@ -71,6 +71,29 @@ def case_valid_crc_but_wrong_shape_is_not_a_press():
         assert P.Decoder().feed(frame) == []
 
 
+def hello_frame(version, board):
+    """A HELLO frame as a box might send it, whatever its text: what ``encode`` refuses to make."""
+    raw = bytes([P.HELLO]) + bytes([0, 0, 0, 7, len(version)]) + version + board
+    return P.cobs_encode(raw + bytes([P.crc16(raw) >> 8, P.crc16(raw) & 0xFF])) + b"\x00"
+
+
+def case_hello_text_is_printable_ascii_within_its_bound_or_the_frame_is_dropped():
+    # a control character would reach the host's journal as it is, and its heartbeat, which the
+    # central server refuses whole (the terminal then shows offline)
+    assert P.Decoder().feed(hello_frame(b"1.2.0", b"RP2040")) == [(P.HELLO, (7, "1.2.0", "RP2040"))]
+    for version, board in ((b"1.2.0", b"RP2040\x1b[2J"), (b"1.2.0\n", b"RP2040"), (b"1.2.0", b"RP\x7f"),
+                           (b"1.2.0", "板".encode()), (b"1.2.0", b"\xff"), (b"1" * 33, b"RP2040"),
+                           (b"1.2.0", b"R" * 33)):
+        d = P.Decoder()
+        assert d.feed(hello_frame(version, board)) == [] and d.dropped == 1, (version, board)
+    for version, board in (("1.2.0", "RP2040\x1b[2J"), ("1.2.0", "板"), ("1" * 33, "RP2040")):
+        try:
+            P.encode(P.HELLO, 7, version, board)
+        except ValueError:
+            continue
+        raise AssertionError("encode made a HELLO the host drops: %r %r" % (version, board))
+
+
 def case_random_noise_never_becomes_a_message():
     rnd = lcg(42)
     d = P.Decoder()
