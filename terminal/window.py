@@ -272,12 +272,10 @@ class Window:
         try:
             rest = self.recorder.carry_out(waiting + effects)
         except NotRecorded as exc:  # full, locked or broken storage: never thank for a rating not kept
+            self._kept([e for e in waiting + effects if is_record(e) and not any(e is f for f in exc.effects)])
             self._not_recorded(exc)
             return
-        for effect in waiting + effects:
-            if isinstance(effect, Commit):
-                self.last_level, self.last_rating_id = effect.draft.level, effect.draft.id
-                self.session.recorded(effect.draft)
+        self._kept(waiting + effects)
         if self.fault:
             log.warning("storage works again: %d record(s) kept late, back in service", len(waiting))
             self.fault, self.unrecorded = None, []
@@ -288,6 +286,13 @@ class Window:
             elif isinstance(effect, Say):
                 self._tell("say", effect.prompt)
         self._tell("state", self.session.state)
+
+    def _kept(self, records: list) -> None:
+        """These records are on disk: a rating among them is rated (and the thank-you's to show)."""
+        for effect in records:
+            if isinstance(effect, Commit):
+                self.last_level, self.last_rating_id = effect.draft.level, effect.draft.id
+                self.session.recorded(effect.draft)
 
     def _not_recorded(self, exc: NotRecorded) -> None:
         self.unrecorded = _bounded(exc.effects)

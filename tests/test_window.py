@@ -165,3 +165,33 @@ def test_a_rating_storage_refuses_waits_unthanked_and_is_kept_once_storage_works
         "SELECT json_extract(payload, '$.case_no'), level FROM ratings").fetchall()
     assert (case_no, level) == ("CASE-42", 5)
     other.close()
+
+
+def test_a_rating_kept_on_a_retry_is_rated_even_if_what_follows_it_fails(window, monkeypatch):
+    """Storage that takes the waiting rating again and then refuses the event behind it: the
+    rating is on disk, so its session says rated (not unsaved), while the event waits."""
+    import sqlite3
+
+    from terminal import window as window_module
+    from terminal.store import StoreError
+    clock = [1000.0]
+    window.monotonic = lambda: clock[0]
+    window.swipe("0004521873")
+    service = window.invite(case_no="CASE-43")
+    window.store.db.execute("PRAGMA busy_timeout = 50")
+    other = sqlite3.connect(window.store.path, timeout=0)
+    other.execute("BEGIN IMMEDIATE")
+    window.press(Level.VERY_SATISFIED, InputDevice.TOUCHSCREEN)  # refused: waits
+    window.logout()  # its event waits behind it
+    assert window.report(service.session_id)["outcome"] == "unsaved"
+    other.rollback()
+    other.close()
+
+    def refuse_events(event):
+        raise StoreError("cannot record event: disk I/O error")
+    monkeypatch.setattr(window.store, "record_event", refuse_events)
+    clock[0] += window_module.RETRY_S
+    window.tick()
+    assert window.report(service.session_id)["rated"] is True  # on disk now
+    assert window.fault and [type(e).__name__ for e in window.unrecorded] == ["Log"]
+    assert window.store.db.execute("SELECT count(*) FROM ratings").fetchone()[0] == 1
