@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -275,6 +276,7 @@ def run_backend(backend: str, args, work: Path) -> dict:
     finally:
         if server:
             server.stop()
+            shutil.rmtree(server.folder, ignore_errors=True)  # a million ratings: gigabytes otherwise left behind
 
 
 def main() -> None:
@@ -317,6 +319,7 @@ def main() -> None:
         print(f"  statistics by staff member, 30 days             {r['stats_staff_30d_ms']:8.1f} ms")
         print(f"  public page (90 days)                           {r['public_ms']:8.1f} ms")
         figures.update({f"{backend}_{k}": v for k, v in r.items() if isinstance(v, (int, float))})
+    shutil.rmtree(work, ignore_errors=True)
     report("central_scale", figures)
 
 
