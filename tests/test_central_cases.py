@@ -382,3 +382,40 @@ def test_a_case_reported_after_another_windows_rating_of_it_counts_at_its_own_wi
     later = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="C-EARLY")
     assert ingest_ratings(hall, later) == ["accepted"]
     assert Rating.objects.get(rating_id=later.id).flags == ["duplicate_case"]  # one place, W01's first
+
+
+@pytest.mark.django_db
+def test_a_work_order_whose_rating_stops_counting_waits_for_nothing(hall, client, django_user_model):
+    """A complaint typed at W02's plaque from a ticket, before the case is reported, counts and opens
+    its work order. The case is then reported done at W01: the complaint is excluded, and its order
+    must neither fall due, nor show as overdue or still to do (on the dashboard, the admin's filter,
+    the alert and the metric), so no department is chased or appraised on a case that was not theirs.
+    A re-check's exclusion is the same."""
+    from central.ratings import alerts, workorders
+    from central.ratings.models import AlertRule
+    stray = phone_rating("W02", "C-MOVED", Level.VERY_DISSATISFIED)
+    order = WorkOrder.objects.get(rating=stray)
+    late = datetime.date.today() + datetime.timedelta(days=60)
+    assert workorders.is_overdue(order, late)
+    assert WorkOrder.objects.filter(workorders.overdue_q(late)).count() == 1
+
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    cases.report(system, completed(a_case("C-MOVED")))  # done at W01: W02's complaint no longer counts
+    order = WorkOrder.objects.select_related("rating").get(pk=order.pk)
+    assert order.rating.excluded and order.state == "open"  # kept as it stood
+    assert workorders.stage_due(order) is None and not workorders.is_overdue(order, late)
+    assert not WorkOrder.objects.filter(workorders.overdue_q(late)).exists()
+    assert not WorkOrder.objects.filter(workorders.to_do_q()).exists()
+    WorkOrder.objects.filter(pk=order.pk).update(contact_due=datetime.date(2020, 1, 6))  # long past
+    rule = AlertRule.objects.create(kind="overdue", threshold=1, name="逾期工单")
+    assert alerts.conditions(rule, timezone.now()) == {}
+    admin_user = django_user_model.objects.create_superuser("chief", password="x" * 12)
+    client.force_login(admin_user)
+    page = client.get("/").content.decode()
+    assert '<div class="n ">0</div><div class="t"><a href="/admin/ratings/workorder/?overdue=yes">' in page
+    assert '<div class="n">0</div><div class="t"><a href="/admin/ratings/workorder/?state__exact=open">' in page
+    assert f"/admin/ratings/workorder/{order.pk}/change/" in client.get("/admin/ratings/workorder/").content.decode()
+    assert f"/admin/ratings/workorder/{order.pk}/change/" not in client.get(
+        "/admin/ratings/workorder/?overdue=yes").content.decode()
+    Rating.objects.filter(pk=stray.pk).update(excluded=False)
+    assert workorders.is_overdue(WorkOrder.objects.select_related("rating").get(pk=order.pk))  # counts again: due again

@@ -88,7 +88,7 @@ def dashboard(request):
         "departments": stats.fold(per_window, "department"),
         "trend": trend_points(daily),
         "definitions": stats.DEFINITIONS,
-        "open_orders": orders.exclude(state="closed").count(),
+        "open_orders": orders.filter(workorders.to_do_q()).count(),
         "overdue_orders": orders.filter(workorders.overdue_q()).count(),
         "alerts": roles.scope_alerts(Alert.objects.filter(cleared_at__isnull=True), request.user)
                        .select_related("rule")[:10],

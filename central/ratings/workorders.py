@@ -5,6 +5,11 @@ transaction that stores the rating, assigned to the window's department. Its dea
 (``workdays``) from the day the rating arrived: contact the rater (Policy.contact_days, 1 or 3),
 rectify (rectify_days, 5), close a complex case (complex_days, 15). A re-check (复核) judged
 malicious or mistaken excludes the rating from every score and keeps it.
+
+An order whose rating no longer counts (a re-check excluded it, or its case turned out to be
+another window's: ``ingest.settle_reported``) waits for nothing: no step falls due, it is never
+overdue, and it is not among the orders still to do. It is kept as it stood, and counts again
+if its rating does.
 """
 
 from __future__ import annotations
@@ -82,7 +87,10 @@ def _aware(value) -> datetime.datetime:
 
 
 def stage_due(order: WorkOrder) -> datetime.date | None:
-    """The deadline of the step the work order is waiting for; None once closed."""
+    """The deadline of the step the work order is waiting for; None once closed, or once its rating
+    no longer counts."""
+    if order.rating.excluded:
+        return None
     if order.state == "open":
         return order.contact_due
     if order.state == "contacted":
@@ -101,9 +109,16 @@ def overdue_q(today: datetime.date | None = None):
     """The same rule as ``is_overdue``, as a query filter for lists and alerts."""
     from django.db.models import Q
     today = today or timezone.localdate()
-    return (Q(state="open", contact_due__lt=today) | Q(state="contacted", rectify_due__lt=today)
-            | Q(state="rectified", complex_case=False, rectify_due__lt=today)
-            | Q(state="rectified", complex_case=True, close_due__lt=today))
+    return Q(rating__excluded=False) & (
+        Q(state="open", contact_due__lt=today) | Q(state="contacted", rectify_due__lt=today)
+        | Q(state="rectified", complex_case=False, rectify_due__lt=today)
+        | Q(state="rectified", complex_case=True, close_due__lt=today))
+
+
+def to_do_q():
+    """Orders still to be worked: not closed, and their rating still counts."""
+    from django.db.models import Q
+    return Q(rating__excluded=False) & ~Q(state="closed")
 
 
 def advance(order: WorkOrder, to_state: str, record: str = "") -> None:
