@@ -21,6 +21,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,13 @@ def main() -> None:
     if args.smoke:
         args.backlog = 3000
     work = Path(tempfile.mkdtemp(prefix="bench-upward-"))
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # its database: every make test ran one and left it in /tmp
+
+
+def run(args, work: Path) -> None:
     ports = [_free_port(), _free_port()]
     env = {"RATING_CENTRAL_DATA": str(work / "central"), "RATING_CENTRAL_UPWARD_PROV_URL": f"http://127.0.0.1:{ports[1]}",
            "RATING_CENTRAL_UPWARD_PROV_KEY_ID": "bench", "RATING_CENTRAL_UPWARD_PROV_SECRET": SECRET,
