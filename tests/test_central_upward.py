@@ -346,3 +346,51 @@ def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, p
     finally:
         server.shutdown()
         server.server_close()
+
+
+def add_by_phone(node, rating_id: str, text: str, reasons=("attitude",)) -> None:
+    """What a rater does with the QR code on the terminal's thank-you screen: add on their phone."""
+    import time
+    from django.test import Client
+    from terminal.core import mobile_token
+    url = f"/r/{mobile_token.make(node.terminal_id, node.secret, rating_id, int(time.time() + 600)).text}"
+    client = Client(enforce_csrf_checks=True)
+    assert client.get(url).status_code == 200
+    done = client.post(url, {"reasons": list(reasons), "text": text, "csrfmiddlewaretoken": client.cookies["csrftoken"].value})
+    assert done.status_code == 200, done.content.decode()[:300]
+
+
+def test_what_a_rater_adds_by_phone_reaches_the_platform_as_an_update_of_the_same_record(hall, platform_for):
+    """扫码补充: the reasons and comment a rater adds on their phone to a rating already reported go
+    up as an update of that record, beside the terminal's own; one added before its rating arrived
+    is in the rating's first record. Only an addition through the rating's own terminal's QR code
+    joins it: another terminal can sign a code for any rating id, and must not put words into it."""
+    from central.ratings import auth
+    from central.ratings.admin import phone_additions
+    from central.ratings.models import Window
+    row, reference = platform_for("provincial")
+    rating = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",), text="等候太久")
+    assert ingest_ratings(hall, rating) == ["accepted"]
+    assert upward.push(row).delivered == 1
+    first = reference.held[rating.id]
+    assert (first["evalDetail"], first["evalContent"]) == ("办事效率低/等候时间长", "等候太久")
+
+    add_by_phone(hall, rating.id, "窗口人员态度冷淡")
+    assert UpwardItem.objects.filter(change="addition", state="pending").count() == 1
+    assert upward.push(row).delivered == 1
+    latest = reference.held[rating.id]
+    assert len(reference.held) == 1 and latest["operateType"] == "update" and latest["dataVersion"] > first["dataVersion"]
+    assert (latest["evalDetail"], latest["evalContent"]) == ("办事效率低/等候时间长,服务态度差", "等候太久\n窗口人员态度冷淡")
+
+    other = auth.enroll(auth.issue_code(Window.objects.get(code="W02"))[0])
+    add_by_phone(other, rating.id, "另一终端伪造的意见", reasons=("absent",))
+    assert not UpwardItem.objects.filter(state="pending").exists()  # nothing to tell
+    assert "伪造" not in phone_additions(Rating.objects.get(rating_id=rating.id))
+    assert "伪造" not in str(list(exports.records("provincial", Rating.objects.all())))
+
+    early = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",))
+    add_by_phone(hall, early.id, "先扫码后上传")  # the terminal was offline: the phone got there first
+    assert not UpwardItem.objects.filter(state="pending").exists()
+    assert ingest_ratings(hall, early) == ["accepted"]
+    assert upward.push(row).delivered == 1
+    assert (reference.held[early.id]["operateType"], reference.held[early.id]["evalContent"]) == ("add", "先扫码后上传")

@@ -162,11 +162,12 @@ class OperatorAdmin(admin.ModelAdmin):
 def phone_additions(rating) -> str:
     """What the rater added on their phone to this rating (扫码补充: reasons and a comment), shown
     beside it wherever the rating is read: the rating itself stays as the terminal sent it."""
+    from .mobile import additions_of  # only those through the rating's own terminal's QR codes
     labels = dict(ReasonTag.objects.values_list("code", "label"))
     return "；".join(
         f"{timezone.localtime(a.submitted_at):%Y-%m-%d %H:%M} 原因 "
         f"{'、'.join(labels.get(str(code), str(code)) for code in a.reasons) or '—'} · “{a.text or '无文字'}”"
-        for a in RatingAddition.objects.filter(rating_id=rating.rating_id).order_by("submitted_at"))
+        for a in additions_of({rating.rating_id: rating.terminal_id}).get(rating.rating_id, []))
 
 
 @admin.register(Rating)

@@ -7,7 +7,8 @@ the profile's own code list when the platform codes it (``codes = "pf"`` → ``[
 constant. Times are written in the profile's ``time_format`` and ``time_zone``. ``takes`` says
 which of our records and changes go to the platform: ``rating`` (every rating a person gave),
 ``default`` (system default ratings), ``validity`` (a re-check or a real rating changing whether
-a rating counts) and ``rectification`` (a closed work order's 整改反馈). An update is sent as the
+a rating counts), ``rectification`` (a closed work order's 整改反馈) and ``addition`` (reasons and
+a comment the rater added by phone to a terminal's rating, 扫码补充). An update is sent as the
 same record (``record.id``) with a higher ``record.version`` and ``record.operation`` "update".
 
 Nothing is guessed: ``Profile.unmapped(in_use)`` names every value we hold for which the profile has
@@ -71,7 +72,7 @@ VALUES: dict[str, dict[object, str]] = {
     "case_status": {"accepted": "已受理", "completed": "已办结", "cancelled": "已撤件", "": "未报送办件"},
     "operation": {"add": "新增", "update": "更新"},
 }
-TAKES = {"rating", "default", "validity", "rectification"}
+TAKES = {"rating", "default", "validity", "rectification", "addition"}
 
 
 def record_kind(device: str) -> str:

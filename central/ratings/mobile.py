@@ -10,11 +10,15 @@ holding only the characters the page shows, inlined. Chinese by default, English
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import hmac
+from dataclasses import dataclass
+
+import orjson
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_protect
@@ -25,7 +29,7 @@ from terminal.core.rating import MAX_REASONS, MAX_TEXT
 
 from . import throttle
 from .page_font import font_for
-from .models import RatingAddition, ReasonTag, Terminal
+from .models import Rating, RatingAddition, ReasonTag, Terminal
 
 PAGE_VIEWS_PER_ADDRESS = 60  # per 10 minutes: a hall's Wi-Fi puts many phones behind one address
 SUBMISSIONS_PER_TOKEN = 5  # tries (a form with an error counts), before the token is refused
@@ -84,9 +88,11 @@ def page(request, token: str):
             problem = words["empty"]
         if not problem:
             try:
-                RatingAddition.objects.create(rating_id=parsed.rating_id, terminal=terminal, token_mac=parsed.mac,
-                                              reasons=chosen, text=comment, language=language,
-                                              address_hash=address)
+                with transaction.atomic():
+                    RatingAddition.objects.create(rating_id=parsed.rating_id, terminal=terminal, token_mac=parsed.mac,
+                                                  reasons=chosen, text=comment, language=language,
+                                                  address_hash=address)
+                    tell_platforms(parsed.rating_id, terminal)
             except IntegrityError:  # the same token sent twice at once: the first one counts
                 return message(request, WORDS, language, "used", 410)
             return message(request, WORDS, language, "thanks", 200)
@@ -97,6 +103,44 @@ def page(request, token: str):
         "words": words, "language": language, "window": terminal.window, "reasons": reasons, "problem": problem,
         "comment": comment, "other_lang": "zh" if language == "en" else "en", "font": font_for("".join(shown)),
     }, status=400 if problem else 200)
+
+
+def tell_platforms(rating_id: str, terminal: Terminal) -> None:
+    """The platforms upward hear an addition as an update of the rating's record (``addition``),
+    once the rating is stored: one that arrives later carries it in its first record."""
+    from . import upward
+    if Rating.objects.filter(rating_id=rating_id, terminal_id=terminal.terminal_id).exists():
+        upward.queue_ids([rating_id], "addition")
+
+
+@dataclass(frozen=True)
+class Added:
+    """What a rater added by phone to one rating."""
+
+    reasons: list
+    text: str
+    submitted_at: datetime.datetime
+
+
+def additions_of(ratings: dict[str, str]) -> dict[str, list[Added]]:
+    """rating_id -> what its rater added by phone, oldest first, for ``ratings`` (rating_id -> the
+    terminal that made it). Only an addition through that terminal's own QR code joins a rating: a
+    token names the terminal that signed it, so no terminal can put words into another's ratings.
+    Plain SQL, as the push reads a thousand ratings at a time."""
+    from .ingest import _as_aware, select_in
+    rows = select_in(RatingAddition, "rating_id", list(ratings), ["rating_id", "terminal_id", "reasons", "text",
+                                                                  "submitted_at", "id"])
+    if not rows:
+        return {}
+    terminals = dict(Terminal.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "terminal_id"))
+    found: dict[str, list[tuple]] = {}
+    for rating_id, terminal_pk, reasons, text, submitted, pk in rows:
+        if terminals.get(terminal_pk) == ratings[rating_id]:
+            reasons = orjson.loads(reasons) if isinstance(reasons, (str, bytes)) else reasons or []
+            submitted = _as_aware(submitted)
+            found.setdefault(rating_id, []).append((submitted, pk, Added(reasons, text, submitted)))
+    return {rating_id: [added for _, _, added in sorted(items, key=lambda item: item[:2])]
+            for rating_id, items in found.items()}
 
 
 def message(request, words: dict, language: str, key: str, status: int):

@@ -1,4 +1,4 @@
-"""Upward: every rating, default rating, re-check outcome and rectification reaches each configured
+"""Upward: every rating, default rating, re-check outcome, rectification and phone addition reaches each configured
 platform (``UpwardPlatform``) exactly once in effect, in that platform's own fields and codes.
 
 The way there is the terminal's own (``sync.outbox.Uploader``), end to end:
@@ -41,7 +41,7 @@ from .export_profile import TAKES, Profile, ProfileError, parse, record_kind
 from .models import Policy, Rating, UpwardItem, UpwardPlatform
 
 log = logging.getLogger("rating-central.upward")
-UPDATES = {"validity", "rectification"}  # sent as the same record, a higher version
+UPDATES = {"validity", "rectification", "addition"}  # sent as the same record, a higher version
 
 
 @functools.lru_cache(maxsize=64)
@@ -155,6 +155,7 @@ class PlatformOutbox:
             leading="i.id, i.change, ", joins=f"JOIN {UpwardItem._meta.db_table} i ON i.rating_id = r.rating_id",
             tail="ORDER BY i.id LIMIT %s")
         look, encode, id_field = exports.Lookups(), self.profile.encode, self.profile.id_field
+        look.join_additions([rating for _, _, *rating in rows])
         out, size, unusable = [], 0, []
         for pk, change, *rating in rows:
             try:
