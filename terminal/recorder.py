@@ -75,15 +75,17 @@ class Recorder:
 
     def carry_out(self, effects: list[Effect]) -> list[Effect]:
         """Make each record durable, in order; return the effects that are not records (``Say``).
-        NotRecorded if storage fails: what came before it is kept, the rest is handed back."""
-        for index, effect in enumerate(effects):
-            if not is_record(effect):
-                continue
+        NotRecorded if storage fails: what came before it is kept, the rest is handed back.
+        The one place records are told from the rest: callers pass effects as they come."""
+        records, rest = [], []
+        for effect in effects:
+            (records if is_record(effect) else rest).append(effect)
+        for index, record in enumerate(records):
             try:
-                self._make_durable(effect)
+                self._make_durable(record)
             except StoreError as exc:
-                raise NotRecorded(exc, [e for e in effects[index:] if is_record(e)]) from exc
-        return [e for e in effects if not is_record(e)]
+                raise NotRecorded(exc, records[index:]) from exc
+        return rest
 
     def _make_durable(self, effect: Effect) -> None:
         if isinstance(effect, Hold):

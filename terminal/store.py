@@ -237,7 +237,7 @@ class Store:
         """Commit the rating durably in its place in the chain (releasing a held draft of the same
         id, in the same transaction); return it, chained, only when it is on disk (StoreFull if
         there is no room)."""
-        with _full_is_clear("cannot record rating", self.path), self._writing():
+        with _storage_errors_are_clear("cannot record rating", self.path), self._writing():
             rating, wire, digest = self._chained(rating)
             self._insert(wire, "pending", digest)
             self.db.execute("DELETE FROM held WHERE id = ?", [rating.id])
@@ -245,7 +245,7 @@ class Store:
 
     def hold(self, rating: Rating) -> None:
         """Keep a press whose session goes on (reasons, indicators): see ``release_held``."""
-        with _full_is_clear("cannot hold rating", self.path), self._writing():
+        with _storage_errors_are_clear("cannot hold rating", self.path), self._writing():
             self.db.execute("INSERT INTO held (id, payload, held_at) VALUES (?, ?, ?) "
                             "ON CONFLICT (id) DO UPDATE SET payload = excluded.payload",
                             [rating.id, json.dumps(rating.to_wire(), ensure_ascii=False), _now()])
@@ -253,7 +253,7 @@ class Store:
     def release_held(self) -> list[Rating]:
         """At start: commit every held press as the rating it is (its session can no longer go on)."""
         released = []
-        with _full_is_clear("cannot release held ratings", self.path), self._writing():
+        with _storage_errors_are_clear("cannot release held ratings", self.path), self._writing():
             for rating_id, payload in self.db.execute("SELECT id, payload FROM held").fetchall():
                 rating = Rating.from_wire(json.loads(payload))
                 if self.get(rating_id) is None:
@@ -264,7 +264,7 @@ class Store:
         return released
 
     def record_event(self, event: Event) -> Event:
-        with _full_is_clear("cannot record event", self.path), self._writing():
+        with _storage_errors_are_clear("cannot record event", self.path), self._writing():
             event, wire, digest = self._chained(event)
             self._insert_event(wire, "pending", digest)
         return event
@@ -368,7 +368,7 @@ class Store:
     def take_restart(self, record) -> Event | None:
         """If this chain replaced another, commit ``record(restart_info)`` (the recorder's
         ``chain_restart`` event) and forget the reason, in one transaction; else nothing."""
-        with _full_is_clear("cannot record the chain restart", self.path), self._writing():
+        with _storage_errors_are_clear("cannot record the chain restart", self.path), self._writing():
             restart = self._chain_head()[3]
             if restart is None:
                 return None
@@ -416,11 +416,12 @@ def _outbox(table: str) -> str:
 
 
 @contextlib.contextmanager
-def _full_is_clear(what: str, path: Path):
-    """Any failure of the storage itself (full, locked past the busy timeout, an I/O error, a file
-    gone read-only or corrupt) is StoreError with a plain message (StoreFull when there is no
-    room), so callers never say thank you for a record that is not kept. A broken rule of ours
-    (a repeated id: IntegrityError) stays what it is."""
+def _storage_errors_are_clear(what: str, path: Path):
+    """Every failure of the storage itself, not only a full disk (locked past the busy timeout, an
+    I/O error, a file gone read-only or corrupt), becomes StoreError with a plain message naming
+    ``what`` and the file (StoreFull when there is no room), so callers never say thank you for a
+    record that is not kept. A broken rule of ours (a repeated id: IntegrityError; a misused
+    connection: ProgrammingError) stays what it is."""
     try:
         yield
     except (sqlite3.IntegrityError, sqlite3.ProgrammingError):

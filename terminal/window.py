@@ -26,7 +26,7 @@ from terminal.content import Content, StaffMember
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
 from terminal.core.session import Commit, Rules, Say, Service, Session, SessionRefused, State
-from terminal.recorder import NotRecorded, Recorder, is_record
+from terminal.recorder import NotRecorded, Recorder
 from terminal.store import Store, StoreError
 
 log = logging.getLogger("rating-terminal")
@@ -264,20 +264,16 @@ class Window:
         records wait in ``unrecorded`` in order (newer ones behind them), a rating's service does
         not say rated, nobody is thanked and invitations are refused (``fault``); each tick after
         RETRY_S tries again, and the terminal is back in service once they are all kept."""
-        if self.unrecorded:
-            waiting = self.unrecorded + [e for e in effects if is_record(e)]
-            effects = [e for e in effects if not is_record(e)]
-        else:
-            waiting = []
+        effects = self.unrecorded + effects  # the recorder keeps records in order and hands back the rest
         try:
-            rest = self.recorder.carry_out(waiting + effects)
+            rest = self.recorder.carry_out(effects)
         except NotRecorded as exc:  # full, locked or broken storage: never thank for a rating not kept
-            self._kept([e for e in waiting + effects if is_record(e) and not any(e is f for f in exc.effects)])
+            self._kept([e for e in effects if not any(e is f for f in exc.effects)])
             self._not_recorded(exc)
             return
-        self._kept(waiting + effects)
+        self._kept(effects)
         if self.fault:
-            log.warning("storage works again: %d record(s) kept late, back in service", len(waiting))
+            log.warning("storage works again: %d record(s) kept late, back in service", len(effects) - len(rest))
             self.fault, self.unrecorded = None, []
             self._tell("fault", None)
         for effect in rest:

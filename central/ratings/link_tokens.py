@@ -1,22 +1,29 @@
 """The random codes in citizens' links: a window plaque's ``/w/<code>`` and an SMS invitation's
-``/s/<token>``, each ``secrets.token_urlsafe(12)`` (sms.invite makes its tokens the same way).
+``/s/<token>``, each ``secrets.token_urlsafe(12)``, made by ``new`` (plaques and sms.invite alike).
 
 ``Converter`` lets a URL reach those views only with a code of that very shape, so anything else
 (a NUL byte, which PostgreSQL refuses in text; a lone surrogate; 5,000 characters) is a 404 before
-any query is made.
+any query is made; ``well_formed`` is the same rule for code that is handed a token some other way.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 
 NBYTES = 12
 LENGTH = 16  # base64url of 12 bytes, no padding
 PATTERN = f"[A-Za-z0-9_-]{{{LENGTH}}}"
+_SHAPE = re.compile(PATTERN)
 
 
 def new() -> str:
     return secrets.token_urlsafe(NBYTES)
+
+
+def well_formed(code: str) -> bool:
+    """Whether ``code`` has the shape ``new`` makes: what ``Converter`` lets through to a view."""
+    return isinstance(code, str) and _SHAPE.fullmatch(code) is not None
 
 
 class Converter:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import time
 import uuid
 from datetime import datetime, timedelta
@@ -39,7 +38,7 @@ from terminal.core import signing
 from terminal.core.channels import Channel
 from terminal.core.levels import Level
 
-from . import direct, personal_data, throttle
+from . import direct, link_tokens, personal_data, throttle
 from .mobile import language_of, public_base
 from .models import Case, Policy, SmsMessage, counted_rating_of
 
@@ -157,7 +156,7 @@ def invite(now: datetime | None = None) -> int:
            .exclude(mobile_token="").filter(~rated).filter(~invited).select_related("window__hall"))
     queued, base = 0, public_base()  # "": no address phones can reach, so a reply only, never a dead link
     for case in due.iterator(chunk_size=500):
-        token = secrets.token_urlsafe(12)
+        token = link_tokens.new()
         link = f"；或点击 {base}/s/{token} " if base else ""
         text = (f"【{policy.sms_signature}】您在{case.window.hall.name}办理的{case.item_name or '事项'}已办结，"
                 f"请回复数字评价：5非常满意 4满意 3基本满意 2不满意 1非常不满意{link}。回复本短信不收取额外费用。")
@@ -296,7 +295,7 @@ def link_page(request, token: str):
     if not throttle.allow(f"sms-link:{mobile.address_hash(request)}", LINK_VIEWS_PER_ADDRESS, 600):
         return mobile.message(request, all_words, language, "busy", 429)
     invitation = (SmsMessage.objects.filter(kind="invitation", link_token=token, state="sent")
-                  .select_related("case__window__hall").first() if 8 <= len(token) <= 32 else None)
+                  .select_related("case__window__hall").first() if link_tokens.well_formed(token) else None)
     if invitation is None or expired(invitation, timezone.now()):
         return mobile.message(request, all_words, language, "invalid", 404)
     case = invitation.case
