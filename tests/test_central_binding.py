@@ -187,3 +187,29 @@ def test_the_heartbeat_etag_follows_every_content_change_without_rebuilding(hall
     member.name = "李明"
     member.save()
     assert content.etag_for(fresh()) not in (first, second)
+
+
+def test_a_batch_sent_again_after_a_lost_answer_keeps_each_refused_item_once(hall):
+    """The terminal sends the batch again when the answer is lost on the way: the good records are
+    duplicates, and the refused ones are refused again, but each is kept once, so the admin's list,
+    the metric of refusals by reason and the stored evidence count what came, not how often. The
+    same content sent by another terminal, or refused for another reason, is another refusal."""
+    tid = hall.terminal_id
+    good = make_rating(Level.VERY_SATISFIED, terminal_id=tid)
+    elsewhere = make_rating(Level.VERY_DISSATISFIED, terminal_id=tid, window="W02", reasons=("attitude",))
+    junk = {"id": "not-a-rating-0001", "level": 9, "extra": "x" * 30000}  # longer than the stored excerpt
+    batch = [good.to_wire(), elsewhere.to_wire(), junk, dict(junk)]  # the junk twice in one batch too
+    first = [r.status for r in ingest(batch, hall)]
+    assert first == ["accepted", "rejected", "rejected", "rejected"]
+    assert RejectedItem.objects.count() == 2
+    again = ingest(batch, hall)
+    assert [r.status for r in again] == ["duplicate", "rejected", "rejected", "rejected"]
+    assert sorted(RejectedItem.objects.values_list("code", flat=True)) == ["invalid", "window_mismatch"]
+    other_junk = {**junk, "extra": "x" * 29999 + "y"}  # the same first 20,000 characters, other content
+    assert [r.status for r in ingest([other_junk], hall)] == ["rejected"]
+    assert RejectedItem.objects.count() == 3
+    from central.ratings import auth
+    from central.ratings.models import Window
+    neighbour = auth.enroll(auth.issue_code(Window.objects.get(code="W01"))[0])
+    assert [r.status for r in ingest([junk], neighbour)] == ["rejected"]
+    assert RejectedItem.objects.count() == 4

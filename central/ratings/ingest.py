@@ -18,6 +18,7 @@ batch's places in the terminal's hash chain are noted for the chain check (``cha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 from dataclasses import dataclass, field
@@ -221,7 +222,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
             if kind is RATINGS:
                 settle_cases(rows)
             insert_rows(kind.model, rows)
-            RejectedItem.objects.bulk_create(rejected)
+            RejectedItem.objects.bulk_create(rejected, ignore_conflicts=True)  # kept once
             if kind is RATINGS:
                 workorders.open_for([row["rating_id"] for row in rows
                                      if not row["excluded"] and row["level"] in workorders.BAD_LEVELS], fresh=True)
@@ -232,7 +233,7 @@ def ingest(items: list, terminal: Terminal, kind: "Kind | None" = None) -> list[
     except IntegrityError:
         # Another request stored some of these ids (or a case's place) meanwhile: settle each item on its own.
         with transaction.atomic():
-            RejectedItem.objects.bulk_create(rejected)
+            RejectedItem.objects.bulk_create(rejected, ignore_conflicts=True)  # kept once
             chains.note(terminal.terminal_id, [_chain_of(r) for r in rejected])
         for index, record, digest in to_create:
             results[index] = _store_one(kind, index, record, digest, binding)
@@ -464,7 +465,7 @@ def _store_one(kind: Kind, index: int, record, digest: str, binding: Binding) ->
         rejected: list[RejectedItem] = []
         result = _replay(kind, index, record, digest, stored, rejected)
         with transaction.atomic():
-            RejectedItem.objects.bulk_create(rejected)
+            RejectedItem.objects.bulk_create(rejected, ignore_conflicts=True)  # kept once
             chains.note(binding.terminal.terminal_id, [_chain_of(r) for r in rejected])
         return result
 
@@ -540,19 +541,27 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
             digest = wire_digest(item)
         except (ValueError, TypeError, UnicodeError):
             pass
+    sender = signer.terminal_id if signer is not None else terminal or ""
     return RejectedItem(kind=kind.name,
         terminal_id=terminal[:64] if isinstance(terminal, str) else "",
         rating_id=(record_id or "")[:64], code=code, reason=storable(f"{code}: {why}")[:2000],
-        payload=_as_text(item), digest=digest, **place,
+        payload=_as_text(item), digest=digest, fingerprint=fingerprint(kind.name, sender, code, item), **place,
     )
 
 
-def _as_text(item: object) -> str:
+def fingerprint(kind: str, sender: str, code: str, item: object) -> str:
+    """One refusal's identity: the item as it came (whole, not the stored excerpt), why, and the
+    terminal that sent it. The same batch sent again, its answer lost on the way, is refused
+    again with the same fingerprint, and the item is kept once."""
+    return hashlib.sha256(f"{kind}\n{sender}\n{code}\n".encode() + _as_text(item, None).encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def _as_text(item: object, limit: int | None = 20000) -> str:
     """A refused item as JSON text any database holds: non-ASCII escaped (lone surrogates too).
     What JSON cannot write (nested past Python's recursion limit, say) is kept as a note of what it
     was: ``repr`` would fail on it the same way, and a refusal must never become a 500."""
     try:
-        return json.dumps(item, default=str)[:20000]
+        return json.dumps(item, default=str)[:limit]
     except (ValueError, TypeError, RecursionError) as exc:
         return json.dumps(f"(not storable as JSON, {type(exc).__name__}: {shown(item)})")
 

@@ -555,6 +555,9 @@ class RejectedItem(models.Model):
     chain_epoch = models.CharField("链", max_length=32, blank=True)
     chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
     chain_prev = models.CharField(max_length=64, blank=True)
+    # what was refused, why, and who sent it (``ingest.fingerprint``): a batch sent again because its
+    # answer was lost stores no second copy (NULL: kept before there was one)
+    fingerprint = models.CharField(max_length=64, null=True, unique=True, editable=False)
 
     class Meta:
         verbose_name = verbose_name_plural = "被拒绝的评价"
