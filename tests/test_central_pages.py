@@ -170,8 +170,10 @@ def test_upward_page_in_chromium(browser, tmp_path):
         from datetime import datetime, timedelta
         from conftest import CST
         import json
+        # all on one day, yesterday's noon in the hall: a run just after midnight split them over two
+        noon = datetime.combine(datetime.now(CST).date() - timedelta(days=1), datetime.min.time(), CST) + timedelta(hours=12)
         items = [make_rating(Level(5 - i % 5), terminal_id=creds.terminal_id, reasons=("slow",) if i % 5 > 2 else (),
-                             now=datetime.now(CST) - timedelta(days=1, minutes=i)).to_wire() for i in range(12)]
+                             now=noon - timedelta(minutes=i)).to_wire() for i in range(12)]
         reply = server.client(creds).request("POST", "/api/v1/ratings", json.dumps({"ratings": items}).encode(),
                                              {"Content-Type": "application/json"})
         assert reply.json()["accepted"] == 12
@@ -185,7 +187,7 @@ def test_upward_page_in_chromium(browser, tmp_path):
         browser.get(f"{server.url}/upward/")
         page = browser.find_element(By.TAG_NAME, "body").text
         assert "省好差评系统（PROV）" in page and "渠道4·等级2 平台 1 / 确认 2" in page, page
-        day = (datetime.now(CST) - timedelta(days=1, minutes=3)).date().isoformat()
+        day = noon.date().isoformat()
         assert any(day in row.text and "不符" in row.text for row in browser.find_elements(By.CSS_SELECTOR, "tr"))
         assert bundled_font_loaded(browser)
         shoot(browser, "central-upward")
