@@ -9,8 +9,9 @@ Every answer must also carry the server's signature (``X-Answer-Signature``, see
 answer that is unsigned or mis-signed is no answer (``TransientError``), so a fake server, a
 proxy or anyone on the LAN can neither mark a rating delivered nor refuse it. Answers are read
 up to a size limit and within a deadline (``DEADLINE_TIMEOUTS`` read timeouts for a request and
-its whole answer, a content file included: requests' timeout bounds each read, so a server or
-proxy trickling a byte a second would otherwise hold a call for ever), and the connection is TLS
+its whole answer, its head and a content file included: requests' timeout bounds each read, so
+a server or proxy trickling a byte a second would otherwise hold a call for ever; ``deadline``),
+and the connection is TLS
 to anything off the machine (``tls``): the system's CAs or ``[sync] ca_file``, and optionally a
 pinned server key.
 
@@ -36,7 +37,7 @@ import terminal
 from terminal.core import signing
 from terminal.credentials import Credentials
 
-from . import tls
+from . import deadline, tls
 from .outbox import EVENTS, RATINGS, BatchRefused, ItemAck, Outbox, TransientError  # noqa: F401 (this client's API)
 
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -114,9 +115,13 @@ class CentralClient:
             signed = signing.signed_headers(self.credentials.terminal_id, self.credentials.secret,
                                             method, path, body, sent_at + self.clock_offset, self.id_header)
             try:
-                response = self.http.request(method, self.server + path, data=body or None, stream=True,
-                                             timeout=self.timeout, headers={**(headers or {}), **signed})
+                with deadline.within(until):  # the answer's head and body, however slowly they come
+                    response = self.http.request(method, self.server + path, data=body or None, stream=True,
+                                                 timeout=self.timeout, headers={**(headers or {}), **signed})
             except requests.RequestException as exc:
+                if time.monotonic() >= until:
+                    raise TransientError("no answer's head within the call's deadline: a server or proxy "
+                                         "trickling it?", code="deadline") from None
                 raise TransientError(f"network: {type(exc).__name__}: {_short(exc)}") from None
             answer = self._verified(response, signed[signing.HEADER_NONCE], stream_sha256, until)
             if answer.stream is None:
@@ -281,6 +286,9 @@ def _chunks(response: requests.Response, until: float, what: str):
             got += len(chunk)
             yield chunk
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+        if time.monotonic() >= until:  # the socket's own deadline (``deadline``) ended the read
+            raise TransientError(f"{what} not complete within its deadline ({got} bytes came): "
+                                 "a server or proxy trickling its answer?", code="deadline") from None
         raise TransientError(f"{what} cut off after {got} bytes: {type(exc).__name__}") from None
 
 
@@ -291,8 +299,9 @@ def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = 
     until = time.monotonic() + timeout * DEADLINE_TIMEOUTS
     with tls.session(ca_file, server_key_pin) as http:
         try:
-            response = http.post(f"{server.rstrip('/')}/api/v1/enroll", json={"code": code}, timeout=timeout,
-                                 stream=True)
+            with deadline.within(until):
+                response = http.post(f"{server.rstrip('/')}/api/v1/enroll", json={"code": code}, timeout=timeout,
+                                     stream=True)
             answer = Answer(response.status_code, response.headers, _read_bounded(response, 64 * 1024, until))
         except requests.RequestException as exc:
             raise TransientError(f"cannot reach {server}: {type(exc).__name__}: {_short(exc)}") from None

@@ -16,11 +16,12 @@ import hashlib
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.connection import HTTPSConnection
-from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import SSLError
 
 from terminal.core.key_pin import parse_pin
+
+from .deadline import DeadlineHTTPConnection, DeadlineHTTPSConnection
 
 
 def spki_sha256(der_certificate: bytes) -> str:
@@ -32,7 +33,7 @@ def spki_sha256(der_certificate: bytes) -> str:
                                            serialization.PublicFormat.SubjectPublicKeyInfo)).hexdigest()
 
 
-class _PinnedConnection(HTTPSConnection):
+class _PinnedConnection(DeadlineHTTPSConnection):
     pin = ""
 
     def connect(self):
@@ -43,26 +44,35 @@ class _PinnedConnection(HTTPSConnection):
             raise SSLError("the server's public key is not the pinned one ([sync] server_key_pin)")
 
 
-class PinnedAdapter(HTTPAdapter):
+class DeadlineAdapter(HTTPAdapter):
+    """An adapter whose connections read their answers within the calling thread's deadline
+    (``deadline.within``)."""
+
+    https_connection: type = DeadlineHTTPSConnection
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        plain = type("DeadlinePool", (HTTPConnectionPool,), {"ConnectionCls": DeadlineHTTPConnection})
+        secure = type("DeadlineTLSPool", (HTTPSConnectionPool,), {"ConnectionCls": self.https_connection})
+        self.poolmanager.pool_classes_by_scheme = {"http": plain, "https": secure}
+
+
+class PinnedAdapter(DeadlineAdapter):
     """An HTTPS adapter whose connections refuse any server key but the pinned one."""
 
     def __init__(self, pin: str):
         self.pin = pin
+        self.https_connection = type("PinnedConnection", (_PinnedConnection,), {"pin": pin})
         super().__init__()
-
-    def init_poolmanager(self, *args, **kwargs):
-        super().init_poolmanager(*args, **kwargs)
-        connection = type("PinnedConnection", (_PinnedConnection,), {"pin": self.pin})
-        pool = type("PinnedPool", (HTTPSConnectionPool,), {"ConnectionCls": connection})
-        self.poolmanager.pool_classes_by_scheme = {**self.poolmanager.pool_classes_by_scheme, "https": pool}
 
 
 def session(ca_file: str | None = None, server_key_pin: str = "") -> requests.Session:
+    """Calls made ``deadline.within`` a deadline end by it, whatever the server sends."""
     http = requests.Session()
     http.trust_env = False  # no proxy or CA bundle slipped in through the environment
     if ca_file:
         http.verify = str(ca_file)
     pin = parse_pin(server_key_pin)
-    if pin:
-        http.mount("https://", PinnedAdapter(pin))
+    http.mount("http://", DeadlineAdapter())
+    http.mount("https://", PinnedAdapter(pin) if pin else DeadlineAdapter())
     return http

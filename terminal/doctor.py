@@ -186,12 +186,14 @@ def read_database(config: Config) -> tuple[Check, dict]:
 def check_server(config: Config) -> tuple[Check, float | None]:
     """The central server's health page, unsigned; returns the clock offset it showed."""
     import requests
-    from sync import tls
+    from sync import deadline, tls
     url = f"{config.sync.server.rstrip('/')}/api/v1/health"
     started = time.monotonic()
+    timeout = min(config.sync.timeout, 10)
     try:
-        with tls.session(config.sync.ca_file, config.sync.server_key_pin) as http:
-            reply = http.get(url, timeout=min(config.sync.timeout, 10))
+        with tls.session(config.sync.ca_file, config.sync.server_key_pin) as http, \
+                deadline.within(started + 2 * timeout):  # a server trickling its answer cannot hold the technician
+            reply = http.get(url, timeout=timeout)
     except requests.RequestException as exc:
         return Check("server", FAIL, f"{url}: {type(exc).__name__}",
                      "check the network (cable, Wi-Fi, VLAN), DNS and [sync] server in the config; "

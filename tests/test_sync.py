@@ -434,12 +434,21 @@ def test_an_answer_trickled_within_the_read_timeout_is_given_up_at_the_deadline(
     import io
     server, url = fake_central.serve(Trickle)
     client = CentralClient(url, NOBODY, timeout=0.5)
+    took, error = given_up(server, lambda: client.heartbeat({}) if call == "heartbeat"
+                           else client.fetch_file(Trickle.sha256, 100_000, io.BytesIO()))
+    assert client.deadline_s == 2.0 and took < client.deadline_s + client.timeout + 1.0, took
+    assert "not complete within its deadline" in error
+
+
+def given_up(server, call) -> tuple[float, str]:
+    """How long ``call`` took to fail with TransientError, and what it said; the test fails if it
+    still waits after 10 s (the trickling ``server`` goes on for 15)."""
     outcome = []
 
     def run():
         started = time.monotonic()
         try:
-            client.heartbeat({}) if call == "heartbeat" else client.fetch_file(Trickle.sha256, 100_000, io.BytesIO())
+            call()
         except TransientError as exc:
             outcome.append((time.monotonic() - started, str(exc)))
     thread = threading.Thread(target=run, daemon=True)
@@ -447,9 +456,56 @@ def test_an_answer_trickled_within_the_read_timeout_is_given_up_at_the_deadline(
     thread.join(10)
     server.shutdown()
     assert not thread.is_alive(), "the call still waits on the trickle after 10 s"
-    took, error = outcome[0]
-    assert client.deadline_s == 2.0 and took < client.deadline_s + client.timeout + 1.0, took
-    assert "not complete within its deadline" in error
+    return outcome[0]
+
+
+class HeadTrickle(FakeCentral):
+    """A server (or a proxy before it) that sends its status line, then its headers a byte every
+    0.1 s for 15 s: no answer to sign or read yet, and each read within the client's timeout."""
+
+    def trickle(self):
+        if self.command == "POST":
+            self.rfile.read(int(self.headers["Content-Length"]))
+        end = time.monotonic() + 15
+        try:
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Padding: ")
+            while time.monotonic() < end:
+                self.wfile.write(b"a")
+                self.wfile.flush()
+                time.sleep(0.1)
+        except OSError:
+            pass
+        self.close_connection = True
+    do_GET = do_POST = trickle
+
+
+@pytest.mark.parametrize("call", ["heartbeat", "upload", "enroll", "upward"])
+def test_an_answers_head_trickled_within_the_read_timeout_is_given_up_at_the_deadline(call):
+    """The deadline covered the body only: a head sent a byte at a time held the call in requests
+    for as long as the server liked (the daemon's lane until the watchdog restarted it; a
+    platform's upward push with no watchdog at all)."""
+    from sync.client import enroll
+    server, url = fake_central.serve(HeadTrickle)
+    client = CentralClient(url, NOBODY, timeout=0.5)
+
+    def run():
+        if call == "heartbeat":
+            client.heartbeat({})
+        elif call == "upload":
+            client.upload({"r1": '{"id": "r1"}'}, {})
+        elif call == "enroll":
+            enroll(url, "ABCD-EFGH", timeout=0.5)
+        else:
+            from central.ratings.export_profile import parse
+            from central.ratings.exports import shipped_text
+            from central.ratings.upward import PlatformClient
+            from sync.outbox import Outbox
+            profile = parse(shipped_text("provincial"))
+            platform = PlatformClient(url, "key", "s" * 43, profile, timeout=0.5)
+            platform.upload({"r1@1": '{"evaluateId": "r1"}'}, {}, Outbox("PROV", profile.path, profile.batch_key))
+    took, error = given_up(server, run)
+    assert took < client.deadline_s + client.timeout + 1.0, (took, error)
+    assert "deadline" in error or call == "enroll", error  # (enroll says it cannot reach the server)
 
 
 def test_a_lane_stuck_where_no_timeout_reaches_stops_feeding_the_watchdog(terminal_config, tmp_path, monkeypatch):
