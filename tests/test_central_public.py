@@ -141,3 +141,42 @@ def test_the_public_page_is_chinese_first_with_english_available(hall, hall_admi
     ui = re.sub(r"<td[^>]*>[^<]*</td>", "", body)  # the table cells are data: names, comments
     assert not re.search(r"[\u4e00-\u9fff]", re.sub(r'<a [^>]*lang="zh-CN"[^>]*>中文</a>', "", ui)), \
         "Chinese words in the English page's own text"
+
+
+def test_no_admin_page_shows_a_number_or_address_a_rater_wrote(hall, hall_admin):
+    """A rater's words are personal data where they hold a phone number or an e-mail address: the
+    admin shows them masked as /public/ does, on every page that shows them (the rating, its raw
+    record, its work order, the review, the phone addition, an SMS), and keeps them as written."""
+    import time
+    from django.test import Client
+    from central.ratings.models import SmsMessage, WorkOrder
+    from terminal.core import mobile_token
+    written = "等候时间太长，电话 138-1234-5678，邮箱 wang@example.com"
+    rating = comment(hall, written)
+    url = f"/r/{mobile_token.make(hall.terminal_id, hall.secret, rating.rating_id, int(time.time() + 600)).text}"
+    phone = Client(enforce_csrf_checks=True)
+    phone.get(url)
+    assert phone.post(url, {"text": "请回电 13900001111", "csrfmiddlewaretoken": phone.cookies["csrftoken"].value}
+                      ).status_code == 200
+    order = WorkOrder.objects.get(rating=rating)
+    review(hall_admin, rating, text=f"已核实 {written}")  # an edit that kept the number
+    from central.ratings.models import BusinessSystem, Case
+    system = BusinessSystem.objects.create(system_id="S-MASK", name="测试", secret="s" * 43)
+    case = Case.objects.create(case_no="C-MASK-1", system=system, department=hall.window.department, window=hall.window,
+                               item_code="X", item_name="事项", status="completed", accepted_at=timezone.now())
+    sms = SmsMessage.objects.create(case=case, kind="reply", text="5 电话13900001111", mobile_token="x",
+                                    mobile_index="y", mobile_masked="139****1111")
+    from central.ratings.models import RatingAddition
+    pages = [f"/admin/ratings/rating/{rating.pk}/change/", f"/admin/ratings/workorder/{order.pk}/change/",
+             "/admin/ratings/commentforreview/", f"/admin/ratings/commentforreview/{rating.pk}/change/",
+             "/admin/ratings/ratingaddition/", f"/admin/ratings/ratingaddition/{RatingAddition.objects.get().pk}/change/",
+             f"/admin/ratings/smsmessage/{sms.pk}/change/"]
+    for page in pages:
+        answer = hall_admin.get(page)
+        assert answer.status_code == 200, page
+        shown = answer.content.decode()
+        for clear in ("1234-5678", "wang@example", "0001111"):
+            assert clear not in shown, (page, clear)
+    assert hall_admin.get(pages[0]).content.decode().count(masking.MASK) >= 11
+    rating.refresh_from_db()
+    assert rating.text == written and rating.payload["text"] == written  # kept as written

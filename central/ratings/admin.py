@@ -3,6 +3,8 @@ alerts) and what it may only read (ratings, events: evidence). Department manage
 department only (``roles.scope``); auditors read everything and change nothing (their group has view
 permissions only)."""
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
@@ -159,6 +161,20 @@ class OperatorAdmin(admin.ModelAdmin):
 
 # -- records: evidence, read only ----------------------------------------------------------------
 
+def masked(text: str) -> str:
+    """A rater's own words as any page shows them: a run of six or more digits (a phone or ID
+    number) and an e-mail address masked, as on /public/. The words stay as written in the database,
+    in the platforms' records and in the exports."""
+    return masking.anonymise(text) if text else ""
+
+
+def masked_payload(payload):
+    """A stored record's JSON as a page shows it: its text masked (``masked``), the rest as stored."""
+    if isinstance(payload, dict) and isinstance(payload.get("text"), str):
+        payload = {**payload, "text": masked(payload["text"])}
+    return json.dumps(payload, ensure_ascii=False)
+
+
 def phone_additions(rating) -> str:
     """What the rater added on their phone to this rating (扫码补充: reasons and a comment), shown
     beside it wherever the rating is read: the rating itself stays as the terminal sent it."""
@@ -166,7 +182,7 @@ def phone_additions(rating) -> str:
     labels = dict(ReasonTag.objects.values_list("code", "label"))
     return "；".join(
         f"{timezone.localtime(a.submitted_at):%Y-%m-%d %H:%M} 原因 "
-        f"{'、'.join(labels.get(str(code), str(code)) for code in a.reasons) or '—'} · “{a.text or '无文字'}”"
+        f"{'、'.join(labels.get(str(code), str(code)) for code in a.reasons) or '—'} · “{masked(a.text) or '无文字'}”"
         for a in additions_of({rating.rating_id: rating.terminal_id}).get(rating.rating_id, []))
 
 
@@ -178,7 +194,20 @@ class RatingAdmin(ReadOnlyAdmin, Scoped):
     list_filter = ["level", "channel", "excluded", "window_code"]
     search_fields = ["rating_id", "case_no", "staff_no"]
     date_hierarchy = "rated_at"
-    readonly_fields = ["added_by_phone"]
+    exclude = ["text", "payload", "comment_public"]  # shown masked
+    readonly_fields = ["text_shown", "added_by_phone", "comment_public_shown", "payload_shown"]
+
+    @admin.display(description="文字评价")
+    def text_shown(self, obj):
+        return masked(obj.text) or "—"
+
+    @admin.display(description="公示内容")
+    def comment_public_shown(self, obj):
+        return masked(obj.comment_public) or "—"
+
+    @admin.display(description="原始记录")
+    def payload_shown(self, obj):
+        return masked_payload(obj.payload)
 
     @admin.display(description="手机补充意见")
     def added_by_phone(self, obj):
@@ -195,8 +224,12 @@ class RejectedItemAdmin(ReadOnlyAdmin):
 class ReviewEntryInline(admin.TabularInline):
     model = CommentReviewEntry
     extra = 0
-    fields = ["at", "by", "action", "text"]
+    fields = ["at", "by", "action", "text_shown"]
     readonly_fields = fields
+
+    @admin.display(description="内容")
+    def text_shown(self, entry):
+        return masked(entry.text)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -209,6 +242,11 @@ class ReviewEntryInline(admin.TabularInline):
 
 
 class CommentReviewForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # an edit kept before shows masked too (the public page masks it the same way when shown)
+        self.initial["comment_public"] = masked(self.initial.get("comment_public") or "")
+
     class Meta:
         model = CommentForReview
         fields = ["comment_public"]
@@ -223,9 +261,9 @@ class CommentReviewAdmin(Scoped):
 
     scope_field = "window_code"
     form = CommentReviewForm
-    list_display = ["received_at", "window_code", "level", "text", "comment_state", "public_preview"]
+    list_display = ["received_at", "window_code", "level", "text_shown", "comment_state", "public_preview"]
     list_filter = ["comment_state", "level"]
-    readonly_fields = ["rating_id", "window_code", "level", "received_at", "text", "comment_state",
+    readonly_fields = ["rating_id", "window_code", "level", "received_at", "text_shown", "comment_state",
                        "comment_reviewed_at", "public_preview"]
     fields = readonly_fields + ["comment_public"]
     inlines = [ReviewEntryInline]
@@ -233,6 +271,10 @@ class CommentReviewAdmin(Scoped):
 
     def get_queryset(self, request):
         return super().get_queryset(request).exclude(text="").order_by("comment_state", "-received_at")
+
+    @admin.display(description="原文（号码与邮箱已遮盖）")
+    def text_shown(self, rating):
+        return masked(rating.text)
 
     @admin.display(description="公示时显示为")
     def public_preview(self, rating):
@@ -344,11 +386,17 @@ class RatingAdditionAdmin(ReadOnlyAdmin):
     """What raters added on their phones (扫码评价) to ratings they made at a terminal. Each joins its
     rating by id; a hall administrator reviews the text before any of it could be shown in public."""
 
-    list_display = ["submitted_at", "rating_id", "terminal", "reason_labels", "text", "language", "comment_state"]
+    list_display = ["submitted_at", "rating_id", "terminal", "reason_labels", "text_shown", "language", "comment_state"]
     list_filter = ["comment_state", "language"]
     search_fields = ["rating_id"]
     date_hierarchy = "submitted_at"
     actions = ["approve", "reject"]
+    exclude = ["text"]  # shown masked
+    readonly_fields = ["text_shown"]
+
+    @admin.display(description="补充意见")
+    def text_shown(self, obj):
+        return masked(obj.text) or "—"
 
     @admin.display(description="原因")
     def reason_labels(self, obj):
@@ -449,8 +497,13 @@ class SmsMessageAdmin(ReadOnlyAdmin):
     list_filter = ["kind", "state"]
     search_fields = ["case__case_no"]
     date_hierarchy = "created_at"
-    exclude = ["mobile_token", "mobile_index", "link_token"]
+    exclude = ["mobile_token", "mobile_index", "link_token", "text"]
+    readonly_fields = ["text_shown"]
     actions = ["resend"]
+
+    @admin.display(description="内容")
+    def text_shown(self, obj):
+        return masked(obj.text)
 
     @admin.action(description="重新发送（死信）", permissions=["resend"])
     def resend(self, request, queryset):
@@ -624,7 +677,7 @@ class WorkOrderAdmin(Scoped):
         reasons = "、".join(labels.get(code, code) for code in r.reasons) or "—"
         added = phone_additions(r)
         return (f"{r.get_level_display()} · {timezone.localtime(r.rated_at):%Y-%m-%d %H:%M} · 窗口 {r.window_code} · "
-                f"工号 {r.staff_no or '—'} · 办件 {r.case_no or '—'} · 原因 {reasons} · “{r.text or '无文字'}”"
+                f"工号 {r.staff_no or '—'} · 办件 {r.case_no or '—'} · 原因 {reasons} · “{masked(r.text) or '无文字'}”"
                 + (f" · 手机补充：{added}" if added else ""))
 
     def save_model(self, request, obj, form, change):
