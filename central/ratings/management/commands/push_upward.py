@@ -20,7 +20,7 @@ SLICE_S = 30.0  # a long backlog is sent in slices: a platform added meanwhile i
 
 
 class Command(BaseCommand):
-    help = "Push ratings, defaults, re-check outcomes and rectifications to each enabled upward platform."
+    help = "Push ratings, defaults, re-check outcomes, rectifications and phone additions to each enabled upward platform."
 
     def add_arguments(self, parser):
         parser.add_argument("--once", action="store_true", help="drain each platform once, then exit (1 if any failed)")
