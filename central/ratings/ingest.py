@@ -542,26 +542,30 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
         except (ValueError, TypeError, UnicodeError):
             pass
     sender = signer.terminal_id if signer is not None else terminal or ""
+    text = _as_text(item)
     return RejectedItem(kind=kind.name,
         terminal_id=terminal[:64] if isinstance(terminal, str) else "",
         rating_id=(record_id or "")[:64], code=code, reason=storable(f"{code}: {why}")[:2000],
-        payload=_as_text(item), digest=digest, fingerprint=fingerprint(kind.name, sender, code, item), **place,
+        payload=text[:MAX_KEPT_CHARS], digest=digest, fingerprint=fingerprint(kind.name, sender, code, text), **place,
     )
 
 
-def fingerprint(kind: str, sender: str, code: str, item: object) -> str:
-    """One refusal's identity: the item as it came (whole, not the stored excerpt), why, and the
-    terminal that sent it. The same batch sent again, its answer lost on the way, is refused
-    again with the same fingerprint, and the item is kept once."""
-    return hashlib.sha256(f"{kind}\n{sender}\n{code}\n".encode() + _as_text(item, None).encode("utf-8", "backslashreplace")).hexdigest()
+MAX_KEPT_CHARS = 20000  # of a refused item's JSON: the excerpt kept to read
 
 
-def _as_text(item: object, limit: int | None = 20000) -> str:
+def fingerprint(kind: str, sender: str, code: str, text: str) -> str:
+    """One refusal's identity: the item as it came (its whole JSON ``text``, not the excerpt kept),
+    why, and the terminal that sent it. The same batch sent again, its answer lost on the way, is
+    refused again with the same fingerprint, and the item is kept once."""
+    return hashlib.sha256(f"{kind}\n{sender}\n{code}\n{text}".encode("utf-8", "backslashreplace")).hexdigest()
+
+
+def _as_text(item: object) -> str:
     """A refused item as JSON text any database holds: non-ASCII escaped (lone surrogates too).
     What JSON cannot write (nested past Python's recursion limit, say) is kept as a note of what it
     was: ``repr`` would fail on it the same way, and a refusal must never become a 500."""
     try:
-        return json.dumps(item, default=str)[:limit]
+        return json.dumps(item, default=str)
     except (ValueError, TypeError, RecursionError) as exc:
         return json.dumps(f"(not storable as JSON, {type(exc).__name__}: {shown(item)})")
 
