@@ -275,11 +275,14 @@ def _chunks(response: requests.Response, until: float, what: str):
     (``read1``): ``iter_content`` waits to fill its chunk, so a trickle of a byte a second would
     hold it, and any deadline checked between its chunks, for hours."""
     got = 0
+
+    def too_slow() -> TransientError:
+        return TransientError(f"{what} not complete within its deadline ({got} bytes came): "
+                              "a server or proxy trickling its answer?", code="deadline")
     try:
         while True:
             if time.monotonic() > until:
-                raise TransientError(f"{what} not complete within its deadline ({got} bytes came): "
-                                     "a server or proxy trickling its answer?", code="deadline")
+                raise too_slow()
             chunk = response.raw.read1(CHUNK, decode_content=True)
             if not chunk:
                 return
@@ -287,8 +290,7 @@ def _chunks(response: requests.Response, until: float, what: str):
             yield chunk
     except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
         if time.monotonic() >= until:  # the socket's own deadline (``deadline``) ended the read
-            raise TransientError(f"{what} not complete within its deadline ({got} bytes came): "
-                                 "a server or proxy trickling its answer?", code="deadline") from None
+            raise too_slow() from None
         raise TransientError(f"{what} cut off after {got} bytes: {type(exc).__name__}") from None
 
 
