@@ -133,14 +133,14 @@ def additions_of(ratings: dict[str, str]) -> dict[str, list[Added]]:
     if not rows:
         return {}
     terminals = dict(Terminal.objects.filter(pk__in={row[1] for row in rows}).values_list("pk", "terminal_id"))
-    found: dict[str, list[tuple]] = {}
-    for rating_id, terminal_pk, reasons, text, submitted, pk in rows:
+    found: dict[str, list[Added]] = {}
+    for rating_id, terminal_pk, reasons, text, submitted, _ in sorted(rows, key=lambda row: row[5]):  # by id first
         if terminals.get(terminal_pk) == ratings[rating_id]:
             reasons = orjson.loads(reasons) if isinstance(reasons, (str, bytes)) else reasons or []
-            submitted = _as_aware(submitted)
-            found.setdefault(rating_id, []).append((submitted, pk, Added(reasons, text, submitted)))
-    return {rating_id: [added for _, _, added in sorted(items, key=lambda item: item[:2])]
-            for rating_id, items in found.items()}
+            found.setdefault(rating_id, []).append(Added(reasons, text, _as_aware(submitted)))
+    for added in found.values():
+        added.sort(key=lambda a: a.submitted_at)  # stable: the same time keeps the id's order
+    return found
 
 
 def message(request, words: dict, language: str, key: str, status: int):
