@@ -180,3 +180,30 @@ def test_no_admin_page_shows_a_number_or_address_a_rater_wrote(hall, hall_admin)
     assert hall_admin.get(pages[0]).content.decode().count(masking.MASK) >= 11
     rating.refresh_from_db()
     assert rating.text == written and rating.payload["text"] == written  # kept as written
+
+
+def test_a_refused_record_shows_the_raters_words_masked(hall, hall_admin):
+    """A record the server refused is kept as it came, for a technician to read: its page masks what
+    a rater wrote the way every other admin page does: the record's text (whatever its type), and
+    all of an excerpt that was cut or is no JSON object, its escaped Chinese numerals included."""
+    from central.ratings import ingest
+    from central.ratings.models import RejectedItem
+    good = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, text="电话 138-1234-5678").to_wire()
+    numerals = "一三八一二三四五六七八"
+    items = [{**good, "level": 9},  # refused, its text a string
+             {**good, "rating_id": "R-NESTED", "level": 9, "text": ["wang@example.com", {"x": numerals}]},
+             {**good, "rating_id": "R-LONG", "level": 9, "text": numerals + "x" * ingest.MAX_KEPT_CHARS},
+             ["138-1234-5678", numerals]]
+    assert [r.status for r in ingest.ingest(items, hall)] == ["rejected"] * 4
+    refused = RejectedItem.objects.order_by("pk")
+    assert refused.count() == 4
+    assert any(len(item.payload) == ingest.MAX_KEPT_CHARS for item in refused)  # one was cut
+    for item in refused:
+        page = hall_admin.get(f"/admin/ratings/rejecteditem/{item.pk}/change/")
+        assert page.status_code == 200
+        shown = page.content.decode()
+        assert masking.MASK in shown, item.pk
+        for clear in ("1234-5678", "wang@example", numerals, r"\u4e00\u4e09\u516b"):
+            assert clear not in shown, (item.pk, clear)
+    assert "R-NESTED" in hall_admin.get(f"/admin/ratings/rejecteditem/{refused[1].pk}/change/").content.decode()
+    assert "138-1234-5678" in refused[0].payload  # kept as it came

@@ -4,6 +4,7 @@ department only (``roles.scope``); auditors read everything and change nothing (
 permissions only)."""
 
 import json
+import re
 
 from django import forms
 from django.contrib import admin, messages
@@ -214,11 +215,43 @@ class RatingAdmin(ReadOnlyAdmin, Scoped):
         return phone_additions(obj) or "—"
 
 
+def masked_refusal(excerpt: str) -> str:
+    """A refused item's kept JSON as a page shows it. A whole record shows as ``masked_payload``
+    does, its ``text`` masked whatever its type; an excerpt cut at ``MAX_KEPT_CHARS``, or anything
+    but a JSON object, cannot say where the rater's words are, so all of it is masked, its escaped
+    characters shown as written first."""
+    try:
+        item = json.loads(excerpt)
+    except ValueError:
+        item = None
+    if not isinstance(item, dict):
+        return masked(_ESCAPED.sub(_unescaped, excerpt))
+    if "text" in item and not isinstance(item["text"], str):
+        item["text"] = json.dumps(item["text"], ensure_ascii=False)
+    return masked_payload(item)
+
+
+_ESCAPED = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescaped(match: re.Match) -> str:
+    """One ``\\uXXXX`` of a cut JSON text as its character (a lone surrogate stays escaped): so
+    that 一三八… written in Chinese numerals is seen, and masked, like any other number."""
+    code = int(match.group(1), 16)
+    return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
 @admin.register(RejectedItem)
 class RejectedItemAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "terminal_id", "rating_id", "code", "reason", "chain_seq"]
     list_filter = ["code", "kind"]
     search_fields = ["rating_id", "terminal_id"]
+    exclude = ["payload"]  # shown masked
+    readonly_fields = ["payload_shown"]
+
+    @admin.display(description="原始数据")
+    def payload_shown(self, item):
+        return masked_refusal(item.payload)
 
 
 class ReviewEntryInline(admin.TabularInline):
