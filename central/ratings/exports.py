@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import functools
 import io
-from datetime import datetime, timezone as dt_timezone
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -25,6 +24,7 @@ from terminal.core.levels import Level
 
 from .export_profile import Profile, parse, record_kind
 from .models import Case, Rating, ReasonTag, Window, WorkOrder
+from .sql_time import aware
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
 LEVEL_NAMES = {int(level): level.zh for level in Level}
@@ -88,21 +88,12 @@ class Lookups:
             "rating_id": rating_id, "case_no": case_no, "item_code": item_code or case_item or "",
             "item_name": item_name or "", "dept_code": self.departments.get(window, ""), "window_code": window,
             "staff_no": staff, "level": level, "level_name": LEVEL_NAMES.get(level, ""), "channel": channel,
-            "rated_at": _aware(rated_at), "rating_no": rating_no,
+            "rated_at": aware(rated_at), "rating_no": rating_no,
             "reasons": ",".join(self.tags.get(code, code) for code in reasons), "text": text,
             "anonymous": anonymous not in (False, 0, "false"), "valid": not excluded, "system_default": device == "system",
-            "applicant_type": applicant or "", "case_status": status or "", "completed_at": _aware(completed),
-            "rectification": rectification or "", "rectified_at": _aware(rectified), "area_code": self.area,
+            "applicant_type": applicant or "", "case_status": status or "", "completed_at": aware(completed),
+            "rectification": rectification or "", "rectified_at": aware(rectified), "area_code": self.area,
         }
-
-
-def _aware(value):
-    """A time read with plain SQL: SQLite gives Django's UTC text (or a naive datetime), PostgreSQL an aware one."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
 
 
 def taken(profile: Profile, device: str) -> bool:

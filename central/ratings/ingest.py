@@ -35,6 +35,7 @@ from terminal.core.rating import InvalidRating, Rating as WireRating, canonical,
 
 from . import chains, upward, workorders
 from .models import BootClock, Case, Policy, Rating, RejectedItem, ServedStaff, Staff, Terminal, TerminalEvent, Window
+from .sql_time import aware
 
 MAX_BATCH_ITEMS = 1000
 
@@ -279,7 +280,7 @@ def settle_cases(rows: list[dict]) -> None:
         "case_counted")}
     reported = select_in(Case, "case_no", list(cases), ["case_no", "window_id", "completed_at"])
     codes = dict(Window.objects.filter(pk__in={w for _, w, _ in reported}).values_list("pk", "code")) if reported else {}
-    known = {c: (codes[window], completed and _as_aware(completed)) for c, window, completed in reported}
+    known = {c: (codes[window], aware(completed)) for c, window, completed in reported}
     followup = timedelta(days=Policy.current().followup_days) if any(r["rating_no"] > 1 for r in rows) else None
     superseded = []
     for row in rows:
@@ -292,7 +293,7 @@ def settle_cases(rows: list[dict]) -> None:
         place = (row["case_no"], row["rating_no"])
         if row["rating_no"] > 1:
             first = held.get((row["case_no"], 1))
-            since = _as_aware(first[3]) if first and first[3] else case[1] if case else None
+            since = aware(first[3]) if first and first[3] else case[1] if case else None
             if since is not None and row["rated_at"] > since + followup:
                 _exclude(row, FOLLOWUP_LATE, f"追加评价须在首次评价后 {followup.days} 天内，本条逾期，保留但不计入")
                 continue
@@ -347,13 +348,6 @@ def _exclude(row: dict, flag: str, why: str) -> None:
     row["flags"] = [*row["flags"], flag]
     row["excluded"] = True
     row["excluded_why"] = why[:200]
-
-
-def _as_aware(value) -> datetime:
-    """A time read with plain SQL: SQLite gives Django's text form (UTC), PostgreSQL an aware datetime."""
-    if isinstance(value, str):
-        return datetime.fromisoformat(value).replace(tzinfo=dt_timezone.utc)
-    return value if value.tzinfo else value.replace(tzinfo=dt_timezone.utc)
 
 
 def insert_rows(model, rows: list[dict]) -> None:

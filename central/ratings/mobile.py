@@ -29,6 +29,7 @@ from terminal.core.rating import MAX_REASONS, MAX_TEXT
 
 from . import throttle
 from .page_font import font_for
+from .sql_time import aware
 from .models import Rating, RatingAddition, ReasonTag, Terminal
 
 PAGE_VIEWS_PER_ADDRESS = 60  # per 10 minutes: a hall's Wi-Fi puts many phones behind one address
@@ -127,7 +128,7 @@ def additions_of(ratings: dict[str, str]) -> dict[str, list[Added]]:
     terminal that made it). Only an addition through that terminal's own QR code joins a rating: a
     token names the terminal that signed it, so no terminal can put words into another's ratings.
     Plain SQL, as the push reads a thousand ratings at a time."""
-    from .ingest import _as_aware, select_in
+    from .ingest import select_in
     rows = select_in(RatingAddition, "rating_id", list(ratings), ["rating_id", "terminal_id", "reasons", "text",
                                                                   "submitted_at", "id"])
     if not rows:
@@ -137,7 +138,7 @@ def additions_of(ratings: dict[str, str]) -> dict[str, list[Added]]:
     for rating_id, terminal_pk, reasons, text, submitted, _ in sorted(rows, key=lambda row: row[5]):  # by id first
         if terminals.get(terminal_pk) == ratings[rating_id]:
             reasons = orjson.loads(reasons) if isinstance(reasons, (str, bytes)) else reasons or []
-            found.setdefault(rating_id, []).append(Added(reasons, text, _as_aware(submitted)))
+            found.setdefault(rating_id, []).append(Added(reasons, text, aware(submitted)))
     for added in found.values():
         added.sort(key=lambda a: a.submitted_at)  # stable: the same time keeps the id's order
     return found

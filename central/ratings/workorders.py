@@ -23,6 +23,7 @@ from django.utils import timezone
 from terminal.core.levels import Level
 
 from . import workdays
+from .sql_time import aware
 from .models import Policy, Rating, Window, WorkOrder
 
 #: The order a work order moves in; the stamp each step leaves.
@@ -62,7 +63,7 @@ def open_for(rating_ids: list[str], fresh: bool = False) -> int:
              if row[3] in BAD_LEVELS and not row[4]]
     opened = set() if fresh else {pk for (pk,) in select_in(WorkOrder, "rating_id", [row[0] for row in found],
                                                             ["rating_id"])}
-    bad = sorted((pk, window, _aware(received)) for pk, window, received, *_ in found if pk not in opened)  # arrival order
+    bad = sorted((pk, window, aware(received)) for pk, window, received, *_ in found if pk not in opened)  # arrival order
     if not bad:
         return 0
     policy = Policy.current()
@@ -75,15 +76,6 @@ def open_for(rating_ids: list[str], fresh: bool = False) -> int:
                        "opened_on": opened_on, **deadlines(opened_on, policy)})
     insert_rows(WorkOrder, orders)
     return len(orders)
-
-
-def _aware(value) -> datetime.datetime:
-    """A time read by plain SQL: PostgreSQL's driver gives it aware; SQLite gives Django's UTC as text
-    or, through Django's converter, as a naive datetime (never the process's local time, which Django
-    sets to TIME_ZONE)."""
-    if isinstance(value, str):
-        value = datetime.datetime.fromisoformat(value)
-    return value if value.tzinfo is not None else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def stage_due(order: WorkOrder) -> datetime.date | None:
