@@ -7,6 +7,8 @@ lane or a platform's upward push.
 ``tls.session`` read their answer through ``_Bounded``, which gives each read only the time left
 (never more than the timeout) and fails with ``TimeoutError`` once none is left: requests reports
 it as a ``ReadTimeout``, as for a silent server. The body's reads are bounded the same way.
+Sending needs nothing more: the request goes in one ``sendall``, which the socket's timeout bounds
+in all, so a server that reads it a trickle at a time is given up too (tests/test_sync.py).
 """
 
 from __future__ import annotations

@@ -508,6 +508,38 @@ def test_an_answers_head_trickled_within_the_read_timeout_is_given_up_at_the_dea
     assert "deadline" in error or call == "enroll", error  # (enroll says it cannot reach the server)
 
 
+def test_a_server_that_reads_the_request_body_a_trickle_at_a_time_is_given_up_by_the_deadline():
+    """The other way to hold a call: take what it sends a little at a time, each bit well within
+    the timeout. The body goes in one ``sendall``, which the socket's timeout bounds in all (not
+    per write), so an upload larger than every buffer between us gives up within its deadline
+    instead of taking the minutes the trickle would."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # inherited: the kernel's window stays small
+    taken, stop = [], threading.Event()
+
+    def trickle():  # 4 kB every 0.05 s: 80 kB/s, the body below would take over a minute
+        connection, _ = listener.accept()
+        with connection:
+            while not stop.wait(0.05):
+                chunk = connection.recv(4096)
+                taken.append(len(chunk))
+                if not chunk:
+                    return
+    threading.Thread(target=trickle, daemon=True).start()
+    client = CentralClient(f"http://127.0.0.1:{listener.getsockname()[1]}", NOBODY, timeout=0.5)
+    records = {f"r{i}": json.dumps({"id": f"r{i}", "text": os.urandom(60_000).hex()}) for i in range(100)}
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientError):
+            client.upload(records, {})  # about 6 MB gzipped: more than loopback's buffers hold
+        took = time.monotonic() - started
+    finally:
+        stop.set()
+        listener.close()
+    assert sum(taken) > 4096, "the server read nothing: no trickle to hold the call"
+    assert took < client.deadline_s + client.timeout + 1.0, took
+
+
 def test_a_lane_stuck_where_no_timeout_reaches_stops_feeding_the_watchdog(terminal_config, tmp_path, monkeypatch):
     """The upload lane feeds systemd's watchdog while each lane shows progress (a loop round, or an
     answer to one of its calls), not while its thread merely lives: a contact lane answered call
