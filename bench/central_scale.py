@@ -276,7 +276,6 @@ def run_backend(backend: str, args, work: Path) -> dict:
     finally:
         if server:
             server.stop()
-            shutil.rmtree(server.folder, ignore_errors=True)  # a million ratings: gigabytes otherwise left behind
 
 
 def main() -> None:

@@ -376,7 +376,6 @@ def main() -> int:
             node.stop()
         if pg:
             pg.stop()
-            shutil.rmtree(pg.folder, ignore_errors=True)  # 1.6 GB a run, left behind before
         shutil.rmtree(work, ignore_errors=True)
     report("province", {"backend": args.backend, "nodes": args.nodes, "workers": args.workers, "held_terminals": held,
                         "steps": rows, "recovery": back})

@@ -80,6 +80,7 @@ def pytest_configure(config):
     """Point Django (for the in-process central tests, through pytest-django) at a data folder of
     this run's own and at the chosen database, before pytest-django sets Django up."""
     data = Path(tempfile.mkdtemp(prefix="rating-central-tests-"))
+    config.stash[DATA] = data
     os.environ["RATING_CENTRAL_DATA"] = str(data)
     os.environ["RATING_CENTRAL_AREA_CODE"] = "440100"  # the demo hall's 行政区划, which GB/T 39046 records carry
     os.environ.pop("RATING_CENTRAL_DATABASE_URL", None)
@@ -93,12 +94,15 @@ def pytest_configure(config):
 
 
 def pytest_unconfigure(config):
+    """The run's PostgreSQL server and data folder go with it: each left 160 MB in /tmp before."""
     server = config.stash.get(POSTGRES, None)
     if server is not None:
         server.stop()
+    if DATA in config.stash:
+        shutil.rmtree(config.stash[DATA], ignore_errors=True)
 
 
-POSTGRES = pytest.StashKey()
+POSTGRES, DATA = pytest.StashKey(), pytest.StashKey()
 
 
 @pytest.fixture(scope="session")
