@@ -64,6 +64,11 @@ def filled(central):
         reply = central.client(creds).request("POST", "/api/v1/ratings", json.dumps({"ratings": items}).encode(),
                                               {"Content-Type": "application/json"})
         assert reply.json()["accepted"] == len(items)
+    creds, items = batches["W01"]
+    refused = {**items[-1], "id": "R-REFUSED-1", "level": 9, "text": "电话 13812345678，邮箱 wang@example.com"}
+    reply = central.client(creds).request("POST", "/api/v1/ratings", json.dumps({"ratings": [refused]}).encode(),
+                                          {"Content-Type": "application/json"})
+    assert reply.json()["rejected"] == 1
     password = central.add_user("pages-admin", "hall_admin")
     return password
 
@@ -116,6 +121,12 @@ def test_dashboard_work_order_and_public_page_in_chromium(browser, central, fill
     assert ("不满意" in summary) and "等候时间太长" in summary
     assert bundled_font_loaded(browser)
     shoot(browser, "central-work-order")
+
+    browser.get(f"{central.url}/admin/ratings/rejecteditem/")  # a record the server refused, for a technician
+    browser.get(browser.find_element(By.CSS_SELECTOR, "#result_list tbody tr th a").get_attribute("href"))
+    kept = browser.find_element(By.CSS_SELECTOR, ".field-payload_shown").text
+    assert "R-REFUSED-1" in kept and "电话" in kept and "13812345678" not in kept and "wang@example" not in kept
+    shoot(browser, "central-refused-record")
 
     browser.get(f"{central.url}/terminals/")
     rows = browser.find_elements(By.CSS_SELECTOR, "table tbody tr")

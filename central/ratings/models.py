@@ -322,7 +322,7 @@ class Rating(models.Model):
         ("terminal_unsynced", "终端时钟（未校时，无法校正）"), ("server_default", "系统默认评价"),
         ("server_received", "服务器接收时间（手机扫码）")])
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
-    digest = models.CharField(max_length=64)
+    digest = models.CharField("记录摘要", max_length=64)
     payload = models.JSONField("原始数据")
     rating_no = models.PositiveSmallIntegerField("评价次数", default=1)  # 1 首次, 2 追加评价
     ticket_no = models.CharField("排队号", max_length=16, blank=True)  # the queue ticket the service was called by
@@ -333,7 +333,7 @@ class Rating(models.Model):
     flags = models.JSONField("标记", default=list, blank=True)
     chain_epoch = models.CharField("链", max_length=32, blank=True)
     chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
-    chain_prev = models.CharField(max_length=64, blank=True)
+    chain_prev = models.CharField("链上前一条的摘要", max_length=64, blank=True)
     # 审核: a comment reaches /public/ only once a hall administrator approved it, as written or as
     # edited (``comment_public``; the rater's own ``text`` is never changed; CommentReviewEntry keeps each step)
     comment_state = models.CharField("文字评价审核", max_length=10, blank=True, default="", choices=[
@@ -522,12 +522,12 @@ class TerminalEvent(models.Model):
     at_terminal = models.DateTimeField("终端记录时间")
     time_source = models.CharField("时间来源", max_length=20)
     received_at = models.DateTimeField("接收时间", auto_now_add=True)
-    digest = models.CharField(max_length=64)
+    digest = models.CharField("记录摘要", max_length=64)
     payload = models.JSONField("原始数据")
     flags = models.JSONField("标记", default=list, blank=True)  # time_implausible, as for ratings
     chain_epoch = models.CharField("链", max_length=32, blank=True)
     chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
-    chain_prev = models.CharField(max_length=64, blank=True)
+    chain_prev = models.CharField("链上前一条的摘要", max_length=64, blank=True)
 
     class Meta:
         verbose_name = verbose_name_plural = "终端事件"
@@ -551,10 +551,10 @@ class RejectedItem(models.Model):
     code = models.CharField("原因代码", max_length=32, blank=True, db_index=True)
     reason = models.TextField("原因")
     payload = models.TextField("原始数据")
-    digest = models.CharField(max_length=64, blank=True)
+    digest = models.CharField("记录摘要", max_length=64, blank=True)
     chain_epoch = models.CharField("链", max_length=32, blank=True)
     chain_seq = models.BigIntegerField("链序号", null=True, blank=True)
-    chain_prev = models.CharField(max_length=64, blank=True)
+    chain_prev = models.CharField("链上前一条的摘要", max_length=64, blank=True)
     # what was refused, why, and who sent it (``ingest.fingerprint``): a batch sent again because its
     # answer was lost stores no second copy (NULL: kept before there was one)
     fingerprint = models.CharField(max_length=64, null=True, unique=True, editable=False)
@@ -563,6 +563,9 @@ class RejectedItem(models.Model):
         verbose_name = verbose_name_plural = "被拒绝的评价"
         ordering = ["-received_at"]
         indexes = [models.Index(fields=["terminal_id", "chain_epoch", "chain_seq"], name="rejected_chain")]
+
+    def __str__(self):
+        return f"{self.rating_id or '（无编号）'} {self.code}"
 
 
 class ServedStaff(models.Model):
