@@ -505,7 +505,7 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
 
 
 def _salvage(moved: Path, store: "Store") -> dict:
-    """Copy every rating and event that can still be read from a moved-aside database into the new one.
+    """Copy every rating, event and held press still readable in a moved-aside database into the new one.
 
     Ids and payloads are kept as they were (with their places in the old chain), so a record that
     had been delivered stays delivered, one the server already holds is answered as a duplicate if
@@ -532,6 +532,12 @@ def _salvage(moved: Path, store: "Store") -> dict:
                             continue
             except sqlite3.DatabaseError:
                 pass  # read what we could; the moved file stays for a technician's sqlite3 .recover
+        try:  # held presses too: each is a rating once the terminal starts (``release_held``)
+            with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
+                for row in old.execute("SELECT id, payload, held_at FROM held"):
+                    store.db.execute("INSERT OR IGNORE INTO held (id, payload, held_at) VALUES (?, ?, ?)", row)
+        except sqlite3.DatabaseError:
+            pass
     try:
         with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
             epoch, seq = old.execute("SELECT epoch, seq FROM chain WHERE id = 1").fetchone()

@@ -166,6 +166,27 @@ def test_after_a_salvage_every_rating_is_committed_where_the_sync_daemon_sees_it
     assert Store(path).counts()["pending"] == 21
 
 
+def test_a_held_press_is_salvaged_and_becomes_its_rating(tmp_path):
+    """A bad rating waiting for its reasons is held so that a power cut cannot lose it; the power
+    cut that also damaged the database must not lose it either."""
+    path = tmp_path / "terminal.db"
+    store = Store(path)
+    for _ in range(20):
+        store.record(make_rating())
+    pressed = make_rating(Level.VERY_DISSATISFIED)
+    store.hold(pressed)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    index_root = sqlite3.connect(path).execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
+    data[(index_root - 1) * 4096 + 8:(index_root - 1) * 4096 + 200] = b"\xff" * 192
+    path.write_bytes(bytes(data))
+    store = Store(path)
+    assert [r.id for r in store.release_held()] == [pressed.id]
+    assert store.counts()["pending"] == 21 and store.get(pressed.id)["level"] == 1
+
+
 def test_one_poison_item_in_500_is_dead_lettered_and_the_queue_goes_on(tmp_path, central, enrolled):
     store = Store(tmp_path / "terminal.db")
     ratings = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(510)]
