@@ -10,18 +10,21 @@ A serial reader sends the number as ASCII, framed by STX/ETX (0x02 … 0x03) or 
 frames are dropped with a log line, never turned into a login.
 
 Both readers call ``on_badge(number)`` from their own thread; ``terminal.window.Window.swipe`` is
-thread-safe and decides what the badge means.
+thread-safe and decides what the badge means. A number read again within ``REREAD_S`` of its last
+read is the card still lying on the reader, not a second swipe (which would log out).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Callable
 
 log = logging.getLogger("rating-terminal.badge")
 MIN_LEN, MAX_LEN = 4, 32
 KEY_GAP_S = 0.3  # a reader types a whole badge in well under this per key; people are slower
+REREAD_S = 2.0  # the same number again sooner after its last read: the card still lies on the reader
 
 
 def _valid(number: str) -> bool:
@@ -107,6 +110,7 @@ class SerialDecoder:
 class _ReaderThread:
     def __init__(self, name: str, on_badge: Callable[[str], None]):
         self.on_badge = on_badge
+        self.last: tuple[str, float] = ("", 0.0)  # the number last read, and when (time.monotonic())
         self.stopping = threading.Event()
         self.opened = threading.Event()  # the device is open and being read
         self.thread = threading.Thread(target=self._run_forever, name=name, daemon=True)
@@ -132,6 +136,16 @@ class _ReaderThread:
     def run(self) -> None:
         raise NotImplementedError
 
+    def _read(self, number: str) -> None:
+        """A number read: a swipe, unless it is the card still on the reader. Readers read a card
+        again and again while it lies there, and the same badge swiped again logs out: a card
+        held a moment too long logged its owner in, out and in again."""
+        now = time.monotonic()
+        still_there = number == self.last[0] and now - self.last[1] < REREAD_S
+        self.last = (number, now)
+        if not still_there:
+            self.on_badge(number)
+
 
 class WedgeReader(_ReaderThread):
     def __init__(self, path: str, on_badge: Callable[[str], None]):
@@ -151,7 +165,7 @@ class WedgeReader(_ReaderThread):
                     return
                 number = decoder.feed(event)
                 if number:
-                    self.on_badge(number)
+                    self._read(number)
         finally:
             device.close()
 
@@ -173,7 +187,7 @@ class SerialBadgeReader(_ReaderThread):
                 except serial.SerialException as exc:
                     raise OSError(str(exc)) from None
                 for number in decoder.feed(data):
-                    self.on_badge(number)
+                    self._read(number)
 
 
 def start_readers(wedge: str, serial_port: str, baudrate: int, on_badge: Callable[[str], None]) -> list:

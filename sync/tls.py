@@ -66,9 +66,20 @@ class PinnedAdapter(DeadlineAdapter):
         super().__init__()
 
 
+class _Unredirected(requests.Session):
+    """Follows no redirect: a 307 would send a signed request again, its batch of ratings or an
+    enrollment code with it, to whatever URL it names (plain http to another machine, past the
+    pin's host), and an enrollment's answer would come from there. A 3xx is the answer itself:
+    unsigned, not a 2xx, so no answer."""
+
+    def get_redirect_target(self, resp):
+        return None
+
+
 def session(ca_file: str | None = None, server_key_pin: str = "") -> requests.Session:
-    """Calls made ``deadline.within`` a deadline end by it, whatever the server sends."""
-    http = requests.Session()
+    """Calls made ``deadline.within`` a deadline end by it, whatever the server sends; no
+    redirect is followed."""
+    http = _Unredirected()
     http.trust_env = False  # no proxy or CA bundle slipped in through the environment
     if ca_file:
         http.verify = str(ca_file)

@@ -35,8 +35,11 @@ from pathlib import Path
 
 from terminal import images
 from terminal.config import ASSETS
+from terminal.core.checks import text
+from terminal.core.rating import MAX_CODE
 
 log = logging.getLogger("rating-terminal")
+_CODE = text(MAX_CODE)  # a staff number, department or reason tag, as every rating carries it
 PLACEHOLDER_PHOTO = ASSETS / "images" / "placeholder.png"
 DEMO_CONTENT = ASSETS / "demo"
 FORMAT = 1
@@ -106,6 +109,7 @@ class Content:
                 except ContentError as exc:
                     raise ContentError(f"{path}: staff.{number}: {exc}") from None
                 staff[member.staff_no] = member
+            _check_parts(raw)
             return cls(
                 folder=folder, version=str(raw.get("version", "")), hall=dict(raw.get("hall", {})),
                 departments={d["code"]: d["name"] for d in raw.get("departments", [])},
@@ -133,6 +137,36 @@ class Content:
                     return candidate
                 log.error("photo of %s not shown: %s", member.staff_no, why)
         return PLACEHOLDER_PHOTO
+
+
+def _check_parts(raw: dict) -> None:
+    """Refuse here what would go wrong later, where nothing can refuse it: a department, staff
+    number or reason tag that no record can hold (each rating made under it failed to be
+    recorded while the session said rated), and a part the kiosk draws (the hall's and windows'
+    names, stars, notices, guides) of a kind it cannot draw (it stopped the kiosk)."""
+    def need(ok: bool, where: str, what: str) -> None:
+        if not ok:
+            raise ContentError(f"{where} must be {what}")
+
+    def code(value, where: str) -> None:
+        try:
+            _CODE(value)
+        except (TypeError, ValueError) as exc:
+            raise ContentError(f"{where} {exc}") from None
+    for number, member in enumerate(raw.get("staff", [])):
+        code(str(member["staff_no"]), f"staff.{number}.staff_no")
+    for number, window in enumerate(raw.get("windows", [])):
+        if window.get("department") is not None:
+            code(window["department"], f"windows.{number}.department")
+        need(isinstance(window.get("name", ""), str), f"windows.{number}.name", "text")
+        stars = window.get("stars")
+        need(stars is None or type(stars) is int, f"windows.{number}.stars", "a whole number")
+    for number, tag in enumerate(raw.get("reason_tags", [])):
+        need(isinstance(tag, dict), f"reason_tags.{number}", "an object")
+        code(tag.get("code"), f"reason_tags.{number}.code")
+    need(isinstance(raw.get("hall", {}).get("name", ""), str), "hall.name", "text")
+    for part in ("notices", "guides"):
+        need(all(isinstance(item, dict) for item in raw.get(part, [])), part, "a list of objects")
 
 
 @functools.lru_cache(maxsize=256)

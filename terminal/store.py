@@ -505,30 +505,39 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
 
 
 def _salvage(moved: Path, store: "Store") -> dict:
-    """Copy every rating and event that can still be read from a moved-aside database into the new one.
+    """Copy every rating, event and held press still readable in a moved-aside database into the new one.
 
     Ids and payloads are kept as they were (with their places in the old chain), so a record that
     had been delivered stays delivered, one the server already holds is answered as a duplicate if
     it is sent again, and the central server can still check the old chain: nothing is doubled.
     Returns the counts, and the old chain's epoch and the last place salvaged from it.
+    The copies are one transaction of their own: inserted outside one, they opened a transaction
+    that every later write joined and none committed.
     """
     salvaged = {"ratings": 0, "events": 0}
     last: dict = {}
-    for table, insert in (("ratings", store._insert), ("events", store._insert_event)):
-        try:
+    with store._writing():
+        for table, insert in (("ratings", store._insert), ("events", store._insert_event)):
+            try:
+                with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
+                    for payload, state in old.execute(f"SELECT payload, state FROM {table} ORDER BY seq"):
+                        try:
+                            wire = json.loads(payload)
+                            insert(wire, state)
+                            salvaged[table] += 1
+                            link = wire.get("chain") or {}
+                            if isinstance(link.get("seq"), int) and link["seq"] > last.get("seq", 0):
+                                last = {"epoch": str(link.get("epoch", ""))[:32], "seq": link["seq"]}
+                        except (ValueError, KeyError, TypeError, AttributeError, sqlite3.IntegrityError):
+                            continue
+            except sqlite3.DatabaseError:
+                pass  # read what we could; the moved file stays for a technician's sqlite3 .recover
+        try:  # held presses too: each is a rating once the terminal starts (``release_held``)
             with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
-                for payload, state in old.execute(f"SELECT payload, state FROM {table} ORDER BY seq"):
-                    try:
-                        wire = json.loads(payload)
-                        insert(wire, state)
-                        salvaged[table] += 1
-                        link = wire.get("chain") or {}
-                        if isinstance(link.get("seq"), int) and link["seq"] > last.get("seq", 0):
-                            last = {"epoch": str(link.get("epoch", ""))[:32], "seq": link["seq"]}
-                    except (ValueError, KeyError, TypeError, AttributeError, sqlite3.IntegrityError):
-                        continue
+                for row in old.execute("SELECT id, payload, held_at FROM held"):
+                    store.db.execute("INSERT OR IGNORE INTO held (id, payload, held_at) VALUES (?, ?, ?)", row)
         except sqlite3.DatabaseError:
-            pass  # read what we could; the moved file stays for a technician's sqlite3 .recover
+            pass
     try:
         with contextlib.closing(sqlite3.connect(f"file:{moved}?mode=ro", uri=True)) as old:
             epoch, seq = old.execute("SELECT epoch, seq FROM chain WHERE id = 1").fetchone()

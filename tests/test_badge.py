@@ -63,7 +63,10 @@ def test_serial_frames_in_any_chunks_and_garbage_dropped():
 
 
 
-def test_serial_reader_on_a_pty_logs_in_out_and_switches(window):
+def test_serial_reader_on_a_pty_logs_in_out_and_switches(window, monkeypatch):
+    import time
+    from hardware import badge
+    monkeypatch.setattr(badge, "REREAD_S", 0.2)
     master, slave = os.openpty()
     seen = []
     reader = SerialBadgeReader(os.ttyname(slave), lambda n: seen.append(window.swipe(n))).start()
@@ -76,6 +79,7 @@ def test_serial_reader_on_a_pty_logs_in_out_and_switches(window):
         assert wait_for(lambda: len(seen) == 2, 5) and window.staff.name == "李明华"
         os.write(master, b"\x020004521874\x03")  # another staff member: switch
         assert wait_for(lambda: len(seen) == 3, 5) and window.staff.name == "王晓燕"
+        time.sleep(0.3)  # lifted and shown again (sooner, it is the card still on the reader)
         os.write(master, b"0004521874\r\n")  # the same badge again: logout
         assert wait_for(lambda: len(seen) == 4, 5) and window.state is State.PAUSED
     finally:
@@ -85,3 +89,32 @@ def test_serial_reader_on_a_pty_logs_in_out_and_switches(window):
         os.close(slave)
     kinds = [k for (k,) in window.store.db.execute("SELECT kind FROM events ORDER BY seq")]
     assert kinds == ["login", "logout", "login", "logout"]
+
+
+def test_a_card_left_on_the_reader_logs_in_once(window, monkeypatch):
+    """Readers read a card again and again while it lies on them (serial ones stream its number,
+    wedges type it anew): each read was a swipe, and the same badge again logs out, so a card
+    held a moment too long logged its owner in and out and in. The same number read again soon
+    after its last read is that card still there; lifted and shown again, it logs out."""
+    import time
+    from hardware import badge
+    monkeypatch.setattr(badge, "REREAD_S", 0.5)
+    master, slave = os.openpty()
+    seen = []
+    reader = SerialBadgeReader(os.ttyname(slave), lambda n: seen.append(window.swipe(n))).start()
+    assert reader.opened.wait(5)
+    try:
+        for _ in range(6):  # the card on the reader for 0.6 s, read every 0.1 s
+            os.write(master, b"\x020004521873\x03")
+            time.sleep(0.1)
+        assert wait_for(lambda: len(seen) >= 1, 5)
+        time.sleep(0.3)
+        assert len(seen) == 1 and window.staff.name == "李明华"
+        time.sleep(0.5)  # lifted, and shown again: logout
+        os.write(master, b"\x020004521873\x03")
+        assert wait_for(lambda: len(seen) == 2, 5) and window.state is State.PAUSED
+    finally:
+        reader.stop()
+        reader.thread.join(5)
+        os.close(master)
+        os.close(slave)

@@ -236,3 +236,46 @@ def test_a_roster_entry_with_fields_this_terminal_does_not_know_still_loads(tmp_
                          ({"settings": "abc"}, "malformed entry")]:
         with pytest.raises(ContentError, match=why):
             load(**changes)
+
+
+def test_content_whose_values_no_rating_can_carry_or_no_screen_can_show_is_refused(tmp_path, terminal_config):
+    """A department, staff number or reason tag goes into every rating made under it: one a record
+    cannot hold (too long, empty, not text) made each press fail to be recorded while the session,
+    and the invite API, said rated. A window's name or stars, the hall's name, a notice or a guide
+    of the wrong kind stopped the kiosk as it drew them. The reader refuses such content, so sync
+    never swaps it in; the demo content still loads."""
+    from terminal import config as config_module
+    from terminal.core.channels import InputDevice
+    from terminal.core.levels import Level
+    from terminal.store import Store
+    from terminal.window import Window
+    demo = json.loads((ROOT / "assets" / "demo" / "content.json").read_text(encoding="utf-8"))
+
+    def load(path: str, value):
+        raw = json.loads(json.dumps(demo))
+        *parents, last = path.split(".")
+        place = raw
+        for key in parents:
+            place = place[int(key)] if isinstance(place, list) else place[key]
+        place[int(last) if isinstance(place, list) else last] = value
+        folder = tmp_path / "c"
+        folder.mkdir(exist_ok=True)
+        (folder / "content.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+        return Content.load(folder)
+    bad = [("windows.0.department", "D" * 65), ("windows.0.department", ""), ("windows.0.department", 7),
+           ("staff.0.staff_no", "S" * 65), ("staff.0.staff_no", ""), ("reason_tags.0.code", "r" * 65),
+           ("reason_tags.0", "attitude"), ("windows.0.name", ["1号窗口"]), ("windows.0.stars", "five"),
+           ("hall.name", 5), ("notices.0", "停电通知"), ("guides", [["title", "body"]])]
+    for path, value in bad:
+        with pytest.raises(ContentError):
+            load(path, value)
+            pytest.fail(f"{path} = {value!r} loaded")
+    content = load("windows.0.department", None)  # no department: the ratings carry none
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    window = Window(config, store, content)
+    window.swipe(content.staff_of_window("W01")[0].badge_id)
+    window.invite(case_no="C-1")
+    window.press(Level.SATISFIED, InputDevice.BUTTON_BOX)
+    assert store.counts()["pending"] == 1 and window.errors == 0
+    store.close()

@@ -218,3 +218,49 @@ def test_a_manifest_with_text_no_disk_can_hold_is_refused(compromised):
     error, output = run_daemon_until_it_gave_up(config, store)
     assert "notices.0.title.(text)" in error and "Traceback" not in output
     untouched(data, store, pending, victim, handler)
+
+
+class Catcher(FakeCentral):
+    """Another machine: takes whatever reaches it and answers as if it were the server."""
+    caught: list = []
+
+    def do_POST(self):
+        self.caught.append((self.path, self.rfile.read(int(self.headers.get("Content-Length") or 0))))
+        self.answer(201, json.dumps({"terminal_id": "T-EVIL", "secret": "e" * 43, "window": "W09",
+                                     "results": []}).encode())
+
+
+class Redirecting(FakeCentral):
+    """Our server's address (or a proxy before it) answering with a redirect to another machine."""
+    to = ""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(307)
+        self.send_header("Location", self.to + self.path)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+@pytest.mark.parametrize("call", ["upload", "enroll"])
+def test_a_redirect_carries_neither_ratings_nor_an_enrollment_code_elsewhere(tmp_path, call):
+    """A 307 would have requests send the batch (or the code) again, to any URL it names, plain
+    http to another machine included: an answer that is a redirect is no answer, and is not followed."""
+    from sync.client import enroll
+    catcher = type("C", (Catcher,), {"caught": []})
+    elsewhere, elsewhere_url = fake_central.serve(catcher)
+    ours, url = fake_central.serve(type("R", (Redirecting,), {"to": elsewhere_url}))
+    creds = Credentials(terminal_id="T-R", secret="r" * 43, server=url, window="W01")
+    store = Store(tmp_path / "terminal.db")
+    store.record(make_rating(terminal_id=creds.terminal_id, text="我的电话 13800138000"))
+    try:
+        with pytest.raises(TransientError):
+            if call == "upload":
+                Uploader(store, CentralClient(url, creds)).drain()
+            else:
+                enroll(url, "ENROLL-CODE-1234")
+    finally:
+        ours.shutdown()
+        elsewhere.shutdown()
+    assert catcher.caught == []
+    assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}

@@ -337,3 +337,15 @@ def test_a_press_after_the_time_is_up_is_not_the_rating_even_without_a_tick():
     s.press(BAD, TOUCH, 31)  # to the reasons screen, 30 s to give them
     late = s.submit(["slow"], "", 70)
     assert committed(late).reasons == () and s.state is State.IDLE  # kept as it was when time ran out
+
+
+def test_indicator_names_a_record_cannot_hold_are_refused():
+    """An indicator's score is keyed by its name in the rating (at most 32 characters of text): a
+    longer name made each rating scored on it fail to be recorded while the session said rated."""
+    from terminal.core.rating import Rating
+    from conftest import make_rating
+    for dims in (["服" * 33], ["服务效率\x1b"]):
+        with pytest.raises(ValueError, match="dimensions"):
+            Rules.from_settings({"dimensions": dims})
+    longest = Rules.from_settings({"dimensions": ["服" * 32]}).dimensions[0]
+    assert isinstance(make_rating(scores={longest: 5}), Rating)

@@ -141,6 +141,52 @@ def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def test_after_a_salvage_every_rating_is_committed_where_the_sync_daemon_sees_it(tmp_path):
+    """The salvage's inserts opened a transaction nothing committed: every later write joined it, so
+    the salvaged ratings and each new one thanked for stayed in the kiosk's connection alone, unseen
+    by the sync daemon, holding the write lock, and gone at a kill -9."""
+    path = tmp_path / "terminal.db"
+    store = Store(path)
+    for _ in range(20):
+        store.record(make_rating())
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    index_root = sqlite3.connect(path).execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
+    data[(index_root - 1) * 4096 + 8:(index_root - 1) * 4096 + 200] = b"\xff" * 192
+    path.write_bytes(bytes(data))
+    kiosk = Store(path)
+    thanked = kiosk.record(make_rating())
+    sync = Store(path)  # the other process
+    assert sync.counts() == {"pending": 21, "delivered": 0, "dead": 0}
+    assert sync.get(thanked.id) is not None
+    sync.set_state(last_success="now")  # and it can write: no lock held for ever
+    kiosk.db.conn.close()  # kill -9: nothing left to commit
+    assert Store(path).counts()["pending"] == 21
+
+
+def test_a_held_press_is_salvaged_and_becomes_its_rating(tmp_path):
+    """A bad rating waiting for its reasons is held so that a power cut cannot lose it; the power
+    cut that also damaged the database must not lose it either."""
+    path = tmp_path / "terminal.db"
+    store = Store(path)
+    for _ in range(20):
+        store.record(make_rating())
+    pressed = make_rating(Level.VERY_DISSATISFIED)
+    store.hold(pressed)
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    data = bytearray(path.read_bytes())
+    index_root = sqlite3.connect(path).execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
+    data[(index_root - 1) * 4096 + 8:(index_root - 1) * 4096 + 200] = b"\xff" * 192
+    path.write_bytes(bytes(data))
+    store = Store(path)
+    assert [r.id for r in store.release_held()] == [pressed.id]
+    assert store.counts()["pending"] == 21 and store.get(pressed.id)["level"] == 1
+
+
 def test_one_poison_item_in_500_is_dead_lettered_and_the_queue_goes_on(tmp_path, central, enrolled):
     store = Store(tmp_path / "terminal.db")
     ratings = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(510)]

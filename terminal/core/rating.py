@@ -30,6 +30,7 @@ MAX_TICKET = 16  # a queue ticket, e.g. A012
 MAX_TEXT = 500
 MAX_CODE = 64
 MAX_REASONS = 20
+MAX_INDICATOR = 32  # an indicator's name, as ``scores`` is keyed
 
 
 @dataclass(frozen=True)
@@ -123,7 +124,7 @@ def _scores(v):
         raise TypeError("must be an object of indicator -> level")
     if len(v) > 16:
         raise ValueError("too many indicators")
-    return {text(32)(k): int(Level.parse(s)) for k, s in v.items()}
+    return {text(MAX_INDICATOR)(k): int(Level.parse(s)) for k, s in v.items()}
 
 
 def _reasons(v):

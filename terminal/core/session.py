@@ -36,7 +36,7 @@ from typing import Callable
 from .channels import InputDevice
 from .checks import InvalidRecord, text
 from .levels import Level
-from .rating import MAX_CASE_NO, MAX_CODE, MAX_TICKET
+from .rating import MAX_CASE_NO, MAX_CODE, MAX_INDICATOR, MAX_TICKET
 
 
 class State(str, Enum):
@@ -87,8 +87,9 @@ class Rules:
             problems.append(f"rating_mode {mode!r} is not one of {', '.join(MODES)}")
         rules["mode"] = mode
         dims = settings.get("dimensions", [])
-        if not isinstance(dims, list) or not all(isinstance(d, str) and d for d in dims) or len(dims) > 8:
-            problems.append("dimensions must be a list of at most 8 indicator names")
+        if not isinstance(dims, list) or not all(_indicator(d) for d in dims) or len(dims) > 8:
+            problems.append(f"dimensions must be a list of at most 8 indicator names "
+                            f"(text of at most {MAX_INDICATOR} characters: a rating keys its scores by them)")
             dims = []
         rules["dimensions"] = tuple(dims)
         for key in ("invite_timeout_s", "reasons_timeout_s", "thanks_seconds", "walkup_cooldown_s"):
@@ -434,6 +435,14 @@ class Session:
 
     def _enter(self, state: State, deadline: float | None = None) -> None:
         self.state, self.deadline = state, deadline
+
+
+def _indicator(value: object) -> bool:
+    """Whether ``value`` can name an indicator in a rating's scores."""
+    try:
+        return bool(text(MAX_INDICATOR)(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _ticket(value: object) -> str:
