@@ -143,6 +143,22 @@ def test_heartbeats_that_once_gave_500_are_400(hall, beat):
 
 
 @pytest.mark.django_db
+def test_each_heartbeat_number_is_taken_up_to_what_its_column_holds_and_refused_past_it(hall):
+    """A terminal's row keeps queue_depth, oldest_pending_s and dead_letters in integer columns
+    (PostgreSQL's hold at most 2**31 - 1): a value past that was once a 500 on PostgreSQL."""
+    from central.ratings.api import HEARTBEAT_NUMBERS
+    for field in ("queue_depth", "oldest_pending_s", "dead_letters"):
+        top = HEARTBEAT_NUMBERS[field][2]
+        assert top <= 2 ** 31 - 1, field
+        taken = signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps({field: top}).encode())
+        assert taken.status_code == 200, (field, taken.content)
+        refused = signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps({field: top + 1}).encode())
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_heartbeat", (field, refused.content)
+    hall.refresh_from_db()
+    assert hall.dead_letters == HEARTBEAT_NUMBERS["dead_letters"][2]
+
+
+@pytest.mark.django_db
 def test_a_heartbeat_with_nan_is_400(hall):
     for body in (b'{"clock_offset_s": NaN}', b'{"clock_offset_s": Infinity}', b'{"queue_depth": -Infinity}'):
         assert signed_post(Client(), hall, "/api/v1/heartbeat", body).status_code == 400
