@@ -188,3 +188,21 @@ def test_no_admin_page_shows_a_number_or_address_a_rater_wrote(hall, hall_admin)
     assert hall_admin.get(pages[0]).content.decode().count(masking.MASK) >= 11
     rating.refresh_from_db()
     assert rating.text == written and rating.payload["text"] == written  # kept as written
+
+
+def test_a_refused_records_raw_json_shows_the_raters_words_masked_too(hall, admin_client):
+    """A rating refused (here: a staff member never on the window's roster) is kept as it came for
+    inspection, its comment with it: its page masked the record's other fields' keeping but showed
+    the rater's phone number and e-mail address in clear."""
+    from central.ratings.models import RejectedItem
+    from conftest import ingest_ratings
+    written = "等候时间太长，电话 138-1234-5678，邮箱 wang@example.com"
+    refused = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, staff_no="NOT-HERE", text=written)
+    assert ingest_ratings(hall, refused) == ["rejected"]
+    item = RejectedItem.objects.get()
+    shown = admin_client.get(f"/admin/ratings/rejecteditem/{item.pk}/change/").content.decode()
+    for clear in ("1234-5678", "wang@example"):
+        assert clear not in shown, clear
+    assert refused.id in shown and "NOT-HERE" in shown  # the rest of the record stays readable
+    assert "1234-5678" in item.payload  # kept as it came
+

@@ -169,8 +169,17 @@ def masked(text: str) -> str:
 
 
 def masked_payload(payload):
-    """A stored record's JSON as a page shows it: its text masked (``masked``), the rest as stored."""
-    if isinstance(payload, dict) and isinstance(payload.get("text"), str):
+    """A stored record's JSON as a page shows it: its text masked (``masked``), the rest as stored.
+    A refused item's is JSON text, kept as it came (``RejectedItem.payload``): read first, and
+    anything that is not a record (an excerpt cut short, a bare string) masked whole."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return masked(payload)
+    if not isinstance(payload, dict):
+        return masked(json.dumps(payload, ensure_ascii=False))
+    if isinstance(payload.get("text"), str):
         payload = {**payload, "text": masked(payload["text"])}
     return json.dumps(payload, ensure_ascii=False)
 
@@ -219,6 +228,12 @@ class RejectedItemAdmin(ReadOnlyAdmin):
     list_display = ["received_at", "terminal_id", "rating_id", "code", "reason", "chain_seq"]
     list_filter = ["code", "kind"]
     search_fields = ["rating_id", "terminal_id"]
+    exclude = ["payload"]  # shown masked: a refused rating holds its rater's words too
+    readonly_fields = ["payload_shown"]
+
+    @admin.display(description="原始数据")
+    def payload_shown(self, obj):
+        return masked_payload(obj.payload)
 
 
 class ReviewEntryInline(admin.TabularInline):
