@@ -81,3 +81,18 @@ def test_the_configuration_is_respected(hall):
     assert defaults.apply(NOW).created == 1
     made = defaults_made().get()
     assert (made.case_no, made.level, made.channel) == ("C-CONF", 4, 5)
+
+
+def test_an_invite_naming_another_windows_case_gives_that_case_no_default_here(hall):
+    """A case its business system reported counts only at its own window (``ingest.settle_cases``):
+    a W01 terminal's invitation naming W02's case once made the case's default rating W01's, with
+    W01's staff member, and W02 lost it."""
+    from central.ratings import auth, cases
+    done = NOW - datetime.timedelta(days=10)
+    cases.report(auth.add_system("业务系统"), {
+        "case_no": "C-W02", "window": "W02", "status": "completed", "accepted_at": (done - datetime.timedelta(hours=1)).isoformat(),
+        "completed_at": done.isoformat()})
+    invite(hall, 10, case_no="C-W02")
+    assert defaults.apply(NOW).created == 1
+    made = defaults_made().get()
+    assert (made.case_no, made.window_code, made.staff_no, made.case_counted) == ("C-W02", "W02", "", True)

@@ -70,6 +70,20 @@ def test_bad_export_requests_get_clear_errors(hall, auditor):
     assert auditor.get("/exports/provincial.xml").status_code == 400
 
 
+@pytest.mark.parametrize("span", ["from=0001-01-01&to=0001-01-02", "from=9999-12-30&to=9999-12-31"])
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_an_export_of_days_at_the_calendars_edge_is_empty_not_a_500(hall, auditor, span, fmt):
+    """The first and last days a date can name were once turned into times a day either side,
+    which Python cannot hold: the export answered 500 (the CSV broke off mid-stream)."""
+    auditor.raise_request_exception = False
+    reply = auditor.get(f"/exports/gbt39046.{fmt}?{span}")
+    assert reply.status_code == 200, reply.content[:300]
+    if fmt == "json":
+        assert reply.json()["count"] == 0
+    else:
+        assert len(b"".join(reply.streaming_content).decode("utf-8-sig").strip().splitlines()) == 1  # the header
+
+
 def test_export_documentation_is_current():
     doc = Path(__file__).resolve().parent.parent / "docs" / "exports.md"
     assert doc.read_text(encoding="utf-8") == exports.markdown(), "run: rating-central export_docs"

@@ -133,6 +133,28 @@ def test_records_that_once_gave_500_are_refused_item_by_item_and_kept(hall):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("offset", ["+16:00", "+23:59", "-23:59:59"])
+def test_a_time_whose_utc_offset_no_zone_has_is_refused_not_a_500(hall, offset):
+    """Python takes offsets up to ±24 hours; PostgreSQL's timestamptz only up to ±15:59, so a
+    record keeping the time as its terminal said it (+23:59) made the whole batch a 500 there, and
+    a case report too. No zone is more than 14 hours from UTC."""
+    client = Client()
+    tid = hall.terminal_id
+    when = f"2026-01-05T09:00:00{offset}"
+    rating = {**make_rating(terminal_id=tid).to_wire(), "rated_at": when}
+    event = {**make_event("login", terminal_id=tid).to_wire(), "at": when}
+    for key, item in (("ratings", rating), ("events", event)):
+        reply = signed_post(client, hall, f"/api/v1/{key}", json.dumps({key: [item]}).encode())
+        assert reply.status_code == 200, reply.content[:300]
+        assert reply.json()["results"][0]["status"] == "rejected", reply.content[:300]
+    system = auth.add_system("业务系统")
+    body = json.dumps({"case_no": "C-OFFSET", "window": "W01", "status": "accepted", "accepted_at": when}).encode()
+    reply, signed = signed_reply(client, system.system_id, system.secret, "POST", "/api/v1/cases", body,
+                                 id_header=signing.HEADER_SYSTEM)
+    assert (reply.status_code, reply.json()["error"]) == (400, "invalid_case")
+
+
+@pytest.mark.django_db
 @pytest.mark.parametrize("beat", [
     {"version": "\ud800"}, {"boot_id": "\ud800", "mono_ms": 5}, {"queue_depth": -1}, {"oldest_pending_s": -5},
     {"disk_free_bytes": 10 ** 40}, {"mono_ms": 2 ** 62}, {"devices": [{"port": "\ud800"}]}, {"alerts": [{"\u0000": 1}]},
@@ -140,6 +162,22 @@ def test_records_that_once_gave_500_are_refused_item_by_item_and_kept(hall):
 def test_heartbeats_that_once_gave_500_are_400(hall, beat):
     reply = signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps(beat).encode())
     assert reply.status_code == 400 and reply.json()["error"] == "bad_heartbeat", reply.content
+
+
+@pytest.mark.django_db
+def test_each_heartbeat_number_is_taken_up_to_what_its_column_holds_and_refused_past_it(hall):
+    """A terminal's row keeps queue_depth, oldest_pending_s and dead_letters in integer columns
+    (PostgreSQL's hold at most 2**31 - 1): a value past that was once a 500 on PostgreSQL."""
+    from central.ratings.api import HEARTBEAT_NUMBERS
+    for field in ("queue_depth", "oldest_pending_s", "dead_letters"):
+        top = HEARTBEAT_NUMBERS[field][2]
+        assert top <= 2 ** 31 - 1, field
+        taken = signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps({field: top}).encode())
+        assert taken.status_code == 200, (field, taken.content)
+        refused = signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps({field: top + 1}).encode())
+        assert refused.status_code == 400 and refused.json()["error"] == "bad_heartbeat", (field, refused.content)
+    hall.refresh_from_db()
+    assert hall.dead_letters == HEARTBEAT_NUMBERS["dead_letters"][2]
 
 
 @pytest.mark.django_db

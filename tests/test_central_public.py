@@ -38,6 +38,14 @@ def test_every_way_of_writing_a_number_is_masked(text):
     assert longest_digit_run(shown) < 6 and "评价" in shown and "谢谢" in shown
 
 
+@pytest.mark.parametrize("mark", ["*", "＊", "。", "；", ";", "+", "'", "#", "~~", "→", "☎", "  ·  "])
+def test_a_number_split_by_any_punctuation_or_symbol_is_masked(mark):
+    """Not only the separators a list foresaw: 138*1234*5678 and 138。1234。5678 once reached the
+    public page whole, three runs of fewer than six digits each."""
+    shown = masking.normalise(masking.anonymise(f"评价：138{mark}1234{mark}5678，谢谢"))
+    assert not re.search("[0-9]", shown) and "评价" in shown and "谢谢" in shown
+
+
 @pytest.mark.parametrize("text", EMAILS)
 def test_every_way_of_writing_an_email_is_masked(text):
     shown = masking.anonymise(f"联系我 {text} 谢谢")

@@ -95,6 +95,43 @@ def test_a_gateway_that_never_takes_it_leaves_a_dead_letter_the_admin_can_resend
     assert sms.send_due(at(1, 18)) == (1, 0) and len(gateway.delivered) == 1
 
 
+@pytest.mark.parametrize("where", ["head", "body"])
+def test_a_gateway_trickling_its_answer_is_given_up_at_the_deadline(gateway, settings, where):
+    """requests' timeout bounds each read, not the send: a gateway (or a proxy before it) sending its
+    answer a byte at a time held ``tick``, and with it every default rating and alert, for as long
+    as it liked. The send is given up at its deadline, and retried later."""
+    from http.server import BaseHTTPRequestHandler
+
+    from fake_central import serve
+
+    class Trickle(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n" + (b"Content-Length: 100000\r\n\r\n" if where == "body" else b"X-Pad: "))
+            end = time.monotonic() + 15
+            try:
+                while time.monotonic() < end:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            self.close_connection = True
+
+    server, url = serve(Trickle)
+    settings.SMS_GATEWAY_URL = url
+    backend = sms.HttpGatewayBackend()
+    backend.timeout = 0.5
+    started = time.monotonic()
+    try:
+        with pytest.raises(sms.SmsError):
+            backend.send("m-1", MOBILE, "请评价")
+        took = time.monotonic() - started
+    finally:
+        server.shutdown()
+    assert took < 4, f"the send waited {took:.1f} s on the trickle (it goes on for 15)"
+
+
 def inbound(system: BusinessSystem, text: str, reply_id: str, sender: str = "+86 139 1234 5678"):
     body = json.dumps({"id": reply_id, "from": sender, "text": text}).encode()
     headers = signing.signed_headers(system.system_id, system.secret, "POST", "/api/v1/sms/inbound", body,

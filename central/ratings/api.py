@@ -215,9 +215,11 @@ def _take_batch(request: HttpRequest, key: str, kind) -> HttpResponse:
     return answer({"results": [r.as_dict() for r in results], **counts})
 
 
+MAX_COLUMN_INT = 2**31 - 1  # the most a PositiveIntegerField holds on PostgreSQL (68 years, in seconds)
 #: field -> (type, lowest, highest): a heartbeat's numbers, range-checked before anything is stored
+#: (those kept in the terminal's row no higher than its columns hold: past that, PostgreSQL refuses the UPDATE)
 HEARTBEAT_NUMBERS = {"queue_depth": (int, 0, 10**9), "events_pending": (int, 0, 10**9),
-                     "oldest_pending_s": (int, 0, 10**10), "dead_letters": (int, 0, 10**9),
+                     "oldest_pending_s": (int, 0, MAX_COLUMN_INT), "dead_letters": (int, 0, 10**9),
                      "disk_free_bytes": (int, 0, 10**16), "clock_offset_s": (float, -1e10, 1e10),
                      "mono_ms": (int, 0, 10**13)}
 HEARTBEAT_TEXTS = {"version": 32, "boot_id": 64, "content_version": 64}

@@ -55,8 +55,11 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
     cutoff = now - datetime.timedelta(days=policy.default_after_days)
     rated_session = Exists(Rating.objects.filter(session_id=OuterRef("session_id")))
     rated_case = Exists(counted_rating_of(OuterRef("case_no")))
+    # a case reported at another window is that window's, as its ratings are (ingest.settle_cases):
+    # an invitation naming it gives it no default here, and its own default comes from the report
+    elsewhere = Exists(Case.objects.filter(case_no=OuterRef("case_no")).exclude(window__code=OuterRef("window_code")))
     waiting = (TerminalEvent.objects.filter(kind="invited", at__lte=cutoff).exclude(session_id="")
-               .filter(~rated_session).filter(Q(case_no="") | ~rated_case).order_by("at"))
+               .filter(~rated_session).filter(Q(case_no="") | ~rated_case).filter(~elsewhere).order_by("at"))
     made: dict[str, Rating] = {}
     for event in waiting.iterator(chunk_size=1000):
         key = service_key(event.case_no, event.session_id)

@@ -4,9 +4,10 @@ A comment is first normalised as a reader would see it: NFKC (full-width ``１�
 ``－`` become ``138``, ``@`` and ``-``), and invisible characters removed (zero-width spaces and
 joiners, soft hyphens, direction marks: category Cf). Then:
 
-- any run of six or more digits is masked, whatever separates them (spaces, dots, slashes, any
-  hyphen or dash, commas, 、，·), with Chinese numerals counted as digits (一三八…, 〇, 幺, 两,
-  壹贰叁…): phone, ID, bank and case numbers, however they were written;
+- any run of six or more digits is masked, whatever separates them (any space, punctuation or
+  symbol: dots, dashes, commas, 、，·, but also * 。 ； + → ☎…; only a letter ends a run), with
+  Chinese numerals counted as digits (一三八…, 〇, 幺, 两, 壹贰叁…): phone, ID, bank and case
+  numbers, however they were written;
 - e-mail addresses in any form are masked: ``a@b.cn``, ``a @ b . cn``, ``a(at)b(dot)cn``, ``a艾特b点cn``.
 
 Names and addresses cannot be found by a pattern: that is why a comment reaches the public page
@@ -19,7 +20,7 @@ import re
 import unicodedata
 
 DIGITS = "0123456789零〇一二三四五六七八九十幺两壹贰叁肆伍陆柒捌玖拾"
-SEPARATORS = r"\s.·/\\\-‐‑‒–—―_,，、:：()（）\[\]【】|~"
+SEPARATORS = r"\W_"  # anything but a letter or digit: a list of separators missed * and 。
 MASK = "＊"
 _RUN = re.compile(f"[{DIGITS}Xx](?:[{SEPARATORS}]*[{DIGITS}Xx])+")
 _AT = r"(?:@|\(at\)|\[at\]|\{at\}|\bat\b|艾特|圈a)"

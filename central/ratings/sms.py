@@ -88,7 +88,10 @@ class HttpGatewayBackend(BaseBackend):
     ``{"id", "to", "text"}``, signed as terminals sign, with the gateway's own credentials (a
     business system, ``SMS_GATEWAY_SYSTEM``: ``X-System-Id`` and its secret), answered 200 or 202
     ``{"id", "provider_id"}`` with ``X-Answer-Signature``. Anything else, an unsigned or mis-signed
-    answer included, is SmsError: nothing is believed that the gateway did not sign."""
+    answer included, is SmsError: nothing is believed that the gateway did not sign. The whole send,
+    the answer's head and body too, ends within ``DEADLINE_TIMEOUTS`` timeouts (``sync.deadline``), as a
+    terminal's calls do: ``timeout`` bounds each read only, and a gateway trickling its answer a byte
+    at a time held ``tick``, and every default rating and alert with it, as long as it liked."""
 
     timeout = 10.0
 
@@ -96,17 +99,22 @@ class HttpGatewayBackend(BaseBackend):
         import hashlib
 
         import requests
+        import urllib3
+
+        from sync import deadline, tls
+        from sync.client import DEADLINE_TIMEOUTS
         system = gateway()
         body = json.dumps({"id": message_id, "to": to, "text": text}, ensure_ascii=False).encode()
         headers = signing.signed_headers(system.system_id, system.secret, "POST", "/v1/messages", body, time.time(),
                                          id_header=signing.HEADER_SYSTEM)
         try:
-            reply = requests.post(f"{settings.SMS_GATEWAY_URL.rstrip('/')}/v1/messages", data=body, stream=True,
+            with tls.session() as http, deadline.within(time.monotonic() + self.timeout * DEADLINE_TIMEOUTS):
+                reply = http.post(f"{settings.SMS_GATEWAY_URL.rstrip('/')}/v1/messages", data=body, stream=True,
                                   timeout=self.timeout, allow_redirects=False,
                                   headers={"Content-Type": "application/json", **headers})
-            content = reply.raw.read(65536, decode_content=True)
-            reply.close()
-        except (requests.RequestException, OSError) as exc:
+                content = reply.raw.read(65536, decode_content=True)
+                reply.close()
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:  # an answer cut short too
             raise SmsError(f"gateway unreachable: {type(exc).__name__}") from None
         if not signing.verify_answer(system.secret, headers[signing.HEADER_NONCE], reply.status_code,
                                      reply.headers.get(signing.HEADER_SERVER_TIME, ""),

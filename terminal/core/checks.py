@@ -10,7 +10,7 @@ and times are range-checked here too, before any arithmetic is done with them.""
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 _ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")  # controls but tab and newline; DEL; lone surrogates
@@ -19,6 +19,9 @@ EARLIEST_YEAR, LATEST_YEAR = 1970, 2200  # a Pi whose clock was never set says 1
 #: sixteen leaves room and still stops a document nested a thousand deep (which orjson parses)
 #: before any recursive code (json.dumps, repr, a checker) meets it and raises RecursionError.
 MAX_DEPTH = 16
+#: No zone is further from UTC than this (Kiribati, UTC+14). Python takes offsets up to ±24 h, but
+#: PostgreSQL's timestamptz only up to ±15:59: a record kept with +23:59 made its batch a 500 there.
+MAX_UTC_OFFSET = timedelta(hours=14)
 MAX_MONO_MS = 10 ** 13  # 317 years of uptime: anything more is not a monotonic clock  # a time outside these is no clock's, only someone's input
 
 
@@ -143,6 +146,8 @@ def timestamp(v):
         raise ValueError(f"{v!r} is not an ISO 8601 time") from None
     if parsed.tzinfo is None:
         raise ValueError("must carry a UTC offset, e.g. 2026-11-22T10:30:00+08:00")
+    if abs(parsed.utcoffset()) > MAX_UTC_OFFSET:
+        raise ValueError(f"UTC offset {parsed.strftime('%z')} is more than 14 hours: no time zone's")
     if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
         raise ValueError(f"year {parsed.year} is outside {EARLIEST_YEAR}..{LATEST_YEAR}")
     return v
