@@ -46,3 +46,29 @@ def serve(handler: type) -> tuple[ThreadingHTTPServer, str]:
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def trickling(start: bytes, seconds: float = 15.0) -> type:
+    """A server (or a proxy before it) that reads the request, sends ``start`` (a status line and
+    the head's beginning, or a whole head promising a body), then a byte every 0.1 s for
+    ``seconds``: each read comes well within a client's timeout, the answer never ends."""
+
+    class Trickle(BaseHTTPRequestHandler):
+        def trickle(self):
+            if self.command == "POST":
+                self.rfile.read(int(self.headers["Content-Length"]))
+            end = time.monotonic() + seconds
+            try:
+                self.wfile.write(start)
+                while time.monotonic() < end:
+                    self.wfile.write(b"a")
+                    self.wfile.flush()
+                    time.sleep(0.1)
+            except OSError:
+                pass
+            self.close_connection = True
+        do_GET = do_POST = trickle
+
+        def log_message(self, *args):
+            pass
+    return Trickle

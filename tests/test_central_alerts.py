@@ -135,3 +135,36 @@ def test_webhook_gets_each_change_once_signed_and_retries_failures(hall, webhook
     assert json.loads(Hook.received[-1][0])["event"] == "cleared" and len(Hook.received) == 3
     alerts.check()
     assert len(Hook.received) == 3
+
+
+def test_a_webhook_trickling_its_answer_is_given_up_at_the_deadline_and_retried(hall, settings):
+    """urlopen's timeout bounds each read: a webhook (or a proxy before it) answering a byte at a
+    time held ``tick``, and every default rating and alert after it, as long as it liked (here 15 s)."""
+    import time
+    from fake_central import serve, trickling
+    server, url = serve(trickling(b"HTTP/1.1 204 No Content\r\nX-Padding: "))
+    only("backlog", threshold=10)
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=50)
+    settings.ALERT_WEBHOOK = ""
+    alerts.check()  # raised, not delivered yet
+    assert Alert.objects.get().webhook_sent == ""
+    started = time.monotonic()
+    try:
+        sent = alerts.deliver_webhooks(f"{url}/hook", "s3cret", timeout=0.5)
+    finally:
+        server.shutdown()
+    took = time.monotonic() - started
+    assert sent == 0 and took < 4, (sent, took)
+    assert Alert.objects.get().webhook_sent == ""  # not delivered: tried again next time
+
+
+def test_a_webhook_address_with_a_secret_in_it_is_refused(hall, webhook, settings, caplog):
+    """Secrets never go in URLs (they end up in proxies' logs): the webhook's address is held to
+    the rules of every address we call (``check_server_url``), and nothing is sent to it."""
+    only("backlog", threshold=10)
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=50)
+    settings.ALERT_WEBHOOK = ""
+    alerts.check()
+    assert alerts.deliver_webhooks(webhook + "?token=s3cret", "", timeout=0.5) == 0
+    assert Hook.received == [] and Alert.objects.get().webhook_sent == ""
+    assert "s3cret" not in caplog.text and "no user, password, query or fragment" in caplog.text

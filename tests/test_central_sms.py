@@ -100,23 +100,8 @@ def test_a_gateway_trickling_its_answer_is_given_up_at_the_deadline(gateway, set
     """requests' timeout bounds each read, not the send: a gateway (or a proxy before it) sending its
     answer a byte at a time held ``tick``, and with it every default rating and alert, for as long
     as it liked. The send is given up at its deadline, and retried later."""
-    from http.server import BaseHTTPRequestHandler
-
-    from fake_central import serve
-
-    class Trickle(BaseHTTPRequestHandler):
-        def do_POST(self):
-            self.rfile.read(int(self.headers["Content-Length"]))
-            self.wfile.write(b"HTTP/1.1 200 OK\r\n" + (b"Content-Length: 100000\r\n\r\n" if where == "body" else b"X-Pad: "))
-            end = time.monotonic() + 15
-            try:
-                while time.monotonic() < end:
-                    self.wfile.write(b"a")
-                    self.wfile.flush()
-                    time.sleep(0.1)
-            except OSError:
-                pass
-            self.close_connection = True
+    from fake_central import serve, trickling
+    Trickle = trickling(b"HTTP/1.1 200 OK\r\n" + (b"Content-Length: 100000\r\n\r\n" if where == "body" else b"X-Pad: "))
 
     server, url = serve(Trickle)
     settings.SMS_GATEWAY_URL = url

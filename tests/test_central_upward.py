@@ -394,3 +394,17 @@ def test_what_a_rater_adds_by_phone_reaches_the_platform_as_an_update_of_the_sam
     assert ingest_ratings(hall, early) == ["accepted"]
     assert upward.push(row).delivered == 1
     assert (reference.held[early.id]["operateType"], reference.held[early.id]["evalContent"]) == ("add", "先扫码后上传")
+
+
+@pytest.mark.parametrize("url, why", [("http://10.1.2.3/api", "plain http to another machine"),
+                                      ("https://prov.example/api?key=s3cret", "no user, password, query or fragment"),
+                                      ("https://user:s3cret@prov.example/api", "no user, password, query or fragment"),
+                                      ("ftp://prov.example/api", "must be https://host")])
+def test_a_platforms_address_is_held_to_the_rules_of_every_address_we_call(settings, url, why):
+    """https://, plain http to this machine only, and no secret in it (it would end up in a proxy's
+    log): the terminal's own rule (``check_server_url``), refused before anything is sent."""
+    platform = UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
+    settings.UPWARD = {"PROV": {"url": url, "key_id": "key", "secret": "s" * 43}}
+    with pytest.raises(upward.NotConfigured, match=why) as refused:
+        upward.client_for(platform, upward.profile_of(platform))
+    assert "s3cret" not in str(refused.value)

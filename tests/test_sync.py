@@ -459,24 +459,7 @@ def given_up(server, call) -> tuple[float, str]:
     return outcome[0]
 
 
-class HeadTrickle(FakeCentral):
-    """A server (or a proxy before it) that sends its status line, then its headers a byte every
-    0.1 s for 15 s: no answer to sign or read yet, and each read within the client's timeout."""
-
-    def trickle(self):
-        if self.command == "POST":
-            self.rfile.read(int(self.headers["Content-Length"]))
-        end = time.monotonic() + 15
-        try:
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Padding: ")
-            while time.monotonic() < end:
-                self.wfile.write(b"a")
-                self.wfile.flush()
-                time.sleep(0.1)
-        except OSError:
-            pass
-        self.close_connection = True
-    do_GET = do_POST = trickle
+HeadTrickle = fake_central.trickling(b"HTTP/1.1 200 OK\r\nX-Padding: ")  # its head a byte every 0.1 s
 
 
 @pytest.mark.parametrize("call", ["heartbeat", "upload", "enroll", "upward"])

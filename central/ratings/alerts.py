@@ -15,14 +15,13 @@ import hashlib
 import hmac
 import json
 import logging
-import urllib.request
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
-from . import chains, workorders
+from . import chains, outbound, workorders
 from .models import Alert, AlertRule, Chain, Rating, Terminal, TerminalEvent, UpwardDay, UpwardItem
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,8 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def deliver_webhooks(url: str | None = None, secret: str | None = None, timeout: float = 5) -> int:
-    """POST each change not yet delivered; a failure is logged and retried next time."""
+    """POST each change not yet delivered (``outbound.post``: https:// or loopback, no secret in
+    the address, the whole call within its deadline); a failure is logged and retried next time."""
     url = settings.ALERT_WEBHOOK if url is None else url
     secret = settings.ALERT_WEBHOOK_SECRET if secret is None else secret
     if not url:
@@ -145,14 +145,14 @@ def deliver_webhooks(url: str | None = None, secret: str | None = None, timeout:
         events = ["cleared"] if alert.webhook_sent == "raised" else ["raised"] + (["cleared"] if alert.cleared_at else [])
         for event in events:
             body = json.dumps(payload(alert, event), ensure_ascii=False).encode()
-            request = urllib.request.Request(url, body, {"Content-Type": "application/json; charset=utf-8"})
+            headers = {"Content-Type": "application/json; charset=utf-8"}
             if secret:
-                request.add_header("X-Signature", sign(body, secret))
+                headers["X-Signature"] = sign(body, secret)
             try:
-                with urllib.request.urlopen(request, timeout=timeout) as answer:
-                    if not 200 <= answer.status < 300:
-                        raise OSError(f"HTTP {answer.status}")
-            except OSError as exc:
+                answer = outbound.post(url, body, headers, timeout, "RATING_CENTRAL_ALERT_WEBHOOK", max_bytes=0)
+                if not 200 <= answer.status < 300:
+                    raise outbound.OutboundError(f"HTTP {answer.status}")
+            except outbound.OutboundError as exc:
                 log.warning("alert webhook: %s for alert %s not delivered (%s); will retry", event, alert.pk, exc)
                 return sent
             alert.webhook_sent = event

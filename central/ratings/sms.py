@@ -88,41 +88,32 @@ class HttpGatewayBackend(BaseBackend):
     ``{"id", "to", "text"}``, signed as terminals sign, with the gateway's own credentials (a
     business system, ``SMS_GATEWAY_SYSTEM``: ``X-System-Id`` and its secret), answered 200 or 202
     ``{"id", "provider_id"}`` with ``X-Answer-Signature``. Anything else, an unsigned or mis-signed
-    answer included, is SmsError: nothing is believed that the gateway did not sign. The whole send,
-    the answer's head and body too, ends within ``DEADLINE_TIMEOUTS`` timeouts (``sync.deadline``), as a
-    terminal's calls do: ``timeout`` bounds each read only, and a gateway trickling its answer a byte
-    at a time held ``tick``, and every default rating and alert with it, as long as it liked."""
+    answer included, is SmsError: nothing is believed that the gateway did not sign. The call is
+    ``outbound.post``'s: https:// or loopback, no redirect, the whole send within its deadline."""
 
     timeout = 10.0
 
     def send(self, message_id: str, to: str, text: str) -> str:
         import hashlib
 
-        import requests
-        import urllib3
-
-        from sync import deadline, tls
-        from sync.client import DEADLINE_TIMEOUTS
+        from .outbound import OutboundError, post
         system = gateway()
         body = json.dumps({"id": message_id, "to": to, "text": text}, ensure_ascii=False).encode()
         headers = signing.signed_headers(system.system_id, system.secret, "POST", "/v1/messages", body, time.time(),
                                          id_header=signing.HEADER_SYSTEM)
         try:
-            with tls.session() as http, deadline.within(time.monotonic() + self.timeout * DEADLINE_TIMEOUTS):
-                reply = http.post(f"{settings.SMS_GATEWAY_URL.rstrip('/')}/v1/messages", data=body, stream=True,
-                                  timeout=self.timeout, allow_redirects=False,
-                                  headers={"Content-Type": "application/json", **headers})
-                content = reply.raw.read(65536, decode_content=True)
-                reply.close()
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:  # an answer cut short too
-            raise SmsError(f"gateway unreachable: {type(exc).__name__}") from None
-        if not signing.verify_answer(system.secret, headers[signing.HEADER_NONCE], reply.status_code,
+            reply = post(f"{settings.SMS_GATEWAY_URL.rstrip('/')}/v1/messages", body,
+                         {"Content-Type": "application/json", **headers}, self.timeout, "RATING_CENTRAL_SMS_GATEWAY_URL")
+        except OutboundError as exc:
+            raise SmsError(str(exc)) from None
+        content = reply.content
+        if not signing.verify_answer(system.secret, headers[signing.HEADER_NONCE], reply.status,
                                      reply.headers.get(signing.HEADER_SERVER_TIME, ""),
                                      hashlib.sha256(content).hexdigest(),
                                      reply.headers.get(signing.HEADER_ANSWER_SIGNATURE, "")):
-            raise SmsError(f"HTTP {reply.status_code} answer not signed by the gateway: nothing believed")
-        if reply.status_code not in (200, 202):
-            raise SmsError(f"gateway answered HTTP {reply.status_code}: {content[:200].decode(errors='replace')}")
+            raise SmsError(f"HTTP {reply.status} answer not signed by the gateway: nothing believed")
+        if reply.status not in (200, 202):
+            raise SmsError(f"gateway answered HTTP {reply.status}: {content[:200].decode(errors='replace')}")
         try:
             answer = json.loads(content)
             if answer.get("id") != message_id:

@@ -34,6 +34,7 @@ from django.utils import timezone
 
 from sync.client import CentralClient
 from sync.outbox import DrainResult, ItemAck, Outbox, TransientError, Uploader
+from terminal.config import ConfigError, check_server_url
 from terminal.core import signing
 
 from . import exports
@@ -249,17 +250,12 @@ def client_for(platform: UpwardPlatform, profile: Profile) -> PlatformClient:
     prefix = f"RATING_CENTRAL_UPWARD_{platform.code}"
     if not where or not where["url"] or not where["key_id"] or not where["secret"]:
         raise NotConfigured(f"{platform.code}: set {prefix}_URL, {prefix}_KEY_ID and {prefix}_SECRET")
-    url = where["url"]
-    if not url.startswith("https://") and not _loopback(url):
-        raise NotConfigured(f"{platform.code}: {prefix}_URL must be https:// (plain http only to this machine)")
+    try:  # the rules of every address we call: https://, plain http to this machine only, no secret in it
+        url = check_server_url(where["url"], f"{prefix}_URL")
+    except ConfigError as exc:
+        raise NotConfigured(f"{platform.code}: {exc}") from None
     return PlatformClient(url, where["key_id"], where["secret"], profile, where.get("ca_file", ""),
                           timeout=settings.UPWARD_TIMEOUT)
-
-
-def _loopback(url: str) -> bool:
-    from urllib.parse import urlsplit
-    host = urlsplit(url).hostname or ""
-    return url.startswith("http://") and (host in ("localhost", "::1") or host.startswith("127."))
 
 
 def push(platform: UpwardPlatform, until: float | None = None, check_codes: bool = True) -> DrainResult:
