@@ -1,6 +1,7 @@
-"""The printed QR plaque at a window: a rating from any phone is channel 3 for that window, with a
-typed case number if given; floods from one phone or one address are limited and repeats flagged;
-a renewed code retires the old plaques."""
+"""The printed QR plaque at a window: a rating from any phone is channel 3 for that window, and its
+case's only when the rater shows the case is theirs (the last four digits of its mobile number);
+floods from one phone or one address are limited and repeats flagged; a renewed code retires the
+old plaques."""
 
 import re
 
@@ -24,11 +25,29 @@ def rate(client: Client, url: str, **form) -> int:
     return client.post(url, {"csrfmiddlewaretoken": token, **form}).status_code
 
 
-def test_a_phone_rates_the_window_on_channel_3_with_a_typed_case_number(hall):
+def report(case_no: str, window: str = "W01", mobile: str = "13812345678", completed_minutes_ago: int = 20, **more):
+    """A case as its business system reports it, done ``completed_minutes_ago``."""
+    import datetime
+
+    from django.utils import timezone
+
+    from central.ratings import auth, cases
+    from central.ratings.models import BusinessSystem
+    system = BusinessSystem.objects.first() or auth.add_system("业务系统")
+    done = timezone.now() - datetime.timedelta(minutes=completed_minutes_ago)
+    cases.report(system, {"case_no": case_no, "window": window, "staff_no": "SZ0101", "item_code": "ITEM-9",
+                          "status": "completed", "accepted_at": (done - datetime.timedelta(hours=1)).isoformat(),
+                          "completed_at": done.isoformat(), "mobile": mobile, **more})
+
+
+def test_a_phone_rates_the_window_on_channel_3_and_its_case_with_the_last_four_digits(hall):
+    report("C-PLAQUE-1")
     client = Client(enforce_csrf_checks=True)
     page = client.get(plaque_url()).content.decode()
     assert "评价窗口服务" in page and "1号窗口" in page and "非常满意" in page and "办件编号（选填）" in page
-    assert rate(client, plaque_url(), level="1", reasons=["slow"], case_no="C-PLAQUE-1", text="等了一个小时") == 200
+    assert "手机号码后四位" in page
+    assert rate(client, plaque_url(), level="1", reasons=["slow"], case_no="C-PLAQUE-1", phone_tail="５６７８",
+                text="等了一个小时") == 200  # full-width digits, as some phones type them
     stored = Rating.objects.get()
     assert (stored.channel, stored.device, stored.window_code, stored.level, stored.case_no, stored.reasons,
             stored.text, stored.case_counted, stored.flags) == (3, "phone", "W01", 1, "C-PLAQUE-1", ["slow"],
@@ -69,6 +88,8 @@ def test_a_bad_form_stores_nothing_and_a_renewed_code_retires_the_old_plaque(hal
     assert rate(client, plaque_url(), level="9") == 400
     assert rate(client, plaque_url(), level="5", text="坏\u0000字") == 400
     assert rate(client, plaque_url(), level="5", case_no="C" * 51) == 400
+    assert rate(client, plaque_url(), level="5", case_no="C-1") == 400  # a case number without its four digits
+    assert rate(client, plaque_url(), level="5", case_no="C-1", phone_tail="12a4") == 400
     assert not Rating.objects.exists()
     old = plaque_url()
     window = Window.objects.get(code="W01")
@@ -159,23 +180,46 @@ def test_every_post_counts_against_its_address_before_it_is_read(hall):
 def test_a_plaque_rating_of_a_reported_case_is_credited_to_its_staff_member(hall):
     """The case's counted rating carries the case's staff member and item, as an SMS link's does:
     per-staff statistics would otherwise lose it."""
-    import datetime
-
-    from django.utils import timezone
-
-    from central.ratings import auth, cases, stats
-    system = auth.add_system("业务系统")
-    done = timezone.now() - datetime.timedelta(minutes=20)
-    for case_no, window in (("C-STAFF", "W01"), ("C-ELSEWHERE", "W02")):
-        cases.report(system, {"case_no": case_no, "window": window, "staff_no": "SZ0101", "item_code": "ITEM-9",
-                              "status": "completed", "accepted_at": (done - datetime.timedelta(hours=1)).isoformat(),
-                              "completed_at": done.isoformat()})
-    assert Client(REMOTE_ADDR="10.4.4.4").post(plaque_url(), {"level": "1", "case_no": "C-STAFF"}).status_code == 200
+    from central.ratings import stats
+    report("C-STAFF")
+    assert Client(REMOTE_ADDR="10.4.4.4").post(plaque_url(), {"level": "1", "case_no": "C-STAFF",
+                                                             "phone_tail": "5678"}).status_code == 200
     counted = Rating.objects.get(case_no="C-STAFF")
     assert (counted.staff_no, counted.item_code, counted.case_counted) == ("SZ0101", "ITEM-9", True)
     start, end = stats.last_days(2)
     assert {r.key: r.total for r in stats.table(stats.Query(start, end, "staff"))}.get("SZ0101") == 1
-    # another window's case: not this window's to credit, and never counted here
-    assert Client(REMOTE_ADDR="10.4.4.5").post(plaque_url(), {"level": "5", "case_no": "C-ELSEWHERE"}).status_code == 200
-    elsewhere = Rating.objects.get(case_no="C-ELSEWHERE")
-    assert (elsewhere.staff_no, elsewhere.item_code, bool(elsewhere.case_counted)) == ("", "", False)
+
+
+def test_a_case_is_rated_at_a_plaque_only_by_who_shows_it_is_theirs(hall):
+    """Anyone can read a plaque, and a case number is on the receipt and said aloud at the counter:
+    typed alone it took the case's counted place (一事一评), so anyone at the window, staff
+    included, could rate other people's cases and leave their own raters a duplicate. Now a case
+    not shown to be the rater's stores nothing, with one answer for every reason."""
+    report("C-MINE")
+    report("C-ELSEWHERE", window="W02")
+    report("C-OLD", completed_minutes_ago=8 * 24 * 60)  # past default_after_days (7)
+    report("C-GONE", status="cancelled")
+    tries = [("C-MINE", "0000"),  # someone else's case, the digits guessed
+             ("C-NEVER-REPORTED", "5678"), ("C-ELSEWHERE", "5678"), ("C-OLD", "5678"), ("C-GONE", "5678")]
+    answers = set()
+    for n, (case_no, tail) in enumerate(tries):
+        reply = Client(REMOTE_ADDR=f"10.5.5.{n}").post(plaque_url(), {"level": "5", "case_no": case_no, "phone_tail": tail})
+        assert reply.status_code == 400, case_no
+        answers.add(re.search(r'id="problem">([^<]+)<', reply.content.decode()).group(1))
+    assert answers == {plaques.WORDS["zh"]["unverified"]}  # tells nobody which cases exist
+    assert not Rating.objects.exists()
+    assert Client(REMOTE_ADDR="10.5.6.1").post(plaque_url(), {"level": "5", "case_no": "C-MINE",
+                                                             "phone_tail": "5678"}).status_code == 200
+    assert Rating.objects.get().case_counted is True
+
+
+def test_the_last_four_digits_of_a_case_cannot_be_guessed(hall):
+    """Ten thousand possible digits: each case may be tried CASE_TRIES times an hour at a plaque,
+    from any phones and addresses, after which even the right digits wait."""
+    report("C-GUESS")
+    for n in range(plaques.CASE_TRIES):
+        assert Client(REMOTE_ADDR=f"10.7.7.{n}").post(plaque_url(), {"level": "5", "case_no": "C-GUESS",
+                                                                     "phone_tail": f"{n:04d}"}).status_code == 400
+    assert Client(REMOTE_ADDR="10.7.8.1").post(plaque_url(), {"level": "5", "case_no": "C-GUESS",
+                                                             "phone_tail": "5678"}).status_code == 429
+    assert not Rating.objects.exists()

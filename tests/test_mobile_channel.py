@@ -126,8 +126,11 @@ def test_a_rater_scans_the_kiosk_code_and_adds_a_chinese_comment_on_their_phone(
 
 def test_a_printed_window_plaque_is_read_by_a_phone_and_rates_that_window(central, phone, tmp_path):
     """The hall administrator prints W02's plaque from the admin (an A6 SVG), Chromium renders it to
-    PNG as it would print, zbar reads its code, and a phone rates W02 through it with a case number."""
+    PNG as it would print, zbar reads its code, and a phone rates W02 through it with its case's
+    number and the last four digits of the mobile number the case was reported with."""
     import re
+
+    from test_central_cases import a_case, add_system, post_case
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
@@ -152,11 +155,14 @@ def test_a_printed_window_plaque_is_read_by_a_phone_and_rates_that_window(centra
     (code,), = central.query("SELECT plaque_code FROM ratings_window WHERE code = ?", ["W02"])
     assert url == f"{central.url}/w/{code}"
 
+    reported, _ = post_case(central.url, add_system(central, "不动产登记系统"), a_case("C-PLAQUE-0002", window="W02"))
+    assert reported.status_code == 201, reported.text
     phone.get(url)
     page_shot(phone, "plaque-page-zh-360x740")
     phone.find_element(By.CSS_SELECTOR, "input[name=level][value='2']").click()
     phone.find_element(By.CSS_SELECTOR, "input[value=slow]").click()
     phone.find_element(By.NAME, "case_no").send_keys("C-PLAQUE-0002")
+    phone.find_element(By.NAME, "phone_tail").send_keys("5678")
     page_shot(phone, "plaque-page-filled-zh-360x740")
     phone.find_element(By.ID, "submit").click()
     heading = WebDriverWait(phone, 15).until(expected_conditions.presence_of_element_located((By.ID, "heading")))

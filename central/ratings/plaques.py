@@ -3,8 +3,16 @@
 The hall administrator prints a plaque per window from the admin: an A6 SVG with the hall, the
 window, a short instruction and a QR code for ``/w/<plaque code>``. The code is random, per
 window; making a new one retires every plaque printed before. A rating made through it is
-channel 3 for that window, from a ``phone``, with a case number if the rater types one (the case
-rules of ``ingest.settle_cases`` apply: one counted rating per case, none for another window's).
+channel 3 for that window, from a ``phone``.
+
+A rater may name their case (办件编号), and the rating is then that case's (its counted rating,
+credited to its staff member: ``ingest.settle_cases``), but only once they have shown it is theirs:
+anyone can read a plaque, and a case number is printed on receipts and said aloud at the counter.
+The case must be reported at this window, not cancelled, within ``Policy.default_after_days`` of
+its completion (as an SMS link), and the rater must give the last four digits of the mobile number
+it was reported with. Else nothing is stored, and the form says so (one answer for every reason, so
+it tells nobody which cases exist); a case may be tried ``CASE_TRIES`` times an hour, so its four
+digits cannot be guessed. A rating without a case number is the window's.
 
 A plaque is open to anyone who walks by, so, as Shanghai's rules ask: each phone (a signed cookie)
 may rate a window 3 times a day and each address 30 times an hour, beyond which nothing is
@@ -15,8 +23,11 @@ stored (429); a phone or address that rated the window in the last 24 hours is k
 
 from __future__ import annotations
 
+import hmac
 import io
+import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -37,12 +48,13 @@ from terminal.core.rating import MAX_CASE_NO, MAX_TEXT
 
 from . import direct, link_tokens, throttle
 from .mobile import address_hash, language_of, message, posted_reasons, public_base, reason_choices
-from .models import Case, Rating, ReasonTag, Window
+from .models import Case, Policy, Rating, ReasonTag, Window
 from .page_font import font_for
 
 PER_DEVICE_PER_DAY = 3
 PER_ADDRESS_PER_HOUR = 30
 POSTS_PER_ADDRESS = 60  # per 10 minutes, any form (a bad one too), counted before it is read
+CASE_TRIES = 5  # an hour, per case named at a plaque: ten thousand possible last four digits
 REPEAT_WITHIN = timedelta(hours=24)
 REPEAT_RATER = "repeat_rater"
 DEVICE_COOKIE = "rating_phone"
@@ -50,8 +62,11 @@ DEVICE_COOKIE = "rating_phone"
 WORDS = {
     "zh": {"title": "评价窗口服务", "hall": "大厅", "window": "窗口", "level": "请您对本窗口的服务做出评价",
            "reasons": "如不满意，请选择原因（可多选）", "case": "办件编号（选填）", "comment": "您的意见（选填）",
+           "tail": "办件登记的手机号码后四位（填写办件编号时必填）",
            "submit": "提交评价", "other": "English", "pick": "请选择一个评价等级",
            "bad_text": "意见中含有无法识别的字符", "bad_case": "办件编号格式不正确",
+           "bad_tail": "填写办件编号时，请填写办件登记的手机号码后四位",
+           "unverified": "无法核对该办件：办件编号或手机号码后四位不符，或已过评价期限。请核对，或不填办件编号直接评价本窗口",
            "thanks": "感谢您的评价！", "thanks_note": "您的评价已提交。",
            "invalid": "二维码无效", "invalid_note": "该二维码已停用，请扫描窗口的新二维码。",
            "busy": "评价过于频繁", "busy_note": "同一手机或网络在短时间内评价次数过多，请稍后再试。",
@@ -59,8 +74,12 @@ WORDS = {
            "instruction": "扫码评价本窗口服务", "instruction_en": "Scan to rate this window"},
     "en": {"title": "Rate this window", "hall": "Hall", "window": "Window", "level": "How was the service at this window?",
            "reasons": "If not satisfied, what went wrong? (choose any)", "case": "Case number (optional)",
+           "tail": "Last 4 digits of the mobile number given for the case (needed with a case number)",
            "comment": "Your comment (optional)", "submit": "Submit", "other": "中文", "pick": "Please choose a rating",
            "bad_text": "The comment has characters we cannot read", "bad_case": "That case number is not valid",
+           "bad_tail": "With a case number, please give the last 4 digits of the mobile number given for it",
+           "unverified": "That case cannot be confirmed: its number or the last 4 digits do not match, or its "
+                         "rating period is over. Check them, or rate the window without a case number",
            "thanks": "Thank you!", "thanks_note": "Your rating was received.",
            "invalid": "This QR code is not valid", "invalid_note": "This code was retired; scan the window's new one.",
            "busy": "Too many ratings", "busy_note": "This phone or network rated too often; please try again later.",
@@ -122,10 +141,18 @@ def page(request, code: str):
     tags = list(ReasonTag.objects.filter(active=True).order_by("order", "id"))
     form = read_form(request, words, tags) if request.method == "POST" else None
     if form and not form.problem:
+        case = None
+        if form.case_no:
+            if not throttle.allow(f"plaque-case:{window.pk}:{form.case_no}", CASE_TRIES, 3600):
+                return _with_device(message(request, WORDS, language, "busy", 429), device)
+            case = rater_case(window, form.case_no, form.phone_tail)
+            if case is None:
+                form.problem = words["unverified"]
+                return _with_device(form_page(request, language, window, tags, form), device)
         if not (throttle.allow(f"plaque-device:{device}:{window.pk}", PER_DEVICE_PER_DAY, 24 * 3600)
                 and throttle.allow(f"plaque-address:{address}:{window.pk}", PER_ADDRESS_PER_HOUR, 3600)):
             return _with_device(message(request, WORDS, language, "busy", 429), device)
-        rate(window, form.level, form.reasons, form.text, form.case_no, device, address)
+        rate(window, form.level, form.reasons, form.text, case, device, address)
         return _with_device(message(request, WORDS, language, "thanks", 200), device)
     return _with_device(form_page(request, language, window, tags, form), device)
 
@@ -138,11 +165,13 @@ class Form:
     text: str
     case_no: str
     problem: str
+    phone_tail: str = ""  # the last four digits of the case's mobile number, as the rater gave them
 
 
 def read_form(request, words: dict, tags: list) -> Form:
     reasons = posted_reasons(request, tags)
-    values = {k: request.POST.get(k, "")[:MAX_TEXT + 1].strip() for k in ("level", "case_no", "text")}
+    values = {k: request.POST.get(k, "")[:MAX_TEXT + 1].strip() for k in ("level", "case_no", "text", "phone_tail")}
+    tail = unicodedata.normalize("NFKC", values["phone_tail"])  # full-width ０-９ as typed on some phones
     level = Level(int(values["level"])) if values["level"] in {str(int(lv)) for lv in Level} else None
     problem = ""
     try:
@@ -153,9 +182,11 @@ def read_form(request, words: dict, tags: list) -> Form:
         checked_text(MAX_CASE_NO, allow_empty=True)(values["case_no"])
     except ValueError:
         problem = words["bad_case"]
+    if values["case_no"] and not re.fullmatch(r"[0-9]{4}", tail):
+        problem = words["bad_tail"]
     if level is None:
         problem = words["pick"]
-    return Form(level, reasons, values["text"], values["case_no"], problem)
+    return Form(level, reasons, values["text"], values["case_no"], problem, tail)
 
 
 def form_page(request, language: str, window: Window, tags: list, form: Form | None, with_case: bool = True,
@@ -167,10 +198,12 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
     picked = str(int(form.level)) if form and form.level else ""
     levels = [(int(lv), lv.en if language == "en" else lv.zh, picked == str(int(lv))) for lv in LEVELS_BEST_FIRST]
     reasons = reason_choices(tags, language, chosen)
-    values = {"case_no": form.case_no if form else "", "text": form.text if form else ""}
+    values = {"case_no": form.case_no if form else "", "text": form.text if form else "",
+              "phone_tail": form.phone_tail if form else ""}
     problem = form.problem if form else ""
-    shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "comment", "submit",
-                                          "other", "pick", "bad_text", "bad_case")), window.hall.name,
+    shown = "".join([*(words[k] for k in ("title", "hall", "window", "level", "reasons", "case", "tail", "comment",
+                                          "submit", "other", "pick", "bad_text", "bad_case", "bad_tail", "unverified")),
+                     window.hall.name,
                      window.name, heading, *(label for _, label, _ in levels), *(label for _, label, _ in reasons)])
     return render(request, "ratings/plaque.html", {
         "words": words, "language": language, "window": window, "levels": levels, "reasons": reasons,
@@ -179,14 +212,26 @@ def form_page(request, language: str, window: Window, tags: list, form: Form | N
         status=400 if problem else 200)
 
 
-def rate(window: Window, level: Level, reasons: list[str], text: str, case_no: str, device: str,
+def rater_case(window: Window, case_no: str, phone_tail: str, now=None) -> Case | None:
+    """The case a plaque's rater named, if they showed it is theirs (the module's rules), else None."""
+    case = Case.objects.filter(case_no=case_no, window=window).exclude(status="cancelled").first()
+    if case is None or not case.mobile_masked[-4:].isdigit():
+        return None
+    if not hmac.compare_digest(case.mobile_masked[-4:], phone_tail):
+        return None
+    period = timedelta(days=Policy.current().default_after_days)
+    if case.completed_at is not None and (now or timezone.now()) > case.completed_at + period:
+        return None
+    return case
+
+
+def rate(window: Window, level: Level, reasons: list[str], text: str, case: Case | None, device: str,
          address: str) -> Rating:
-    """Store a plaque's rating for ``window``, through the same case rules and work orders as a
-    terminal's; a repeat from the same phone or address within a day is kept, flagged, not counted.
-    A case reported at this window gives the rating its staff member and item, as an SMS link's
-    does: else the case's counted rating would be credited to nobody."""
-    case = Case.objects.filter(case_no=case_no, window=window).first() if case_no else None
-    staff_no, item_code = (case.staff_no, case.item_code) if case else ("", "")
+    """Store a plaque's rating for ``window`` (for ``case``, one ``rater_case`` found), through the
+    same case rules and work orders as a terminal's; a repeat from the same phone or address within
+    a day is kept, flagged, not counted. The case gives the rating its staff member and item, as an
+    SMS link's does: else the case's counted rating would be credited to nobody."""
+    case_no, staff_no, item_code = (case.case_no, case.staff_no, case.item_code) if case else ("", "", "")
     since = timezone.now() - REPEAT_WITHIN
     repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
                                     rated_at__gte=since)
