@@ -23,8 +23,12 @@ log = logging.getLogger("rating-terminal.box")
 REMEMBER = 4096  # (boot id, seq) pairs kept to drop repeats; far more than the box ever resends
 
 
-def led_for(state) -> int:
-    """What the box's LEDs say for a session state (terminal.core.session.State)."""
+def led_for(state, fault: str | None = None) -> int:
+    """What the box's LEDs say for a session state (terminal.core.session.State), or ERROR while
+    the window cannot record (``Window.fault``): the box lights a key's thanks the moment it is
+    pressed, so a press that was not kept must put that right."""
+    if fault:
+        return P.LED_ERROR
     return {"paused": P.LED_PAUSED, "invited": P.LED_PROMPT, "thanks": P.LED_THANKS}.get(
         getattr(state, "value", state), P.LED_OFF)
 

@@ -209,7 +209,10 @@ class Session:
     # -- staff -------------------------------------------------------------------------------
 
     def swipe(self, staff_no: str, now: float) -> list[Effect]:
-        """A known badge: log in; the same badge again logs out; another staff member switches."""
+        """A known badge: log in; the same badge again logs out; another staff member switches.
+        InvalidRecord for a staff number no record can carry (each rating made under it would
+        fail to be recorded): the login is refused, not every rating after it."""
+        _code("staff_no", staff_no)
         if staff_no == self.staff_no:
             return self.logout(now)
         effects = self._close_service("abandoned")
@@ -445,8 +448,13 @@ def _indicator(value: object) -> bool:
         return False
 
 
-def _ticket(value: object) -> str:
+def _code(name: str, value: object, limit: int = MAX_CODE) -> str:
+    """``value`` if a record's field ``name`` can hold it, else InvalidRecord naming the field."""
     try:
-        return text(MAX_TICKET)(value)
+        return text(limit)(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidRecord({"ticket_no": str(exc)}) from None
+        raise InvalidRecord({name: str(exc)}) from None
+
+
+def _ticket(value: object) -> str:
+    return _code("ticket_no", value, MAX_TICKET)
