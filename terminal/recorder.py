@@ -97,9 +97,13 @@ class Recorder:
         elif isinstance(effect, Commit):
             self.store.record(self.rating(effect.draft))
         elif isinstance(effect, Flag):
+            detail = None
+            if effect.suppressed:  # a flood: the presses it stands for, by why
+                detail = json.dumps({"suppressed": sum(n for _, n in effect.suppressed),
+                                     "why": dict(effect.suppressed)}, ensure_ascii=False)
             self.store.record_event(self._event(effect.stamp, kind="misuse", why=effect.why, level=effect.level,
                                                 device=effect.device, staff_no=effect.staff_no,
-                                                session_id=effect.session_id))
+                                                session_id=effect.session_id, detail=detail))
         else:  # Log
             self.store.record_event(self._event(None, kind=effect.kind, staff_no=effect.staff_no,
                                                 session_id=effect.session_id, case_no=effect.case_no,

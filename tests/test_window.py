@@ -231,3 +231,26 @@ def test_a_rating_no_record_can_hold_is_never_thanked_nor_reported_rated(window,
     assert sum("cannot record" in r.getMessage() for r in caplog.records) == 1
     assert window.errors == 0  # a refusal handled, not a failure survived
     assert window.store.db.execute("SELECT count(*) FROM ratings").fetchone() == (0,)
+
+
+def test_a_flood_of_presses_keeps_its_evidence_in_a_bounded_number_of_events(window):
+    """A box (or GPIO buttons) sending presses without end, while nobody is logged in: each one
+    was a misuse event on disk, without bound. Now at most MISUSE_BURST of them per
+    MISUSE_WINDOW_S, then one event of why ``flood`` that says how many more there were."""
+    from terminal.core import session as session_module
+    clock = [1000.0]
+    window.monotonic = lambda: clock[0]
+    for _ in range(3000):  # paused: every press is misuse
+        window.device_key("press", 3, InputDevice.BUTTON_BOX)
+        clock[0] += 0.05
+    rows = window.store.db.execute("SELECT json_extract(payload, '$.why') FROM events").fetchall()
+    assert len(rows) == session_module.MISUSE_BURST and set(rows) == {("paused",)}
+    clock[0] += session_module.MISUSE_WINDOW_S
+    window.tick()  # the window is over: its summary
+    (why, detail), = window.store.db.execute(
+        "SELECT json_extract(payload, '$.why'), json_extract(payload, '$.detail') FROM events "
+        "ORDER BY seq DESC LIMIT 1").fetchall()
+    suppressed = 3000 - session_module.MISUSE_BURST
+    assert why == "flood" and json.loads(detail) == {"suppressed": suppressed, "why": {"paused": suppressed}}
+    window.device_key("press", 3, InputDevice.BUTTON_BOX)  # a new window: kept one by one again
+    assert window.store.db.execute("SELECT count(*) FROM events").fetchone() == (session_module.MISUSE_BURST + 2,)
