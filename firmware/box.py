@@ -1,5 +1,6 @@
 """The button box's logic: debounce, presses with sequence numbers, retransmission until
-acknowledged, stuck buttons, heartbeats, LED commands. MicroPython and CPython.
+acknowledged (each copy with the press's age), stuck buttons, heartbeats, LED commands.
+MicroPython and CPython.
 
 Hardware is passed in by ``boxfw.py`` (machine.Pin, the USB data port), which runs on the board
 and, with the simulated ``machine`` and ``usb`` of ``simboard/``, in the unix port:
@@ -27,7 +28,7 @@ class Box:
         self.boot_id, self.version, self.board = boot_id, version, board
         self.decoder = P.Decoder()
         self.seq = 0
-        self.pending = []  # [seq, frame, last_sent_ms]
+        self.pending = []  # [seq, kind, key, pressed_ms, last_sent_ms]
         self.raw = [False] * 6
         self.changed_at = [0] * 6
         self.down = [False] * 6  # debounced
@@ -47,9 +48,9 @@ class Box:
         for kind, fields in self.decoder.feed(self.read() or b""):
             self._command(kind, fields)
         for item in self.pending:
-            if now - item[2] >= RESEND_MS:
-                self.write(item[1])
-                item[2] = now
+            if now - item[4] >= RESEND_MS:
+                self.write(self._frame(item, now))
+                item[4] = now
         if self.last_heartbeat is None or now - self.last_heartbeat >= HEARTBEAT_MS:
             self.write(P.encode(P.HEARTBEAT, self.boot_id, now & 0xFFFFFFFF, len(self.pending)))
             self.last_heartbeat = now
@@ -85,11 +86,16 @@ class Box:
             self.dropped_presses += 1
             return
         self.seq = (self.seq + 1) & 0xFFFF
-        frame = P.encode(kind, self.boot_id, self.seq, key)
-        self.pending.append([self.seq, frame, now])
-        self.write(frame)
+        item = [self.seq, kind, key, now, now]
+        self.pending.append(item)
+        self.write(self._frame(item, now))
         if kind == P.PRESS:
             self.set_leds(P.LED_THANKS if key <= 5 else P.LED_PROMPT, key)
+
+    def _frame(self, item, now):
+        """The press as sent now: each copy carries its age then, so a host that was away while
+        the box kept it (a restart) sees how old it is."""
+        return P.encode(item[1], self.boot_id, item[0], item[2], now - item[3])
 
     def _command(self, kind, fields):
         if kind == P.ACK:

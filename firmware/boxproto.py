@@ -12,8 +12,11 @@ Messages (box -> host)::
 
     HELLO      boot_id u32, firmware version (text), board id (text): each printable ASCII, at
                most 32 bytes (text the host logs and reports in its heartbeat: no control character)
-    PRESS      boot_id u32, seq u16, key u8      key 1..5 = level (5 = 非常满意), 6 = 请评价 key
-    STUCK      boot_id u32, seq u16, key u8      a button held down: reported once, not a press
+    PRESS      boot_id u32, seq u16, key u8, age_ms u16
+                                                 key 1..5 = level (5 = 非常满意), 6 = 请评价 key;
+                                                 age_ms: how long ago it was pressed, as each copy is
+                                                 sent (MAX_AGE_MS: that long or longer)
+    STUCK      boot_id u32, seq u16, key u8, age_ms u16   a button held down: reported once, not a press
     HEARTBEAT  boot_id u32, uptime_ms u32, queued u8
 
 Messages (host -> box)::
@@ -24,7 +27,9 @@ Messages (host -> box)::
     ASK        (empty)                            send HELLO again (a host that started after the box)
 
 Every PRESS and STUCK is retransmitted until acknowledged; the host drops repeats by
-(boot_id, seq), so each press counts once however often it crosses the link.
+(boot_id, seq), so each press counts once however often it crosses the link. Its age tells the
+host a press made before it (re)started, still queued on the box, from one made now. Firmware
+0.2.0 and before sent PRESS and STUCK without ``age_ms``: they are read with an age of None.
 """
 
 import struct
@@ -37,8 +42,10 @@ LED_OFF, LED_PROMPT, LED_THANKS, LED_PAUSED, LED_ERROR = 0, 1, 2, 3, 4
 STAFF_KEY = 6
 MAX_FRAME = 96  # encoded bytes without the delimiter; anything longer is noise
 MAX_TEXT = 32  # bytes of HELLO's version and of its board id
+MAX_AGE_MS = 0xFFFF  # a press's age saturates here (65 s): far past any age a host takes
 
-_FIXED = {PRESS: ">IHB", STUCK: ">IHB", HEARTBEAT: ">IIB", ACK: ">IH", LED: ">B", MAINT: "", ASK: ""}
+_FIXED = {PRESS: ">IHBH", STUCK: ">IHBH", HEARTBEAT: ">IIB", ACK: ">IH", LED: ">B", MAINT: "", ASK: ""}
+_AGELESS = ">IHB"  # PRESS and STUCK as firmware 0.2.0 and before sent them
 
 
 def crc16(data, crc=0xFFFF):
@@ -104,6 +111,9 @@ def encode(kind, *fields):
         if not (hello_text(v) and hello_text(b)):
             raise ValueError("version and board id are printable ASCII of at most 32 bytes")
         body = struct.pack(">IB", boot_id, len(v)) + v + b
+    elif kind in (PRESS, STUCK):
+        boot_id, seq, key, age_ms = fields
+        body = struct.pack(_FIXED[kind], boot_id, seq, key, min(max(age_ms, 0), MAX_AGE_MS))
     else:
         body = struct.pack(_FIXED[kind], *fields)
     raw = bytes([kind]) + body
@@ -130,9 +140,12 @@ def parse(frame):
             return None
         return kind, (boot_id, version.decode(), board.decode())
     fmt = _FIXED.get(kind)
-    if fmt is None or len(payload) != struct.calcsize(fmt):
+    if kind in (PRESS, STUCK) and len(payload) == struct.calcsize(_AGELESS):
+        fields = struct.unpack(_AGELESS, payload) + (None,)  # older firmware: age unknown
+    elif fmt is None or len(payload) != struct.calcsize(fmt):
         return None
-    fields = struct.unpack(fmt, payload) if fmt else ()
+    else:
+        fields = struct.unpack(fmt, payload) if fmt else ()
     if kind in (PRESS, STUCK) and not 1 <= fields[2] <= STAFF_KEY:
         return None
     if kind == LED and fields[0] > LED_ERROR:

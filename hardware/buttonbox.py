@@ -5,6 +5,14 @@ a repeat is recognised by (boot id, sequence) and dropped, so a press crosses th
 of times and counts once. A new boot id (the box restarted) starts a new sequence space.
 Garbage, corrupt frames and frames of the wrong shape are dropped by the codec and counted.
 
+A press the box kept while this host was away (restarting: the box sends it again until heard)
+is not someone pressing now; in walk-up mode it would become a rating by whoever had left. So a
+press is taken only after this link's HELLO (the answer to its ASK: what came before it may have
+waited in a buffer, with the age it had when first sent; it is not acknowledged, and the box
+sends it again with its age now), and a press older than MAX_PRESS_AGE_MS is acknowledged,
+logged and counted (``stale_presses``), never passed on. A box of firmware 0.2.0 or before
+sends no age: its presses are taken as before, with a warning to flash it.
+
 ``on_event(kind, key)`` is called from the link's thread with kind ``"press"`` or ``"stuck"``
 and key 1..5 (a level, 5 = 非常满意) or 6 (the 请评价 key).
 """
@@ -21,10 +29,18 @@ from firmware import boxproto as P
 
 log = logging.getLogger("rating-terminal.box")
 REMEMBER = 4096  # (boot id, seq) pairs kept to drop repeats; far more than the box ever resends
+#: A press older than this when it arrives was made before the host (re)started: the terminal's
+#: units restart 2 s after a stop (RestartSec), while a press on a working link arrives within
+#: milliseconds, or a few resends (0.15 s each) over a faulty one.
+MAX_PRESS_AGE_MS = 2000
 
 
-def led_for(state) -> int:
-    """What the box's LEDs say for a session state (terminal.core.session.State)."""
+def led_for(state, fault: str | None = None) -> int:
+    """What the box's LEDs say for a session state (terminal.core.session.State), or ERROR while
+    the window cannot record (``Window.fault``): the box lights a key's thanks the moment it is
+    pressed, so a press that was not kept must put that right."""
+    if fault:
+        return P.LED_ERROR
     return {"paused": P.LED_PAUSED, "invited": P.LED_PROMPT, "thanks": P.LED_THANKS}.get(
         getattr(state, "value", state), P.LED_OFF)
 
@@ -52,6 +68,9 @@ class ButtonBoxLink:
         self.last_heard = 0.0
         self.dropped_frames = 0
         self.repeats = 0
+        self.stale_presses = 0  # presses older than MAX_PRESS_AGE_MS, dropped
+        self.synced = False  # this link's HELLO has come: presses after it are sent now
+        self.ageless = False  # a box too old to say its presses' age was heard (and warned of)
         self.failures = 0  # unexpected failures the thread survived
         self.connected = threading.Event()
         self.stopping = threading.Event()
@@ -79,7 +98,7 @@ class ButtonBoxLink:
         return {"port": self.current_port, "connected": self.connected.is_set(),
                 "firmware": self.hello[1] if self.hello else None, "board": self.hello[2] if self.hello else None,
                 "seconds_since_heard": round(time.monotonic() - self.last_heard, 1) if self.last_heard else None,
-                "dropped_frames": self.dropped_frames, "repeats": self.repeats}
+                "dropped_frames": self.dropped_frames, "repeats": self.repeats, "stale_presses": self.stale_presses}
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -112,6 +131,7 @@ class ButtonBoxLink:
         with link:
             self.serial = link
             self.connected.set()
+            self.synced = False
             log.info("button box link open on %s", port)
             self._write(P.encode(P.ASK))  # a box that booted before us: its HELLO again
             try:
@@ -129,10 +149,13 @@ class ButtonBoxLink:
     def _handle(self, kind: int, fields: tuple) -> None:
         self.last_heard = time.monotonic()
         if kind == P.HELLO:
-            self.hello = fields
+            self.hello, self.synced = fields, True
             log.info("button box %s, firmware %s, boot %08x", fields[2], fields[1], fields[0])
         elif kind in (P.PRESS, P.STUCK):
-            boot_id, seq, key = fields
+            boot_id, seq, key, age_ms = fields
+            if not self.synced:  # from before this link's HELLO: not acknowledged, so sent again
+                self._write(P.encode(P.ASK))  # and a lost HELLO is asked for again
+                return
             self._write(P.encode(P.ACK, boot_id, seq))
             if (boot_id, seq) in self.seen:
                 self.repeats += 1
@@ -140,6 +163,16 @@ class ButtonBoxLink:
             self.seen[(boot_id, seq)] = None
             while len(self.seen) > REMEMBER:
                 self.seen.popitem(last=False)
+            if age_ms is None and not self.ageless:
+                self.ageless = True  # said once
+                log.warning("button box firmware %s sends presses without their age: a press it kept while "
+                            "this terminal restarted is taken as new; run rating-terminal flash-box",
+                            self.hello[1] if self.hello else "?")
+            if age_ms is not None and age_ms > MAX_PRESS_AGE_MS:
+                self.stale_presses += 1
+                log.warning("button box %s of key %d made %.1f s ago, before this terminal was listening: "
+                            "dropped (%d so far)", P.NAMES[kind], key, age_ms / 1000, self.stale_presses)
+                return
             self.on_event("press" if kind == P.PRESS else "stuck", key)
 
     def _write(self, frame: bytes) -> bool:

@@ -35,7 +35,7 @@ import urllib3
 
 import terminal
 from terminal.core import signing
-from terminal.credentials import Credentials
+from terminal.credentials import Credentials, CredentialsError, check_ids
 
 from . import deadline, tls
 from .outbox import EVENTS, RATINGS, BatchRefused, ItemAck, Outbox, TransientError  # noqa: F401 (this client's API)
@@ -317,6 +317,11 @@ def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = 
     if not isinstance(body, dict) or not all(isinstance(body.get(k), str) and 0 < len(body[k]) <= 128
                                              for k in ("terminal_id", "secret", "window")):
         raise TransientError("enrollment answer is malformed", status=answer.status_code, code="malformed_answer")
+    try:
+        check_ids(body["terminal_id"], body["window"])
+    except CredentialsError as exc:
+        raise TransientError(f"enrollment answer refused: {exc}", status=answer.status_code,
+                             code="malformed_answer") from None
     return body
 
 

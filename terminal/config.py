@@ -222,7 +222,23 @@ def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Con
         parse_pin(built["sync"].server_key_pin)
     except PinError as exc:
         raise ConfigError(f"{source} [sync]: {exc}") from None
+    for section, key in (("terminal", "id"), ("terminal", "window"), ("kiosk", "staff_no")):
+        value = getattr(built[section], key)
+        if value or key != "staff_no":  # staff_no "" is nobody on duty
+            check_code(value, f"{source} [{section}] {key}")
     return Config(**built, source=source)
+
+
+def check_code(value: str, where: str) -> str:
+    """A terminal id, window code or staff number that every record made under it can carry (text
+    of at most MAX_CODE characters, no control characters): refused here, where it comes in, since
+    a rating made under one that is not fails to be recorded, and the terminal is out of service."""
+    from terminal.core.checks import text
+    from terminal.core.rating import MAX_CODE
+    try:
+        return text(MAX_CODE)(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"{where} {exc}: a record cannot carry it") from None
 
 
 def _section(default, values: dict, where: str, base: Path):

@@ -30,6 +30,9 @@ class Credentials:
     window_name: str = ""
     hall: str = ""
 
+    def __post_init__(self):
+        check_ids(self.terminal_id, self.window)
+
     @classmethod
     def load(cls, data_dir: Path) -> "Credentials | None":
         path = Path(data_dir) / FILENAME
@@ -38,11 +41,26 @@ class Credentials:
             return cls(**raw)
         except FileNotFoundError:
             return None
+        except CredentialsError as exc:
+            raise CredentialsError(f"{path}: {exc}; provision the terminal again") from None
         except (OSError, ValueError, TypeError) as exc:
             raise CredentialsError(f"{path} is unreadable ({type(exc).__name__}); provision the terminal again") from None
 
     def save(self, data_dir: Path) -> Path:
         return write_private(Path(data_dir) / FILENAME, json.dumps(asdict(self), ensure_ascii=False, indent=1))
+
+
+def check_ids(terminal_id: object, window: object) -> None:
+    """CredentialsError unless every record can carry the terminal id and window code (text of at
+    most MAX_CODE characters, no control characters): each rating made under one it cannot carry
+    would fail to be recorded, so enrollment refuses it and nothing is saved."""
+    from terminal.core.checks import text
+    from terminal.core.rating import MAX_CODE
+    for name, value in (("terminal_id", terminal_id), ("window", window)):
+        try:
+            text(MAX_CODE)(value)
+        except (TypeError, ValueError) as exc:
+            raise CredentialsError(f"{name} {exc}: a record cannot carry it") from None
 
 
 def write_private(path: Path, text: str, durable: bool = True) -> Path:

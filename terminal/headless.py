@@ -47,7 +47,8 @@ def run(config: Config, stop: threading.Event) -> None:
     if config.box.port:
         from hardware.buttonbox import led_for, start_box
         box = start_box(config.box.port, config.box.serial, on_device(InputDevice.BUTTON_BOX), config.box.baudrate)
-        window.listeners.append(lambda what, detail: box.set_led(led_for(detail)) if what == "state" else None)
+        window.listeners.append(lambda what, detail: box.set_led(led_for(window.state, window.fault))
+                                if what in ("state", "fault") else None)
         devices.append(box)
     gpio = None
     if config.gpio.buttons:

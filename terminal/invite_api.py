@@ -55,6 +55,7 @@ from terminal.core import signing
 from terminal.core.checks import InvalidRecord
 from terminal.core.session import SessionRefused
 from terminal.credentials import write_private
+from terminal.store import StoreError
 from terminal.window import Window
 
 log = logging.getLogger("rating-terminal.invite")
@@ -67,6 +68,7 @@ SEND_TIMEOUT_S = 5.0
 MAX_HEAD_BYTES = 8192
 BACKLOG = 4096  # a crowd of connects waits in the kernel's queue, not in front of the business system's
 DEFAULT_ALLOW = ("127.0.0.0/8", "::1/128")
+MAX_NONCES = 100_000  # signed requests' nonces remembered, in memory and in the store
 
 
 def load_or_create_token(path: Path) -> str:
@@ -280,6 +282,11 @@ class Handler:
         self.window, self.token, self.max_body = window, token, max_body
         self.nonces: OrderedDict[str, tuple[float, int]] = OrderedDict()  # nonce -> (monotonic when seen, its timestamp)
         self.lock = threading.Lock()
+        with window.lock:  # the store's one connection is the window's
+            kept = window.store.nonces()
+        now = time.monotonic()  # held as if seen now: a full 2 * MAX_SKEW_SECONDS from this start
+        for nonce, signed_at in kept[-MAX_NONCES:]:
+            self.nonces[nonce] = (now, signed_at)
 
     def handle(self, method: str, target: str, headers: dict, body: bytes, peer: str) -> tuple[int, dict]:
         try:
@@ -364,24 +371,38 @@ class Handler:
         if abs(signed_at - now) > signing.MAX_SKEW_SECONDS:
             raise Refusal(401, "stale_timestamp", "timestamp more than 300 s from the terminal's clock")
         with self.lock:
-            self._forget_old_nonces(now)
+            forget = self._forget_old_nonces(now)
             if nonce in self.nonces:
                 raise Refusal(401, "replayed_nonce", "this nonce has been used before")
+            while len(self.nonces) >= MAX_NONCES:  # bounded whatever a signer does
+                forget.append(self.nonces.popitem(last=False)[0])
+            try:
+                with self.window.lock:  # the store's one connection is the window's
+                    self.window.store.keep_nonce(nonce, signed_at, forget)
+            except StoreError as exc:  # not kept: after a restart it could be taken again
+                raise Refusal(503, "out_of_service", f"the terminal cannot keep the request's nonce: {exc}") from None
             self.nonces[nonce] = (time.monotonic(), signed_at)
-            if len(self.nonces) > 100_000:  # bounded whatever a signer does
-                self.nonces.popitem(last=False)
 
-    def _forget_old_nonces(self, now: float) -> None:
+    def _forget_old_nonces(self, now: float) -> list[str]:
         """Forget a nonce only once its request could not be accepted again: held for twice the
         allowed skew by the monotonic clock, and its own timestamp past and stale by the wall clock. Aged by
         the wall clock alone, one request while the clock ran ahead wiped every nonce, and a
-        captured request replayed after the clock was put right was accepted again."""
-        window = signing.MAX_SKEW_SECONDS
+        captured request replayed after the clock was put right was accepted again. Returns those
+        forgotten, for the store to forget too.
+
+        Nonces are kept in the terminal's database as well (``Store.keep_nonce``, committed before
+        the request is taken) and loaded at start, held as if seen then: in memory only, a request
+        captured less than MAX_SKEW_SECONDS before a restart was taken again once after it.
+        Refusing instead every request signed before the process started would need the signer's
+        clock to agree with ours: one behind would be refused for its lag after each restart, and
+        a captured request from one ahead would still pass."""
+        window, forgotten = signing.MAX_SKEW_SECONDS, []
         while self.nonces:
             held_since, signed_at = next(iter(self.nonces.values()))
             if time.monotonic() - held_since < 2 * window or now - signed_at <= window:
-                return
-            self.nonces.popitem(last=False)
+                break
+            forgotten.append(self.nonces.popitem(last=False)[0])
+        return forgotten
 
     @staticmethod
     def _invitation(raw: bytes) -> dict:

@@ -28,10 +28,13 @@ def is_record(effect: Effect) -> bool:
 
 
 class NotRecorded(StoreError):
-    """Storage failed part way through a list of effects: ``effects`` are the records not made (the
-    one that failed and those after it, in order), for the window to try again."""
+    """A record could not be made part way through a list of effects: ``effects`` are the records
+    not made (the one that failed and those after it, in order), for the window to try again.
+    The cause is storage refusing it, or anything else: content no record can hold (a code over
+    MAX_CODE that slipped past the checks where it came in), a bug. Any of them means the same to
+    the rater and the business system: not kept, so never thanked and never reported rated."""
 
-    def __init__(self, cause: StoreError, effects: list[Effect]):
+    def __init__(self, cause: Exception, effects: list[Effect]):
         super().__init__(str(cause))
         self.effects = effects
 
@@ -75,15 +78,16 @@ class Recorder:
 
     def carry_out(self, effects: list[Effect]) -> list[Effect]:
         """Make each record durable, in order; return the effects that are not records (``Say``).
-        NotRecorded if storage fails: what came before it is kept, the rest is handed back.
-        The one place records are told from the rest: callers pass effects as they come."""
+        NotRecorded if a record cannot be made, for whatever reason (storage, its content, a bug):
+        what came before it is kept, the rest is handed back. The one place records are told from
+        the rest: callers pass effects as they come."""
         records, rest = [], []
         for effect in effects:
             (records if is_record(effect) else rest).append(effect)
         for index, record in enumerate(records):
             try:
                 self._make_durable(record)
-            except StoreError as exc:
+            except Exception as exc:  # not only StoreError: any failure here is a record not kept
                 raise NotRecorded(exc, records[index:]) from exc
         return rest
 
@@ -93,9 +97,13 @@ class Recorder:
         elif isinstance(effect, Commit):
             self.store.record(self.rating(effect.draft))
         elif isinstance(effect, Flag):
+            detail = None
+            if effect.suppressed:  # a flood: the presses it stands for, by why
+                detail = json.dumps({"suppressed": sum(n for _, n in effect.suppressed),
+                                     "why": dict(effect.suppressed)}, ensure_ascii=False)
             self.store.record_event(self._event(effect.stamp, kind="misuse", why=effect.why, level=effect.level,
                                                 device=effect.device, staff_no=effect.staff_no,
-                                                session_id=effect.session_id))
+                                                session_id=effect.session_id, detail=detail))
         else:  # Log
             self.store.record_event(self._event(None, kind=effect.kind, staff_no=effect.staff_no,
                                                 session_id=effect.session_id, case_no=effect.case_no,

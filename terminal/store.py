@@ -107,6 +107,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             restart TEXT                     -- why this chain replaced another (JSON), until sent
         );
     """),
+    ("invite API nonces", """
+        CREATE TABLE invite_nonces (         -- signed requests' nonces the invite API still refuses to
+            nonce TEXT PRIMARY KEY,          -- see again: kept across restarts (terminal/invite_api.py)
+            signed_at INTEGER NOT NULL
+        );
+    """),
 ]
 OUTBOXES = ("ratings", "events")  # tables sent to the central server, each row an outbox entry
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -333,6 +339,19 @@ class Store:
         row = self.db.execute(
             f"SELECT recorded_at FROM {_outbox(table)} WHERE state = 'pending' ORDER BY seq LIMIT 1").fetchone()
         return row[0] if row else None
+
+    # -- the invite API's nonces ------------------------------------------------------------
+
+    def nonces(self) -> list[tuple[str, int]]:
+        """The invite API's remembered nonces and their timestamps, oldest first."""
+        return self.db.execute("SELECT nonce, signed_at FROM invite_nonces ORDER BY rowid").fetchall()
+
+    def keep_nonce(self, nonce: str, signed_at: int, forget: list[str] = ()) -> None:
+        """Remember a nonce durably (and forget those the invite API no longer needs), in one
+        commit, before its request is taken: a restart must not make a captured request new."""
+        with _storage_errors_are_clear("cannot keep the nonce", self.path), self._writing():
+            self.db.conn.executemany("DELETE FROM invite_nonces WHERE nonce = ?", [(n,) for n in forget])
+            self.db.execute("INSERT OR REPLACE INTO invite_nonces (nonce, signed_at) VALUES (?, ?)", [nonce, signed_at])
 
     # -- sync state and alerts ---------------------------------------------------------------
 

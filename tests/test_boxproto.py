@@ -43,7 +43,8 @@ def test_random_bytes_never_raise_and_never_make_a_message(data):
 
 
 FRAMES = st.one_of(
-    st.tuples(st.just(P.PRESS), st.integers(0, 2**32 - 1), st.integers(0, 65535), st.integers(1, 6)),
+    st.tuples(st.just(P.PRESS), st.integers(0, 2**32 - 1), st.integers(0, 65535), st.integers(1, 6),
+              st.integers(0, P.MAX_AGE_MS)),
     st.tuples(st.just(P.HEARTBEAT), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 255)),
     st.tuples(st.just(P.HELLO), st.integers(0, 2**32 - 1), *[st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E),
                                                                       max_size=8)] * 2))
@@ -61,4 +62,4 @@ def test_mutated_frames_are_dropped_or_decoded_as_themselves(message, flips, noi
     got = decoder.feed(noise + b"\x00" + bytes(frame))
     expected = (kind, tuple(fields))
     assert got in ([], [expected]), got  # a damaged frame is lost, never mistaken for another
-    assert decoder.feed(P.encode(P.PRESS, 1, 2, 3)) == [(P.PRESS, (1, 2, 3))]  # and the stream goes on
+    assert decoder.feed(P.encode(P.PRESS, 1, 2, 3, 4)) == [(P.PRESS, (1, 2, 3, 4))]  # and the stream goes on

@@ -245,3 +245,38 @@ def _state(port, auth):
         return requests.get(f"http://127.0.0.1:{port}/v1/state", headers=auth, timeout=2).json()["state"]
     except requests.ConnectionError:
         return None
+
+
+def test_a_press_queued_while_the_host_was_down_is_not_taken_as_a_new_one(tmp_path):
+    """The box keeps an unacknowledged press and sends it again until heard: a host that restarts
+    took a press made seconds before as a new press, in walk-up mode a rating by whoever had
+    left. A press now carries its age; the host drops one older than MAX_PRESS_AGE_MS (counted
+    ``stale_presses``) and takes nothing from before its own link's HELLO (frames left in a buffer
+    carry the age they had when they were first sent)."""
+    from hardware import buttonbox
+    cable = Cable()
+    events = []
+    first = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
+    second = None
+    try:
+        assert wait_for(lambda: first.hello is not None)
+        first.stop()  # the terminal restarts
+        firmware.key("D2")
+        time.sleep(0.1)
+        firmware.key("U2")  # pressed while nobody listens: the box keeps it, sending it again
+        time.sleep(buttonbox.MAX_PRESS_AGE_MS / 1000 + 1.0)
+        second = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
+        assert wait_for(lambda: second.state()["stale_presses"] == 1), second.state()
+        time.sleep(0.5)  # acknowledged: the box stops sending it
+        firmware.key("D4")
+        time.sleep(0.1)
+        firmware.key("U4")
+        assert wait_for(lambda: events == [("press", 4)])
+        time.sleep(0.5)
+        assert events == [("press", 4)] and second.state()["stale_presses"] == 1
+    finally:
+        firmware.close()
+        if second:
+            second.stop()
+        cable.close()

@@ -37,6 +37,12 @@ def test_file_values_paths_and_env(monkeypatch, tmp_path):
     ("[kiosk]\nwidth = -1\n", "width = -1 is outside"),
     ("[gpio]\nbuttons = [17, 27, 22]\n", "buttons must be 5 BCM pin numbers"),
     ("[gpio]\nleds = [1, 2, 3, 4, 99]\n", "leds must be 5 BCM pin numbers"),
+    # codes every record carries: longer than a record holds, each rating made under it was lost
+    (f"[kiosk]\nstaff_no = '{'S' * 65}'\n", "staff_no is 65 characters, at most 64"),
+    (f"[terminal]\nwindow = '{'W' * 65}'\n", "window is 65 characters, at most 64"),
+    (f"[terminal]\nid = '{'T' * 65}'\n", "id is 65 characters, at most 64"),
+    ("[terminal]\nwindow = ''\n", "window must not be empty"),
+    ('[kiosk]\nstaff_no = "SZ\\u0007"\n', "staff_no contains control characters"),
 ])
 def test_mistakes_are_errors_not_defaults(tmp_path, text, message):
     path = tmp_path / "t.toml"

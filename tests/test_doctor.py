@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from firmware import version as firmware_version
 from firmware.cable import Cable
 from firmware.sim import SimulatedBox
 from terminal import config as config_module
@@ -78,7 +79,7 @@ def test_a_healthy_terminal_passes_every_check(terminal):
     assert {name for name, c in found.items() if c["status"] == "pass"} >= HEALTHY, done.stdout
     assert found["clock"]["status"] == clock_expected()
     assert found["display"]["status"] == found["touch"]["status"] == "skip"  # a box-only terminal
-    assert "firmware 0.2.0" in found["button box"]["detail"]
+    assert f"firmware {firmware_version()}" in found["button box"]["detail"]
     assert done.returncode == 0 and report["ok"] is True
     secret = json.loads((terminal.parent / "data" / "credentials.json").read_text())["secret"]
     assert secret not in done.stdout + done.stderr

@@ -284,3 +284,35 @@ def test_a_peer_that_never_reads_its_answers_loses_its_connection(window, monkey
         s.close()
     finally:
         server.stop()
+
+
+def test_a_request_captured_before_a_restart_is_refused_after_it(window):
+    """Nonces were kept in memory only: a signed invitation captured less than 300 s before the
+    terminal restarted was taken again once after the restart (a second session for one case).
+    They are kept in the terminal's database now, so the new process refuses the replay."""
+    from terminal.content import Content
+    from terminal.store import Store
+    from terminal.window import Window
+    token = load_or_create_token(window.config.invite_token_path)
+    window.swipe("0004521873")
+    body = b'{"case_no": "C-CAPTURED"}'
+    captured = signed(token, "POST", "/v1/invite", body, nonce="captured0002")
+    server = InviteServer(window, "127.0.0.1:0", token).start()
+    try:
+        assert requests.post(f"http://{server.address}/v1/invite", data=body, headers=captured, timeout=5).status_code == 201
+    finally:
+        server.stop()
+    window.store.close()  # the terminal restarts: a new process, a new store, a new window and API
+    store = Store(window.config.db_path)
+    again = Window(window.config, store, Content.load(window.config.content_dir))
+    again.swipe("0004521873")
+    server = InviteServer(again, "127.0.0.1:0", token).start()
+    try:
+        replay = requests.post(f"http://{server.address}/v1/invite", data=body, headers=captured, timeout=5)
+        fresh = signed(token, "POST", "/v1/invite", body, nonce="fresh0000001")
+        taken = requests.post(f"http://{server.address}/v1/invite", data=body, headers=fresh, timeout=5)
+    finally:
+        server.stop()
+        store.close()
+    assert replay.status_code == 401 and replay.json()["error"] == "replayed_nonce"
+    assert taken.status_code == 201  # a new request is taken as ever

@@ -333,3 +333,43 @@ def test_a_spent_file_that_cannot_be_removed_is_said_in_the_log_without_the_code
     assert f"could not remove {path} (Read-only file system)" in caplog.text
     assert code not in caplog.text and code.replace("-", "") not in caplog.text
     assert outcome.creds.secret not in caplog.text
+
+
+@pytest.mark.parametrize("field, value", [("terminal_id", "T" * 65), ("window", "W" * 65), ("window", "W\x1b01")])
+def test_an_enrollment_answer_whose_ids_no_record_can_carry_is_refused_and_nothing_saved(
+        terminal_config, tmp_path, field, value):
+    """Enrollment took ids of up to 128 characters, a record carries 64: every rating the terminal
+    made under such an id failed to be recorded. The answer is refused, saying why; nothing saved."""
+    import fake_central
+    from terminal import config as config_module, provisioning
+    from terminal.core.provision import Request
+
+    class Enroller(fake_central.FakeCentral):
+        def do_POST(self):
+            self.rfile.read(int(self.headers["Content-Length"]))
+            answer = {"terminal_id": "T-OK-01", "secret": "s" * 43, "window": "W01", **{field: value}}
+            self.answer(201, json.dumps(answer).encode())
+    server, url = fake_central.serve(Enroller)
+    config = config_module.load(unenrolled(terminal_config))
+    try:
+        with pytest.raises(ProvisionError) as refused:
+            provisioning.enroll(config, Request(url, "ABCD-EFGH-JKLM"))
+    finally:
+        server.shutdown()
+    assert refused.value.reason == "服务器应答无效" and field in refused.value.detail
+    assert "a record" in refused.value.detail
+    assert Credentials.load(tmp_path / "data") is None and not (tmp_path / "data" / "credentials.json").exists()
+
+
+def test_stored_credentials_whose_ids_no_record_can_carry_are_refused_with_the_reason(terminal_config, tmp_path):
+    """A terminal enrolled before the check: its config does not load, saying which id and why."""
+    from terminal import config as config_module
+    from terminal.credentials import CredentialsError
+    path = unenrolled(terminal_config)
+    (tmp_path / "data").mkdir(exist_ok=True)
+    (tmp_path / "data" / "credentials.json").write_text(json.dumps(
+        {"terminal_id": "T" * 65, "secret": "s" * 43, "server": "http://127.0.0.1:9", "window": "W01"}))
+    with pytest.raises(CredentialsError, match="terminal_id is 65 characters"):
+        Credentials.load(tmp_path / "data")
+    with pytest.raises(config_module.ConfigError, match="terminal_id is 65 characters, at most 64"):
+        config_module.load(path)

@@ -60,6 +60,15 @@ def test_badge_logs_in_a_second_swipe_logs_out_another_switches():
     assert s.logout(10) == []  # nobody to log out
 
 
+def test_a_login_under_a_staff_number_no_record_can_carry_is_refused():
+    """Every rating made under it would fail to be recorded: refused at the login, nothing changes."""
+    s = logged_in()
+    for bad in ("S" * 65, "", "SZ\x07", 101):
+        with pytest.raises(InvalidRecord, match="staff_no"):
+            s.swipe(bad, 1)
+        assert s.state is State.IDLE and s.staff_no == "SZ0101"
+
+
 def test_logout_during_reasons_keeps_the_held_rating():
     s = logged_in()
     s.invite(1)

@@ -195,3 +195,62 @@ def test_a_rating_kept_on_a_retry_is_rated_even_if_what_follows_it_fails(window,
     assert window.report(service.session_id)["rated"] is True  # on disk now
     assert window.fault and [type(e).__name__ for e in window.unrecorded] == ["Log"]
     assert window.store.db.execute("SELECT count(*) FROM ratings").fetchone()[0] == 1
+
+
+def test_a_rating_no_record_can_hold_is_never_thanked_nor_reported_rated(window, caplog):
+    """A rating whose record cannot be made (here the window code is longer than a record holds;
+    a staff number or terminal id would do the same) fails as a storage refusal does: out of
+    service, no thank-you, the case ``unsaved``, logged once. Before, only StoreError was caught:
+    the session went to THANKS and the invite API said ``rated: true`` with nothing stored."""
+    from dataclasses import replace
+
+    from terminal import window as window_module
+    clock = [1000.0]
+    window.monotonic = lambda: clock[0]
+    window.swipe("0004521873")
+    service = window.invite(case_no="CASE-65")
+    window.config = window.recorder.config = replace(
+        window.config, terminal=replace(window.config.terminal, window="W" * 65))
+    told = []
+    window.listeners.append(lambda what, detail: told.append((what, detail)))
+    window.press(Level.VERY_SATISFIED, InputDevice.BUTTON_BOX)
+    assert window.fault and "window" in window.fault
+    from firmware import boxproto
+    from hardware.buttonbox import led_for
+    assert led_for(window.state, window.fault) == boxproto.LED_ERROR  # the box's own thanks light put right
+    assert ("say", "thanks") not in told and ("state", State.THANKS) not in told and told[-1][0] == "fault"
+    assert window.report(service.session_id) == {**window.report(service.session_id), "outcome": "unsaved",
+                                                 "rated": False}
+    with pytest.raises(SessionRefused) as refused:
+        window.invite()
+    assert refused.value.code == "out_of_service"
+    for _ in range(3):  # tried again, refused again: logged once, never thanked
+        clock[0] += window_module.RETRY_S
+        window.tick()
+    assert window.fault and ("say", "thanks") not in told
+    assert sum("cannot record" in r.getMessage() for r in caplog.records) == 1
+    assert window.errors == 0  # a refusal handled, not a failure survived
+    assert window.store.db.execute("SELECT count(*) FROM ratings").fetchone() == (0,)
+
+
+def test_a_flood_of_presses_keeps_its_evidence_in_a_bounded_number_of_events(window):
+    """A box (or GPIO buttons) sending presses without end, while nobody is logged in: each one
+    was a misuse event on disk, without bound. Now at most MISUSE_BURST of them per
+    MISUSE_WINDOW_S, then one event of why ``flood`` that says how many more there were."""
+    from terminal.core import session as session_module
+    clock = [1000.0]
+    window.monotonic = lambda: clock[0]
+    for _ in range(3000):  # paused: every press is misuse
+        window.device_key("press", 3, InputDevice.BUTTON_BOX)
+        clock[0] += 0.05
+    rows = window.store.db.execute("SELECT json_extract(payload, '$.why') FROM events").fetchall()
+    assert len(rows) == session_module.MISUSE_BURST and set(rows) == {("paused",)}
+    clock[0] += session_module.MISUSE_WINDOW_S
+    window.tick()  # the window is over: its summary
+    (why, detail), = window.store.db.execute(
+        "SELECT json_extract(payload, '$.why'), json_extract(payload, '$.detail') FROM events "
+        "ORDER BY seq DESC LIMIT 1").fetchall()
+    suppressed = 3000 - session_module.MISUSE_BURST
+    assert why == "flood" and json.loads(detail) == {"suppressed": suppressed, "why": {"paused": suppressed}}
+    window.device_key("press", 3, InputDevice.BUTTON_BOX)  # a new window: kept one by one again
+    assert window.store.db.execute("SELECT count(*) FROM events").fetchone() == (session_module.MISUSE_BURST + 2,)

@@ -20,7 +20,7 @@ from .rating import wire_digest
 
 KINDS = ("login", "logout", "invited", "invite_expired", "session_abandoned", "misuse", "chain_restart",
          "ticket_called", "queue_paused", "queue_resumed")
-MISUSE = ("paused", "no_session", "cooldown", "repeat", "during_thanks")
+MISUSE = ("paused", "no_session", "cooldown", "repeat", "during_thanks", "flood")  # flood: presses counted in one
 RESTART = ("database_corrupt", "database_missing")  # why a terminal began a new hash chain
 #: the kinds that must say why, and what they may say
 WHY = {"misuse": MISUSE, "chain_restart": RESTART}
@@ -46,7 +46,7 @@ class Event:
     level: Level | None = None  # misuse: the level that was pressed
     device: InputDevice | None = None
     why: str | None = None  # misuse: paused | no_session | …; chain_restart: database_corrupt | …
-    detail: str | None = None  # chain_restart: what was lost and salvaged (JSON text)
+    detail: str | None = None  # chain_restart: what was lost and salvaged; misuse flood: how many presses (JSON text)
     chain: Link | None = None
     ticket_no: str | None = None  # ticket_called, invited: the queue ticket
 

@@ -49,6 +49,11 @@ class State(str, Enum):
 
 
 MODES = ("invite", "walk-up")
+#: Misuse kept one event per press, at most this many per MISUSE_WINDOW_S; the rest of the window's
+#: presses are counted into one ``flood`` event when it ends: a box or GPIO line flooding presses
+#: leaves its evidence without filling the disk (at most 21 events in 10 minutes, ~3,000 a day).
+MISUSE_BURST = 20
+MISUSE_WINDOW_S = 600.0
 #: the in-hall indicators of the field (整体满意度 is the main level itself)
 INDICATORS = ("服务效率", "服务水平", "服务态度")
 MAX_TEXT = 500
@@ -143,13 +148,16 @@ class Commit(Effect):
 
 @dataclass(frozen=True)
 class Flag(Effect):
-    """A press that is not a rating: kept as suspected misuse, never counted."""
-    why: str  # paused | no_session | cooldown | repeat | during_thanks
+    """A press that is not a rating: kept as suspected misuse, never counted. ``flood``: the
+    presses of a misuse window past MISUSE_BURST, ``suppressed`` counting them by why (the level,
+    device and stamp are the last one's)."""
+    why: str  # paused | no_session | cooldown | repeat | during_thanks | flood
     level: Level
     device: InputDevice
     staff_no: str | None
     session_id: str | None
     stamp: object = None
+    suppressed: tuple[tuple[str, int], ...] = ()  # flood: (why, presses not kept one by one)
 
 
 @dataclass(frozen=True)
@@ -205,11 +213,18 @@ class Session:
         self.services: OrderedDict[str, Service] = OrderedDict()
         self.called_ticket: str | None = None  # the queue ticket called to this window, served next
         self.queue_paused = False  # 暂停服务 from the queue system, staff still logged in
+        self.misuse_since: float | None = None  # when the current misuse window began
+        self.misuse_kept = 0  # misuse events made in it, one per press
+        self.misuse_suppressed: dict[str, int] = {}  # why -> presses past MISUSE_BURST in it
+        self.misuse_last: Flag | None = None  # the last of those
 
     # -- staff -------------------------------------------------------------------------------
 
     def swipe(self, staff_no: str, now: float) -> list[Effect]:
-        """A known badge: log in; the same badge again logs out; another staff member switches."""
+        """A known badge: log in; the same badge again logs out; another staff member switches.
+        InvalidRecord for a staff number no record can carry (each rating made under it would
+        fail to be recorded): the login is refused, not every rating after it."""
+        _code("staff_no", staff_no)
         if staff_no == self.staff_no:
             return self.logout(now)
         effects = self._close_service("abandoned")
@@ -300,13 +315,13 @@ class Session:
     def _press(self, level: Level, device: InputDevice, now: float, stamp: object) -> list[Effect]:
         if self.state is State.IDLE and self.rules.mode == "walk-up":
             if now < self.cooldown_until:
-                return [self._flag("cooldown", level, device, stamp)]
+                return self._flag("cooldown", level, device, stamp, now)
             self._open_service(None, None, self.staff_no, "walk-up")
             self.state = State.INVITED
         if self.state is not State.INVITED:
             why = {State.PAUSED: "paused", State.IDLE: "no_session", State.THANKS: "during_thanks"}.get(
                 self.state, "repeat")
-            return [self._flag(why, level, device, stamp)]
+            return self._flag(why, level, device, stamp, now)
         service = self.service
         self.draft = Draft(id=self.new_id(), session_id=service.session_id, level=level, device=device,
                            staff_no=service.staff_no, case_no=service.case_no, item_code=service.item_code,
@@ -347,6 +362,9 @@ class Session:
 
     def tick(self, now: float) -> list[Effect]:
         """Call often (the UI clock, every 0.25 s is plenty): runs the timeouts that are due."""
+        return self._misuse_summary(now) + self._timeouts(now)
+
+    def _timeouts(self, now: float) -> list[Effect]:
         if self.deadline is None or now < self.deadline:
             return []
         if self.state is State.INVITED:
@@ -429,9 +447,26 @@ class Session:
             self.services.popitem(last=False)
         return service
 
-    def _flag(self, why: str, level: Level, device: InputDevice, stamp: object) -> Flag:
-        return Flag(why, level, device, self.staff_no,
-                    self.service.session_id if self.service else None, stamp)
+    def _flag(self, why: str, level: Level, device: InputDevice, stamp: object, now: float) -> list[Effect]:
+        """The press as misuse: its own event, or, past MISUSE_BURST in this window, a count for
+        the window's ``flood`` event (``_misuse_summary``)."""
+        flag = Flag(why, level, device, self.staff_no, self.service.session_id if self.service else None, stamp)
+        if self.misuse_since is None:
+            self.misuse_since = now
+        if self.misuse_kept < MISUSE_BURST:
+            self.misuse_kept += 1
+            return [flag]
+        self.misuse_suppressed[why] = self.misuse_suppressed.get(why, 0) + 1
+        self.misuse_last = flag
+        return []
+
+    def _misuse_summary(self, now: float) -> list[Effect]:
+        """Once the misuse window is over: its ``flood`` event if presses were left out of it."""
+        if self.misuse_since is None or now < self.misuse_since + MISUSE_WINDOW_S:
+            return []
+        last, suppressed = self.misuse_last, tuple(self.misuse_suppressed.items())
+        self.misuse_since, self.misuse_kept, self.misuse_suppressed, self.misuse_last = None, 0, {}, None
+        return [replace(last, why="flood", suppressed=suppressed)] if last else []
 
     def _enter(self, state: State, deadline: float | None = None) -> None:
         self.state, self.deadline = state, deadline
@@ -445,8 +480,13 @@ def _indicator(value: object) -> bool:
         return False
 
 
-def _ticket(value: object) -> str:
+def _code(name: str, value: object, limit: int = MAX_CODE) -> str:
+    """``value`` if a record's field ``name`` can hold it, else InvalidRecord naming the field."""
     try:
-        return text(MAX_TICKET)(value)
+        return text(limit)(value)
     except (TypeError, ValueError) as exc:
-        raise InvalidRecord({"ticket_no": str(exc)}) from None
+        raise InvalidRecord({name: str(exc)}) from None
+
+
+def _ticket(value: object) -> str:
+    return _code("ticket_no", value, MAX_TICKET)

@@ -376,9 +376,9 @@ class KioskApp(App):
             self.voice.say(str(detail), self.language)
         if what == "call":
             self.show_call(str(detail))
-        if what == "state" and self.box and detail is not self._last_state:
+        if self.box and (what == "fault" or what == "state" and detail is not self._last_state):
             from hardware.buttonbox import led_for
-            self.box.set_led(led_for(detail))
+            self.box.set_led(led_for(self.window.state, self.window.fault))
         if what == "state":
             if detail in (State.IDLE, State.PAUSED) and self._last_state not in (State.IDLE, State.PAUSED):
                 self.language = self.home_language  # the next citizen starts in the terminal's language

@@ -22,8 +22,8 @@ def lcg(seed):
 
 
 def case_every_message_round_trips():
-    samples = [(P.HELLO, (0xDEADBEEF, "1.0.0", "e6614103e7452d2f")), (P.PRESS, (7, 1, 5)),
-               (P.STUCK, (7, 65535, 3)), (P.HEARTBEAT, (7, 123456, 2)), (P.ACK, (0, 0)),
+    samples = [(P.HELLO, (0xDEADBEEF, "1.0.0", "e6614103e7452d2f")), (P.PRESS, (7, 1, 5, 0)),
+               (P.STUCK, (7, 65535, 3, 65535)), (P.HEARTBEAT, (7, 123456, 2)), (P.ACK, (0, 0)),
                (P.LED, (P.LED_THANKS,)), (P.MAINT, ()), (P.ASK, ())]
     for kind, fields in samples:
         frame = P.encode(kind, *fields)
@@ -44,23 +44,23 @@ def case_cobs_round_trips_zero_runs_and_long_blocks():
 
 
 def case_chunks_of_any_size_give_the_same_messages():
-    stream = P.encode(P.PRESS, 9, 1, 4) + P.encode(P.HEARTBEAT, 9, 500, 0) + P.encode(P.PRESS, 9, 2, 1)
+    stream = P.encode(P.PRESS, 9, 1, 4, 0) + P.encode(P.HEARTBEAT, 9, 500, 0) + P.encode(P.PRESS, 9, 2, 1, 150)
     for size in (1, 2, 3, 7, 64):
         d, got = P.Decoder(), []
         for i in range(0, len(stream), size):
             got += d.feed(stream[i:i + size])
-        assert got == [(P.PRESS, (9, 1, 4)), (P.HEARTBEAT, (9, 500, 0)), (P.PRESS, (9, 2, 1))], size
+        assert got == [(P.PRESS, (9, 1, 4, 0)), (P.HEARTBEAT, (9, 500, 0)), (P.PRESS, (9, 2, 1, 150))], size
 
 
 def case_garbage_before_between_and_inside_is_dropped_and_the_stream_resyncs():
     d = P.Decoder()
-    good = P.encode(P.PRESS, 1, 10, 2)
+    good = P.encode(P.PRESS, 1, 10, 2, 7)
     assert d.feed(b"\xff\xfe garbage \x13") == []
-    assert d.feed(b"\x00" + good) == [(P.PRESS, (1, 10, 2))]
+    assert d.feed(b"\x00" + good) == [(P.PRESS, (1, 10, 2, 7))]
     broken = bytearray(good)
     broken[3] ^= 0x40  # one flipped bit: the CRC says no
     assert d.feed(bytes(broken)) == [] and d.dropped >= 1
-    assert d.feed(b"\x05" * 500 + b"\x00" + good) == [(P.PRESS, (1, 10, 2))]  # over-long noise
+    assert d.feed(b"\x05" * 500 + b"\x00" + good) == [(P.PRESS, (1, 10, 2, 7))]  # over-long noise
 
 
 def case_valid_crc_but_wrong_shape_is_not_a_press():
@@ -69,6 +69,13 @@ def case_valid_crc_but_wrong_shape_is_not_a_press():
                 bytes([0x7F, 1, 2, 3])):  # unknown type
         frame = P.cobs_encode(raw + bytes([P.crc16(raw) >> 8, P.crc16(raw) & 0xFF])) + b"\x00"
         assert P.Decoder().feed(frame) == []
+
+
+def case_a_press_says_its_age_saturating_and_older_firmware_s_ageless_press_is_read_without_one():
+    assert P.Decoder().feed(P.encode(P.PRESS, 7, 3, 2, 10 ** 6)) == [(P.PRESS, (7, 3, 2, P.MAX_AGE_MS))]
+    raw = bytes([P.PRESS, 0, 0, 0, 7, 0, 3, 2])  # boot 7, seq 3, key 2, as firmware 0.2.0 sent it
+    frame = P.cobs_encode(raw + bytes([P.crc16(raw) >> 8, P.crc16(raw) & 0xFF])) + b"\x00"
+    assert P.Decoder().feed(frame) == [(P.PRESS, (7, 3, 2, None))]
 
 
 def hello_frame(version, board):
