@@ -90,6 +90,26 @@ def test_backlog_misuse_and_overdue(hall):
     assert open_alerts(overdue) == ["全大厅"] and open_alerts(misuse) == []
 
 
+def test_a_flood_counted_into_one_event_raises_the_misuse_alert_by_its_presses(hall):
+    """A box flooding presses keeps one misuse event per press only up to a burst, and counts the
+    rest into one ``flood`` event: the alert counts the presses it stands for, not one. A detail
+    that says anything else counts as none."""
+    import json as json_module
+    misuse = only("misuse_burst", threshold=30, hours=1)
+    told_otherwise = [make_event("misuse", terminal_id=hall.terminal_id, why="flood", level=5,
+                                 detail=json_module.dumps({"suppressed": bad})) for bad in ("40", -5, True, [40], 2.5)]
+    assert ingest_events(hall, *[make_event("misuse", terminal_id=hall.terminal_id, why="no_session", level=5)
+                                 for _ in range(3)], *told_otherwise) == ["accepted"] * 8
+    alerts.check()
+    assert open_alerts(misuse) == []  # 8 presses
+    flood = json_module.dumps({"suppressed": 40, "why": {"no_session": 40}})
+    assert ingest_events(hall, make_event("misuse", terminal_id=hall.terminal_id, why="flood", level=5,
+                                          detail=flood)) == ["accepted"]
+    alerts.check()
+    assert open_alerts(misuse) == ["W01"]
+    assert "49 次" in Alert.objects.get(rule=misuse).detail
+
+
 class Hook(BaseHTTPRequestHandler):
     received: list = []
     fail = False

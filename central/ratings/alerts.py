@@ -28,6 +28,21 @@ log = logging.getLogger(__name__)
 HALL = "全大厅"
 
 
+MAX_FLOOD = 1_000_000  # presses one flood event may stand for: more than ten minutes of any box
+
+
+def flood_presses(payload) -> int:
+    """The presses a terminal counted into one ``flood`` misuse event (its ``detail``, JSON text:
+    ``{"suppressed": n, ...}``) beyond the event itself: a box flooding presses keeps one event
+    per press only up to a burst, and the alert must still see the flood. Whatever else it says
+    counts as none."""
+    try:
+        suppressed = json.loads(payload.get("detail") or "{}").get("suppressed")
+    except (ValueError, AttributeError, TypeError):
+        return 0
+    return min(suppressed, MAX_FLOOD) if type(suppressed) is int and suppressed > 0 else 0
+
+
 def conditions(rule: AlertRule, now: datetime.datetime) -> dict[str, str]:
     """Subject -> why, for every subject whose condition holds now."""
     since = now - datetime.timedelta(hours=rule.hours)
@@ -38,9 +53,11 @@ def conditions(rule: AlertRule, now: datetime.datetime) -> dict[str, str]:
                  .values("window_code").annotate(n=Count("id")).filter(n__gte=rule.threshold))
         return {r["window_code"]: f"{rule.hours} 小时内差评 {r['n']} 条" for r in found}
     if rule.kind == "misuse_burst":
-        found = (TerminalEvent.objects.filter(kind="misuse", at__gte=since)
-                 .values("window_code").annotate(n=Count("id")).filter(n__gte=rule.threshold))
-        return {r["window_code"]: f"{rule.hours} 小时内疑似误按/刷评 {r['n']} 次" for r in found}
+        misuse = TerminalEvent.objects.filter(kind="misuse", at__gte=since)
+        presses = dict(misuse.values_list("window_code").annotate(n=Count("id")))
+        for window, payload in misuse.filter(why="flood").values_list("window_code", "payload"):
+            presses[window] += flood_presses(payload)
+        return {window: f"{rule.hours} 小时内疑似误按/刷评 {n} 次" for window, n in presses.items() if n >= rule.threshold}
     if rule.kind == "offline":
         found = live.filter(last_seen__lt=stale) | live.filter(last_seen__isnull=True, enrolled_at__lt=stale)
         return {t.terminal_id: (f"最近联络 {timezone.localtime(t.last_seen):%m-%d %H:%M}" if t.last_seen
