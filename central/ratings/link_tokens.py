@@ -4,6 +4,8 @@
 ``Converter`` lets a URL reach those views only with a code of that very shape, so anything else
 (a NUL byte, which PostgreSQL refuses in text; a lone surrogate; 5,000 characters) is a 404 before
 any query is made; ``well_formed`` is the same rule for code that is handed a token some other way.
+``hidden`` is an SMS's text as a page or a log may show it: an invitation's link rates its case as
+the applicant, for whoever holds it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ NBYTES = 12
 LENGTH = 16  # base64url of 12 bytes, no padding
 PATTERN = f"[A-Za-z0-9_-]{{{LENGTH}}}"
 _SHAPE = re.compile(PATTERN)
+_SMS_LINK_CODE = re.compile(f"(?<=/s/){PATTERN}")
 
 
 def new() -> str:
@@ -24,6 +27,11 @@ def new() -> str:
 def well_formed(code: str) -> bool:
     """Whether ``code`` has the shape ``new`` makes: what ``Converter`` lets through to a view."""
     return isinstance(code, str) and _SHAPE.fullmatch(code) is not None
+
+
+def hidden(text: str) -> str:
+    """``text`` with the code of every SMS link in it (``/s/<token>``) masked."""
+    return _SMS_LINK_CODE.sub("＊＊＊＊", text)
 
 
 class Converter:
