@@ -159,9 +159,9 @@ def check_server_url(url: str, where: str = "server") -> str:
         host = parts.hostname or ""
         parts.port  # noqa: B018 -- a bad port raises here
     except ValueError as exc:
-        raise ConfigError(f"{where}: {url!r} is not a URL ({exc})") from None
+        raise ConfigError(f"{where}: {_shown(url)!r} is not a URL ({exc})") from None
     if parts.scheme not in ("https", "http") or not host:
-        raise ConfigError(f"{where}: {url!r} must be https://host[:port]")
+        raise ConfigError(f"{where}: {_shown(url)!r} must be https://host[:port]")
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(f"{where}: no user, password, query or fragment in the server URL (secrets never go in URLs)")
     if parts.scheme == "http":
@@ -173,6 +173,15 @@ def check_server_url(url: str, where: str = "server") -> str:
             raise ConfigError(f"{where}: {url} is plain http to another machine; use https://{parts.netloc}"
                               f"{parts.path} (for a hall's own CA, set [sync] ca_file)")
     return url.rstrip("/")
+
+
+def _shown(url: str) -> str:
+    """A refused URL as its error may say it: without a user, password, query or fragment (a URL
+    refused for its scheme or its port may still hold a secret, and the error is logged)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    return scheme + sep + rest.rpartition("@")[2].split("?")[0].split("#")[0]
 
 
 def load(path: str | os.PathLike | None = None) -> Config:

@@ -168,7 +168,7 @@ class Connection:
 class Store:
     def __init__(self, path: str | Path, boot_id: str | None = None):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with _lock(self.path):
             existed = self.path.exists() or Path(f"{self.path}-wal").exists()
             boot_id = boot_id or SystemClock.boot_id()
@@ -188,6 +188,7 @@ class Store:
                 self._start_chain(None)  # a new terminal, or one upgraded from before the chain
 
     def _open(self) -> None:
+        _private_file(self.path)
         # check_same_thread off: the kiosk's window shares its Store between the UI loop and the
         # invite API's threads, one call at a time under the Window's lock
         conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
@@ -452,6 +453,20 @@ def _storage_errors_are_clear(what: str, path: Path):
 
 
 # -- storage faults -------------------------------------------------------------------------------
+
+def _private_file(path: Path) -> None:
+    """Make the database file its owner's alone before SQLite opens it: SQLite creates it under the
+    umask (0644 under 022) and gives its -wal and -shm the database's mode, and ratings carry raters'
+    comments. Created 0600, never chmod'ed after (no moment readable by others); one an older version
+    made is narrowed, where it is ours."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(fd).st_mode & 0o077:  # only then: a chmod changes the ctime, which brings the quick check back
+            with contextlib.suppress(OSError):
+                os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
+
 
 @contextlib.contextmanager
 def _lock(path: Path):

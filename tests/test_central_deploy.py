@@ -50,3 +50,26 @@ def test_a_worker_freezes_what_it_loaded(tmp_path):
     assert done.returncode == 0, done.stderr
     frozen, collecting = done.stdout.split()
     assert int(frozen) > 50_000 and collecting == "True", done.stdout
+
+
+def test_the_servers_log_masks_the_codes_of_citizens_links(central):
+    """An SMS link (``/s/<code>``) rates its case, and a QR code's ``/r/<token>`` adds to its rating,
+    for whoever holds them: gunicorn's access log and Django's own warnings (a 404, a 429) say
+    which page was asked for, never with the code."""
+    import time
+    import urllib.error
+    import urllib.request
+    sms_code, qr_token = "Zq8sLinkC0de_x-Y", "T0A1B2C3D4.AAAAAAAAAAAAAAAAAAAAAA.mqx1k2.QrMacQrMacQrMacQrMacQ"
+    for path in (f"/s/{sms_code}", f"/r/{qr_token}"):
+        try:
+            urllib.request.urlopen(central.url + path, timeout=10).close()
+        except urllib.error.HTTPError:
+            pass
+    log, said = central.data_dir / "server.log", ""
+    for _ in range(50):  # gunicorn writes its access line after the answer
+        said = log.read_text(encoding="utf-8", errors="replace")
+        if "GET /s/" in said and "GET /r/" in said:
+            break
+        time.sleep(0.1)
+    assert "GET /s/" in said and "GET /r/" in said, said[-2000:]
+    assert sms_code not in said and qr_token not in said and "QrMacQrMac" not in said, said[-2000:]

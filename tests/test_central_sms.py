@@ -162,6 +162,24 @@ def test_the_sms_link_rates_the_case_once(gateway):
     assert client.get("/s/no-such-link-token").status_code == 404
 
 
+def test_no_page_and_no_console_shows_an_invitations_live_link(gateway, settings, capsys):
+    """An SMS link rates its case as the applicant: the admin's page of the message (its
+    ``link_token`` excluded) and the console backend (a log) show the text with the link's code masked."""
+    done_case("C-SMS-HIDE", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(at(1, 10))
+    sms.send_due(at(1, 10))
+    message = SmsMessage.objects.get(kind="invitation")
+    from django.contrib.auth.models import User
+    client = Client()
+    client.force_login(User.objects.create_superuser("sms-viewer", password="pw-sms-viewer-Qx7k"))
+    page = client.get(f"/admin/ratings/smsmessage/{message.pk}/change/").content.decode()
+    assert "回复数字" in page and "/s/" in page
+    assert message.link_token not in page
+    sms.ConsoleBackend().send("m-1", MOBILE, message.text)
+    said = capsys.readouterr().out
+    assert "139****5678" in said and "/s/" in said and message.link_token not in said
+
+
 def test_a_reply_after_the_invitation_expired_is_kept_and_rates_nothing(gateway):
     """An invitation answers for as long as its link does (``default_after_days``): a reply after
     that would take the place of the default rating the case has by then."""

@@ -72,3 +72,14 @@ def test_the_kiosk_reads_its_configuration_without_loading_the_http_stack(tmp_pa
     bad.write_text('[sync]\nserver_key_pin = "not-a-pin"\n', encoding="utf-8")
     with pytest.raises(C.ConfigError, match="server_key_pin"):
         C.load(bad)
+
+
+@pytest.mark.parametrize("url", ["htps://ops:s3cretPw@pj.example.gov.cn", "https://ops:s3cretPw@pj.example.gov.cn:99999",
+                                 "ftp://pj.example.gov.cn/hook?token=s3cretPw", "https://ops:s3cretPw@[::1/x",
+                                 "http://ops:s3cretPw@pj.example.gov.cn/hook"])
+def test_a_refused_url_is_never_echoed_with_its_secret(url):
+    """A URL is refused for its scheme, its port or its form as well as for a password or a query in
+    it: whatever the reason, the message (logged, shown by doctor) names no secret it held."""
+    with pytest.raises(C.ConfigError) as refused:
+        C.check_server_url(url, "RATING_CENTRAL_ALERT_WEBHOOK")
+    assert "s3cretPw" not in str(refused.value) and "RATING_CENTRAL_ALERT_WEBHOOK" in str(refused.value)

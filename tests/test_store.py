@@ -1,4 +1,6 @@
+import os
 import sqlite3
+import stat
 import subprocess
 import sys
 import textwrap
@@ -16,6 +18,22 @@ def test_new_database_is_wal_full_sync_and_current(tmp_path):
     assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert store.db.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
     assert store.schema_version == SCHEMA_VERSION == len(MIGRATIONS)
+
+
+def test_database_and_its_wal_and_shm_are_the_owners_alone_whatever_the_umask(tmp_path):
+    """Ratings carry raters' comments: the database, its -wal and -shm (SQLite gives them the
+    database's mode) and a folder the store makes are never readable by others, even under umask 022."""
+    old = os.umask(0o022)
+    try:
+        store = Store(tmp_path / "data" / "t.db")
+        store.record(make_rating(text="材料退回两次"))
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "data").iterdir()
+                 if p.name.startswith("t.db") and not p.name.endswith(".lock")}
+    finally:
+        os.umask(old)
+    assert {"t.db", "t.db-wal", "t.db-shm"} <= set(modes)
+    assert all(mode == 0o600 for mode in modes.values()), modes
+    assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
 
 
 def test_outbox_states(tmp_path):

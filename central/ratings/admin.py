@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from terminal.core.levels import Level
 
-from . import chains, exports, masking, roles, upward, workorders
+from . import chains, exports, link_tokens, masking, roles, upward, workorders
 from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
                      CallbackTask, EnrollmentCode, Hall, RatingAddition, SmsMessage, UpwardDay, UpwardItem,
                      UpwardPlatform,
@@ -536,7 +536,7 @@ class SmsMessageAdmin(ReadOnlyAdmin):
 
     @admin.display(description="内容")
     def text_shown(self, obj):
-        return masked(obj.text)
+        return masked(link_tokens.hidden(obj.text))
 
     @admin.action(description="重新发送（死信）", permissions=["resend"])
     def resend(self, request, queryset):

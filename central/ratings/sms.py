@@ -76,10 +76,10 @@ class FileBackend(BaseBackend):
 
 
 class ConsoleBackend(BaseBackend):
-    """Prints each message, the number masked (a console is a log)."""
+    """Prints each message, the number and the link's code masked (a console is a log)."""
 
     def send(self, message_id: str, to: str, text: str) -> str:
-        print(f"SMS {message_id} to {personal_data.mask_mobile(to)}: {text}", flush=True)
+        print(f"SMS {message_id} to {personal_data.mask_mobile(to)}: {link_tokens.hidden(text)}", flush=True)
         return f"console:{message_id}"
 
 

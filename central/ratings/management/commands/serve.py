@@ -17,7 +17,8 @@ class Command(BaseCommand):
     def handle(self, *args, bind, workers, threads, **options):
         argv = [sys.executable, "-m", "gunicorn", "central.wsgi:application", "--bind", bind,
                 "--workers", str(workers), "--threads", str(threads), "--graceful-timeout", "10",
-                "--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms']
+                "--access-logfile", "-", "--access-logformat", '%(h)s "%(r)s" %(s)s %(b)s %(M)sms',
+                "--logger-class", "central.ratings.logs.AccessLog"]  # link codes masked
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "central.settings")
         # uploads take at most all threads but one: a heartbeat or a page always finds a thread
         os.environ.setdefault("RATING_CENTRAL_UPLOAD_SLOTS", str(max(1, threads - 1)))
