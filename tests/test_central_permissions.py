@@ -151,3 +151,14 @@ def test_no_lookup_in_the_address_reads_what_a_page_hides(people):
     for client, probe in probes:
         assert client.get(probe).status_code == 400, probe
     assert people["auditor1"].get("/admin/ratings/commentforreview/?comment_state__exact=pending").status_code == 200
+
+
+def test_a_department_managers_filters_offer_only_their_own_windows(people):
+    """A list's filter offers the values of the rows a user may see: the terminals' list offered
+    every window in the hall, other departments' too, to a department manager."""
+    from central.ratings.models import Window
+    other = Window.objects.get(code="W02")
+    for page in ["/admin/ratings/terminal/", "/admin/ratings/staff/", "/admin/ratings/case/", "/admin/ratings/rating/"]:
+        listed = people["manager1"].get(page)
+        assert listed.status_code == 200 and str(other) not in listed.text and other.name not in listed.text, page
+    assert str(other) in people["auditor1"].get("/admin/ratings/terminal/").text

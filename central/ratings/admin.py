@@ -399,7 +399,7 @@ class TerminalAdmin(Scoped):
     scope_field = "window__department"
     list_display = ["terminal_id", "window", "online", "last_seen", "version", "queue_depth",
                     "oldest_pending_s", "dead_letters", "clock_offset_s", "revoked_at"]
-    list_filter = ["window", "version"]
+    list_filter = [("window", admin.RelatedOnlyFieldListFilter), "version"]  # the windows of the rows shown
     exclude = ["secret"]
     readonly_fields = ["terminal_id", "window", "enrolled_at", "last_seen", "version", "queue_depth",
                        "oldest_pending_s", "dead_letters", "clock_offset_s", "heartbeat", "device_down_since"]
