@@ -498,7 +498,7 @@ class CallbackTaskAdmin(Scoped):
     @admin.display(description="拨打号码")
     def number(self, obj):
         from . import personal_data
-        request = getattr(self, "_request", None)
+        request = getattr(obj, "asked_by", None)
         if obj.pk is None or request is None or not self.has_change_permission(request, obj):
             return obj.case.mobile_masked
         shown = [*obj.number_shown, {"by": request.user.get_username(), "at": timezone.now().isoformat()}][-50:]
@@ -509,7 +509,10 @@ class CallbackTaskAdmin(Scoped):
             return str(exc)
 
     def get_readonly_fields(self, request, obj=None):
-        self._request = request
+        """The request travels on its own copy of the task to ``number``: this admin serves every
+        request at once (threads), so a request kept on it could be another user's by then."""
+        if obj is not None:
+            obj.asked_by = request
         return super().get_readonly_fields(request, obj)
 
     def get_queryset(self, request):
