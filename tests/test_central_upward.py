@@ -408,3 +408,28 @@ def test_a_platforms_address_is_held_to_the_rules_of_every_address_we_call(setti
     with pytest.raises(upward.NotConfigured, match=why) as refused:
         upward.client_for(platform, upward.profile_of(platform))
     assert "s3cret" not in str(refused.value)
+
+
+def test_an_update_sent_behind_its_records_failed_batch_waits_for_it_never_dead(hall, platform_for):
+    """The next batch goes while the one before is answered (the pipeline): a platform down for the
+    first refused the second's update as one "of a record never added", and the update was a dead
+    letter, the day a mismatch, though the record arrived whole on the next try. A refusal in a
+    batch sent behind a failed one waits to be sent again in order."""
+    from django.contrib.auth.models import User
+    row, reference = platform_for("provincial")
+    UpwardPlatform.objects.filter(pk=row.pk).update(batch_size=1)
+    row.refresh_from_db()
+    bad = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",))
+    ingest_ratings(hall, bad)
+    order = WorkOrder.objects.get(rating__rating_id=bad.id)
+    workorders.advance(order, "contacted", "已电话联系")
+    workorders.advance(order, "rectified", "已增开窗口")
+    workorders.advance(order, "closed")
+    assert list(UpwardItem.objects.order_by("pk").values_list("change", flat=True)) == ["rating", "rectification"]
+    down = iter([True])
+    reference.fault = lambda name: name == "error" and next(down, False)  # 503 to the first batch alone
+    with pytest.raises(upward.TransientError):
+        upward.push(row)
+    assert upward.push(row).dead == 0
+    assert list(UpwardItem.objects.order_by("pk").values_list("state", flat=True)) == ["sent", "sent"]
+    assert reference.held[bad.id]["rectifyContent"] == "已增开窗口"
