@@ -293,8 +293,9 @@ def test_a_default_superseded_by_a_real_rating_is_sent_again_as_no_longer_valid(
 
 def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, platform_for):
     """What a platform answers is checked before it is believed: a signed answer of the wrong shape,
-    acknowledgements with versions that are not integers, an unsigned answer, a count for another day
-    or below zero: the items stay pending, and the day is not called matched or mismatched on it."""
+    acknowledgements with versions that are not integers, an unsigned answer, one that says of a record
+    both rejected and accepted, a count for another day or below zero: the items stay pending, and
+    the day is not called matched or mismatched on it."""
     import hashlib
     import json
     import threading
@@ -304,14 +305,19 @@ def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, p
     from central.ratings import reconciliation
     from terminal.core import signing
     row, _ = platform_for("provincial")
+    def both(batch):
+        record = batch["evaluations"][0]
+        return {"results": [{"id": record["evaluateId"], "version": record["dataVersion"], "status": status}
+                            for status in ("rejected", "accepted")]}
     answers = iter([({"results": "nope"}, True), ({"results": [{"id": "x", "version": "1", "status": "accepted"}]}, True),
-                    ({"results": []}, False), ({"day": "1999-01-01", "counts": {"3/4": 1}}, True),
+                    ({"results": []}, False), (both, True), ({"day": "1999-01-01", "counts": {"3/4": 1}}, True),
                     ({"day": None, "counts": {"3/4": -1}}, True)])
 
     class Hostile(BaseHTTPRequestHandler):
         def reply(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            asked = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             payload, signed = next(answers)
+            payload = payload(json.loads(asked)) if callable(payload) else payload
             if "day" in payload and payload["day"] is None:
                 payload["day"] = self.path.rsplit("=", 1)[1]
             body, stamp = json.dumps(payload).encode(), f"{time.time():.3f}"
@@ -336,7 +342,7 @@ def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, p
     try:
         day = datetime.datetime(2026, 11, 6, 9, 0, tzinfo=CST)
         rate(Level.SATISFIED, Channel.QR_CODE, day)
-        for _ in range(3):  # wrong shape, versions not integers, unsigned
+        for _ in range(4):  # wrong shape, versions not integers, unsigned, contradicting itself
             with pytest.raises(upward.TransientError):
                 upward.push(row)
         assert list(UpwardItem.objects.values_list("state", flat=True)) == ["pending"]
