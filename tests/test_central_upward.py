@@ -439,3 +439,38 @@ def test_an_update_sent_behind_its_records_failed_batch_waits_for_it_never_dead(
     assert upward.push(row).dead == 0
     assert list(UpwardItem.objects.order_by("pk").values_list("state", flat=True)) == ["sent", "sent"]
     assert reference.held[bad.id]["rectifyContent"] == "已增开窗口"
+
+
+def test_the_platforms_count_is_asked_of_the_platforms_own_address_alone(hall, platform_for):
+    """The count's path is joined to the platform's address as written: one not starting with "/"
+    (``@other-host/v1/counts``) sent the signed request to another machine, past the address rules,
+    in plain http too. It is refused when saved, and never called."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from django.core.exceptions import ValidationError
+
+    from central.ratings import reconciliation
+    row, _ = platform_for("provincial")
+    asked = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        row.counts_path = f"@127.0.0.1:{server.server_port}/v1/counts"
+        with pytest.raises(ValidationError, match="counts_path"):
+            row.full_clean()
+        row.save()
+        checked = reconciliation.reconcile(row, datetime.date(2026, 11, 4))
+        assert checked.theirs is None and "平台计数未取得" in checked.detail and not asked
+    finally:
+        server.shutdown()
+        server.server_close()
