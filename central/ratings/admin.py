@@ -537,17 +537,22 @@ class SmsMessageAdmin(ReadOnlyAdmin):
     never took after every retry: 重新发送 queues them again (the same id: never a second SMS)."""
 
     list_display = ["created_at", "kind", "case", "mobile_masked", "state", "attempts", "sent_at", "note",
-                    "last_error"]
+                    "error_shown"]
     list_filter = ["kind", "state"]
     search_fields = ["case__case_no"]
     date_hierarchy = "created_at"
-    exclude = ["mobile_token", "mobile_index", "link_token", "text"]
-    readonly_fields = ["text_shown"]
+    exclude = ["mobile_token", "mobile_index", "link_token", "text", "last_error"]
+    readonly_fields = ["text_shown", "error_shown"]
     actions = ["resend"]
 
     @admin.display(description="内容")
     def text_shown(self, obj):
         return masked(obj.text)
+
+    @admin.display(description="最近错误")
+    def error_shown(self, obj):
+        """The gateway's words, masked: a refusal names the number it refused."""
+        return masked(obj.last_error)
 
     @admin.action(description="重新发送（死信）", permissions=["resend"])
     def resend(self, request, queryset):
