@@ -187,22 +187,25 @@ class CentralClient:
     def acknowledgements(self, response: Answer, payloads: dict[str, str], read) -> dict[str, ItemAck]:
         """The per-item word of a verified answer to a batch: ``read(result)`` gives the key the item
         was sent under and its status. BatchRefused for a batch refused as a whole, TransientError
-        for an answer that is not the interface's; results for items not in the batch are ignored."""
+        for an answer that is not the interface's; results for items not in the batch are ignored, and
+        so are an item's results that disagree (it stays unanswered, sent again)."""
         if response.status_code in (400, 413, 415):
             code = _error_code(response) or ("batch_too_large" if response.status_code == 413 else "")
             if code in BATCH_REFUSALS:
                 raise BatchRefused(f"refused the batch of {len(payloads)}: HTTP {response.status_code} "
                                    f"{code}: {_short(_error_detail(response))}", response.status_code, code)
         results = self._json(response).get("results")
-        acks = {}
+        acks, contradicted = {}, set()
         try:
             for item in results:
                 key, status = read(item)
                 if key in payloads and status in ITEM_STATUSES:
+                    if key in acks and acks[key].status != status:
+                        contradicted.add(key)  # rejected and accepted at once: no word on it at all
                     acks[key] = ItemAck(key, status, str(item.get("reason") or ""))
         except (KeyError, TypeError) as exc:
             raise TransientError(f"malformed acknowledgement body: {_short(exc)}") from None
-        return acks
+        return {key: ack for key, ack in acks.items() if key not in contradicted}
 
     def heartbeat(self, report: dict) -> dict:
         body = json.dumps(report, ensure_ascii=False).encode()

@@ -192,9 +192,14 @@ class Uploader:
                 waiting, after = (batch, sent), batch[-1].seq
 
     def _settle_quietly(self, batch: list, outcome, result: DrainResult) -> None:
-        """Keep what a batch sent alongside a failed one achieved; its own failure just waits for a resend."""
+        """Keep what a batch sent alongside a failed one achieved; its own failure just waits for a resend.
+        So do its refusals: the receiver may have refused a record for what the failed batch did not
+        bring (an update of a record whose first version was in it), and a resend in order is harmless."""
         limit = self.limit
         try:
+            if isinstance(outcome, tuple):
+                acks, sent_bytes = outcome
+                outcome = ({i: a for i, a in acks.items() if a.status != "rejected"}, sent_bytes)
             if not isinstance(outcome, BatchRefused):
                 self._settle(batch, outcome, result)
         except TransientError:

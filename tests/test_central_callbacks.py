@@ -147,3 +147,28 @@ def test_a_department_manager_sees_only_their_departments_call_backs(hall):
     assert shown(User.objects.get(username="mgr1"))[:4] == ["1", "1", "1", "0"]  # W01's one call-back only
     assert shown(root)[:4] == ["4", "4", "4", "0"]  # the whole hall
     assert callbacks.figures(windows=[])[0].tasks == 0
+
+
+def test_the_number_is_shown_to_the_caller_who_asked_whatever_else_the_server_is_doing(hall, monkeypatch):
+    """The admin is one object serving every request (gunicorn runs threads): the number's page
+    kept the request on it, so an auditor's page drawn just after a caller's request began showed
+    the auditor the clear number, noted as seen by the caller."""
+    from django.contrib.auth.models import Group
+
+    from central.ratings.admin import CallbackTaskAdmin
+    report_many(1, "W01", "SZ0101")
+    (task,) = callbacks.sample(QUARTER, "s", per_window=1)
+    caller = User.objects.create_superuser("caller", password="pw-caller-Qx7k")
+    auditor = User.objects.create_user("aud", password="pw-aud-Qx7k", is_staff=True)
+    auditor.groups.add(Group.objects.get(name="审计员"))
+    client = Client()
+    client.force_login(auditor)
+    draw = CallbackTaskAdmin.render_change_form
+
+    def meanwhile(self, request, *args, **kwargs):  # the caller's request begins on another thread
+        self.get_readonly_fields(type("Request", (), {"user": caller})(), task)
+        return draw(self, request, *args, **kwargs)
+    monkeypatch.setattr(CallbackTaskAdmin, "render_change_form", meanwhile)
+    page = client.get(f"/admin/ratings/callbacktask/{task.pk}/change/").content.decode()
+    assert "138****0000" in page and "13800000000" not in page
+    assert CallbackTask.objects.get(pk=task.pk).number_shown == []

@@ -135,3 +135,30 @@ def test_hall_admin_edits_content_and_only_they_decide_rechecks(people):
     order.refresh_from_db()
     assert order.recheck == "excluded" and order.recheck_by.username == "admin1"
     assert Rating.objects.get(pk=order.rating_id).excluded
+
+
+def test_no_lookup_in_the_address_reads_what_a_page_hides(people):
+    """A list's count answers a lookup in the address: ``?secret__startswith=`` read a terminal's or
+    a business system's HMAC key a character at a time (a department manager their own terminals',
+    enough to sign ratings as them), and ``?text__contains=`` a number masked in a rater's words."""
+    from central.ratings import auth
+    system = auth.add_system("排队叫号系统")
+    terminal = Terminal.objects.get(window__code="W01")
+    ingest_ratings(terminal, make_rating(Level.SATISFIED, terminal_id=terminal.terminal_id, text="请回电13800138000"))
+    probes = [(people["manager1"], f"/admin/ratings/terminal/?secret__startswith={terminal.secret[:2]}"),
+              (people["auditor1"], f"/admin/ratings/businesssystem/?secret__startswith={system.secret[:2]}"),
+              (people["auditor1"], "/admin/ratings/commentforreview/?text__contains=13800138000")]
+    for client, probe in probes:
+        assert client.get(probe).status_code == 400, probe
+    assert people["auditor1"].get("/admin/ratings/commentforreview/?comment_state__exact=pending").status_code == 200
+
+
+def test_a_department_managers_filters_offer_only_their_own_windows(people):
+    """A list's filter offers the values of the rows a user may see: the terminals' list offered
+    every window in the hall, other departments' too, to a department manager."""
+    from central.ratings.models import Window
+    other = Window.objects.get(code="W02")
+    for page in ["/admin/ratings/terminal/", "/admin/ratings/staff/", "/admin/ratings/case/", "/admin/ratings/rating/"]:
+        listed = people["manager1"].get(page)
+        assert listed.status_code == 200 and str(other) not in listed.text and other.name not in listed.text, page
+    assert str(other) in people["auditor1"].get("/admin/ratings/terminal/").text

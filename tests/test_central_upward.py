@@ -293,8 +293,9 @@ def test_a_default_superseded_by_a_real_rating_is_sent_again_as_no_longer_valid(
 
 def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, platform_for):
     """What a platform answers is checked before it is believed: a signed answer of the wrong shape,
-    acknowledgements with versions that are not integers, an unsigned answer, a count for another day
-    or below zero: the items stay pending, and the day is not called matched or mismatched on it."""
+    acknowledgements with versions that are not integers, an unsigned answer, one that says of a record
+    both rejected and accepted, a count for another day or below zero: the items stay pending, and
+    the day is not called matched or mismatched on it."""
     import hashlib
     import json
     import threading
@@ -304,14 +305,19 @@ def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, p
     from central.ratings import reconciliation
     from terminal.core import signing
     row, _ = platform_for("provincial")
+    def both(batch):
+        record = batch["evaluations"][0]
+        return {"results": [{"id": record["evaluateId"], "version": record["dataVersion"], "status": status}
+                            for status in ("rejected", "accepted")]}
     answers = iter([({"results": "nope"}, True), ({"results": [{"id": "x", "version": "1", "status": "accepted"}]}, True),
-                    ({"results": []}, False), ({"day": "1999-01-01", "counts": {"3/4": 1}}, True),
+                    ({"results": []}, False), (both, True), ({"day": "1999-01-01", "counts": {"3/4": 1}}, True),
                     ({"day": None, "counts": {"3/4": -1}}, True)])
 
     class Hostile(BaseHTTPRequestHandler):
         def reply(self):
-            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            asked = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             payload, signed = next(answers)
+            payload = payload(json.loads(asked)) if callable(payload) else payload
             if "day" in payload and payload["day"] is None:
                 payload["day"] = self.path.rsplit("=", 1)[1]
             body, stamp = json.dumps(payload).encode(), f"{time.time():.3f}"
@@ -336,7 +342,7 @@ def test_a_platforms_hostile_answers_mark_nothing_sent_and_count_nothing(hall, p
     try:
         day = datetime.datetime(2026, 11, 6, 9, 0, tzinfo=CST)
         rate(Level.SATISFIED, Channel.QR_CODE, day)
-        for _ in range(3):  # wrong shape, versions not integers, unsigned
+        for _ in range(4):  # wrong shape, versions not integers, unsigned, contradicting itself
             with pytest.raises(upward.TransientError):
                 upward.push(row)
         assert list(UpwardItem.objects.values_list("state", flat=True)) == ["pending"]
@@ -408,3 +414,63 @@ def test_a_platforms_address_is_held_to_the_rules_of_every_address_we_call(setti
     with pytest.raises(upward.NotConfigured, match=why) as refused:
         upward.client_for(platform, upward.profile_of(platform))
     assert "s3cret" not in str(refused.value)
+
+
+def test_an_update_sent_behind_its_records_failed_batch_waits_for_it_never_dead(hall, platform_for):
+    """The next batch goes while the one before is answered (the pipeline): a platform down for the
+    first refused the second's update as one "of a record never added", and the update was a dead
+    letter, the day a mismatch, though the record arrived whole on the next try. A refusal in a
+    batch sent behind a failed one waits to be sent again in order."""
+    from django.contrib.auth.models import User
+    row, reference = platform_for("provincial")
+    UpwardPlatform.objects.filter(pk=row.pk).update(batch_size=1)
+    row.refresh_from_db()
+    bad = make_rating(Level.VERY_DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",))
+    ingest_ratings(hall, bad)
+    order = WorkOrder.objects.get(rating__rating_id=bad.id)
+    workorders.advance(order, "contacted", "已电话联系")
+    workorders.advance(order, "rectified", "已增开窗口")
+    workorders.advance(order, "closed")
+    assert list(UpwardItem.objects.order_by("pk").values_list("change", flat=True)) == ["rating", "rectification"]
+    down = iter([True])
+    reference.fault = lambda name: name == "error" and next(down, False)  # 503 to the first batch alone
+    with pytest.raises(upward.TransientError):
+        upward.push(row)
+    assert upward.push(row).dead == 0
+    assert list(UpwardItem.objects.order_by("pk").values_list("state", flat=True)) == ["sent", "sent"]
+    assert reference.held[bad.id]["rectifyContent"] == "已增开窗口"
+
+
+def test_the_platforms_count_is_asked_of_the_platforms_own_address_alone(hall, platform_for):
+    """The count's path is joined to the platform's address as written: one not starting with "/"
+    (``@other-host/v1/counts``) sent the signed request to another machine, past the address rules,
+    in plain http too. It is refused when saved, and never called."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from django.core.exceptions import ValidationError
+
+    from central.ratings import reconciliation
+    row, _ = platform_for("provincial")
+    asked = []
+
+    class Elsewhere(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        row.counts_path = f"@127.0.0.1:{server.server_port}/v1/counts"
+        with pytest.raises(ValidationError, match="counts_path"):
+            row.full_clean()
+        row.save()
+        checked = reconciliation.reconcile(row, datetime.date(2026, 11, 4))
+        assert checked.theirs is None and "平台计数未取得" in checked.detail and not asked
+    finally:
+        server.shutdown()
+        server.server_close()

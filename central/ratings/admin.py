@@ -21,7 +21,21 @@ from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForRe
                      Window, WorkOrder, WorkOrderNote)
 
 
-class Scoped(admin.ModelAdmin):
+class FilteredAdmin(admin.ModelAdmin):
+    """Every list here filters by its own filters and dates only: any other lookup in the address is
+    refused as a bad request, not tried. A list's count answers whatever it is asked, so a lookup on
+    a field no page shows (``?secret__startswith=``, a terminal's or a system's key;
+    ``?text__contains=``, a rater's masked words; ``?payload__contains=``, which SQLite cannot run)
+    would read it a character at a time."""
+
+    def lookup_allowed(self, lookup, value, request=None):
+        filters = self.get_list_filter(request) if request is not None else self.list_filter
+        allowed = {f.parameter_name if isinstance(f, type) else f if isinstance(f, str) else f[0]
+                   for f in filters} | {self.date_hierarchy}
+        return lookup.split("__", 1)[0] in allowed and super().lookup_allowed(lookup, value, request)
+
+
+class Scoped(FilteredAdmin):
     """Rows limited to a department manager's department, through ``scope_field``."""
 
     scope_field = ""  # a lookup ending at Department; or "window_code" for rows that name a window
@@ -34,14 +48,8 @@ class Scoped(admin.ModelAdmin):
         return roles.scope(found, request.user, self.scope_field)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Ratings are evidence: nobody edits or deletes them through the admin. Its lists filter by
-    their own filters and dates only: any other lookup in the address (``?payload__contains=``,
-    which SQLite cannot run) is refused as a bad request, not tried."""
-
-    def lookup_allowed(self, lookup, value, request=None):
-        allowed = {f if isinstance(f, str) else f[0] for f in self.list_filter} | {self.date_hierarchy}
-        return lookup.split("__", 1)[0] in allowed and super().lookup_allowed(lookup, value, request)
+class ReadOnlyAdmin(FilteredAdmin):
+    """Ratings are evidence: nobody edits or deletes them through the admin."""
 
     def has_add_permission(self, request):
         return False
@@ -56,7 +64,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 # -- content the terminals pull ------------------------------------------------------------------
 
 @admin.register(Hall)
-class HallAdmin(admin.ModelAdmin):
+class HallAdmin(FilteredAdmin):
     list_display = ["code", "name"]
 
 
@@ -107,20 +115,20 @@ class StaffAdmin(Scoped):
 
 
 @admin.register(Notice)
-class NoticeAdmin(admin.ModelAdmin):
+class NoticeAdmin(FilteredAdmin):
     list_display = ["title", "hall", "order", "active"]
     list_editable = ["order", "active"]
 
 
 @admin.register(ServiceGuide)
-class ServiceGuideAdmin(admin.ModelAdmin):
+class ServiceGuideAdmin(FilteredAdmin):
     list_display = ["item_code", "title", "department", "active"]
     search_fields = ["item_code", "title"]
     list_filter = ["department", "active"]
 
 
 @admin.register(ReasonTag)
-class ReasonTagAdmin(admin.ModelAdmin):
+class ReasonTagAdmin(FilteredAdmin):
     list_display = ["code", "label", "label_en", "order", "active"]
     list_editable = ["label", "label_en", "order", "active"]
 
@@ -138,13 +146,13 @@ class SettingsForm(forms.ModelForm):
 
 
 @admin.register(TerminalSettings)
-class TerminalSettingsAdmin(admin.ModelAdmin):
+class TerminalSettingsAdmin(FilteredAdmin):
     form = SettingsForm
     list_display = ["__str__", "hall", "window", "rating_mode", "language", "invite_timeout_s"]
 
 
 @admin.register(Policy)
-class PolicyAdmin(admin.ModelAdmin):
+class PolicyAdmin(FilteredAdmin):
     list_display = ["__str__", "contact_days", "rectify_days", "complex_days", "default_after_days",
                     "default_level", "default_channel"]
 
@@ -156,7 +164,7 @@ class PolicyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Operator)
-class OperatorAdmin(admin.ModelAdmin):
+class OperatorAdmin(FilteredAdmin):
     list_display = ["user", "department"]
 
 
@@ -344,7 +352,7 @@ class CommentReviewAdmin(Scoped):
 
 
 @admin.register(Chain)
-class ChainAdmin(admin.ModelAdmin):
+class ChainAdmin(FilteredAdmin):
     """Each terminal's record chains as the chain check left them; a hall administrator who has
     looked into a gap, fork or restart says what they found (核查), and only a newer problem raises
     its alert again. Nothing else here is editable: it is evidence."""
@@ -391,7 +399,7 @@ class TerminalAdmin(Scoped):
     scope_field = "window__department"
     list_display = ["terminal_id", "window", "online", "last_seen", "version", "queue_depth",
                     "oldest_pending_s", "dead_letters", "clock_offset_s", "revoked_at"]
-    list_filter = ["window", "version"]
+    list_filter = [("window", admin.RelatedOnlyFieldListFilter), "version"]  # the windows of the rows shown
     exclude = ["secret"]
     readonly_fields = ["terminal_id", "window", "enrolled_at", "last_seen", "version", "queue_depth",
                        "oldest_pending_s", "dead_letters", "clock_offset_s", "heartbeat", "device_down_since"]
@@ -490,7 +498,7 @@ class CallbackTaskAdmin(Scoped):
     @admin.display(description="拨打号码")
     def number(self, obj):
         from . import personal_data
-        request = getattr(self, "_request", None)
+        request = getattr(obj, "asked_by", None)
         if obj.pk is None or request is None or not self.has_change_permission(request, obj):
             return obj.case.mobile_masked
         shown = [*obj.number_shown, {"by": request.user.get_username(), "at": timezone.now().isoformat()}][-50:]
@@ -501,7 +509,10 @@ class CallbackTaskAdmin(Scoped):
             return str(exc)
 
     def get_readonly_fields(self, request, obj=None):
-        self._request = request
+        """The request travels on its own copy of the task to ``number``: this admin serves every
+        request at once (threads), so a request kept on it could be another user's by then."""
+        if obj is not None:
+            obj.asked_by = request
         return super().get_readonly_fields(request, obj)
 
     def get_queryset(self, request):
@@ -526,17 +537,22 @@ class SmsMessageAdmin(ReadOnlyAdmin):
     never took after every retry: 重新发送 queues them again (the same id: never a second SMS)."""
 
     list_display = ["created_at", "kind", "case", "mobile_masked", "state", "attempts", "sent_at", "note",
-                    "last_error"]
+                    "error_shown"]
     list_filter = ["kind", "state"]
     search_fields = ["case__case_no"]
     date_hierarchy = "created_at"
-    exclude = ["mobile_token", "mobile_index", "link_token", "text"]
-    readonly_fields = ["text_shown"]
+    exclude = ["mobile_token", "mobile_index", "link_token", "text", "last_error"]
+    readonly_fields = ["text_shown", "error_shown"]
     actions = ["resend"]
 
     @admin.display(description="内容")
     def text_shown(self, obj):
         return masked(link_tokens.hidden(obj.text))
+
+    @admin.display(description="最近错误")
+    def error_shown(self, obj):
+        """The gateway's words, masked: a refusal names the number it refused."""
+        return masked(obj.last_error)
 
     @admin.action(description="重新发送（死信）", permissions=["resend"])
     def resend(self, request, queryset):
@@ -548,7 +564,7 @@ class SmsMessageAdmin(ReadOnlyAdmin):
 
 
 @admin.register(BusinessSystem)
-class BusinessSystemAdmin(admin.ModelAdmin):
+class BusinessSystemAdmin(FilteredAdmin):
     """The business and queue systems that report cases. A system is added by
     ``rating-central add_system NAME``, which prints its secret once; the secret is never shown here."""
 
@@ -756,13 +772,13 @@ class WorkOrderAdmin(Scoped):
 # -- early warning --------------------------------------------------------------------------------
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(FilteredAdmin):
     list_display = ["name", "kind", "threshold", "hours", "minutes", "enabled"]
     list_editable = ["enabled"]
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(FilteredAdmin):
     list_display = ["raised_at", "rule", "subject", "detail", "cleared_at", "webhook_sent"]
     list_filter = ["rule", ("cleared_at", admin.EmptyFieldListFilter)]
     readonly_fields = ["rule", "subject", "detail", "raised_at", "cleared_at", "webhook_sent"]
@@ -801,7 +817,7 @@ class UpwardPlatformForm(forms.ModelForm):
 
 
 @admin.register(UpwardPlatform)
-class UpwardPlatformAdmin(admin.ModelAdmin):
+class UpwardPlatformAdmin(FilteredAdmin):
     """A platform this hall reports to. Its profile is checked when saved, and before every push
     against what we hold: a value it has no code for stops the push, named on the upward page."""
 

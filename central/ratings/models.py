@@ -810,10 +810,13 @@ class UpwardPlatform(models.Model):
         from django.core.exceptions import ValidationError
 
         from .export_profile import ProfileError, parse
+        from .reconciliation import COUNTS_PATH
         try:
             parse(self.profile)
         except ProfileError as exc:
             raise ValidationError({"profile": str(exc)}) from None
+        if self.counts_path and not COUNTS_PATH.fullmatch(self.counts_path):
+            raise ValidationError({"counts_path": "须为以 / 开头的路径，不含 ? 或 #（与平台地址直接相连）"})
 
 
 class UpwardItem(models.Model):

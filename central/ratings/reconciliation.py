@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime
 import logging
+import re
 from collections import Counter
 from urllib.parse import urlencode
 
@@ -88,8 +89,16 @@ def requeue(day_row: UpwardDay) -> int:
     return upward.requeue_day(day_row.platform, start, end)
 
 
+#: a count's path below the platform's address: joined to it as written, so one not starting with "/"
+#: (``@other-host/…``) would name another machine, and a query or fragment is ours to add
+COUNTS_PATH = re.compile(r"/[^?#\s]*")
+
+
 def their_counts(platform: UpwardPlatform, profile: Profile, day: datetime.date) -> dict[str, int]:
     """The platform's own count of that day, from its signed answer."""
+    if not COUNTS_PATH.fullmatch(platform.counts_path):
+        raise upward.NotConfigured(f"{platform.code}: counts_path must be a path starting with /, "
+                                   f"got {platform.counts_path[:100]!r}")
     client = upward.client_for(platform, profile)
     try:
         answer = client.request("GET", f"{platform.counts_path}?{urlencode({'day': day.isoformat()})}")
