@@ -25,7 +25,7 @@ from terminal.config import Config
 from terminal.content import Content, StaffMember
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
-from terminal.core.session import Commit, Rules, Say, Service, Session, SessionRefused, State
+from terminal.core.session import Commit, Hold, Rules, Say, Service, Session, SessionRefused, State
 from terminal.recorder import NotRecorded, Recorder
 from terminal.store import Store, StoreError
 

@@ -254,3 +254,29 @@ def test_a_flood_of_presses_keeps_its_evidence_in_a_bounded_number_of_events(win
     assert why == "flood" and json.loads(detail) == {"suppressed": suppressed, "why": {"paused": suppressed}}
     window.device_key("press", 3, InputDevice.BUTTON_BOX)  # a new window: kept one by one again
     assert window.store.db.execute("SELECT count(*) FROM events").fetchone() == (session_module.MISUSE_BURST + 2,)
+
+
+def test_what_waits_for_refusing_storage_is_bounded_ratings_before_events(window, monkeypatch):
+    """While storage refuses, records wait in memory, at most MAX_UNRECORDED: the rating waiting
+    stays, the events give way (a child hammering the keys of a terminal out of service). The
+    bound once named a type it had not imported, so the first press past it stopped the window."""
+    from terminal import window as window_module
+    from terminal.store import StoreError
+    monkeypatch.setattr(window_module, "MAX_UNRECORDED", 5)
+
+    def refuse(*_):
+        raise StoreError("cannot record: disk I/O error")
+    clock = [1000.0]
+    window.monotonic = lambda: clock[0]
+    window.swipe("0004521873")
+    service = window.invite(case_no="CASE-77")
+    monkeypatch.setattr(window.store, "record", refuse)
+    monkeypatch.setattr(window.store, "record_event", refuse)
+    window.press(Level.VERY_SATISFIED, InputDevice.BUTTON_BOX)  # the rating waits
+    for _ in range(12):
+        window.press(Level.DISSATISFIED, InputDevice.BUTTON_BOX)  # misuse while out of service
+        clock[0] += 1
+    assert window.errors == 0
+    assert len(window.unrecorded) == 5
+    assert [type(e).__name__ for e in window.unrecorded].count("Commit") == 1
+    assert window.report(service.session_id)["outcome"] == "unsaved"
