@@ -474,3 +474,54 @@ def test_the_platforms_count_is_asked_of_the_platforms_own_address_alone(hall, p
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_changes_to_one_rating_commit_in_the_order_of_their_versions(hall):
+    """A rectification and a phone addition of one rating queued by two requests at once: the one
+    given the higher version (item id) commits after the other, so it is never sent, encoded without
+    the other's change, before it; else the platform refused the earlier version, sent last, as
+    older, and its change was never reported. (SQLite serialises writers; PostgreSQL needs the lock.)"""
+    import threading
+    import time
+
+    from django.db import connection, transaction
+    UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
+    rating = make_rating(Level.DISSATISFIED, terminal_id=hall.terminal_id, reasons=("slow",))
+    assert ingest_ratings(hall, rating) == ["accepted"]
+    queued, committed = threading.Event(), {}
+
+    def first():  # queues its change, then takes its time to commit
+        try:
+            with transaction.atomic():
+                upward.queue_ids([rating.id], "rectification")
+                queued.set()
+                time.sleep(1.0)
+            committed["rectification"] = time.monotonic()
+        finally:
+            connection.close()
+
+    def second():
+        from django.db import OperationalError
+        queued.wait(10)
+        try:
+            for _ in range(200):  # the test database on SQLite is shared memory: a writer waits by asking again
+                try:
+                    with transaction.atomic():
+                        upward.queue_ids([rating.id], "addition")
+                    break
+                except OperationalError as exc:
+                    assert connection.vendor == "sqlite" and "locked" in str(exc), exc
+                    time.sleep(0.05)
+            committed["addition"] = time.monotonic()
+        finally:
+            connection.close()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    items = list(UpwardItem.objects.filter(rating_id=rating.id, change__in=["rectification", "addition"])
+                 .order_by("pk").values_list("change", flat=True))
+    assert items == ["rectification", "addition"]
+    assert committed["rectification"] < committed["addition"], "the later version committed first"

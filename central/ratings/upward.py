@@ -58,14 +58,22 @@ def profile_of(platform: UpwardPlatform) -> Profile:
 
 def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
     """Queue ``ratings`` ((rating_id, device) pairs) for every enabled platform that takes the change:
-    ``change`` None is a new rating (``default`` when the device is "system"), else ``validity`` or
-    ``rectification``. Call it inside the transaction that makes the rating or the change."""
+    ``change`` None is a new rating (``default`` when the device is "system"), else ``validity``,
+    ``rectification`` or ``addition``. Call it inside the transaction that makes the rating or the change.
+
+    A change first locks its ratings' rows, so two changes to one rating commit in the order of
+    their versions (the items' ids). Else, on PostgreSQL, the later version could commit first and
+    be sent (encoded as it stands, without the earlier change, not yet committed), and the earlier
+    one, sent after it, be refused by the platform as older: its change never reported."""
     if not ratings:
         return 0
     from .ingest import insert_rows
     platforms = list(UpwardPlatform.objects.filter(enabled=True).only("pk", "profile"))
     if not platforms:
         return 0
+    if change is not None:  # (a new rating's first item is made with it: nothing can come before)
+        list(Rating.objects.select_for_update().filter(rating_id__in=[rid for rid, _ in ratings])
+             .order_by("pk").values_list("pk", flat=True))
     now = timezone.now()
     rows = []
     for platform in platforms:
