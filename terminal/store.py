@@ -457,15 +457,23 @@ def _storage_errors_are_clear(what: str, path: Path):
 def _private_file(path: Path) -> None:
     """Make the database file its owner's alone before SQLite opens it: SQLite creates it under the
     umask (0644 under 022) and gives its -wal and -shm the database's mode, and ratings carry raters'
-    comments. Created 0600, never chmod'ed after (no moment readable by others); one an older version
-    made is narrowed, where it is ours."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    comments. Created 0600 (no moment readable by others); files an older version made are narrowed.
+
+    Never through a descriptor of our own once the file exists: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, SQLite's included, so a second Store in the
+    process (the sync daemon's two lanes; the kiosk's and the invite API's) wrote unguarded beside
+    the first, and the database came out malformed. A new file has no lock to lose; an old one is
+    narrowed by its path, and only when too open (a chmod changes the ctime, which brings the quick
+    check back)."""
     try:
-        if os.fstat(fd).st_mode & 0o077:  # only then: a chmod changes the ctime, which brings the quick check back
-            with contextlib.suppress(OSError):
-                os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        return
+    except FileExistsError:
+        pass
+    for part in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        with contextlib.suppress(OSError):  # (one missing, or not ours: SQLite says what it cannot open)
+            if os.stat(part).st_mode & 0o077:
+                os.chmod(part, 0o600)
 
 
 @contextlib.contextmanager

@@ -97,3 +97,27 @@ def test_rating_survives_sigkill_right_after_record_returns(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert db.execute("SELECT state FROM ratings WHERE id = ?", [rating_id]).fetchall() == [("pending",)]
+
+
+def test_a_second_store_opened_in_the_process_leaves_the_first_ones_locks_alone(tmp_path):
+    """A store opening the database must not open and close a descriptor of its own on it: closing
+    any descriptor of a file drops every POSIX lock the process holds on it, SQLite's too. With the
+    first store's shared lock gone, another process closing the database took itself for the last
+    one there, checkpointed and deleted the write-ahead log under the first store's feet, and the
+    database came out malformed (the chaos test; the sync daemon's two lanes in production)."""
+    import sqlite3
+    import subprocess
+    import sys
+    path = tmp_path / "t.db"
+    first = Store(path)
+    first.record(make_rating())
+    Store(path).close()  # a second store in the same process, opened and closed while the first is open
+    subprocess.run([sys.executable, "-c", "import sqlite3, sys\ndb = sqlite3.connect(sys.argv[1])\n"
+                    "db.execute('SELECT count(*) FROM ratings').fetchone()\ndb.close()\n", str(path)],
+                   check=True, timeout=30)  # another process reads, and closes its connection
+    assert path.with_name("t.db-wal").exists(), "another process deleted the log of a database this one has open"
+    first.record(make_rating())
+    first.close()
+    with sqlite3.connect(path) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert check.execute("SELECT count(*) FROM ratings").fetchone() == (2,)
