@@ -287,6 +287,8 @@ class Handler:
         now = time.monotonic()  # held as if seen now: a full 2 * MAX_SKEW_SECONDS from this start
         for nonce, signed_at in kept[-MAX_NONCES:]:
             self.nonces[nonce] = (now, signed_at)
+        self.stored = {nonce for nonce, _ in kept}  # the nonces the store holds (a changing request's)
+        self.unstored: list[str] = []  # of those, the ones memory forgot: the store forgets them at its next write
 
     def handle(self, method: str, target: str, headers: dict, body: bytes, peer: str) -> tuple[int, dict]:
         try:
@@ -376,11 +378,16 @@ class Handler:
                 raise Refusal(401, "replayed_nonce", "this nonce has been used before")
             while len(self.nonces) >= MAX_NONCES:  # bounded whatever a signer does
                 forget.append(self.nonces.popitem(last=False)[0])
-            try:
-                with self.window.lock:  # the store's one connection is the window's
-                    self.window.store.keep_nonce(nonce, signed_at, forget)
-            except StoreError as exc:  # not kept: after a restart it could be taken again
-                raise Refusal(503, "out_of_service", f"the terminal cannot keep the request's nonce: {exc}") from None
+            self.unstored += [n for n in forget if n in self.stored]
+            self.stored.difference_update(forget)
+            if method != "GET":  # a GET changes nothing if replayed after a restart, and may come several times a second
+                try:
+                    with self.window.lock:  # the store's one connection is the window's
+                        self.window.store.keep_nonce(nonce, signed_at, self.unstored)
+                except StoreError as exc:  # not kept: after a restart it could be taken again
+                    raise Refusal(503, "out_of_service", f"the terminal cannot keep the request's nonce: {exc}") from None
+                self.stored.add(nonce)
+                self.unstored = []
             self.nonces[nonce] = (time.monotonic(), signed_at)
 
     def _forget_old_nonces(self, now: float) -> list[str]:
@@ -390,9 +397,11 @@ class Handler:
         captured request replayed after the clock was put right was accepted again. Returns those
         forgotten, for the store to forget too.
 
-        Nonces are kept in the terminal's database as well (``Store.keep_nonce``, committed before
-        the request is taken) and loaded at start, held as if seen then: in memory only, a request
-        captured less than MAX_SKEW_SECONDS before a restart was taken again once after it.
+        A changing request's nonce is kept in the terminal's database as well (``Store.keep_nonce``,
+        committed before the request is taken) and loaded at start, held as if seen then: in memory
+        only, a request captured less than MAX_SKEW_SECONDS before a restart was taken again once
+        after it. A GET's is not: replayed, it changes nothing, and a business system polling
+        several times a second would cost the SD card a write each time.
         Refusing instead every request signed before the process started would need the signer's
         clock to agree with ours: one behind would be refused for its lag after each restart, and
         a captured request from one ahead would still pass."""

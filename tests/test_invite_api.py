@@ -316,3 +316,43 @@ def test_a_request_captured_before_a_restart_is_refused_after_it(window):
         store.close()
     assert replay.status_code == 401 and replay.json()["error"] == "replayed_nonce"
     assert taken.status_code == 201  # a new request is taken as ever
+
+
+def test_a_polling_business_system_costs_the_card_no_write_and_no_nonce_is_left_behind(window, monkeypatch):
+    """A business system may poll GET /v1/state several times a second: each signed GET was a
+    durable write of its nonce (an fsync of the SD card), though a GET replayed after a restart
+    changes nothing. Only a request that changes something keeps its nonce in the store, and a
+    kept nonce the API forgets is forgotten there too, at the next write."""
+    import time as time_module
+
+    from terminal import invite_api
+    token = load_or_create_token(window.config.invite_token_path)
+    window.swipe("0004521873")
+    server = InviteServer(window, "127.0.0.1:0", token).start()
+    url = f"http://{server.address}"
+    stored = lambda: [n for n, _ in window.store.nonces()]  # noqa: E731
+    try:
+        for n in range(5):
+            polled = requests.get(f"{url}/v1/state", headers=signed(token, "GET", "/v1/state", b"", nonce=f"poll{n:08d}"),
+                                  timeout=5)
+            assert polled.status_code == 200
+        assert stored() == []
+        again = requests.get(f"{url}/v1/state", headers=signed(token, "GET", "/v1/state", b"", nonce="poll00000001"),
+                             timeout=5)
+        assert again.status_code == 401 and again.json()["error"] == "replayed_nonce"  # in memory, as ever
+        body = b'{"case_no": "C-POLLED"}'
+        assert requests.post(f"{url}/v1/invite", data=body, timeout=5,
+                             headers=signed(token, "POST", "/v1/invite", body, nonce="invite000001")).status_code == 201
+        assert stored() == ["invite000001"]
+        # ten minutes on (both clocks): every nonce so far is forgotten, the stored one at the next write
+        later = time_module.time() + 2 * invite_api.signing.MAX_SKEW_SECONDS + 1
+        monkeypatch.setattr(invite_api.time, "time", lambda: later)
+        monotonic = time_module.monotonic() + 2 * invite_api.signing.MAX_SKEW_SECONDS + 1
+        monkeypatch.setattr(invite_api.time, "monotonic", lambda: monotonic)
+        assert requests.get(f"{url}/v1/state", timeout=5, headers=signed(token, "GET", "/v1/state", b"", when=later,
+                                                                          nonce="poll00000009")).status_code == 200
+        assert requests.post(f"{url}/v1/pause", data=b"", timeout=5, headers=signed(
+            token, "POST", "/v1/pause", b"", when=later, nonce="pause0000001")).status_code < 500
+        assert stored() == ["pause0000001"]
+    finally:
+        server.stop()
