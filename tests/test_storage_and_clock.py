@@ -6,6 +6,7 @@ import time
 
 import pytest
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 from sync.outbox import Uploader
 from terminal.clock import SystemClock
@@ -118,6 +119,17 @@ def test_the_database_is_checked_once_a_boot_and_again_whenever_its_file_was_wri
     assert store.alerts()[0]["kind"] == "database_corrupt"
 
 
+def wreck_outbox_index(path: Path) -> None:
+    """Damage a closed database as a failing card does: the ratings' outbox index's root page
+    overwritten, the rows themselves readable (what the salvage copies)."""
+    data = bytearray(path.read_bytes())
+    page = 4096
+    index_root = sqlite3.connect(path).execute(
+        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
+    data[(index_root - 1) * page + 8:(index_root - 1) * page + 200] = b"\xff" * 192
+    path.write_bytes(bytes(data))
+
+
 def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     path = tmp_path / "terminal.db"
     store = Store(path)
@@ -125,12 +137,7 @@ def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     store.mark_delivered([kept[0].id])
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
-    data = bytearray(path.read_bytes())
-    page = 4096
-    index_root = sqlite3.connect(path).execute(
-        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
-    data[(index_root - 1) * page + 8:(index_root - 1) * page + 200] = b"\xff" * 192  # wreck the index
-    path.write_bytes(bytes(data))
+    wreck_outbox_index(path)
 
     store = Store(path)
     assert list(tmp_path.glob("terminal.db.corrupt-*"))
@@ -151,11 +158,7 @@ def test_after_a_salvage_every_rating_is_committed_where_the_sync_daemon_sees_it
         store.record(make_rating())
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
-    data = bytearray(path.read_bytes())
-    index_root = sqlite3.connect(path).execute(
-        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
-    data[(index_root - 1) * 4096 + 8:(index_root - 1) * 4096 + 200] = b"\xff" * 192
-    path.write_bytes(bytes(data))
+    wreck_outbox_index(path)
     kiosk = Store(path)
     thanked = kiosk.record(make_rating())
     sync = Store(path)  # the other process
@@ -177,11 +180,7 @@ def test_a_held_press_is_salvaged_and_becomes_its_rating(tmp_path):
     store.hold(pressed)
     store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     store.close()
-    data = bytearray(path.read_bytes())
-    index_root = sqlite3.connect(path).execute(
-        "SELECT rootpage FROM sqlite_master WHERE name = 'ratings_outbox'").fetchone()[0]
-    data[(index_root - 1) * 4096 + 8:(index_root - 1) * 4096 + 200] = b"\xff" * 192
-    path.write_bytes(bytes(data))
+    wreck_outbox_index(path)
     store = Store(path)
     assert [r.id for r in store.release_held()] == [pressed.id]
     assert store.counts()["pending"] == 21 and store.get(pressed.id)["level"] == 1
