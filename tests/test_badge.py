@@ -63,10 +63,19 @@ def test_serial_frames_in_any_chunks_and_garbage_dropped():
 
 
 
-def test_serial_reader_on_a_pty_logs_in_out_and_switches(window, monkeypatch):
-    import time
+def reader_clock(monkeypatch, clock) -> None:
+    """The readers' clock, as the test sets it: how long a card lay on the reader is then the
+    test's to say, not the machine's load."""
+    from types import SimpleNamespace
+
     from hardware import badge
-    monkeypatch.setattr(badge, "REREAD_S", 0.2)
+    monkeypatch.setattr(badge, "time", SimpleNamespace(monotonic=clock))
+
+
+def test_serial_reader_on_a_pty_logs_in_out_and_switches(window, monkeypatch):
+    import itertools
+    from hardware import badge
+    reader_clock(monkeypatch, itertools.count(0.0, 10 * badge.REREAD_S).__next__)  # each read a card shown anew
     master, slave = os.openpty()
     seen = []
     reader = SerialBadgeReader(os.ttyname(slave), lambda n: seen.append(window.swipe(n))).start()
@@ -79,7 +88,6 @@ def test_serial_reader_on_a_pty_logs_in_out_and_switches(window, monkeypatch):
         assert wait_for(lambda: len(seen) == 2, 5) and window.staff.name == "李明华"
         os.write(master, b"\x020004521874\x03")  # another staff member: switch
         assert wait_for(lambda: len(seen) == 3, 5) and window.staff.name == "王晓燕"
-        time.sleep(0.3)  # lifted and shown again (sooner, it is the card still on the reader)
         os.write(master, b"0004521874\r\n")  # the same badge again: logout
         assert wait_for(lambda: len(seen) == 4, 5) and window.state is State.PAUSED
     finally:
@@ -96,22 +104,23 @@ def test_a_card_left_on_the_reader_logs_in_once(window, monkeypatch):
     wedges type it anew): each read was a swipe, and the same badge again logs out, so a card
     held a moment too long logged its owner in and out and in. The same number read again soon
     after its last read is that card still there; lifted and shown again, it logs out."""
-    import time
     from hardware import badge
-    monkeypatch.setattr(badge, "REREAD_S", 0.5)
+    clock = [100.0]
+    reader_clock(monkeypatch, lambda: clock[0])
     master, slave = os.openpty()
     seen = []
     reader = SerialBadgeReader(os.ttyname(slave), lambda n: seen.append(window.swipe(n))).start()
     assert reader.opened.wait(5)
-    try:
-        for _ in range(6):  # the card on the reader for 0.6 s, read every 0.1 s
-            os.write(master, b"\x020004521873\x03")
-            time.sleep(0.1)
-        assert wait_for(lambda: len(seen) >= 1, 5)
-        time.sleep(0.3)
-        assert len(seen) == 1 and window.staff.name == "李明华"
-        time.sleep(0.5)  # lifted, and shown again: logout
+
+    def read_at(when: float) -> None:  # the card read at ``when``, and the reader done with it
+        clock[0] = when
         os.write(master, b"\x020004521873\x03")
+        assert wait_for(lambda: reader.last[1] == when, 5)
+    try:
+        for n in range(6):  # the card on the reader for 0.5 s, read every 0.1 s
+            read_at(100.0 + n / 10)
+        assert len(seen) == 1 and window.staff.name == "李明华"
+        read_at(100.5 + badge.REREAD_S)  # lifted, and shown again: logout
         assert wait_for(lambda: len(seen) == 2, 5) and window.state is State.PAUSED
     finally:
         reader.stop()
