@@ -29,8 +29,8 @@ from terminal.core.rating import MAX_REASONS, MAX_TEXT
 
 from . import throttle
 from .page_font import font_for
-from .sql_time import aware
 from .models import Rating, RatingAddition, ReasonTag, Terminal
+from .sql_time import aware
 
 PAGE_VIEWS_PER_ADDRESS = 60  # per 10 minutes: a hall's Wi-Fi puts many phones behind one address
 SUBMISSIONS_PER_TOKEN = 5  # tries (a form with an error counts), before the token is refused

@@ -23,8 +23,8 @@ from django.utils import timezone
 from terminal.core.levels import Level
 
 from . import workdays
-from .sql_time import aware
 from .models import Policy, Rating, Window, WorkOrder
+from .sql_time import aware
 
 #: The order a work order moves in; the stamp each step leaves.
 NEXT = {"open": "contacted", "contacted": "rectified", "rectified": "closed"}
