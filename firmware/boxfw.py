@@ -28,7 +28,7 @@ import machine
 import boxproto as P
 from box import Box
 
-VERSION = "0.3.0"
+VERSION = "0.3.1"
 PRODUCT = "Rating button box"  # the USB product string the host's udev rule matches
 DEFAULTS = {
     "buttons": [2, 3, 4, 5, 6],  # GPIO of keys 1..5 (5 = 非常满意), to ground, internal pull-ups
