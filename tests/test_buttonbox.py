@@ -280,3 +280,75 @@ def test_a_press_queued_while_the_host_was_down_is_not_taken_as_a_new_one(tmp_pa
         if second:
             second.stop()
         cable.close()
+
+
+def _read_frames(fd, until, seconds=10.0):
+    """Bytes from a pseudo-terminal's master until ``until(raw bytes)`` holds (or time is up)."""
+    import os
+    import select
+    data = bytearray()
+    deadline = time.monotonic() + seconds
+    while not until(bytes(data)) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            data += os.read(fd, 4096)
+    return bytes(data)
+
+
+def test_a_port_that_never_says_hello_is_sent_nothing_but_ask_and_is_logged(monkeypatch, caplog):
+    """The box's REPL port configured by mistake (ttyACM0; the data port is ttyACM1): the host sent
+    it its LED frames, and LED_OFF's bytes hold 0x03, Ctrl-C to a MicroPython REPL, which stopped
+    the firmware. Until a HELLO the host sends nothing but ASK, and says the port is not a box."""
+    import logging
+    import os
+    import tty
+    from types import SimpleNamespace
+
+    from firmware import boxproto as P
+    from hardware import buttonbox
+    clock = [1000.0]
+    monkeypatch.setattr(buttonbox, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    caplog.set_level(logging.WARNING, logger="rating-terminal.box")
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: None).start()
+    try:
+        assert _read_frames(master, lambda got: got.endswith(P.encode(P.ASK))) == P.encode(P.ASK)
+        for mode in (P.LED_OFF, P.LED_PROMPT, P.LED_THANKS, P.LED_PAUSED, P.LED_ERROR):
+            assert host.set_led(mode) is False
+        os.write(master, P.encode(P.ASK) + P.encode(P.LED, P.LED_OFF))  # a modem echoes the host's frames
+        clock[0] += buttonbox.NO_HELLO_S
+        assert wait_for(lambda: "said HELLO" in caplog.text)
+        assert _read_frames(master, lambda got: False, seconds=0.3) == b""  # no LED, no answer to the echo
+        assert host.state()["connected"] and host.state()["firmware"] is None
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_box_replugged_shows_the_sessions_leds_again(tmp_path):
+    """A box comes up dark, and an LED mode asked for while it was away went nowhere: the mode
+    the terminal asked for last is sent with each HELLO."""
+    from firmware import boxproto as P
+    cable = Cable(host_link=str(tmp_path / "rating-box"))
+    host = ButtonBoxLink(cable.host_end, lambda kind, key: None).start()
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
+    again = None
+    try:
+        assert wait_for(lambda: host.hello is not None)
+        cable.unplug()  # pulled out: the box is off, the host's port gone
+        firmware.close()
+        assert wait_for(lambda: not host.connected.is_set())
+        host.set_led(P.LED_PROMPT)  # meanwhile the terminal invites
+        again = SimulatedBox(cable.box_end, tmp_path / "flash")
+        leds = []
+        threading.Thread(target=lambda: leds.extend(iter(again.proc.stdout.readline, "")), daemon=True).start()
+        cable.plug()
+        assert wait_for(lambda: "LEDS 11111 1 1 0\n" in leds), leds  # every key lit: please rate
+    finally:
+        for box in (firmware, again):
+            if box:
+                box.close()
+        host.stop()
+        cable.close()
