@@ -17,7 +17,9 @@ Until this link's HELLO the host sends nothing but ASK: whatever answers may not
 A box's REPL port, configured by mistake (it is usually /dev/ttyACM0, the data port ttyACM1),
 takes 0x03 in an LED frame as Ctrl-C and stops the firmware. The LED mode asked for meanwhile
 is kept and sent with every HELLO, so a box that restarted or was replugged shows the session's
-LEDs again. A port that has said no HELLO NO_HELLO_S after opening is logged as not a box, and
+LEDs again. A frame from a boot other than the one that said HELLO is treated as one before it:
+a box running now has no press of an earlier boot (a reset empties its queue), so such a press is
+an old frame replayed, never a rating; a box that restarted unheard says HELLO when asked. A port that has said no HELLO NO_HELLO_S after opening is logged as not a box, and
 reported with no firmware, so the technician's doctor says so.
 
 ``on_event(kind, key)`` is called from the link's thread with kind ``"press"`` or ``"stuck"``
@@ -176,7 +178,7 @@ class ButtonBoxLink:
                 if self.led is not None:  # a box just started shows no LEDs: the session's again
                     self._write(P.encode(P.LED, self.led))
             log.info("button box %s, firmware %s, boot %08x", fields[2], fields[1], fields[0])
-        elif not self.synced:  # a box's frame, but no HELLO on this link yet (lost?): ask again
+        elif not self.synced or fields[0] != self.hello[0]:  # no HELLO yet (lost?), or from another boot
             self._write(P.encode(P.ASK))  # a press is not acknowledged: the box sends it again
         elif kind != P.HEARTBEAT:
             boot_id, seq, key, age_ms = fields

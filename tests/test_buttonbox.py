@@ -352,3 +352,31 @@ def test_a_box_replugged_shows_the_sessions_leds_again(tmp_path):
                 box.close()
         host.stop()
         cable.close()
+
+
+def test_a_press_of_another_boot_than_the_hello_is_no_press(tmp_path):
+    """A box's queue dies with its boot: a press of an earlier boot arriving after this boot's
+    HELLO is an old frame replayed (its seq long forgotten), and was taken as a new press. It gets
+    an ASK, no ACK, and no event; the HELLO'd boot's presses count as before."""
+    import os
+    import tty
+
+    from firmware import boxproto as P
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    events = []
+    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: events.append((kind, key))).start()
+    try:
+        _read_frames(master, lambda got: got.endswith(P.encode(P.ASK)))
+        os.write(master, P.encode(P.HELLO, 2, firmware_version(), "5e5e0001"))
+        assert wait_for(lambda: host.hello is not None)
+        os.write(master, P.encode(P.PRESS, 1, 9, 1, 0))  # boot 1's press 9, as it was first sent
+        assert _read_frames(master, lambda got: got.endswith(P.encode(P.ASK))) == P.encode(P.ASK)
+        os.write(master, P.encode(P.PRESS, 2, 1, 5, 0))
+        assert _read_frames(master, lambda got: got.endswith(P.encode(P.ACK, 2, 1))) == P.encode(P.ACK, 2, 1)
+        assert events == [("press", 5)]
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)
