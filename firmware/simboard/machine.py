@@ -57,7 +57,8 @@ class Fingers:
 
     The next key change waits until the box has taken in the last one (its debounced state
     matches the pins), as a finger is never quicker than the debounce, however slow a loaded
-    machine makes the loop."""
+    machine makes the loop; the first waits for the box's first scan (a key down before it is
+    one held at power-up, which is no press)."""
 
     def __init__(self):
         self.poller = select.poll()
@@ -88,7 +89,8 @@ class Fingers:
             if self.bouncing[0][1] < 0:
                 self.bouncing.pop(0)
                 self.last_change = now
-        elif self.queued and box.down == self.down and time.ticks_diff(now, self.last_change) > box.debounce_ms:
+        elif self.queued and box.raw is not None and box.down == self.down \
+                and time.ticks_diff(now, self.last_change) > box.debounce_ms:  # raw None: keys not scanned yet
             line = self.queued.pop(0)
             if line[0] in "BR":
                 self.bouncing.append([int(line[1:]) - 1, 12, line[0] == "B"])
