@@ -380,3 +380,28 @@ def test_a_press_of_another_boot_than_the_hello_is_no_press(tmp_path):
         host.stop()
         os.close(master)
         os.close(slave)
+
+
+@pytest.mark.parametrize("config", ['[2, 3, 4, 5, 6]', '{"debounce_ms": "30"}', '{"buttons": [2, 3, 4]}',
+                                    '{"watchdog_ms": 10000}', '{"staff_key": [7]}'])
+def test_a_boxconfig_that_is_json_but_not_settings_is_ignored(tmp_path, config):
+    """JSON the box cannot run on stopped the firmware at power-up (a list, a watchdog the RP2040
+    refuses), or at the first press ("30" for a number), or took keys away (three buttons): the
+    window had no box. Such a file is ignored, as a damaged one is, and the box runs as built."""
+    cable = Cable()
+    events = []
+    host = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
+    (tmp_path / "flash").mkdir()
+    (tmp_path / "flash" / "boxconfig.json").write_text(config)
+    firmware = None
+    try:
+        firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
+        assert wait_for(lambda: host.hello is not None)
+        firmware.key("D5")
+        firmware.key("U5")
+        assert wait_for(lambda: events == [("press", 5)]), events
+    finally:
+        if firmware:
+            firmware.close()
+        host.stop()
+        cable.close()

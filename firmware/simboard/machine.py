@@ -27,6 +27,8 @@ class Pin:
     IN, OUT, PULL_UP = 0, 1, 1
 
     def __init__(self, id, mode=IN, pull=None, value=None):
+        if not isinstance(id, (int, str)):  # as the board's machine.Pin refuses it
+            raise TypeError("can't convert to int")
         self.id, self.mode = id, mode
         self.level = 1 if mode == Pin.IN else (value or 0)
         if mode == Pin.IN:
@@ -110,6 +112,8 @@ class WDT:
     """Fed once per main loop, which is when the simulated fingers move."""
 
     def __init__(self, id=0, timeout=5000):
+        if not 1 <= timeout <= 8388:  # as the RP2040's machine.WDT refuses it
+            raise ValueError("WDT timeout too long")
         self.timeout, self.feeds = timeout, 0
         self.fingers = Fingers() if os.getenv("BOX_SIM_KEYS") == "stdin" else None
 
