@@ -173,6 +173,8 @@ class ButtonBoxLink:
             return  # the host's own frames, echoed (a modem): not a box, and nothing to answer
         self.last_heard = time.monotonic()
         if kind == P.HELLO:
+            if fields == self.hello:
+                return  # the same boot again (an answer to ASK): nothing new to log or light
             with self.lock:
                 self.hello, self.synced = fields, True
                 if self.led is not None:  # a box just started shows no LEDs: the session's again

@@ -405,3 +405,31 @@ def test_a_boxconfig_that_is_json_but_not_settings_is_ignored(tmp_path, config):
             firmware.close()
         host.stop()
         cable.close()
+
+
+def test_a_hello_storm_is_one_line_in_the_journal_and_one_led_frame(caplog):
+    """Each HELLO was logged (and, since the LED mode goes with each HELLO, answered): a box or a
+    device repeating it floods the journal, whose rate limit then drops the lines that matter.
+    The same boot's HELLO again is nothing new: not logged, not answered."""
+    import logging
+    import os
+    import tty
+
+    from firmware import boxproto as P
+    caplog.set_level(logging.INFO, logger="rating-terminal.box")
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: None).start()
+    try:
+        _read_frames(master, lambda got: got.endswith(P.encode(P.ASK)))
+        host.set_led(P.LED_PROMPT)
+        hello = P.encode(P.HELLO, 3, firmware_version(), "5e5e0001")
+        os.write(master, hello * 500 + P.encode(P.PRESS, 3, 1, 4, 0))  # its ACK: the storm is behind
+        ack = P.encode(P.ACK, 3, 1)
+        assert _read_frames(master, lambda got: got.endswith(ack)) == P.encode(P.LED, P.LED_PROMPT) + ack
+        assert caplog.text.count("firmware " + firmware_version()) == 1
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)
