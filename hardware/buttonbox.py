@@ -19,8 +19,10 @@ takes 0x03 in an LED frame as Ctrl-C and stops the firmware. The LED mode asked 
 is kept and sent with every HELLO, so a box that restarted or was replugged shows the session's
 LEDs again. A frame from a boot other than the one that said HELLO is treated as one before it:
 a box running now has no press of an earlier boot (a reset empties its queue), so such a press is
-an old frame replayed, never a rating; a box that restarted unheard says HELLO when asked. A port that has said no HELLO NO_HELLO_S after opening is logged as not a box, and
-reported with no firmware, so the technician's doctor says so.
+an old frame replayed, never a rating; a box that restarted unheard says HELLO when asked.
+A port that has said no HELLO NO_HELLO_S after opening is logged as not a box, and reported
+with no firmware, so the technician's doctor says so. The same boot's HELLO again (an answer to
+ASK) is nothing new: not logged, not answered.
 
 ``on_event(kind, key)`` is called from the link's thread with kind ``"press"`` or ``"stuck"``
 and key 1..5 (a level, 5 = 非常满意) or 6 (the 请评价 key).
