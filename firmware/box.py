@@ -29,7 +29,7 @@ class Box:
         self.decoder = P.Decoder()
         self.seq = 0
         self.pending = []  # [seq, kind, key, pressed_ms, last_sent_ms]
-        self.raw = [False] * 6
+        self.raw = None  # the pins at the last scan; None until the first
         self.changed_at = [0] * 6
         self.down = [False] * 6  # debounced
         self.down_since = [0] * 6
@@ -61,6 +61,9 @@ class Box:
         the bounces after it are not still, so they count for nothing. A key whose pins settle in
         another state than the one taken (a glitch) is taken as it settled, after the debounce time."""
         keys = self.read_keys()
+        if self.raw is None:  # power-up: a key already down was not pressed now (see _power_up)
+            self._power_up(keys, now)
+            return
         for i in range(6):
             if keys[i] != self.raw[i]:
                 still = now - self.changed_at[i] >= self.debounce_ms
@@ -72,6 +75,15 @@ class Box:
             elif self.down[i] and not self.stuck[i] and now - self.down_since[i] >= STUCK_MS:
                 self.stuck[i] = True
                 self._send(P.STUCK, i + 1, now)
+
+    def _power_up(self, keys, now):
+        """The keys as the box finds them at power-up. A press is an edge: a key down from the
+        start (stuck, or something resting on it) is no rating, or every reset and replug of a box
+        with a stuck key would rate. It counts as held since now, so it is reported as stuck."""
+        self.raw = [bool(k) for k in keys]
+        self.down = list(self.raw)
+        self.changed_at = [now] * 6
+        self.down_since = [now] * 6
 
     def _take(self, i, now):
         self.down[i] = self.raw[i]

@@ -14,7 +14,9 @@ At power-up:
   watchdog, HELLO, and the main loop: scan and debounce the keys, talk to the host, show the LEDs.
 
 Wiring and timing come from ``boxconfig.json`` on the board when it is there (see DEFAULTS); a
-damaged file is ignored rather than leaving the window without a box.
+damaged file is ignored rather than leaving the window without a box, and so is one that is JSON
+but not settings a box can run on (``problem``): a list, "30" for a number, three buttons, a
+watchdog the RP2040 refuses. Such a file stopped the firmware at power-up, or at the first press.
 """
 
 import asyncio
@@ -28,7 +30,7 @@ import machine
 import boxproto as P
 from box import Box
 
-VERSION = "0.3.0"
+VERSION = "0.3.2"
 PRODUCT = "Rating button box"  # the USB product string the host's udev rule matches
 DEFAULTS = {
     "buttons": [2, 3, 4, 5, 6],  # GPIO of keys 1..5 (5 = 非常满意), to ground, internal pull-ups
@@ -39,6 +41,7 @@ DEFAULTS = {
     "watchdog_ms": 2000,  # RP2040 allows up to 8388
 }
 CONFIG_FILE = "boxconfig.json"
+NUMBERS = {"debounce_ms": (1, 1000), "watchdog_ms": (1, 8388)}  # the RP2040's watchdog: 1..8388 ms
 MAINT_FLAG = "maint"
 LOOP_MS = 1  # a keyboard scans at 1 kHz: a press waits at most a millisecond to be seen
 BLINK_MS = 250
@@ -47,11 +50,39 @@ box = None  # the running Box
 board = None  # the running Board
 
 
+def _pin(value):
+    return isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+
+
+def problem(found):
+    """Why ``found`` (boxconfig.json, parsed) is not settings a box can run on, or None."""
+    if not isinstance(found, dict):
+        return "not a JSON object"
+    for key, value in found.items():
+        if key in NUMBERS:
+            low, high = NUMBERS[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                return "%s must be a whole number %d..%d" % (key, low, high)
+        elif key in ("buttons", "leds"):
+            if not isinstance(value, list) or not all(_pin(v) for v in value) \
+                    or not (len(value) == 5 if key == "buttons" else len(value) <= 5):
+                return "%s must be a list of %s pins" % (key, "5" if key == "buttons" else "at most 5")
+        elif key in ("staff_key", "status_led"):
+            if not (_pin(value) or (value is None and key == "staff_key")):
+                return "%s must be a pin" % key
+    return None
+
+
 def settings(overrides=None):
     values = dict(DEFAULTS)
     try:
         with open(CONFIG_FILE) as f:
-            values.update(json.load(f))
+            found = json.load(f)
+        why = problem(found)
+        if why:
+            print("boxfw: ignoring", CONFIG_FILE + ":", why)
+        else:
+            values.update(found)
     except OSError:
         pass  # no file: the defaults
     except ValueError as exc:

@@ -66,9 +66,11 @@ class SimulatedBox:
             self.env["BOX_SIM_KEYS"] = "stdin"
             self.proc = subprocess.Popen([micropython(), str(HERE / "main.py")], cwd=self.flash_dir, env=self.env,
                                          stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
-            ready = self.proc.stdout.readline()
-            if not ready.startswith("READY"):
-                raise RuntimeError(f"the simulated box did not start: {ready!r}")
+            said = [self.proc.stdout.readline()]
+            while said[-1] and not said[-1].startswith("READY") and len(said) < 20:  # boxfw's own lines first
+                said.append(self.proc.stdout.readline())
+            if not said[-1].startswith("READY"):
+                raise RuntimeError(f"the simulated box did not start: {''.join(said)!r}")
         else:
             self.env.pop("BOX_SIM_KEYS", None)
             self.thread = threading.Thread(target=self._power, daemon=True)

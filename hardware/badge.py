@@ -11,7 +11,9 @@ frames are dropped with a log line, never turned into a login.
 
 Both readers call ``on_badge(number)`` from their own thread; ``terminal.window.Window.swipe`` is
 thread-safe and decides what the badge means. A number read again within ``REREAD_S`` of its last
-read is the card still lying on the reader, not a second swipe (which would log out).
+read is the card still lying on the reader, not a second swipe (which would log out). That memory
+(``LastCard``) is one for all of a window's readers: a reader with both a keyboard and a serial
+interface, or two readers side by side, read one card twice, and the second read logged out.
 """
 
 from __future__ import annotations
@@ -107,10 +109,26 @@ class SerialDecoder:
         return found
 
 
+class LastCard:
+    """The number last read by any of a window's readers, and when (time.monotonic())."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.last: tuple[str, float] = ("", 0.0)
+
+    def swiped(self, number: str) -> bool:
+        """Whether a read of ``number`` now is a swipe, not the card still there since its last read."""
+        now = time.monotonic()
+        with self.lock:
+            still_there = number == self.last[0] and now - self.last[1] < REREAD_S
+            self.last = (number, now)
+        return not still_there
+
+
 class _ReaderThread:
-    def __init__(self, name: str, on_badge: Callable[[str], None]):
+    def __init__(self, name: str, on_badge: Callable[[str], None], card: LastCard | None = None):
         self.on_badge = on_badge
-        self.last: tuple[str, float] = ("", 0.0)  # the number last read, and when (time.monotonic())
+        self.card = card or LastCard()  # shared by the readers of one window (start_readers)
         self.stopping = threading.Event()
         self.opened = threading.Event()  # the device is open and being read
         self.thread = threading.Thread(target=self._run_forever, name=name, daemon=True)
@@ -140,16 +158,13 @@ class _ReaderThread:
         """A number read: a swipe, unless it is the card still on the reader. Readers read a card
         again and again while it lies there, and the same badge swiped again logs out: a card
         held a moment too long logged its owner in, out and in again."""
-        now = time.monotonic()
-        still_there = number == self.last[0] and now - self.last[1] < REREAD_S
-        self.last = (number, now)
-        if not still_there:
+        if self.card.swiped(number):
             self.on_badge(number)
 
 
 class WedgeReader(_ReaderThread):
-    def __init__(self, path: str, on_badge: Callable[[str], None]):
-        super().__init__(f"badge-wedge {path}", on_badge)
+    def __init__(self, path: str, on_badge: Callable[[str], None], card: LastCard | None = None):
+        super().__init__(f"badge-wedge {path}", on_badge, card)
         self.path = path
 
     def run(self) -> None:
@@ -171,8 +186,9 @@ class WedgeReader(_ReaderThread):
 
 
 class SerialBadgeReader(_ReaderThread):
-    def __init__(self, port: str, on_badge: Callable[[str], None], baudrate: int = 9600):
-        super().__init__(f"badge-serial {port}", on_badge)
+    def __init__(self, port: str, on_badge: Callable[[str], None], baudrate: int = 9600,
+                 card: LastCard | None = None):
+        super().__init__(f"badge-serial {port}", on_badge, card)
         self.port, self.baudrate = port, baudrate
 
     def run(self) -> None:
@@ -191,10 +207,10 @@ class SerialBadgeReader(_ReaderThread):
 
 
 def start_readers(wedge: str, serial_port: str, baudrate: int, on_badge: Callable[[str], None]) -> list:
-    readers = []
+    readers, card = [], LastCard()
     if wedge:
-        readers.append(WedgeReader(wedge, on_badge).start())
+        readers.append(WedgeReader(wedge, on_badge, card).start())
     if serial_port:
-        readers.append(SerialBadgeReader(serial_port, on_badge, baudrate).start())
+        readers.append(SerialBadgeReader(serial_port, on_badge, baudrate, card).start())
     return readers
 

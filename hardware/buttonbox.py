@@ -13,6 +13,17 @@ sends it again with its age now), and a press older than MAX_PRESS_AGE_MS is ack
 logged and counted (``stale_presses``), never passed on. A box of firmware 0.2.0 or before
 sends no age: its presses are taken as before, with a warning to flash it.
 
+Until this link's HELLO the host sends nothing but ASK: whatever answers may not be a box.
+A box's REPL port, configured by mistake (it is usually /dev/ttyACM0, the data port ttyACM1),
+takes 0x03 in an LED frame as Ctrl-C and stops the firmware. The LED mode asked for meanwhile
+is kept and sent with every HELLO, so a box that restarted or was replugged shows the session's
+LEDs again. A frame from a boot other than the one that said HELLO is treated as one before it:
+a box running now has no press of an earlier boot (a reset empties its queue), so such a press is
+an old frame replayed, never a rating; a box that restarted unheard says HELLO when asked.
+A port that has said no HELLO NO_HELLO_S after opening is logged as not a box, and reported
+with no firmware, so the technician's doctor says so. The same boot's HELLO again (an answer to
+ASK) is nothing new: not logged, not answered.
+
 ``on_event(kind, key)`` is called from the link's thread with kind ``"press"`` or ``"stuck"``
 and key 1..5 (a level, 5 = 非常满意) or 6 (the 请评价 key).
 """
@@ -33,6 +44,7 @@ REMEMBER = 4096  # (boot id, seq) pairs kept to drop repeats; far more than the 
 #: units restart 2 s after a stop (RestartSec), while a press on a working link arrives within
 #: milliseconds, or a few resends (0.15 s each) over a faulty one.
 MAX_PRESS_AGE_MS = 2000
+NO_HELLO_S = 5.0  # a box answers ASK at once, and says HEARTBEAT every 2 s (each asked again)
 
 
 def led_for(state, fault: str | None = None) -> int:
@@ -77,7 +89,8 @@ class ButtonBoxLink:
         self.serial = None
         self.current_port: str | None = None
         self.finder = None  # the BoxFinder behind port = "auto"
-        self.lock = threading.Lock()
+        self.led: int | None = None  # the LED mode last asked for, sent with each HELLO
+        self.lock = threading.RLock()
         self.thread = threading.Thread(target=self._run_forever, name="button-box", daemon=True)
 
     def start(self) -> "ButtonBoxLink":
@@ -91,7 +104,10 @@ class ButtonBoxLink:
             self.finder.stop()
 
     def set_led(self, mode: int) -> bool:
-        return self._write(P.encode(P.LED, mode))
+        """Show ``mode`` now if the box has said HELLO on this link, and again after each HELLO."""
+        with self.lock:
+            self.led = mode
+            return self.synced and self._write(P.encode(P.LED, mode))
 
     def state(self) -> dict:
         """For the technician menu and the heartbeat."""
@@ -129,11 +145,12 @@ class ButtonBoxLink:
         except serial.SerialException as exc:
             raise OSError(str(exc)) from None
         with link:
-            self.serial = link
+            with self.lock:
+                self.serial, self.synced, self.hello = link, False, None
             self.connected.set()
-            self.synced = False
             log.info("button box link open on %s", port)
             self._write(P.encode(P.ASK))  # a box that booted before us: its HELLO again
+            silent_since = time.monotonic()  # None once HELLO came or the silence was logged
             try:
                 while not self.stopping.is_set():
                     data = link.read(max(1, link.in_waiting))  # what is there, or wait for one byte
@@ -141,21 +158,34 @@ class ButtonBoxLink:
                         for kind, fields in decoder.feed(data):
                             self._handle(kind, fields)
                         self.dropped_frames = decoder.dropped
+                    if silent_since is not None and not self.synced \
+                            and time.monotonic() - silent_since >= NO_HELLO_S:
+                        silent_since = None
+                        log.warning("nothing on %s has said HELLO in %.0f s: not a button box's data port (its "
+                                    "REPL, usually the first of its two ports? another device?) or a box without "
+                                    "its firmware; nothing but ASK is sent to it", port, NO_HELLO_S)
             except serial.SerialException as exc:
                 raise OSError(str(exc)) from None
             finally:
-                self.serial = None
+                with self.lock:
+                    self.serial = None
 
     def _handle(self, kind: int, fields: tuple) -> None:
+        if kind not in (P.HELLO, P.PRESS, P.STUCK, P.HEARTBEAT):
+            return  # the host's own frames, echoed (a modem): not a box, and nothing to answer
         self.last_heard = time.monotonic()
         if kind == P.HELLO:
-            self.hello, self.synced = fields, True
+            if fields == self.hello:
+                return  # the same boot again (an answer to ASK): nothing new to log or light
+            with self.lock:
+                self.hello, self.synced = fields, True
+                if self.led is not None:  # a box just started shows no LEDs: the session's again
+                    self._write(P.encode(P.LED, self.led))
             log.info("button box %s, firmware %s, boot %08x", fields[2], fields[1], fields[0])
-        elif kind in (P.PRESS, P.STUCK):
+        elif not self.synced or fields[0] != self.hello[0]:  # no HELLO yet (lost?), or from another boot
+            self._write(P.encode(P.ASK))  # a press is not acknowledged: the box sends it again
+        elif kind != P.HEARTBEAT:
             boot_id, seq, key, age_ms = fields
-            if not self.synced:  # from before this link's HELLO: not acknowledged, so sent again
-                self._write(P.encode(P.ASK))  # and a lost HELLO is asked for again
-                return
             self._write(P.encode(P.ACK, boot_id, seq))
             if (boot_id, seq) in self.seen:
                 self.repeats += 1

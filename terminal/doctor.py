@@ -340,9 +340,13 @@ def _box_from_running_terminal(config: Config, port: str) -> Check:
     except (sqlite3.Error, ValueError, TypeError):
         devices = []
     box = next((d for d in devices if isinstance(d, dict) and d.get("device") == "button_box"), None)
-    if box and box.get("connected"):
+    if box and box.get("connected") and box.get("firmware"):
         return Check("button box", PASS, f"{port}: in use by the running terminal, firmware {box.get('firmware')}, "
                                          f"board {box.get('board')}")
+    if box and box.get("connected"):  # open, but what answers has never said HELLO
+        return Check("button box", FAIL, f"{port}: open by the running terminal, but no hello from it",
+                     "not the box's data port (the REPL is usually the first of its two ports): set [box] "
+                     "port = \"auto\" or \"/dev/rating-box\"; or the box needs rating-terminal flash-box")
     return Check("button box", FAIL, f"{port}: held by the running terminal, which reports it disconnected",
                  "replug the box; if it stays dark, stop the kiosk and run doctor again")
 

@@ -115,7 +115,7 @@ def test_a_card_left_on_the_reader_logs_in_once(window, monkeypatch):
     def read_at(when: float) -> None:  # the card read at ``when``, and the reader done with it
         clock[0] = when
         os.write(master, b"\x020004521873\x03")
-        assert wait_for(lambda: reader.last[1] == when, 5)
+        assert wait_for(lambda: reader.card.last[1] == when, 5)
     try:
         for n in range(6):  # the card on the reader for 0.5 s, read every 0.1 s
             read_at(100.0 + n / 10)
@@ -127,3 +127,35 @@ def test_a_card_left_on_the_reader_logs_in_once(window, monkeypatch):
         reader.thread.join(5)
         os.close(master)
         os.close(slave)
+
+
+def test_one_card_read_by_both_of_a_windows_readers_is_one_swipe(window, monkeypatch, tmp_path):
+    """A reader with both a keyboard and a serial interface (or two side by side) reads one card
+    on both: each reader kept its own memory of the card last read, so the second read was a
+    second swipe and logged its owner out. The readers of a window share one (start_readers)."""
+    from hardware import badge
+    clock = [100.0]
+    reader_clock(monkeypatch, lambda: clock[0])
+    ports = [os.openpty() for _ in range(2)]
+    seen = []
+    readers = badge.start_readers(str(tmp_path / "event-unplugged"), os.ttyname(ports[0][1]), 9600,
+                                  lambda n: seen.append(window.swipe(n)))
+    wedge, card = readers.pop(0), readers[0].card
+    assert wedge.card is card  # start_readers gives the window's readers one memory
+    readers.append(SerialBadgeReader(os.ttyname(ports[1][1]), lambda n: seen.append(window.swipe(n)),
+                                     card=card).start())
+    try:
+        assert all(reader.opened.wait(5) for reader in readers)
+        os.write(ports[0][0], b"\x020004521873\x03")
+        assert wait_for(lambda: len(seen) == 1, 5) and window.staff.name == "李明华"
+        clock[0] = 100.2
+        os.write(ports[1][0], b"\x020004521873\x03")  # the same card, through the other interface
+        assert wait_for(lambda: card.last[1] == 100.2, 5)
+        assert len(seen) == 1 and window.staff.name == "李明华"  # still logged in
+    finally:
+        for reader in readers + [wedge]:
+            reader.stop()
+            reader.thread.join(5)
+        for master, slave in ports:
+            os.close(master)
+            os.close(slave)

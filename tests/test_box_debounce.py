@@ -93,3 +93,17 @@ def test_a_glitch_is_taken_back_once_the_pin_settles(pins):
 def test_a_held_key_is_one_press_and_one_stuck_report(pins):
     pins.run(1000 + firmware.STUCK_MS + 100, {1001: True})
     assert [(ms, kind) for ms, kind, _ in pins.sent] == [(1001, P.PRESS), (1001 + firmware.STUCK_MS, P.STUCK)]
+
+
+def test_a_key_down_at_power_up_is_no_press_but_is_reported_stuck():
+    """A press is an edge: a key already down when the box starts (stuck, or something resting on
+    it) was sent as a press on the first scan, so every reset or replug of a box with a stuck key
+    made a rating. It is taken as held since power-up: reported once as stuck, and a press again
+    once released and pressed."""
+    rig = Pins()
+    rig.keys[1] = True
+    rig.run(firmware.STUCK_MS + 100)
+    assert [(ms, kind) for ms, kind, _ in rig.sent] == [(firmware.STUCK_MS + 1, P.STUCK)]
+    rig.run(firmware.STUCK_MS + 200, {firmware.STUCK_MS + 150: False})
+    rig.run(firmware.STUCK_MS + 300, {firmware.STUCK_MS + 250: True})
+    assert rig.presses() == [firmware.STUCK_MS + 250]

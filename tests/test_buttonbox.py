@@ -280,3 +280,156 @@ def test_a_press_queued_while_the_host_was_down_is_not_taken_as_a_new_one(tmp_pa
         if second:
             second.stop()
         cable.close()
+
+
+def _read_frames(fd, until, seconds=10.0):
+    """Bytes from a pseudo-terminal's master until ``until(raw bytes)`` holds (or time is up)."""
+    import os
+    import select
+    data = bytearray()
+    deadline = time.monotonic() + seconds
+    while not until(bytes(data)) and time.monotonic() < deadline:
+        if select.select([fd], [], [], 0.05)[0]:
+            data += os.read(fd, 4096)
+    return bytes(data)
+
+
+def test_a_port_that_never_says_hello_is_sent_nothing_but_ask_and_is_logged(monkeypatch, caplog):
+    """The box's REPL port configured by mistake (ttyACM0; the data port is ttyACM1): the host sent
+    it its LED frames, and LED_OFF's bytes hold 0x03, Ctrl-C to a MicroPython REPL, which stopped
+    the firmware. Until a HELLO the host sends nothing but ASK, and says the port is not a box."""
+    import logging
+    import os
+    import tty
+    from types import SimpleNamespace
+
+    from firmware import boxproto as P
+    from hardware import buttonbox
+    clock = [1000.0]
+    monkeypatch.setattr(buttonbox, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    caplog.set_level(logging.WARNING, logger="rating-terminal.box")
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: None).start()
+    try:
+        assert _read_frames(master, lambda got: got.endswith(P.encode(P.ASK))) == P.encode(P.ASK)
+        for mode in (P.LED_OFF, P.LED_PROMPT, P.LED_THANKS, P.LED_PAUSED, P.LED_ERROR):
+            assert host.set_led(mode) is False
+        os.write(master, P.encode(P.ASK) + P.encode(P.LED, P.LED_OFF))  # a modem echoes the host's frames
+        clock[0] += buttonbox.NO_HELLO_S
+        assert wait_for(lambda: "said HELLO" in caplog.text)
+        assert _read_frames(master, lambda got: False, seconds=0.3) == b""  # no LED, no answer to the echo
+        assert host.state()["connected"] and host.state()["firmware"] is None
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)
+
+
+def test_a_box_replugged_shows_the_sessions_leds_again(tmp_path):
+    """A box comes up dark, and an LED mode asked for while it was away went nowhere: the mode
+    the terminal asked for last is sent with each HELLO."""
+    from firmware import boxproto as P
+    cable = Cable(host_link=str(tmp_path / "rating-box"))
+    host = ButtonBoxLink(cable.host_end, lambda kind, key: None).start()
+    firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
+    again = None
+    try:
+        assert wait_for(lambda: host.hello is not None)
+        cable.unplug()  # pulled out: the box is off, the host's port gone
+        firmware.close()
+        assert wait_for(lambda: not host.connected.is_set())
+        host.set_led(P.LED_PROMPT)  # meanwhile the terminal invites
+        again = SimulatedBox(cable.box_end, tmp_path / "flash")
+        leds = []
+        threading.Thread(target=lambda: leds.extend(iter(again.proc.stdout.readline, "")), daemon=True).start()
+        cable.plug()
+        assert wait_for(lambda: "LEDS 11111 1 1 0\n" in leds), leds  # every key lit: please rate
+    finally:
+        for box in (firmware, again):
+            if box:
+                box.close()
+        host.stop()
+        cable.close()
+
+
+def test_a_press_of_another_boot_than_the_hello_is_no_press(tmp_path):
+    """A box's queue dies with its boot: a press of an earlier boot arriving after this boot's
+    HELLO is an old frame replayed (its seq long forgotten), and was taken as a new press. It gets
+    an ASK, no ACK, and no event; the HELLO'd boot's presses count as before."""
+    import os
+    import tty
+
+    from firmware import boxproto as P
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    events = []
+    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: events.append((kind, key))).start()
+    try:
+        _read_frames(master, lambda got: got.endswith(P.encode(P.ASK)))
+        os.write(master, P.encode(P.HELLO, 2, firmware_version(), "5e5e0001"))
+        assert wait_for(lambda: host.hello is not None)
+        os.write(master, P.encode(P.PRESS, 1, 9, 1, 0))  # boot 1's press 9, as it was first sent
+        assert _read_frames(master, lambda got: got.endswith(P.encode(P.ASK))) == P.encode(P.ASK)
+        os.write(master, P.encode(P.PRESS, 2, 1, 5, 0))
+        assert _read_frames(master, lambda got: got.endswith(P.encode(P.ACK, 2, 1))) == P.encode(P.ACK, 2, 1)
+        assert events == [("press", 5)]
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)
+
+
+@pytest.mark.parametrize("config", ['[2, 3, 4, 5, 6]', '{"debounce_ms": "30"}', '{"buttons": [2, 3, 4]}',
+                                    '{"watchdog_ms": 10000}', '{"staff_key": [7]}'])
+def test_a_boxconfig_that_is_json_but_not_settings_is_ignored(tmp_path, config):
+    """JSON the box cannot run on stopped the firmware at power-up (a list, a watchdog the RP2040
+    refuses), or at the first press ("30" for a number), or took keys away (three buttons): the
+    window had no box. Such a file is ignored, as a damaged one is, and the box runs as built."""
+    cable = Cable()
+    events = []
+    host = ButtonBoxLink(cable.host_end, lambda kind, key: events.append((kind, key))).start()
+    (tmp_path / "flash").mkdir()
+    (tmp_path / "flash" / "boxconfig.json").write_text(config)
+    firmware = None
+    try:
+        firmware = SimulatedBox(cable.box_end, tmp_path / "flash")
+        assert wait_for(lambda: host.hello is not None)
+        firmware.key("D5")
+        firmware.key("U5")
+        assert wait_for(lambda: events == [("press", 5)]), events
+    finally:
+        if firmware:
+            firmware.close()
+        host.stop()
+        cable.close()
+
+
+def test_a_hello_storm_is_one_line_in_the_journal_and_one_led_frame(caplog):
+    """Each HELLO was logged (and, since the LED mode goes with each HELLO, answered): a box or a
+    device repeating it floods the journal, whose rate limit then drops the lines that matter.
+    The same boot's HELLO again is nothing new: not logged, not answered."""
+    import logging
+    import os
+    import tty
+
+    from firmware import boxproto as P
+    caplog.set_level(logging.INFO, logger="rating-terminal.box")
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: None).start()
+    try:
+        _read_frames(master, lambda got: got.endswith(P.encode(P.ASK)))
+        host.set_led(P.LED_PROMPT)
+        hello = P.encode(P.HELLO, 3, firmware_version(), "5e5e0001")
+        os.write(master, hello * 500 + P.encode(P.PRESS, 3, 1, 4, 0))  # its ACK: the storm is behind
+        ack = P.encode(P.ACK, 3, 1)
+        assert _read_frames(master, lambda got: got.endswith(ack)) == P.encode(P.LED, P.LED_PROMPT) + ack
+        assert caplog.text.count("firmware " + firmware_version()) == 1
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)

@@ -145,6 +145,11 @@ def test_box_missing_silent_and_held_by_the_running_terminal(terminal, tmp_path)
             assert held["status"] == "fail" and "held by the running terminal" in held["detail"]
             db = sqlite3.connect(config.db_path)
             db.execute("INSERT INTO sync_state (key, value) VALUES ('devices', ?)", [json.dumps(
+                [{"device": "button_box", "connected": True, "firmware": None, "board": None}])])
+            db.commit()
+            wrong = run_in_process(mute)["button box"]  # open, but nothing there said HELLO: the REPL?
+            assert wrong["status"] == "fail" and "no hello" in wrong["detail"] and "data port" in wrong["advice"]
+            db.execute("UPDATE sync_state SET value = ? WHERE key = 'devices'", [json.dumps(
                 [{"device": "button_box", "connected": True, "firmware": "0.2.0", "board": "5e5e0001"}])])
             db.commit()
             db.close()

@@ -104,6 +104,20 @@ def test_one_key_held_at_power_up_is_not_maintenance(board):
     assert ask_hello(data.host_end, 10)[1] == "0.0.1"
 
 
+def test_a_key_held_at_power_up_is_no_press_but_a_stuck_key(board):
+    """Every reset or replug of a box with a stuck key (or something resting on one) sent a press
+    on its first scan: a rating from noise. A key down from power-up is reported stuck, once."""
+    start, console, data, flash = board
+    events = []
+    host = ButtonBoxLink(data.host_end, lambda kind, key: events.append((kind, key))).start()
+    try:
+        start(held="3")
+        assert wait_for(lambda: ("stuck", 3) in events, 20), (events, host.state())
+        assert events == [("stuck", 3)]  # a press at power-up would have come first
+    finally:
+        host.stop()
+
+
 def test_without_runtime_usb_the_box_talks_on_its_console(board):
     start, console, data, flash = board
     start(data_port=None)  # no usb.device.cdc on this board

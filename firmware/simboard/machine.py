@@ -27,6 +27,8 @@ class Pin:
     IN, OUT, PULL_UP = 0, 1, 1
 
     def __init__(self, id, mode=IN, pull=None, value=None):
+        if not isinstance(id, (int, str)):  # as the board's machine.Pin refuses it
+            raise TypeError("can't convert to int")
         self.id, self.mode = id, mode
         self.level = 1 if mode == Pin.IN else (value or 0)
         if mode == Pin.IN:
@@ -57,7 +59,8 @@ class Fingers:
 
     The next key change waits until the box has taken in the last one (its debounced state
     matches the pins), as a finger is never quicker than the debounce, however slow a loaded
-    machine makes the loop."""
+    machine makes the loop; the first waits for the box's first scan (a key down before it is
+    one held at power-up, which is no press)."""
 
     def __init__(self):
         self.poller = select.poll()
@@ -88,7 +91,8 @@ class Fingers:
             if self.bouncing[0][1] < 0:
                 self.bouncing.pop(0)
                 self.last_change = now
-        elif self.queued and box.down == self.down and time.ticks_diff(now, self.last_change) > box.debounce_ms:
+        elif self.queued and box.raw is not None and box.down == self.down \
+                and time.ticks_diff(now, self.last_change) > box.debounce_ms:  # raw None: keys not scanned yet
             line = self.queued.pop(0)
             if line[0] in "BR":
                 self.bouncing.append([int(line[1:]) - 1, 12, line[0] == "B"])
@@ -108,6 +112,8 @@ class WDT:
     """Fed once per main loop, which is when the simulated fingers move."""
 
     def __init__(self, id=0, timeout=5000):
+        if not 1 <= timeout <= 8388:  # as the RP2040's machine.WDT refuses it
+            raise ValueError("WDT timeout too long")
         self.timeout, self.feeds = timeout, 0
         self.fingers = Fingers() if os.getenv("BOX_SIM_KEYS") == "stdin" else None
 
