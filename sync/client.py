@@ -213,13 +213,15 @@ class CentralClient:
 
     def content(self, etag: str | None) -> tuple[dict | None, str]:
         """The content manifest and its ETag, or (None, etag) when it has not changed. The ETag
-        must be the server's 64-hex manifest hash: it is only ever sent back, never used as a name."""
+        must be the server's 64-hex manifest hash: it is only ever sent back, never used as a name.
+        A proxy that compresses the answer (nginx's ``gzip`` for JSON) marks it weak, ``W/"…"``:
+        the same tag, and the server takes it back as it was."""
         headers = {"If-None-Match": f'"{etag}"'} if etag and ETAG.match(etag) else {}
         response = self.request("GET", "/api/v1/content", headers=headers)
         if response.status_code == 304:
             return None, etag or ""
         manifest = self._json(response)
-        new_etag = response.headers.get("ETag", "").strip('"')
+        new_etag = response.headers.get("ETag", "").removeprefix("W/").strip('"')
         if not ETAG.match(new_etag):
             raise TransientError(f"content answer whose ETag is not a 64-hex hash: {_short(new_etag, 80)!r}")
         return manifest, new_etag
