@@ -151,8 +151,11 @@ class CentralClient:
         if not given or not signing.verify_answer(self.credentials.secret, nonce, response.status_code,
                                                   server_time, digest, given):
             response.close()
+            claim = _claimed_code(body)
             raise TransientError(f"HTTP {response.status_code} answer {'mis-signed' if given else 'not signed'}: "
-                                 "not from our server (captive portal, proxy or impostor?); nothing taken from it",
+                                 "not from our server (captive portal, proxy or impostor?); nothing taken from it"
+                                 + (f" (unverified, it says {claim}: our server says bad_signature unsigned when "
+                                    "it does not know this terminal or its secret)" if claim else ""),
                                  code="unsigned_answer")
         return Answer(response.status_code, response.headers, body, response if keep_open else None, until)
 
@@ -328,6 +331,15 @@ def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = 
         raise TransientError(f"enrollment answer refused: {exc}", status=answer.status_code,
                              code="malformed_answer") from None
     return body
+
+
+def _claimed_code(body: bytes) -> str:
+    """The error code an unverified answer gives, if it is one of our server's shape (a word of
+    letters and underscores), for the log only: a terminal its server does not know (or knows by
+    another secret) is answered ``bad_signature`` unsigned, and the technician must see that
+    rather than only a suspected captive portal."""
+    code = _error_code(Answer(0, requests.structures.CaseInsensitiveDict(), body))
+    return code if re.fullmatch(r"[a-z_]{1,40}", code) else ""
 
 
 def _error_code(response: Answer) -> str:
