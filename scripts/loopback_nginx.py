@@ -29,6 +29,7 @@ error_log {folder}/error.log warn;
 events {{ worker_connections 4096; }}
 http {{
     access_log off;
+{http}
     client_body_temp_path {folder}/body;
     proxy_temp_path {folder}/proxy;
     fastcgi_temp_path {folder}/fastcgi;
@@ -74,13 +75,14 @@ class Nginx:
                 self.proc.wait()
 
 
-def start_nginx(folder: Path, upstreams: list[str]) -> Nginx:
-    """nginx on a free loopback port in front of ``upstreams`` (``http://127.0.0.1:PORT`` each)."""
+def start_nginx(folder: Path, upstreams: list[str], http: str = "") -> Nginx:
+    """nginx on a free loopback port in front of ``upstreams`` (``http://127.0.0.1:PORT`` each);
+    ``http``: more directives for its ``http`` block (``gzip on;``, say)."""
     folder.mkdir(parents=True, exist_ok=True)
     port = free_port()
     servers = "\n".join(f"        server {u.split('://', 1)[1]} max_fails=1 fail_timeout=10s;" for u in upstreams)
     config = folder / "nginx.conf"
-    config.write_text(CONFIG.format(folder=folder, port=port, servers=servers,
+    config.write_text(CONFIG.format(folder=folder, port=port, servers=servers, http=http,
                                     user="user root;" if os.geteuid() == 0 else ""), encoding="utf-8")
     proc = subprocess.Popen([NGINX, "-c", str(config), "-p", str(folder)], stdout=subprocess.DEVNULL,
                             stderr=(folder / "stderr.log").open("ab"))

@@ -151,8 +151,11 @@ class CentralClient:
         if not given or not signing.verify_answer(self.credentials.secret, nonce, response.status_code,
                                                   server_time, digest, given):
             response.close()
+            claim = _claimed_code(body)
             raise TransientError(f"HTTP {response.status_code} answer {'mis-signed' if given else 'not signed'}: "
-                                 "not from our server (captive portal, proxy or impostor?); nothing taken from it",
+                                 "not from our server (captive portal, proxy or impostor?); nothing taken from it"
+                                 + (f" (unverified, it says {claim}: our server says bad_signature unsigned when "
+                                    "it does not know this terminal or its secret)" if claim else ""),
                                  code="unsigned_answer")
         return Answer(response.status_code, response.headers, body, response if keep_open else None, until)
 
@@ -213,13 +216,15 @@ class CentralClient:
 
     def content(self, etag: str | None) -> tuple[dict | None, str]:
         """The content manifest and its ETag, or (None, etag) when it has not changed. The ETag
-        must be the server's 64-hex manifest hash: it is only ever sent back, never used as a name."""
+        must be the server's 64-hex manifest hash: it is only ever sent back, never used as a name.
+        A proxy that compresses the answer (nginx's ``gzip`` for JSON) marks it weak, ``W/"…"``:
+        the same tag, and the server takes it back as it was."""
         headers = {"If-None-Match": f'"{etag}"'} if etag and ETAG.match(etag) else {}
         response = self.request("GET", "/api/v1/content", headers=headers)
         if response.status_code == 304:
             return None, etag or ""
         manifest = self._json(response)
-        new_etag = response.headers.get("ETag", "").strip('"')
+        new_etag = response.headers.get("ETag", "").removeprefix("W/").strip('"')
         if not ETAG.match(new_etag):
             raise TransientError(f"content answer whose ETag is not a 64-hex hash: {_short(new_etag, 80)!r}")
         return manifest, new_etag
@@ -326,6 +331,15 @@ def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = 
         raise TransientError(f"enrollment answer refused: {exc}", status=answer.status_code,
                              code="malformed_answer") from None
     return body
+
+
+def _claimed_code(body: bytes) -> str:
+    """The error code an unverified answer gives, if it is one of our server's shape (a word of
+    letters and underscores), for the log only: a terminal its server does not know (or knows by
+    another secret) is answered ``bad_signature`` unsigned, and the technician must see that
+    rather than only a suspected captive portal."""
+    code = _error_code(Answer(0, requests.structures.CaseInsensitiveDict(), body))
+    return code if re.fullmatch(r"[a-z_]{1,40}", code) else ""
 
 
 def _error_code(response: Answer) -> str:

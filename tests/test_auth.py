@@ -150,3 +150,21 @@ def test_secret_is_not_in_repr():
     from terminal.credentials import Credentials
     creds = Credentials(terminal_id="T1", secret="s3cr3t-value", server="http://x", window="W01")
     assert "s3cr3t-value" not in repr(creds) and "s3cr3t-value" not in str(dataclasses.replace(creds))
+
+
+@pytest.mark.parametrize("wrong", ["secret", "terminal id"])
+def test_a_terminal_its_server_does_not_know_says_so_and_marks_nothing(central, enrolled, tmp_path, wrong):
+    """The server cannot sign its refusal of a terminal it does not know, or knows by another secret
+    (a database restored from before its enrollment, a secret file replaced): that answer is no
+    answer, and the log said only "captive portal, proxy or impostor?", for ever. It also says what
+    the answer claims, marked unverified, and still nothing is taken from it."""
+    from sync.outbox import Uploader
+    from terminal.store import Store
+    creds = dataclasses.replace(enrolled, **({"secret": "x" * 43} if wrong == "secret" else {"terminal_id": "TNOSUCH0000"}))
+    store = Store(tmp_path / "terminal.db")
+    store.record(make_rating(terminal_id=creds.terminal_id))
+    with pytest.raises(TransientError, match="not signed") as refused_answer:
+        Uploader(store, central.client(creds)).drain()
+    assert "unverified, it says bad_signature" in str(refused_answer.value)
+    assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}
+    store.close()

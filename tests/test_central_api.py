@@ -159,3 +159,17 @@ def test_terminals_page_lists_what_each_terminal_runs(central, enrolled):
     assert "9.8.7" in row and "0.2.0" in row and "在线" in row and ">3<" in row
     assert "9.8.7 × 1" in page
     assert requests.get(f"{central.url}/terminals/", timeout=5, allow_redirects=False).status_code == 302
+
+
+def test_a_refused_item_naming_another_terminal_is_kept_under_the_one_that_sent_it(central, enrolled):
+    """A terminal uploading records that name another was kept as that other's refusals (its
+    ``terminal_id`` was the one the record named, the reason said only "signed by another"): the
+    technician saw the victim misbehave and the sender nowhere."""
+    victim = central.enroll()
+    forged = rating(victim)
+    results = post_batch(central, enrolled, [forged]).json()["results"]
+    assert results[0]["status"] == "rejected" and enrolled.terminal_id in results[0]["reason"]
+    kept = central.query("SELECT terminal_id, code, reason FROM ratings_rejecteditem WHERE rating_id = ?", [forged["id"]])
+    assert [(t, c) for t, c, _ in kept] == [(enrolled.terminal_id, "terminal_mismatch")]
+    assert victim.terminal_id in kept[0][2] and enrolled.terminal_id in kept[0][2]
+    assert central.query("SELECT count(*) FROM ratings_rejecteditem WHERE terminal_id = ?", [victim.terminal_id]) == [(0,)]

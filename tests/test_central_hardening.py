@@ -187,6 +187,18 @@ def test_a_heartbeat_with_nan_is_400(hall):
 
 
 @pytest.mark.django_db
+def test_a_number_past_a_floats_range_is_400_not_a_500(hall):
+    """``1e400`` is valid JSON that orjson refuses and the standard library read as ``inf``: kept in a
+    heartbeat's devices, it failed the JSON column's check, a 500 the terminal would retry for ever."""
+    for path, body in (("/api/v1/heartbeat", b'{"devices": [{"kind": "box", "temp": 1e400}]}'),
+                       ("/api/v1/heartbeat", b'{"devices": [{"kind": "box", "temp": -1e400}]}'),
+                       ("/api/v1/ratings", b'{"ratings": [], "clock": {"boot_id": "b", "mono_ms": 1e400}}')):
+        reply = signed_post(Client(), hall, path, body)
+        assert reply.status_code == 400 and reply.json()["error"] == "bad_json", (body, reply.content)
+    assert signed_post(Client(), hall, "/api/v1/heartbeat", b'{"devices": [{"temp": 1e308}]}').status_code == 200
+
+
+@pytest.mark.django_db
 def test_tick_forgets_the_nonces_of_every_terminal(hall):
     code, _ = auth.issue_code(hall.window)
     quiet = auth.enroll(code)  # calls once, then never again

@@ -2,6 +2,7 @@
 within the page's 90 days, in the order the server received them, with every digit run of six or
 more (however separated, in Chinese numerals too) and every e-mail address masked."""
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -215,3 +216,17 @@ def test_a_refused_record_shows_the_raters_words_masked(hall, hall_admin):
             assert clear not in shown, (item.pk, clear)
     assert "R-NESTED" in hall_admin.get(f"/admin/ratings/rejecteditem/{refused[1].pk}/change/").content.decode()
     assert "138-1234-5678" in refused[0].payload  # kept as it came
+
+
+def test_a_refused_record_nested_nine_hundred_deep_has_a_page(hall, hall_admin):
+    """A record nested past 16 is refused and kept as JSON text, which ``json.dumps`` still wrote at
+    900 deep; reading it back for its page raised RecursionError, a 500 (a terminal could hide its
+    refusals from the technician): such an excerpt is shown masked, as one that is no JSON object."""
+    from central.ratings import ingest
+    from central.ratings.models import RejectedItem
+    deep = {**make_rating(terminal_id=hall.terminal_id).to_wire(), "x": json.loads("[" * 900 + "]" * 900)}
+    assert [r.status for r in ingest.ingest([deep], hall)] == ["rejected"]
+    item = RejectedItem.objects.get(rating_id=deep["id"])
+    assert item.payload.startswith("{")  # kept as JSON, not as a note
+    page = hall_admin.get(f"/admin/ratings/rejecteditem/{item.pk}/change/")
+    assert page.status_code == 200 and masking.MASK in page.content.decode()

@@ -213,3 +213,32 @@ def test_a_terminal_of_the_previous_version_is_accepted_and_shown_unchained(serv
     page = session.get(f"{server.url}/terminals/", timeout=10).text
     row = lambda terminal_id: page.split(terminal_id, 1)[1].split("</tr>", 1)[0]  # noqa: E731
     assert "未链" in row(old.terminal_id) and "完整" in row(t.creds.terminal_id)
+
+
+def test_an_event_whose_detail_nests_two_thousand_deep_stops_no_tick(server, tmp_path):
+    """An event's ``detail`` is JSON text the terminal wrote, up to 2,000 characters: 1,999 ``[``
+    made ``json.loads`` raise RecursionError, which no ``except ValueError`` caught, so one
+    terminal's chain restart (or misuse flood) failed ``tick`` on every run, for every terminal."""
+    honest = Terminal(server, tmp_path / "honest")
+    honest.rate(1)
+    honest.send()
+    hostile = server.enroll()
+    first, second = chain.new_epoch(), chain.new_epoch()
+    nested = "[" * 1999
+    rating = {**make_rating(terminal_id=hostile.terminal_id).to_wire(), "chain": chain.start(first).to_wire()}
+    restart = {**make_event("chain_restart", why="database_missing", detail=nested,
+                            terminal_id=hostile.terminal_id).to_wire(), "chain": chain.start(second).to_wire()}
+    flood = {**make_event("misuse", why="flood", detail=nested, terminal_id=hostile.terminal_id).to_wire(),
+             "chain": chain.start(second).after("0" * 63 + "1").to_wire()}
+    client = server.client(hostile)
+    assert {a.status for a in client.upload({rating["id"]: json.dumps(rating)}, {})[0].values()} == {"accepted"}
+    acks, _ = client.upload({e["id"]: json.dumps(e) for e in (restart, flood)}, {}, EVENTS)
+    assert {a.status for a in acks.values()} == {"accepted"}
+    server.query("UPDATE ratings_alertrule SET threshold = 1 WHERE kind = 'misuse_burst'")
+    try:
+        tick(server)
+    finally:
+        server.query("UPDATE ratings_alertrule SET threshold = 10 WHERE kind = 'misuse_burst'")
+    assert "数据库丢失后重建" in alerts(server, hostile.terminal_id)["chain_restart"]
+    session = server.login("nest-admin", server.add_user("nest-admin", "hall_admin"))
+    assert session.get(f"{server.url}/terminals/", timeout=10).status_code == 200

@@ -264,3 +264,25 @@ def test_a_redirect_carries_neither_ratings_nor_an_enrollment_code_elsewhere(tmp
         elsewhere.shutdown()
     assert catcher.caught == []
     assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}
+
+
+def test_content_pulls_through_a_proxy_that_compresses_json_and_weakens_its_etag(tmp_path, central):
+    """nginx with ``gzip_types application/json`` (a common setting) compresses the manifest and, as
+    RFC 9110 asks of a changed body, turns its ETag into ``W/"<hash>"``: the terminal refused that
+    as no 64-hex hash on every pull, and kept its old roster for ever. The same tag, taken."""
+    from loopback_nginx import start_nginx
+    from sync import content
+    proxy = start_nginx(tmp_path / "nginx", [central.url], http="gzip on; gzip_proxied any; gzip_types application/json;")
+    try:
+        client = CentralClient(proxy.url, central.enroll())
+        response = client.request("GET", "/api/v1/content", headers={"Accept-Encoding": "gzip"})
+        assert response.headers["ETag"].startswith('W/"')  # what the proxy did, or the test proves nothing
+        folder = tmp_path / "data" / "content"
+        folder.parent.mkdir()
+        assert content.pull(client, folder)
+        etag = content.current_etag(folder)
+        assert etag is not None and len(etag) == 64 and Content.load(folder).staff
+        assert not content.pull(client, folder)  # unchanged: a 304, through the proxy, nothing fetched
+        assert content.current_etag(folder) == etag
+    finally:
+        proxy.stop()

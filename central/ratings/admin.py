@@ -10,6 +10,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.utils import timezone
 
+from terminal.core.checks import kept_json
 from terminal.core.levels import Level
 
 from . import chains, exports, link_tokens, masking, roles, upward, workorders
@@ -229,7 +230,7 @@ def masked_refusal(excerpt: str) -> str:
     but a JSON object, cannot say where the rater's words are, so all of it is masked, its escaped
     characters shown as written first."""
     try:
-        item = json.loads(excerpt)
+        item = kept_json(excerpt)
     except ValueError:
         item = None
     if not isinstance(item, dict):

@@ -21,6 +21,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, F, Min
 from django.utils import timezone
 
+from terminal.core.checks import kept_json
+
 from . import chains, outbound, workorders
 from .models import Alert, AlertRule, Chain, Rating, Terminal, TerminalEvent, UpwardDay, UpwardItem
 
@@ -37,7 +39,7 @@ def flood_presses(payload) -> int:
     per press only up to a burst, and the alert must still see the flood. Whatever else it says
     counts as none."""
     try:
-        suppressed = json.loads(payload.get("detail") or "{}").get("suppressed")
+        suppressed = kept_json(payload.get("detail") or "{}").get("suppressed")
     except (ValueError, AttributeError, TypeError):
         return 0
     return min(suppressed, MAX_FLOOD) if type(suppressed) is int and suppressed > 0 else 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import re
 import zlib
 from datetime import datetime
@@ -109,9 +110,9 @@ GZIP_MAGIC = b"\x1f\x8b"  # how every gzip stream starts; no JSON text does
 def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gzip_allowed: bool = True,
               batch: str | None = None) -> object:
     """The request body as JSON, inflating gzip up to ``inflated_limit``, with a clear 4xx for
-    anything else: nesting deeper than ``checks.MAX_DEPTH``, numbers of thousands of digits, NaN
-    and Infinity are refused here, before any of it reaches a model (a 500 would be retried by
-    the terminal for ever).
+    anything else: nesting deeper than ``checks.MAX_DEPTH``, numbers of thousands of digits or past
+    a float's range, NaN and Infinity are refused here, before any of it reaches a model (a 500
+    would be retried by the terminal for ever).
 
     Whether the body is gzip is read from the body itself (its magic bytes), never from
     ``Content-Encoding``: the signature covers the body but not that header, so a proxy that
@@ -136,7 +137,7 @@ def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gz
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
         try:  # ... then the standard library, which takes lone surrogates, so they are refused item by item
-            document = json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+            document = json.loads(body.decode("utf-8"), parse_constant=_no_constant, parse_float=_finite)
         except RecursionError:  # nested past what Python's parser takes
             raise BadBody(400, "bad_json", f"body is nested more than {checks.MAX_DEPTH} deep") from None
         except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, and ints past Python's digit limit
@@ -151,6 +152,15 @@ def read_json(request: HttpRequest, inflated_limit: int = MAX_INFLATED_BYTES, gz
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a JSON number")
+
+
+def _finite(literal: str) -> float:
+    """A JSON number as the standard library reads it, but never infinite: ``1e400`` (which orjson
+    refuses) would become ``inf``, which no JSON column holds (a heartbeat was a 500 on it)."""
+    value = float(literal)
+    if math.isinf(value):
+        raise ValueError(f"{literal[:40]} is too large for a number")
+    return value
 
 
 def json_object(request: HttpRequest, **limits) -> dict:

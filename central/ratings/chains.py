@@ -12,7 +12,6 @@ event that explains a chain that is not the terminal's first. ``alerts`` raises 
 from __future__ import annotations
 
 import datetime
-import json
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -20,6 +19,7 @@ from django.db.models.functions import Coalesce, Greatest, Least
 from django.utils import timezone
 
 from terminal.core import chain as chain_format
+from terminal.core.checks import kept_json
 
 from .models import Chain, Rating, RejectedItem, Terminal, TerminalEvent
 
@@ -156,7 +156,7 @@ def restart_label(chain: Chain) -> str:
         return "终端未说明原因"
     label = RESTART_LABELS.get(chain.restart_why, chain.restart_why)
     try:
-        detail = json.loads(chain.restart_detail or "{}")
+        detail = kept_json(chain.restart_detail or "{}")
         salvaged = detail.get("salvaged") or {}
         if salvaged:
             label += f"，抢救评价 {salvaged.get('ratings', 0)} 条、事件 {salvaged.get('events', 0)} 条"

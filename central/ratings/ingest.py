@@ -129,7 +129,8 @@ class Binding:
     def refusal(self, record) -> tuple[str, str] | None:
         """(code, why) if the record may not count at all, else None."""
         if record.terminal_id != self.terminal.terminal_id:
-            return "terminal_mismatch", f"names terminal {record.terminal_id}, request is signed by another"
+            return ("terminal_mismatch",
+                    f"names terminal {record.terminal_id}, request is signed by {self.terminal.terminal_id}")
         if record.window != self.window:
             return "window_mismatch", f"names window {record.window}, the terminal is enrolled at {self.window}"
         if isinstance(record, WireRating) and record.channel != record.device.channel:
@@ -522,8 +523,10 @@ EVENTS = Kind("event", WireEvent, TerminalEvent, "event_id", _event_fields)
 def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: str,
               signer: Terminal | None) -> RejectedItem:
     """A refused item as it came, with its code and, where it has a readable one, its chain place:
-    only a place in the signing terminal's own chain (``signer``; None: the caller checked), so
-    no terminal can fill another's gap with an item it cannot store."""
+    only a place in the signing terminal's own chain (``signer``; None: the caller checked that
+    the item names it), so no terminal can fill another's gap with an item it cannot store. It is
+    kept under the terminal that sent it, never the one it names: a terminal uploading items that
+    name another would otherwise have them listed as that other's refusals, and itself nowhere."""
     terminal = item.get("terminal_id") if isinstance(item, dict) else None
     terminal = terminal if isinstance(terminal, str) and clean_text(terminal) else None
     place, digest = {}, ""
@@ -537,8 +540,7 @@ def _rejected(kind: Kind, item: object, record_id: str | None, code: str, why: s
             pass
     sender = signer.terminal_id if signer is not None else terminal or ""
     text = _as_text(item)
-    return RejectedItem(kind=kind.name,
-        terminal_id=terminal[:64] if isinstance(terminal, str) else "",
+    return RejectedItem(kind=kind.name, terminal_id=sender[:64],
         rating_id=(record_id or "")[:64], code=code, reason=storable(f"{code}: {why}")[:2000],
         payload=text[:MAX_KEPT_CHARS], digest=digest, fingerprint=fingerprint(kind.name, sender, code, text), **place,
     )

@@ -9,6 +9,7 @@ and times are range-checked here too, before any arithmetic is done with them.""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timedelta
 
@@ -163,6 +164,20 @@ def too_deep(value: object, limit: int = MAX_DEPTH) -> bool:
         level = [child for node in level for child in (node.values() if type(node) is dict else node)
                  if type(child) is dict or type(child) is list]
     return bool(level)
+
+
+def kept_json(text: str, limit: int = MAX_DEPTH) -> object:
+    """JSON text others wrote and the central server kept (an event's ``detail``, a refused item),
+    read back for a page or a rule: ValueError unless it is JSON nested at most ``limit`` deep.
+    Never RecursionError, which no ``except ValueError`` catches: ``json.loads`` of 1,999 ``[``
+    in a ``chain_restart`` event's detail raised it from ``tick`` on every run."""
+    try:
+        document = json.loads(text)
+    except RecursionError:
+        raise ValueError(f"nested more than {limit} deep") from None
+    if too_deep(document, limit):
+        raise ValueError(f"nested more than {limit} deep")
+    return document
 
 
 def unclean_path(value: object, depth: int = 0, max_depth: int = MAX_DEPTH) -> str | None:
