@@ -209,6 +209,26 @@ def test_tick_forgets_the_nonces_of_every_terminal(hall):
     assert not SeenNonce.objects.exists()
 
 
+@pytest.mark.django_db
+def test_a_nonce_outlives_its_request_on_every_node_within_the_clock_slack(hall, monkeypatch):
+    """Several app servers, their clocks up to ``auth.NODE_CLOCK_SLACK_S`` apart. A request stamped at
+    the skew's future edge is taken by node A. 590 s later by A's clock, node X, whose clock runs 50 s
+    ahead, runs ``tick``; node B, on A's clock, would still take that request: its nonce must remain."""
+    started = timezone.now()
+    clock = {"now": started}
+    monkeypatch.setattr(timezone, "now", lambda: clock["now"])
+    path, body = "/api/v1/heartbeat", b"{}"
+    headers = signing.signed_headers(hall.terminal_id, hall.secret, "POST", path, body,
+                                     started.timestamp() + signing.MAX_SKEW_SECONDS - 1)
+    meta = {f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()}
+    assert Client().post(path, body, content_type="application/json", **meta).status_code == 200  # node A
+    clock["now"] = started + timedelta(seconds=590 + 50)  # node X
+    call_command("tick", stdout=io.StringIO())
+    clock["now"] = started + timedelta(seconds=590)  # node B: the timestamp is 291 s old, within the skew
+    again = Client().post(path, body, content_type="application/json", **meta)
+    assert again.status_code == 401 and again.json()["error"] == "replayed_nonce"
+
+
 # -- what the red team found: nesting, unhashable outcomes, an unsigned header, a NUL in a hash ----
 
 def signed_reply(client: Client, who_id: str, secret: str, method: str, path: str, body: bytes = b"",

@@ -182,8 +182,15 @@ def add_system(name: str) -> BusinessSystem:
                                          secret=secrets.token_urlsafe(32))
 
 
+#: how far apart the clocks of several app servers may be (each keeps NTP time: docs/operators.md)
+NODE_CLOCK_SLACK_S = 60
+
+
 def forget_old_nonces() -> int:
     """Nonces older than twice the skew window can no longer be replayed (the timestamp check stops
-    them): every terminal's are dropped by ``tick``, whether or not the terminal still calls."""
-    cutoff = timezone.now() - timedelta(seconds=2 * signing.MAX_SKEW_SECONDS)
+    them): every terminal's are dropped by ``tick``, whether or not the terminal still calls. Kept
+    ``NODE_CLOCK_SLACK_S`` longer: a request stamped at the skew's future edge is taken until twice
+    the skew after it was seen, by the clock of the node that saw it; ``tick`` on a node whose clock
+    runs ahead would otherwise forget its nonce while a node behind still takes it again."""
+    cutoff = timezone.now() - timedelta(seconds=2 * signing.MAX_SKEW_SECONDS + NODE_CLOCK_SLACK_S)
     return SeenNonce.objects.filter(seen_at__lt=cutoff).delete()[0]
