@@ -480,11 +480,12 @@ class Throttle(models.Model):
 
     key = models.CharField(max_length=100)
     period_start = models.DateTimeField()
+    period_end = models.DateTimeField()  # the count is kept until then: a limit may span days (plaques.CASE_TRIES)
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "period_start"], name="one_count_per_key_and_period")]
-        indexes = [models.Index(fields=["period_start"], name="throttle_age")]
+        indexes = [models.Index(fields=["period_end"], name="throttle_end")]
 
 
 class CommentReviewEntry(models.Model):
