@@ -256,3 +256,39 @@ def test_a_gateways_refusal_naming_the_number_shows_it_masked(gateway):
     for page in ("/admin/ratings/smsmessage/", f"/admin/ratings/smsmessage/{message.pk}/change/"):
         shown = client.get(page).content.decode()
         assert "号码" in shown and MOBILE not in shown, page
+
+
+def test_an_invitation_is_not_sent_once_its_case_is_rated_or_cancelled_and_a_cancelled_case_is_not_rated(gateway):
+    """Invitations queued in the evening go in the morning. A case rated at the window's plaque in
+    between, or cancelled by its business system, is no longer one nothing else rated: its SMS was
+    still sent (and its reply then kept as a duplicate); and a cancelled case's link and reply still
+    rated it, where a plaque refuses it."""
+    from central.ratings import direct
+    from terminal.core.channels import Channel
+    evening = at(1, 22)
+    done = timezone.now() - datetime.timedelta(hours=3)
+    done_case("C-SMS-RATED", done, mobile="13900000001")
+    done_case("C-SMS-GONE", done, mobile="13900000002")
+    assert sms.invite(evening) == 2 and sms.send_due(evening) == (0, 0)  # quiet hours: they wait
+    direct.rate(window_code="W01", level=Level.SATISFIED, channel=Channel.QR_CODE, device="phone",
+                case_no="C-SMS-RATED")
+    reporter = BusinessSystem.objects.get(system_id="S-BIZ")
+    gone = Case.objects.get(case_no="C-SMS-GONE")
+    cases.report(reporter, {"case_no": gone.case_no, "window": "W01", "status": "cancelled",
+                            "accepted_at": gone.accepted_at.isoformat(), "completed_at": gone.completed_at.isoformat()})
+    assert sms.send_due(at(2, 8)) == (0, 0) and gateway.requests == 0  # neither goes out
+    assert dict(SmsMessage.objects.values_list("case__case_no", "state")) == {
+        "C-SMS-RATED": "withdrawn", "C-SMS-GONE": "withdrawn"}  # kept, with why
+    assert "已有评价" in SmsMessage.objects.get(case__case_no="C-SMS-RATED").note
+
+    done_case("C-SMS-LATE", done, mobile="13900000003")
+    sms.invite(at(2, 9))
+    assert sms.send_due(at(2, 9)) == (1, 0)
+    late = Case.objects.get(case_no="C-SMS-LATE")
+    cases.report(reporter, {"case_no": late.case_no, "window": "W01", "status": "cancelled",
+                            "accepted_at": late.accepted_at.isoformat(), "completed_at": late.completed_at.isoformat()})
+    link = "/s/" + SmsMessage.objects.get(case=late, kind="invitation").link_token
+    assert Client().get(link).status_code == 404 and Client().post(link, {"level": "1"}).status_code == 404
+    answer = inbound(BusinessSystem.objects.get(system_id=gateway.system_id), "1", "MO-GONE", sender="13900000003")
+    assert answer.status_code == 200 and "撤销" in answer.json()["outcome"]
+    assert not Rating.objects.filter(case_no="C-SMS-LATE").exists()

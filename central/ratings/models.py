@@ -404,7 +404,8 @@ class SmsMessage(models.Model):
     and retried through the outbox until the gateway takes it or it becomes a dead letter."""
 
     KINDS = [("invitation", "邀请评价"), ("clarification", "回复说明"), ("reply", "评价人回复")]
-    STATES = [("pending", "待发送"), ("sent", "已发送"), ("dead", "发送失败（死信）"), ("received", "已接收")]
+    STATES = [("pending", "待发送"), ("sent", "已发送"), ("dead", "发送失败（死信）"), ("received", "已接收"),
+              ("withdrawn", "不再发送")]  # its case was rated or cancelled before it went out
 
     case = models.ForeignKey("Case", on_delete=models.PROTECT, null=True, blank=True, related_name="sms",
                              verbose_name="办件")
