@@ -292,3 +292,28 @@ def test_an_invitation_is_not_sent_once_its_case_is_rated_or_cancelled_and_a_can
     answer = inbound(BusinessSystem.objects.get(system_id=gateway.system_id), "1", "MO-GONE", sender="13900000003")
     assert answer.status_code == 200 and "撤销" in answer.json()["outcome"]
     assert not Rating.objects.filter(case_no="C-SMS-LATE").exists()
+
+
+def test_a_reply_dated_before_its_invitation_rates_nothing_in_a_closed_period(gateway):
+    """The gateway says when a reply was received. A reply dated before any invitation to its number
+    (2020, say) answers none of them: it rated the case in 2020, a period closed and reported long
+    ago. A reply dated a moment before its invitation (the gateway's clock a little behind ours) is
+    that invitation's, rated no earlier than the invitation went out."""
+    system = BusinessSystem.objects.get(system_id=gateway.system_id)
+    done_case("C-SMS-WHEN", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(timezone.now())
+    sms.send_due(at(1, 10))
+    sent = SmsMessage.objects.get(kind="invitation").sent_at
+
+    def reply(reply_id: str, when: datetime.datetime):
+        body = json.dumps({"id": reply_id, "from": MOBILE, "text": "1", "received_at": when.isoformat()}).encode()
+        headers = signing.signed_headers(system.system_id, system.secret, "POST", "/api/v1/sms/inbound", body,
+                                         time.time(), id_header=signing.HEADER_SYSTEM)
+        return Client().post("/api/v1/sms/inbound", body, content_type="application/json",
+                             **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+    old = reply("MO-2020", datetime.datetime(2020, 1, 1, 10, tzinfo=CST))
+    assert old.status_code == 200 and old.json()["outcome"] == "未找到待评价的办件"
+    assert not Rating.objects.exists() and SmsMessage.objects.filter(kind="reply").count() == 1  # kept
+    skewed = reply("MO-SKEW", sent - datetime.timedelta(seconds=20))
+    assert skewed.json()["outcome"] == "已形成评价"
+    assert Rating.objects.get().rated_at == sent

@@ -241,14 +241,22 @@ def expired(invitation: SmsMessage, at: datetime) -> bool:
 
 def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> SmsMessage:
     """Keep a reply; rate its case if it is 1-5, the case is unrated and the invitation has not
-    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing."""
+    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing.
+
+    A reply answers the latest invitation sent to its number before it was received (give or take
+    the clocks' skew), and its rating is never earlier than that invitation: a time the gateway
+    gives from before it (a reply "received" in 2020) would put the rating in a period long closed
+    and reported."""
     mobile = personal_data.normalise_mobile(sender)
     existing = SmsMessage.objects.filter(kind="reply", provider_id=provider_id).first()
     if existing is not None:
         return existing  # the gateway called back twice: one reply
-    invitation = (SmsMessage.objects.filter(kind="invitation", state="sent",
+    skew = timedelta(seconds=signing.MAX_SKEW_SECONDS)
+    invitation = (SmsMessage.objects.filter(kind="invitation", state="sent", sent_at__lte=received_at + skew,
                                             mobile_index__in=personal_data.blind_indexes(mobile))
                   .select_related("case__window").order_by("-sent_at").first())
+    if invitation is not None:
+        received_at = max(received_at, invitation.sent_at)
     case = invitation.case if invitation else None
     reply = SmsMessage(case=case, kind="reply", **personal_data.kept(mobile), text=text[:1000], state="received",
                        sent_at=received_at, provider_id=provider_id[:64])
