@@ -256,3 +256,18 @@ def test_a_count_is_forgotten_only_once_its_period_is_over(hall):
     assert throttle.forget_old(now + datetime.timedelta(days=2)) == 1  # the ten minutes' count only
     assert list(Throttle.objects.values_list("key", flat=True)) == ["long"]
     assert not throttle.allow("long", 1, 30 * 24 * 3600, now + datetime.timedelta(days=2))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posts_sent_at_once_from_one_address_count_once(hall):
+    """Two plaque ratings from one address at once, each from a "new" phone (no cookie sent): the
+    second looks for a repeat while the first is being stored. It waits, and is kept, flagged and
+    not counted. Before, both looked before either was stored and both counted: a burst of bad
+    ratings from one address, each with a work order."""
+    from conftest import race
+    from terminal.core.levels import Level
+    window = Window.objects.get(code="W01")
+    race(lambda: plaques.rate(window, Level.VERY_DISSATISFIED, ["slow"], "", None, "d-one", "same-address"),
+         lambda: plaques.rate(window, Level.VERY_DISSATISFIED, ["slow"], "", None, "d-two", "same-address"))
+    assert sorted(Rating.objects.values_list("excluded", "flags")) == [(False, []), (True, [plaques.REPEAT_RATER])]
+    assert WorkOrder.objects.count() == 1

@@ -36,6 +36,7 @@ from datetime import timedelta
 import segno
 from django.conf import settings
 from django.core import signing as django_signing
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -240,16 +241,22 @@ def rate(window: Window, level: Level, reasons: list[str], text: str, case: Case
     """Store a plaque's rating for ``window`` (for ``case``, one ``rater_case`` found), through the
     same case rules and work orders as a terminal's; a repeat from the same phone or address within
     a day is kept, flagged, not counted. The case gives the rating its staff member and item, as an
-    SMS link's does: else the case's counted rating would be credited to nobody."""
+    SMS link's does: else the case's counted rating would be credited to nobody.
+
+    The look for a repeat and the rating are one transaction holding the window's row: else a burst
+    of posts sent at once from one address (each without the phone's cookie) all looked before any
+    was stored, and every one counted, each bad one opening a work order."""
     case_no, staff_no, item_code = (case.case_no, case.staff_no, case.item_code) if case else ("", "", "")
-    since = timezone.now() - REPEAT_WITHIN
-    repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
-                                    rated_at__gte=since)
-              .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
-    return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
-                       case_no=case_no, staff_no=staff_no, item_code=item_code,
-                       reasons=reasons, text=text, facts={"rater": device, "address": address},
-                       flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
+    with transaction.atomic():
+        Window.objects.select_for_update().filter(pk=window.pk).values_list("pk", flat=True).get()
+        since = timezone.now() - REPEAT_WITHIN
+        repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
+                                        rated_at__gte=since)
+                  .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
+        return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
+                           case_no=case_no, staff_no=staff_no, item_code=item_code,
+                           reasons=reasons, text=text, facts={"rater": device, "address": address},
+                           flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
 
 
 def _device(request) -> str:
