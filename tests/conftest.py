@@ -212,3 +212,69 @@ def make_event(kind: str = "invited", **fields):
 def ingest_events(node, *events) -> list[str]:
     from central.ratings.ingest import EVENTS, ingest
     return [r.status for r in ingest([e.to_wire() for e in events], node, EVENTS)]
+
+
+def race(hold, then, seconds: float = 20.0):
+    """A race between two requests made deterministic: ``hold()`` runs in a transaction that stays
+    open until ``then()``, on another thread and connection, has finished or waits for a lock held
+    by it (PostgreSQL: ``pg_locks``; SQLite, one writer at a time: ``then`` was told the database is
+    locked, and asks again). Returns what ``then()`` returned. Needs ``django_db(transaction=True)``."""
+    import threading
+
+    from django.db import OperationalError, connection, transaction
+    held, done, out = threading.Event(), threading.Event(), {}
+
+    def waits(pid) -> bool:
+        if connection.vendor != "postgresql":
+            return out.get("locked", False)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", [pid])
+            return cursor.fetchone()[0] > 0
+
+    def first():
+        try:
+            with transaction.atomic():
+                hold()
+                held.set()
+                deadline = time.monotonic() + seconds
+                while not done.is_set() and not ("pid" in out and waits(out["pid"])):
+                    assert time.monotonic() < deadline, "the other request neither finished nor waited"
+                    time.sleep(0.005)
+        except BaseException as exc:
+            out["error"] = exc
+        finally:
+            held.set()
+            connection.close()
+
+    def second():
+        try:
+            held.wait(seconds)
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_backend_pid()")
+                    out["pid"] = cursor.fetchone()[0]
+            else:
+                out["pid"] = None
+            deadline = time.monotonic() + seconds
+            while True:
+                try:
+                    out["result"] = then()
+                    break
+                except OperationalError as exc:  # SQLite's shared-memory test database: ask again
+                    if connection.vendor != "sqlite" or "locked" not in str(exc) or time.monotonic() > deadline:
+                        raise
+                    out["locked"] = True
+                    time.sleep(0.01)
+        except BaseException as exc:
+            out["error"] = exc
+        finally:
+            done.set()
+            connection.close()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(seconds + 10)
+    if "error" in out:
+        raise out["error"]
+    return out.get("result")

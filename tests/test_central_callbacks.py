@@ -14,7 +14,7 @@ from central.ratings import callbacks, cases
 from central.ratings.models import BusinessSystem, CallbackTask, Case, Policy, Rating
 from terminal.core.levels import Level
 
-from conftest import ingest_ratings, make_rating
+from conftest import ingest_ratings, make_rating, race
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 QUARTER = callbacks.quarter_of(timezone.localdate())
@@ -106,6 +106,23 @@ def test_a_call_backs_level_is_fixed_once_it_became_a_rating(hall):
     reply = client.post(f"/admin/ratings/callbacktask/{task.pk}/change/", {"outcome": "reached", "level": "5"})
     assert reply.status_code == 200 and "不能再改" in reply.content.decode()  # the form, with the reason
     assert CallbackTask.objects.get(pk=task.pk).level == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_callers_saving_one_task_at_once_make_one_rating(hall):
+    """Two callers have the same task open (each page loaded before either saved) and both record the
+    call: one rating of the call, the one the task names; a different level from the second is
+    refused with the reason, never a second rating."""
+    report_many(1, "W01", "SZ0101")
+    (task,) = callbacks.sample(QUARTER, "s", per_window=1)
+    first, second, third = (CallbackTask.objects.get(pk=task.pk) for _ in range(3))
+    caller = User.objects.create_superuser("caller", password="pw-caller-Qx7k")
+    race(lambda: callbacks.record(first, True, Level.SATISFIED, "满意", caller),
+         lambda: callbacks.record(second, True, Level.SATISFIED, "满意（另一位回访员）", caller))
+    with pytest.raises(callbacks.Refused, match="不能再改"):
+        callbacks.record(third, True, Level.VERY_DISSATISFIED, "改口", caller)
+    assert list(Rating.objects.values_list("rating_id", "case_counted")) == [
+        (CallbackTask.objects.get(pk=task.pk).rating_id_given, True)]
 
 
 def test_the_sample_command_prints_what_it_drew(hall):

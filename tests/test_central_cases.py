@@ -20,7 +20,7 @@ from terminal.core import signing
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
 
-from conftest import CST, ingest_ratings, make_rating
+from conftest import CST, ingest_ratings, make_rating, race
 
 pytestmark = pytest.mark.central
 NOW = datetime.datetime.now(CST)
@@ -419,3 +419,23 @@ def test_a_work_order_whose_rating_stops_counting_waits_for_nothing(hall, client
         "/admin/ratings/workorder/?overdue=yes").content.decode()
     Rating.objects.filter(pk=stray.pk).update(excluded=False)
     assert workorders.is_overdue(WorkOrder.objects.select_related("rating").get(pk=order.pk))  # counts again: due again
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("first_report", [False, True], ids=["moved", "first-report"])
+def test_a_report_placing_a_case_at_another_window_while_a_rating_of_it_is_stored_leaves_it_uncounted(
+        hall, first_report):
+    """A W01 phone rating of a case is being stored (its transaction open) when the business system
+    reports the case at W02: moving it from W01, or reporting it for the first time. The report waits
+    for the rating, then settles it (case_elsewhere). Before, on PostgreSQL, the report settled the
+    ratings it could see and the rating, committed after, counted at W01 for W02's case: W01's
+    staff credited with it, and W02's case \"rated\", so no SMS and no default came."""
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    if not first_report:
+        cases.report(system, completed(a_case("C-RACE")))  # done at W01, then corrected to W02
+    race(lambda: phone_rating("W01", "C-RACE", Level.VERY_DISSATISFIED),
+         lambda: cases.report(system, completed(a_case("C-RACE", window="W02", staff_no="SZ0201"))))
+    stray = Rating.objects.get(case_no="C-RACE")
+    assert (stray.window_code, stray.case_counted, stray.excluded, stray.flags) == ("W01", None, True, ["case_elsewhere"])
+    own = phone_rating("W02", "C-RACE")  # the case is still W02's to rate
+    assert own.case_counted and not own.excluded

@@ -10,7 +10,7 @@ from central.ratings import defaults, stats
 from central.ratings.models import Policy, Rating
 from terminal.core.levels import Level
 
-from conftest import CST, ingest_events, ingest_ratings, make_event, make_rating
+from conftest import CST, ingest_events, ingest_ratings, make_event, make_rating, race
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 NOW = datetime.datetime.now(CST)  # the command runs at the real time too
@@ -96,3 +96,29 @@ def test_an_invite_naming_another_windows_case_gives_that_case_no_default_here(h
     assert defaults.apply(NOW).created == 1
     made = defaults_made().get()
     assert (made.case_no, made.window_code, made.staff_no, made.case_counted) == ("C-W02", "W02", "", True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_default_made_while_a_real_rating_of_the_case_is_stored_is_not_made_nor_sent_upward(hall):
+    """A phone rates a case seven days done while the default run is under way: the run's default
+    loses the case's place to it (the unique place, not a look made before) and so is no rating.
+    Before, the run still counted it as made and queued it upward: an outbox item of no rating,
+    pending for ever (the platform's backlog, and its alert, never cleared)."""
+    from django.utils import timezone
+
+    from central.ratings import cases, direct, exports
+    from central.ratings.models import BusinessSystem, UpwardItem, UpwardPlatform
+    from terminal.core.channels import Channel
+    UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
+    system = BusinessSystem.objects.create(system_id="S-TEST", name="测试", secret="s" * 43)
+    done = timezone.now() - datetime.timedelta(days=8)
+    cases.report(system, {"case_no": "C-LATE", "window": "W01", "status": "completed",
+                          "accepted_at": (done - datetime.timedelta(hours=1)).isoformat(),
+                          "completed_at": done.isoformat()})
+    outcome = race(lambda: direct.rate(window_code="W01", level=Level.SATISFIED, channel=Channel.QR_CODE,
+                                       device="phone", case_no="C-LATE"),
+                   lambda: defaults.apply(timezone.now()))
+    assert Rating.objects.filter(case_no="C-LATE").values_list("device", "case_counted").get() == ("phone", True)
+    stored = set(Rating.objects.values_list("rating_id", flat=True))
+    assert set(UpwardItem.objects.values_list("rating_id", flat=True)) <= stored  # every item is of a rating
+    assert outcome.created == defaults_made().count() == 0  # nothing said made that was not

@@ -133,3 +133,28 @@ def test_a_comment_sent_back_keeps_the_pages_own_font(hall):
     answer = client.post(url, {"text": typed})
     assert answer.status_code == 400 and answer.context["font"] == font
     assert page_font._subset.cache_info().currsize == cut
+
+
+def test_every_refusal_on_a_phone_page_offers_english(hall, settings):
+    """An expired or used QR code, a retired plaque, a dead SMS link, a flood: each answer is Chinese
+    first with a link to the same answer in English (the forms had one; these answers had none, so a
+    rater who reads no Chinese could not learn why they were turned away)."""
+    import re
+
+    rating_id = make_rating(terminal_id=hall.terminal_id).id
+    used = token_for(hall, rating_id)
+    Client().post(f"/r/{used}", {"text": "好"})
+    refusals = {f"/r/{token_for(hall, rating_id, seconds=-5)}": ("二维码已过期", "This QR code has expired"),
+                f"/r/{used}": ("已提交过", "Already sent"),
+                "/r/not-a-token": ("二维码无效", "This QR code is not valid"),
+                "/w/NoSuchPlaque_000": ("二维码无效", "This QR code is not valid"),
+                "/s/NoSuchLinkTok_n0": ("评价链接已失效", "This rating link is no longer valid")}
+    for url, (zh, en) in refusals.items():
+        page = Client().get(url).content.decode()
+        assert zh in page and 'lang="zh-CN"' in page, url
+        link = re.search(r'<a href="(\?lang=en)" id="language">English</a>', page)
+        assert link, url
+        english = Client().get(url + link.group(1)).content.decode()
+        assert en in english and 'lang="en"' in english and '<a href="?lang=zh" id="language">中文</a>' in english
+    thanks = Client().post(f"/r/{token_for(hall, make_rating(terminal_id=hall.terminal_id).id)}", {"text": "好"})
+    assert "感谢" in thanks.content.decode() and 'id="language"' not in thanks.content.decode()

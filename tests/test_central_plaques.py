@@ -214,8 +214,8 @@ def test_a_case_is_rated_at_a_plaque_only_by_who_shows_it_is_theirs(hall):
 
 
 def test_the_last_four_digits_of_a_case_cannot_be_guessed(hall):
-    """Ten thousand possible digits: each case may be tried CASE_TRIES times an hour at a plaque,
-    from any phones and addresses, after which even the right digits wait."""
+    """Ten thousand possible digits: each case may be tried CASE_TRIES times at a plaque, from any
+    phones and addresses, after which even the right digits are refused."""
     report("C-GUESS")
     for n in range(plaques.CASE_TRIES):
         assert Client(REMOTE_ADDR=f"10.7.7.{n}").post(plaque_url(), {"level": "5", "case_no": "C-GUESS",
@@ -223,3 +223,51 @@ def test_the_last_four_digits_of_a_case_cannot_be_guessed(hall):
     assert Client(REMOTE_ADDR="10.7.8.1").post(plaque_url(), {"level": "5", "case_no": "C-GUESS",
                                                              "phone_tail": "5678"}).status_code == 429
     assert not Rating.objects.exists()
+
+
+def test_the_tries_at_a_case_are_counted_over_its_whole_life_not_per_hour(hall):
+    """An hour's limit let a case be tried again every hour, and the timer forgot every count a day
+    old: 840 of the ten thousand last four digits in the week a case may be rated, one chance in
+    twelve of rating someone else's case. Tried every hour for a week, the timer running each hour,
+    a case takes CASE_TRIES tries in all (twice that if the week straddles the count's period)."""
+    import datetime
+
+    from django.utils import timezone
+
+    from central.ratings import throttle
+    window = Window.objects.get(code="W01")
+    start, allowed = timezone.now(), 0
+    for hour in range(7 * 24):
+        now = start + datetime.timedelta(hours=hour)
+        throttle.forget_old(now)  # the tick
+        allowed += plaques.case_may_be_tried(window, "C-WEEK", now)
+    assert plaques.CASE_TRIES <= allowed <= 2 * plaques.CASE_TRIES
+
+
+def test_a_count_is_forgotten_only_once_its_period_is_over(hall):
+    import datetime
+
+    from django.utils import timezone
+
+    from central.ratings import throttle
+    from central.ratings.models import Throttle
+    now = timezone.now()
+    assert throttle.allow("short", 1, 600, now) and throttle.allow("long", 1, 30 * 24 * 3600, now)
+    assert throttle.forget_old(now + datetime.timedelta(days=2)) == 1  # the ten minutes' count only
+    assert list(Throttle.objects.values_list("key", flat=True)) == ["long"]
+    assert not throttle.allow("long", 1, 30 * 24 * 3600, now + datetime.timedelta(days=2))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_posts_sent_at_once_from_one_address_count_once(hall):
+    """Two plaque ratings from one address at once, each from a "new" phone (no cookie sent): the
+    second looks for a repeat while the first is being stored. It waits, and is kept, flagged and
+    not counted. Before, both looked before either was stored and both counted: a burst of bad
+    ratings from one address, each with a work order."""
+    from conftest import race
+    from terminal.core.levels import Level
+    window = Window.objects.get(code="W01")
+    race(lambda: plaques.rate(window, Level.VERY_DISSATISFIED, ["slow"], "", None, "d-one", "same-address"),
+         lambda: plaques.rate(window, Level.VERY_DISSATISFIED, ["slow"], "", None, "d-two", "same-address"))
+    assert sorted(Rating.objects.values_list("excluded", "flags")) == [(False, []), (True, [plaques.REPEAT_RATER])]
+    assert WorkOrder.objects.count() == 1

@@ -256,3 +256,64 @@ def test_a_gateways_refusal_naming_the_number_shows_it_masked(gateway):
     for page in ("/admin/ratings/smsmessage/", f"/admin/ratings/smsmessage/{message.pk}/change/"):
         shown = client.get(page).content.decode()
         assert "号码" in shown and MOBILE not in shown, page
+
+
+def test_an_invitation_is_not_sent_once_its_case_is_rated_or_cancelled_and_a_cancelled_case_is_not_rated(gateway):
+    """Invitations queued in the evening go in the morning. A case rated at the window's plaque in
+    between, or cancelled by its business system, is no longer one nothing else rated: its SMS was
+    still sent (and its reply then kept as a duplicate); and a cancelled case's link and reply still
+    rated it, where a plaque refuses it."""
+    from central.ratings import direct
+    from terminal.core.channels import Channel
+    evening = at(1, 22)
+    done = timezone.now() - datetime.timedelta(hours=3)
+    done_case("C-SMS-RATED", done, mobile="13900000001")
+    done_case("C-SMS-GONE", done, mobile="13900000002")
+    assert sms.invite(evening) == 2 and sms.send_due(evening) == (0, 0)  # quiet hours: they wait
+    direct.rate(window_code="W01", level=Level.SATISFIED, channel=Channel.QR_CODE, device="phone",
+                case_no="C-SMS-RATED")
+    reporter = BusinessSystem.objects.get(system_id="S-BIZ")
+    gone = Case.objects.get(case_no="C-SMS-GONE")
+    cases.report(reporter, {"case_no": gone.case_no, "window": "W01", "status": "cancelled",
+                            "accepted_at": gone.accepted_at.isoformat(), "completed_at": gone.completed_at.isoformat()})
+    assert sms.send_due(at(2, 8)) == (0, 0) and gateway.requests == 0  # neither goes out
+    assert dict(SmsMessage.objects.values_list("case__case_no", "state")) == {
+        "C-SMS-RATED": "withdrawn", "C-SMS-GONE": "withdrawn"}  # kept, with why
+    assert "已有评价" in SmsMessage.objects.get(case__case_no="C-SMS-RATED").note
+
+    done_case("C-SMS-LATE", done, mobile="13900000003")
+    sms.invite(at(2, 9))
+    assert sms.send_due(at(2, 9)) == (1, 0)
+    late = Case.objects.get(case_no="C-SMS-LATE")
+    cases.report(reporter, {"case_no": late.case_no, "window": "W01", "status": "cancelled",
+                            "accepted_at": late.accepted_at.isoformat(), "completed_at": late.completed_at.isoformat()})
+    link = "/s/" + SmsMessage.objects.get(case=late, kind="invitation").link_token
+    assert Client().get(link).status_code == 404 and Client().post(link, {"level": "1"}).status_code == 404
+    answer = inbound(BusinessSystem.objects.get(system_id=gateway.system_id), "1", "MO-GONE", sender="13900000003")
+    assert answer.status_code == 200 and "撤销" in answer.json()["outcome"]
+    assert not Rating.objects.filter(case_no="C-SMS-LATE").exists()
+
+
+def test_a_reply_dated_before_its_invitation_rates_nothing_in_a_closed_period(gateway):
+    """The gateway says when a reply was received. A reply dated before any invitation to its number
+    (2020, say) answers none of them: it rated the case in 2020, a period closed and reported long
+    ago. A reply dated a moment before its invitation (the gateway's clock a little behind ours) is
+    that invitation's, rated no earlier than the invitation went out."""
+    system = BusinessSystem.objects.get(system_id=gateway.system_id)
+    done_case("C-SMS-WHEN", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(timezone.now())
+    sms.send_due(at(1, 10))
+    sent = SmsMessage.objects.get(kind="invitation").sent_at
+
+    def reply(reply_id: str, when: datetime.datetime):
+        body = json.dumps({"id": reply_id, "from": MOBILE, "text": "1", "received_at": when.isoformat()}).encode()
+        headers = signing.signed_headers(system.system_id, system.secret, "POST", "/api/v1/sms/inbound", body,
+                                         time.time(), id_header=signing.HEADER_SYSTEM)
+        return Client().post("/api/v1/sms/inbound", body, content_type="application/json",
+                             **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+    old = reply("MO-2020", datetime.datetime(2020, 1, 1, 10, tzinfo=CST))
+    assert old.status_code == 200 and old.json()["outcome"] == "未找到待评价的办件"
+    assert not Rating.objects.exists() and SmsMessage.objects.filter(kind="reply").count() == 1  # kept
+    skewed = reply("MO-SKEW", sent - datetime.timedelta(seconds=20))
+    assert skewed.json()["outcome"] == "已形成评价"
+    assert Rating.objects.get().rated_at == sent

@@ -528,8 +528,11 @@ class CallbackTaskAdmin(Scoped):
     def save_model(self, request, obj, form, change):
         from . import callbacks
         level = form.cleaned_data.get("level")
-        callbacks.record(obj, form.cleaned_data["outcome"] == "reached", Level(level) if level else None,
-                         form.cleaned_data.get("notes", ""), request.user)
+        try:
+            callbacks.record(obj, form.cleaned_data["outcome"] == "reached", Level(level) if level else None,
+                             form.cleaned_data.get("notes", ""), request.user)
+        except callbacks.Refused as exc:  # another caller saved the task since this form was checked
+            self.message_user(request, str(exc), messages.ERROR)
 
 
 @admin.register(SmsMessage)

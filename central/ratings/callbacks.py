@@ -108,7 +108,17 @@ def record(task: CallbackTask, reached: bool, level: Level | None, notes: str, u
     """What the call found. A level given on the phone becomes a rating of the case on the
     configured call-back channel (once per task, and then fixed: ``check_level_kept``); a case rated
     before keeps its counted rating and the call's is kept beside it, flagged ``duplicate_case``:
-    the call-back's own figures are ``figures``, never a second vote."""
+    the call-back's own figures are ``figures``, never a second vote.
+
+    The task is locked and read again first: two callers saving one task at once (each page loaded
+    before either saved) each made a rating of the call, the task naming only the last."""
+    with transaction.atomic():
+        task.rating_id_given = (CallbackTask.objects.select_for_update().filter(pk=task.pk)
+                                .values_list("rating_id_given", flat=True).get())
+        return _record(task, reached, level, notes, user)
+
+
+def _record(task: CallbackTask, reached: bool, level: Level | None, notes: str, user) -> CallbackTask:
     check_level_kept(task, reached, level)
     task.state = "reached" if reached else "unreached"
     task.notes, task.called_at, task.called_by = notes, timezone.now(), user

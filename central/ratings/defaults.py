@@ -100,6 +100,11 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
         already = set(Rating.objects.filter(rating_id__in=list(made)).values_list("rating_id", flat=True))
         fresh = [r for rid, r in made.items() if rid not in already]
         Rating.objects.bulk_create(fresh, batch_size=500, ignore_conflicts=True)
+        # a real rating that took the case's place meanwhile wins the unique place and the default is
+        # not stored: only what was stored is a default, with its work order and upward record (else
+        # the outbox kept an item of no rating, pending for ever)
+        stored = set(Rating.objects.filter(rating_id__in=[r.rating_id for r in fresh]).values_list("rating_id", flat=True))
+        fresh = [r for r in fresh if r.rating_id in stored]
         workorders.open_for([r.rating_id for r in fresh])
         upward.queue([(r.rating_id, "system") for r in fresh])
         superseded = supersede()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import zlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -276,6 +277,7 @@ def settle_cases(rows: list[dict]) -> None:
     cases = {row["case_no"] for row in rows if row["case_no"]}
     if not cases:
         return
+    lock_cases(cases)
     held = {(c, n): (pk, device, rid, at) for c, n, pk, device, rid, at in select_in(
         Rating, "case_no", list(cases), ["case_no", "rating_no", "id", "device", "rating_id", "rated_at"],
         "case_counted")}
@@ -321,6 +323,7 @@ def settle_reported(case_no: str, window_code: str) -> None:
     rating kept only because the place was taken (``duplicate_case``, ``case_elsewhere``) takes
     each place left free, and opens its work order if it is bad. The platforms hear each change as
     a validity update."""
+    lock_cases([case_no], exclusive=True)
     ratings = list(Rating.objects.select_for_update().filter(case_no=case_no).order_by("rated_at", "id"))
     elsewhere = [r for r in ratings if r.window_code != window_code and not r.excluded]
     for rating in elsewhere:
@@ -339,6 +342,26 @@ def settle_reported(case_no: str, window_code: str) -> None:
             taken.append(rating.rating_id)
     workorders.open_for(taken)
     upward.queue_ids([r.rating_id for r in elsewhere] + taken, "validity")
+
+
+CASE_LOCK_CLASS = 0x43415345  # "CASE": the advisory locks' first key, apart from tick_lock's single keys
+CASE_LOCK_BUCKETS = 64  # a batch of a thousand cases takes at most this many locks, not a thousand
+
+
+def lock_cases(case_nos, exclusive: bool = False) -> None:
+    """Hold ``case_nos`` until the transaction ends (PostgreSQL advisory locks; SQLite's IMMEDIATE
+    transactions already take one writer at a time). Storing ratings holds them shared, so ratings
+    never wait for each other (the unique place settles those); a report that makes a case's window
+    known (``settle_reported``) holds its case exclusively. Else, under READ COMMITTED, a rating
+    read the case's old window (or none) while a report moved it and settled the ratings it could
+    see: the rating, committed after, counted at a window that no longer had the case."""
+    db = connections[router.db_for_write(Rating)]
+    if db.vendor != "postgresql":
+        return
+    buckets = sorted({zlib.crc32(c.encode("utf-8", "surrogatepass")) % CASE_LOCK_BUCKETS for c in case_nos})
+    take = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    with db.cursor() as cursor:  # one round trip, in the buckets' order
+        cursor.execute(f"SELECT {take}(%s, b) FROM unnest(%s::int[]) AS b", [CASE_LOCK_CLASS, buckets])
 
 
 def _elsewhere_why(case_no: str, case_window: str, rating_window: str) -> str:

@@ -146,11 +146,15 @@ def additions_of(ratings: dict[str, str]) -> dict[str, list[Added]]:
 
 def message(request, words: dict, language: str, key: str, status: int):
     """A one-line answer page of a phone page (thanks, invalid, expired, used, busy, rated), from
-    that page's ``words``, in the bundled font cut to what it shows."""
+    that page's ``words``, in the bundled font cut to what it shows. A refusal offers the other
+    language, as the forms do: a rater who cannot read Chinese must learn why too (the thanks
+    follows a form sent in the rater's language already)."""
     said = words[language]
+    other = "" if key == "thanks" else "zh" if language == "en" else "en"
     return render(request, "ratings/mobile_message.html", {
-        "words": said, "language": language, "heading": said[key], "note": said[f"{key}_note"],
-        "font": font_for(said[key] + said[f"{key}_note"] + said["title"])}, status=status)
+        "words": said, "language": language, "heading": said[key], "note": said[f"{key}_note"], "other_lang": other,
+        "font": font_for(said[key] + said[f"{key}_note"] + said["title"] + (said["other"] if other else ""))},
+        status=status)
 
 
 def _terminal(terminal_id: str) -> Terminal | None:

@@ -404,7 +404,8 @@ class SmsMessage(models.Model):
     and retried through the outbox until the gateway takes it or it becomes a dead letter."""
 
     KINDS = [("invitation", "邀请评价"), ("clarification", "回复说明"), ("reply", "评价人回复")]
-    STATES = [("pending", "待发送"), ("sent", "已发送"), ("dead", "发送失败（死信）"), ("received", "已接收")]
+    STATES = [("pending", "待发送"), ("sent", "已发送"), ("dead", "发送失败（死信）"), ("received", "已接收"),
+              ("withdrawn", "不再发送")]  # its case was rated or cancelled before it went out
 
     case = models.ForeignKey("Case", on_delete=models.PROTECT, null=True, blank=True, related_name="sms",
                              verbose_name="办件")
@@ -480,11 +481,12 @@ class Throttle(models.Model):
 
     key = models.CharField(max_length=100)
     period_start = models.DateTimeField()
+    period_end = models.DateTimeField()  # the count is kept until then: a limit may span days (plaques.CASE_TRIES)
     count = models.PositiveIntegerField(default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["key", "period_start"], name="one_count_per_key_and_period")]
-        indexes = [models.Index(fields=["period_start"], name="throttle_age")]
+        indexes = [models.Index(fields=["period_end"], name="throttle_end")]
 
 
 class CommentReviewEntry(models.Model):

@@ -11,8 +11,10 @@ anyone can read a plaque, and a case number is printed on receipts and said alou
 The case must be reported at this window, not cancelled, within ``Policy.default_after_days`` of
 its completion (as an SMS link), and the rater must give the last four digits of the mobile number
 it was reported with. Else nothing is stored, and the form says so (one answer for every reason, so
-it tells nobody which cases exist); a case may be tried ``CASE_TRIES`` times an hour, so its four
-digits cannot be guessed. A rating without a case number is the window's.
+it tells nobody which cases exist); a case may be named ``CASE_TRIES`` times in all (a count kept
+for ``CASE_TRIES_PERIOD``, longer than any case stays open to rating), so its four digits cannot be
+guessed: a limit per hour let 840 of the ten thousand be tried in a week. A rating without a case
+number is the window's.
 
 A plaque is open to anyone who walks by, so, as Shanghai's rules ask: each phone (a signed cookie)
 may rate a window 3 times a day and each address 30 times an hour, beyond which nothing is
@@ -34,6 +36,7 @@ from datetime import timedelta
 import segno
 from django.conf import settings
 from django.core import signing as django_signing
+from django.db import transaction
 from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import render
@@ -54,7 +57,8 @@ from .page_font import font_for
 PER_DEVICE_PER_DAY = 3
 PER_ADDRESS_PER_HOUR = 30
 POSTS_PER_ADDRESS = 60  # per 10 minutes, any form (a bad one too), counted before it is read
-CASE_TRIES = 5  # an hour, per case named at a plaque: ten thousand possible last four digits
+CASE_TRIES = 10  # per case named at a plaque, ever: 1 in 1,000 of the ten thousand last four digits
+CASE_TRIES_PERIOD = timedelta(days=366)  # the count's period: at most two periods meet one case's life
 REPEAT_WITHIN = timedelta(hours=24)
 REPEAT_RATER = "repeat_rater"
 DEVICE_COOKIE = "rating_phone"
@@ -143,7 +147,7 @@ def page(request, code: str):
     if form and not form.problem:
         case = None
         if form.case_no:
-            if not throttle.allow(f"plaque-case:{window.pk}:{form.case_no}", CASE_TRIES, 3600):
+            if not case_may_be_tried(window, form.case_no):
                 return _with_device(message(request, WORDS, language, "busy", 429), device)
             case = rater_case(window, form.case_no, form.phone_tail)
             if case is None:
@@ -155,6 +159,13 @@ def page(request, code: str):
         rate(window, form.level, form.reasons, form.text, case, device, address)
         return _with_device(message(request, WORDS, language, "thanks", 200), device)
     return _with_device(form_page(request, language, window, tags, form), device)
+
+
+def case_may_be_tried(window: Window, case_no: str, now=None) -> bool:
+    """Count one more try of naming ``case_no`` at ``window``'s plaque; whether it is within
+    ``CASE_TRIES`` (counted before the digits are checked, right or wrong, from any phone)."""
+    return throttle.allow(f"plaque-case:{window.pk}:{case_no}", CASE_TRIES, int(CASE_TRIES_PERIOD.total_seconds()),
+                          now)
 
 
 @dataclass
@@ -230,16 +241,22 @@ def rate(window: Window, level: Level, reasons: list[str], text: str, case: Case
     """Store a plaque's rating for ``window`` (for ``case``, one ``rater_case`` found), through the
     same case rules and work orders as a terminal's; a repeat from the same phone or address within
     a day is kept, flagged, not counted. The case gives the rating its staff member and item, as an
-    SMS link's does: else the case's counted rating would be credited to nobody."""
+    SMS link's does: else the case's counted rating would be credited to nobody.
+
+    The look for a repeat and the rating are one transaction holding the window's row: else a burst
+    of posts sent at once from one address (each without the phone's cookie) all looked before any
+    was stored, and every one counted, each bad one opening a work order."""
     case_no, staff_no, item_code = (case.case_no, case.staff_no, case.item_code) if case else ("", "", "")
-    since = timezone.now() - REPEAT_WITHIN
-    repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
-                                    rated_at__gte=since)
-              .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
-    return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
-                       case_no=case_no, staff_no=staff_no, item_code=item_code,
-                       reasons=reasons, text=text, facts={"rater": device, "address": address},
-                       flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
+    with transaction.atomic():
+        Window.objects.select_for_update().filter(pk=window.pk).values_list("pk", flat=True).get()
+        since = timezone.now() - REPEAT_WITHIN
+        repeat = (Rating.objects.filter(window_code=window.code, device="phone", channel=int(Channel.QR_CODE),
+                                        rated_at__gte=since)
+                  .filter(Q(payload__rater=device) | Q(payload__address=address)).exists())
+        return direct.rate(window_code=window.code, level=level, channel=Channel.QR_CODE, device="phone",
+                           case_no=case_no, staff_no=staff_no, item_code=item_code,
+                           reasons=reasons, text=text, facts={"rater": device, "address": address},
+                           flag=(REPEAT_RATER, "同一手机或网络 24 小时内已评价过该窗口，保留但不计入") if repeat else None)
 
 
 def _device(request) -> str:

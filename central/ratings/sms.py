@@ -6,8 +6,9 @@ completion, ``tick`` queues one invitation: a short link (``/s/<token>``, the ca
 and 回复1-5评价. Nothing goes out between ``sms_quiet_from`` and ``sms_quiet_until`` (21:00-08:00)
 local time; it waits for the morning. A reply of 1-5 (full-width too) rates the case on channel 6;
 anything else gets one clarification, never a rating; a reply to a case already rated is kept and
-flagged, and one after the invitation expired (``expired``, as its link) is kept and rates nothing. Every SMS sent and received is a ``SmsMessage``, its
-number encrypted.
+flagged, and one after the invitation expired (``expired``, as its link) or its case was cancelled
+is kept and rates nothing. A message whose case was rated or cancelled before it went out is not
+sent (``withdrawn``). Every SMS sent and received is a ``SmsMessage``, its number encrypted.
 
 Sending goes through a backend, as Django's e-mail does (``SMS_BACKEND``): ``FileBackend`` (the
 default: one JSON file a message in ``<data>/sms-outbox``, for ``make run`` and the tests),
@@ -186,7 +187,11 @@ def send_due(now: datetime | None = None, sender: BaseBackend | None = None) -> 
         if not SmsMessage.objects.filter(pk=pk, state="pending", next_attempt_at__lte=now).update(
                 next_attempt_at=now + LEASE, attempts=F("attempts") + 1):
             continue  # another node's tick took it
-        message = SmsMessage.objects.get(pk=pk)
+        message = SmsMessage.objects.select_related("case").get(pk=pk)
+        why = withdrawn(message)
+        if why:
+            SmsMessage.objects.filter(pk=pk).update(state="withdrawn", note=why)
+            continue
         try:
             provider_id = sender.send(str(message_uuid(message)), personal_data.decrypt(message.mobile_token),
                                       message.text)
@@ -207,6 +212,20 @@ def send_due(now: datetime | None = None, sender: BaseBackend | None = None) -> 
     return sent, dead
 
 
+def withdrawn(message: SmsMessage) -> str:
+    """Why a message of a case is no longer sent, or "": an invitation queued in the evening goes out
+    in the morning, and by then the case may have been rated on another channel or cancelled (an SMS
+    is for a case nothing else rated; a cancelled case is rated by none)."""
+    case = message.case
+    if case is None:
+        return ""
+    if case.status == "cancelled":
+        return "办件已撤销，不再发送"
+    if counted_rating_of(case.case_no).exists():
+        return "办件已有评价，不再发送"
+    return ""
+
+
 def message_uuid(message: SmsMessage) -> uuid.UUID:
     """Our id for a message, the same on every resend: the gateway's idempotency key."""
     return uuid.uuid5(uuid.NAMESPACE_URL, f"rating-central/sms/{message.pk}/{message.created_at.isoformat()}")
@@ -222,14 +241,22 @@ def expired(invitation: SmsMessage, at: datetime) -> bool:
 
 def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> SmsMessage:
     """Keep a reply; rate its case if it is 1-5, the case is unrated and the invitation has not
-    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing."""
+    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing.
+
+    A reply answers the latest invitation sent to its number before it was received (give or take
+    the clocks' skew), and its rating is never earlier than that invitation: a time the gateway
+    gives from before it (a reply "received" in 2020) would put the rating in a period long closed
+    and reported."""
     mobile = personal_data.normalise_mobile(sender)
     existing = SmsMessage.objects.filter(kind="reply", provider_id=provider_id).first()
     if existing is not None:
         return existing  # the gateway called back twice: one reply
-    invitation = (SmsMessage.objects.filter(kind="invitation", state="sent",
+    skew = timedelta(seconds=signing.MAX_SKEW_SECONDS)
+    invitation = (SmsMessage.objects.filter(kind="invitation", state="sent", sent_at__lte=received_at + skew,
                                             mobile_index__in=personal_data.blind_indexes(mobile))
                   .select_related("case__window").order_by("-sent_at").first())
+    if invitation is not None:
+        received_at = max(received_at, invitation.sent_at)
     case = invitation.case if invitation else None
     reply = SmsMessage(case=case, kind="reply", **personal_data.kept(mobile), text=text[:1000], state="received",
                        sent_at=received_at, provider_id=provider_id[:64])
@@ -240,6 +267,8 @@ def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> 
                 reply.note = "未找到待评价的办件"
             elif expired(invitation, received_at):
                 reply.note = "评价邀请已过期，本条回复保留但不形成评价"
+            elif case.status == "cancelled":
+                reply.note = "办件已撤销，本条回复保留但不形成评价"
             elif answer in LEVEL_DIGITS:
                 rating = direct.rate(window_code=case.window.code, level=Level(LEVEL_DIGITS[answer]),
                                      channel=Channel.SMS, device="sms", at=received_at, case_no=case.case_no,
@@ -295,7 +324,7 @@ def link_page(request, token: str):
         return mobile.message(request, all_words, language, "busy", 429)
     invitation = (SmsMessage.objects.filter(kind="invitation", link_token=token, state="sent")
                   .select_related("case__window__hall").first() if link_tokens.well_formed(token) else None)
-    if invitation is None or expired(invitation, timezone.now()):
+    if invitation is None or expired(invitation, timezone.now()) or invitation.case.status == "cancelled":
         return mobile.message(request, all_words, language, "invalid", 404)
     case = invitation.case
     if counted_rating_of(case.case_no).exclude(device="system").exists():

@@ -1,7 +1,8 @@
 """Rate limits in the shared database, so they hold across every app server behind the proxy.
 
 ``allow(key, limit, period_s)`` counts one more use of ``key`` in the current period and says
-whether it is within ``limit``. ``tick`` drops the counts of periods long past.
+whether it is within ``limit``. ``tick`` drops the counts of periods that have ended (each row
+keeps its own end: a count over a case's whole rating period must outlive a day).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ def allow(key: str, limit: int, period_s: int, now: datetime | None = None) -> b
         try:
             with transaction.atomic():
                 if not Throttle.objects.filter(key=key, period_start=start).update(count=F("count") + 1):
-                    Throttle.objects.create(key=key, period_start=start, count=1)
+                    Throttle.objects.create(key=key, period_start=start, period_end=start + timedelta(seconds=period_s),
+                                            count=1)
                     return limit >= 1
                 return Throttle.objects.get(key=key, period_start=start).count <= limit
         except IntegrityError:
@@ -31,5 +33,6 @@ def allow(key: str, limit: int, period_s: int, now: datetime | None = None) -> b
     return False
 
 
-def forget_old(now: datetime | None = None, keep: timedelta = timedelta(days=1)) -> int:
-    return Throttle.objects.filter(period_start__lt=(now or timezone.now()) - keep).delete()[0]
+def forget_old(now: datetime | None = None) -> int:
+    """Drop the counts of periods that have ended; how many."""
+    return Throttle.objects.filter(period_end__lt=now or timezone.now()).delete()[0]
