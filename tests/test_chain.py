@@ -111,6 +111,24 @@ def test_a_rating_deleted_on_the_terminal_raises_the_gap_alert_naming_it(server,
     assert "缺少第 3, 6 号记录" in detail and "已产生、未送达" in detail
 
 
+def test_a_heartbeat_head_no_chain_can_have_adds_no_chain(server, tmp_path):
+    """A head is believed only with an epoch a record could carry (32 lowercase hex) and a whole seq:
+    any 32 characters each heartbeat added a chain of nothing, a gap alert of a chain that is not."""
+    t = Terminal(server, tmp_path)
+    t.rate(1)
+    t.send()
+    good = t.store.chain_head()
+    for head in ({**good, "epoch": "Z" * 32, "seq": 5}, {**good, "epoch": good["epoch"].upper(), "seq": 5},
+                 {**good, "epoch": "f" * 32, "seq": True}, {**good, "epoch": "e" * 32, "seq": 2.0}):
+        t.server.client(t.creds).heartbeat({"version": "test", "queue_depth": 0, "chain": head})
+        tick(server)
+    assert [row[:3] for row in chains_of(server, t.creds.terminal_id)] == [(good["epoch"], 1, 1)]
+    assert "chain_gap" not in alerts(server, t.creds.terminal_id)
+    t.heartbeat()  # its true head is still taken
+    tick(server)
+    assert [row[:3] for row in chains_of(server, t.creds.terminal_id)] == [(good["epoch"], 1, 1)]
+
+
 def test_a_refused_record_is_not_a_gap(server, tmp_path):
     t = Terminal(server, tmp_path)
     good = t.rate(1)

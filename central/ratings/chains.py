@@ -60,12 +60,9 @@ def note_heads(since: datetime.datetime) -> int:
     moved = 0
     heads = {}
     for terminal_id, beat in Terminal.objects.filter(last_seen__gte=since).values_list("terminal_id", "heartbeat"):
-        head = beat.get("chain") if isinstance(beat, dict) else None
-        if not isinstance(head, dict):
-            continue
-        epoch, seq = head.get("epoch"), head.get("seq")
-        if isinstance(epoch, str) and len(epoch) == 32 and isinstance(seq, int) and 0 < seq <= chain_format.MAX_SEQ:
-            heads[(terminal_id, epoch)] = seq
+        head = chain_format.reported_head(beat.get("chain") if isinstance(beat, dict) else None)
+        if head is not None:
+            heads[(terminal_id, head[0])] = head[1]
     known = {(t, e): h for t, e, h in Chain.objects.filter(terminal_id__in={t for t, _ in heads})
              .values_list("terminal_id", "epoch", "head_seq")}
     for (terminal_id, epoch), seq in heads.items():

@@ -70,6 +70,18 @@ class Link:
         return link
 
 
+def reported_head(v: object) -> tuple[str, int] | None:
+    """(epoch, seq) of a chain head a heartbeat reports (``Store.chain_head``), checked as a record's
+    place is, or None: a head names a chain the central server then expects records of, so an
+    epoch no chain can have would only add a chain of nothing to it at every heartbeat."""
+    if type(v) is not dict:
+        return None
+    epoch, seq = v.get("epoch"), v.get("seq")
+    if not (isinstance(epoch, str) and _EPOCH.match(epoch)) or type(seq) is not int or not 1 <= seq <= MAX_SEQ:
+        return None
+    return epoch, seq
+
+
 def new_epoch() -> str:
     return secrets.token_hex(16)
 
