@@ -8,7 +8,10 @@ department and period. The definitions, shown on every statistics page:
 - 差评率 (bad-rating rate) = (不满意 + 非常不满意) ÷ 有效评价数.
 - Rankings order by score, then by the number of ratings (more evidence first).
 
-One grouped query does the counting; everything else is arithmetic on its rows.
+One grouped query does the counting; everything else is arithmetic on its rows. Every figure is
+shown rounded half up (四舍五入) from the exact counts (``rounded``), never through a float: a
+template's ``widthratio`` or Python's ``round`` rounds a tie to even (85 分 to four stars, as 75),
+and a whole percent showed 199 satisfied of 200 as 100%.
 """
 
 from __future__ import annotations
@@ -78,19 +81,56 @@ class Row:
 
     @property
     def score(self) -> float | None:
-        total = self.total
-        return 20 * sum(lv * n for lv, n in self.counts.items()) / total if total else None
+        return 20 * self.points / self.total if self.total else None
+
+    @property
+    def points(self) -> int:
+        """The sum of the level codes: score = 20 × points ÷ total."""
+        return sum(lv * n for lv, n in self.counts.items())
 
     @property
     def stars(self) -> float:
-        """Score as stars out of 5, to the half star (the public page)."""
-        return round((self.score or 0) / 10) / 2
+        """Score as stars out of 5, to the half star, half up (the public page): one half star per
+        10 points, so 85 分 is 4.5 stars and 75 分 is 4."""
+        return int(rounded(2 * self.points, self.total, 0)) / 2 if self.total else 0.0
+
+    @property
+    def satisfaction_text(self) -> str:
+        return percent(self.satisfied, self.total)
+
+    @property
+    def bad_text(self) -> str:
+        return percent(self.bad, self.total)
+
+    @property
+    def score_text(self) -> str:
+        return rounded(20 * self.points, self.total, 1) if self.total else "—"
 
     @property
     def star_text(self) -> str:
         """Whole stars drawn (★ full, ☆ empty); the number beside them carries the half."""
         full = int(self.stars)
         return "★" * full + "☆" * (5 - full)
+
+
+def rounded(numerator: int, denominator: int, places: int) -> str:
+    """numerator ÷ denominator to ``places`` decimals, half up, exactly (integers, no float)."""
+    scale = 10 ** places
+    whole, rest = divmod(numerator * scale, denominator)
+    whole += 2 * rest >= denominator
+    return f"{whole // scale}.{whole % scale:0{places}d}" if places else str(whole)
+
+
+def percent(part: int, total: int) -> str:
+    """A rate as shown (满意率, 差评率): one decimal, half up; "—" with nothing to count. A rate
+    that is neither none nor all never shows as 0.0% or 100.0%: a window with one 差评 among
+    thousands shows 0.1%, not a clean record."""
+    if not total:
+        return "—"
+    tenths = int(rounded(1000 * part, total, 0))
+    if 0 < part < total:
+        tenths = min(max(tenths, 1), 999)
+    return f"{tenths // 10}.{tenths % 10}%"
 
 
 @dataclass

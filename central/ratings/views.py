@@ -127,7 +127,8 @@ def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
     for i, r in enumerate(rows, 1):
         writer.writerow([r.period.isoformat() if r.period else i, exports.spreadsheet_safe(r.label),
                          exports.spreadsheet_safe(r.key), *r.levels, r.total,
-                         f"{r.satisfaction_rate:.4f}", f"{r.score:.2f}", f"{r.bad_rate:.4f}"])
+                         stats.rounded(r.satisfied, r.total, 4), stats.rounded(20 * r.points, r.total, 2),
+                         stats.rounded(r.bad, r.total, 4)])
     return response
 
 
