@@ -222,7 +222,8 @@ def expired(invitation: SmsMessage, at: datetime) -> bool:
 
 def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> SmsMessage:
     """Keep a reply; rate its case if it is 1-5, the case is unrated and the invitation has not
-    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing."""
+    expired (``expired``: as its link), else ask once what it meant or note why it rates nothing.
+    The reply's time is the gateway's, unless it is before the invitation was sent: then ours."""
     mobile = personal_data.normalise_mobile(sender)
     existing = SmsMessage.objects.filter(kind="reply", provider_id=provider_id).first()
     if existing is not None:
@@ -231,6 +232,10 @@ def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> 
                                             mobile_index__in=personal_data.blind_indexes(mobile))
                   .select_related("case__window").order_by("-sent_at").first())
     case = invitation.case if invitation else None
+    if invitation is not None and invitation.sent_at and received_at < invitation.sent_at:
+        # no reply comes before its invitation: a gateway's wrong clock would move the rating into
+        # an earlier period (already counted and reported), and past its invitation's expiry
+        received_at = timezone.now()
     reply = SmsMessage(case=case, kind="reply", **personal_data.kept(mobile), text=text[:1000], state="received",
                        sent_at=received_at, provider_id=provider_id[:64])
     answer = text.strip()
