@@ -128,3 +128,34 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(hall, auditor):
     assert row["evalContent"] == "'" + '=HYPERLINK("http://evil.example","点我")'
     assert auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09").json()["records"][0][
         "evalContent"].startswith("=HYPERLINK")  # JSON carries the text as written
+
+
+def test_figures_are_rounded_half_up_from_the_counts(hall, auditor):
+    """Stars and rates were rounded through floats, ties to even: 85 分 got four stars like 75 分,
+    and 199 satisfied of 200 (one 非常不满意) showed as 满意率 100%, 差评率 0%."""
+    from central.ratings import direct
+    from terminal.core.channels import Channel
+    now = datetime.datetime.now(CST) - datetime.timedelta(hours=1)
+    w01 = [5, 4, 4, 4] + [5] * 195 + [1]  # 200 ratings, one bad: 满意率 99.5%
+    assert set(ingest_ratings(hall, *[make_rating(Level(lv), terminal_id=hall.terminal_id, now=now,
+                                                  reasons=("x",) if lv < 3 else ()) for lv in w01])) == {"accepted"}
+    for lv in (4, 4, 4, 3):  # 75 分
+        direct.rate(window_code="W02", level=Level(lv), channel=Channel.MOBILE, device="phone", at=now)
+    for lv in (5, 4, 4, 4):  # 85 分
+        direct.rate(window_code="W03", level=Level(lv), channel=Channel.MOBILE, device="phone", at=now)
+    rows = {r.key: r for r in stats.table(stats.Query(now.date(), now.date()))}
+    assert (rows["W02"].score, rows["W02"].stars) == (75, 4.0)
+    assert (rows["W03"].score, rows["W03"].stars) == (85, 4.5)
+    assert (rows["W01"].satisfaction_text, rows["W01"].bad_text) == ("99.5%", "0.5%")
+    day = now.date().isoformat()
+    page = auditor.get(f"/stats/?from={day}&to={day}").content.decode()
+    assert "<td>99.5%</td>" in page and "0.5%</td>" in page and "<td>100%</td>" not in page
+    dashboard = auditor.get(f"/?from={day}&to={day}").content.decode()
+    assert '<div class="n ok">99.5%</div>' in dashboard  # 207 of 208 satisfied in the hall, not 100%
+    public = auditor.get("/public/").content.decode()
+    assert "★★★★☆</span> 4.5" in public and "★★★★☆</span> 4.0" in public
+    assert stats.percent(1, 2001) == "0.1%" and stats.percent(2000, 2001) == "99.9%"  # none and all only when so
+    assert (stats.percent(0, 3), stats.percent(3, 3), stats.percent(0, 0)) == ("0.0%", "100.0%", "—")
+    body = auditor.get(f"/stats/?from={day}&to={day}&format=csv").content.decode("utf-8-sig")
+    by_window = {line[2]: line for line in csv.reader(io.StringIO(body))}
+    assert by_window["W01"][-3:] == ["0.9950", "99.30", "0.0050"]

@@ -162,3 +162,29 @@ def test_a_department_managers_filters_offer_only_their_own_windows(people):
         listed = people["manager1"].get(page)
         assert listed.status_code == 200 and str(other) not in listed.text and other.name not in listed.text, page
     assert str(other) in people["auditor1"].get("/admin/ratings/terminal/").text
+
+
+def test_a_rating_counts_for_its_windows_department_of_the_day_after_the_window_moves(people, hall):
+    """W01 moved from DEPT1 to DEPT2: its earlier ratings (and their work order) went with it into
+    DEPT2's ranking, exports and manager's view, and left DEPT1's, as statistics looked each window's
+    department up as it is now. A rating counts for the department of its day, wherever the window goes."""
+    from central.ratings import stats
+    from central.ratings.models import Department, Window
+    day = Rating.objects.get(window_code="W01", level=int(Level.VERY_SATISFIED)).rated_on
+    Window.objects.filter(code="W01").update(department=Department.objects.get(code=DEPT2))
+    ingest_ratings(Terminal.objects.get(pk=hall.pk), make_rating(Level.SATISFIED, terminal_id=hall.terminal_id))
+    by_department = {r.key: r.total for r in stats.table(stats.Query(day, day, "department"))}
+    assert by_department == {DEPT1: 2, DEPT2: 2}  # W01's two of before; W02's one and W01's new one
+    per_window = stats.table(stats.Query(day, day, "window"))
+    assert {r.key: r.total for r in stats.fold(per_window, "department")} == by_department
+    assert {r.key: r.total for r in per_window} == {"W01": 3, "W02": 1}
+    manager = people["manager1"]  # DEPT1's
+    exported = manager.get(f"/exports/provincial.json?from={day}&to={day}").json()["records"]
+    assert sorted(r["satisfaction"] for r in exported) == [2, 5] and {r["deptCode"] for r in exported} == {DEPT1}
+    csv_rows = manager.get(f"/stats/?by=department&from={day}&to={day}&format=csv").content.decode("utf-8-sig")
+    assert DEPT1 in csv_rows and DEPT2 not in csv_rows
+    everything = people["auditor1"].get(f"/exports/provincial.json?from={day}&to={day}").json()["records"]
+    assert sorted((r["windowCode"], r["deptCode"]) for r in everything) == [
+        ("W01", DEPT1), ("W01", DEPT1), ("W01", DEPT2), ("W02", DEPT2)]
+    assert WorkOrder.objects.get(window_code="W01").department.code == DEPT1
+    assert listed_orders(manager) == {"W01"}

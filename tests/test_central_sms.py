@@ -14,7 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from central.ratings import auth, cases, defaults, sms
-from central.ratings.models import BusinessSystem, Case, Rating, RatingAddition, SmsMessage
+from central.ratings.models import BusinessSystem, Case, Rating, RatingAddition, SmsMessage, WorkOrder
 from terminal.core import mobile_token, signing
 from terminal.core.levels import Level
 
@@ -117,8 +117,8 @@ def test_a_gateway_trickling_its_answer_is_given_up_at_the_deadline(gateway, set
     assert took < 4, f"the send waited {took:.1f} s on the trickle (it goes on for 15)"
 
 
-def inbound(system: BusinessSystem, text: str, reply_id: str, sender: str = "+86 139 1234 5678"):
-    body = json.dumps({"id": reply_id, "from": sender, "text": text}).encode()
+def inbound(system: BusinessSystem, text: str, reply_id: str, sender: str = "+86 139 1234 5678", **more):
+    body = json.dumps({"id": reply_id, "from": sender, "text": text, **more}).encode()
     headers = signing.signed_headers(system.system_id, system.secret, "POST", "/api/v1/sms/inbound", body,
                                      time.time(), id_header=signing.HEADER_SYSTEM)
     return Client().post("/api/v1/sms/inbound", body, content_type="application/json",
@@ -196,6 +196,29 @@ def test_a_reply_after_the_invitation_expired_is_kept_and_rates_nothing(gateway)
     assert reply.case.case_no == "C-SMS-OLD" and reply.rating_id == ""  # kept, and no rating made
     assert list(Rating.objects.values_list("device", "case_counted")) == [("system", True)]  # the default counts
     assert Client().get(f"/s/{invitation.link_token}").status_code == 404  # as its link: one rule for both
+
+
+def test_a_reply_dated_before_its_invitation_is_rated_when_it_came(gateway):
+    """The gateway's time of a reply was believed however early: a gateway whose clock was a month
+    behind put the rating into last month's figures, already counted and reported, and a reply to an
+    invitation long expired could pass as answered in time and take the default rating's place."""
+    system = BusinessSystem.objects.get(system_id=gateway.system_id)
+    done_case("C-SMS-EARLY", timezone.now() - datetime.timedelta(hours=3))
+    sms.invite(at(1, 10))  # in the day's sending hours
+    sms.send_due(at(1, 10))
+    sent = SmsMessage.objects.get(kind="invitation").sent_at
+    month_ago = (timezone.now() - datetime.timedelta(days=31)).isoformat()
+    assert inbound(system, "4", "MO-EARLY", received_at=month_ago).json()["outcome"] == "已形成评价"
+    rating = Rating.objects.get()
+    assert sent <= rating.rated_at <= timezone.now() and rating.rated_on == timezone.localdate()
+    done_case("C-SMS-LATER", timezone.now() - datetime.timedelta(hours=3), mobile="13912345679")
+    sms.invite(at(1, 10))
+    sms.send_due(at(1, 10))
+    second = SmsMessage.objects.filter(kind="invitation", case__case_no="C-SMS-LATER")
+    second.update(sent_at=timezone.now() - datetime.timedelta(hours=1))
+    given = second.get().sent_at + datetime.timedelta(minutes=1)  # after its invitation: the gateway's time is kept
+    inbound(system, "5", "MO-LATER", sender="+86 139 1234 5679", received_at=given.isoformat())
+    assert Rating.objects.get(case_no="C-SMS-LATER").rated_at == given
 
 
 def test_an_expired_sms_link_speaks_of_the_link_not_a_qr_code(gateway):
@@ -296,9 +319,9 @@ def test_an_invitation_is_not_sent_once_its_case_is_rated_or_cancelled_and_a_can
 
 def test_a_reply_dated_before_its_invitation_rates_nothing_in_a_closed_period(gateway):
     """The gateway says when a reply was received. A reply dated before any invitation to its number
-    (2020, say) answers none of them: it rated the case in 2020, a period closed and reported long
-    ago. A reply dated a moment before its invitation (the gateway's clock a little behind ours) is
-    that invitation's, rated no earlier than the invitation went out."""
+    (2020, say) rated the case in 2020, a period closed and reported long ago: the gateway's clock is
+    wrong, so it is rated when it reached us. A reply dated a moment before its invitation (the
+    gateway's clock a little behind ours) is that invitation's, rated no earlier than it went out."""
     system = BusinessSystem.objects.get(system_id=gateway.system_id)
     done_case("C-SMS-WHEN", timezone.now() - datetime.timedelta(hours=3))
     sms.invite(timezone.now())
@@ -311,9 +334,12 @@ def test_a_reply_dated_before_its_invitation_rates_nothing_in_a_closed_period(ga
                                          time.time(), id_header=signing.HEADER_SYSTEM)
         return Client().post("/api/v1/sms/inbound", body, content_type="application/json",
                              **{f"HTTP_{k.upper().replace('-', '_')}": v for k, v in headers.items()})
+    before = timezone.now()
     old = reply("MO-2020", datetime.datetime(2020, 1, 1, 10, tzinfo=CST))
-    assert old.status_code == 200 and old.json()["outcome"] == "未找到待评价的办件"
-    assert not Rating.objects.exists() and SmsMessage.objects.filter(kind="reply").count() == 1  # kept
+    assert old.status_code == 200 and old.json()["outcome"] == "已形成评价"
+    assert before <= Rating.objects.get().rated_at <= timezone.now()  # when it came, not in 2020
+    WorkOrder.objects.all().delete()  # the case unrated again, for the second reply
+    Rating.objects.all().delete()
     skewed = reply("MO-SKEW", sent - datetime.timedelta(seconds=20))
     assert skewed.json()["outcome"] == "已形成评价"
     assert Rating.objects.get().rated_at == sent

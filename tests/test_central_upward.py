@@ -154,6 +154,24 @@ def test_a_platform_that_takes_no_default_ratings_is_not_sent_them(hall, platfor
     assert provincial_ref.held[default.rating_id]["isDefault"] == 1
 
 
+def test_a_default_superseded_by_a_real_rating_is_updated_only_where_it_was_sent(hall, platform_for):
+    """A platform that takes no default ratings was queued the default's validity update when a real
+    rating superseded it: an update of a record it never had, which it could not even code
+    (channel 7), left as a dead letter on every such case."""
+    national, national_ref = platform_for("gbt39046", code="NATIONAL")
+    provincial, provincial_ref = platform_for("provincial", code="PROV")
+    at = datetime.datetime(2026, 11, 3, 10, tzinfo=CST)
+    default = direct.rate(window_code="W01", level=Level.BASICALLY_SATISFIED, channel=Channel.SYSTEM_DEFAULT,
+                          device="system", at=at, case_no="C-2026-5")
+    real = direct.rate(window_code="W01", level=Level.SATISFIED, channel=Channel.QR_CODE, device="phone",
+                       at=at + datetime.timedelta(hours=1), case_no="C-2026-5")
+    assert Rating.objects.get(pk=default.pk).excluded and real.case_counted
+    assert upward.push(national).delivered == 1 and list(national_ref.held) == [real.rating_id]
+    assert upward.push(provincial).delivered == 3  # the default, its update, the real rating
+    assert provincial_ref.held[default.rating_id]["isValid"] == 0
+    assert not UpwardItem.objects.exclude(state="sent").exists()
+
+
 def test_items_are_queued_in_the_transaction_that_stores_the_rating(hall, platform_for):
     row, _ = platform_for("provincial")
     ratings = [make_rating(Level.SATISFIED, terminal_id=hall.terminal_id) for _ in range(3)]

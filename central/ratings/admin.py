@@ -43,6 +43,8 @@ class Scoped(FilteredAdmin):
 
     def get_queryset(self, request):
         found = super().get_queryset(request)
+        if issubclass(self.model, Rating):  # the department each counts for, not its window's now
+            return roles.scope_ratings(found, request.user)
         if self.scope_field == "window_code":
             windows = roles.window_codes(request.user)
             return found if windows is None else found.filter(window_code__in=windows)
@@ -198,7 +200,7 @@ def phone_additions(rating) -> str:
 
 @admin.register(Rating)
 class RatingAdmin(ReadOnlyAdmin, Scoped):
-    scope_field = "window_code"
+    scope_field = "department"  # the department the rating counts for (roles.scope_ratings)
     list_display = ["rating_id", "rated_at", "window_code", "staff_no", "level", "channel", "excluded", "flags",
                     "terminal_id", "chain_seq"]
     list_filter = ["level", "channel", "excluded", "window_code"]

@@ -24,6 +24,7 @@ from terminal.core.channels import Channel
 from terminal.core.levels import Level
 
 from . import direct
+from .stats import percent
 from .models import CallbackTask, Case, Policy, Rating
 
 BAD = (int(Level.DISSATISFIED), int(Level.VERY_DISSATISFIED))
@@ -152,7 +153,7 @@ class Figures:
 
     @property
     def rate_text(self) -> str:
-        return "—" if self.satisfaction_rate is None else f"{self.satisfaction_rate * 100:.1f}%"
+        return percent(self.satisfied, self.rated)
 
 
 def figures(quarters: int = 4, today: date | None = None, windows: list[str] | None = None) -> list[Figures]:

@@ -26,7 +26,7 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from . import upward, workorders
-from .models import Case, Policy, Rating, TerminalEvent, counted_rating_of
+from .models import Case, Policy, Rating, TerminalEvent, Window, counted_rating_of
 
 PREFIX = "default-"
 
@@ -61,6 +61,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
     waiting = (TerminalEvent.objects.filter(kind="invited", at__lte=cutoff).exclude(session_id="")
                .filter(~rated_session).filter(Q(case_no="") | ~rated_case).filter(~elsewhere).order_by("at"))
     made: dict[str, Rating] = {}
+    departments = dict(Window.objects.values_list("code", "department_id"))  # what each default counts for
     for event in waiting.iterator(chunk_size=1000):
         key = service_key(event.case_no, event.session_id)
         rating_id = default_id(key)
@@ -72,6 +73,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
                    "after_days": policy.default_after_days}
         made[rating_id] = Rating(
             rating_id=rating_id, terminal_id=event.terminal_id, window_code=event.window_code,
+            department_id=departments.get(event.window_code),
             staff_no=event.staff_no, level=policy.default_level, channel=policy.default_channel, device="system",
             case_no=event.case_no, session_id=event.session_id,
             item_code=(event.payload or {}).get("item_code") or "", rated_at=rated_at, rated_on=timezone.localdate(rated_at),
@@ -92,6 +94,7 @@ def apply(now: datetime.datetime | None = None) -> Outcome:
                    "after_days": policy.default_after_days}
         made[rating_id] = Rating(
             rating_id=rating_id, terminal_id=case.system.system_id, window_code=case.window.code,
+            department_id=case.window.department_id,
             staff_no=case.staff_no, level=policy.default_level, channel=policy.default_channel, device="system",
             case_no=case.case_no, item_code=case.item_code, rated_at=rated_at, rated_on=timezone.localdate(rated_at),
             rated_at_terminal=rated_at, time_source="server_default", rating_no=1, case_counted=True,

@@ -20,7 +20,7 @@ from terminal.core.channels import Channel
 from terminal.core.levels import Level
 
 from . import upward, workorders
-from .models import Rating
+from .models import Rating, Window
 
 
 def rate(*, window_code: str, level: Level, channel: Channel, device: str, at: datetime | None = None,
@@ -33,7 +33,9 @@ def rate(*, window_code: str, level: Level, channel: Channel, device: str, at: d
                "channel": int(channel), "case_no": case_no, "reasons": reasons or [], "text": text,
                "at": at.isoformat(), **(facts or {})}
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    row = dict(rating_id=payload["id"], terminal_id="", window_code=window_code, staff_no=staff_no, level=int(level),
+    department = Window.objects.filter(code=window_code).values_list("department_id", flat=True).first()
+    row = dict(rating_id=payload["id"], terminal_id="", window_code=window_code, department_id=department,
+               staff_no=staff_no, level=int(level),
                channel=int(channel), device=device, case_no=case_no, item_code=item_code, session_id="",
                reasons=reasons or [], text=text, excluded=False, excluded_why="", rated_at=at,
                rated_on=timezone.localdate(at), rated_at_terminal=at, time_source="server_received", digest=digest,

@@ -37,7 +37,7 @@ SOURCES: dict[str, tuple[str, str]] = {
     "case_no": ("text", "办件编号"),
     "item_code": ("text", "事项编码"),
     "item_name": ("text", "事项名称"),
-    "dept_code": ("text", "实施部门统一社会信用代码（18 位）"),
+    "dept_code": ("text", "实施部门统一社会信用代码（18 位）：评价时窗口所属的部门"),
     "window_code": ("text", "窗口编号"),
     "staff_no": ("text", "工作人员工号"),
     "level": ("coded", "评价等级"),

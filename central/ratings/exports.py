@@ -23,7 +23,7 @@ from django.db import connection
 from terminal.core.levels import Level
 
 from .export_profile import Profile, parse, record_kind
-from .models import Case, Rating, ReasonTag, Window, WorkOrder
+from .models import Case, Department, Rating, ReasonTag, Window, WorkOrder
 from .sql_time import aware
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
@@ -44,7 +44,8 @@ def shipped_text(name: str) -> str:
 #: push reads a thousand at a time, so no model objects and no ``IN`` compiled by the ORM
 _COLUMNS = ("r.rating_id, r.case_no, r.item_code, r.window_code, r.staff_no, r.level, r.channel, r.rated_at, "
             "r.rating_no, r.reasons, r.text, r.excluded, r.device, {anonymous}, c.item_code, c.item_name, "
-            "c.applicant_type, c.status, c.completed_at, w.rectification, w.rectified_at, r.terminal_id")
+            "c.applicant_type, c.status, c.completed_at, w.rectification, w.rectified_at, r.department_id, "
+            "r.terminal_id")
 _FROM = (f"FROM {Rating._meta.db_table} r LEFT JOIN {Case._meta.db_table} c ON c.case_no = r.case_no AND r.case_no <> '' "
          f"LEFT JOIN {WorkOrder._meta.db_table} w ON w.rating_id = r.id AND w.state = 'closed'")
 
@@ -61,11 +62,13 @@ def select_items(where: str, params: list, leading: str = "", joins: str = "", t
 
 
 class Lookups:
-    """What every record of a batch shares: windows' departments, reason tags' labels, the area code,
+    """What every record of a batch shares: departments' codes, reason tags' labels, the area code,
     and what raters added by phone to the batch's ratings (``join_additions``)."""
 
     def __init__(self):
-        self.departments = dict(Window.objects.filter(department__isnull=False).values_list("code", "department__code"))
+        self.departments = dict(Department.objects.values_list("pk", "code"))
+        self.window_departments = dict(Window.objects.filter(department__isnull=False).values_list(
+            "code", "department__code"))  # for a rating stored while its window had none
         self.tags = dict(ReasonTag.objects.values_list("code", "label"))
         self.area = settings.AREA_CODE
         self.additions: dict = {}
@@ -79,14 +82,16 @@ class Lookups:
     def item(self, row: tuple) -> dict:
         """A ``select_items`` row (without its leading columns) as our data items (``export_profile.SOURCES``)."""
         (rating_id, case_no, item_code, window, staff, level, channel, rated_at, rating_no, reasons, text, excluded,
-         device, anonymous, case_item, item_name, applicant, status, completed, rectification, rectified, _) = row
+         device, anonymous, case_item, item_name, applicant, status, completed, rectification, rectified, department,
+         _) = row
         reasons = orjson.loads(reasons) if isinstance(reasons, (str, bytes)) else reasons or []
         for added in self.additions.get(rating_id, ()):
             reasons = [*reasons, *(code for code in added.reasons if code not in reasons)]
             text = "\n".join(part for part in (text, added.text) if part)
         return {
             "rating_id": rating_id, "case_no": case_no, "item_code": item_code or case_item or "",
-            "item_name": item_name or "", "dept_code": self.departments.get(window, ""), "window_code": window,
+            "item_name": item_name or "", "dept_code": self.departments.get(department, "") if department else self.window_departments.get(window, ""),
+            "window_code": window,
             "staff_no": staff, "level": level, "level_name": LEVEL_NAMES.get(level, ""), "channel": channel,
             "rated_at": aware(rated_at), "rating_no": rating_no,
             "reasons": ",".join(self.tags.get(code, code) for code in reasons), "text": text,

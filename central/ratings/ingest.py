@@ -114,6 +114,7 @@ class Binding:
     now: datetime
     boots: dict = field(default_factory=dict)  # boot_id -> when that boot began, server time
     zone: object = None  # the hall's time zone, looked up once per batch
+    department: int | None = None  # the window's department now: what its ratings count for
 
     @classmethod
     def of(cls, terminal: Terminal, boot_ids: set[str]) -> "Binding":
@@ -125,7 +126,7 @@ class Binding:
         boots = dict(BootClock.objects.filter(terminal=terminal, boot_id__in=boot_ids)
                      .values_list("boot_id", "boot_started")) if boot_ids else {}
         return cls(terminal, window.code, staff, terminal.enrolled_at - skew, now + skew, now, boots,
-                   timezone.get_current_timezone())
+                   timezone.get_current_timezone(), window.department_id)
 
     def refusal(self, record) -> tuple[str, str] | None:
         """(code, why) if the record may not count at all, else None."""
@@ -516,7 +517,8 @@ def _chain_fields(r) -> dict:
 def _rating_fields(r: WireRating, digest: str, binding: Binding, payload=None) -> dict:
     rated_at, source, flags, said = binding.when(r)
     return dict(
-        rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, staff_no=r.staff_no or "",
+        rating_id=r.id, terminal_id=r.terminal_id, window_code=r.window, department_id=binding.department,
+        staff_no=r.staff_no or "",
         level=int(r.level), channel=int(r.channel), device=r.device.value, case_no=r.case_no or "",
         item_code=r.item_code or "", session_id=r.session_id or "", reasons=list(r.reasons), text=r.text,
         excluded=False, excluded_why="",

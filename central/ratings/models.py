@@ -302,6 +302,10 @@ class Rating(models.Model):
     rating_id = models.CharField("评价编号", max_length=64, unique=True)
     terminal_id = models.CharField("终端", max_length=64)  # looked up through rating_chain, which begins with it
     window_code = models.CharField("窗口", max_length=64, db_index=True)
+    # the window's department when the rating was stored: what it counts for, however the window
+    # moves later (statistics, a department manager's view, the department code sent upward)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True, db_index=False,
+                                   related_name="+", verbose_name="部门")
     staff_no = models.CharField("工号", max_length=64, blank=True)  # grouped through rating_stats, never looked up alone
     level = models.PositiveSmallIntegerField("评价等级", choices=LEVEL_CHOICES)
     channel = models.PositiveSmallIntegerField("评价渠道", choices=CHANNEL_CHOICES)
@@ -346,7 +350,7 @@ class Rating(models.Model):
         ordering = ["-rated_at"]
         # Covers the statistics queries (a date range, grouped by window or staff and level), so a
         # million-rating table is read from the index alone (bench/central_scale.py).
-        indexes = [models.Index(fields=["rated_on", "excluded", "window_code", "staff_no", "level"],
+        indexes = [models.Index(fields=["rated_on", "excluded", "window_code", "department", "staff_no", "level"],
                                 name="rating_stats"),
                    models.Index(fields=["terminal_id", "chain_epoch", "chain_seq"], name="rating_chain")]
         constraints = [models.UniqueConstraint(fields=["case_no", "rating_no"], condition=models.Q(case_counted=True),

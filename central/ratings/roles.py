@@ -84,7 +84,8 @@ def scope(queryset, user, field: str):
 
 
 def window_codes(user) -> list[str] | None:
-    """Window codes the user may see ratings of; None for all."""
+    """The user's department's windows now, for records that name only a window (events, call-backs,
+    alerts); None for all. Ratings go by the department they count for (``department_ids``)."""
     from .models import Window
     department = department_of(user)
     if department is None:
@@ -92,6 +93,31 @@ def window_codes(user) -> list[str] | None:
     if department is NOTHING:
         return []
     return list(Window.objects.filter(department=department).values_list("code", flat=True))
+
+
+def ratings_of(departments: list[int]):
+    """A filter for the ratings that count for ``departments``: those stored with one of them, and
+    those stored while their window had no department, at a window in one of them now."""
+    from django.db.models import Q
+
+    from .models import Window
+    return Q(department__in=departments) | Q(department__isnull=True, window_code__in=Window.objects.filter(
+        department__in=departments).values("code"))
+
+
+def scope_ratings(queryset, user):
+    """``queryset`` (ratings) limited to those counting for the user's department (``ratings_of``)."""
+    departments = department_ids(user)
+    return queryset if departments is None else queryset.filter(ratings_of(departments))
+
+
+def department_ids(user) -> list[int] | None:
+    """Departments whose ratings the user may see (each rating counts for its own, ``Rating.department``);
+    None for all."""
+    department = department_of(user)
+    if department is None:
+        return None
+    return [] if department is NOTHING else [department.pk]
 
 
 def scope_alerts(queryset, user):

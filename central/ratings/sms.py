@@ -245,16 +245,22 @@ def receive(provider_id: str, sender: str, text: str, received_at: datetime) -> 
 
     A reply answers the latest invitation sent to its number before it was received (give or take
     the clocks' skew), and its rating is never earlier than that invitation: a time the gateway
-    gives from before it (a reply "received" in 2020) would put the rating in a period long closed
-    and reported."""
+    gives from before it would put the rating in a period long closed and reported. A reply dated
+    before every invitation to its number (a gateway whose clock is a month behind, or says 2020)
+    is taken as received now, when it reached us: the clock is wrong, not the reply."""
     mobile = personal_data.normalise_mobile(sender)
     existing = SmsMessage.objects.filter(kind="reply", provider_id=provider_id).first()
     if existing is not None:
         return existing  # the gateway called back twice: one reply
     skew = timedelta(seconds=signing.MAX_SKEW_SECONDS)
-    invitation = (SmsMessage.objects.filter(kind="invitation", state="sent", sent_at__lte=received_at + skew,
+    sent_to_it = (SmsMessage.objects.filter(kind="invitation", state="sent",
                                             mobile_index__in=personal_data.blind_indexes(mobile))
-                  .select_related("case__window").order_by("-sent_at").first())
+                  .select_related("case__window").order_by("-sent_at"))
+    invitation = sent_to_it.filter(sent_at__lte=received_at + skew).first()
+    if invitation is None:  # dated before every invitation to its number: the gateway's clock is wrong
+        now = timezone.now()
+        invitation = sent_to_it.filter(sent_at__lte=now + skew).first()
+        received_at = now if invitation is not None else received_at
     if invitation is not None:
         received_at = max(received_at, invitation.sent_at)
     case = invitation.case if invitation else None

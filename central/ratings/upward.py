@@ -59,7 +59,8 @@ def profile_of(platform: UpwardPlatform) -> Profile:
 def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
     """Queue ``ratings`` ((rating_id, device) pairs) for every enabled platform that takes the change:
     ``change`` None is a new rating (``default`` when the device is "system"), else ``validity``,
-    ``rectification`` or ``addition``. Call it inside the transaction that makes the rating or the change.
+    ``rectification`` or ``addition``, sent only to the platforms that take the rating itself. Call it
+    inside the transaction that makes the rating or the change.
 
     A change first locks its ratings' rows, so two changes to one rating commit in the order of
     their versions (the items' ids). Else, on PostgreSQL, the later version could commit first and
@@ -72,8 +73,9 @@ def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
     if not platforms:
         return 0
     if change is not None:  # (a new rating's first item is made with it: nothing can come before)
-        list(Rating.objects.select_for_update().filter(rating_id__in=[rid for rid, _ in ratings])
-             .order_by("pk").values_list("pk", flat=True))
+        devices = dict(Rating.objects.select_for_update().filter(rating_id__in=[rid for rid, _ in ratings])
+                       .order_by("pk").values_list("rating_id", "device"))
+        ratings = [(rid, devices.get(rid, device)) for rid, device in ratings]
     now = timezone.now()
     rows = []
     for platform in platforms:
@@ -83,7 +85,9 @@ def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
             takes = TAKES
         for rating_id, device in ratings:
             kind = change or record_kind(device)
-            if kind in takes:
+            # a change goes only where its record went: never an update of a default to a platform
+            # that takes no defaults (it was a dead letter there, "channel 7 has no code")
+            if kind in takes and record_kind(device) in takes:
                 rows.append(_pending(platform, rating_id, kind, now))
     insert_rows(UpwardItem, rows)
     return len(rows)

@@ -77,10 +77,10 @@ def dashboard(request):
     """At a glance: totals, level distribution, the daily score, window and department rankings,
     open work orders and alerts."""
     start, end = _dates(request)
-    windows = roles.window_codes(request.user)
-    per_window = stats.table(stats.Query(start, end, "window", None, windows))
+    departments = roles.department_ids(request.user)
+    per_window = stats.table(stats.Query(start, end, "window", None, departments))
     overall = (stats.fold(per_window, "hall") or [stats.Row("all", "全大厅")])[0]
-    daily = stats.table(stats.Query(start, end, "hall", "day", windows))
+    daily = stats.table(stats.Query(start, end, "hall", "day", departments))
     orders = roles.scope(WorkOrder.objects.all(), request.user, "department")
     return render(request, "ratings/dashboard.html", {
         "start": start, "end": end, "level_names": LEVEL_NAMES, "overall": overall,
@@ -92,7 +92,7 @@ def dashboard(request):
         "overdue_orders": orders.filter(workorders.overdue_q()).count(),
         "alerts": roles.scope_alerts(Alert.objects.filter(cleared_at__isnull=True), request.user)
                        .select_related("rule")[:10],
-        "recent": Rating.objects.filter(**({"window_code__in": windows} if windows is not None else {}))
+        "recent": roles.scope_ratings(Rating.objects.all(), request.user)
                                 .order_by("-pk")[:10],  # ids grow as ratings arrive: no sort of the table
     })
 
@@ -105,15 +105,15 @@ def statistics(request):
     start, end = _dates(request)
     by = request.GET.get("by", "window")
     period = request.GET.get("period") or None
-    windows = roles.window_codes(request.user)
-    query = stats.Query(start, end, by, period, windows)
+    query = stats.Query(start, end, by, period, roles.department_ids(request.user))
     rows = stats.table(query)
     if request.GET.get("format") == "csv":
         return _csv_response(rows, query)
     return render(request, "ratings/statistics.html", {
         "start": start, "end": end, "by": by, "period": period or "", "rows": rows, "level_names": LEVEL_NAMES,
         "dimensions": stats.DIMENSIONS, "periods": {"": "整个时段", "day": "按日", "week": "按周", "month": "按月"},
-        "definitions": stats.DEFINITIONS, "callback_figures": callbacks.figures(windows=windows)})
+        "definitions": stats.DEFINITIONS,
+        "callback_figures": callbacks.figures(windows=roles.window_codes(request.user))})
 
 
 def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
@@ -127,7 +127,8 @@ def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
     for i, r in enumerate(rows, 1):
         writer.writerow([r.period.isoformat() if r.period else i, exports.spreadsheet_safe(r.label),
                          exports.spreadsheet_safe(r.key), *r.levels, r.total,
-                         f"{r.satisfaction_rate:.4f}", f"{r.score:.2f}", f"{r.bad_rate:.4f}"])
+                         stats.rounded(r.satisfied, r.total, 4), stats.rounded(20 * r.points, r.total, 2),
+                         stats.rounded(r.bad, r.total, 4)])
     return response
 
 
@@ -228,9 +229,7 @@ def _all_in_range(start, end, user):
     """Every stored rating in the range, excluded ones too (exports carry the record, flagged). By
     ``rated_on``, the hall's date of each, as statistics count them: days at the calendar's edge
     (0001-01-01, 9999-12-31) made into times a day either side overflowed, and the export was a 500."""
-    found = Rating.objects.filter(rated_on__gte=start, rated_on__lte=end)
-    windows = roles.window_codes(user)
-    return found if windows is None else found.filter(window_code__in=windows)
+    return roles.scope_ratings(Rating.objects.filter(rated_on__gte=start, rated_on__lte=end), user)
 
 
 #: the public page's words; Simplified Chinese first, English on ``?lang=en``

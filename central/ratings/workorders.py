@@ -23,7 +23,7 @@ from django.utils import timezone
 from terminal.core.levels import Level
 
 from . import workdays
-from .models import Policy, Rating, Window, WorkOrder
+from .models import Policy, Rating, WorkOrder
 from .sql_time import aware
 
 #: The order a work order moves in; the stamp each step leaves.
@@ -59,20 +59,20 @@ def open_for(rating_ids: list[str], fresh: bool = False) -> int:
     ``fresh``: the ratings were stored in this transaction, so none can have one yet (not looked up)."""
     from .ingest import insert_rows, select_in  # the fast paths: a burst of complaints is thousands of these
     found = [row for row in select_in(Rating, "rating_id", list(rating_ids),
-                                      ["id", "window_code", "received_at", "level", "excluded"])
-             if row[3] in BAD_LEVELS and not row[4]]
+                                      ["id", "window_code", "received_at", "department_id", "level", "excluded"])
+             if row[4] in BAD_LEVELS and not row[5]]
     opened = set() if fresh else {pk for (pk,) in select_in(WorkOrder, "rating_id", [row[0] for row in found],
                                                             ["rating_id"])}
-    bad = sorted((pk, window, aware(received)) for pk, window, received, *_ in found if pk not in opened)  # arrival order
+    bad = sorted((pk, window, aware(received), department)  # arrival order
+                 for pk, window, received, department, *_ in found if pk not in opened)
     if not bad:
         return 0
     policy = Policy.current()
-    departments = dict(Window.objects.filter(code__in={w for _, w, _ in bad}).values_list("code", "department_id"))
     zone, days = timezone.get_current_timezone(), {}
     orders = []
-    for pk, window_code, received_at in bad:
+    for pk, window_code, received_at, department in bad:  # the rating's department: the one it counts for
         opened_on = days.get(received_at) or days.setdefault(received_at, received_at.astimezone(zone).date())
-        orders.append({"rating_id": pk, "window_code": window_code, "department_id": departments.get(window_code),
+        orders.append({"rating_id": pk, "window_code": window_code, "department_id": department,
                        "opened_on": opened_on, **deadlines(opened_on, policy)})
     insert_rows(WorkOrder, orders)
     return len(orders)
