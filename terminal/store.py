@@ -35,6 +35,7 @@ from terminal.core.event import Event
 from terminal.core.rating import Rating, wire_digest
 
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
 #: Each entry takes the schema from version N to N+1. Never edit a released entry: append one.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -169,23 +170,43 @@ class Store:
     def __init__(self, path: str | Path, boot_id: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _lock(self.path):
+        with _storage_errors_are_clear("cannot open the database", self.path), _lock(self.path):
             existed = self.path.exists() or Path(f"{self.path}-wal").exists()
             boot_id = boot_id or SystemClock.boot_id()
             self.checked = _needs_check(self.path, boot_id)  # whether this open ran SQLite's quick check
             moved = _move_aside_if_corrupt(self.path, boot_id) if self.checked else None
-            self._open()
+            try:
+                self._open()
+                if moved:
+                    salvaged = _salvage(moved, self)
+                    self.alert("database_corrupt", f"{self.path.name} failed its integrity check and was moved to "
+                                                   f"{moved.name}; {salvaged['ratings']} ratings and "
+                                                   f"{salvaged['events']} events salvaged from it")
+                    self._start_chain({"why": "database_corrupt", "moved_to": moved.name, "salvaged": salvaged,
+                                       "previous": salvaged.pop("chain")})
+            except BaseException:
+                if moved:
+                    self._put_back(moved)
+                raise
             if moved:
-                salvaged = _salvage(moved, self)
-                self.alert("database_corrupt", f"{self.path.name} failed its integrity check and was moved to "
-                                               f"{moved.name}; {salvaged['ratings']} ratings and "
-                                               f"{salvaged['events']} events salvaged from it")
-                self._start_chain({"why": "database_corrupt", "moved_to": moved.name, "salvaged": salvaged,
-                                   "previous": salvaged.pop("chain")})
-            elif not existed and self._marker().exists():
+                return
+            if not existed and self._marker().exists():
                 self._start_chain({"why": "database_missing", "previous": self._read_marker()})
             elif self._chain_head() is None:
                 self._start_chain(None)  # a new terminal, or one upgraded from before the chain
+
+    def _put_back(self, moved: Path) -> None:
+        """The database moved aside is put back where it was when its replacement could not be made
+        or filled (a full disk): left aside, its ratings were salvaged by nothing, since the next
+        open found a database at the path and no reason to look. The replacement holds copies only,
+        and no other process opened it: they open under the lock this open holds."""
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self.db.close()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+            if Path(f"{moved}{suffix}").exists():
+                os.replace(f"{moved}{suffix}", f"{self.path}{suffix}")
 
     def _open(self) -> None:
         _private_file(self.path)
@@ -449,7 +470,16 @@ def _storage_errors_are_clear(what: str, path: Path):
     except sqlite3.DatabaseError as exc:
         if "full" in str(exc):
             raise StoreFull(f"{what}: {exc} ({path})") from None
+        if _no_room(path):  # what SQLite calls an I/O error when its -shm cannot grow
+            raise StoreFull(f"{what}: {exc}: no space left on the disk ({path})") from None
         raise StoreError(f"{what}: {exc} ({path})") from None
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 # -- storage faults -------------------------------------------------------------------------------
@@ -525,18 +555,28 @@ def _note_check(path: Path, boot_id: str) -> None:
         write_private(_check_note(path), json.dumps(_file_state(path, boot_id)), durable=False)
 
 
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error says the file itself is damaged (or no database at all), rather than
+    that it cannot be read now: a full disk (the -shm cannot grow: "disk I/O error"), a lock held
+    past the busy timeout, a file it may not open. Only damage moves a database aside."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
 def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
     """Run SQLite's quick check; a database that fails it is renamed (with its WAL), never deleted.
     One that passes is noted (``_needs_check``) once its check connection is closed, which may have
-    moved the WAL into it."""
+    moved the WAL into it. A check that cannot run (a full disk, a lock, an I/O error) raises: a
+    sound database moved aside for it had its pending ratings stranded in the moved file, which
+    nothing salvaged once the new database could not be made on the same full disk."""
     try:
         with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
             sound = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
         if sound:
             _note_check(path, boot_id)
             return None
-    except sqlite3.DatabaseError:
-        pass
+    except sqlite3.DatabaseError as exc:
+        if not _corrupt(exc):
+            raise
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
     moved = path.with_name(f"{path.name}.corrupt-{stamp}")
     for suffix in ("", "-wal", "-shm"):

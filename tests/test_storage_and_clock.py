@@ -2,6 +2,8 @@
 
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
@@ -16,7 +18,7 @@ from terminal.core.levels import Level
 from terminal.recorder import Recorder
 from terminal.store import Store, StoreFull
 
-from conftest import make_rating, payloads
+from conftest import ROOT, make_rating, payloads
 
 THREE_YEARS = timedelta(days=3 * 365)
 
@@ -212,3 +214,67 @@ def test_full_database_refuses_the_rating_clearly_and_keeps_the_rest(tmp_path):
     store.db.execute("PRAGMA max_page_count = 1000000")
     assert store.counts()["pending"] >= 1
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+FULL_AT_OPEN_SCRIPT = r"""
+import json, os, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from pathlib import Path
+from terminal.store import Store
+from conftest import make_rating
+from test_storage_and_clock import wreck_outbox_index
+
+disk, damaged = Path(sys.argv[1]), sys.argv[2] == "damaged"
+db = disk / "terminal.db"
+store = Store(db, boot_id="1" * 32)
+ids = [store.record(make_rating()).id for _ in range(20)]
+store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+store.close()
+if damaged:
+    wreck_outbox_index(db)
+for part in ("-wal", "-shm"):  # as a clean stop leaves it
+    Path(f"{{db}}{{part}}").unlink(missing_ok=True)
+with open(disk / "filler", "wb", buffering=0) as filler:  # the disk fills while the terminal is off
+    try:
+        while True:
+            filler.write(bytes(4096))
+    except OSError:
+        pass
+refused = None
+try:
+    Store(db, boot_id="2" * 32)  # the next boot
+except Exception as exc:  # (before: an OperationalError)
+    refused = f"{{type(exc).__name__}}: {{exc}}"
+left = sorted(p.name for p in disk.iterdir() if ".corrupt-" in p.name)
+os.unlink(disk / "filler")
+store = Store(db, boot_id="3" * 32)
+print(json.dumps({{"refused": refused, "moved_while_full": left,
+                  "pending": [p.id for p in store.pending(100)] == ids,
+                  "alerts": [a["kind"] for a in store.alerts()],
+                  "moved_after": sorted(p.name for p in disk.glob("terminal.db.corrupt-*")
+                                        if not p.name.endswith(("-wal", "-shm")))}}))
+"""
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_database_opened_on_a_full_disk_is_refused_clearly_and_none_of_its_ratings_stranded(tmp_path, damaged):
+    """The terminal boots with its data disk full (a 1 MiB tmpfs, in a private mount namespace).
+    SQLite cannot grow the -shm to run the quick check and says "disk I/O error": the sound database
+    was moved aside as corrupt, the new one could not be made, and once room came back the terminal
+    started on an empty database, its 20 pending ratings left in the moved file with no alert and
+    nothing to salvage them. Now the open is refused as StoreFull and nothing is moved; a database
+    that really is damaged is put back if its replacement cannot be made, and salvaged once it can."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    script = tmp_path / "full_at_open.py"
+    script.write_text(FULL_AT_OPEN_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    command = (f"mount -t tmpfs -o size=1m tmpfs {disk} && "
+               f"exec {sys.executable} {script} {disk} {'damaged' if damaged else 'sound'}")
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    assert outcome["moved_while_full"] == []  # nothing left aside while the disk was full
+    assert outcome["pending"]  # every pending rating where the terminal and the sync daemon read them
+    assert outcome["refused"] and outcome["refused"].startswith("StoreFull: cannot open the database")
+    assert outcome["alerts"] == (["database_corrupt"] if damaged else [])
+    assert len(outcome["moved_after"]) == (1 if damaged else 0)
