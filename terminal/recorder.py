@@ -55,9 +55,15 @@ class Recorder:
         self.config, self.store = config, store
         self.clock = clock or SystemClock()
         self.dept_code: str | None = None  # the window's department, from the content
-        # a chain that replaced another (a corrupt or vanished database) says so first
+        self._restart_taken = 0  # the store's open whose chain restart was taken
+        self._take_restart()
+
+    def _take_restart(self) -> None:
+        """A chain that replaced another (a corrupt or vanished database) says so first: at start,
+        and after the store opened its file again (another process moved it aside)."""
         self.store.take_restart(lambda info: self._event(None, kind="chain_restart", why=info["why"],
                                                          detail=json.dumps(info, ensure_ascii=False)))
+        self._restart_taken = self.store.opens
 
     def stamp(self) -> Stamp:
         return Stamp(self.clock.now(), self.clock.monotonic_ms(), self.clock.boot_id(), self.clock.synced())
@@ -67,6 +73,7 @@ class Recorder:
         """Build a rating stamped now and commit it (a press with no session around it)."""
         rating = self._rating(self.stamp(), level=level, device=device, staff_no=staff_no,
                               dept_code=dept_code or self.dept_code, **fields)
+        self._chain_explained()
         return self.store.record(rating)
 
     def rating(self, draft: Draft) -> Rating:
@@ -91,7 +98,15 @@ class Recorder:
                 raise NotRecorded(exc, records[index:]) from exc
         return rest
 
+    def _chain_explained(self) -> None:
+        """Before a record: if another process moved the database aside, open the new one and
+        record its chain restart first, so its first place explains the new chain."""
+        self.store.follow()
+        if self.store.opens != self._restart_taken:
+            self._take_restart()
+
     def _make_durable(self, effect: Effect) -> None:
+        self._chain_explained()
         if isinstance(effect, Hold):
             self.store.hold(self.rating(effect.draft))
         elif isinstance(effect, Commit):

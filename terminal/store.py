@@ -22,6 +22,7 @@ import contextlib
 import dataclasses
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from terminal.core import chain
 from terminal.core.event import Event
 from terminal.core.rating import Rating, wire_digest
 
+log = logging.getLogger("rating-terminal")
 BUSY_TIMEOUT_MS = 10_000
 SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
@@ -170,9 +172,17 @@ class Store:
     def __init__(self, path: str | Path, boot_id: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.boot_id = boot_id or SystemClock.boot_id()
+        self.opens = 0  # how many times this Store has opened its file (``follow``)
+        self._open_checked()
+
+    def _open_checked(self) -> None:
+        """Open the file at the path: checked, moved aside and salvaged if damaged, its chain
+        begun again if it is new where a chain was before."""
         with _storage_errors_are_clear("cannot open the database", self.path), _lock(self.path):
             existed = self.path.exists() or Path(f"{self.path}-wal").exists()
-            boot_id = boot_id or SystemClock.boot_id()
+            boot_id = self.boot_id
+            self.opens += 1
             self.checked = _needs_check(self.path, boot_id)  # whether this open ran SQLite's quick check
             moved = _move_aside_if_corrupt(self.path, boot_id) if self.checked else None
             try:
@@ -219,7 +229,22 @@ class Store:
         if mode != "wal":
             raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
         self.db.execute("PRAGMA synchronous = FULL")
+        self._file = _identity(self.path)  # under the lock: no one moves it meanwhile
         self.migrate()
+
+    def follow(self) -> None:
+        """Open the file at the path again if it is no longer the one this Store opened: the other
+        process found it damaged and moved it aside (or someone deleted it). Before, the kiosk went
+        on thanking for ratings committed into the moved file, which nothing reads or salvages, and
+        the sync daemon uploaded from it, blind to the new one, until they were restarted.
+        By the path's inode, never a descriptor of our own on the database (see ``_private_file``)."""
+        if _identity(self.path) == self._file:
+            return
+        log.warning("%s is no longer the file this process opened (moved aside or deleted): opening it again",
+                    self.path)
+        with contextlib.suppress(sqlite3.Error):
+            self.db.close()
+        self._open_checked()
 
     def close(self) -> None:
         self.db.close()
@@ -251,6 +276,10 @@ class Store:
             yield
             return
         self.db.execute("BEGIN IMMEDIATE")
+        if _identity(self.path) != self._file:  # checked holding the write lock: a mover holds it to move
+            self.db.conn.rollback()
+            self.follow()
+            self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -317,6 +346,7 @@ class Store:
     def pending(self, limit: int, max_bytes: int | None = None, table: str = "ratings", after: int = 0) -> list[Pending]:
         """Oldest pending rows of an outbox first (after ``after``, the last one already on its way),
         at most ``limit`` and about ``max_bytes`` of JSON."""
+        self.follow()
         out, size = [], 0
         for seq, rating_id, payload in self.db.execute(
             f"SELECT seq, id, payload FROM {_outbox(table)} WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
@@ -517,6 +547,15 @@ def _lock(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at the path now (device and inode), or None if none is."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def _check_note(path: Path) -> Path:
     """Where a passing check is noted, beside the database (``_needs_check``)."""
     return path.with_name(path.name + ".checked")
@@ -568,22 +607,27 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
     moved the WAL into it. A check that cannot run (a full disk, a lock, an I/O error) raises: a
     sound database moved aside for it had its pending ratings stranded in the moved file, which
     nothing salvaged once the new database could not be made on the same full disk."""
-    try:
-        with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+    with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+        try:
             sound = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        if sound:
-            _note_check(path, boot_id)
-            return None
-    except sqlite3.DatabaseError as exc:
-        if not _corrupt(exc):
-            raise
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    moved = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        part = Path(str(path) + suffix)
-        if part.exists():
-            os.replace(part, Path(str(moved) + suffix))
-    return moved
+        except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc):
+                raise
+            sound = False
+        if not sound:
+            # moved holding the write lock (if the damage allows it): a writer in another process
+            # waits, then finds the path is another file (``Store.follow``) and never writes here
+            with contextlib.suppress(sqlite3.DatabaseError):
+                db.execute("BEGIN IMMEDIATE")
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+            moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+            for suffix in ("", "-wal", "-shm"):
+                part = Path(str(path) + suffix)
+                if part.exists():
+                    os.replace(part, Path(str(moved) + suffix))
+            return moved
+    _note_check(path, boot_id)
+    return None
 
 
 def _salvage(moved: Path, store: "Store") -> dict:

@@ -1,6 +1,7 @@
 """Wrong clocks, corrupt databases and poison items: bad input loses nothing that was accepted."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -278,3 +279,45 @@ def test_a_database_opened_on_a_full_disk_is_refused_clearly_and_none_of_its_rat
     assert outcome["refused"] and outcome["refused"].startswith("StoreFull: cannot open the database")
     assert outcome["alerts"] == (["database_corrupt"] if damaged else [])
     assert len(outcome["moved_after"]) == (1 if damaged else 0)
+
+
+def in_another_process(code: str) -> str:
+    """Run ``code`` in a process of its own (as the other of kiosk and sync daemon), with the tests'
+    helpers importable; its output. Never a descriptor of this process's on a database it holds."""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT / "tests", env={**os.environ, "PYTHONPATH": f"{ROOT}:{ROOT / 'tests'}"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
+
+
+def test_a_database_another_process_moved_aside_is_followed_by_the_stores_that_had_it_open(tmp_path):
+    """The kiosk has the database open; the sync daemon restarts, finds it damaged, moves it aside and
+    salvages it into a new one. The kiosk went on committing (and thanking for) ratings into the moved
+    file, which nothing reads or salvages, and a lane that had it open uploaded from it, blind to the
+    new one, until restarted. Now each Store sees the path is another file and opens it again."""
+    path = tmp_path / "terminal.db"
+    kiosk = Store(path)
+    kept = [kiosk.record(make_rating()).id for _ in range(20)]
+    kiosk.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    lane = Store(path)  # the upload lane, its queue read before the move
+    assert len(lane.pending(100)) == 20
+    in_another_process(f"from pathlib import Path; from test_storage_and_clock import wreck_outbox_index; "
+                       f"wreck_outbox_index(Path({str(path)!r}))")
+    alerts = in_another_process(f"from terminal.store import Store; "
+                                f"print([a['kind'] for a in Store({str(path)!r}, boot_id='f' * 32).alerts()])")
+    assert alerts.strip() == "['database_corrupt']"
+    moved, = (p for p in tmp_path.glob("terminal.db.corrupt-*") if not p.name.endswith(("-wal", "-shm")))
+
+    recorder = Recorder(Config(terminal=TerminalSection(id="T-TEST", window="W01", data_dir=tmp_path)), kiosk)
+    thanked = recorder.record(Level.SATISFIED, InputDevice.TOUCHSCREEN, staff_no="SZ0101")  # after the move
+    assert [p.id for p in lane.pending(100)] == kept + [thanked.id]  # the lane reads the new file
+    restart, = lane.pending(10, table="events")  # the new chain's first place explains it
+    assert (restart.wire["kind"], restart.wire["chain"]["seq"], thanked.chain.seq) == ("chain_restart", 1, 2)
+    lane.mark_delivered(kept[:5])
+    counts = in_another_process(f"from terminal.store import Store; s = Store({str(path)!r}); "
+                                f"print(s.counts()['pending'], s.get({thanked.id!r}) is not None)")
+    assert counts.split() == ["16", "True"]
+    with sqlite3.connect(f"file:{moved}?mode=ro", uri=True) as old:  # (its own file: no lock of ours)
+        assert old.execute("SELECT count(*) FROM ratings WHERE id = ?", [thanked.id]).fetchone() == (0,)
+    kiosk.close()
+    lane.close()
