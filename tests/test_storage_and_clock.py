@@ -217,13 +217,36 @@ def test_full_database_refuses_the_rating_clearly_and_keeps_the_rest(tmp_path):
     assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
+def on_a_small_disk(tmp_path, script: str, *args: str) -> dict:
+    """Run ``script`` (formatted with ``root`` and ``tests``) with a 1 MiB tmpfs as its first argument,
+    mounted in a private mount namespace (gone with the process); the JSON its last line prints."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    path = tmp_path / "on_a_small_disk.py"
+    path.write_text(script.format(root=str(ROOT), tests=str(ROOT / "tests")))
+    command = f"mount -t tmpfs -o size=1m tmpfs {disk} && exec {sys.executable} {path} {disk} {' '.join(args)}"
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def fill(disk) -> None:
+    """Fill the disk to its last byte, as a runaway log would."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(bytes(4096))
+        except OSError:
+            pass
+
+
 FULL_AT_OPEN_SCRIPT = r"""
 import json, os, sys
 sys.path[:0] = [{root!r}, {tests!r}]
 from pathlib import Path
 from terminal.store import Store
 from conftest import make_rating
-from test_storage_and_clock import wreck_outbox_index
+from test_storage_and_clock import fill, wreck_outbox_index
 
 disk, damaged = Path(sys.argv[1]), sys.argv[2] == "damaged"
 db = disk / "terminal.db"
@@ -235,12 +258,7 @@ if damaged:
     wreck_outbox_index(db)
 for part in ("-wal", "-shm"):  # as a clean stop leaves it
     Path(f"{{db}}{{part}}").unlink(missing_ok=True)
-with open(disk / "filler", "wb", buffering=0) as filler:  # the disk fills while the terminal is off
-    try:
-        while True:
-            filler.write(bytes(4096))
-    except OSError:
-        pass
+fill(disk)  # while the terminal is off
 refused = None
 try:
     Store(db, boot_id="2" * 32)  # the next boot
@@ -265,15 +283,7 @@ def test_a_database_opened_on_a_full_disk_is_refused_clearly_and_none_of_its_rat
     started on an empty database, its 20 pending ratings left in the moved file with no alert and
     nothing to salvage them. Now the open is refused as StoreFull and nothing is moved; a database
     that really is damaged is put back if its replacement cannot be made, and salvaged once it can."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    script = tmp_path / "full_at_open.py"
-    script.write_text(FULL_AT_OPEN_SCRIPT.format(root=str(ROOT), tests=str(ROOT / "tests")))
-    command = (f"mount -t tmpfs -o size=1m tmpfs {disk} && "
-               f"exec {sys.executable} {script} {disk} {'damaged' if damaged else 'sound'}")
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", command], capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    outcome = json.loads(done.stdout.strip().splitlines()[-1])
+    outcome = on_a_small_disk(tmp_path, FULL_AT_OPEN_SCRIPT, "damaged" if damaged else "sound")
     assert outcome["moved_while_full"] == []  # nothing left aside while the disk was full
     assert outcome["pending"]  # every pending rating where the terminal and the sync daemon read them
     assert outcome["refused"] and outcome["refused"].startswith("StoreFull: cannot open the database")
@@ -321,3 +331,67 @@ def test_a_database_another_process_moved_aside_is_followed_by_the_stores_that_h
         assert old.execute("SELECT count(*) FROM ratings WHERE id = ?", [thanked.id]).fetchone() == (0,)
     kiosk.close()
     lane.close()
+
+
+HELD_AT_A_FULL_START_SCRIPT = r"""
+import json, os, subprocess, sys
+sys.path[:0] = [{root!r}, {tests!r}]
+from pathlib import Path
+from terminal import config as config_module
+from terminal.content import Content
+from terminal.core.session import SessionRefused
+from terminal.store import Store
+from terminal.window import RETRY_S, Window
+from test_storage_and_clock import fill
+
+disk = Path(sys.argv[1])
+toml = disk / "terminal.toml"
+toml.write_text(f'[terminal]\ndemo = true\ndata_dir = "{{disk / "data"}}"\ncontent_dir = "{root}/assets/demo"\n')
+config = config_module.load(toml)
+held = subprocess.run([sys.executable, "-c", KIOSK, str(toml)], capture_output=True, text=True,
+                      env={{**os.environ, "PYTHONPATH": {root!r}}})
+fill(disk)
+store = Store(config.db_path)
+now = [1000.0]
+window = Window(config, store, Content.load(config.content_dir), monotonic=lambda: now[0])  # the kiosk restarts
+fault = window.fault
+try:
+    window.invite(case_no="C-NEXT")
+    refused = None
+except SessionRefused as exc:
+    refused = exc.code
+os.unlink(disk / "filler")
+now[0] += RETRY_S
+window.tick()
+print(json.dumps({{"held": held.stdout.strip() or held.stderr[-2000:], "fault": fault, "refused": refused,
+                  "fault_after": window.fault, "still_held": store.db.execute("SELECT count(*) FROM held").fetchone()[0],
+                  "ratings": store.db.execute("SELECT json_extract(payload, '$.case_no'), level FROM ratings").fetchall()}}))
+"""
+KIOSK = """
+import os, signal, sys
+from terminal import config as config_module
+from terminal.content import Content
+from terminal.core.channels import InputDevice
+from terminal.store import Store
+from terminal.window import Window
+config = config_module.load(sys.argv[1])
+window = Window(config, Store(config.db_path), Content.load(config.content_dir))
+window.swipe("0004521873")
+window.invite(case_no="C-HELD")
+window.press(1, InputDevice.TOUCHSCREEN)  # very dissatisfied: held while the reasons are asked
+print(window.state.value, flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_kiosk_restarting_on_a_full_disk_with_a_held_press_is_out_of_service_not_dead(tmp_path):
+    """A bad rating is held while its reasons are asked; the kiosk is killed, and starts again on a
+    full disk. Committing the held press at start raised out of the window's constructor: the kiosk
+    could not start at all (systemd restarting it every 2 s, nothing on the screen or the box). Now it
+    starts out of service (暂停服务: no invitation taken), and once room comes back the held press
+    becomes its rating and the window is back in service by itself."""
+    outcome = on_a_small_disk(tmp_path, HELD_AT_A_FULL_START_SCRIPT.replace("KIOSK", repr(KIOSK)))
+    assert outcome["held"] == "reasons"
+    assert outcome["fault"] and "full" in outcome["fault"] and outcome["refused"] == "out_of_service"
+    assert outcome["fault_after"] is None
+    assert outcome["ratings"] == [["C-HELD", 1]] and outcome["still_held"] == 0
