@@ -258,6 +258,9 @@ class Store:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}, newer than this software "
                              f"({SCHEMA_VERSION}); refusing to touch it")
+        if version < 0:  # no version of ours: as an index, it ran the last migrations on a foreign schema
+            raise StoreError(f"{self.path} has schema version {version}, which no version of this software "
+                             "writes; refusing to touch it")
         for number, (_, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
             # one script, one transaction: executescript would commit an outer one half-way
             try:
