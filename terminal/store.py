@@ -418,7 +418,16 @@ class Store:
                                 [key, json.dumps(value, ensure_ascii=False)])
 
     def state(self) -> dict:
-        return {row["key"]: json.loads(row["value"]) for row in self.db.query("SELECT key, value FROM sync_state")}
+        """What the sync daemon (and the kiosk) last noted. A value that is not JSON (a byte a card
+        garbled inside a page the quick check passes, a hand edit) is logged and left out, as if
+        never noted: it failed every reader, the sync daemon's start among them, for good."""
+        state = {}
+        for key, value in self.db.execute("SELECT key, value FROM sync_state"):
+            try:
+                state[key] = json.loads(value)
+            except (ValueError, TypeError):
+                log.error("%s: sync_state %r is not JSON; taken as not noted", self.path, str(key)[:64])
+        return state
 
     def alert(self, kind: str, detail: str) -> None:
         with self._writing():

@@ -172,6 +172,33 @@ def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_confi
     assert store.counts()["pending"] == 1
 
 
+def test_a_garbled_sync_state_neither_keeps_the_daemon_from_starting_nor_stops_its_heartbeat(terminal_config, tmp_path,
+                                                                                              central, enrolled):
+    """A byte garbled in a sync_state value, inside a page whose structure the quick check finds
+    sound, and an offset that reads back as NaN: the daemon could not start (its first read of the
+    state raised), under systemd a restart loop that never delivered a rating again."""
+    config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
+    store = Store(tmp_path / "data" / "terminal.db")
+    rating = store.record(make_rating(terminal_id=enrolled.terminal_id))
+    store.set_state(devices=[{"device": "button_box", "connected": True}], clock_offset_s=float("nan"))
+    store.db.execute("UPDATE sync_state SET value = substr(value, 1, 20) || char(127) WHERE key = 'devices'")
+    store.db.conn.commit()
+    assert store.db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    done = subprocess.run([str(BIN / "rating-sync"), "--config", str(config), "run", "--once"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert store.get(rating.id)["state"] == "delivered"
+    from sync.daemon import SyncDaemon
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    try:
+        report = daemon.report()
+        assert report["devices"] == [] and abs(report["clock_offset_s"]) < 5  # learned again, not NaN
+        assert isinstance(daemon.contact_client.heartbeat(report), dict)  # taken by the server
+    finally:
+        daemon.close()
+
+
 def test_a_single_drain_opens_no_contact_lane(terminal_config, tmp_path):
     """``run --once`` (and ``status``) upload only: the heartbeat lane's own database connection and
     HTTP session are opened on the lane's first use, not at every start."""
