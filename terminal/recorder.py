@@ -62,7 +62,7 @@ class Recorder:
         self._held_released = False
         try:
             self._catch_up()
-        except StoreError as exc:  # a full disk at start: out of service at the first record instead
+        except Exception as exc:  # a full disk at start: out of service at the first record instead
             log.error("cannot finish starting the records (tried again before the next one): %s", exc)
 
     def _catch_up(self) -> None:

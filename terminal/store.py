@@ -311,11 +311,19 @@ class Store:
                             [rating.id, json.dumps(rating.to_wire(), ensure_ascii=False), _now()])
 
     def release_held(self) -> list[Rating]:
-        """At start: commit every held press as the rating it is (its session can no longer go on)."""
+        """At start: commit every held press as the rating it is (its session can no longer go on).
+        One that cannot be read back (garbled on the card, inside a page the quick check finds sound)
+        can be no rating: it stays held, with an alert for the technician. It raised, and the
+        terminal could not start at all, the good presses beside it never committed."""
         released = []
         with _storage_errors_are_clear("cannot release held ratings", self.path), self._writing():
             for rating_id, payload in self.db.execute("SELECT id, payload FROM held").fetchall():
-                rating = Rating.from_wire(json.loads(payload))
+                try:
+                    rating = Rating.from_wire(json.loads(payload))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    self.alert("held_unreadable", f"held press {str(rating_id)[:64]!r} cannot be read back "
+                                                  f"({type(exc).__name__}); it stays in the held table")
+                    continue
                 if self.get(rating_id) is None:
                     rating, wire, digest = self._chained(rating)
                     self._insert(wire, "pending", digest)

@@ -189,6 +189,36 @@ def test_a_held_press_is_salvaged_and_becomes_its_rating(tmp_path):
     assert store.counts()["pending"] == 21 and store.get(pressed.id)["level"] == 1
 
 
+def test_a_held_press_that_cannot_be_read_back_stays_held_and_the_terminal_starts(terminal_config):
+    """Two presses held at a power cut; a byte of one is garbled inside a page the quick check finds
+    sound. Committing the held presses at start raised on it: the window (and with it the kiosk or
+    the headless terminal) could not be made at all, a restart loop for good, the sound press beside
+    it never a rating. Now the sound one becomes its rating, the garbled one stays held with an
+    alert, and the terminal is in service."""
+    from terminal import config as config_module
+    from terminal.content import Content
+    from terminal.window import Window
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    garbled, sound = make_rating(Level.VERY_DISSATISFIED), make_rating(Level.DISSATISFIED)
+    store.hold(garbled)
+    store.hold(sound)
+    store.db.execute("UPDATE held SET payload = substr(payload, 1, 30) || char(127) WHERE id = ?", [garbled.id])
+    store.db.conn.commit()
+    assert store.db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    window = Window(config, store, Content.load(config.content_dir))  # the terminal starts
+    assert window.fault is None
+    assert [row[0] for row in store.db.execute("SELECT id FROM ratings")] == [sound.id]
+    assert store.db.execute("SELECT id FROM held").fetchall() == [(garbled.id,)]
+    alert = store.alerts()[0]
+    assert alert["kind"] == "held_unreadable" and garbled.id in alert["detail"]
+    window.swipe("0004521873")
+    window.invite(case_no="C-AFTER")
+    window.press(Level.SATISFIED, InputDevice.TOUCHSCREEN)
+    assert store.db.execute("SELECT count(*) FROM ratings").fetchone() == (2,)
+    store.close()
+
+
 def test_one_poison_item_in_500_is_dead_lettered_and_the_queue_goes_on(tmp_path, central, enrolled):
     store = Store(tmp_path / "terminal.db")
     ratings = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(510)]
