@@ -458,12 +458,19 @@ class Store:
 
     def take_restart(self, record) -> Event | None:
         """If this chain replaced another, commit ``record(restart_info)`` (the recorder's
-        ``chain_restart`` event) and forget the reason, in one transaction; else nothing."""
+        ``chain_restart`` event) and forget the reason, in one transaction; else nothing. A reason
+        that cannot be read back (garbled) is forgotten with an alert, and the central server finds
+        the restart unexplained: it failed every record after it, out of service for good."""
         with _storage_errors_are_clear("cannot record the chain restart", self.path), self._writing():
             restart = self._chain_head()[3]
             if restart is None:
                 return None
-            event = self.record_event(record(json.loads(restart)))
+            try:
+                event = self.record_event(record(json.loads(restart)))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                self.alert("chain_restart_unreadable", f"why this chain began cannot be read back "
+                                                       f"({type(exc).__name__}); sent unexplained")
+                event = None
             self.db.execute("UPDATE chain SET restart = NULL WHERE id = 1")
             return event
 

@@ -219,6 +219,21 @@ def test_a_held_press_that_cannot_be_read_back_stays_held_and_the_terminal_start
     store.close()
 
 
+def test_a_chain_restart_reason_that_cannot_be_read_back_neither_stops_starting_nor_recording(tmp_path):
+    """The reason a new chain began waits in the chain table until the recorder sends it. Garbled
+    there, it raised at every start, and (tried again before every record) failed every record."""
+    config = Config(terminal=TerminalSection(id="T-TEST", window="W01", data_dir=tmp_path))
+    store = Store(config.db_path)
+    store.db.execute("UPDATE chain SET restart = ? WHERE id = 1", ['{"why": "database_corr\x7f'])
+    store.db.conn.commit()
+    recorder = Recorder(config, store)
+    rating = recorder.record(Level.SATISFIED, InputDevice.TOUCHSCREEN, staff_no="SZ0101")
+    assert store.get(rating.id) is not None and rating.chain.seq == 1
+    assert store.alerts()[0]["kind"] == "chain_restart_unreadable"
+    assert store.db.execute("SELECT restart FROM chain").fetchone() == (None,)
+    store.close()
+
+
 def test_one_poison_item_in_500_is_dead_lettered_and_the_queue_goes_on(tmp_path, central, enrolled):
     store = Store(tmp_path / "terminal.db")
     ratings = [make_rating(terminal_id=enrolled.terminal_id) for _ in range(510)]
