@@ -26,7 +26,7 @@ from terminal.clock import SystemClock
 from terminal.config import Config
 from terminal.core.checks import escape_unclean, unclean_path
 from terminal.credentials import Credentials
-from terminal.store import Store
+from terminal.store import Store, StoreError
 
 from . import content
 from .backoff import Backoff
@@ -114,6 +114,9 @@ class SyncDaemon:
                 self.next_upload = now if more else now + self.config.sync.interval
             except TransientError as exc:
                 self.next_upload = now + self.backoff.next_delay(exc.retry_after)
+            except StoreError as exc:  # a full disk: nothing was marked; the batch goes again, a duplicate
+                log.warning("sync: the database refuses (%s); uploads wait with backoff", exc)
+                self.next_upload = now + self.backoff.next_delay()
         return max(0.0, self.next_upload - time.monotonic())
 
     def contact_step(self) -> float:
@@ -239,6 +242,9 @@ class SyncDaemon:
             self.progress[lane] = time.monotonic()
             try:
                 delay = step()
+            except StoreError as exc:  # a full disk, say: said in one line, not as a bug
+                log.warning("sync %s step: the database refuses (%s); trying again in 30 s", lane, exc)
+                delay = 30.0
             except Exception:  # a bug, or something no one foresaw: logged, and the lane goes on
                 log.exception("sync %s step failed; trying again in 30 s", lane)
                 delay = 30.0

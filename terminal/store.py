@@ -373,13 +373,13 @@ class Store:
         if not ids:
             return
         now = _now()
-        with self._writing():
+        with _storage_errors_are_clear("cannot mark records delivered", self.path), self._writing():
             self.db.conn.executemany(
                 f"UPDATE {_outbox(table)} SET state = 'delivered', delivered_at = ?, last_error = NULL "
                 "WHERE id = ? AND state = 'pending'", [(now, i) for i in ids])
 
     def mark_dead(self, rating_id: str, status: int, reason: str, table: str = "ratings") -> None:
-        with self._writing():
+        with _storage_errors_are_clear("cannot mark a dead letter", self.path), self._writing():
             self.db.execute(f"UPDATE {_outbox(table)} SET state = 'dead', dead_status = ?, dead_reason = ? "
                             "WHERE id = ? AND state = 'pending'", [status, reason[:1000], rating_id])
 
@@ -387,7 +387,7 @@ class Store:
         """Count a send attempt (and its error) for the technician's view; state is unchanged."""
         if not ids:
             return
-        with self._writing():
+        with _storage_errors_are_clear("cannot count a send attempt", self.path), self._writing():
             self.db.conn.executemany(
                 f"UPDATE {_outbox(table)} SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 [(error[:500] if error else None, i) for i in ids])
@@ -419,7 +419,7 @@ class Store:
     # -- sync state and alerts ---------------------------------------------------------------
 
     def set_state(self, **values) -> None:
-        with self._writing():
+        with _storage_errors_are_clear("cannot note the state", self.path), self._writing():
             for key, value in values.items():
                 self.db.execute("INSERT INTO sync_state (key, value) VALUES (?, ?) "
                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -438,7 +438,7 @@ class Store:
         return state
 
     def alert(self, kind: str, detail: str) -> None:
-        with self._writing():
+        with _storage_errors_are_clear("cannot keep an alert", self.path), self._writing():
             self.db.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)", [_now(), kind, detail[:2000]])
 
     def alerts(self, limit: int = 20) -> list[dict]:

@@ -440,3 +440,60 @@ def test_a_kiosk_restarting_on_a_full_disk_with_a_held_press_is_out_of_service_n
     assert outcome["fault"] and "full" in outcome["fault"] and outcome["refused"] == "out_of_service"
     assert outcome["fault_after"] is None
     assert outcome["ratings"] == [["C-HELD", 1]] and outcome["still_held"] == 0
+
+
+SYNC_ON_A_FULL_DISK_SCRIPT = r"""
+import json, os, signal, subprocess, sys, time
+sys.path[:0] = [{root!r}, {tests!r}]
+from pathlib import Path
+from terminal.credentials import Credentials
+from terminal.store import Store
+from conftest import BIN, make_rating
+from test_storage_and_clock import fill
+
+disk, credentials, log_path = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+creds = Credentials.load(credentials)
+creds.save(disk / "data")
+config = disk / "terminal.toml"
+config.write_text(f'[terminal]\ndata_dir = "{{disk / "data"}}"\ncontent_dir = "{{disk / "data" / "content"}}"\n'
+                  f'[sync]\nserver = "{{creds.server}}"\ninterval = 0.2\ntimeout = 2.0\nbackoff_max = 0.5\n')
+kiosk = Store(disk / "data" / "terminal.db")  # the kiosk holds it open: its -wal and -shm exist
+ids = [kiosk.record(make_rating(terminal_id=creds.terminal_id)).id for _ in range(30)]
+kiosk.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # no room left in the WAL either
+fill(disk)
+with open(log_path, "w") as log:
+    daemon = subprocess.Popen([str(BIN / "rating-sync"), "--config", str(config), "run"], stdout=log,
+                              stderr=subprocess.STDOUT)
+    until = time.monotonic() + 60
+    while "refuses" not in log_path.read_text() and time.monotonic() < until:
+        time.sleep(0.1)
+    while_full = kiosk.counts()
+    os.unlink(disk / "filler")
+    until = time.monotonic() + 60
+    while kiosk.counts()["pending"] and time.monotonic() < until:
+        time.sleep(0.1)
+    alive = daemon.poll() is None
+    daemon.send_signal(signal.SIGTERM)
+    daemon.wait(30)
+print(json.dumps({{"while_full": while_full, "after": kiosk.counts(), "alive": alive, "ids": ids}}))
+"""
+
+
+def test_the_sync_daemon_on_a_full_disk_marks_nothing_says_so_plainly_and_delivers_once_room_comes(
+        tmp_path, central, enrolled):
+    """The real daemon uploads from a database on a full disk (a 1 MiB tmpfs in a private mount
+    namespace): the server takes the batch, but no rating can be marked delivered. It said so as a
+    bug, a traceback every 30 s, whatever its backoff; now the database's refusal is one plain
+    line and the uploads wait with the backoff. Nothing is marked that was not; once room comes
+    every rating is delivered, each stored once by the server (the resends were duplicates)."""
+    enrolled.save(tmp_path / "credentials")
+    log = tmp_path / "sync.log"
+    outcome = on_a_small_disk(tmp_path, SYNC_ON_A_FULL_DISK_SCRIPT, str(tmp_path / "credentials"), str(log))
+    text = log.read_text()
+    assert outcome["alive"], text[-3000:]
+    assert outcome["while_full"] == {"pending": 30, "delivered": 0, "dead": 0}
+    assert outcome["after"] == {"pending": 0, "delivered": 30, "dead": 0}
+    assert "the database refuses" in text and "database or disk is full" in text
+    assert "Traceback" not in text and "step failed" not in text, text[-3000:]
+    stored = central.query("SELECT rating_id FROM ratings_rating WHERE terminal_id = ?", [enrolled.terminal_id])
+    assert sorted(r[0] for r in stored) == sorted(outcome["ids"])
