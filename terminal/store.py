@@ -238,13 +238,21 @@ class Store:
         on thanking for ratings committed into the moved file, which nothing reads or salvages, and
         the sync daemon uploaded from it, blind to the new one, until they were restarted.
         By the path's inode, never a descriptor of our own on the database (see ``_private_file``)."""
-        if _identity(self.path) == self._file:
+        if self._file is not None and _identity(self.path) == self._file:
             return
         log.warning("%s is no longer the file this process opened (moved aside or deleted): opening it again",
                     self.path)
+        old, self._file = self.db, None  # None until the file at the path is open: tried again at each use
+        try:
+            self._open_checked()
+        except BaseException:  # (a full disk, say) reads go on from the file this process had
+            if self.db is not old:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.close()
+                self.db = old
+            raise
         with contextlib.suppress(sqlite3.Error):
-            self.db.close()
-        self._open_checked()
+            old.close()
 
     def close(self) -> None:
         self.db.close()
@@ -278,6 +286,7 @@ class Store:
         if self.db.conn.in_transaction:
             yield
             return
+        self.follow()
         self.db.execute("BEGIN IMMEDIATE")
         if _identity(self.path) != self._file:  # checked holding the write lock: a mover holds it to move
             self.db.conn.rollback()

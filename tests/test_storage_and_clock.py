@@ -17,7 +17,7 @@ from terminal.config import Config, TerminalSection
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
 from terminal.recorder import Recorder
-from terminal.store import Store, StoreFull
+from terminal.store import Store, StoreError, StoreFull
 
 from conftest import ROOT, make_rating, payloads
 
@@ -497,3 +497,26 @@ def test_the_sync_daemon_on_a_full_disk_marks_nothing_says_so_plainly_and_delive
     assert "Traceback" not in text and "step failed" not in text, text[-3000:]
     stored = central.query("SELECT rating_id FROM ratings_rating WHERE terminal_id = ?", [enrolled.terminal_id])
     assert sorted(r[0] for r in stored) == sorted(outcome["ids"])
+
+
+def test_a_database_that_cannot_be_opened_again_after_a_move_is_tried_again_at_the_next_use(tmp_path):
+    """The file at the path changed (moved aside by the other process) and opening the new one fails
+    (here a directory stands there; a full disk or a lock in the field). The store's connection was
+    already closed: every later call failed with "Cannot operate on a closed database", out of
+    service until a restart. Now reads go on from the file it had, and each write tries the path again."""
+    path = tmp_path / "terminal.db"
+    store = Store(path)
+    kept = store.record(make_rating())
+    in_another_process(f"import os\nfor part in ('', '-wal', '-shm'):\n"
+                       f"    os.replace({str(path)!r} + part, {str(path)!r} + '.aside' + part)\n"
+                       f"os.mkdir({str(path)!r})")
+    with pytest.raises(StoreError, match="cannot open the database"):
+        store.record(make_rating())
+    assert store.get(kept.id) is not None  # read from the file this process had
+    path.rmdir()
+    again = store.record(make_rating())
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:  # (another file: no lock of ours on it)
+        assert db.execute("SELECT id FROM ratings").fetchall() == [(again.id,)]
+        assert json.loads(db.execute("SELECT restart FROM chain").fetchone()[0])["why"] == "database_missing"
+    db.close()
+    store.close()
