@@ -655,8 +655,7 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
             # waits, then finds the path is another file (``Store.follow``) and never writes here
             with contextlib.suppress(sqlite3.DatabaseError):
                 db.execute("BEGIN IMMEDIATE")
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-            moved = path.with_name(f"{path.name}.corrupt-{stamp}")
+            moved = _aside_name(path)
             for suffix in ("", "-wal", "-shm"):
                 part = Path(str(path) + suffix)
                 if part.exists():
@@ -664,6 +663,19 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
             return moved
     _note_check(path, boot_id)
     return None
+
+
+def _aside_name(path: Path) -> Path:
+    """A name no file has yet for a database moved aside: its time, and a number if that is taken.
+    By time alone, a second corruption in the same second overwrote the first one's file (which
+    holds what no salvage could read): likely on a board without a clock that boots offline, at
+    the same saved time, and checks its database before any time server is reached."""
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    for number in range(1, 10_000):
+        moved = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{number}" if number > 1 else ""))
+        if not any(os.path.lexists(f"{moved}{suffix}") for suffix in ("", "-wal", "-shm")):
+            return moved
+    raise StoreError(f"{path}: 10,000 databases moved aside at {stamp}; refusing to move another")
 
 
 def _salvage(moved: Path, store: "Store") -> dict:

@@ -133,6 +133,28 @@ def wreck_outbox_index(path: Path) -> None:
     path.write_bytes(bytes(data))
 
 
+def test_a_second_database_moved_aside_in_the_same_second_never_overwrites_the_first(tmp_path):
+    """A board with no real-time clock that boots offline starts each boot at the same saved time
+    and checks its database before any time server is reached: two corruptions, two boots apart,
+    were moved aside under the same name, and the second overwrote the first (what no salvage
+    could read, kept for sqlite3 .recover). Here the first is already there under every name the
+    next ten seconds could give."""
+    path = tmp_path / "terminal.db"
+    now = datetime.now(timezone.utc)
+    earlier = {}
+    for second in range(10):
+        name = f"terminal.db.corrupt-{(now + timedelta(seconds=second)).strftime('%Y%m%dT%H%M%S')}"
+        (tmp_path / name).write_bytes(b"the first corruption " + name.encode())
+        earlier[name] = (tmp_path / name).read_bytes()
+    path.write_bytes(b"this is not a database, the SD card ate it" * 100)
+    store = Store(path)
+    assert {name: (tmp_path / name).read_bytes() for name in earlier} == earlier
+    moved, = (p for p in tmp_path.glob("terminal.db.corrupt-*") if p.name not in earlier)
+    assert moved.read_bytes().startswith(b"this is not a database") and moved.name.endswith("-2")
+    assert moved.name in store.alerts()[0]["detail"]
+    store.close()
+
+
 def test_readable_ratings_are_salvaged_from_a_damaged_database(tmp_path):
     path = tmp_path / "terminal.db"
     store = Store(path)
