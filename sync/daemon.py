@@ -129,12 +129,14 @@ class SyncDaemon:
             try:
                 report = self.report()
                 reply = self.contact_client.heartbeat(report)
-                self._succeeded(self.contact_store, self.contact_client)
                 self.invite_results = self.invite_results[len(report.get("invite_results") or []):]  # heard
                 if reply.get("content_etag") and reply["content_etag"] != content.current_etag(self.config.content_dir):
                     self.next_content = 0.0
                 if isinstance(reply.get("invite"), dict):
                     self.invite_locally(reply["invite"])
+                # the bookkeeping last: a database that refuses it (locked, full) used to drop the
+                # answer's invitation, which the server, having offered it, never offers again
+                self._succeeded(self.contact_store, self.contact_client)
             except TransientError as exc:
                 self._failed(self.contact_store, self.contact_client, exc)
         if time.monotonic() >= self.next_content:

@@ -17,7 +17,7 @@ from sync.client import CentralClient, TransientError
 from sync.outbox import Uploader
 from terminal import config as terminal_config_module
 from terminal.core.levels import Level
-from terminal.store import Store
+from terminal.store import Store, StoreError
 
 from terminal.credentials import Credentials
 
@@ -414,9 +414,17 @@ def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_
                     f'[sync]\nserver = "{url}"\ntimeout = 5.0\nheartbeat_s = 60.0\ncontent_s = 3600.0\n'
                     f'[invite]\nlisten = "{invite_url.removeprefix("http://")}"\n', encoding="utf-8")
     daemon = SyncDaemon(terminal_config_module.load(path))
+    kiosk = Store(data / "terminal.db")
     try:
         daemon.next_content = time.monotonic() + 3600
-        daemon.contact_step()
+        # the database refuses the daemon's bookkeeping after the heartbeat: the kiosk holds the write
+        # lock past the busy timeout. The invitation in the answer was dropped with it, and the server,
+        # having offered the case, never offers it again.
+        daemon.contact_store.db.execute("PRAGMA busy_timeout = 50")
+        kiosk.db.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="database is locked"):
+            daemon.contact_step()
+        kiosk.db.conn.rollback()
         assert invitations == [("/v1/invite", f"Bearer {load_or_create_token(data / 'invite-token')}",
                                 {"case_no": "C-2026-0042", "item_code": "ITEM-1", "staff_no": "SZ0101"})]
         assert "invite_results" not in beats[0]
@@ -428,6 +436,7 @@ def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_
         assert "invite_results" not in beats[2]  # told once, heard: not again
     finally:
         daemon.close()
+        kiosk.close()
         central.shutdown()
         invite.shutdown()
 
