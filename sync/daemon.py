@@ -188,10 +188,7 @@ class SyncDaemon:
         and the terminal would show offline for a box's board id."""
         store = self.contact_store
         counts = store.counts()
-        oldest = store.oldest_pending()
-        oldest_s = None
-        if oldest:
-            oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
+        oldest_s = _age_s(store.oldest_pending())
         state = store.state()
         report = {
             "version": terminal.__version__, "versions": versions(store.schema_version),
@@ -268,6 +265,22 @@ class SyncDaemon:
         return [lane for lane, client in self.lane_clients.items()
                 if now - max(self.progress.get(lane, now), client.answered_at)
                 > client.deadline_s + client.timeout + STALL_GRACE_S]
+
+
+MAX_AGE_S = 2**31 - 1  # the most the central server keeps (and takes) as a heartbeat's oldest_pending_s
+
+
+def _age_s(recorded_at: str | None) -> int | None:
+    """Seconds since ``recorded_at`` (the oldest pending rating's), within 0..MAX_AGE_S; None if
+    there is none or it is no time. A garbled one raised and stopped every heartbeat while that
+    rating waited; one from a clock that said 1970 comes past the central server's limit in 2038."""
+    try:
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(recorded_at)).total_seconds()
+    except (TypeError, ValueError, OverflowError):
+        if recorded_at:
+            log.error("heartbeat: the oldest pending rating's recorded_at %r is not a time", recorded_at[:40])
+        return None
+    return min(MAX_AGE_S, max(0, int(age)))
 
 
 def client_for(config: Config, credentials: Credentials | None, **options) -> CentralClient:

@@ -199,6 +199,32 @@ def test_a_garbled_sync_state_neither_keeps_the_daemon_from_starting_nor_stops_i
         daemon.close()
 
 
+@pytest.mark.parametrize("recorded_at, reported", [("2026-13-45T99:00:00+08:0\x7f", None),
+                                                   ("2026-12-05T10:00:00", None),  # no zone: naive
+                                                   ("0001-01-01T00:00:00+00:00", 2**31 - 1)])
+def test_an_oldest_pending_rating_whose_time_is_garbled_or_absurd_does_not_stop_the_heartbeat(
+        terminal_config, tmp_path, central, enrolled, recorded_at, reported):
+    """The heartbeat reports how long the oldest pending rating has waited, from its recorded_at.
+    One garbled (a flipped byte), without a zone, or so old the age passes what the central
+    server keeps (a clock that said 1970, from 2038 on) raised or was refused, and no heartbeat
+    went while that rating waited."""
+    config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
+    store = Store(tmp_path / "data" / "terminal.db")
+    store.record(make_rating(terminal_id=enrolled.terminal_id))
+    store.db.execute("UPDATE ratings SET recorded_at = ?", [recorded_at])
+    store.db.conn.commit()
+    from sync.daemon import SyncDaemon
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    try:
+        report = daemon.report()
+        assert report["oldest_pending_s"] == reported and report["queue_depth"] == 1
+        assert isinstance(daemon.contact_client.heartbeat(report), dict)  # taken by the server
+    finally:
+        daemon.close()
+        store.close()
+
+
 def test_a_single_drain_opens_no_contact_lane(terminal_config, tmp_path):
     """``run --once`` (and ``status``) upload only: the heartbeat lane's own database connection and
     HTTP session are opened on the lane's first use, not at every start."""
