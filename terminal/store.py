@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
 import logging
@@ -180,11 +181,13 @@ class Store:
         """Open the file at the path: checked, moved aside and salvaged if damaged, its chain
         begun again if it is new where a chain was before."""
         with _storage_errors_are_clear("cannot open the database", self.path), _lock(self.path):
+            _undo_unfinished_move(self.path)
             existed = self.path.exists() or Path(f"{self.path}-wal").exists()
             boot_id = self.boot_id
             self.opens += 1
             self.checked = _needs_check(self.path, boot_id)  # whether this open ran SQLite's quick check
             moved = _move_aside_if_corrupt(self.path, boot_id) if self.checked else None
+            before = getattr(self, "db", None)
             try:
                 self._open()
                 if moved:
@@ -196,27 +199,18 @@ class Store:
                                        "previous": salvaged.pop("chain")})
             except BaseException:
                 if moved:
-                    self._put_back(moved)
+                    if getattr(self, "db", None) is not before:
+                        with contextlib.suppress(sqlite3.Error):
+                            self.db.close()
+                    _undo_unfinished_move(self.path)
                 raise
             if moved:
+                _forget_move(self.path)  # the salvage is committed: the move is done
                 return
             if not existed and self._marker().exists():
                 self._start_chain({"why": "database_missing", "previous": self._read_marker()})
             elif self._chain_head() is None:
                 self._start_chain(None)  # a new terminal, or one upgraded from before the chain
-
-    def _put_back(self, moved: Path) -> None:
-        """The database moved aside is put back where it was when its replacement could not be made
-        or filled (a full disk): left aside, its ratings were salvaged by nothing, since the next
-        open found a database at the path and no reason to look. The replacement holds copies only,
-        and no other process opened it: they open under the lock this open holds."""
-        with contextlib.suppress(AttributeError, sqlite3.Error):
-            self.db.close()
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(f"{self.path}{suffix}")
-            if Path(f"{moved}{suffix}").exists():
-                os.replace(f"{moved}{suffix}", f"{self.path}{suffix}")
 
     def _open(self) -> None:
         _private_file(self.path)
@@ -533,6 +527,10 @@ def _storage_errors_are_clear(what: str, path: Path):
         yield
     except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
         raise
+    except OSError as exc:  # the store's own files beside the database (its notes, its chain marker)
+        if exc.errno == errno.ENOSPC or _no_room(path):
+            raise StoreFull(f"{what}: {exc.strerror}: no space left on the disk ({path})") from None
+        raise StoreError(f"{what}: {exc} ({path})") from None
     except sqlite3.DatabaseError as exc:
         if "full" in str(exc):
             raise StoreFull(f"{what}: {exc} ({path})") from None
@@ -656,13 +654,61 @@ def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
             with contextlib.suppress(sqlite3.DatabaseError):
                 db.execute("BEGIN IMMEDIATE")
             moved = _aside_name(path)
-            for suffix in ("", "-wal", "-shm"):
-                part = Path(str(path) + suffix)
-                if part.exists():
-                    os.replace(part, Path(str(moved) + suffix))
+            parts = [suffix for suffix in ("", "-wal", "-shm") if Path(f"{path}{suffix}").exists()]
+            from terminal.credentials import write_private  # durably, before the first rename
+            write_private(_move_note(path), json.dumps({"moved": moved.name, "parts": parts}))
+            for suffix in parts:
+                os.replace(f"{path}{suffix}", f"{moved}{suffix}")
             return moved
     _note_check(path, boot_id)
     return None
+
+
+def _move_note(path: Path) -> Path:
+    """Where a move aside is noted until its salvage is committed (``_undo_unfinished_move``)."""
+    return path.with_name(path.name + ".moving")
+
+
+def _undo_unfinished_move(path: Path) -> None:
+    """Put a damaged database back where it was if its move aside did not finish: its salvage
+    failed (a full disk), or the process was killed or the power cut while it salvaged. Left
+    aside, its ratings were stranded: the next open found a database at the path (the new one,
+    with at most an uncommitted salvage) and no reason to look at the moved one. Put back, the
+    open checks, moves and salvages it again. The note says which parts were moved: a part
+    still at the path is the damaged database's own (its rename had not come), one not moved
+    is the new database's. No other process has the new one open: they open under the lock."""
+    note = _move_note(path)
+    try:
+        noted = json.loads(note.read_text())
+        moved = path.with_name(str(noted["moved"]))
+        parts = [p for p in noted["parts"] if p in ("", "-wal", "-shm")]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        moved, parts = None, []  # unreadable: nothing can be put back by it
+    if moved is not None and (moved.parent != path.parent or not moved.name.startswith(f"{path.name}.corrupt-")):
+        moved, parts = None, []  # a note naming another file is no note of ours
+    if moved is not None and Path(f"{moved}").exists():
+        log.warning("%s was being moved aside to %s when the store stopped: put back to salvage again",
+                    path, moved.name)
+        for suffix in ("", "-wal", "-shm", "-journal"):  # (a -journal: the new one's, cut while it was made)
+            if suffix in parts and Path(f"{moved}{suffix}").exists():
+                os.replace(f"{moved}{suffix}", f"{path}{suffix}")
+            elif suffix not in parts:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+    _forget_move(path)
+
+
+def _forget_move(path: Path) -> None:
+    """Drop the note of a move, durably: come back after a power cut, it would undo a finished one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_move_note(path))
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
 
 
 def _aside_name(path: Path) -> Path:

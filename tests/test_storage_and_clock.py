@@ -19,7 +19,7 @@ from terminal.core.levels import Level
 from terminal.recorder import Recorder
 from terminal.store import Store, StoreError, StoreFull
 
-from conftest import ROOT, make_rating, payloads
+from conftest import ROOT, make_rating, payloads, wait_for
 
 THREE_YEARS = timedelta(days=3 * 365)
 
@@ -541,4 +541,33 @@ def test_a_database_that_cannot_be_opened_again_after_a_move_is_tried_again_at_t
         assert db.execute("SELECT id FROM ratings").fetchall() == [(again.id,)]
         assert json.loads(db.execute("SELECT restart FROM chain").fetchone()[0])["why"] == "database_missing"
     db.close()
+    store.close()
+
+
+def test_a_salvage_cut_short_by_a_kill_is_done_again_at_the_next_open(tmp_path):
+    """Power that flaps after a cut damages the database, and cuts again while the store salvages it
+    (a year of ratings: seconds on an SD card). Killed there, the next open found the new database
+    at the path, empty, and no reason to look at the moved one: every pending rating stranded in
+    terminal.db.corrupt-*, no alert, the chain begun again unexplained. Now the move is noted
+    until its salvage is committed, and an unfinished one is put back and done again."""
+    path = tmp_path / "terminal.db"
+    store = Store(path)
+    with store._writing():
+        kept = [make_rating(text="一" * 100) for _ in range(30_000)]
+        for rating in kept:
+            store._insert(rating.to_wire(), "pending")
+    store.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    wreck_outbox_index(path)
+    opener = subprocess.Popen([sys.executable, "-c", f"from terminal.store import Store; Store({str(path)!r})"],
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    # killed once the damaged file is aside and the new one made: while it salvages
+    assert wait_for(lambda: path.exists() and any(tmp_path.glob("terminal.db.corrupt-*")), 30, interval=0.001)
+    opener.kill()
+    opener.wait()
+    store = Store(path)
+    assert store.counts() == {"pending": 30_000, "delivered": 0, "dead": 0}
+    assert [a["kind"] for a in store.alerts()] == ["database_corrupt"]
+    assert json.loads(store.db.execute("SELECT restart FROM chain").fetchone()[0])["why"] == "database_corrupt"
+    assert len([p for p in tmp_path.glob("terminal.db.corrupt-*") if not p.name.endswith(("-wal", "-shm"))]) == 1
     store.close()
