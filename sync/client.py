@@ -35,6 +35,7 @@ import urllib3
 
 import terminal
 from terminal.core import signing
+from terminal.core.checks import plausible_seconds
 from terminal.credentials import Credentials, CredentialsError, check_ids
 
 from . import deadline, tls
@@ -86,7 +87,7 @@ class CentralClient:
         self.wall_clock = wall_clock  # the terminal's own clock, however wrong
         self.credentials = credentials
         self.timeout = timeout
-        self.clock_offset = clock_offset  # server time minus our time, seconds
+        self.clock_offset = clock_offset if plausible_seconds(clock_offset) else 0.0  # server minus ours, seconds
         self.answered_at = time.monotonic()  # when a call last came back whole: the daemon's sign of progress
         self.http = tls.session(ca_file, server_key_pin)
         self.http.headers["User-Agent"] = f"rating-sync/{terminal.__version__}"
@@ -164,7 +165,7 @@ class CentralClient:
             server_time = float(answer.headers[signing.HEADER_SERVER_TIME])
         except (KeyError, ValueError):
             return
-        if server_time == server_time and abs(server_time) < 1e11:  # not NaN, not absurd
+        if plausible_seconds(server_time):
             self.clock_offset = server_time - (sent_at + received_at) / 2
 
     # -- endpoints ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from terminal.clock import SystemClock
 from terminal.config import Config
 from terminal.core.checks import escape_unclean, unclean_path
 from terminal.credentials import Credentials
-from terminal.store import Store
+from terminal.store import Store, StoreError
 
 from . import content
 from .backoff import Backoff
@@ -114,6 +114,9 @@ class SyncDaemon:
                 self.next_upload = now if more else now + self.config.sync.interval
             except TransientError as exc:
                 self.next_upload = now + self.backoff.next_delay(exc.retry_after)
+            except StoreError as exc:  # a full disk: nothing was marked; the batch goes again, a duplicate
+                log.warning("sync: the database refuses (%s); uploads wait with backoff", exc)
+                self.next_upload = now + self.backoff.next_delay()
         return max(0.0, self.next_upload - time.monotonic())
 
     def contact_step(self) -> float:
@@ -126,12 +129,14 @@ class SyncDaemon:
             try:
                 report = self.report()
                 reply = self.contact_client.heartbeat(report)
-                self._succeeded(self.contact_store, self.contact_client)
                 self.invite_results = self.invite_results[len(report.get("invite_results") or []):]  # heard
                 if reply.get("content_etag") and reply["content_etag"] != content.current_etag(self.config.content_dir):
                     self.next_content = 0.0
                 if isinstance(reply.get("invite"), dict):
                     self.invite_locally(reply["invite"])
+                # the bookkeeping last: a database that refuses it (locked, full) used to drop the
+                # answer's invitation, which the server, having offered it, never offers again
+                self._succeeded(self.contact_store, self.contact_client)
             except TransientError as exc:
                 self._failed(self.contact_store, self.contact_client, exc)
         if time.monotonic() >= self.next_content:
@@ -183,10 +188,7 @@ class SyncDaemon:
         and the terminal would show offline for a box's board id."""
         store = self.contact_store
         counts = store.counts()
-        oldest = store.oldest_pending()
-        oldest_s = None
-        if oldest:
-            oldest_s = max(0, int((datetime.now(timezone.utc) - datetime.fromisoformat(oldest)).total_seconds()))
+        oldest_s = _age_s(store.oldest_pending())
         state = store.state()
         report = {
             "version": terminal.__version__, "versions": versions(store.schema_version),
@@ -239,6 +241,9 @@ class SyncDaemon:
             self.progress[lane] = time.monotonic()
             try:
                 delay = step()
+            except StoreError as exc:  # a full disk, say: said in one line, not as a bug
+                log.warning("sync %s step: the database refuses (%s); trying again in 30 s", lane, exc)
+                delay = 30.0
             except Exception:  # a bug, or something no one foresaw: logged, and the lane goes on
                 log.exception("sync %s step failed; trying again in 30 s", lane)
                 delay = 30.0
@@ -260,6 +265,22 @@ class SyncDaemon:
         return [lane for lane, client in self.lane_clients.items()
                 if now - max(self.progress.get(lane, now), client.answered_at)
                 > client.deadline_s + client.timeout + STALL_GRACE_S]
+
+
+MAX_AGE_S = 2**31 - 1  # the most the central server keeps (and takes) as a heartbeat's oldest_pending_s
+
+
+def _age_s(recorded_at: str | None) -> int | None:
+    """Seconds since ``recorded_at`` (the oldest pending rating's), within 0..MAX_AGE_S; None if
+    there is none or it is no time. A garbled one raised and stopped every heartbeat while that
+    rating waited; one from a clock that said 1970 comes past the central server's limit in 2038."""
+    try:
+        age = (datetime.now(timezone.utc) - datetime.fromisoformat(recorded_at)).total_seconds()
+    except (TypeError, ValueError, OverflowError):
+        if recorded_at:
+            log.error("heartbeat: the oldest pending rating's recorded_at %r is not a time", recorded_at[:40])
+        return None
+    return min(MAX_AGE_S, max(0, int(age)))
 
 
 def client_for(config: Config, credentials: Credentials | None, **options) -> CentralClient:

@@ -8,6 +8,7 @@ after the commit (fsync), so a thank-you shown afterwards is a promise kept.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,8 @@ from terminal.core.levels import Level
 from terminal.core.rating import Rating
 from terminal.core.session import Commit, Draft, Effect, Flag, Hold, Log
 from terminal.store import Store, StoreError
+
+log = logging.getLogger("rating-terminal")
 
 
 def is_record(effect: Effect) -> bool:
@@ -55,9 +58,30 @@ class Recorder:
         self.config, self.store = config, store
         self.clock = clock or SystemClock()
         self.dept_code: str | None = None  # the window's department, from the content
-        # a chain that replaced another (a corrupt or vanished database) says so first
-        self.store.take_restart(lambda info: self._event(None, kind="chain_restart", why=info["why"],
-                                                         detail=json.dumps(info, ensure_ascii=False)))
+        self._restart_taken = 0  # the store's open whose chain restart was taken
+        self._held_released = False
+        try:
+            self._catch_up()
+        except Exception as exc:  # a full disk at start: out of service at the first record instead
+            log.error("cannot finish starting the records (tried again before the next one): %s", exc)
+
+    def _catch_up(self) -> None:
+        """What the records owe before anything new, at start and then before each record until it
+        is done: a chain that replaced another (a corrupt or vanished database, or one another
+        process moved aside: ``Store.follow``) says so first, and the presses held when the terminal
+        stopped become the ratings they are (their sessions cannot go on). Done at start only, a full
+        disk then stopped the terminal from starting at all, out of service with nothing on screen."""
+        self.store.follow()
+        if self.store.opens != self._restart_taken:
+            self.store.take_restart(lambda info: self._event(None, kind="chain_restart", why=info["why"],
+                                                             detail=json.dumps(info, ensure_ascii=False)))
+            self._restart_taken = self.store.opens
+        if not self._held_released:  # at start only: later a held draft is a live session's
+            released = self.store.release_held()
+            self._held_released = True
+            if released:
+                log.warning("%d rating(s) held when the terminal stopped were committed with what they had",
+                            len(released))
 
     def stamp(self) -> Stamp:
         return Stamp(self.clock.now(), self.clock.monotonic_ms(), self.clock.boot_id(), self.clock.synced())
@@ -67,6 +91,7 @@ class Recorder:
         """Build a rating stamped now and commit it (a press with no session around it)."""
         rating = self._rating(self.stamp(), level=level, device=device, staff_no=staff_no,
                               dept_code=dept_code or self.dept_code, **fields)
+        self._catch_up()
         return self.store.record(rating)
 
     def rating(self, draft: Draft) -> Rating:
@@ -84,6 +109,10 @@ class Recorder:
         records, rest = [], []
         for effect in effects:
             (records if is_record(effect) else rest).append(effect)
+        try:
+            self._catch_up()
+        except Exception as exc:
+            raise NotRecorded(exc, records) from exc
         for index, record in enumerate(records):
             try:
                 self._make_durable(record)

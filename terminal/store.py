@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import json
+import logging
 import os
 import sqlite3
 from dataclasses import dataclass
@@ -34,7 +36,9 @@ from terminal.core import chain
 from terminal.core.event import Event
 from terminal.core.rating import Rating, wire_digest
 
+log = logging.getLogger("rating-terminal")
 BUSY_TIMEOUT_MS = 10_000
+SQLITE_CORRUPT, SQLITE_NOTADB = 11, 26  # SQLite's primary result codes for a damaged file
 
 #: Each entry takes the schema from version N to N+1. Never edit a released entry: append one.
 MIGRATIONS: list[tuple[str, str]] = [
@@ -169,20 +173,41 @@ class Store:
     def __init__(self, path: str | Path, boot_id: str | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        with _lock(self.path):
+        self.boot_id = boot_id or SystemClock.boot_id()
+        self.opens = 0  # how many times this Store has opened its file (``follow``)
+        self._open_checked()
+
+    def _open_checked(self) -> None:
+        """Open the file at the path: checked, moved aside and salvaged if damaged, its chain
+        begun again if it is new where a chain was before."""
+        with _storage_errors_are_clear("cannot open the database", self.path), _lock(self.path):
+            _undo_unfinished_move(self.path)
             existed = self.path.exists() or Path(f"{self.path}-wal").exists()
-            boot_id = boot_id or SystemClock.boot_id()
+            boot_id = self.boot_id
+            self.opens += 1
             self.checked = _needs_check(self.path, boot_id)  # whether this open ran SQLite's quick check
             moved = _move_aside_if_corrupt(self.path, boot_id) if self.checked else None
-            self._open()
+            before = getattr(self, "db", None)
+            try:
+                self._open()
+                if moved:
+                    salvaged = _salvage(moved, self)
+                    self.alert("database_corrupt", f"{self.path.name} failed its integrity check and was moved to "
+                                                   f"{moved.name}; {salvaged['ratings']} ratings and "
+                                                   f"{salvaged['events']} events salvaged from it")
+                    self._start_chain({"why": "database_corrupt", "moved_to": moved.name, "salvaged": salvaged,
+                                       "previous": salvaged.pop("chain")})
+            except BaseException:
+                if moved:
+                    if getattr(self, "db", None) is not before:
+                        with contextlib.suppress(sqlite3.Error):
+                            self.db.close()
+                    _undo_unfinished_move(self.path)
+                raise
             if moved:
-                salvaged = _salvage(moved, self)
-                self.alert("database_corrupt", f"{self.path.name} failed its integrity check and was moved to "
-                                               f"{moved.name}; {salvaged['ratings']} ratings and "
-                                               f"{salvaged['events']} events salvaged from it")
-                self._start_chain({"why": "database_corrupt", "moved_to": moved.name, "salvaged": salvaged,
-                                   "previous": salvaged.pop("chain")})
-            elif not existed and self._marker().exists():
+                _forget_move(self.path)  # the salvage is committed: the move is done
+                return
+            if not existed and self._marker().exists():
                 self._start_chain({"why": "database_missing", "previous": self._read_marker()})
             elif self._chain_head() is None:
                 self._start_chain(None)  # a new terminal, or one upgraded from before the chain
@@ -198,7 +223,30 @@ class Store:
         if mode != "wal":
             raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
         self.db.execute("PRAGMA synchronous = FULL")
+        self._file = _identity(self.path)  # under the lock: no one moves it meanwhile
         self.migrate()
+
+    def follow(self) -> None:
+        """Open the file at the path again if it is no longer the one this Store opened: the other
+        process found it damaged and moved it aside (or someone deleted it). Before, the kiosk went
+        on thanking for ratings committed into the moved file, which nothing reads or salvages, and
+        the sync daemon uploaded from it, blind to the new one, until they were restarted.
+        By the path's inode, never a descriptor of our own on the database (see ``_private_file``)."""
+        if self._file is not None and _identity(self.path) == self._file:
+            return
+        log.warning("%s is no longer the file this process opened (moved aside or deleted): opening it again",
+                    self.path)
+        old, self._file = self.db, None  # None until the file at the path is open: tried again at each use
+        try:
+            self._open_checked()
+        except BaseException:  # (a full disk, say) reads go on from the file this process had
+            if self.db is not old:
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.close()
+                self.db = old
+            raise
+        with contextlib.suppress(sqlite3.Error):
+            old.close()
 
     def close(self) -> None:
         self.db.close()
@@ -212,6 +260,9 @@ class Store:
         if version > SCHEMA_VERSION:
             raise StoreError(f"{self.path} has schema version {version}, newer than this software "
                              f"({SCHEMA_VERSION}); refusing to touch it")
+        if version < 0:  # no version of ours: as an index, it ran the last migrations on a foreign schema
+            raise StoreError(f"{self.path} has schema version {version}, which no version of this software "
+                             "writes; refusing to touch it")
         for number, (_, sql) in enumerate(MIGRATIONS[version:], start=version + 1):
             # one script, one transaction: executescript would commit an outer one half-way
             try:
@@ -229,7 +280,12 @@ class Store:
         if self.db.conn.in_transaction:
             yield
             return
+        self.follow()
         self.db.execute("BEGIN IMMEDIATE")
+        if _identity(self.path) != self._file:  # checked holding the write lock: a mover holds it to move
+            self.db.conn.rollback()
+            self.follow()
+            self.db.execute("BEGIN IMMEDIATE")
         try:
             yield
         except BaseException:
@@ -258,11 +314,19 @@ class Store:
                             [rating.id, json.dumps(rating.to_wire(), ensure_ascii=False), _now()])
 
     def release_held(self) -> list[Rating]:
-        """At start: commit every held press as the rating it is (its session can no longer go on)."""
+        """At start: commit every held press as the rating it is (its session can no longer go on).
+        One that cannot be read back (garbled on the card, inside a page the quick check finds sound)
+        can be no rating: it stays held, with an alert for the technician. It raised, and the
+        terminal could not start at all, the good presses beside it never committed."""
         released = []
         with _storage_errors_are_clear("cannot release held ratings", self.path), self._writing():
             for rating_id, payload in self.db.execute("SELECT id, payload FROM held").fetchall():
-                rating = Rating.from_wire(json.loads(payload))
+                try:
+                    rating = Rating.from_wire(json.loads(payload))
+                except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                    self.alert("held_unreadable", f"held press {str(rating_id)[:64]!r} cannot be read back "
+                                                  f"({type(exc).__name__}); it stays in the held table")
+                    continue
                 if self.get(rating_id) is None:
                     rating, wire, digest = self._chained(rating)
                     self._insert(wire, "pending", digest)
@@ -296,6 +360,7 @@ class Store:
     def pending(self, limit: int, max_bytes: int | None = None, table: str = "ratings", after: int = 0) -> list[Pending]:
         """Oldest pending rows of an outbox first (after ``after``, the last one already on its way),
         at most ``limit`` and about ``max_bytes`` of JSON."""
+        self.follow()
         out, size = [], 0
         for seq, rating_id, payload in self.db.execute(
             f"SELECT seq, id, payload FROM {_outbox(table)} WHERE state = 'pending' AND seq > ? ORDER BY seq LIMIT ?",
@@ -311,13 +376,13 @@ class Store:
         if not ids:
             return
         now = _now()
-        with self._writing():
+        with _storage_errors_are_clear("cannot mark records delivered", self.path), self._writing():
             self.db.conn.executemany(
                 f"UPDATE {_outbox(table)} SET state = 'delivered', delivered_at = ?, last_error = NULL "
                 "WHERE id = ? AND state = 'pending'", [(now, i) for i in ids])
 
     def mark_dead(self, rating_id: str, status: int, reason: str, table: str = "ratings") -> None:
-        with self._writing():
+        with _storage_errors_are_clear("cannot mark a dead letter", self.path), self._writing():
             self.db.execute(f"UPDATE {_outbox(table)} SET state = 'dead', dead_status = ?, dead_reason = ? "
                             "WHERE id = ? AND state = 'pending'", [status, reason[:1000], rating_id])
 
@@ -325,7 +390,7 @@ class Store:
         """Count a send attempt (and its error) for the technician's view; state is unchanged."""
         if not ids:
             return
-        with self._writing():
+        with _storage_errors_are_clear("cannot count a send attempt", self.path), self._writing():
             self.db.conn.executemany(
                 f"UPDATE {_outbox(table)} SET attempts = attempts + 1, last_error = ? WHERE id = ?",
                 [(error[:500] if error else None, i) for i in ids])
@@ -357,17 +422,26 @@ class Store:
     # -- sync state and alerts ---------------------------------------------------------------
 
     def set_state(self, **values) -> None:
-        with self._writing():
+        with _storage_errors_are_clear("cannot note the state", self.path), self._writing():
             for key, value in values.items():
                 self.db.execute("INSERT INTO sync_state (key, value) VALUES (?, ?) "
                                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                                 [key, json.dumps(value, ensure_ascii=False)])
 
     def state(self) -> dict:
-        return {row["key"]: json.loads(row["value"]) for row in self.db.query("SELECT key, value FROM sync_state")}
+        """What the sync daemon (and the kiosk) last noted. A value that is not JSON (a byte a card
+        garbled inside a page the quick check passes, a hand edit) is logged and left out, as if
+        never noted: it failed every reader, the sync daemon's start among them, for good."""
+        state = {}
+        for key, value in self.db.execute("SELECT key, value FROM sync_state"):
+            try:
+                state[key] = json.loads(value)
+            except (ValueError, TypeError):
+                log.error("%s: sync_state %r is not JSON; taken as not noted", self.path, str(key)[:64])
+        return state
 
     def alert(self, kind: str, detail: str) -> None:
-        with self._writing():
+        with _storage_errors_are_clear("cannot keep an alert", self.path), self._writing():
             self.db.execute("INSERT INTO alerts (at, kind, detail) VALUES (?, ?, ?)", [_now(), kind, detail[:2000]])
 
     def alerts(self, limit: int = 20) -> list[dict]:
@@ -387,12 +461,19 @@ class Store:
 
     def take_restart(self, record) -> Event | None:
         """If this chain replaced another, commit ``record(restart_info)`` (the recorder's
-        ``chain_restart`` event) and forget the reason, in one transaction; else nothing."""
+        ``chain_restart`` event) and forget the reason, in one transaction; else nothing. A reason
+        that cannot be read back (garbled) is forgotten with an alert, and the central server finds
+        the restart unexplained: it failed every record after it, out of service for good."""
         with _storage_errors_are_clear("cannot record the chain restart", self.path), self._writing():
             restart = self._chain_head()[3]
             if restart is None:
                 return None
-            event = self.record_event(record(json.loads(restart)))
+            try:
+                event = self.record_event(record(json.loads(restart)))
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                self.alert("chain_restart_unreadable", f"why this chain began cannot be read back "
+                                                       f"({type(exc).__name__}); sent unexplained")
+                event = None
             self.db.execute("UPDATE chain SET restart = NULL WHERE id = 1")
             return event
 
@@ -446,10 +527,23 @@ def _storage_errors_are_clear(what: str, path: Path):
         yield
     except (sqlite3.IntegrityError, sqlite3.ProgrammingError):
         raise
+    except OSError as exc:  # the store's own files beside the database (its notes, its chain marker)
+        if exc.errno == errno.ENOSPC or _no_room(path):
+            raise StoreFull(f"{what}: {exc.strerror}: no space left on the disk ({path})") from None
+        raise StoreError(f"{what}: {exc} ({path})") from None
     except sqlite3.DatabaseError as exc:
         if "full" in str(exc):
             raise StoreFull(f"{what}: {exc} ({path})") from None
+        if _no_room(path):  # what SQLite calls an I/O error when its -shm cannot grow
+            raise StoreFull(f"{what}: {exc}: no space left on the disk ({path})") from None
         raise StoreError(f"{what}: {exc} ({path})") from None
+
+
+def _no_room(path: Path) -> bool:
+    try:
+        return os.statvfs(path.parent).f_bavail == 0
+    except OSError:
+        return False
 
 
 # -- storage faults -------------------------------------------------------------------------------
@@ -485,6 +579,15 @@ def _lock(path: Path):
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    """Which file is at the path now (device and inode), or None if none is."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _check_note(path: Path) -> Path:
@@ -525,25 +628,100 @@ def _note_check(path: Path, boot_id: str) -> None:
         write_private(_check_note(path), json.dumps(_file_state(path, boot_id)), durable=False)
 
 
+def _corrupt(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite's error says the file itself is damaged (or no database at all), rather than
+    that it cannot be read now: a full disk (the -shm cannot grow: "disk I/O error"), a lock held
+    past the busy timeout, a file it may not open. Only damage moves a database aside."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in (SQLITE_CORRUPT, SQLITE_NOTADB)
+
+
 def _move_aside_if_corrupt(path: Path, boot_id: str) -> Path | None:
     """Run SQLite's quick check; a database that fails it is renamed (with its WAL), never deleted.
     One that passes is noted (``_needs_check``) once its check connection is closed, which may have
-    moved the WAL into it."""
-    try:
-        with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+    moved the WAL into it. A check that cannot run (a full disk, a lock, an I/O error) raises: a
+    sound database moved aside for it had its pending ratings stranded in the moved file, which
+    nothing salvaged once the new database could not be made on the same full disk."""
+    with contextlib.closing(sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_MS / 1000)) as db:
+        try:
             sound = db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
-        if sound:
-            _note_check(path, boot_id)
-            return None
-    except sqlite3.DatabaseError:
-        pass
+        except sqlite3.DatabaseError as exc:
+            if not _corrupt(exc):
+                raise
+            sound = False
+        if not sound:
+            # moved holding the write lock (if the damage allows it): a writer in another process
+            # waits, then finds the path is another file (``Store.follow``) and never writes here
+            with contextlib.suppress(sqlite3.DatabaseError):
+                db.execute("BEGIN IMMEDIATE")
+            moved = _aside_name(path)
+            parts = [suffix for suffix in ("", "-wal", "-shm") if Path(f"{path}{suffix}").exists()]
+            from terminal.credentials import write_private  # durably, before the first rename
+            write_private(_move_note(path), json.dumps({"moved": moved.name, "parts": parts}))
+            for suffix in parts:
+                os.replace(f"{path}{suffix}", f"{moved}{suffix}")
+            return moved
+    _note_check(path, boot_id)
+    return None
+
+
+def _move_note(path: Path) -> Path:
+    """Where a move aside is noted until its salvage is committed (``_undo_unfinished_move``)."""
+    return path.with_name(path.name + ".moving")
+
+
+def _undo_unfinished_move(path: Path) -> None:
+    """Put a damaged database back where it was if its move aside did not finish: its salvage
+    failed (a full disk), or the process was killed or the power cut while it salvaged. Left
+    aside, its ratings were stranded: the next open found a database at the path (the new one,
+    with at most an uncommitted salvage) and no reason to look at the moved one. Put back, the
+    open checks, moves and salvages it again. The note says which parts were moved: a part
+    still at the path is the damaged database's own (its rename had not come), one not moved
+    is the new database's. No other process has the new one open: they open under the lock."""
+    note = _move_note(path)
+    try:
+        noted = json.loads(note.read_text())
+        moved = path.with_name(str(noted["moved"]))
+        parts = [p for p in noted["parts"] if p in ("", "-wal", "-shm")]
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError, KeyError, TypeError):
+        moved, parts = None, []  # unreadable: nothing can be put back by it
+    if moved is not None and (moved.parent != path.parent or not moved.name.startswith(f"{path.name}.corrupt-")):
+        moved, parts = None, []  # a note naming another file is no note of ours
+    if moved is not None and Path(f"{moved}").exists():
+        log.warning("%s was being moved aside to %s when the store stopped: put back to salvage again",
+                    path, moved.name)
+        for suffix in ("", "-wal", "-shm", "-journal"):  # (a -journal: the new one's, cut while it was made)
+            if suffix in parts and Path(f"{moved}{suffix}").exists():
+                os.replace(f"{moved}{suffix}", f"{path}{suffix}")
+            elif suffix not in parts:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{path}{suffix}")
+    _forget_move(path)
+
+
+def _forget_move(path: Path) -> None:
+    """Drop the note of a move, durably: come back after a power cut, it would undo a finished one."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(_move_note(path))
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def _aside_name(path: Path) -> Path:
+    """A name no file has yet for a database moved aside: its time, and a number if that is taken.
+    By time alone, a second corruption in the same second overwrote the first one's file (which
+    holds what no salvage could read): likely on a board without a clock that boots offline, at
+    the same saved time, and checks its database before any time server is reached."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    moved = path.with_name(f"{path.name}.corrupt-{stamp}")
-    for suffix in ("", "-wal", "-shm"):
-        part = Path(str(path) + suffix)
-        if part.exists():
-            os.replace(part, Path(str(moved) + suffix))
-    return moved
+    for number in range(1, 10_000):
+        moved = path.with_name(f"{path.name}.corrupt-{stamp}" + (f"-{number}" if number > 1 else ""))
+        if not any(os.path.lexists(f"{moved}{suffix}") for suffix in ("", "-wal", "-shm")):
+            return moved
+    raise StoreError(f"{path}: 10,000 databases moved aside at {stamp}; refusing to move another")
 
 
 def _salvage(moved: Path, store: "Store") -> dict:

@@ -103,9 +103,7 @@ class Window:
         self.content = content
         self.session = Session(self._rules(content))
         self._use_content(content)
-        released = store.release_held()
-        if released:
-            log.warning("%d rating(s) held when the terminal stopped were committed with what they had", len(released))
+        self._carry_out([])  # the recorder's catch-up (held presses): out of service while storage refuses it
         if config.kiosk.staff_no:  # a window without a badge reader: this staff member is on duty
             self._run(self.session.swipe, config.kiosk.staff_no, self.monotonic())
 
@@ -217,7 +215,7 @@ class Window:
     @_survives()
     def tick(self) -> None:
         with self.lock:
-            if self.unrecorded and self.monotonic() >= self._retry_at:
+            if (self.unrecorded or self.fault) and self.monotonic() >= self._retry_at:
                 self._carry_out([])  # storage may work again (a lock released, room made)
             self._run(self.session.tick, self.monotonic())
 

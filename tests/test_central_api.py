@@ -173,3 +173,28 @@ def test_a_refused_item_naming_another_terminal_is_kept_under_the_one_that_sent_
     assert [(t, c) for t, c, _ in kept] == [(enrolled.terminal_id, "terminal_mismatch")]
     assert victim.terminal_id in kept[0][2] and enrolled.terminal_id in kept[0][2]
     assert central.query("SELECT count(*) FROM ratings_rejecteditem WHERE terminal_id = ?", [victim.terminal_id]) == [(0,)]
+
+
+def test_a_synced_clock_set_back_after_it_synced_is_not_believed_over_its_boots_timeline(central, enrolled):
+    """The terminal's clock synced in this boot (systemd-timesyncd's flag stays up), then was set back a
+    year, by hand or by a hostile time server: its ratings still say clock_synced, and were counted a
+    year back, in another period, unmarked. Its boot's own timeline (the boot's start, which every
+    batch's clock tells the server, plus the rating's mono_ms) now wins when they disagree."""
+    from datetime import datetime, timedelta, timezone
+    central.backdate(enrolled.terminal_id, 400)  # a year back is inside its service: only the boot tells
+    boot, now = "c1" * 16, datetime.now(timezone.utc)
+    set_back = rating(enrolled, clock_synced=True, boot_id=boot, mono_ms=3_500_000, now=now - timedelta(days=365))
+    honest = rating(enrolled, clock_synced=True, boot_id=boot, mono_ms=3_500_000, now=now - timedelta(seconds=100))
+    body = {"ratings": [set_back, honest], "clock": {"boot_id": boot, "mono_ms": 3_600_000}}  # an hour into the boot
+    assert post(central, enrolled, json.dumps(body).encode()).json()["accepted"] == 2
+    rows = dict((r[0], r[1:]) for r in central.query(
+        "SELECT rating_id, rated_at, rated_at_terminal, time_source FROM ratings_rating WHERE rating_id IN (?, ?)",
+        [set_back["id"], honest["id"]]))
+
+    def at(value) -> datetime:
+        value = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    rated_at, said, source = rows[set_back["id"]]
+    assert source == "server_boot" and abs((at(rated_at) - (now - timedelta(seconds=100))).total_seconds()) < 30
+    assert abs((at(said) - (now - timedelta(days=365))).total_seconds()) < 30  # what the terminal said, kept
+    assert rows[honest["id"]][2] == "terminal_ntp"

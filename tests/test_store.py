@@ -76,6 +76,25 @@ def test_newer_schema_is_not_touched(tmp_path):
         Store(path)
 
 
+@pytest.mark.parametrize("version", [-1, -2**31])
+def test_a_negative_schema_version_is_not_touched(tmp_path, version):
+    """user_version is a signed 32-bit number: a newer or foreign schema (or a bad write) can leave it
+    negative. Taken as an index into the migrations, -1 ran the last one on the foreign tables and
+    set the version to 0 (the next open would run them all on top), and -2**31 ran them all and
+    opened the store at version -2**31 + 5."""
+    path = tmp_path / "t.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE ratings_v9 (id TEXT)")
+        db.execute(f"PRAGMA user_version = {version}")
+    db.close()
+    with pytest.raises(StoreError, match=f"schema version {version}, which no version of this software writes"):
+        Store(path)
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone() == (version,)
+        assert db.execute("SELECT name FROM sqlite_master").fetchall() == [("ratings_v9",)]
+    db.close()
+
+
 def test_rating_survives_sigkill_right_after_record_returns(tmp_path):
     """A child records, says so, and is killed with SIGKILL at once: the rating is on disk."""
     path = tmp_path / "t.db"

@@ -17,7 +17,7 @@ from sync.client import CentralClient, TransientError
 from sync.outbox import Uploader
 from terminal import config as terminal_config_module
 from terminal.core.levels import Level
-from terminal.store import Store
+from terminal.store import Store, StoreError
 
 from terminal.credentials import Credentials
 
@@ -170,6 +170,59 @@ def test_once_exits_nonzero_and_keeps_ratings_when_server_is_down(terminal_confi
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "1 ratings stay pending" in done.stderr
     assert store.counts()["pending"] == 1
+
+
+def test_a_garbled_sync_state_neither_keeps_the_daemon_from_starting_nor_stops_its_heartbeat(terminal_config, tmp_path,
+                                                                                              central, enrolled):
+    """A byte garbled in a sync_state value, inside a page whose structure the quick check finds
+    sound, and an offset that reads back as NaN: the daemon could not start (its first read of the
+    state raised), under systemd a restart loop that never delivered a rating again."""
+    config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
+    store = Store(tmp_path / "data" / "terminal.db")
+    rating = store.record(make_rating(terminal_id=enrolled.terminal_id))
+    store.set_state(devices=[{"device": "button_box", "connected": True}], clock_offset_s=float("nan"))
+    store.db.execute("UPDATE sync_state SET value = substr(value, 1, 20) || char(127) WHERE key = 'devices'")
+    store.db.conn.commit()
+    assert store.db.execute("PRAGMA quick_check").fetchone() == ("ok",)
+    done = subprocess.run([str(BIN / "rating-sync"), "--config", str(config), "run", "--once"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert store.get(rating.id)["state"] == "delivered"
+    from sync.daemon import SyncDaemon
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    try:
+        report = daemon.report()
+        assert report["devices"] == [] and abs(report["clock_offset_s"]) < 5  # learned again, not NaN
+        assert isinstance(daemon.contact_client.heartbeat(report), dict)  # taken by the server
+    finally:
+        daemon.close()
+
+
+@pytest.mark.parametrize("recorded_at, reported", [("2026-13-45T99:00:00+08:0\x7f", None),
+                                                   ("2026-12-05T10:00:00", None),  # no zone: naive
+                                                   ("0001-01-01T00:00:00+00:00", 2**31 - 1)])
+def test_an_oldest_pending_rating_whose_time_is_garbled_or_absurd_does_not_stop_the_heartbeat(
+        terminal_config, tmp_path, central, enrolled, recorded_at, reported):
+    """The heartbeat reports how long the oldest pending rating has waited, from its recorded_at.
+    One garbled (a flipped byte), without a zone, or so old the age passes what the central
+    server keeps (a clock that said 1970, from 2038 on) raised or was refused, and no heartbeat
+    went while that rating waited."""
+    config = terminal_config(server=central.url)
+    enrolled.save(tmp_path / "data")
+    store = Store(tmp_path / "data" / "terminal.db")
+    store.record(make_rating(terminal_id=enrolled.terminal_id))
+    store.db.execute("UPDATE ratings SET recorded_at = ?", [recorded_at])
+    store.db.conn.commit()
+    from sync.daemon import SyncDaemon
+    daemon = SyncDaemon(terminal_config_module.load(config))
+    try:
+        report = daemon.report()
+        assert report["oldest_pending_s"] == reported and report["queue_depth"] == 1
+        assert isinstance(daemon.contact_client.heartbeat(report), dict)  # taken by the server
+    finally:
+        daemon.close()
+        store.close()
 
 
 def test_a_single_drain_opens_no_contact_lane(terminal_config, tmp_path):
@@ -387,9 +440,17 @@ def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_
                     f'[sync]\nserver = "{url}"\ntimeout = 5.0\nheartbeat_s = 60.0\ncontent_s = 3600.0\n'
                     f'[invite]\nlisten = "{invite_url.removeprefix("http://")}"\n', encoding="utf-8")
     daemon = SyncDaemon(terminal_config_module.load(path))
+    kiosk = Store(data / "terminal.db")
     try:
         daemon.next_content = time.monotonic() + 3600
-        daemon.contact_step()
+        # the database refuses the daemon's bookkeeping after the heartbeat: the kiosk holds the write
+        # lock past the busy timeout. The invitation in the answer was dropped with it, and the server,
+        # having offered the case, never offers it again.
+        daemon.contact_store.db.execute("PRAGMA busy_timeout = 50")
+        kiosk.db.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StoreError, match="database is locked"):
+            daemon.contact_step()
+        kiosk.db.conn.rollback()
         assert invitations == [("/v1/invite", f"Bearer {load_or_create_token(data / 'invite-token')}",
                                 {"case_no": "C-2026-0042", "item_code": "ITEM-1", "staff_no": "SZ0101"})]
         assert "invite_results" not in beats[0]
@@ -401,6 +462,7 @@ def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_
         assert "invite_results" not in beats[2]  # told once, heard: not again
     finally:
         daemon.close()
+        kiosk.close()
         central.shutdown()
         invite.shutdown()
 

@@ -53,6 +53,9 @@ DUPLICATE_CASE = "duplicate_case"
 CASE_ELSEWHERE = "case_elsewhere"  # names a reported case of another window
 FOLLOWUP_LATE = "followup_late"  # a 追加评价 after the follow-up period
 TIME_IMPLAUSIBLE = "time_implausible"
+#: how far a synced terminal's time may stray from its boot's timeline (the boot's start as the
+#: server estimated it, plus the monotonic clock, which drifts by seconds a day) and still be taken
+SYNCED_DRIFT = timedelta(minutes=15)
 
 
 @dataclass
@@ -498,14 +501,19 @@ def _replay(kind: Kind, index: int, record, digest: str, stored_digest: str | No
 
 
 def corrected_time(r, boots: dict, said: datetime | None = None) -> tuple[datetime, str]:
-    """The best time for a rating or event: the terminal's own if NTP had synced it, else the boot's
-    start in server time plus the monotonic clock, else (boot never heard of) the terminal's, marked so."""
+    """The best time for a rating or event: the terminal's own if NTP had synced it and it agrees
+    with its boot's timeline (within SYNCED_DRIFT), else the boot's start in server time plus the
+    monotonic clock, else (boot never heard of) the terminal's, marked so. A clock synced once in a
+    boot and set back a year afterwards (by hand, or by a hostile time server) still says synced:
+    its ratings were counted a year back, in another period, unmarked."""
     said = said or datetime.fromisoformat(r.rated_at if isinstance(r, WireRating) else r.at)
-    if r.clock_synced:
+    on_boot = boots[r.boot_id] + timedelta(milliseconds=r.mono_ms) if r.boot_id in boots else None
+    if r.clock_synced and (on_boot is None or abs(said - on_boot) <= SYNCED_DRIFT):
         return said, "terminal_ntp"
-    if r.boot_id in boots:
-        return boots[r.boot_id] + timedelta(milliseconds=r.mono_ms), "server_boot"
+    if on_boot is not None:
+        return on_boot, "server_boot"
     return said, "terminal_unsynced"
+
 
 
 def _chain_fields(r) -> dict:

@@ -139,6 +139,13 @@ def enum(kind):
     return check
 
 
+def plausible_seconds(v: object) -> bool:
+    """A number of seconds a clock, or the offset between two, can be: not NaN, not infinite, not
+    past year 5000. (An offset the sync daemon kept reads back through this: NaN failed every
+    signature, and the daemon never reached the server that would have corrected it.)"""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v and abs(v) < 1e11
+
+
 def timestamp(v):
     _timestamp_text(v)
     try:

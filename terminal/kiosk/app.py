@@ -410,8 +410,10 @@ class KioskApp(App):
         if rating_id is None:
             self.phone_qr = None
             return
+        from terminal.core.checks import plausible_seconds
         from .mobile_qr import texture, url_for
-        offset = float(self.store.state().get("clock_offset_s") or 0.0)
+        offset = self.store.state().get("clock_offset_s")
+        offset = offset if plausible_seconds(offset) else 0.0
         self.phone_qr = texture(url_for(self.terminal_config.kiosk.mobile_url, self.credentials.terminal_id,
                                         self.credentials.secret, rating_id, offset))
 
