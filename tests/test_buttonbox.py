@@ -2,6 +2,7 @@
 host driver: one press is one event, bounces and held keys do not multiply, a faulty link loses
 and invents nothing."""
 
+import contextlib
 import subprocess
 import threading
 import time
@@ -294,13 +295,29 @@ def _read_frames(fd, until, seconds=10.0):
     return bytes(data)
 
 
+@contextlib.contextmanager
+def _host_on_pty(on_event=lambda kind, key: None):
+    """A started ButtonBoxLink on a raw pseudo-terminal: (the box's end, the host), both closed after."""
+    import os
+    import tty
+    master, slave = os.openpty()
+    tty.setraw(master)
+    tty.setraw(slave)
+    host = ButtonBoxLink(os.ttyname(slave), on_event).start()
+    try:
+        yield master, host
+    finally:
+        host.stop()
+        os.close(master)
+        os.close(slave)
+
+
 def test_a_port_that_never_says_hello_is_sent_nothing_but_ask_and_is_logged(monkeypatch, caplog):
     """The box's REPL port configured by mistake (ttyACM0; the data port is ttyACM1): the host sent
     it its LED frames, and LED_OFF's bytes hold 0x03, Ctrl-C to a MicroPython REPL, which stopped
     the firmware. Until a HELLO the host sends nothing but ASK, and says the port is not a box."""
     import logging
     import os
-    import tty
     from types import SimpleNamespace
 
     from firmware import boxproto as P
@@ -308,11 +325,7 @@ def test_a_port_that_never_says_hello_is_sent_nothing_but_ask_and_is_logged(monk
     clock = [1000.0]
     monkeypatch.setattr(buttonbox, "time", SimpleNamespace(monotonic=lambda: clock[0]))
     caplog.set_level(logging.WARNING, logger="rating-terminal.box")
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: None).start()
-    try:
+    with _host_on_pty() as (master, host):
         assert _read_frames(master, lambda got: got.endswith(P.encode(P.ASK))) == P.encode(P.ASK)
         for mode in (P.LED_OFF, P.LED_PROMPT, P.LED_THANKS, P.LED_PAUSED, P.LED_ERROR):
             assert host.set_led(mode) is False
@@ -321,10 +334,6 @@ def test_a_port_that_never_says_hello_is_sent_nothing_but_ask_and_is_logged(monk
         assert wait_for(lambda: "said HELLO" in caplog.text)
         assert _read_frames(master, lambda got: False, seconds=0.3) == b""  # no LED, no answer to the echo
         assert host.state()["connected"] and host.state()["firmware"] is None
-    finally:
-        host.stop()
-        os.close(master)
-        os.close(slave)
 
 
 def test_a_box_replugged_shows_the_sessions_leds_again(tmp_path):
@@ -359,15 +368,10 @@ def test_a_press_of_another_boot_than_the_hello_is_no_press(tmp_path):
     HELLO is an old frame replayed (its seq long forgotten), and was taken as a new press. It gets
     an ASK, no ACK, and no event; the HELLO'd boot's presses count as before."""
     import os
-    import tty
 
     from firmware import boxproto as P
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
     events = []
-    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: events.append((kind, key))).start()
-    try:
+    with _host_on_pty(lambda kind, key: events.append((kind, key))) as (master, host):
         _read_frames(master, lambda got: got.endswith(P.encode(P.ASK)))
         os.write(master, P.encode(P.HELLO, 2, firmware_version(), "5e5e0001"))
         assert wait_for(lambda: host.hello is not None)
@@ -376,10 +380,6 @@ def test_a_press_of_another_boot_than_the_hello_is_no_press(tmp_path):
         os.write(master, P.encode(P.PRESS, 2, 1, 5, 0))
         assert _read_frames(master, lambda got: got.endswith(P.encode(P.ACK, 2, 1))) == P.encode(P.ACK, 2, 1)
         assert events == [("press", 5)]
-    finally:
-        host.stop()
-        os.close(master)
-        os.close(slave)
 
 
 @pytest.mark.parametrize("config", ['[2, 3, 4, 5, 6]', '{"debounce_ms": "30"}', '{"buttons": [2, 3, 4]}',
@@ -413,15 +413,10 @@ def test_a_hello_storm_is_one_line_in_the_journal_and_one_led_frame(caplog):
     The same boot's HELLO again is nothing new: not logged, not answered."""
     import logging
     import os
-    import tty
 
     from firmware import boxproto as P
     caplog.set_level(logging.INFO, logger="rating-terminal.box")
-    master, slave = os.openpty()
-    tty.setraw(master)
-    tty.setraw(slave)
-    host = ButtonBoxLink(os.ttyname(slave), lambda kind, key: None).start()
-    try:
+    with _host_on_pty() as (master, host):
         _read_frames(master, lambda got: got.endswith(P.encode(P.ASK)))
         host.set_led(P.LED_PROMPT)
         hello = P.encode(P.HELLO, 3, firmware_version(), "5e5e0001")
@@ -429,7 +424,3 @@ def test_a_hello_storm_is_one_line_in_the_journal_and_one_led_frame(caplog):
         ack = P.encode(P.ACK, 3, 1)
         assert _read_frames(master, lambda got: got.endswith(ack)) == P.encode(P.LED, P.LED_PROMPT) + ack
         assert caplog.text.count("firmware " + firmware_version()) == 1
-    finally:
-        host.stop()
-        os.close(master)
-        os.close(slave)
