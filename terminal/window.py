@@ -139,11 +139,16 @@ class Window:
     def swipe(self, badge_id: str) -> SwipeResult:
         """A badge was read: log in, log out (same badge) or switch; an unknown badge changes nothing."""
         badge_id = badge_id.strip()
-        member = next((s for s in (self.content.staff.values() if self.content else ()) if s.badge_id == badge_id
-                       and badge_id), None)
-        if member is None:
+        holders = [s for s in (self.content.staff.values() if self.content else ()) if s.badge_id == badge_id
+                   and badge_id]
+        if len(holders) > 1:  # a card reissued without clearing the old entry: whose services would it be?
+            log.error("badge (ending …%s) is on %d roster entries (%s): refused until the roster names one",
+                      badge_id[-4:], len(holders), ", ".join(s.staff_no for s in holders))
+            return SwipeResult("unknown")
+        if not holders:
             log.warning("unknown badge swiped (ending …%s)", badge_id[-4:])
             return SwipeResult("unknown")
+        member = holders[0]
         with self.lock:
             leaving = member.staff_no == self.session.staff_no
             self._run(self.session.swipe, member.staff_no, self.monotonic())
