@@ -302,3 +302,25 @@ def test_a_badge_on_two_roster_entries_logs_in_neither(terminal_config, tmp_path
         assert window.swipe(raw["staff"][2]["badge_id"]).known  # the others' badges still work
     finally:
         store.close()
+
+
+def test_content_that_arrives_during_a_session_rules_from_the_next_calm_moment(window):
+    """Sync swapped in content while a rater was on the rating screen: its rules were meant for the
+    next idle moment but were dropped, kept stale until some later content change. The kiosk showed
+    the new reason tags while the session refused them, so a rater's chosen reason was lost."""
+    from dataclasses import replace
+    window.swipe("0004521873")
+    window.invite(case_no="C-NEW-TAGS")
+    added = {"code": "queue", "label": "排队时间长", "label_en": "Long queue"}
+    window.reload(replace(window.content, reason_tags=[*window.content.reason_tags, added],
+                          settings={**window.content.settings, "invite_timeout_s": 20}))
+    assert window.rules.invite_timeout_s == 10.0  # not in the middle of this session
+    window.press(Level.SATISFIED, InputDevice.TOUCHSCREEN)
+    assert window.state is State.THANKS and window.rules.invite_timeout_s == 20.0
+    window.session.deadline = 0  # the thank-you is over
+    window.tick()
+    window.invite(case_no="C-NEXT")
+    window.press(Level.DISSATISFIED, InputDevice.TOUCHSCREEN)
+    window.submit(["queue"], "")
+    (payload,) = window.store.db.execute("SELECT payload FROM ratings WHERE payload LIKE '%C-NEXT%'").fetchone()
+    assert json.loads(payload)["reasons"] == ["queue"] and window.errors == 0
