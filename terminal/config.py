@@ -196,6 +196,10 @@ def load(path: str | os.PathLike | None = None) -> Config:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:  # a folder, a file we may not read: a clear error, not a traceback at every restart
+        raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     return with_credentials(from_dict(raw, source=str(path), base=path.parent))
@@ -231,11 +235,26 @@ def from_dict(raw: dict, *, source: str = "dict", base: Path = Path(".")) -> Con
         parse_pin(built["sync"].server_key_pin)
     except PinError as exc:
         raise ConfigError(f"{source} [sync]: {exc}") from None
+    if built["invite"].listen:
+        try:
+            listen_address(built["invite"].listen)
+        except ConfigError as exc:
+            raise ConfigError(f"{source} [invite] {exc}") from None
     for section, key in (("terminal", "id"), ("terminal", "window"), ("kiosk", "staff_no")):
         value = getattr(built[section], key)
         if value or key != "staff_no":  # staff_no "" is nobody on duty
             check_code(value, f"{source} [{section}] {key}")
     return Config(**built, source=source)
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    """``[invite] listen`` as (host, port): "host:port" or "[v6]:port", the port 0..65535 (0: any
+    free one, for tests). Checked when the file is read: a port the socket cannot take left the
+    invite API dead while the log said it listened."""
+    host, _, port = listen.rpartition(":")
+    if not host.strip("[]") or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ConfigError(f"listen must be host:port with a port 0..65535, got {listen!r}")
+    return host.strip("[]"), int(port)
 
 
 def check_code(value: str, where: str) -> str:

@@ -37,8 +37,7 @@ def run(config: Config, stop: threading.Event) -> None:
     window = Window(config, store, load_or_none(config.content_dir), screen=False)  # a press is the whole rating
     devices: list = []
     voice = Voice(config.kiosk.volume, player=AplayPlayer(config.kiosk.audio_device))
-    window.listeners.append(lambda what, detail: voice.say(detail, config.terminal.language) if what == "say" else
-                            voice.call(detail, config.terminal.language) if what == "call" else None)
+    window.listeners.append(spoken(voice, config.terminal.language))
 
     def on_device(device: InputDevice):
         return lambda kind, key: window.device_key(kind, key, device)
@@ -91,6 +90,12 @@ def run(config: Config, stop: threading.Event) -> None:
             gpio.close()
         store.close()
         log.info("headless terminal stopped")
+
+
+def spoken(voice: Voice, language: str):
+    """The window's listener that says its prompts and called tickets (run under the window's lock)."""
+    return lambda what, detail: (voice.say(detail, language) if what == "say" else
+                                 voice.call(detail, language) if what == "call" else None)
 
 
 def _enroll_first(config: Config, stop: threading.Event) -> Config | None:

@@ -51,6 +51,7 @@ from pathlib import Path
 
 import h11
 
+from terminal.config import listen_address
 from terminal.core import signing
 from terminal.core.checks import InvalidRecord
 from terminal.core.session import SessionRefused
@@ -92,10 +93,7 @@ class Refusal(Exception):
 class InviteServer:
     def __init__(self, window: Window, listen: str, token: str, max_body: int = 4096,
                  allow: tuple[str, ...] | list[str] = (), max_connections: int = 64, per_address: int = 8):
-        host, _, port = listen.rpartition(":")
-        if not host or not port.isdigit():
-            raise ValueError(f"[invite] listen must be host:port, got {listen!r}")
-        self.host, self.port = host.strip("[]"), int(port)
+        self.host, self.port = listen_address(listen)  # ConfigError (a ValueError) if it is not one
         self.handler = Handler(window, token, max_body)
         self.allow = [ipaddress.ip_network(a, strict=False) for a in (allow or DEFAULT_ALLOW)]
         self.max_connections, self.per_address = max_connections, per_address
@@ -121,7 +119,8 @@ class InviteServer:
 
     def start(self) -> "InviteServer":
         self.thread.start()
-        self.ready.wait(10)
+        if not self.ready.wait(10):
+            raise RuntimeError(f"the invite API did not start on {self.address} within 10 s")
         if self.failure:
             raise self.failure
         log.info("invite API listening on %s, from %s", self.address, ", ".join(map(str, self.allow)))
@@ -149,7 +148,7 @@ class InviteServer:
             self.server = self.loop.run_until_complete(
                 asyncio.start_server(self._connection, self.host, self.port, backlog=BACKLOG, limit=MAX_HEAD_BYTES))
             self.port = self.server.sockets[0].getsockname()[1]
-        except OSError as exc:
+        except Exception as exc:  # OSError, and whatever else a bind refuses: start() raises it, never "listening"
             self.failure = exc
             self.ready.set()
             return

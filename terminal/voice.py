@@ -15,6 +15,7 @@ import io
 import logging
 import subprocess
 import sys
+import threading
 import wave
 from pathlib import Path
 
@@ -73,11 +74,7 @@ class AplayPlayer:
                                          stderr=subprocess.PIPE)
         except FileNotFoundError:
             return "no aplay (install alsa-utils)"
-        try:
-            self.proc.stdin.write(data)
-            self.proc.stdin.close()
-        except BrokenPipeError:
-            pass  # aplay gave up at once: its reason is on stderr
+        threading.Thread(target=_feed, args=(self.proc, data), name="aplay-feed", daemon=True).start()
         if self.proc.poll() is None:
             try:
                 self.proc.wait(0.2)  # a missing device fails at once; a playing prompt keeps going
@@ -87,6 +84,18 @@ class AplayPlayer:
             said = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
             return f"aplay failed: {said[-1] if said else 'exit status ' + str(self.proc.returncode)}"
         return None
+
+
+def _feed(proc: subprocess.Popen, data: bytes) -> None:
+    """Hand aplay its sound on a thread of its own: a prompt is longer than a pipe holds, and an
+    aplay that takes nothing (a device that blocks at open, a stalled USB speaker) would otherwise
+    hold the caller, which is the window with its lock: no press, invitation or tick until it read
+    (the next prompt kills it, and this write ends)."""
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except (BrokenPipeError, ValueError, OSError):
+        pass  # aplay gave up or was cut off by the next prompt: its reason is on stderr
 
 
 def _scaled(path: Path, volume: float) -> bytes | None:

@@ -102,6 +102,7 @@ class Window:
         self._devices: list[dict] | None = None  # as last written for the heartbeat
         self.content = content
         self.session = Session(self._rules(content))
+        self._next_rules: Rules | None = None  # from content that came mid-session (see _calm_rules)
         self._use_content(content)
         self._carry_out([])  # the recorder's catch-up (held presses): out of service while storage refuses it
         if config.kiosk.staff_no:  # a window without a badge reader: this staff member is on duty
@@ -139,11 +140,16 @@ class Window:
     def swipe(self, badge_id: str) -> SwipeResult:
         """A badge was read: log in, log out (same badge) or switch; an unknown badge changes nothing."""
         badge_id = badge_id.strip()
-        member = next((s for s in (self.content.staff.values() if self.content else ()) if s.badge_id == badge_id
-                       and badge_id), None)
-        if member is None:
+        holders = [s for s in (self.content.staff.values() if self.content else ()) if s.badge_id == badge_id
+                   and badge_id]
+        if len(holders) > 1:  # a card reissued without clearing the old entry: whose services would it be?
+            log.error("badge (ending …%s) is on %d roster entries (%s): refused until the roster names one",
+                      badge_id[-4:], len(holders), ", ".join(s.staff_no for s in holders))
+            return SwipeResult("unknown")
+        if not holders:
             log.warning("unknown badge swiped (ending …%s)", badge_id[-4:])
             return SwipeResult("unknown")
+        member = holders[0]
         with self.lock:
             leaving = member.staff_no == self.session.staff_no
             self._run(self.session.swipe, member.staff_no, self.monotonic())
@@ -243,15 +249,22 @@ class Window:
         with self.lock:
             self.content = content
             self._use_content(content)
-            if self.session.state in (State.PAUSED, State.IDLE, State.THANKS):
-                self.session.rules = self._rules(content)
+            self._next_rules = self._rules(content)
+            self._calm_rules()
         self._tell("state", self.session.state)
 
     # -- inside ------------------------------------------------------------------------------
 
+    def _calm_rules(self) -> None:
+        """Rules that came with content during a session take over once it is over (paused, idle or
+        thanks): a session keeps the rules it began with, and the next one never starts with stale ones."""
+        if self._next_rules is not None and self.session.state in (State.PAUSED, State.IDLE, State.THANKS):
+            self.session.rules, self._next_rules = self._next_rules, None
+
     def _run(self, step, *args) -> None:
         before = self.session.state
         effects = step(*args)
+        self._calm_rules()
         if effects or self.session.state is not before:  # a quiet tick tells nobody anything
             self._carry_out(effects)
         if self.session.state is not before:

@@ -64,6 +64,16 @@ def test_bad_photos_are_refused_with_a_clear_reason(admin_client, upload, why):
     assert not Staff.objects.filter(staff_no="SZ0999").exists()
 
 
+def test_a_badge_already_held_by_a_colleague_is_refused(admin_client):
+    """A terminal logs in nobody with a badge two roster entries hold: the second is refused here."""
+    window = Window.objects.get(code="W01")
+    held = Staff.objects.exclude(badge_id="").first().badge_id
+    reply = admin_client.post("/admin/ratings/staff/add/", staff_form(window, badge_id=f" {held} "))
+    assert reply.status_code == 200 and "一卡一人" in reply.content.decode()
+    assert not Staff.objects.filter(staff_no="SZ0999").exists()
+    assert admin_client.post("/admin/ratings/staff/add/", staff_form(window, badge_id="")).status_code == 302
+
+
 def test_department_codes_are_checked(admin_client):
     bad = admin_client.post("/admin/ratings/department/add/", {"code": "11440100MB2C000011", "name": "测试局"})
     assert bad.status_code == 200 and "统一社会信用代码" in bad.content.decode()

@@ -51,6 +51,27 @@ def test_mistakes_are_errors_not_defaults(tmp_path, text, message):
         C.load(path)
 
 
+def test_a_config_file_that_cannot_be_read_is_a_clear_error_with_exit_status_2(tmp_path, capsys):
+    """Not UTF-8, or a folder: a traceback at every restart under systemd, never the reason."""
+    from terminal.cli import main
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('[terminal]\nwindow = "窗口"\n'.encode("gbk"))
+    for path, said in ((latin, "not UTF-8"), (tmp_path, "cannot be read")):
+        with pytest.raises(C.ConfigError, match=said):
+            C.load(path)
+        assert main(["--config", str(path), "status"]) == 2 and said in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:99999", "127.0.0.1:", ":8766", "127.0.0.1:８７６６"])
+def test_an_invite_address_no_socket_can_take_is_a_config_error(tmp_path, listen):
+    """Port 99999 passed, and the invite API's thread died at bind while start() waited 10 s and
+    then logged "listening": the business system's invitations all failed, and nothing said why."""
+    path = tmp_path / "t.toml"
+    path.write_text(f'[invite]\nlisten = "{listen}"\n', encoding="utf-8")
+    with pytest.raises(C.ConfigError, match=r"\[invite\] listen must be host:port"):
+        C.load(path)
+
+
 def test_missing_file_is_an_error():
     with pytest.raises(C.ConfigError, match="does not exist"):
         C.load(Path("/nonexistent/terminal.toml"))

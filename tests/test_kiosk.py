@@ -362,6 +362,45 @@ def test_new_content_shows_without_a_restart_and_a_broken_photo_falls_back(displ
     assert max(abs(a - b) for a, b in zip(shown, expected)) < 12, (shown, expected)
 
 
+def test_reason_tags_that_arrive_mid_session_are_offered_from_the_next_one(display, terminal_config, tmp_path):
+    """Content with a new reason tag came while a rater was rating: the reasons screen offered the
+    new tag, which the session (ruled by the content it began with) refused, so the choice was lost;
+    and the window kept those old rules after the session. Now a session offers what it takes, and
+    the next one offers and takes the new tag."""
+    config = terminal_config(staff_no="SZ0101")
+    settings(config, thanks_seconds=1)
+    content = tmp_path / "demo-content" / "content.json"
+    data = json.loads(content.read_text(encoding="utf-8"))
+    data["reason_tags"][0]["label"] = "服务态度不好"  # a tag the session takes, relabelled: the refill is seen
+    data["reason_tags"].append({"code": "queue", "label": "排队时间长", "label_en": "Long queue"})
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "invite", "case_no": "C-OLD-RULES"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "touch", "target": "level_1"},
+        {"do": "wait_screen", "screen": "reasons"},
+        {"do": "write_file", "path": str(content), "text": json.dumps(data, ensure_ascii=False)},
+        {"do": "wait_text", "text": "服务态度不好", "timeout": 15},
+        {"do": "glyph_check"},
+        {"do": "touch", "target": "reason_attitude"},
+        {"do": "touch", "target": "submit"},
+        {"do": "wait_screen", "screen": "attract", "timeout": 5},
+        {"do": "invite", "case_no": "C-NEW-RULES"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "touch", "target": "level_2"},
+        {"do": "wait_screen", "screen": "reasons"},
+        {"do": "wait_text", "text": "排队时间长"},
+        {"do": "touch", "target": "reason_queue"},
+        {"do": "touch", "target": "submit"},
+        {"do": "wait_screen", "screen": "thanks"},
+    ], display, tmp_path, timeout=120)
+    assert "排队时间长" not in " ".join(outcome["glyph_checks"][0]["texts"])
+    reasons = records(tmp_path, "SELECT json_extract(payload, '$.case_no'), json_extract(payload, '$.reasons') "
+                                "FROM ratings ORDER BY rowid")
+    assert [(case, json.loads(tags)) for case, tags in reasons] == [("C-OLD-RULES", ["attitude"]),
+                                                                   ("C-NEW-RULES", ["queue"])]
+
+
 @pytest.mark.parametrize("size", ["800x1280", "1024x600"])
 def test_portrait_and_seven_inch_screens(display, terminal_config, tmp_path, size):
     """A 10-inch screen mounted portrait and a 7-inch one: everything readable, nothing cut off."""

@@ -71,3 +71,43 @@ def test_a_called_ticket_is_said_from_its_pieces_through_alsa(tmp_path):
     english = ticket_wav("B7", "en", SOUNDS / "ticket")
     assert english.name == "en-B7.wav" and english.stat().st_size > 20_000
     assert ticket_wav("号", "zh_CN", SOUNDS / "ticket").name == "zh_CN-none.wav"  # 请…办理 alone still calls
+
+
+def test_a_speaker_that_takes_no_sound_holds_up_no_invitation_or_press(terminal_config, tmp_path):
+    """A box-only terminal says its prompts from inside the window (under its lock). A speaker
+    that takes nothing (here the real aplay writing to a pipe nobody reads: it blocks, as at a
+    busy ALSA device) once held the invitation until it read the whole prompt, and with it
+    every press, the invite API and the clock. Now the invitation is taken and the press counted."""
+    import os
+    import threading
+
+    from terminal import config as config_module
+    from terminal.content import Content
+    from terminal.core.channels import InputDevice
+    from terminal.core.session import State
+    from terminal.headless import spoken
+    from terminal.store import Store
+    from terminal.window import Window
+
+    speaker = tmp_path / "speaker"
+    os.mkfifo(speaker)
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    player = AplayPlayer(f"file:FILE={speaker},FORMAT=raw")
+    window = Window(config, store, Content.load(config.content_dir), screen=False)
+    window.listeners.append(spoken(Voice(0.8, player=player), "zh_CN"))
+    window.swipe("0004521873")
+    invited = threading.Thread(target=window.invite, kwargs={"case_no": "C-SPK"}, daemon=True)
+    try:
+        invited.start()
+        invited.join(5)
+        assert not invited.is_alive(), "the invitation waited for the speaker"
+        assert window.state is State.INVITED and player.proc.poll() is None  # aplay still stuck
+        window.press(2, InputDevice.BUTTON_BOX)
+        assert store.db.execute("SELECT count(*) FROM ratings").fetchone() == (1,)
+    finally:
+        with open(speaker, "rb") as drain:  # let aplay go
+            drain.read()
+        invited.join(5)
+        player.proc.kill()
+        store.close()

@@ -1,6 +1,7 @@
 """The window adapter: the session rules with real records in a real database, across a kill -9."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -280,3 +281,46 @@ def test_what_waits_for_refusing_storage_is_bounded_ratings_before_events(window
     assert len(window.unrecorded) == 5
     assert [type(e).__name__ for e in window.unrecorded].count("Commit") == 1
     assert window.report(service.session_id)["outcome"] == "unsaved"
+
+
+def test_a_badge_on_two_roster_entries_logs_in_neither(terminal_config, tmp_path):
+    """A card reissued to a new colleague while the old entry keeps it: the roster then gives one
+    badge to two people. It logged in the first by staff number, always, so every service of the
+    other was rated under the first's name; now it logs in nobody and says so, until the roster is put right."""
+    config = config_module.load(terminal_config())
+    folder = tmp_path / "content-twice"
+    shutil.copytree(config.content_dir, folder)
+    raw = json.loads((folder / "content.json").read_text(encoding="utf-8"))
+    raw["staff"][1]["badge_id"] = raw["staff"][0]["badge_id"]
+    (folder / "content.json").write_text(json.dumps(raw, ensure_ascii=False), encoding="utf-8")
+    store = Store(config.db_path)
+    try:
+        window = Window(config, store, Content.load(folder))
+        result = window.swipe(raw["staff"][0]["badge_id"])
+        assert not result.known and window.state is State.PAUSED and window.staff is None
+        assert store.db.execute("SELECT count(*) FROM events WHERE kind = 'login'").fetchone() == (0,)
+        assert window.swipe(raw["staff"][2]["badge_id"]).known  # the others' badges still work
+    finally:
+        store.close()
+
+
+def test_content_that_arrives_during_a_session_rules_from_the_next_calm_moment(window):
+    """Sync swapped in content while a rater was on the rating screen: its rules were meant for the
+    next idle moment but were dropped, kept stale until some later content change. The kiosk showed
+    the new reason tags while the session refused them, so a rater's chosen reason was lost."""
+    from dataclasses import replace
+    window.swipe("0004521873")
+    window.invite(case_no="C-NEW-TAGS")
+    added = {"code": "queue", "label": "排队时间长", "label_en": "Long queue"}
+    window.reload(replace(window.content, reason_tags=[*window.content.reason_tags, added],
+                          settings={**window.content.settings, "invite_timeout_s": 20}))
+    assert window.rules.invite_timeout_s == 10.0  # not in the middle of this session
+    window.press(Level.SATISFIED, InputDevice.TOUCHSCREEN)
+    assert window.state is State.THANKS and window.rules.invite_timeout_s == 20.0
+    window.session.deadline = 0  # the thank-you is over
+    window.tick()
+    window.invite(case_no="C-NEXT")
+    window.press(Level.DISSATISFIED, InputDevice.TOUCHSCREEN)
+    window.submit(["queue"], "")
+    (payload,) = window.store.db.execute("SELECT payload FROM ratings WHERE payload LIKE '%C-NEXT%'").fetchone()
+    assert json.loads(payload)["reasons"] == ["queue"] and window.errors == 0

@@ -79,6 +79,14 @@ class Staff(models.Model):
     photo_sha256 = models.CharField(max_length=64, blank=True, editable=False)
     badge_id = models.CharField("工牌卡号", max_length=64, blank=True)
 
+    def clean(self):
+        """One badge, one person: a terminal logs in nobody with a badge two roster entries hold
+        (whose services would its ratings be?), so the admin says so when the second is saved."""
+        from django.core.exceptions import ValidationError
+        self.badge_id = self.badge_id.strip()
+        if self.badge_id and Staff.objects.filter(badge_id=self.badge_id).exclude(pk=self.pk).exists():
+            raise ValidationError({"badge_id": "该工牌卡号已登记给其他工作人员（一卡一人）；请先清除原登记"})
+
     def save(self, *args, **kwargs):
         """Keep the photo's hash: terminals fetch files by content hash."""
         if self.photo:

@@ -84,6 +84,7 @@ class KioskApp(App):
         self.language = config.terminal.language if config.terminal.language in i18n.LANGUAGES else i18n.DEFAULT
         self.home_language = self.language
         self._last_state = None
+        self._filled_rules = None  # the session rules the reasons and indicator screens were filled for
         self.tech_open = False
         self._corner_taps: list[float] = []
         self._tech_touched = 0.0
@@ -394,6 +395,11 @@ class KioskApp(App):
         self.photo = str(self.content.photo_path(staff) if self.content else PLACEHOLDER_PHOTO)
         last = self.window.last_level
         self.last_level_label = "" if last is None else last.zh if self.language == i18n.DEFAULT else last.en
+        if self.window.rules is not self._filled_rules:  # content's rules took over once a session ended
+            self._filled_rules = self.window.rules
+            for name in ("reasons", "indicators"):
+                if self.screens.has_screen(name):
+                    self._fill(name)
         self._show_phone_qr()
         if self.tech_open:  # the session goes on underneath; its screen comes back when the menu closes
             return
@@ -468,10 +474,12 @@ class KioskApp(App):
         if name == "attract":
             screen.show_content(content.guides if content else [], content.notices if content else [], self.tr)
         elif name == "reasons":
-            english = self.language != i18n.DEFAULT
+            english, taken = self.language != i18n.DEFAULT, self.window.rules.reason_codes
+            # only the tags this session's rules take: content that came mid-session rules the next one
             screen.show_tags([{"code": t["code"],
                                "label": (t.get("label_en") if english else None) or t.get("label", t["code"])}
-                              for t in (content.reason_tags if content else []) if isinstance(t, dict) and "code" in t])
+                              for t in (content.reason_tags if content else []) if isinstance(t, dict) and "code" in t
+                              and (not taken or t["code"] in taken)])
         elif name == "indicators":
             screen.show_dimensions(list(self.window.rules.dimensions), self.levels, self.tr)
 
