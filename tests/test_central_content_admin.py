@@ -2,13 +2,14 @@
 uploads and codes are checked before they are kept."""
 
 import io
+import json
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
 from central.ratings import content
-from central.ratings.models import Department, Staff, Terminal, Window
+from central.ratings.models import Department, Staff, Terminal, TerminalSettings, Window
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 
@@ -87,6 +88,13 @@ def test_terminal_settings_are_validated_and_pulled(admin_client, hall):
             "reasons_timeout_s": "30", "thanks_seconds": "3", "walkup_cooldown_s": "5"}
     refused = admin_client.post("/admin/ratings/terminalsettings/add/", {**form, "dimensions": '{"a": 1}'})
     assert refused.status_code == 200 and "评价指标" in refused.content.decode()
+    # what the terminal's rules would refuse is never saved: a name twice (its scores are one key, so
+    # the indicator screen never finished), more than eight, a name longer than a score's key
+    before = TerminalSettings.objects.count()
+    for bad in ('["服务效率", "服务效率"]', json.dumps([f"指标{i}" for i in range(9)]), json.dumps(["服" * 33])):
+        refused = admin_client.post("/admin/ratings/terminalsettings/add/", {**form, "dimensions": bad})
+        assert refused.status_code == 200 and "互不相同" in refused.content.decode(), bad
+    assert TerminalSettings.objects.count() == before
     ok = admin_client.post("/admin/ratings/terminalsettings/add/", {**form, "dimensions": '["服务效率", "服务态度"]'})
     assert ok.status_code == 302
     pulled = content.manifest(Terminal.objects.get(pk=hall.pk))[0]["settings"]

@@ -357,4 +357,6 @@ def test_indicator_names_a_record_cannot_hold_are_refused():
         with pytest.raises(ValueError, match="dimensions"):
             Rules.from_settings({"dimensions": dims})
     longest = Rules.from_settings({"dimensions": ["服" * 32]}).dimensions[0]
+    with pytest.raises(ValueError, match="different"):  # scored once under its one key: never all given
+        Rules.from_settings({"dimensions": ["服务效率", "服务态度", "服务效率"]})
     assert isinstance(make_rating(scores={longest: 5}), Rating)

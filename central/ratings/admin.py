@@ -12,6 +12,8 @@ from django.utils import timezone
 
 from terminal.core.checks import kept_json
 from terminal.core.levels import Level
+from terminal.core.rating import MAX_INDICATOR
+from terminal.core.session import Rules
 
 from . import chains, exports, link_tokens, masking, roles, upward, workorders
 from .models import (Alert, AlertRule, BusinessSystem, Case, Chain, CommentForReview, CommentReviewEntry, Department,
@@ -142,9 +144,13 @@ class SettingsForm(forms.ModelForm):
         fields = "__all__"
 
     def clean_dimensions(self):
+        """The terminal's own rule (``Rules.from_settings``): settings it would refuse are never saved."""
         value = self.cleaned_data["dimensions"]
-        if not isinstance(value, list) or not all(isinstance(d, str) and 0 < len(d) <= 20 for d in value):
-            raise forms.ValidationError('评价指标须为名称列表，例如 ["服务效率", "服务态度"]')
+        try:
+            Rules.from_settings({"dimensions": value})
+        except ValueError:
+            raise forms.ValidationError(f'评价指标须为至多 8 个互不相同的名称（每个至多 {MAX_INDICATOR} 字），'
+                                        f'例如 ["服务效率", "服务态度"]') from None
         return value
 
 

@@ -92,8 +92,9 @@ class Rules:
             problems.append(f"rating_mode {mode!r} is not one of {', '.join(MODES)}")
         rules["mode"] = mode
         dims = settings.get("dimensions", [])
-        if not isinstance(dims, list) or not all(_indicator(d) for d in dims) or len(dims) > 8:
-            problems.append(f"dimensions must be a list of at most 8 indicator names "
+        if (not isinstance(dims, list) or not all(_indicator(d) for d in dims) or len(dims) > 8
+                or len(set(dims)) != len(dims)):  # a name twice: its scores are one key, never all given
+            problems.append(f"dimensions must be a list of at most 8 different indicator names "
                             f"(text of at most {MAX_INDICATOR} characters: a rating keys its scores by them)")
             dims = []
         rules["dimensions"] = tuple(dims)
