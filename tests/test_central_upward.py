@@ -543,3 +543,37 @@ def test_two_changes_to_one_rating_commit_in_the_order_of_their_versions(hall):
                  .order_by("pk").values_list("change", flat=True))
     assert items == ["rectification", "addition"]
     assert committed["rectification"] < committed["addition"], "the later version committed first"
+
+
+def test_a_case_reported_or_completed_after_its_rating_went_up_updates_that_record(hall, platform_for):
+    """A record carries its case's facts (事项编码, 申请人类型, 办件状态): a rating that went up before
+    its business system reported the case, or while the case was still 已受理, reaches the platform
+    again as an update of the same record once the report changes those facts; a report that
+    changes none of them sends nothing."""
+    from central.ratings import cases
+    from central.ratings.models import BusinessSystem
+    row, reference = platform_for("provincial")
+    system = BusinessSystem.objects.create(system_id="S-LATE", name="业务系统", secret="s" * 43)
+    now = datetime.datetime.now(CST)
+    rated = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="C-LATE-1",
+                        now=now - datetime.timedelta(minutes=10))
+    assert ingest_ratings(hall, rated) == ["accepted"]
+    assert upward.push(row).delivered == 1
+    first = reference.held[rated.id]
+    assert (first["taskCode"], first["userProp"], first["proStatus"]) == ("", "", "")
+    case = {"case_no": "C-LATE-1", "item_code": "11440100MB2C000010-001", "item_name": "不动产登记", "window": "W01",
+            "staff_no": "SZ0101", "applicant_type": "company", "status": "accepted",
+            "accepted_at": (now - datetime.timedelta(hours=1)).isoformat()}
+    cases.report(system, case)  # reported after its rating went up
+    assert upward.push(row).delivered == 1
+    told = reference.held[rated.id]
+    assert (told["operateType"], told["taskCode"], told["userProp"], told["proStatus"]) == (
+        "update", "11440100MB2C000010-001", 2, 1)
+    cases.report(system, {**case, "status": "completed", "completed_at": (now - datetime.timedelta(minutes=20)).isoformat()})
+    assert upward.push(row).delivered == 1
+    done = reference.held[rated.id]
+    assert done["proStatus"] == 2 and done["dataVersion"] > told["dataVersion"]
+    assert cases.report(system, {**case, "status": "completed",
+                                 "completed_at": (now - datetime.timedelta(minutes=20)).isoformat()}).outcome == "unchanged"
+    assert upward.push(row).delivered == 0
+    assert len(reference.held) == 1 and [s for _, _, s in reference.log] == ["accepted"] * 3
