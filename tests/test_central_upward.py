@@ -577,3 +577,20 @@ def test_a_case_reported_or_completed_after_its_rating_went_up_updates_that_reco
                                  "completed_at": (now - datetime.timedelta(minutes=20)).isoformat()}).outcome == "unchanged"
     assert upward.push(row).delivered == 0
     assert len(reference.held) == 1 and [s for _, _, s in reference.log] == ["accepted"] * 3
+
+
+def test_a_dead_letter_for_a_value_without_a_code_never_stops_the_push_after_a_restart(hall, platform_for):
+    """A value first met while the pusher runs (a call-back's channel 8) stops its own item, a dead
+    letter with the reason; the pusher's next start checks the codes of what it is about to send,
+    not of that dead letter again: the ratings behind it still go, and the dead one waits for its
+    code and a resend."""
+    row, reference = platform_for("provincial")
+    day = datetime.datetime(2026, 11, 2, 10, 0, tzinfo=CST)
+    called = rate(Level.SATISFIED, Channel.TELEPHONE, day)  # a call-back: 8, no code in the provincial profile
+    upward.push(row, check_codes=False)  # the running pusher had checked its codes before it came
+    dead = UpwardItem.objects.get(rating_id=called.rating_id)
+    assert dead.state == "dead" and "channel 8" in dead.last_error
+    later = rate(Level.SATISFIED, Channel.QR_CODE, day + datetime.timedelta(hours=1))
+    assert upward.push(row).delivered == 1  # started again (a deploy, a reboot): the codes checked afresh
+    assert list(reference.held) == [later.rating_id]
+    assert UpwardItem.objects.get(rating_id=called.rating_id).state == "dead"

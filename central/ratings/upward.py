@@ -130,13 +130,19 @@ def queue_case(case_no: str, changed) -> int:
 
 # -- what a profile must be able to code --------------------------------------------------------
 
-def in_use(profile: Profile) -> dict[str, set]:
+def in_use(profile: Profile, platform: UpwardPlatform | None = None) -> dict[str, set]:
     """The values of each coded item that we hold, among the records the profile takes, and those
     the hall's policy will make (default ratings): what its code lists must cover before anything
-    is sent. A value first met later (a call-back's channel, say) stops its item with the reason."""
+    is sent. A value first met later (a call-back's channel, say) stops its item with the reason.
+    ``platform``: only the records waiting to go to it. A push checks what it is about to send; a
+    dead letter's value, already stopped with its reason, must not stop every push after it (the
+    pusher's next start would else refuse for ever, and nothing behind it went)."""
     from .models import Case
     policy = Policy.current()
     taken = taken_ratings(profile)
+    if platform is not None:
+        taken = taken.filter(rating_id__in=UpwardItem.objects.filter(platform=platform, state="pending")
+                             .values("rating_id"))
     channels = set(taken.order_by().values_list("channel", flat=True).distinct())
     if "default" in profile.takes:
         channels.add(policy.default_channel)
@@ -149,8 +155,8 @@ def in_use(profile: Profile) -> dict[str, set]:
             "operation": {"add", "update"}, "area_code": {settings.AREA_CODE}}
 
 
-def unmapped(profile: Profile) -> list[str]:
-    return profile.unmapped(in_use(profile))
+def unmapped(profile: Profile, platform: UpwardPlatform | None = None) -> list[str]:
+    return profile.unmapped(in_use(profile, platform))
 
 
 # -- the Uploader's store and client ----------------------------------------------------------
@@ -292,13 +298,13 @@ def client_for(platform: UpwardPlatform, profile: Profile) -> PlatformClient:
 def push(platform: UpwardPlatform, until: float | None = None, check_codes: bool = True) -> DrainResult:
     """Send the platform's pending items, oldest first, until none is left or ``until`` (monotonic).
     NotConfigured before anything is sent; TransientError when the platform must be tried later.
-    ``check_codes``: first make sure the profile codes every value we hold (a scan of the ratings; a
-    long-running pusher does it once per profile version, and a value met later stops its item)."""
+    ``check_codes``: first make sure the profile codes every value waiting to go (a scan of the ratings;
+    a long-running pusher does it once per profile version, and a value met later stops its item)."""
     try:
         profile = profile_of(platform)
     except ProfileError as exc:
         raise NotConfigured(str(exc)) from None
-    missing = unmapped(profile) if check_codes else []
+    missing = unmapped(profile, platform) if check_codes else []
     if missing:
         raise NotConfigured(f"{platform.code}: profile {profile.name} cannot code what we hold: " + "; ".join(missing))
     client = client_for(platform, profile)
