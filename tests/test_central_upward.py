@@ -594,3 +594,19 @@ def test_a_dead_letter_for_a_value_without_a_code_never_stops_the_push_after_a_r
     assert upward.push(row).delivered == 1  # started again (a deploy, a reboot): the codes checked afresh
     assert list(reference.held) == [later.rating_id]
     assert UpwardItem.objects.get(rating_id=called.rating_id).state == "dead"
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "+5", "1e3"])
+def test_the_reference_platform_answers_a_malformed_content_length_at_once(length):
+    """The reference platform reads a body by its Content-Length: one below zero read to the end of
+    the connection (a keep-alive client's request held its thread until the client hung up) and
+    one that is not a number crashed the handler, no answer at all. Both are 400, at once."""
+    import socket
+    reference = Platform(exports.shipped()["provincial"], "key-X", SECRET).start()
+    try:
+        with socket.create_connection(("127.0.0.1", reference.server.server_port), timeout=2) as conn:
+            head = f"POST /api/v1/evaluations HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}"
+            conn.sendall(head.encode())
+            assert conn.recv(4096).startswith(b"HTTP/1.1 400 ")
+    finally:
+        reference.close()
