@@ -10,7 +10,7 @@ integrator who wants to see what the central server sends. On loopback only.
           rejected   with the reason: an unknown or missing field, an empty required one, a code
                      not in the profile's list (a satisfaction in the other direction, say), a
                      malformed time, an update of a record never added
-      400 {"error": "bad_batch" | "bad_json"}   the body is not a batch at all
+      400 {"error": "bad_batch" | "bad_json" | "bad_length"}   the body is not a batch at all
       401 {"error"}                             unsigned, mis-signed, stale or replayed
     GET  /v1/counts?day=YYYY-MM-DD   signed: {"day", "counts": {"<channel code>/<level code>": n}} of the
                           valid records held whose time falls on that day: the platform's own count,
@@ -192,7 +192,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         p, nonce = self.platform, self.headers.get(signing.HEADER_NONCE, "")
-        length = int(self.headers.get("Content-Length") or 0)
+        given = self.headers.get("Content-Length") or "0"
+        if not given.isascii() or not given.isdigit():  # "-1" read to the connection's end; "abc" crashed
+            self.close_connection = True  # the body's end is unknown: nothing after it can be read
+            return self.answer(400, {"error": "bad_length"}, nonce)
+        length = int(given)
         if length > MAX_BODY:
             return self.answer(413, {"error": "batch_too_large"}, nonce)
         body = self.rfile.read(length)

@@ -543,3 +543,70 @@ def test_two_changes_to_one_rating_commit_in_the_order_of_their_versions(hall):
                  .order_by("pk").values_list("change", flat=True))
     assert items == ["rectification", "addition"]
     assert committed["rectification"] < committed["addition"], "the later version committed first"
+
+
+def test_a_case_reported_or_completed_after_its_rating_went_up_updates_that_record(hall, platform_for):
+    """A record carries its case's facts (事项编码, 申请人类型, 办件状态): a rating that went up before
+    its business system reported the case, or while the case was still 已受理, reaches the platform
+    again as an update of the same record once the report changes those facts; a report that
+    changes none of them sends nothing."""
+    from central.ratings import cases
+    from central.ratings.models import BusinessSystem
+    row, reference = platform_for("provincial")
+    system = BusinessSystem.objects.create(system_id="S-LATE", name="业务系统", secret="s" * 43)
+    now = datetime.datetime.now(CST)
+    rated = make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, case_no="C-LATE-1",
+                        now=now - datetime.timedelta(minutes=10))
+    assert ingest_ratings(hall, rated) == ["accepted"]
+    assert upward.push(row).delivered == 1
+    first = reference.held[rated.id]
+    assert (first["taskCode"], first["userProp"], first["proStatus"]) == ("", "", "")
+    case = {"case_no": "C-LATE-1", "item_code": "11440100MB2C000010-001", "item_name": "不动产登记", "window": "W01",
+            "staff_no": "SZ0101", "applicant_type": "company", "status": "accepted",
+            "accepted_at": (now - datetime.timedelta(hours=1)).isoformat()}
+    cases.report(system, case)  # reported after its rating went up
+    assert upward.push(row).delivered == 1
+    told = reference.held[rated.id]
+    assert (told["operateType"], told["taskCode"], told["userProp"], told["proStatus"]) == (
+        "update", "11440100MB2C000010-001", 2, 1)
+    cases.report(system, {**case, "status": "completed", "completed_at": (now - datetime.timedelta(minutes=20)).isoformat()})
+    assert upward.push(row).delivered == 1
+    done = reference.held[rated.id]
+    assert done["proStatus"] == 2 and done["dataVersion"] > told["dataVersion"]
+    assert cases.report(system, {**case, "status": "completed",
+                                 "completed_at": (now - datetime.timedelta(minutes=20)).isoformat()}).outcome == "unchanged"
+    assert upward.push(row).delivered == 0
+    assert len(reference.held) == 1 and [s for _, _, s in reference.log] == ["accepted"] * 3
+
+
+def test_a_dead_letter_for_a_value_without_a_code_never_stops_the_push_after_a_restart(hall, platform_for):
+    """A value first met while the pusher runs (a call-back's channel 8) stops its own item, a dead
+    letter with the reason; the pusher's next start checks the codes of what it is about to send,
+    not of that dead letter again: the ratings behind it still go, and the dead one waits for its
+    code and a resend."""
+    row, reference = platform_for("provincial")
+    day = datetime.datetime(2026, 11, 2, 10, 0, tzinfo=CST)
+    called = rate(Level.SATISFIED, Channel.TELEPHONE, day)  # a call-back: 8, no code in the provincial profile
+    upward.push(row, check_codes=False)  # the running pusher had checked its codes before it came
+    dead = UpwardItem.objects.get(rating_id=called.rating_id)
+    assert dead.state == "dead" and "channel 8" in dead.last_error
+    later = rate(Level.SATISFIED, Channel.QR_CODE, day + datetime.timedelta(hours=1))
+    assert upward.push(row).delivered == 1  # started again (a deploy, a reboot): the codes checked afresh
+    assert list(reference.held) == [later.rating_id]
+    assert UpwardItem.objects.get(rating_id=called.rating_id).state == "dead"
+
+
+@pytest.mark.parametrize("length", ["-1", "abc", "+5", "1e3"])
+def test_the_reference_platform_answers_a_malformed_content_length_at_once(length):
+    """The reference platform reads a body by its Content-Length: one below zero read to the end of
+    the connection (a keep-alive client's request held its thread until the client hung up) and
+    one that is not a number crashed the handler, no answer at all. Both are 400, at once."""
+    import socket
+    reference = Platform(exports.shipped()["provincial"], "key-X", SECRET).start()
+    try:
+        with socket.create_connection(("127.0.0.1", reference.server.server_port), timeout=2) as conn:
+            head = f"POST /api/v1/evaluations HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n{{}}"
+            conn.sendall(head.encode())
+            assert conn.recv(4096).startswith(b"HTTP/1.1 400 ")
+    finally:
+        reference.close()

@@ -21,7 +21,7 @@ from terminal.core import signing
 from terminal.core.checks import InvalidRecord, check_fields, one_of, text, timestamp
 from terminal.core.rating import MAX_CASE_NO, MAX_CODE, MAX_TICKET
 
-from . import ingest, invites, personal_data
+from . import ingest, invites, personal_data, upward
 from .models import BusinessSystem, Case, Department, Staff, Window
 
 MAX_ITEM_NAME = 200
@@ -95,6 +95,7 @@ def report(system: BusinessSystem, data: object, again: bool = True) -> Reported
                 _set_mobile(case, mobile)
                 case.save()
                 ingest.settle_reported(case.case_no, window.code)  # a rating may have named it before
+                upward.queue_case(case.case_no, fields)  # one that went up without its case's facts
                 invites.case_completed(case)
                 return Reported(case, "created")
             if case.system_id != system.pk:
@@ -114,6 +115,7 @@ def report(system: BusinessSystem, data: object, again: bool = True) -> Reported
             case.save()
             if "window" in changed:
                 ingest.settle_reported(case.case_no, window.code)
+            upward.queue_case(case.case_no, changed)
             invites.case_completed(case)
             return Reported(case, "updated")
     except IntegrityError:  # the same number created by a request just now: once more, it updates

@@ -840,7 +840,7 @@ class UpwardItem(models.Model):
     update is the same rating with a higher version, never a second rating."""
 
     CHANGES = [("rating", "评价"), ("default", "默认评价"), ("validity", "有效性变更"), ("rectification", "整改反馈"),
-               ("addition", "扫码补充意见")]
+               ("addition", "扫码补充意见"), ("case", "办件信息更新")]
     STATES = [("pending", "待推送"), ("sent", "已确认"), ("dead", "失败（死信）"), ("skipped", "该平台不收"),
               ("resent", "已重新排队")]
 

@@ -1,5 +1,5 @@
-"""Upward: every rating, default rating, re-check outcome, rectification and phone addition reaches each configured
-platform (``UpwardPlatform``) exactly once in effect, in that platform's own fields and codes.
+"""Upward: every rating, default rating, re-check outcome, rectification, phone addition and change of
+its case's reported facts reaches each configured platform (``UpwardPlatform``) exactly once in effect, in that platform's own fields and codes.
 
 The way there is the terminal's own (``sync.outbox.Uploader``), end to end:
 - ``queue`` puts one ``UpwardItem`` per platform that takes it, in the transaction that stores the
@@ -42,7 +42,10 @@ from .export_profile import TAKES, Profile, ProfileError, parse, record_kind
 from .models import Policy, Rating, UpwardItem, UpwardPlatform
 
 log = logging.getLogger("rating-central.upward")
-UPDATES = {"validity", "rectification", "addition"}  # sent as the same record, a higher version
+UPDATES = {"validity", "rectification", "addition", "case"}  # sent as the same record, a higher version
+#: a reported case's columns -> the data items (``export_profile.SOURCES``) a record carries from them
+CASE_ITEMS = {"item_code": "item_code", "item_name": "item_name", "applicant_type": "applicant_type",
+              "status": "case_status", "completed_at": "completed_at"}
 
 
 @functools.lru_cache(maxsize=64)
@@ -56,11 +59,13 @@ def profile_of(platform: UpwardPlatform) -> Profile:
 
 # -- queueing, in the caller's transaction ------------------------------------------------------
 
-def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
+def queue(ratings: list[tuple[str, str]], change: str | None = None, items: set[str] = frozenset()) -> int:
     """Queue ``ratings`` ((rating_id, device) pairs) for every enabled platform that takes the change:
     ``change`` None is a new rating (``default`` when the device is "system"), else ``validity``,
-    ``rectification`` or ``addition``, sent only to the platforms that take the rating itself. Call it
-    inside the transaction that makes the rating or the change.
+    ``rectification``, ``addition`` or ``case``, sent only to the platforms that take the rating itself. Call it
+    inside the transaction that makes the rating or the change. A ``case`` change (its case's reported
+    facts changed) is part of the record, not news a profile opts into: it goes to every platform
+    whose profile sends one of ``items`` (data items), and nowhere else.
 
     A change first locks its ratings' rows, so two changes to one rating commit in the order of
     their versions (the items' ids). Else, on PostgreSQL, the later version could commit first and
@@ -80,9 +85,10 @@ def queue(ratings: list[tuple[str, str]], change: str | None = None) -> int:
     rows = []
     for platform in platforms:
         try:
-            takes = profile_of(platform).takes
+            profile = profile_of(platform)
+            takes = profile.takes | ({"case"} if any(profile.field_for(i) for i in items) else set())
         except ProfileError:  # kept from being saved by the admin; if it happens, queue all (nothing lost)
-            takes = TAKES
+            takes = TAKES | {"case"}
         for rating_id, device in ratings:
             kind = change or record_kind(device)
             # a change goes only where its record went: never an update of a default to a platform
@@ -109,15 +115,34 @@ def queue_ids(rating_ids: list[str], change: str) -> int:
     return queue([(rid, "") for rid in rating_ids], change)
 
 
+def queue_case(case_no: str, changed) -> int:
+    """A case's report changed ``changed`` (its columns): each stored rating of it goes up again, an
+    update of its record, to each platform that sends one of those facts (``queue``). A record
+    carries its case's facts as they stand when it is sent; one sent before the report (the
+    terminal's upload outran the business system's) or while the case was 已受理 would else keep
+    an empty 申请人类型 or the old 办件状态 at the platform for ever. In the report's transaction."""
+    items = {CASE_ITEMS[column] for column in changed if column in CASE_ITEMS}
+    if not case_no or not items:
+        return 0
+    rating_ids = list(Rating.objects.filter(case_no=case_no).values_list("rating_id", flat=True))
+    return queue([(rid, "") for rid in rating_ids], "case", items)
+
+
 # -- what a profile must be able to code --------------------------------------------------------
 
-def in_use(profile: Profile) -> dict[str, set]:
+def in_use(profile: Profile, platform: UpwardPlatform | None = None) -> dict[str, set]:
     """The values of each coded item that we hold, among the records the profile takes, and those
     the hall's policy will make (default ratings): what its code lists must cover before anything
-    is sent. A value first met later (a call-back's channel, say) stops its item with the reason."""
+    is sent. A value first met later (a call-back's channel, say) stops its item with the reason.
+    ``platform``: only the records waiting to go to it. A push checks what it is about to send; a
+    dead letter's value, already stopped with its reason, must not stop every push after it (the
+    pusher's next start would else refuse for ever, and nothing behind it went)."""
     from .models import Case
     policy = Policy.current()
     taken = taken_ratings(profile)
+    if platform is not None:
+        taken = taken.filter(rating_id__in=UpwardItem.objects.filter(platform=platform, state="pending")
+                             .values("rating_id"))
     channels = set(taken.order_by().values_list("channel", flat=True).distinct())
     if "default" in profile.takes:
         channels.add(policy.default_channel)
@@ -130,8 +155,8 @@ def in_use(profile: Profile) -> dict[str, set]:
             "operation": {"add", "update"}, "area_code": {settings.AREA_CODE}}
 
 
-def unmapped(profile: Profile) -> list[str]:
-    return profile.unmapped(in_use(profile))
+def unmapped(profile: Profile, platform: UpwardPlatform | None = None) -> list[str]:
+    return profile.unmapped(in_use(profile, platform))
 
 
 # -- the Uploader's store and client ----------------------------------------------------------
@@ -273,13 +298,13 @@ def client_for(platform: UpwardPlatform, profile: Profile) -> PlatformClient:
 def push(platform: UpwardPlatform, until: float | None = None, check_codes: bool = True) -> DrainResult:
     """Send the platform's pending items, oldest first, until none is left or ``until`` (monotonic).
     NotConfigured before anything is sent; TransientError when the platform must be tried later.
-    ``check_codes``: first make sure the profile codes every value we hold (a scan of the ratings; a
-    long-running pusher does it once per profile version, and a value met later stops its item)."""
+    ``check_codes``: first make sure the profile codes every value waiting to go (a scan of the ratings;
+    a long-running pusher does it once per profile version, and a value met later stops its item)."""
     try:
         profile = profile_of(platform)
     except ProfileError as exc:
         raise NotConfigured(str(exc)) from None
-    missing = unmapped(profile) if check_codes else []
+    missing = unmapped(profile, platform) if check_codes else []
     if missing:
         raise NotConfigured(f"{platform.code}: profile {profile.name} cannot code what we hold: " + "; ".join(missing))
     client = client_for(platform, profile)
