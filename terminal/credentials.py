@@ -86,6 +86,17 @@ def write_private(path: Path, text: str, durable: bool = True) -> Path:
     return path
 
 
+def file_stamp(path: Path) -> tuple | None:
+    """What changes whenever the file at ``path`` is written again (an atomic replace is a new
+    inode), or None when there is none: how a long-running process sees new credentials (or a new
+    boot file) without reading them every round."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 def needs_enrollment(config) -> bool:
     """Whether this terminal must be enrolled before it takes ratings (``[terminal] demo`` runs
     an un-enrolled terminal as the demo one instead). Here, not in ``provisioning``: the kiosk

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from terminal.config import Config
 from terminal.core.provision import MAX_FILE_BYTES, ProvisionError, Request, failure, parse_file
-from terminal.credentials import Credentials
+from terminal.credentials import Credentials, file_stamp
 
 log = logging.getLogger("rating-terminal")
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 60.0  # the network may come up a minute after the kiosk
@@ -127,7 +127,7 @@ def wait_for_enrollment(config: Config, stop: threading.Event, report=lambda out
         creds = enrolled(config)
         if creds:
             return creds
-        stamp = _stamp(config.terminal.provision_file)
+        stamp = file_stamp(config.terminal.provision_file)
         if stamp is not None and (stamp != tried or (retry_at and time.monotonic() >= retry_at)):
             outcome = from_boot_file(config)
             report(outcome)
@@ -141,11 +141,3 @@ def wait_for_enrollment(config: Config, stop: threading.Event, report=lambda out
             backoff.reset()
         stop.wait(POLL_S if not retry_at else max(0.05, min(POLL_S, retry_at - time.monotonic())))
     return None
-
-
-def _stamp(path: Path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)

@@ -641,3 +641,34 @@ def test_a_heartbeat_holding_a_devices_control_characters_is_still_taken(termina
         assert daemon.report()["devices"][0]["board"] == "RP2040\\x1b[2J"  # what it said, made visible
     finally:
         daemon.close()
+
+
+def test_a_running_daemon_follows_its_terminals_enrollment_and_re_enrollment(terminal_config, tmp_path, central):
+    """rating-sync starts at boot, before the screen or provision.toml enrolls the terminal, and
+    runs on while a technician enrolls it again (``provision --force``, the old identity revoked):
+    it signs with the credentials in the data folder now, not those it read at its start (none,
+    or a revoked terminal's), or nothing would reach the server until the next reboot."""
+    from sync.daemon import SyncDaemon
+    from terminal.core.provision import check_request
+    from terminal.provisioning import enroll
+    config = terminal_config_module.load(terminal_config())
+    daemon = SyncDaemon(config)
+    try:
+        first = enroll(config, check_request(central.url, central.enroll_code("W01")))
+        store = Store(config.db_path)
+        store.record(make_rating(terminal_id=first.terminal_id))
+        assert daemon.upload().delivered == 1
+        daemon.contact_step()
+        assert daemon.contact_store.state().get("last_error") is None
+
+        second = enroll(config, check_request(central.url, central.enroll_code("W01")), force=True)
+        assert central.manage("revoke", first.terminal_id).returncode == 0
+        store.record(make_rating(terminal_id=second.terminal_id))
+        assert daemon.upload().delivered == 1
+        daemon.next_heartbeat = 0.0
+        daemon.contact_step()
+        assert daemon.contact_store.state().get("last_error") is None
+        assert store.counts() == {**store.counts(), "pending": 0, "dead": 0}
+        store.close()
+    finally:
+        daemon.close()
