@@ -69,7 +69,13 @@ def write_private(path: Path, text: str, durable: bool = True) -> Path:
     nothing, no fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover temporary file (a write cut short, a copied folder) would keep its own mode under
+    # O_TRUNC, and a link there would be followed: a new file of mode 600, or nothing.
+    try:
+        tmp.unlink()
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         if durable:
