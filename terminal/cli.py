@@ -41,12 +41,15 @@ def cmd_status(config, args) -> int:
 def cmd_provision(config, args) -> int:
     """Exchange a one-time enrollment code for this terminal's own id and secret."""
     from terminal.core.provision import ProvisionError, check_request
-    from terminal.provisioning import AlreadyEnrolled, enroll
+    from terminal.provisioning import AlreadyEnrolled, Undelivered, enroll
     try:
         creds = enroll(config, check_request(args.server, args.code), force=args.force)
     except AlreadyEnrolled as exc:
         print(f"rating-terminal: {exc}; use --force to enroll again "
               "(the old identity should then be revoked centrally)", file=sys.stderr)
+        return 1
+    except Undelivered as exc:
+        print(f"rating-terminal: {exc}", file=sys.stderr)
         return 1
     except ProvisionError as exc:
         print(f"rating-terminal: {exc.detail or exc.reason}", file=sys.stderr)

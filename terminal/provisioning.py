@@ -33,6 +33,11 @@ class AlreadyEnrolled(RuntimeError):
     pass
 
 
+class Undelivered(RuntimeError):
+    """Enrolling again now would strand what the old identity made: the server takes a record only
+    from the terminal it names (terminal_mismatch, a dead letter), and the old one is then revoked."""
+
+
 def enrolled(config: Config) -> Credentials | None:
     return Credentials.load(config.terminal.data_dir)
 
@@ -45,6 +50,8 @@ def enroll(config: Config, request: Request, force: bool = False) -> Credentials
         existing = enrolled(config)
         if existing and not force:
             raise AlreadyEnrolled(f"already enrolled as {existing.terminal_id}")
+        if existing:
+            _refuse_while_undelivered(config, existing)
         try:
             answer = enroll_call(request.server, request.code, timeout=config.sync.timeout,
                                  ca_file=config.sync.ca_file, server_key_pin=config.sync.server_key_pin)
@@ -57,6 +64,24 @@ def enroll(config: Config, request: Request, force: bool = False) -> Credentials
     log.info("enrolled as %s at window %s (%s); server %s", creds.terminal_id, creds.window,
              creds.window_name or "-", creds.server)
     return creds
+
+
+def _refuse_while_undelivered(config: Config, existing: Credentials) -> None:
+    """Undelivered while any rating or event waits to be sent as ``existing`` (checked before the
+    code is sent, so it is not spent)."""
+    if not config.db_path.exists():
+        return
+    from terminal.store import Store
+    store = Store(config.db_path)
+    try:
+        ratings, events = store.counts()["pending"], store.counts("events")["pending"]
+    finally:
+        store.close()
+    if ratings or events:
+        raise Undelivered(f"{ratings} rating(s) and {events} event(s) made as {existing.terminal_id} are not "
+                          "delivered yet; the server takes them only from that terminal. Deliver them first "
+                          "(rating-sync run --once, or wait for rating-sync; rating-terminal status shows the "
+                          "queue), then enroll again")
 
 
 def read_boot_file(path: Path) -> bytes | None:
