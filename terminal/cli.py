@@ -58,6 +58,9 @@ def cmd_provision(config, args) -> int:
     path = config.terminal.data_dir / FILENAME
     print(f"enrolled as {creds.terminal_id} at {creds.window_name or creds.window} ({creds.hall}); "
           f"credentials in {path} (mode 600)")
+    if args.force:  # rating-sync signs as the new identity at once; a running kiosk records as the old one
+        print("restart the terminal now (systemctl restart rating-kiosk or rating-headless): until then it "
+              "records as the identity it started with, which the server takes from nobody else", file=sys.stderr)
     return 0
 
 
