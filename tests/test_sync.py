@@ -672,3 +672,46 @@ def test_a_running_daemon_follows_its_terminals_enrollment_and_re_enrollment(ter
         store.close()
     finally:
         daemon.close()
+
+
+def test_the_invite_token_never_goes_to_a_proxy_from_the_environment(tmp_path, monkeypatch):
+    """The daemon hands a heartbeat's invitation to this terminal's own invite API with its bearer
+    token. That call took the proxy from the environment (a technician's shell, a system-wide
+    http_proxy): the token went to the proxy, which could then invite at will. Like every other
+    call it now ignores the environment."""
+    from http.server import BaseHTTPRequestHandler
+
+    from sync.daemon import SyncDaemon
+    seen = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.server.server_port, self.headers.get("Authorization", "")))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"session_id": "s1"}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    proxy, proxy_url = fake_central.serve(Listener)
+    invite, invite_url = fake_central.serve(Listener)
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", proxy_url)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    data = tmp_path / "data"
+    path = tmp_path / "terminal.toml"
+    path.write_text(f'[terminal]\ndata_dir = "{data}"\n[sync]\nserver = "http://127.0.0.1:9"\n'
+                    f'[invite]\nlisten = "{invite_url.removeprefix("http://")}"\n', encoding="utf-8")
+    daemon = SyncDaemon(terminal_config_module.load(path))
+    try:
+        assert daemon.invite_locally({"case_no": "C-1"}) == "invited"
+    finally:
+        daemon.close()
+        proxy.shutdown()
+        invite.shutdown()
+    assert [port for port, _ in seen] == [invite.server_port]
