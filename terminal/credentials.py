@@ -72,7 +72,7 @@ def write_private(path: Path, text: str, durable: bool = True) -> Path:
     # A leftover temporary file (a write cut short, a copied folder) would keep its own mode under
     # O_TRUNC, and a link there would be followed: a new file of mode 600, or nothing.
     try:
-        tmp.unlink()
+        os.unlink(tmp)
     except FileNotFoundError:
         pass
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
