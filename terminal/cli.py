@@ -43,7 +43,8 @@ def cmd_provision(config, args) -> int:
     from terminal.core.provision import ProvisionError, check_request
     from terminal.provisioning import AlreadyEnrolled, Undelivered, enroll
     try:
-        creds = enroll(config, check_request(args.server, args.code), force=args.force)
+        creds = enroll(config, check_request(args.server, args.code), force=args.force,
+                       despite_undelivered=args.despite_undelivered)
     except AlreadyEnrolled as exc:
         print(f"rating-terminal: {exc}; use --force to enroll again "
               "(the old identity should then be revoked centrally)", file=sys.stderr)
@@ -73,6 +74,9 @@ def provision_arguments(parser) -> None:
     code.add_argument("--code-file", dest="code", type=read_code_file, metavar="FILE",
                       help="read the code from FILE, or from standard input with - (scripts, the fleet playbook)")
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
+    parser.add_argument("--despite-undelivered", action="store_true",
+                        help="with --force: enroll again although ratings made as the old identity wait "
+                             "(it was revoked or its server is gone; the server keeps them, refused, for inspection)")
 
 
 MAX_CODE_LINE = 256  # a code is 14 characters; more is not a code file (the check then says why)

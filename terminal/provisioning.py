@@ -42,15 +42,17 @@ def enrolled(config: Config) -> Credentials | None:
     return Credentials.load(config.terminal.data_dir)
 
 
-def enroll(config: Config, request: Request, force: bool = False) -> Credentials:
+def enroll(config: Config, request: Request, force: bool = False, despite_undelivered: bool = False) -> Credentials:
     """Exchange the request's code for credentials and save them; ProvisionError says why not
-    (``retry``: trying again later may work)."""
+    (``retry``: trying again later may work). ``despite_undelivered``: enroll again although records
+    made as the old identity wait (it was revoked, or its server is gone, so they can never go as it):
+    they then go as the new one, and the server keeps them, refused, for inspection, never counted."""
     from sync.client import TransientError, enroll as enroll_call
     with _ONE_AT_A_TIME:
         existing = enrolled(config)
         if existing and not force:
             raise AlreadyEnrolled(f"already enrolled as {existing.terminal_id}")
-        if existing:
+        if existing and not despite_undelivered:
             _refuse_while_undelivered(config, existing)
         try:
             answer = enroll_call(request.server, request.code, timeout=config.sync.timeout,
@@ -81,7 +83,8 @@ def _refuse_while_undelivered(config: Config, existing: Credentials) -> None:
         raise Undelivered(f"{ratings} rating(s) and {events} event(s) made as {existing.terminal_id} are not "
                           "delivered yet; the server takes them only from that terminal. Deliver them first "
                           "(rating-sync run --once, or wait for rating-sync; rating-terminal status shows the "
-                          "queue), then enroll again")
+                          "queue), then enroll again; if the old identity can never send them (revoked, its server gone), "
+                          "--despite-undelivered enrolls now: the server then keeps them, refused, for inspection")
 
 
 def read_boot_file(path: Path) -> bytes | None:

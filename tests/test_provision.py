@@ -403,4 +403,13 @@ def test_enrolling_again_waits_until_what_the_old_identity_made_is_delivered(ter
         daemon.close()
     second = enroll(config, check_request(central.url, code), force=True)  # the code was not spent
     assert second.window == "W02" and store.get(rating.id)["state"] == "delivered"
+    # an old identity that can never send what waits (revoked, its server gone) does not lock the
+    # terminal out of enrolling for ever: the technician says so, and what waits stays in the store
+    stranded = make_rating(terminal_id=second.terminal_id, window="W02")
+    store.record(stranded)
+    third_code = central.enroll_code("W01")
+    with pytest.raises(Undelivered, match="--despite-undelivered"):
+        enroll(config, check_request(central.url, third_code), force=True)
+    third = enroll(config, check_request(central.url, third_code), force=True, despite_undelivered=True)
+    assert third.window == "W01" and store.get(stranded.id)["state"] == "pending"
     store.close()
