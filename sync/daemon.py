@@ -23,12 +23,12 @@ from datetime import datetime, timezone
 import terminal
 from terminal import systemd
 from terminal.clock import SystemClock
-from terminal.config import Config
+from terminal.config import Config, ConfigError, check_server_url
 from terminal.core.checks import escape_unclean, unclean_path
-from terminal.credentials import Credentials
+from terminal.credentials import FILENAME, Credentials, CredentialsError, file_stamp
 from terminal.store import Store, StoreError
 
-from . import content
+from . import content, tls
 from .backoff import Backoff
 from .client import EVENTS, CentralClient
 from .outbox import DrainResult, TransientError, Uploader  # noqa: F401 (DrainResult: the result ``upload`` gives)
@@ -55,7 +55,9 @@ class SyncDaemon:
         self.config = config
         self.clock = clock or SystemClock()
         self.store = Store(config.db_path)
+        self._stamp = file_stamp(config.terminal.data_dir / FILENAME)  # before the load: a change between is seen
         credentials = Credentials.load(config.terminal.data_dir)
+        self._stamps: dict[int, tuple | None] = {}  # id(client) -> the credentials file it signs with
         offset = self.store.state().get("clock_offset_s", 0.0)
         self.client = client_for(config, credentials, clock_offset=offset)
         self.uploader = Uploader(self.store, self.client, config.sync.batch_size, self.clock)
@@ -85,9 +87,35 @@ class SyncDaemon:
     def contact_client(self) -> CentralClient:
         return client_for(self.config, self._credentials, clock_offset=self._offset)
 
+    def follow_enrollment(self, client: CentralClient) -> None:
+        """Sign with the credentials in the data folder now. rating-sync starts at boot, before the
+        screen or provision.toml enrolls the terminal, and runs on while a technician enrolls it
+        again (``provision --force``, the old identity then revoked): credentials read once at
+        start left it unenrolled, or signing as a revoked terminal, until the next reboot. Each
+        lane calls it for its own client; a file that cannot be used is said and the old kept."""
+        path = self.config.terminal.data_dir / FILENAME
+        stamp = file_stamp(path)
+        if stamp == self._stamps.get(id(client), self._stamp):
+            return
+        self._stamps[id(client)] = stamp
+        try:
+            credentials = Credentials.load(self.config.terminal.data_dir)
+            if credentials is not None:
+                check_server_url(credentials.server, str(path))
+        except (CredentialsError, ConfigError) as exc:
+            log.error("%s changed but cannot be used (%s); signing as before", path, exc)
+            return
+        if credentials != client.credentials:
+            log.info("credentials changed: now %s", f"terminal {credentials.terminal_id} at window "
+                     f"{credentials.window}, server {credentials.server}" if credentials else "not enrolled")
+            client.credentials = credentials
+            if credentials is not None:
+                client.server = credentials.server.rstrip("/")
+
     def upload(self, until: float | None = None) -> DrainResult:
         """Drain the queue once (new batches until ``until``), recording the outcome for ``status``;
         TransientError propagates."""
+        self.follow_enrollment(self.client)
         try:
             result = self.uploader.drain(until)  # ratings first: they are what counts
             events = self.events.drain(until)
@@ -122,6 +150,7 @@ class SyncDaemon:
     def contact_step(self) -> float:
         """Heartbeat and content pull, if due; how long until the next is due. The next heartbeat is
         planned from when this one was due, so a slow answer does not push the schedule back."""
+        self.follow_enrollment(self.contact_client)
         now = time.monotonic()
         if now >= self.next_heartbeat:
             due = self.next_heartbeat or now
@@ -154,9 +183,10 @@ class SyncDaemon:
         listen = self.config.invite.listen
         if listen and fields.get("case_no"):
             from terminal.invite_api import load_or_create_token
-            try:
-                answer = requests.post(f"http://{listen}/v1/invite", json=fields, timeout=5, headers={
-                    "Authorization": f"Bearer {load_or_create_token(self.config.invite_token_path)}"})
+            try:  # through a tls.session: no proxy from the environment ever sees the token
+                with tls.session() as http:
+                    answer = http.post(f"http://{listen}/v1/invite", json=fields, timeout=5, headers={
+                        "Authorization": f"Bearer {load_or_create_token(self.config.invite_token_path)}"})
                 body = answer.json() if answer.headers.get("Content-Type", "").startswith("application/json") else {}
                 error = body.get("error")
                 outcome = "invited" if answer.status_code == 201 else (

@@ -41,12 +41,16 @@ def cmd_status(config, args) -> int:
 def cmd_provision(config, args) -> int:
     """Exchange a one-time enrollment code for this terminal's own id and secret."""
     from terminal.core.provision import ProvisionError, check_request
-    from terminal.provisioning import AlreadyEnrolled, enroll
+    from terminal.provisioning import AlreadyEnrolled, Undelivered, enroll
     try:
-        creds = enroll(config, check_request(args.server, args.code), force=args.force)
+        creds = enroll(config, check_request(args.server, args.code), force=args.force,
+                       despite_undelivered=args.despite_undelivered)
     except AlreadyEnrolled as exc:
         print(f"rating-terminal: {exc}; use --force to enroll again "
               "(the old identity should then be revoked centrally)", file=sys.stderr)
+        return 1
+    except Undelivered as exc:
+        print(f"rating-terminal: {exc}", file=sys.stderr)
         return 1
     except ProvisionError as exc:
         print(f"rating-terminal: {exc.detail or exc.reason}", file=sys.stderr)
@@ -55,6 +59,9 @@ def cmd_provision(config, args) -> int:
     path = config.terminal.data_dir / FILENAME
     print(f"enrolled as {creds.terminal_id} at {creds.window_name or creds.window} ({creds.hall}); "
           f"credentials in {path} (mode 600)")
+    if args.force:  # rating-sync signs as the new identity at once; a running kiosk records as the old one
+        print("restart the terminal now (systemctl restart rating-kiosk or rating-headless): until then it "
+              "records as the identity it started with, which the server takes from nobody else", file=sys.stderr)
     return 0
 
 
@@ -67,6 +74,9 @@ def provision_arguments(parser) -> None:
     code.add_argument("--code-file", dest="code", type=read_code_file, metavar="FILE",
                       help="read the code from FILE, or from standard input with - (scripts, the fleet playbook)")
     parser.add_argument("--force", action="store_true", help="enroll again even if credentials exist")
+    parser.add_argument("--despite-undelivered", action="store_true",
+                        help="with --force: enroll again although ratings made as the old identity wait "
+                             "(it was revoked or its server is gone; the server keeps them, refused, for inspection)")
 
 
 MAX_CODE_LINE = 256  # a code is 14 characters; more is not a code file (the check then says why)

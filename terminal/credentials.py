@@ -69,7 +69,13 @@ def write_private(path: Path, text: str, durable: bool = True) -> Path:
     nothing, no fsync."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    # A leftover temporary file (a write cut short, a copied folder) would keep its own mode under
+    # O_TRUNC, and a link there would be followed: a new file of mode 600, or nothing.
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
         if durable:
@@ -84,6 +90,17 @@ def write_private(path: Path, text: str, durable: bool = True) -> Path:
     finally:
         os.close(dir_fd)
     return path
+
+
+def file_stamp(path: Path) -> tuple | None:
+    """What changes whenever the file at ``path`` is written again (an atomic replace is a new
+    inode), or None when there is none: how a long-running process sees new credentials (or a new
+    boot file) without reading them every round."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def needs_enrollment(config) -> bool:

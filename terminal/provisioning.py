@@ -21,7 +21,7 @@ from pathlib import Path
 
 from terminal.config import Config
 from terminal.core.provision import MAX_FILE_BYTES, ProvisionError, Request, failure, parse_file
-from terminal.credentials import Credentials
+from terminal.credentials import Credentials, file_stamp
 
 log = logging.getLogger("rating-terminal")
 RETRY_BASE_S, RETRY_CAP_S = 2.0, 60.0  # the network may come up a minute after the kiosk
@@ -33,18 +33,27 @@ class AlreadyEnrolled(RuntimeError):
     pass
 
 
+class Undelivered(RuntimeError):
+    """Enrolling again now would strand what the old identity made: the server takes a record only
+    from the terminal it names (terminal_mismatch, a dead letter), and the old one is then revoked."""
+
+
 def enrolled(config: Config) -> Credentials | None:
     return Credentials.load(config.terminal.data_dir)
 
 
-def enroll(config: Config, request: Request, force: bool = False) -> Credentials:
+def enroll(config: Config, request: Request, force: bool = False, despite_undelivered: bool = False) -> Credentials:
     """Exchange the request's code for credentials and save them; ProvisionError says why not
-    (``retry``: trying again later may work)."""
+    (``retry``: trying again later may work). ``despite_undelivered``: enroll again although records
+    made as the old identity wait (it was revoked, or its server is gone, so they can never go as it):
+    they then go as the new one, and the server keeps them, refused, for inspection, never counted."""
     from sync.client import TransientError, enroll as enroll_call
     with _ONE_AT_A_TIME:
         existing = enrolled(config)
         if existing and not force:
             raise AlreadyEnrolled(f"already enrolled as {existing.terminal_id}")
+        if existing and not despite_undelivered:
+            _refuse_while_undelivered(config, existing)
         try:
             answer = enroll_call(request.server, request.code, timeout=config.sync.timeout,
                                  ca_file=config.sync.ca_file, server_key_pin=config.sync.server_key_pin)
@@ -57,6 +66,25 @@ def enroll(config: Config, request: Request, force: bool = False) -> Credentials
     log.info("enrolled as %s at window %s (%s); server %s", creds.terminal_id, creds.window,
              creds.window_name or "-", creds.server)
     return creds
+
+
+def _refuse_while_undelivered(config: Config, existing: Credentials) -> None:
+    """Undelivered while any rating or event waits to be sent as ``existing`` (checked before the
+    code is sent, so it is not spent)."""
+    if not config.db_path.exists():
+        return
+    from terminal.store import Store
+    store = Store(config.db_path)
+    try:
+        ratings, events = store.counts()["pending"], store.counts("events")["pending"]
+    finally:
+        store.close()
+    if ratings or events:
+        raise Undelivered(f"{ratings} rating(s) and {events} event(s) made as {existing.terminal_id} are not "
+                          "delivered yet; the server takes them only from that terminal. Deliver them first "
+                          "(rating-sync run --once, or wait for rating-sync; rating-terminal status shows the "
+                          "queue), then enroll again; if the old identity can never send them (revoked, its server gone), "
+                          "--despite-undelivered enrolls now: the server then keeps them, refused, for inspection")
 
 
 def read_boot_file(path: Path) -> bytes | None:
@@ -127,7 +155,7 @@ def wait_for_enrollment(config: Config, stop: threading.Event, report=lambda out
         creds = enrolled(config)
         if creds:
             return creds
-        stamp = _stamp(config.terminal.provision_file)
+        stamp = file_stamp(config.terminal.provision_file)
         if stamp is not None and (stamp != tried or (retry_at and time.monotonic() >= retry_at)):
             outcome = from_boot_file(config)
             report(outcome)
@@ -141,11 +169,3 @@ def wait_for_enrollment(config: Config, stop: threading.Event, report=lambda out
             backoff.reset()
         stop.wait(POLL_S if not retry_at else max(0.05, min(POLL_S, retry_at - time.monotonic())))
     return None
-
-
-def _stamp(path: Path):
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size, st.st_ino)

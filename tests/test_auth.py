@@ -168,3 +168,26 @@ def test_a_terminal_its_server_does_not_know_says_so_and_marks_nothing(central, 
     assert "unverified, it says bad_signature" in str(refused_answer.value)
     assert store.counts() == {"pending": 1, "delivered": 0, "dead": 0}
     store.close()
+
+
+def test_credentials_are_never_written_into_a_readable_or_linked_leftover_temporary_file(tmp_path):
+    """A leftover ``.credentials.json.tmp`` (a write cut short, a copied folder, another tool's
+    umask) kept its own mode when opened again with O_TRUNC, and a link there was followed: the
+    secret went into a file others may read, renamed to credentials.json or written elsewhere."""
+    from terminal.credentials import Credentials
+    data = tmp_path / "data"
+    data.mkdir()
+    leftover = data / ".credentials.json.tmp"
+    leftover.write_text("half a secret")
+    leftover.chmod(0o644)
+    creds = Credentials(terminal_id="T0123456789", secret="s" * 43, server="https://pj.example.gov.cn", window="W01")
+    creds.save(data)
+    assert stat.S_IMODE(os.stat(data / "credentials.json").st_mode) == 0o600
+    assert Credentials.load(data) == creds and not leftover.exists()
+    elsewhere = tmp_path / "readable-by-all"
+    elsewhere.write_text("")
+    elsewhere.chmod(0o644)
+    leftover.symlink_to(elsewhere)
+    creds.save(data)
+    assert elsewhere.read_text() == "" and Credentials.load(data) == creds
+    assert stat.S_IMODE(os.stat(data / "credentials.json").st_mode) == 0o600

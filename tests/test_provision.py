@@ -373,3 +373,43 @@ def test_stored_credentials_whose_ids_no_record_can_carry_are_refused_with_the_r
         Credentials.load(tmp_path / "data")
     with pytest.raises(config_module.ConfigError, match="terminal_id is 65 characters, at most 64"):
         config_module.load(path)
+
+
+def test_enrolling_again_waits_until_what_the_old_identity_made_is_delivered(terminal_config, central, tmp_path):
+    """A rating made as the old terminal and still waiting is refused by the server once the
+    terminal signs as another (terminal_mismatch: a dead letter, never counted), and the old
+    identity is revoked right after (the fleet playbook). ``provision --force`` refuses while
+    anything made as the old identity waits, before it spends the code; once delivered it goes on."""
+    from sync.daemon import SyncDaemon
+    from terminal import config as config_module
+    from terminal.core.provision import check_request
+    from terminal.provisioning import Undelivered, enroll
+    from terminal.store import Store
+    from conftest import make_rating
+    config = config_module.load(terminal_config())
+    first = enroll(config, check_request(central.url, central.enroll_code("W01")))
+    store = Store(config.db_path)
+    rating = make_rating(terminal_id=first.terminal_id)
+    store.record(rating)
+    code = central.enroll_code("W02")
+    with pytest.raises(Undelivered) as refused:
+        enroll(config, check_request(central.url, code), force=True)
+    assert "1 rating(s) and 0 event(s)" in str(refused.value) and "rating-sync run --once" in str(refused.value)
+    assert Credentials.load(tmp_path / "data") == first
+    daemon = SyncDaemon(config_module.load(terminal_config()))
+    try:
+        assert daemon.upload().delivered == 1
+    finally:
+        daemon.close()
+    second = enroll(config, check_request(central.url, code), force=True)  # the code was not spent
+    assert second.window == "W02" and store.get(rating.id)["state"] == "delivered"
+    # an old identity that can never send what waits (revoked, its server gone) does not lock the
+    # terminal out of enrolling for ever: the technician says so, and what waits stays in the store
+    stranded = make_rating(terminal_id=second.terminal_id, window="W02")
+    store.record(stranded)
+    third_code = central.enroll_code("W01")
+    with pytest.raises(Undelivered, match="--despite-undelivered"):
+        enroll(config, check_request(central.url, third_code), force=True)
+    third = enroll(config, check_request(central.url, third_code), force=True, despite_undelivered=True)
+    assert third.window == "W01" and store.get(stranded.id)["state"] == "pending"
+    store.close()

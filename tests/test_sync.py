@@ -641,3 +641,77 @@ def test_a_heartbeat_holding_a_devices_control_characters_is_still_taken(termina
         assert daemon.report()["devices"][0]["board"] == "RP2040\\x1b[2J"  # what it said, made visible
     finally:
         daemon.close()
+
+
+def test_a_running_daemon_follows_its_terminals_enrollment_and_re_enrollment(terminal_config, tmp_path, central):
+    """rating-sync starts at boot, before the screen or provision.toml enrolls the terminal, and
+    runs on while a technician enrolls it again (``provision --force``, the old identity revoked):
+    it signs with the credentials in the data folder now, not those it read at its start (none,
+    or a revoked terminal's), or nothing would reach the server until the next reboot."""
+    from sync.daemon import SyncDaemon
+    from terminal.core.provision import check_request
+    from terminal.provisioning import enroll
+    config = terminal_config_module.load(terminal_config())
+    daemon = SyncDaemon(config)
+    try:
+        first = enroll(config, check_request(central.url, central.enroll_code("W01")))
+        store = Store(config.db_path)
+        store.record(make_rating(terminal_id=first.terminal_id))
+        assert daemon.upload().delivered == 1
+        daemon.contact_step()
+        assert daemon.contact_store.state().get("last_error") is None
+
+        second = enroll(config, check_request(central.url, central.enroll_code("W01")), force=True)
+        assert central.manage("revoke", first.terminal_id).returncode == 0
+        store.record(make_rating(terminal_id=second.terminal_id))
+        assert daemon.upload().delivered == 1
+        daemon.next_heartbeat = 0.0
+        daemon.contact_step()
+        assert daemon.contact_store.state().get("last_error") is None
+        assert store.counts() == {**store.counts(), "pending": 0, "dead": 0}
+        store.close()
+    finally:
+        daemon.close()
+
+
+def test_the_invite_token_never_goes_to_a_proxy_from_the_environment(tmp_path, monkeypatch):
+    """The daemon hands a heartbeat's invitation to this terminal's own invite API with its bearer
+    token. That call took the proxy from the environment (a technician's shell, a system-wide
+    http_proxy): the token went to the proxy, which could then invite at will. Like every other
+    call it now ignores the environment."""
+    from http.server import BaseHTTPRequestHandler
+
+    from sync.daemon import SyncDaemon
+    seen = []
+
+    class Listener(BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.server.server_port, self.headers.get("Authorization", "")))
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = b'{"session_id": "s1"}'
+            self.send_response(201)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+    proxy, proxy_url = fake_central.serve(Listener)
+    invite, invite_url = fake_central.serve(Listener)
+    for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", proxy_url)
+    monkeypatch.setenv("HTTP_PROXY", proxy_url)
+    data = tmp_path / "data"
+    path = tmp_path / "terminal.toml"
+    path.write_text(f'[terminal]\ndata_dir = "{data}"\n[sync]\nserver = "http://127.0.0.1:9"\n'
+                    f'[invite]\nlisten = "{invite_url.removeprefix("http://")}"\n', encoding="utf-8")
+    daemon = SyncDaemon(terminal_config_module.load(path))
+    try:
+        assert daemon.invite_locally({"case_no": "C-1"}) == "invited"
+    finally:
+        daemon.close()
+        proxy.shutdown()
+        invite.shutdown()
+    assert [port for port, _ in seen] == [invite.server_port]
