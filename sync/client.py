@@ -142,7 +142,7 @@ class CentralClient:
         """The answer, if our server signed it for this request; else TransientError (no answer)."""
         keep_open = stream_sha256 is not None and response.status_code == 200
         try:
-            body = b"" if keep_open else _read_bounded(response, MAX_ANSWER_BYTES, until)
+            body = b"" if keep_open else read_bounded(response, MAX_ANSWER_BYTES, until)
         finally:
             if not keep_open:
                 response.close()
@@ -267,7 +267,7 @@ class CentralClient:
         return body
 
 
-def _read_bounded(response: requests.Response, limit: int, until: float) -> bytes:
+def read_bounded(response: requests.Response, limit: int, until: float) -> bytes:
     """The whole (decoded) body, or TransientError once it passes ``limit`` bytes or ``until``."""
     parts, got = [], 0
     for chunk in _chunks(response, until, "answer"):
@@ -313,7 +313,7 @@ def enroll(server: str, code: str, timeout: float = 15.0, ca_file: str | None = 
             with deadline.within(until):
                 response = http.post(f"{server.rstrip('/')}/api/v1/enroll", json={"code": code}, timeout=timeout,
                                      stream=True)
-            answer = Answer(response.status_code, response.headers, _read_bounded(response, 64 * 1024, until))
+            answer = Answer(response.status_code, response.headers, read_bounded(response, 64 * 1024, until))
         except requests.RequestException as exc:
             raise TransientError(f"cannot reach {server}: {type(exc).__name__}: {_short(exc)}") from None
     if answer.status_code != 201:

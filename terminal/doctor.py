@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from terminal.config import ASSETS, Config
+from terminal.core.checks import plausible_seconds
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
 FONT = ASSETS / "fonts" / "NotoSansSC-Regular.subset.otf"
@@ -183,6 +184,9 @@ def read_database(config: Config) -> tuple[Check, dict]:
     return Check("database", PASS, f"{path}, schema v{version}, quick_check ok"), facts
 
 
+MAX_HEALTH_BYTES = 64 * 1024  # the central server's health page is under 200 bytes
+
+
 def check_server(config: Config) -> tuple[Check, float | None]:
     """The central server's health page, unsigned; returns the clock offset it showed."""
     import requests
@@ -190,10 +194,16 @@ def check_server(config: Config) -> tuple[Check, float | None]:
     url = f"{config.sync.server.rstrip('/')}/api/v1/health"
     started = time.monotonic()
     timeout = min(config.sync.timeout, 10)
+    from sync.client import TransientError, read_bounded
+    raw = None
     try:
         with tls.session(config.sync.ca_file, config.sync.server_key_pin) as http, \
                 deadline.within(started + 2 * timeout):  # a server trickling its answer cannot hold the technician
-            reply = http.get(url, timeout=timeout)
+            with http.get(url, timeout=timeout, stream=True) as reply:
+                try:  # unsigned, from whatever answers there: read no more than a health page is
+                    raw = read_bounded(reply, MAX_HEALTH_BYTES, started + 2 * timeout)
+                except TransientError:
+                    pass
     except requests.RequestException as exc:
         return Check("server", FAIL, f"{url}: {type(exc).__name__}",
                      "check the network (cable, Wi-Fi, VLAN), DNS and [sync] server in the config; "
@@ -204,9 +214,11 @@ def check_server(config: Config) -> tuple[Check, float | None]:
         offset = float(reply.headers["X-Server-Time"]) + rtt / 2 - time.time()
     except (KeyError, ValueError):
         pass
+    if not plausible_seconds(offset):  # nan, inf, 1e300: no clock is that far off, nothing to judge
+        offset = None
     try:
-        body = reply.json()
-    except ValueError:
+        body = json.loads(raw) if raw is not None else None
+    except (ValueError, RecursionError):  # not JSON, or nested past what Python can read
         body = None
     if reply.status_code != 200 or not isinstance(body, dict) or body.get("status") != "ok":
         what = f"HTTP {reply.status_code}" + ("" if isinstance(body, dict) else ", not the central server's JSON")

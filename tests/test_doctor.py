@@ -301,3 +301,48 @@ def test_provision_doctor_rate_and_sync_end_to_end(rig, central, tmp_path):
     secret = json.loads((tmp_path / "data" / "credentials.json").read_text())["secret"]
     for text in (said, checked.stdout, checked.stderr, output, synced.stdout, synced.stderr):
         assert secret not in text and token.read_text().strip() not in text
+
+
+class HostileHealth(BaseHTTPRequestHandler):
+    """Something answering at the server's address (a captive portal, a hostile box on the LAN):
+    ``self.server.answer`` picks what it says."""
+
+    def do_GET(self):
+        kind = self.server.answer
+        body = {"nested": b"[" * 200_000 + b"]" * 200_000,
+                "huge": b'{"status": "ok", "pad": "' + b"x" * (20 * 1024 * 1024) + b'"}'}.get(
+            kind, json.dumps({"status": "ok", "version": "x"}).encode())
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Server-Time", {"nan": "nan", "inf": "inf"}.get(kind, "1e300"))
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        try:
+            self.wfile.write(body)
+        except OSError:
+            pass  # the doctor stopped reading: as it should
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("answer", ["nested", "huge", "nan", "inf"])
+def test_a_hostile_answer_at_the_servers_address_is_a_failed_check_not_a_crash(tmp_path, answer):
+    """The health page is read unsigned: an answer nested past Python's recursion limit crashed the
+    doctor, one of 20 MB was read whole into memory, and a server time of nan, inf or 1e300 gave a
+    clock offset no clock has (inf s behind)."""
+    server = HTTPServer(("127.0.0.1", 0), HostileHealth)
+    server.answer = answer
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        path = write_config(tmp_path / "t.toml", tmp_path / "data", f"http://127.0.0.1:{server.server_port}")
+        checks = run_in_process(path)
+        if answer in ("nested", "huge"):
+            assert checks["server"]["status"] == "fail" and "not the central server's" in checks["server"]["detail"]
+        else:
+            assert checks["server"]["status"] == "pass"
+        detail = checks["clock"]["detail"]
+        assert "inf" not in detail and "nan" not in detail and "0" * 20 not in detail, detail
+    finally:
+        server.shutdown()
+        server.server_close()
