@@ -106,3 +106,13 @@ def test_the_command_line_spelling_prints_json_on_stdout_only(tmp_path):
     refused = subprocess.run([central, "enroll-code", "--window", "W01", "--window", "NOPE", "--format", "json"],
                              env=env, capture_output=True, text=True, timeout=60)
     assert refused.returncode != 0 and "no code issued" in refused.stderr and refused.stdout == ""
+
+
+@pytest.mark.parametrize("hours", ["nan", "inf", "1e9"])
+def test_a_validity_no_code_should_have_is_refused_before_any_code_is_issued(hall, hours):
+    """``--hours nan`` or ``inf`` was a traceback from deep in the time arithmetic, and a code valid
+    for a hundred thousand years was issued: a key to a window that outlived every visit."""
+    before = EnrollmentCode.objects.count()
+    with pytest.raises(CommandError, match="--hours must be a number of hours up to 744"):
+        enroll_codes("--window", "W01", "--hours", hours)
+    assert EnrollmentCode.objects.count() == before

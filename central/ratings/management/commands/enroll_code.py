@@ -22,6 +22,8 @@ from django.utils import timezone
 from central.ratings.auth import DEFAULT_CODE_HOURS, issue_code
 from central.ratings.models import Terminal, Window
 
+MAX_CODE_HOURS = 24 * 31  # a month: a technician's round of a city's halls; negative only to test expiry
+
 
 def read_windows_file(path: str) -> list[str]:
     """Window codes from a file (``-`` = standard input): one a line; blank lines and ``#`` comments skipped."""
@@ -51,6 +53,9 @@ class Command(BaseCommand):
                             help="text: one code a line (the window's on stderr); json: one document for scripts")
 
     def handle(self, *args, window, windows_from, all_unenrolled, hours, format, **options):
+        if not -MAX_CODE_HOURS <= hours <= MAX_CODE_HOURS:  # nan and inf too: a clear refusal, not a traceback
+            raise CommandError(f"--hours must be a number of hours up to {MAX_CODE_HOURS} (a code is a key to a "
+                               f"window: it should not outlive the visit it is for), got {hours}")
         wanted = list(window) + (read_windows_file(windows_from) if windows_from else [])
         if all_unenrolled:
             active = Terminal.objects.filter(revoked_at__isnull=True).values("window")
