@@ -199,6 +199,17 @@ def test_a_number_past_a_floats_range_is_400_not_a_500(hall):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("devices", [5, 1.5, True, "button_box", {"device": "button_box"}, [7, None, ["x"]]])
+def test_a_heartbeat_with_devices_of_any_shape_leaves_the_terminals_page_standing(hall, auditor, devices):
+    """A heartbeat's ``devices`` is taken whatever its shape (the API passes over what is no list),
+    and the terminals page reads it as stored: one terminal sending a number there made the page a
+    500 for the whole hall."""
+    assert signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps({"devices": devices}).encode()).status_code == 200
+    page = auditor.get("/terminals/")
+    assert page.status_code == 200 and hall.terminal_id in page.content.decode()
+
+
+@pytest.mark.django_db
 def test_tick_forgets_the_nonces_of_every_terminal(hall):
     code, _ = auth.issue_code(hall.window)
     quiet = auth.enroll(code)  # calls once, then never again

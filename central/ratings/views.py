@@ -146,8 +146,8 @@ def terminals(request):
     for node in nodes:
         beat = node.heartbeat or {}
         versions = beat.get("versions") if isinstance(beat.get("versions"), dict) else {}
-        box = next((d for d in beat.get("devices") or [] if isinstance(d, dict) and d.get("device") == "button_box"),
-                   None)
+        devices = beat.get("devices") if isinstance(beat.get("devices"), list) else []  # stored as the terminal sent it
+        box = next((d for d in devices if isinstance(d, dict) and d.get("device") == "button_box"), None)
         rows.append({"terminal": node, "software": node.version or "—", "schema": versions.get("schema", "—"),
                      "os": versions.get("os", "—"), "python": versions.get("python", "—"),
                      "firmware": (box or {}).get("firmware") or "—",
