@@ -199,7 +199,9 @@ def test_a_number_past_a_floats_range_is_400_not_a_500(hall):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("devices", [5, 1.5, True, "button_box", {"device": "button_box"}, [7, None, ["x"]]])
+@pytest.mark.parametrize("devices", [5, 1.5, True, "button_box", {"device": "button_box"}, [7, None, ["x"]],
+                                     [{"device": "button_box", "firmware": ["1.2"]}],
+                                     [{"device": "button_box", "firmware": {"v": 1}, "connected": "yes"}]])
 def test_a_heartbeat_with_devices_of_any_shape_leaves_the_terminals_page_standing(hall, auditor, devices):
     """A heartbeat's ``devices`` is taken whatever its shape (the API passes over what is no list),
     and the terminals page reads it as stored: one terminal sending a number there made the page a

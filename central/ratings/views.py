@@ -5,6 +5,7 @@ department manager (``roles``); the terminal API lives in ``api.py``."""
 from __future__ import annotations
 
 import datetime
+import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required, permission_required
@@ -148,15 +149,23 @@ def terminals(request):
         versions = beat.get("versions") if isinstance(beat.get("versions"), dict) else {}
         devices = beat.get("devices") if isinstance(beat.get("devices"), list) else []  # stored as the terminal sent it
         box = next((d for d in devices if isinstance(d, dict) and d.get("device") == "button_box"), None)
-        rows.append({"terminal": node, "software": node.version or "—", "schema": versions.get("schema", "—"),
-                     "os": versions.get("os", "—"), "python": versions.get("python", "—"),
-                     "firmware": (box or {}).get("firmware") or "—",
+        rows.append({"terminal": node, "software": node.version or "—", "schema": _reported(versions.get("schema")),
+                     "os": _reported(versions.get("os")), "python": _reported(versions.get("python")),
+                     "firmware": _reported((box or {}).get("firmware")),
                      "box": "" if box is None else ("已连接" if box.get("connected") else "未连接"),
                      "online": bool(node.last_seen and (timezone.now() - node.last_seen).total_seconds() < 180),
                      "chain": terminal_chain_state(chains_of.get(node.terminal_id, []))})
     return render(request, "ratings/terminals.html", {
         "rows": rows, "software": Counter(r["software"] for r in rows).most_common(),
         "firmware": Counter(r["firmware"] for r in rows).most_common()})
+
+
+def _reported(value) -> str:
+    """A value a heartbeat reported, as text to show and count ("—" for none): a terminal may send
+    any JSON there, and a list or an object could not be counted (unhashable), a 500 for the page."""
+    if value is None or value == "" or isinstance(value, (list, dict)) and not value:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)[:64]
 
 
 def terminal_chain_state(chains_of_terminal: list) -> tuple[str, str, bool]:
