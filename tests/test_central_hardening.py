@@ -506,6 +506,32 @@ def test_the_admin_answers_an_unknown_filter_with_400(hall, admin_user):
     assert client.get("/admin/ratings/rating/?level__exact=5").status_code == 200
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [
+    "window/?hall=99999999999999999999999", "workorder/?department__in=1,99999999999999999999999",
+    "rating/?level__in=5,99999999999999999999999", "alert/?rule__gt=-99999999999999999999999",
+    "rating/?rated_at__year=9999", "rating/?rated_at__year=99999999999999999999999",
+    "rating/?rated_at__year=2026&rated_at__month=99999999999999999999", "workorder/?opened_on__year=1",
+    "rating/?rated_at__gte=0001-01-01", "case/?accepted_at__lt=9999-12-31",
+])
+def test_a_filter_value_past_what_the_database_or_the_calendar_holds_is_400(hall, admin_user, query):
+    """Each was a 500 once the list was drawn: SQLite cannot bind an integer past 64 bits, the date
+    links add a year to 9999, and 0001-01-01 in the hall's time zone has no UTC time."""
+    client = Client()
+    client.force_login(admin_user)
+    assert client.get(f"/admin/ratings/{query}").status_code == 400
+
+
+@pytest.mark.django_db
+def test_filter_values_the_admins_own_links_make_are_taken(hall, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    for query in ("rating/?level__exact=5", "rating/?level__in=4,5", "rating/?rated_at__year=2026&rated_at__month=12",
+                  "workorder/?opened_on__year=9998&opened_on__month=12&opened_on__day=31", "window/?hall__exact=1",
+                  "case/?accepted_at__gte=2026-01-01", "alert/?cleared_at__isnull=True"):
+        assert client.get(f"/admin/ratings/{query}").status_code == 200, query
+
+
 # -- a real server, deployed and on loopback --------------------------------------------------------
 
 HOST = "pj.example.gov.cn"
