@@ -47,6 +47,16 @@ def test_a_number_split_by_any_punctuation_or_symbol_is_masked(mark):
     assert not re.search("[0-9]", shown) and "评价" in shown and "谢谢" in shown
 
 
+@pytest.mark.parametrize("digits", ["0123456789", "٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "०१२३४५६७८९", "০১২৩৪৫৬৭৮৯", "๐๑๒๓๔๕๖๗๘๙",
+                                    "០១២៣៤៥៦៧៨៩", "೦೧೨೩೪೫೬೭೮೯"])
+def test_a_number_in_the_digits_of_any_script_is_masked(digits):
+    """A phone number in Arabic-Indic, Devanagari or Thai digits (which NFKC leaves as they are)
+    once reached the public page whole: every decimal digit is a digit."""
+    number = "".join(digits[int(d)] for d in "13812345678")
+    shown = masking.anonymise(f"评价：{number}，谢谢")
+    assert not re.search(r"\d", shown) and "评价" in shown and "谢谢" in shown
+
+
 @pytest.mark.parametrize("text", EMAILS)
 def test_every_way_of_writing_an_email_is_masked(text):
     shown = masking.anonymise(f"联系我 {text} 谢谢")
