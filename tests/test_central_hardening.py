@@ -469,6 +469,20 @@ def test_weak_passwords_are_refused(hall):
 
 
 @pytest.mark.django_db
+def test_a_locked_out_login_says_why_in_chinese_first_with_english(hall):
+    """django-axes answered a locked login with its own English line only (it has no Chinese), on
+    the admin's Chinese login page."""
+    client = Client()
+    answers = [client.post("/admin/login/?next=/", {"username": "nobody", "password": "wrong-password-xyz"})
+               for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 4 + [429]
+    page = answers[-1].content.decode()
+    assert "登录尝试过多" in page and "15 分钟" in page and "Too many login attempts" in page
+    assert page.index("登录尝试过多") < page.index("Too many login attempts")
+    assert "nobody" not in page  # the name tried is not echoed
+
+
+@pytest.mark.django_db
 def test_a_manager_sees_only_their_departments_alerts_and_colleagues(hall):
     from django.contrib.auth.models import User
     from central.ratings.models import WorkOrder
