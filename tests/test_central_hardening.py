@@ -483,6 +483,27 @@ def test_a_locked_out_login_says_why_in_chinese_first_with_english(hall):
 
 
 @pytest.mark.django_db
+def test_wrong_old_passwords_on_the_password_change_page_lock_the_account_as_logins_do(hall, django_user_model):
+    """The admin's password change checked the old password itself, past django-axes: whoever sat at
+    a session left open could try passwords there without limit, then set their own."""
+    user = django_user_model.objects.create_user("clerk", password="stone-river-7-lantern", is_staff=True)
+    client = Client()
+    client.force_login(user)
+
+    def change(old: str, new: str = "quiet-harbour-42-violet"):
+        return client.post("/admin/password_change/", {"old_password": old, "new_password1": new, "new_password2": new})
+    assert Client().get("/admin/password_change/").status_code == 302  # a login first
+    assert client.get("/admin/password_change/").status_code == 200
+    done = change("stone-river-7-lantern")  # the right one changes it, as before
+    assert done.status_code == 302 and done["Location"] == "/admin/password_change/done/"
+    assert [change(f"guess-{n}-wrong").status_code for n in range(5)] == [200] * 4 + [429]
+    assert change("quiet-harbour-42-violet", "amber-field-9-willow").status_code == 429  # locked: not tried
+    user.refresh_from_db()
+    assert user.check_password("quiet-harbour-42-violet")
+    assert Client().post("/admin/login/", {"username": "clerk", "password": "quiet-harbour-42-violet"}).status_code == 429
+
+
+@pytest.mark.django_db
 def test_a_manager_sees_only_their_departments_alerts_and_colleagues(hall):
     from django.contrib.auth.models import User
     from central.ratings.models import WorkOrder
