@@ -162,6 +162,20 @@ def test_the_public_page_is_chinese_first_with_english_available(hall, hall_admi
         "Chinese words in the English page's own text"
 
 
+def test_the_english_public_page_names_a_window_without_a_department_in_english(hall):
+    """The page's own words for what no one named: a window outside every department was ranked under
+    “未归属部门” on the English page too."""
+    from django.test import Client
+    from central.ratings import direct
+    from central.ratings.models import Window
+    from terminal.core.channels import Channel
+    window = Window.objects.create(hall=Window.objects.get(code="W01").hall, code="W99", name="Help desk")
+    direct.rate(window_code=window.code, level=Level.SATISFIED, channel=Channel.QR_CODE, device="phone")
+    english = Client().get("/public/?lang=en").content.decode()
+    assert "Help desk (W99)" in english and "No department" in english and "未归属部门" not in english
+    assert "未归属部门" in Client().get("/public/").content.decode()
+
+
 def test_no_admin_page_shows_a_number_or_address_a_rater_wrote(hall, hall_admin):
     """A rater's words are personal data where they hold a phone number or an e-mail address: the
     admin shows them masked as /public/ does, on every page that shows them (the rating, its raw

@@ -254,7 +254,8 @@ PUBLIC_WORDS = {
            "comments": "最近评价内容", "date": "日期", "rating": "评价", "comment": "内容", "no_comments": "暂无文字评价。",
            "rectified": "差评整改情况", "closed_on": "办结日期", "reasons": "原因", "rectification": "整改情况",
            "no_rectified": "暂无公示的整改情况。", "brand": "政务服务好差评", "login": "工作人员登录",
-           "other": "English", "separator": "、"},
+           "other": "English", "separator": "、", "window_label": "{name}（{code}）", "unknown_window": "未登记窗口",
+           "no_department": "未归属部门"},
     "en": {"title": "Ratings in public", "heading": "Ratings of this hall's services", "span": "last 90 days: {start} to {end}",
            "note": "Stars follow the satisfaction score (100 points = five stars, half a star per 10 points). "
                    "Nothing about the people who rated is shown.",
@@ -263,7 +264,8 @@ PUBLIC_WORDS = {
            "comments": "Recent comments", "date": "Date", "rating": "Rating", "comment": "Comment",
            "no_comments": "No comments yet.", "rectified": "Complaints put right", "closed_on": "Closed on",
            "reasons": "Reasons", "rectification": "What was done", "no_rectified": "Nothing published yet.",
-           "brand": "Government service ratings", "login": "Staff login", "other": "中文", "separator": ", "},
+           "brand": "Government service ratings", "login": "Staff login", "other": "中文", "separator": ", ",
+           "window_label": "{name} ({code})", "unknown_window": "Unregistered window", "no_department": "No department"},
 }
 
 
@@ -283,6 +285,11 @@ def public(request):
     windows = stats.table(stats.Query(start, end, "window"))
     departments = stats.fold(windows, "department")
     names = dict(Window.objects.values_list("code", "name"))
+    for row in windows:  # the page's own words around the names: stats labels rows in Chinese
+        row.label = words["window_label"].format(name=names.get(row.key) or words["unknown_window"], code=row.key)
+    for row in departments:
+        if row.key == "—":
+            row.label = words["no_department"]
     since = timezone.make_aware(datetime.datetime.combine(start, datetime.time.min))
     approved = (Rating.objects.filter(excluded=False, comment_state="approved", received_at__gte=since)
                 .order_by("-received_at")[:20])  # the server's own clock orders them, not a terminal's
