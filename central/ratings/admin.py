@@ -534,7 +534,7 @@ class CallbackTaskAdmin(Scoped):
     """The call-back list (电话回访): bad ratings with a known number and each quarter's sample. The
     number is shown only on a task's own page, to whoever may call, and every showing is recorded."""
 
-    scope_field = "window_code"
+    scope_field = "case__department"  # the case's, as its case page: not the window's now, which may have moved
     form = CallbackForm
     list_display = ["created_at", "reason", "quarter", "window_code", "case", "masked_number", "state", "level",
                     "called_at"]
