@@ -137,6 +137,7 @@ AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "central.settings.client_ip"
+AXES_LOCKOUT_CALLABLE = "central.ratings.errors.locked_out"  # Chinese first: axes' own page is English only
 AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -27,6 +27,7 @@ urlpatterns = [
     path("r/<str:token>", mobile.page, name="mobile"),
     path("w/<link:code>", plaques.page, name="plaque"),
     path("s/<link:token>", sms.link_page, name="sms-link"),
+    path("admin/password_change/", admin.site.admin_view(views.password_change)),  # old password throttled
     path("admin/", admin.site.urls),
     path("api/v1/", api.urls),
 ]

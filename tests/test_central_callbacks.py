@@ -166,6 +166,36 @@ def test_a_department_manager_sees_only_their_departments_call_backs(hall):
     assert callbacks.figures(windows=[])[0].tasks == 0
 
 
+def test_a_call_back_stays_with_its_cases_department_when_the_window_moves(hall):
+    """A task was scoped by the window's department now: once W02 moved to another department, that
+    department's manager opened its old cases' call-backs, and their numbers in clear, while the
+    cases themselves (and their ratings) stayed the first department's."""
+    import io
+
+    from django.core.management import call_command
+
+    from central.ratings.models import Window
+    w01, w02 = Window.objects.get(code="W01"), Window.objects.get(code="W02")
+    (case,) = report_many(1, "W02", "SZ0201")
+    (task,) = callbacks.sample(QUARTER, "seed", per_window=1)
+    for name, department in (("mgr-old", w02.department), ("mgr-new", w01.department)):
+        call_command("add_user", name, "--role", "department_manager", "--department", department.code,
+                     "--password-stdin", stdin=io.StringIO(f"pw-{name}-scope-Qx7k\n"), stderr=io.StringIO())
+    Window.objects.filter(pk=w02.pk).update(department=w01.department)  # the hall reorganised: W02 moved
+
+    def opened(username: str):
+        client = Client()
+        client.force_login(User.objects.get(username=username))
+        return client.get(f"/admin/ratings/callbacktask/{task.pk}/change/"), client.get(f"/admin/ratings/case/{case.pk}/change/")
+    task_page, case_page = opened("mgr-new")
+    assert task_page.status_code in (302, 404) and case_page.status_code in (302, 404)
+    assert "13800000000" not in task_page.content.decode()
+    task_page, case_page = opened("mgr-old")
+    assert task_page.status_code == case_page.status_code == 200 and "13800000000" in task_page.content.decode()
+    task.refresh_from_db()
+    assert [seen["by"] for seen in task.number_shown] == ["mgr-old"]
+
+
 def test_the_number_is_shown_to_the_caller_who_asked_whatever_else_the_server_is_doing(hall, monkeypatch):
     """The admin is one object serving every request (gunicorn runs threads): the number's page
     kept the request on it, so an auditor's page drawn just after a caller's request began showed

@@ -199,6 +199,19 @@ def test_a_number_past_a_floats_range_is_400_not_a_500(hall):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("devices", [5, 1.5, True, "button_box", {"device": "button_box"}, [7, None, ["x"]],
+                                     [{"device": "button_box", "firmware": ["1.2"]}],
+                                     [{"device": "button_box", "firmware": {"v": 1}, "connected": "yes"}]])
+def test_a_heartbeat_with_devices_of_any_shape_leaves_the_terminals_page_standing(hall, auditor, devices):
+    """A heartbeat's ``devices`` is taken whatever its shape (the API passes over what is no list),
+    and the terminals page reads it as stored: one terminal sending a number there made the page a
+    500 for the whole hall."""
+    assert signed_post(Client(), hall, "/api/v1/heartbeat", json.dumps({"devices": devices}).encode()).status_code == 200
+    page = auditor.get("/terminals/")
+    assert page.status_code == 200 and hall.terminal_id in page.content.decode()
+
+
+@pytest.mark.django_db
 def test_tick_forgets_the_nonces_of_every_terminal(hall):
     code, _ = auth.issue_code(hall.window)
     quiet = auth.enroll(code)  # calls once, then never again
@@ -456,6 +469,41 @@ def test_weak_passwords_are_refused(hall):
 
 
 @pytest.mark.django_db
+def test_a_locked_out_login_says_why_in_chinese_first_with_english(hall):
+    """django-axes answered a locked login with its own English line only (it has no Chinese), on
+    the admin's Chinese login page."""
+    client = Client()
+    answers = [client.post("/admin/login/?next=/", {"username": "nobody", "password": "wrong-password-xyz"})
+               for _ in range(5)]
+    assert [a.status_code for a in answers] == [200] * 4 + [429]
+    page = answers[-1].content.decode()
+    assert "登录尝试过多" in page and "15 分钟" in page and "Too many login attempts" in page
+    assert page.index("登录尝试过多") < page.index("Too many login attempts")
+    assert "nobody" not in page  # the name tried is not echoed
+
+
+@pytest.mark.django_db
+def test_wrong_old_passwords_on_the_password_change_page_lock_the_account_as_logins_do(hall, django_user_model):
+    """The admin's password change checked the old password itself, past django-axes: whoever sat at
+    a session left open could try passwords there without limit, then set their own."""
+    user = django_user_model.objects.create_user("clerk", password="stone-river-7-lantern", is_staff=True)
+    client = Client()
+    client.force_login(user)
+
+    def change(old: str, new: str = "quiet-harbour-42-violet"):
+        return client.post("/admin/password_change/", {"old_password": old, "new_password1": new, "new_password2": new})
+    assert Client().get("/admin/password_change/").status_code == 302  # a login first
+    assert client.get("/admin/password_change/").status_code == 200
+    done = change("stone-river-7-lantern")  # the right one changes it, as before
+    assert done.status_code == 302 and done["Location"] == "/admin/password_change/done/"
+    assert [change(f"guess-{n}-wrong").status_code for n in range(5)] == [200] * 4 + [429]
+    assert change("quiet-harbour-42-violet", "amber-field-9-willow").status_code == 429  # locked: not tried
+    user.refresh_from_db()
+    assert user.check_password("quiet-harbour-42-violet")
+    assert Client().post("/admin/login/", {"username": "clerk", "password": "quiet-harbour-42-violet"}).status_code == 429
+
+
+@pytest.mark.django_db
 def test_a_manager_sees_only_their_departments_alerts_and_colleagues(hall):
     from django.contrib.auth.models import User
     from central.ratings.models import WorkOrder
@@ -491,6 +539,32 @@ def test_the_admin_answers_an_unknown_filter_with_400(hall, admin_user):
     client.force_login(admin_user)
     assert client.get("/admin/ratings/rating/?payload__contains=x").status_code == 400
     assert client.get("/admin/ratings/rating/?level__exact=5").status_code == 200
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("query", [
+    "window/?hall=99999999999999999999999", "workorder/?department__in=1,99999999999999999999999",
+    "rating/?level__in=5,99999999999999999999999", "alert/?rule__gt=-99999999999999999999999",
+    "rating/?rated_at__year=9999", "rating/?rated_at__year=99999999999999999999999",
+    "rating/?rated_at__year=2026&rated_at__month=99999999999999999999", "workorder/?opened_on__year=1",
+    "rating/?rated_at__gte=0001-01-01", "case/?accepted_at__lt=9999-12-31",
+])
+def test_a_filter_value_past_what_the_database_or_the_calendar_holds_is_400(hall, admin_user, query):
+    """Each was a 500 once the list was drawn: SQLite cannot bind an integer past 64 bits, the date
+    links add a year to 9999, and 0001-01-01 in the hall's time zone has no UTC time."""
+    client = Client()
+    client.force_login(admin_user)
+    assert client.get(f"/admin/ratings/{query}").status_code == 400
+
+
+@pytest.mark.django_db
+def test_filter_values_the_admins_own_links_make_are_taken(hall, admin_user):
+    client = Client()
+    client.force_login(admin_user)
+    for query in ("rating/?level__exact=5", "rating/?level__in=4,5", "rating/?rated_at__year=2026&rated_at__month=12",
+                  "workorder/?opened_on__year=9998&opened_on__month=12&opened_on__day=31", "window/?hall__exact=1",
+                  "case/?status__exact=completed", "alert/?cleared_at__isnull=True"):
+        assert client.get(f"/admin/ratings/{query}").status_code == 200, query
 
 
 # -- a real server, deployed and on loopback --------------------------------------------------------

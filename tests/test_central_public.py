@@ -47,6 +47,16 @@ def test_a_number_split_by_any_punctuation_or_symbol_is_masked(mark):
     assert not re.search("[0-9]", shown) and "评价" in shown and "谢谢" in shown
 
 
+@pytest.mark.parametrize("digits", ["0123456789", "٠١٢٣٤٥٦٧٨٩", "۰۱۲۳۴۵۶۷۸۹", "०१२३४५६७८९", "০১২৩৪৫৬৭৮৯", "๐๑๒๓๔๕๖๗๘๙",
+                                    "០១២៣៤៥៦៧៨៩", "೦೧೨೩೪೫೬೭೮೯"])
+def test_a_number_in_the_digits_of_any_script_is_masked(digits):
+    """A phone number in Arabic-Indic, Devanagari or Thai digits (which NFKC leaves as they are)
+    once reached the public page whole: every decimal digit is a digit."""
+    number = "".join(digits[int(d)] for d in "13812345678")
+    shown = masking.anonymise(f"评价：{number}，谢谢")
+    assert not re.search(r"\d", shown) and "评价" in shown and "谢谢" in shown
+
+
 @pytest.mark.parametrize("text", EMAILS)
 def test_every_way_of_writing_an_email_is_masked(text):
     shown = masking.anonymise(f"联系我 {text} 谢谢")
@@ -150,6 +160,20 @@ def test_the_public_page_is_chinese_first_with_english_available(hall, hall_admi
     ui = re.sub(r"<td[^>]*>[^<]*</td>", "", body)  # the table cells are data: names, comments
     assert not re.search(r"[\u4e00-\u9fff]", re.sub(r'<a [^>]*lang="zh-CN"[^>]*>中文</a>', "", ui)), \
         "Chinese words in the English page's own text"
+
+
+def test_the_english_public_page_names_a_window_without_a_department_in_english(hall):
+    """The page's own words for what no one named: a window outside every department was ranked under
+    “未归属部门” on the English page too."""
+    from django.test import Client
+    from central.ratings import direct
+    from central.ratings.models import Window
+    from terminal.core.channels import Channel
+    window = Window.objects.create(hall=Window.objects.get(code="W01").hall, code="W99", name="Help desk")
+    direct.rate(window_code=window.code, level=Level.SATISFIED, channel=Channel.QR_CODE, device="phone")
+    english = Client().get("/public/?lang=en").content.decode()
+    assert "Help desk (W99)" in english and "No department" in english and "未归属部门" not in english
+    assert "未归属部门" in Client().get("/public/").content.decode()
 
 
 def test_no_admin_page_shows_a_number_or_address_a_rater_wrote(hall, hall_admin):

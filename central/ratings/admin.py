@@ -35,7 +35,58 @@ class FilteredAdmin(admin.ModelAdmin):
         filters = self.get_list_filter(request) if request is not None else self.list_filter
         allowed = {f.parameter_name if isinstance(f, type) else f if isinstance(f, str) else f[0]
                    for f in filters} | {self.date_hierarchy}
-        return lookup.split("__", 1)[0] in allowed and super().lookup_allowed(lookup, value, request)
+        return (lookup.split("__", 1)[0] in allowed and super().lookup_allowed(lookup, value, request)
+                and fits(self.model, lookup, value))
+
+
+#: parts of a lookup that take a date's or a time's part: the admin's date links (``__year``, ``__month``, ``__day``)
+DATE_PARTS = {"year", "iso_year", "quarter", "month", "week", "week_day", "iso_week_day", "day", "hour", "minute",
+              "second"}
+
+
+def fits(model, lookup: str, value: str) -> bool:
+    """Whether a list filter's value can reach the database as asked: an integer within its column's
+    range, a date or time, or a date's part, within the years 2..9998 (a day, a month or a year
+    added by the date links, or the hall's time zone, keeps it on the calendar). Past that, the
+    query failed only as the page was drawn (``?hall=99999999999999999999``: SQLite cannot bind it;
+    ``?rated_at__year=9999``: no year 10000; ``?rated_at__gte=0001-01-01``: no UTC time for it):
+    a 500, where a value no filter link makes is a 400 (``DisallowedModelAdminLookup``)."""
+    from django.core.exceptions import FieldDoesNotExist, ValidationError
+    from django.db import connection, models
+    parts, field, opts = lookup.split("__"), None, model._meta
+    while parts:
+        try:
+            field = opts.get_field(parts[0])
+        except FieldDoesNotExist:
+            break
+        parts.pop(0)
+        if field.is_relation and field.related_model is not None:
+            opts = field.related_model._meta
+            field = getattr(field, "target_field", field)
+    if field is None or parts[-1:] in (["isnull"], ["isempty"]):
+        return True
+    pieces = value.split(",") if parts[-1:] in (["in"], ["range"]) else [value]
+    if DATE_PARTS.intersection(parts):
+        return all(p.isdigit() and len(p) <= 4 and ("year" not in parts or 2 <= int(p) <= 9998) for p in pieces)
+    if isinstance(field, (models.DateField, models.DateTimeField)):
+        for piece in pieces:
+            try:
+                when = field.to_python(piece)
+            except ValidationError:
+                continue  # not a date: the admin refuses it itself
+            if when is not None and not 2 <= when.year <= 9998:
+                return False
+        return True
+    if isinstance(field, (models.IntegerField, models.AutoField)):
+        low, high = connection.ops.integer_field_range(field.get_internal_type())
+        for piece in pieces:
+            try:
+                number = int(piece)
+            except ValueError:
+                continue
+            if (low is not None and number < low) or (high is not None and number > high):
+                return False
+    return True
 
 
 class Scoped(FilteredAdmin):
@@ -489,7 +540,7 @@ class CallbackTaskAdmin(Scoped):
     """The call-back list (电话回访): bad ratings with a known number and each quarter's sample. The
     number is shown only on a task's own page, to whoever may call, and every showing is recorded."""
 
-    scope_field = "window_code"
+    scope_field = "case__department"  # the case's, as its case page: not the window's now, which may have moved
     form = CallbackForm
     list_display = ["created_at", "reason", "quarter", "window_code", "case", "masked_number", "state", "level",
                     "called_at"]

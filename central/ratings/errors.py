@@ -1,4 +1,4 @@
-"""The error pages (400, 403, 404, 500), Chinese first with English beneath, in the phone pages' look.
+"""The error pages (400, 403, 404, 500, and 429 for a locked login), Chinese first with English beneath, in the phone pages' look.
 
 Django's own are English only, and a citizen meets them: a scanner that adds a slash to a plaque's
 link (404), a form of over 1,000 fields (400), a form whose page sat open past its CSRF cookie (403),
@@ -8,12 +8,14 @@ database: a 500 may come from the database), in the bundled font cut to its fixe
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.http import HttpResponse
 from django.template.loader import render_to_string
 
 from .page_font import font_for
 
 BRAND = "政务服务好差评"
+LOCKED_MINUTES = round(settings.AXES_COOLOFF_TIME * 60)  # django-axes' cool-off, in hours
 WORDS = {
     400: ("请求有误", "无法处理该请求。请返回上一页重试，或重新扫描窗口的二维码。",
           "Bad request", "The request could not be handled. Go back and try again, or scan the window's QR code again."),
@@ -21,6 +23,9 @@ WORDS = {
           "Forbidden", "The page has expired or is not open to you. Reload it and try again."),
     404: ("页面不存在", "请检查链接，或重新扫描窗口的二维码。",
           "Not found", "Check the link, or scan the window's QR code again."),
+    429: ("登录尝试过多", f"密码错误次数过多，该账号或当前网络已暂时锁定。请 {LOCKED_MINUTES} 分钟后再试，或联系大厅管理员。",
+          "Too many login attempts", f"Too many wrong passwords: this account or network is locked for "
+                                     f"{LOCKED_MINUTES} minutes. Try again later, or ask the hall administrator."),
     500: ("服务暂时出错", "服务器出现问题，请稍后再试。",
           "Server error", "Something went wrong on our side. Please try again later."),
 }
@@ -56,6 +61,11 @@ def csrf_failure(request, reason: str = ""):
 
 def page_not_found(request, exception=None):
     return answer(404)
+
+
+def locked_out(request, original_response=None, credentials=None):
+    """django-axes' answer to a locked login (``AXES_LOCKOUT_CALLABLE``): its own is one English line."""
+    return answer(429)
 
 
 def server_error(request):

@@ -1,7 +1,8 @@
 """What a comment may show in public: nothing that identifies its writer. Pure: text in, text out.
 
 A comment is first normalised as a reader would see it: NFKC (full-width ``１３８``, ``＠`` and
-``－`` become ``138``, ``@`` and ``-``), and invisible characters removed (zero-width spaces and
+``－`` become ``138``, ``@`` and ``-``; every script's decimal digits, Arabic-Indic ``١٣٨`` or
+Devanagari ``१३८``, become ASCII ones), and invisible characters removed (zero-width spaces and
 joiners, soft hyphens, direction marks: category Cf). Then:
 
 - any run of six or more digits is masked, whatever separates them (any space, punctuation or
@@ -52,4 +53,11 @@ def _pieces(text: str):
     """(normalised, original) for each visible character of ``text``."""
     for c in text:
         if unicodedata.category(c) != "Cf":
-            yield unicodedata.normalize("NFKC", c), c
+            yield _ascii_digits(unicodedata.normalize("NFKC", c)), c
+
+
+def _ascii_digits(text: str) -> str:
+    """Every decimal digit as its ASCII one: NFKC leaves Arabic-Indic ٣, Devanagari ३ or Thai ๓ as
+    they are, and a number written in them was shown whole."""
+    return "".join(str(unicodedata.decimal(c)) if c > "\x7f" and unicodedata.decimal(c, None) is not None else c
+                   for c in text)

@@ -84,7 +84,7 @@ def scope(queryset, user, field: str):
 
 
 def window_codes(user) -> list[str] | None:
-    """The user's department's windows now, for records that name only a window (events, call-backs,
+    """The user's department's windows now, for records that name only a window (events, call-back figures,
     alerts); None for all. Ratings go by the department they count for (``department_ids``)."""
     from .models import Window
     department = department_of(user)

@@ -39,7 +39,7 @@ from terminal.core import signing
 from terminal.core.channels import Channel
 from terminal.core.levels import Level
 
-from . import direct, link_tokens, personal_data, throttle
+from . import direct, link_tokens, masking, personal_data, throttle
 from .mobile import language_of, public_base
 from .models import Case, Policy, SmsMessage, counted_rating_of
 
@@ -196,7 +196,7 @@ def send_due(now: datetime | None = None, sender: BaseBackend | None = None) -> 
             provider_id = sender.send(str(message_uuid(message)), personal_data.decrypt(message.mobile_token),
                                       message.text)
         except (SmsError, ValueError) as exc:
-            error = str(exc)[:300]
+            error = masking.anonymise(str(exc))[:300]  # a gateway names the number it refused: never kept in clear
             if message.attempts >= MAX_ATTEMPTS:
                 SmsMessage.objects.filter(pk=pk).update(state="dead", last_error=error)
                 dead += 1

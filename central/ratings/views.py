@@ -5,9 +5,14 @@ department manager (``roles``); the terminal API lives in ``api.py``."""
 from __future__ import annotations
 
 import datetime
+import json
 
 from django.conf import settings
+from django.contrib.admin.forms import AdminPasswordChangeForm
+from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required, permission_required
+from django.contrib.auth.views import PasswordChangeView
+from django.core.exceptions import ValidationError
 from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -146,17 +151,25 @@ def terminals(request):
     for node in nodes:
         beat = node.heartbeat or {}
         versions = beat.get("versions") if isinstance(beat.get("versions"), dict) else {}
-        box = next((d for d in beat.get("devices") or [] if isinstance(d, dict) and d.get("device") == "button_box"),
-                   None)
-        rows.append({"terminal": node, "software": node.version or "—", "schema": versions.get("schema", "—"),
-                     "os": versions.get("os", "—"), "python": versions.get("python", "—"),
-                     "firmware": (box or {}).get("firmware") or "—",
+        devices = beat.get("devices") if isinstance(beat.get("devices"), list) else []  # stored as the terminal sent it
+        box = next((d for d in devices if isinstance(d, dict) and d.get("device") == "button_box"), None)
+        rows.append({"terminal": node, "software": node.version or "—", "schema": _reported(versions.get("schema")),
+                     "os": _reported(versions.get("os")), "python": _reported(versions.get("python")),
+                     "firmware": _reported((box or {}).get("firmware")),
                      "box": "" if box is None else ("已连接" if box.get("connected") else "未连接"),
                      "online": bool(node.last_seen and (timezone.now() - node.last_seen).total_seconds() < 180),
                      "chain": terminal_chain_state(chains_of.get(node.terminal_id, []))})
     return render(request, "ratings/terminals.html", {
         "rows": rows, "software": Counter(r["software"] for r in rows).most_common(),
         "firmware": Counter(r["firmware"] for r in rows).most_common()})
+
+
+def _reported(value) -> str:
+    """A value a heartbeat reported, as text to show and count ("—" for none): a terminal may send
+    any JSON there, and a list or an object could not be counted (unhashable), a 500 for the page."""
+    if value is None or value == "" or isinstance(value, (list, dict)) and not value:
+        return "—"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)[:64]
 
 
 def terminal_chain_state(chains_of_terminal: list) -> tuple[str, str, bool]:
@@ -241,7 +254,8 @@ PUBLIC_WORDS = {
            "comments": "最近评价内容", "date": "日期", "rating": "评价", "comment": "内容", "no_comments": "暂无文字评价。",
            "rectified": "差评整改情况", "closed_on": "办结日期", "reasons": "原因", "rectification": "整改情况",
            "no_rectified": "暂无公示的整改情况。", "brand": "政务服务好差评", "login": "工作人员登录",
-           "other": "English", "separator": "、"},
+           "other": "English", "separator": "、", "window_label": "{name}（{code}）", "unknown_window": "未登记窗口",
+           "no_department": "未归属部门"},
     "en": {"title": "Ratings in public", "heading": "Ratings of this hall's services", "span": "last 90 days: {start} to {end}",
            "note": "Stars follow the satisfaction score (100 points = five stars, half a star per 10 points). "
                    "Nothing about the people who rated is shown.",
@@ -250,7 +264,8 @@ PUBLIC_WORDS = {
            "comments": "Recent comments", "date": "Date", "rating": "Rating", "comment": "Comment",
            "no_comments": "No comments yet.", "rectified": "Complaints put right", "closed_on": "Closed on",
            "reasons": "Reasons", "rectification": "What was done", "no_rectified": "Nothing published yet.",
-           "brand": "Government service ratings", "login": "Staff login", "other": "中文", "separator": ", "},
+           "brand": "Government service ratings", "login": "Staff login", "other": "中文", "separator": ", ",
+           "window_label": "{name} ({code})", "unknown_window": "Unregistered window", "no_department": "No department"},
 }
 
 
@@ -270,6 +285,11 @@ def public(request):
     windows = stats.table(stats.Query(start, end, "window"))
     departments = stats.fold(windows, "department")
     names = dict(Window.objects.values_list("code", "name"))
+    for row in windows:  # the page's own words around the names: stats labels rows in Chinese
+        row.label = words["window_label"].format(name=names.get(row.key) or words["unknown_window"], code=row.key)
+    for row in departments:
+        if row.key == "—":
+            row.label = words["no_department"]
     since = timezone.make_aware(datetime.datetime.combine(start, datetime.time.min))
     approved = (Rating.objects.filter(excluded=False, comment_state="approved", received_at__gte=since)
                 .order_by("-received_at")[:20])  # the server's own clock orders them, not a terminal's
@@ -290,3 +310,35 @@ def public(request):
         "other_lang": "zh" if language == "en" else "en",
         "span": words["span"].format(start=start.isoformat(), end=end.isoformat()),
         "level_names": [level_name(int(lv)) for lv in LEVELS_BEST_FIRST]})
+
+
+class _OldPasswordAsLogin(AdminPasswordChangeForm):
+    """The admin's password form, its old password checked through ``authenticate``: django-axes
+    counts a wrong one as a failed login and locks the account as the login form does."""
+
+    def __init__(self, user, *args, request=None, **kwargs):
+        super().__init__(user, *args, **kwargs)
+        self.request = request
+
+    def clean_old_password(self):
+        old = self.cleaned_data["old_password"]
+        if authenticate(self.request, username=self.user.get_username(), password=old) is None:
+            raise ValidationError(self.error_messages["password_incorrect"], code="password_incorrect")
+        return old
+
+
+class _PasswordChange(PasswordChangeView):
+    form_class = _OldPasswordAsLogin
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}
+
+
+def password_change(request):
+    """``/admin/password_change/``, served here rather than by the admin: Django's own checks the old
+    password past django-axes, so a session left open let anyone try passwords there without limit."""
+    from django.contrib import admin
+    from django.urls import reverse
+    request.current_app = admin.site.name
+    return _PasswordChange.as_view(success_url=reverse("admin:password_change_done"),
+                                   extra_context=admin.site.each_context(request))(request)
