@@ -403,8 +403,6 @@ def test_heartbeats_keep_their_interval_while_uploads_fail_a_third_of_the_time(t
 def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_api(tmp_path):
     """The central server's heartbeat answer names a case done at this window: the daemon hands it to
     this terminal's invite API with the terminal's own token, and the next heartbeat says how it went."""
-    from http.server import BaseHTTPRequestHandler
-
     from sync.daemon import SyncDaemon
     from terminal.invite_api import load_or_create_token
     beats, invitations = [], []
@@ -418,19 +416,11 @@ def test_an_invitation_in_the_heartbeat_answer_goes_to_the_terminals_own_invite_
             offer = {"case_no": "C-2026-0042", "item_code": "ITEM-1", "staff_no": "SZ0101", "ticket_no": "A012"}
             self.answer(200, json.dumps({"content_etag": "", **({"invite": offer} if len(beats) == 1 else {})}).encode())
 
-    class InviteApi(BaseHTTPRequestHandler):
+    class InviteApi(FakeCentral):
         def do_POST(self):
             invitations.append((self.path, self.headers["Authorization"],
                                 json.loads(self.rfile.read(int(self.headers["Content-Length"])))))
-            body = b'{"session_id": "s1", "state": "invited", "expires_in_s": 10}'
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(201, b'{"session_id": "s1", "state": "invited", "expires_in_s": 10}')
     central, url = fake_central.serve(Central)
     invite, invite_url = fake_central.serve(InviteApi)
     data = tmp_path / "data"
@@ -679,24 +669,14 @@ def test_the_invite_token_never_goes_to_a_proxy_from_the_environment(tmp_path, m
     token. That call took the proxy from the environment (a technician's shell, a system-wide
     http_proxy): the token went to the proxy, which could then invite at will. Like every other
     call it now ignores the environment."""
-    from http.server import BaseHTTPRequestHandler
-
     from sync.daemon import SyncDaemon
     seen = []
 
-    class Listener(BaseHTTPRequestHandler):
+    class Listener(FakeCentral):
         def do_POST(self):
             seen.append((self.server.server_port, self.headers.get("Authorization", "")))
             self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            body = b'{"session_id": "s1"}'
-            self.send_response(201)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
+            self.answer(201, b'{"session_id": "s1"}')
     proxy, proxy_url = fake_central.serve(Listener)
     invite, invite_url = fake_central.serve(Listener)
     for name in ("no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
