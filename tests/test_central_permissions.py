@@ -11,7 +11,7 @@ from django.core.management import call_command
 from central.ratings.models import Hall, Notice, Rating, Staff, Terminal, WorkOrder
 from terminal.core.levels import Level
 
-from conftest import ingest_ratings, make_rating
+from conftest import ingest_ratings, make_rating, streamed_json
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 DEPT1, DEPT2 = "11440100MB2C000010", "11440100MB2C000023"  # W01's and W02's departments
@@ -75,7 +75,7 @@ def test_department_manager_sees_and_works_only_their_department(people):
     assert manager.get(f"/admin/ratings/workorder/{other.pk}/change/").status_code in (302, 404)
     stats = manager.get("/stats/?by=window").text
     assert "W01" in stats and "W02" not in stats
-    exported = manager.get("/exports/provincial.json").json()
+    exported = streamed_json(manager.get("/exports/provincial.json"))
     assert {r["windowCode"] for r in exported["records"]} == {"W01"}
     ratings = manager.get("/admin/ratings/rating/").text
     assert Rating.objects.get(window_code="W02").rating_id not in ratings
@@ -179,11 +179,11 @@ def test_a_rating_counts_for_its_windows_department_of_the_day_after_the_window_
     assert {r.key: r.total for r in stats.fold(per_window, "department")} == by_department
     assert {r.key: r.total for r in per_window} == {"W01": 3, "W02": 1}
     manager = people["manager1"]  # DEPT1's
-    exported = manager.get(f"/exports/provincial.json?from={day}&to={day}").json()["records"]
+    exported = streamed_json(manager.get(f"/exports/provincial.json?from={day}&to={day}"))["records"]
     assert sorted(r["satisfaction"] for r in exported) == [2, 5] and {r["deptCode"] for r in exported} == {DEPT1}
     csv_rows = manager.get(f"/stats/?by=department&from={day}&to={day}&format=csv").content.decode("utf-8-sig")
     assert DEPT1 in csv_rows and DEPT2 not in csv_rows
-    everything = people["auditor1"].get(f"/exports/provincial.json?from={day}&to={day}").json()["records"]
+    everything = streamed_json(people["auditor1"].get(f"/exports/provincial.json?from={day}&to={day}"))["records"]
     assert sorted((r["windowCode"], r["deptCode"]) for r in everything) == [
         ("W01", DEPT1), ("W01", DEPT1), ("W01", DEPT2), ("W02", DEPT2)]
     assert WorkOrder.objects.get(window_code="W01").department.code == DEPT1
