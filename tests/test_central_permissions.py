@@ -188,3 +188,28 @@ def test_a_rating_counts_for_its_windows_department_of_the_day_after_the_window_
         ("W01", DEPT1), ("W01", DEPT1), ("W01", DEPT2), ("W02", DEPT2)]
     assert WorkOrder.objects.get(window_code="W01").department.code == DEPT1
     assert listed_orders(manager) == {"W01"}
+
+
+def test_a_case_page_lists_only_the_managers_departments_ratings(people):
+    """A case's page listed every rating naming its number, another department's too (its id's
+    start, its level, its channel): a terminal at W02 (DEPT2) that names DEPT1's case shows DEPT1's
+    manager nothing of it, and the auditor sees both."""
+    from django.utils import timezone
+
+    from central.ratings.models import BusinessSystem, Case, Window
+    w01 = Window.objects.get(code="W01")
+    system = BusinessSystem.objects.create(system_id="S-CASE", name="测试", secret="s" * 43)
+    case = Case.objects.create(case_no="C-SHARED-1", system=system, department=w01.department, window=w01,
+                               item_code="X", item_name="事项", status="completed", accepted_at=timezone.now())
+    own = make_rating(Level.SATISFIED, case_no=case.case_no, terminal_id=Terminal.objects.get(window=w01).terminal_id)
+    w02 = Terminal.objects.get(window__code="W02")
+    other = make_rating(Level.VERY_DISSATISFIED, case_no=case.case_no, terminal_id=w02.terminal_id, window="W02",
+                        staff_no="SZ0201", reasons=("attitude",))
+    assert ingest_ratings(Terminal.objects.get(window=w01), own) == ["accepted"]
+    assert ingest_ratings(w02, other) == ["accepted"]  # kept, not counted: the case is W01's
+    page = f"/admin/ratings/case/{case.pk}/change/"
+    shown = people["manager1"].get(page)
+    assert shown.status_code == 200 and own.id[:12] in shown.text
+    assert other.id[:12] not in shown.text and "非常不满意" not in shown.text
+    audited = people["auditor1"].get(page).text
+    assert own.id[:12] in audited and other.id[:12] in audited

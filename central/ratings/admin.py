@@ -659,9 +659,19 @@ class CaseAdmin(ReadOnlyAdmin, Scoped):
                        "applicant_type", "mobile_masked", "ticket_no", "status", "accepted_at", "completed_at",
                        "reported_at", "updated_at", "ratings"]
 
+    def get_readonly_fields(self, request, obj=None):
+        """The request travels on this request's own copy of the case to ``ratings`` (as for call-back tasks)."""
+        if obj is not None:
+            obj.asked_by = request
+        return super().get_readonly_fields(request, obj)
+
     @admin.display(description="评价（各渠道）")
     def ratings(self, obj):
+        """Every channel's ratings naming the case that the user may see: any terminal may name any
+        case number, and a department manager sees only the ratings counting for their department."""
+        request = getattr(obj, "asked_by", None)
         found = Rating.objects.filter(case_no=obj.case_no).order_by("rating_no", "rated_at")
+        found = roles.scope_ratings(found, request.user) if request is not None else found.none()
         return "；".join(f"{r.rating_id[:12]} 第{r.rating_no}次 {Level(r.level).zh} 渠道{r.channel}"
                         + ("（不计入）" if r.excluded else "") for r in found) or "—"
 
