@@ -118,7 +118,7 @@ def statistics(request):
         "start": start, "end": end, "by": by, "period": period or "", "rows": rows, "level_names": LEVEL_NAMES,
         "dimensions": stats.DIMENSIONS, "periods": {"": "整个时段", "day": "按日", "week": "按周", "month": "按月"},
         "definitions": stats.DEFINITIONS,
-        "callback_figures": callbacks.figures(windows=roles.window_codes(request.user))})
+        "callback_figures": callbacks.figures(departments=query.departments)})
 
 
 def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
