@@ -213,3 +213,32 @@ def test_a_case_page_lists_only_the_managers_departments_ratings(people):
     assert other.id[:12] not in shown.text and "非常不满意" not in shown.text
     audited = people["auditor1"].get(page).text
     assert own.id[:12] in audited and other.id[:12] in audited
+
+
+def test_terminal_events_stay_with_their_windows_department_of_the_day(people, hall):
+    """Terminal events (logins, suspected misuse) were scoped by their window's department now: once
+    W01 moved to DEPT2, DEPT1's manager lost W01's past events and DEPT2's gained them, while the
+    ratings of the same days stayed DEPT1's. An event keeps the department of its day, as a rating does."""
+    from conftest import ingest_events, make_event
+
+    from central.ratings.models import Department, TerminalEvent, Window
+    before = make_event("misuse", terminal_id=hall.terminal_id, why="no_session", level=1)
+    assert ingest_events(hall, before) == ["accepted"]
+    Window.objects.filter(code="W01").update(department=Department.objects.get(code=DEPT2))
+    after = make_event("login", terminal_id=hall.terminal_id)
+    assert ingest_events(Terminal.objects.get(pk=hall.pk), after) == ["accepted"]
+    call_command("add_user", "manager2", "--role", "department_manager", "--department", DEPT2,
+                 "--password-stdin", stdin=io.StringIO("pw-manager2-Qx7k\n"), stderr=io.StringIO())
+    from django.test import Client
+    manager2 = Client()
+    manager2.force_login(User.objects.get(username="manager2"))
+    link = {e.id: f"/admin/ratings/terminalevent/{TerminalEvent.objects.get(event_id=e.id).pk}/change/"
+            for e in (before, after)}
+    for client, mine, not_mine in [(people["manager1"], before, after), (manager2, after, before)]:
+        listed = client.get("/admin/ratings/terminalevent/")
+        assert listed.status_code == 200 and link[mine.id] in listed.text and link[not_mine.id] not in listed.text
+        assert client.get(link[mine.id]).status_code == 200
+        assert client.get(link[not_mine.id]).status_code in (302, 404)
+    everything = people["auditor1"].get("/admin/ratings/terminalevent/").text
+    assert link[before.id] in everything and link[after.id] in everything
+    assert [TerminalEvent.objects.get(event_id=e.id).department.code for e in (before, after)] == [DEPT1, DEPT2]
