@@ -196,6 +196,13 @@ def auditor(client):
     return client
 
 
+def streamed_json(response):
+    """A streamed JSON answer (the pull exports), read to its end and parsed."""
+    import json
+    assert response.streaming, "the answer is built whole in memory, not streamed"
+    return json.loads(b"".join(response.streaming_content))
+
+
 def ingest_ratings(node, *ratings: Rating) -> list[str]:
     """Take ratings in through the server's own ingest path; their statuses."""
     from central.ratings.ingest import ingest

@@ -140,7 +140,6 @@ def test_a_department_manager_sees_only_their_departments_call_backs(hall):
     """The statistics page's call-back figures are limited to the manager's windows, as its other
     figures are: another department's call-backs are not theirs to see."""
     import io
-    import re
 
     from django.core.management import call_command
 
@@ -154,16 +153,39 @@ def test_a_department_manager_sees_only_their_departments_call_backs(hall):
         callbacks.record(task, True, Level.VERY_DISSATISFIED, "", root)
     call_command("add_user", "mgr1", "--role", "department_manager", "--department", w01.department.code,
                  "--password-stdin", stdin=io.StringIO("pw-mgr1-scope-Qx7k\n"), stderr=io.StringIO())
-
-    def shown(user) -> list[str]:
-        client = Client()
-        client.force_login(user)
-        table = re.search(r'<table id="callbacks">.*?</table>', client.get("/stats/").content.decode(), re.S).group(0)
-        return re.findall(r"<td>([^<]*)</td>", re.search(rf'<td class="l">{QUARTER}</td>(.*?)</tr>', table, re.S).group(1))
-
     assert shown(User.objects.get(username="mgr1"))[:4] == ["1", "1", "1", "0"]  # W01's one call-back only
     assert shown(root)[:4] == ["4", "4", "4", "0"]  # the whole hall
-    assert callbacks.figures(windows=[])[0].tasks == 0
+    assert callbacks.figures(departments=[])[0].tasks == 0
+
+
+def shown(user) -> list[str]:
+    """The statistics page's call-back figures of this quarter, as ``user`` sees them."""
+    import re
+    client = Client()
+    client.force_login(user)
+    table = re.search(r'<table id="callbacks">.*?</table>', client.get("/stats/").content.decode(), re.S).group(0)
+    return re.findall(r"<td>([^<]*)</td>", re.search(rf'<td class="l">{QUARTER}</td>(.*?)</tr>', table, re.S).group(1))
+
+
+def test_call_back_figures_stay_with_the_cases_department_when_the_window_moves(hall):
+    """The statistics page counted a call-back for its window's department now: once W02 moved, its
+    past call-backs left its old department's figures for the new one's, while the tasks themselves
+    (and their cases) stayed the old department's."""
+    import io
+
+    from django.core.management import call_command
+
+    from central.ratings.models import Window
+    w01, w02 = Window.objects.get(code="W01"), Window.objects.get(code="W02")
+    report_many(1, "W02", "SZ0201")
+    (task,) = callbacks.sample(QUARTER, "seed", per_window=1)
+    callbacks.record(task, True, Level.SATISFIED, "", User.objects.create_superuser("root-move", password="pw-r-Qx7k"))
+    for name, department in (("mgr-old", w02.department), ("mgr-new", w01.department)):
+        call_command("add_user", name, "--role", "department_manager", "--department", department.code,
+                     "--password-stdin", stdin=io.StringIO(f"pw-{name}-scope-Qx7k\n"), stderr=io.StringIO())
+    Window.objects.filter(pk=w02.pk).update(department=w01.department)  # the hall reorganised: W02 moved
+    assert shown(User.objects.get(username="mgr-old"))[:4] == ["1", "1", "1", "1"]
+    assert shown(User.objects.get(username="mgr-new"))[:4] == ["0", "0", "0", "0"]
 
 
 def test_a_call_back_stays_with_its_cases_department_when_the_window_moves(hall):

@@ -4,6 +4,7 @@ public page's anonymity; the export documentation kept current."""
 import csv
 import datetime
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from central.ratings.models import Rating
 from terminal.core.channels import InputDevice
 from terminal.core.levels import Level
 
-from conftest import CST, ingest_ratings, make_rating
+from conftest import CST, ingest_ratings, make_rating, streamed_json
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 AT = datetime.datetime(2026, 10, 9, 14, 5, 6, tzinfo=CST)
@@ -30,7 +31,7 @@ def sample(hall):
 
 def test_provincial_convention_field_by_field(hall, auditor):
     bad, good = sample(hall)
-    body = auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09").json()
+    body = streamed_json(auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09"))
     assert (body["convention"], body["count"]) == ("provincial", 2)
     first = body["records"][0]
     tags = dict(Rating.objects.none().model._meta.app_config.get_model("ReasonTag").objects.values_list("code", "label"))
@@ -63,6 +64,31 @@ def test_gbt39046_convention_field_by_field(hall, auditor):
     assert list(rows[0]) == [f.name for f in exports.shipped()["gbt39046"].fields]
 
 
+def test_the_json_export_streams_a_chunk_of_ratings_at_a_time(hall, auditor, monkeypatch):
+    """The JSON export was built whole (every rating of up to ten years) before its first byte went
+    out. Now its records leave as each chunk of ``exports.CHUNK`` ratings is read: no read of
+    ratings' data names more than a chunk, the first record is out before the second chunk is read,
+    and the document is what it was (its count, last)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    monkeypatch.setattr(exports, "CHUNK", 2)
+    made = [make_rating(Level.SATISFIED, terminal_id=hall.terminal_id, now=AT + datetime.timedelta(minutes=i))
+            for i in range(5)]
+    assert set(ingest_ratings(hall, *made)) == {"accepted"}
+    reply = auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09")
+    assert reply.status_code == 200 and reply.streaming, "the JSON export is built whole in memory"
+    with CaptureQueriesContext(connection) as queries:
+        parts = iter(reply.streaming_content)
+        out = [next(parts), next(parts)]  # the head, the first record
+        reads = lambda: [q["sql"] for q in queries if "r.id IN (" in q["sql"]]  # noqa: E731
+        assert len(reads()) == 1
+        out += list(parts)
+    assert len(reads()) == 3 and all(sql.split("r.id IN (")[1].split(")")[0].count(",") <= 1 for sql in reads())
+    body = json.loads(b"".join(out))
+    assert (body["convention"], body["from"], body["to"], body["count"]) == ("provincial", "2026-10-09", "2026-10-09", 5)
+    assert [r["evaluateId"] for r in body["records"]] == [m.id for m in made]
+
+
 def test_bad_export_requests_get_clear_errors(hall, auditor):
     assert auditor.get("/exports/national.json").status_code == 400
     assert "日期" in auditor.get("/exports/provincial.json?from=2026-13-01").content.decode()
@@ -79,7 +105,7 @@ def test_an_export_of_days_at_the_calendars_edge_is_empty_not_a_500(hall, audito
     reply = auditor.get(f"/exports/gbt39046.{fmt}?{span}")
     assert reply.status_code == 200, reply.content[:300]
     if fmt == "json":
-        assert reply.json()["count"] == 0
+        assert streamed_json(reply)["count"] == 0
     else:
         assert len(b"".join(reply.streaming_content).decode("utf-8-sig").strip().splitlines()) == 1  # the header
 
@@ -126,7 +152,7 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(hall, auditor):
     text = b"".join(auditor.get("/exports/provincial.csv?from=2026-10-09&to=2026-10-09").streaming_content)
     row = next(csv.DictReader(io.StringIO(text.decode("utf-8").lstrip("\ufeff"))))
     assert row["evalContent"] == "'" + '=HYPERLINK("http://evil.example","点我")'
-    assert auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09").json()["records"][0][
+    assert streamed_json(auditor.get("/exports/provincial.json?from=2026-10-09&to=2026-10-09"))["records"][0][
         "evalContent"].startswith("=HYPERLINK")  # JSON carries the text as written
 
 

@@ -11,7 +11,7 @@ from django.core.management import call_command
 from central.ratings.models import Hall, Notice, Rating, Staff, Terminal, WorkOrder
 from terminal.core.levels import Level
 
-from conftest import ingest_ratings, make_rating
+from conftest import ingest_ratings, make_rating, streamed_json
 
 pytestmark = [pytest.mark.central, pytest.mark.django_db]
 DEPT1, DEPT2 = "11440100MB2C000010", "11440100MB2C000023"  # W01's and W02's departments
@@ -75,7 +75,7 @@ def test_department_manager_sees_and_works_only_their_department(people):
     assert manager.get(f"/admin/ratings/workorder/{other.pk}/change/").status_code in (302, 404)
     stats = manager.get("/stats/?by=window").text
     assert "W01" in stats and "W02" not in stats
-    exported = manager.get("/exports/provincial.json").json()
+    exported = streamed_json(manager.get("/exports/provincial.json"))
     assert {r["windowCode"] for r in exported["records"]} == {"W01"}
     ratings = manager.get("/admin/ratings/rating/").text
     assert Rating.objects.get(window_code="W02").rating_id not in ratings
@@ -179,12 +179,66 @@ def test_a_rating_counts_for_its_windows_department_of_the_day_after_the_window_
     assert {r.key: r.total for r in stats.fold(per_window, "department")} == by_department
     assert {r.key: r.total for r in per_window} == {"W01": 3, "W02": 1}
     manager = people["manager1"]  # DEPT1's
-    exported = manager.get(f"/exports/provincial.json?from={day}&to={day}").json()["records"]
+    exported = streamed_json(manager.get(f"/exports/provincial.json?from={day}&to={day}"))["records"]
     assert sorted(r["satisfaction"] for r in exported) == [2, 5] and {r["deptCode"] for r in exported} == {DEPT1}
     csv_rows = manager.get(f"/stats/?by=department&from={day}&to={day}&format=csv").content.decode("utf-8-sig")
     assert DEPT1 in csv_rows and DEPT2 not in csv_rows
-    everything = people["auditor1"].get(f"/exports/provincial.json?from={day}&to={day}").json()["records"]
+    everything = streamed_json(people["auditor1"].get(f"/exports/provincial.json?from={day}&to={day}"))["records"]
     assert sorted((r["windowCode"], r["deptCode"]) for r in everything) == [
         ("W01", DEPT1), ("W01", DEPT1), ("W01", DEPT2), ("W02", DEPT2)]
     assert WorkOrder.objects.get(window_code="W01").department.code == DEPT1
     assert listed_orders(manager) == {"W01"}
+
+
+def test_a_case_page_lists_only_the_managers_departments_ratings(people):
+    """A case's page listed every rating naming its number, another department's too (its id's
+    start, its level, its channel): a terminal at W02 (DEPT2) that names DEPT1's case shows DEPT1's
+    manager nothing of it, and the auditor sees both."""
+    from django.utils import timezone
+
+    from central.ratings.models import BusinessSystem, Case, Window
+    w01 = Window.objects.get(code="W01")
+    system = BusinessSystem.objects.create(system_id="S-CASE", name="测试", secret="s" * 43)
+    case = Case.objects.create(case_no="C-SHARED-1", system=system, department=w01.department, window=w01,
+                               item_code="X", item_name="事项", status="completed", accepted_at=timezone.now())
+    own = make_rating(Level.SATISFIED, case_no=case.case_no, terminal_id=Terminal.objects.get(window=w01).terminal_id)
+    w02 = Terminal.objects.get(window__code="W02")
+    other = make_rating(Level.VERY_DISSATISFIED, case_no=case.case_no, terminal_id=w02.terminal_id, window="W02",
+                        staff_no="SZ0201", reasons=("attitude",))
+    assert ingest_ratings(Terminal.objects.get(window=w01), own) == ["accepted"]
+    assert ingest_ratings(w02, other) == ["accepted"]  # kept, not counted: the case is W01's
+    page = f"/admin/ratings/case/{case.pk}/change/"
+    shown = people["manager1"].get(page)
+    assert shown.status_code == 200 and own.id[:12] in shown.text
+    assert other.id[:12] not in shown.text and "非常不满意" not in shown.text
+    audited = people["auditor1"].get(page).text
+    assert own.id[:12] in audited and other.id[:12] in audited
+
+
+def test_terminal_events_stay_with_their_windows_department_of_the_day(people, hall):
+    """Terminal events (logins, suspected misuse) were scoped by their window's department now: once
+    W01 moved to DEPT2, DEPT1's manager lost W01's past events and DEPT2's gained them, while the
+    ratings of the same days stayed DEPT1's. An event keeps the department of its day, as a rating does."""
+    from conftest import ingest_events, make_event
+
+    from central.ratings.models import Department, TerminalEvent, Window
+    before = make_event("misuse", terminal_id=hall.terminal_id, why="no_session", level=1)
+    assert ingest_events(hall, before) == ["accepted"]
+    Window.objects.filter(code="W01").update(department=Department.objects.get(code=DEPT2))
+    after = make_event("login", terminal_id=hall.terminal_id)
+    assert ingest_events(Terminal.objects.get(pk=hall.pk), after) == ["accepted"]
+    call_command("add_user", "manager2", "--role", "department_manager", "--department", DEPT2,
+                 "--password-stdin", stdin=io.StringIO("pw-manager2-Qx7k\n"), stderr=io.StringIO())
+    from django.test import Client
+    manager2 = Client()
+    manager2.force_login(User.objects.get(username="manager2"))
+    link = {e.id: f"/admin/ratings/terminalevent/{TerminalEvent.objects.get(event_id=e.id).pk}/change/"
+            for e in (before, after)}
+    for client, mine, not_mine in [(people["manager1"], before, after), (manager2, after, before)]:
+        listed = client.get("/admin/ratings/terminalevent/")
+        assert listed.status_code == 200 and link[mine.id] in listed.text and link[not_mine.id] not in listed.text
+        assert client.get(link[mine.id]).status_code == 200
+        assert client.get(link[not_mine.id]).status_code in (302, 404)
+    everything = people["auditor1"].get("/admin/ratings/terminalevent/").text
+    assert link[before.id] in everything and link[after.id] in everything
+    assert [TerminalEvent.objects.get(event_id=e.id).department.code for e in (before, after)] == [DEPT1, DEPT2]

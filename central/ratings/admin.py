@@ -92,15 +92,12 @@ def fits(model, lookup: str, value: str) -> bool:
 class Scoped(FilteredAdmin):
     """Rows limited to a department manager's department, through ``scope_field``."""
 
-    scope_field = ""  # a lookup ending at Department; or "window_code" for rows that name a window
+    scope_field = ""  # a lookup ending at Department
 
     def get_queryset(self, request):
         found = super().get_queryset(request)
-        if issubclass(self.model, Rating):  # the department each counts for, not its window's now
+        if issubclass(self.model, (Rating, TerminalEvent)):  # the department of their day, not their window's now
             return roles.scope_ratings(found, request.user)
-        if self.scope_field == "window_code":
-            windows = roles.window_codes(request.user)
-            return found if windows is None else found.filter(window_code__in=windows)
         return roles.scope(found, request.user, self.scope_field)
 
 
@@ -360,7 +357,7 @@ class CommentReviewAdmin(Scoped):
     """审核: a citizen's comment reaches the public page only once a hall administrator approved it,
     as written or edited (names, addresses); every step is kept (审核记录) and the original never changes."""
 
-    scope_field = "window_code"
+    scope_field = "department"  # a rating's: the department it counts for (roles.scope_ratings)
     form = CommentReviewForm
     list_display = ["received_at", "window_code", "level", "text_shown", "comment_state", "public_preview"]
     list_filter = ["comment_state", "level"]
@@ -446,8 +443,8 @@ class ChainAdmin(FilteredAdmin):
 
 @admin.register(TerminalEvent)
 class TerminalEventAdmin(ReadOnlyAdmin, Scoped):
-    scope_field = "window_code"
-    list_display = ["at", "kind", "why", "terminal_id", "window_code", "staff_no", "case_no"]
+    scope_field = "department"  # the department of the event's day (roles.scope_ratings)
+    list_display = ["at", "kind", "why", "terminal_id", "window_code", "department", "staff_no", "case_no"]
     list_filter = ["kind", "why", "window_code"]
     search_fields = ["event_id", "staff_no", "case_no", "session_id"]
 
@@ -659,9 +656,19 @@ class CaseAdmin(ReadOnlyAdmin, Scoped):
                        "applicant_type", "mobile_masked", "ticket_no", "status", "accepted_at", "completed_at",
                        "reported_at", "updated_at", "ratings"]
 
+    def get_readonly_fields(self, request, obj=None):
+        """The request travels on this request's own copy of the case to ``ratings`` (as for call-back tasks)."""
+        if obj is not None:
+            obj.asked_by = request
+        return super().get_readonly_fields(request, obj)
+
     @admin.display(description="评价（各渠道）")
     def ratings(self, obj):
+        """Every channel's ratings naming the case that the user may see: any terminal may name any
+        case number, and a department manager sees only the ratings counting for their department."""
+        request = getattr(obj, "asked_by", None)
         found = Rating.objects.filter(case_no=obj.case_no).order_by("rating_no", "rated_at")
+        found = roles.scope_ratings(found, request.user) if request is not None else found.none()
         return "；".join(f"{r.rating_id[:12]} 第{r.rating_no}次 {Level(r.level).zh} 渠道{r.channel}"
                         + ("（不计入）" if r.excluded else "") for r in found) or "—"
 

@@ -156,18 +156,19 @@ class Figures:
         return percent(self.satisfied, self.rated)
 
 
-def figures(quarters: int = 4, today: date | None = None, windows: list[str] | None = None) -> list[Figures]:
+def figures(quarters: int = 4, today: date | None = None, departments: list[int] | None = None) -> list[Figures]:
     """The last ``quarters`` quarters' figures, newest first: tasks, reached, given a level, and
     satisfied (非常满意, 满意 or 基本满意) among those, as the statistics page shows them; only
-    the call-backs of ``windows`` when given (a department manager's, ``roles.window_codes``)."""
+    the call-backs of ``departments``' cases when given (a department manager's, ``roles.department_ids``):
+    a task stays with its case's department, as its page does, wherever its window moves later."""
     today = today or timezone.localdate()
     wanted, day = [], today
     for _ in range(quarters):
         wanted.append(quarter_of(day))
         day = quarter_bounds(wanted[-1])[0].date() - timedelta(days=1)
     tasks = CallbackTask.objects.filter(quarter__in=wanted)
-    if windows is not None:
-        tasks = tasks.filter(window_code__in=windows)
+    if departments is not None:
+        tasks = tasks.filter(case__department__in=departments)
     rows = {r["quarter"]: r for r in tasks.values("quarter").annotate(
         tasks=Count("id"), reached=Count("id", filter=Q(state="reached")),
         rated=Count("id", filter=Q(level__isnull=False)), satisfied=Count("id", filter=Q(level__gte=3)))}

@@ -27,6 +27,8 @@ from .models import Case, Department, Rating, ReasonTag, Window, WorkOrder
 from .sql_time import aware
 
 PROFILE_DIR = Path(__file__).resolve().parent / "profiles"
+#: ratings read at once by ``records``: what an export holds in memory, however long its range
+CHUNK = 2000
 LEVEL_NAMES = {int(level): level.zh for level in Level}
 
 
@@ -113,7 +115,7 @@ def records(name: str, ratings) -> Iterator[dict]:
     profile = shipped()[name]
     look = Lookups()
     pks = ratings.order_by("rated_at", "id").values_list("pk", "device")
-    for chunk in _chunks(pks.iterator(chunk_size=2000), 2000):
+    for chunk in _chunks(pks.iterator(chunk_size=CHUNK), CHUNK):
         ids = [pk for pk, device in chunk if taken(profile, device)]
         if not ids:
             continue
@@ -153,6 +155,18 @@ def csv_lines(name: str, ratings) -> Iterator[str]:
         buffer.truncate()
         writer.writerow([spreadsheet_safe(v) for v in record.values()])
         yield buffer.getvalue()
+
+
+def json_parts(name: str, ratings, head: dict) -> Iterator[bytes]:
+    """The JSON export as it is written: ``head``, the records, and their ``count`` last (known only
+    once they are all out), so a ten-year range is read ``CHUNK`` ratings at a time, as the CSV is,
+    never built whole in memory."""
+    yield orjson.dumps(head)[:-1] + (b',"records":[' if head else b'"records":[')
+    count = 0
+    for record in records(name, ratings):
+        yield (b"," if count else b"") + orjson.dumps(record)
+        count += 1
+    yield b'],"count":%d}' % count
 
 
 def markdown() -> str:

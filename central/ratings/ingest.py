@@ -117,7 +117,7 @@ class Binding:
     now: datetime
     boots: dict = field(default_factory=dict)  # boot_id -> when that boot began, server time
     zone: object = None  # the hall's time zone, looked up once per batch
-    department: int | None = None  # the window's department now: what its ratings count for
+    department: int | None = None  # the window's department now: what its ratings and events belong to
 
     @classmethod
     def of(cls, terminal: Terminal, boot_ids: set[str]) -> "Binding":
@@ -541,7 +541,8 @@ def _rating_fields(r: WireRating, digest: str, binding: Binding, payload=None) -
 def _event_fields(e: WireEvent, digest: str, binding: Binding, payload=None) -> dict:
     at, source, flags, said = binding.when(e)
     return dict(
-        event_id=e.id, terminal_id=e.terminal_id, window_code=e.window, kind=e.kind, why=e.why or "",
+        event_id=e.id, terminal_id=e.terminal_id, window_code=e.window, department_id=binding.department,
+        kind=e.kind, why=e.why or "",
         staff_no=e.staff_no or "", session_id=e.session_id or "", case_no=e.case_no or "", ticket_no=e.ticket_no or "",
         level=int(e.level) if e.level is not None else None, at=at, at_terminal=said,
         time_source=source, digest=digest, payload=e.to_wire() if payload is None else payload, flags=flags,

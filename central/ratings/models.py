@@ -525,6 +525,10 @@ class TerminalEvent(models.Model):
     event_id = models.CharField("事件编号", max_length=64, unique=True)
     terminal_id = models.CharField("终端", max_length=64, db_index=True)
     window_code = models.CharField("窗口", max_length=64, db_index=True)
+    # the window's department when the event was stored, as for ratings: whose records it is, however
+    # the window moves later; events stored before this was kept have none (their window's department now)
+    department = models.ForeignKey(Department, on_delete=models.PROTECT, null=True, blank=True,
+                                   related_name="+", verbose_name="部门")
     kind = models.CharField("类型", max_length=20, choices=KINDS, db_index=True)
     why = models.CharField("疑似误按原因", max_length=20, blank=True)
     staff_no = models.CharField("工号", max_length=64, blank=True, db_index=True)

@@ -84,8 +84,8 @@ def scope(queryset, user, field: str):
 
 
 def window_codes(user) -> list[str] | None:
-    """The user's department's windows now, for records that name only a window (events, call-back figures,
-    alerts); None for all. Ratings go by the department they count for (``department_ids``)."""
+    """The user's department's windows now, for records that name only a window (alerts); None for
+    all. Ratings and terminal events go by the department of their day (``department_ids``)."""
     from .models import Window
     department = department_of(user)
     if department is None:
@@ -96,8 +96,9 @@ def window_codes(user) -> list[str] | None:
 
 
 def ratings_of(departments: list[int]):
-    """A filter for the ratings that count for ``departments``: those stored with one of them, and
-    those stored while their window had no department, at a window in one of them now."""
+    """A filter for the ratings (or terminal events) that count for ``departments``: those stored
+    with one of them, and those stored while their window had none (or before events kept one), at a
+    window in one of them now."""
     from django.db.models import Q
 
     from .models import Window
@@ -106,7 +107,7 @@ def ratings_of(departments: list[int]):
 
 
 def scope_ratings(queryset, user):
-    """``queryset`` (ratings) limited to those counting for the user's department (``ratings_of``)."""
+    """``queryset`` (ratings or terminal events) limited to those of the user's department (``ratings_of``)."""
     departments = department_ids(user)
     return queryset if departments is None else queryset.filter(ratings_of(departments))
 

@@ -13,7 +13,7 @@ from django.contrib.auth import authenticate
 from django.contrib.auth.decorators import login_required, permission_required
 from django.contrib.auth.views import PasswordChangeView
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, HttpResponseBadRequest, JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 
@@ -118,7 +118,7 @@ def statistics(request):
         "start": start, "end": end, "by": by, "period": period or "", "rows": rows, "level_names": LEVEL_NAMES,
         "dimensions": stats.DIMENSIONS, "periods": {"": "整个时段", "day": "按日", "week": "按周", "month": "按月"},
         "definitions": stats.DEFINITIONS,
-        "callback_figures": callbacks.figures(windows=roles.window_codes(request.user))})
+        "callback_figures": callbacks.figures(departments=query.departments)})
 
 
 def _csv_response(rows: list[stats.Row], query: stats.Query) -> HttpResponse:
@@ -210,10 +210,10 @@ def export(request, convention: str, fmt: str):
         response = StreamingHttpResponse(exports.csv_lines(convention, ratings), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
         return response
-    records = list(exports.records(convention, ratings))
-    return JsonResponse({"convention": convention, "title": profiles[convention].title,
-                         "from": start.isoformat(), "to": end.isoformat(), "count": len(records), "records": records},
-                        json_dumps_params={"ensure_ascii": False})
+    head = {"convention": convention, "title": profiles[convention].title, "from": start.isoformat(),
+            "to": end.isoformat()}
+    return StreamingHttpResponse(exports.json_parts(convention, ratings, head),
+                                 content_type="application/json")
 
 
 @login_required
