@@ -23,9 +23,9 @@ from datetime import datetime, timezone
 import terminal
 from terminal import systemd
 from terminal.clock import SystemClock
-from terminal.config import Config, ConfigError, check_server_url
+from terminal.config import Config, ConfigError
 from terminal.core.checks import escape_unclean, unclean_path
-from terminal.credentials import FILENAME, Credentials, CredentialsError, file_stamp
+from terminal.credentials import FILENAME, Credentials, CredentialsError, file_stamp, load_usable
 from terminal.store import Store, StoreError
 
 from . import content, tls
@@ -99,9 +99,7 @@ class SyncDaemon:
             return
         self._stamps[id(client)] = stamp
         try:
-            credentials = Credentials.load(self.config.terminal.data_dir)
-            if credentials is not None:
-                check_server_url(credentials.server, str(path))
+            credentials = load_usable(self.config.terminal.data_dir)
         except (CredentialsError, ConfigError) as exc:
             log.error("%s changed but cannot be used (%s); signing as before", path, exc)
             return

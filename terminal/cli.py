@@ -59,9 +59,10 @@ def cmd_provision(config, args) -> int:
     path = config.terminal.data_dir / FILENAME
     print(f"enrolled as {creds.terminal_id} at {creds.window_name or creds.window} ({creds.hall}); "
           f"credentials in {path} (mode 600)")
-    if args.force:  # rating-sync signs as the new identity at once; a running kiosk records as the old one
-        print("restart the terminal now (systemctl restart rating-kiosk or rating-headless): until then it "
-              "records as the identity it started with, which the server takes from nobody else", file=sys.stderr)
+    if args.force:  # rating-sync signs as the new identity at once; a running kiosk follows at a calm moment
+        print("rating-sync now signs as the new identity, and a running rating-kiosk or rating-headless follows "
+              "by itself: once no session is in progress it exits and systemd starts it again as the new one (no "
+              "restart by hand). A session under way now still ends as the old identity", file=sys.stderr)
     return 0
 
 

@@ -8,11 +8,14 @@ client (the secret, which nothing else touches and nothing prints).
 from __future__ import annotations
 
 import json
+import logging
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 FILENAME = "credentials.json"
+FOLLOW_S = 1.0  # how often a recording process looks for new credentials (one lstat)
+log = logging.getLogger("rating-terminal")
 
 
 class CredentialsError(RuntimeError):
@@ -101,6 +104,55 @@ def file_stamp(path: Path) -> tuple | None:
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def load_usable(data_dir: Path) -> Credentials | None:
+    """The credentials in ``data_dir`` if a process may sign or record with them (None: not
+    enrolled); CredentialsError or ConfigError says why not. The one check every process that
+    follows a new enrollment makes (rating-sync, the kiosk, the box-only terminal)."""
+    from terminal.config import check_server_url
+    credentials = Credentials.load(data_dir)
+    if credentials is not None:
+        check_server_url(credentials.server, str(Path(data_dir) / FILENAME))
+    return credentials
+
+
+class Reenrollment:
+    """Whether ``credentials.json`` now names another identity than the one this process records
+    as (``config``'s terminal id, window and server). A terminal enrolled again by hand
+    (``provision --force``) while its kiosk ran went on recording as the old identity, which
+    rating-sync no longer signs as and central then revoked: every record a dead letter. The
+    process leaves once its window is calm (``Window.retire_when_calm``) and systemd starts it
+    again as the new identity, with nothing of the old window's session carried over."""
+
+    def __init__(self, config):
+        self.path = Path(config.terminal.data_dir) / FILENAME
+        self.identity = (config.terminal.id, config.terminal.window, config.sync.server)
+        self._stamp: object = ()  # never a stamp: the first look reads the file (it may have changed since the config)
+        self.new: Credentials | None = None
+
+    def new_identity(self) -> Credentials | None:
+        """The usable new identity, once the file names one (then kept); None while it does not."""
+        if self.new is not None:
+            return self.new
+        stamp = file_stamp(self.path)
+        if stamp == self._stamp:
+            return None
+        self._stamp = stamp
+        from terminal.config import ConfigError
+        try:
+            credentials = load_usable(self.path.parent)
+        except (CredentialsError, ConfigError) as exc:
+            log.error("%s changed but cannot be used (%s); still recording as terminal %s", self.path, exc,
+                      self.identity[0])
+            return None
+        if credentials is None or (credentials.terminal_id, credentials.window, credentials.server) == self.identity:
+            return None
+        log.warning("%s names a new identity (terminal %s at window %s): this terminal stops taking ratings "
+                    "as %s at the next moment no session is in progress, and starts again as the new one",
+                    self.path, credentials.terminal_id, credentials.window, self.identity[0])
+        self.new = credentials
+        return credentials
 
 
 def needs_enrollment(config) -> bool:

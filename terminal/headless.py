@@ -5,7 +5,8 @@ buttons (``[gpio]``), badges from the readers (``[badge]``) and invitations from
 (``[invite]``). The box's LEDs show the session (prompt, thanks, paused) and the voice prompts play
 through ALSA (``[kiosk] volume`` and ``audio_device``); the session rules,
 records and uploads are exactly the kiosk's. systemd-friendly: READY once running, the watchdog
-fed from the main loop, a clean stop on SIGTERM.
+fed from the main loop, a clean stop on SIGTERM, and a clean exit for systemd to start it again
+once it is enrolled again (``Reenrollment``) and no session is in progress.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 from terminal import systemd
 from terminal.config import Config
 from terminal.content import content_stamp, load_or_none
+from terminal.credentials import Reenrollment
 from terminal.core.channels import InputDevice
 from terminal.store import Store
 from terminal.voice import AplayPlayer, Voice
@@ -33,6 +35,7 @@ def run(config: Config, stop: threading.Event) -> None:
         config = _enroll_first(config, stop)
         if config is None:
             return
+    reenrolled = Reenrollment(config)
     store = Store(config.db_path)
     window = Window(config, store, load_or_none(config.content_dir), screen=False)  # a press is the whole rating
     devices: list = []
@@ -70,6 +73,10 @@ def run(config: Config, stop: threading.Event) -> None:
         while not stop.wait(TICK_S):
             window.tick()
             systemd.notify("WATCHDOG=1")
+            if reenrolled.new_identity() and window.retire_when_calm():
+                log.warning("leaving to start again as terminal %s (systemd: Restart=always)",
+                            reenrolled.new.terminal_id)
+                break
             since_check += TICK_S
             if since_check >= CONTENT_CHECK_S:
                 since_check = 0.0

@@ -103,6 +103,7 @@ class Window:
         self.content = content
         self.session = Session(self._rules(content))
         self._next_rules: Rules | None = None  # from content that came mid-session (see _calm_rules)
+        self.retired = False  # takes no more input: the process leaves (see retire_when_calm)
         self._use_content(content)
         self._carry_out([])  # the recorder's catch-up (held presses): out of service while storage refuses it
         if config.kiosk.staff_no:  # a window without a badge reader: this staff member is on duty
@@ -160,12 +161,27 @@ class Window:
         with self.lock:
             self._run(self.session.press, Level(level), device, self.monotonic(), self.recorder.stamp())
 
+    def retire_when_calm(self) -> bool:
+        """Take no more input from now on if no session is in progress (paused or idle) and every
+        record is kept, and say whether the window is retired: its process is about to leave (the
+        terminal was enrolled again, ``Reenrollment``). Never mid-session, so no rating carries parts
+        of two identities, and never with records waiting in memory for storage; not on the
+        thank-you screen either, which a rater may still be reading (or scanning its QR code)."""
+        with self.lock:
+            if not self.retired and self.session.state in (State.PAUSED, State.IDLE) and not self.unrecorded \
+                    and not self.fault:
+                self.retired = True
+                log.warning("window retired: no more input until the terminal starts again")
+            return self.retired
+
     def invite(self, *, case_no: str | None = None, item_code: str | None = None, staff_no: str | None = None,
                source: str = "api", ticket_no: str | None = None) -> Service:
         """Open a rating session (SessionRefused: paused or busy)."""
         with self.lock:
             if self.fault:
                 raise SessionRefused("out_of_service", f"the terminal cannot record ratings: {self.fault}")
+            if self.retired:
+                raise SessionRefused("out_of_service", "the terminal is starting again as newly enrolled")
             service, effects = self.session.invite(self.monotonic(), case_no=case_no, item_code=item_code,
                                                    staff_no=staff_no, source=source, ticket_no=ticket_no)
             self._carry_out(effects)
@@ -262,6 +278,10 @@ class Window:
             self.session.rules, self._next_rules = self._next_rules, None
 
     def _run(self, step, *args) -> None:
+        if self.retired:  # the process is leaving: a press now would be a session it cannot finish
+            if step.__name__ != "tick":
+                log.warning("session: %s while the terminal starts again: not taken", step.__name__)
+            return
         before = self.session.state
         effects = step(*args)
         self._calm_rules()

@@ -263,6 +263,35 @@ def test_a_hostile_provision_file_is_shown_as_the_reason_and_kept(display, termi
     assert path.exists() and not (tmp_path / "data" / "credentials.json").exists()
 
 
+def test_a_kiosk_enrolled_again_finishes_the_session_under_way_then_leaves_to_start_as_the_new_one(
+        terminal_config, display, tmp_path):
+    """The touchscreen kiosk, enrolled again by hand mid-session: the rating being made stays the old
+    identity's (one rating, one identity), and the kiosk leaves once the session is over, for
+    systemd to start it as the new terminal; until this change it recorded as the old one for good."""
+    import sqlite3
+    config = unenrolled(terminal_config)
+    Credentials(terminal_id="T-OLD", secret="s" * 43, server="http://127.0.0.1:9", window="W01").save(tmp_path / "data")
+    new = {"terminal_id": "T-NEW", "secret": "n" * 43, "server": "http://127.0.0.1:9", "window": "W02"}
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "paused"},
+        {"do": "swipe", "badge": "0004521873"},
+        {"do": "invite", "case_no": "C-AGAIN"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "write_file", "path": str(tmp_path / "data" / "credentials.json"), "text": json.dumps(new)},
+        {"do": "sleep", "seconds": 2.5},  # over twice the kiosk's look at the file: it stays for the session
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "box_press", "level": 4},
+        {"do": "wait_screen", "screen": "thanks"},
+        {"do": "expect_exit", "timeout": 15},  # after the thank-you (3 s), not during it
+    ], display, tmp_path)
+    assert outcome["steps"][-1] == "expect_exit"
+    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
+        rated = db.execute("SELECT json_extract(payload, '$.terminal_id'), window, json_extract(payload, '$.case_no') "
+                           "FROM ratings").fetchall()
+        named = {row for row in db.execute("SELECT json_extract(payload, '$.terminal_id') FROM events")}
+    assert rated == [("T-OLD", "W01", "C-AGAIN")] and named == {("T-OLD",)}
+
+
 # -- the box-only terminal ---------------------------------------------------------------------
 
 def test_a_headless_terminal_enrolls_from_the_boot_file_and_runs_as_its_window(terminal_config, central, tmp_path):
@@ -288,6 +317,84 @@ def test_a_headless_terminal_enrolls_from_the_boot_file_and_runs_as_its_window(t
     assert code not in output and code.replace("-", "") not in output
     creds = Credentials.load(tmp_path / "data")
     assert creds.window == "W01" and creds.secret not in output
+
+
+def test_a_box_only_terminal_enrolled_again_by_hand_starts_again_as_its_new_identity(terminal_config, central,
+                                                                                    tmp_path):
+    """``provision --force`` while ``rating-terminal run --headless`` runs: rating-sync signs as the
+    new identity at once, and the running terminal went on recording as the old one, revoked right
+    after: every record a dead letter (terminal_mismatch, window_mismatch), never counted, until
+    someone restarted it. Now it leaves by itself once no session is in progress (status 0, for
+    systemd's Restart=always) and starts again as the new terminal at its new window."""
+    import sqlite3
+
+    import requests
+
+    from sync.daemon import SyncDaemon
+    from terminal import config as config_module
+    from terminal.core.provision import check_request
+    from terminal.provisioning import enroll
+    from conftest import free_port
+    port = free_port()
+    path = unenrolled(terminal_config, server=central.url, staff_no="SZ0101")
+    with path.open("a") as f:
+        f.write(f'[invite]\nlisten = "127.0.0.1:{port}"\n')
+    first = enroll(config_module.load(path), check_request(central.url, central.enroll_code("W01")))
+    lines: list[str] = []
+
+    def start():
+        terminal = subprocess.Popen([str(BIN / "rating-terminal"), "--config", str(path), "run", "--headless"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                    env={**os.environ, "DISPLAY": ""})
+        threading.Thread(target=lambda: lines.extend(terminal.stdout), daemon=True).start()
+        return terminal
+
+    def pause(window: str) -> None:  # the queue system's 暂停服务: an event, no session
+        assert wait_for(lambda: any(f"headless terminal running: window {window}" in line for line in lines), 20)
+        auth = {"Authorization": "Bearer " + (tmp_path / "data" / "invite-token").read_text().strip()}
+        answer = requests.post(f"http://127.0.0.1:{port}/v1/pause", headers=auth, timeout=5)
+        assert answer.status_code == 200 and answer.json()["window"] == window
+
+    def deliver() -> None:
+        daemon = SyncDaemon(config_module.load(path))
+        try:
+            daemon.upload()
+        finally:
+            daemon.close()
+
+    terminal = start()
+    try:
+        pause("W01")
+        deliver()  # what the old identity made goes first: provision --force waits for it
+        reenrolled = subprocess.run([str(BIN / "rating-terminal"), "--config", str(path), "provision", "--server",
+                                     central.url, "--code-file", "-", "--force"], input=central.enroll_code("W02"),
+                                    capture_output=True, text=True, timeout=60)
+        assert reenrolled.returncode == 0, reenrolled.stderr
+        assert "follows by itself" in reenrolled.stderr
+        second = Credentials.load(tmp_path / "data")
+        assert central.manage("revoke", first.terminal_id).returncode == 0  # as the fleet playbook does
+        terminal.wait(20)  # it leaves by itself: paused, no session in progress
+    finally:
+        if terminal.poll() is None:
+            terminal.send_signal(signal.SIGTERM)
+            terminal.wait(20)
+    output = "".join(lines)
+    assert terminal.returncode == 0 and f"leaving to start again as terminal {second.terminal_id}" in output
+    path.write_text(path.read_text().replace("SZ0101", "SZ0201"))  # W02's staff (no badge reader there)
+    lines.clear()
+    terminal = start()  # systemd starts it again
+    try:
+        pause("W02")
+    finally:
+        terminal.send_signal(signal.SIGTERM)
+        terminal.wait(20)
+    deliver()
+    with sqlite3.connect(tmp_path / "data" / "terminal.db") as db:
+        made = db.execute("SELECT json_extract(payload, '$.terminal_id'), json_extract(payload, '$.window'), kind, "
+                          "state FROM events ORDER BY seq").fetchall()
+    assert made == [(first.terminal_id, "W01", "login", "delivered"), (first.terminal_id, "W01", "queue_paused", "delivered"),
+                    (second.terminal_id, "W02", "login", "delivered"),
+                    (second.terminal_id, "W02", "queue_paused", "delivered")], made
 
 
 def test_enrollment_from_the_file_is_retried_while_the_server_cannot_answer(terminal_config, central, tmp_path):

@@ -324,3 +324,59 @@ def test_content_that_arrives_during_a_session_rules_from_the_next_calm_moment(w
     window.submit(["queue"], "")
     (payload,) = window.store.db.execute("SELECT payload FROM ratings WHERE payload LIKE '%C-NEXT%'").fetchone()
     assert json.loads(payload)["reasons"] == ["queue"] and window.errors == 0
+
+
+def test_a_window_retires_only_once_no_session_is_in_progress_and_then_takes_nothing(terminal_config):
+    """Enrolled again while the window runs, its process leaves for systemd to start it as the new
+    identity (``Reenrollment``): never mid-session (one rating, one identity), never on the thank-you
+    screen a rater still reads, and after that it takes no press, badge or invitation it could not
+    finish."""
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    now = [1000.0]
+    window = Window(config, store, Content.load(config.content_dir), monotonic=lambda: now[0])
+    window.swipe("0004521873")
+    window.invite(case_no="C-1")
+    assert window.retire_when_calm() is False  # invited
+    window.press(Level.DISSATISFIED, InputDevice.TOUCHSCREEN)
+    assert window.state is State.REASONS and window.retire_when_calm() is False
+    window.submit(["slow"])
+    assert window.state is State.THANKS and window.retire_when_calm() is False
+    now[0] += 4  # thanks_seconds 3
+    window.tick()
+    assert window.state is State.IDLE and window.retire_when_calm() is True
+    records = store.counts()["pending"], store.counts("events")["pending"]
+    window.press(Level.SATISFIED, InputDevice.BUTTON_BOX)  # not even a misuse event: no session to flag it in
+    with pytest.raises(SessionRefused) as refused:
+        window.invite(case_no="C-2")
+    assert refused.value.code == "out_of_service"
+    window.swipe("0004521873")
+    window.tick()
+    assert window.state is State.IDLE and window.retire_when_calm() is True
+    assert (store.counts()["pending"], store.counts("events")["pending"]) == records
+    (wire,) = [json.loads(p) for (p,) in store.db.execute("SELECT payload FROM ratings")]
+    assert (wire["case_no"], wire["level"], wire["reasons"]) == ("C-1", 2, ["slow"])
+    store.close()
+
+
+def test_a_window_does_not_retire_while_records_wait_in_memory_for_storage(terminal_config):
+    """A press storage refused waits in memory (``unrecorded``): leaving then would lose it."""
+    config = config_module.load(terminal_config())
+    store = Store(config.db_path)
+    now = [1000.0]
+    window = Window(config, store, Content.load(config.content_dir), monotonic=lambda: now[0], screen=False)
+    window.swipe("0004521873")
+    window.invite(case_no="C-1")
+    store.db.execute("PRAGMA query_only = ON")  # storage refuses every write, as a card gone read-only
+    window.press(Level.SATISFIED, InputDevice.BUTTON_BOX)
+    assert window.unrecorded and window.fault
+    now[0] += 60
+    window.tick()
+    assert window.state in (State.IDLE, State.THANKS) and window.retire_when_calm() is False
+    store.db.execute("PRAGMA query_only = OFF")
+    now[0] += 60
+    window.tick()
+    window.tick()
+    assert not window.unrecorded and window.state is State.IDLE and window.retire_when_calm() is True
+    assert store.counts()["pending"] == 1
+    store.close()

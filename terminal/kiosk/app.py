@@ -29,6 +29,7 @@ from terminal.content import PLACEHOLDER_PHOTO, Content, content_stamp, load_or_
 from terminal.core.channels import InputDevice
 from terminal.core.levels import LEVELS_BEST_FIRST, Level
 from terminal.core.session import State
+from terminal.credentials import FOLLOW_S, Reenrollment
 from terminal.store import Store
 from terminal.window import Window
 
@@ -153,6 +154,8 @@ class KioskApp(App):
         Clock.schedule_interval(lambda _dt: systemd.notify("WATCHDOG=1"), systemd.watchdog_interval())
         Clock.schedule_interval(self._survives(self._technician_timeout), 5.0)
         Clock.schedule_interval(self._survives(self._check_content), CONTENT_CHECK_SECONDS)
+        self.reenrolled = Reenrollment(self.terminal_config)
+        Clock.schedule_interval(self._survives(self._follow_enrollment), FOLLOW_S)
         if self.terminal_config.kiosk.console_keys:
             threading.Thread(target=self._read_console_keys, name="console-keys", daemon=True).start()
         self._start_invite_api()
@@ -311,6 +314,15 @@ class KioskApp(App):
         """Leave with status 0; systemd (Restart=always) starts the kiosk again."""
         log.warning("restart asked from the technician menu")
         self.stop()
+
+    def _follow_enrollment(self, _dt) -> None:
+        """Enrolled again (``provision --force``): leave with status 0 at the first moment no session
+        is in progress, and systemd (Restart=always) starts the kiosk as the new identity, its window's
+        content and nobody logged in."""
+        if self.reenrolled.new_identity() and self.window.retire_when_calm():
+            log.warning("leaving to start again as terminal %s (systemd: Restart=always)",
+                        self.reenrolled.new.terminal_id)
+            self.stop()
 
     def technician_facts(self) -> list[tuple[str, str]]:
         cfg, state = self.terminal_config, self.store.state()
