@@ -214,7 +214,7 @@ class SyncDaemon:
         Text in it that others wrote (a device's self-description, an error's message) goes with
         its control characters escaped: the central server refuses a heartbeat holding one whole,
         and the terminal would show offline for a box's board id."""
-        store = self.contact_store
+        store, signer = self.contact_store, self.contact_client.credentials
         counts = store.counts()
         oldest_s = _age_s(store.oldest_pending())
         state = store.state()
@@ -228,7 +228,7 @@ class SyncDaemon:
             "disk_free_bytes": shutil.disk_usage(self.config.terminal.data_dir).free,
             "clock_offset_s": round(self.contact_client.clock_offset, 3), "clock_synced": self.clock.synced(),
             "content_version": content.current_etag(self.config.content_dir),
-            "chain": store.chain_head(),
+            "chain": store.chain_head(signer.terminal_id if signer else None),  # this identity's chain only
             "errors": state.get("errors"),  # failures the kiosk or headless terminal survived
             "alerts": store.alerts(5),
             **({"invite_results": list(self.invite_results)} if self.invite_results else {}),

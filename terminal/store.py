@@ -117,6 +117,12 @@ MIGRATIONS: list[tuple[str, str]] = [
             signed_at INTEGER NOT NULL
         );
     """),
+    ("the chain's identity", """
+        -- the terminal id whose records the chain holds (NULL: none recorded since this column came):
+        -- the central server counts each terminal's chain from 1, so a terminal enrolled again as
+        -- another id begins a chain of its own
+        ALTER TABLE chain ADD COLUMN terminal_id TEXT;
+    """),
 ]
 OUTBOXES = ("ratings", "events")  # tables sent to the central server, each row an outbox entry
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -453,10 +459,15 @@ class Store:
 
     # -- the hash chain ----------------------------------------------------------------------
 
-    def chain_head(self) -> dict:
+    def chain_head(self, terminal_id: str | None = None) -> dict:
         """``{"epoch", "seq", "digest"}`` of the last record: the heartbeat reports it, so the
-        central server knows a record exists before it arrives (and misses it if it never does)."""
-        epoch, seq, digest, _ = self._chain_head()
+        central server knows a record exists before it arrives (and misses it if it never does).
+        ``terminal_id``: the identity reporting; ``{}`` when the chain holds another's records (the
+        terminal was enrolled again and its new identity has made none yet): reported as the new
+        one's, that head was a run of records missing from a chain the new terminal never had."""
+        epoch, seq, digest, _, owner = self._chain_head()
+        if terminal_id is not None and owner is not None and owner != terminal_id:
+            return {}
         return {"epoch": epoch, "seq": seq, "digest": digest}
 
     def take_restart(self, record) -> Event | None:
@@ -477,8 +488,8 @@ class Store:
             self.db.execute("UPDATE chain SET restart = NULL WHERE id = 1")
             return event
 
-    def _chain_head(self) -> tuple[str, int, str, str | None] | None:
-        return self.db.execute("SELECT epoch, seq, digest, restart FROM chain WHERE id = 1").fetchone()
+    def _chain_head(self) -> tuple[str, int, str, str | None, str | None] | None:
+        return self.db.execute("SELECT epoch, seq, digest, restart, terminal_id FROM chain WHERE id = 1").fetchone()
 
     def _start_chain(self, restart: dict | None) -> None:
         epoch = chain.new_epoch()
@@ -492,11 +503,18 @@ class Store:
     def _chained(self, record):
         """``record`` with the next place in the chain (inside a write transaction), the chain
         moved on to it, and its wire form and digest."""
-        epoch, seq, digest, _ = self._chain_head()
+        epoch, seq, digest, _, owner = self._chain_head()
+        if seq and owner is not None and owner != record.terminal_id:
+            # enrolled again as another terminal: its records begin a chain of their own, from 1,
+            # as the central server counts each terminal's (else it missed 1..seq of the new one)
+            log.info("chain: terminal %s after %s: a new chain", record.terminal_id, owner)
+            self._start_chain(None)
+            epoch, seq, digest = self._chain_head()[:3]
         record = dataclasses.replace(record, chain=chain.Link(epoch, seq + 1, digest if seq else chain.GENESIS))
         wire = record.to_wire()
         own = wire_digest(wire)
-        self.db.execute("UPDATE chain SET seq = ?, digest = ? WHERE id = 1", [seq + 1, own])
+        self.db.execute("UPDATE chain SET seq = ?, digest = ?, terminal_id = ? WHERE id = 1",
+                        [seq + 1, own, record.terminal_id])
         return record, wire, own
 
     def _marker(self) -> Path:

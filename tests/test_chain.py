@@ -60,7 +60,7 @@ class Terminal:
 
     def heartbeat(self):
         self.server.client(self.creds).heartbeat({"version": "test", "queue_depth": self.store.counts()["pending"],
-                                                  "chain": self.store.chain_head()})
+                                                  "chain": self.store.chain_head(self.creds.terminal_id)})
 
 
 def tick(server) -> None:
@@ -95,6 +95,29 @@ def test_records_are_chained_in_order_across_ratings_and_events(server, tmp_path
     forks = forks if isinstance(forks, list) else json.loads(forks)  # jsonb on PostgreSQL, text on SQLite
     assert (epoch, contiguous, head, missing, forks, bool(first)) == (links[0].epoch, 4, 4, "", [], True)
     assert alerts(server, t.creds.terminal_id) == {}
+
+
+def test_a_terminal_enrolled_again_begins_a_chain_of_its_own(server, tmp_path):
+    """A terminal enrolled again (its window moved in the fleet's inventory, or provision --force)
+    keeps its database. Its new identity's records took the old chain's next places (4, 5) and its
+    heartbeat reported the old chain's head as the new identity's: the central server missed 1..3 of
+    a terminal that never had them, a false alarm of suppressed records."""
+    old = Terminal(server, tmp_path)
+    made = old.rate(3)
+    assert old.send().delivered == 3
+    new = Terminal(server, tmp_path, creds=server.enroll())  # the same database, a new identity
+    new.heartbeat()  # nothing made as the new identity yet: the old chain's head is not its
+    tick(server)
+    assert chains_of(server, new.creds.terminal_id) == []
+    ratings = new.rate(2)
+    assert [r.chain.seq for r in ratings] == [1, 2] and ratings[0].chain.prev == chain.GENESIS
+    assert ratings[0].chain.epoch != made[0].chain.epoch
+    assert new.send().delivered == 2
+    new.heartbeat()
+    tick(server)
+    assert [row[:3] for row in chains_of(server, new.creds.terminal_id)] == [(ratings[0].chain.epoch, 2, 2)]
+    assert [row[:3] for row in chains_of(server, old.creds.terminal_id)] == [(made[0].chain.epoch, 3, 3)]
+    assert alerts(server, new.creds.terminal_id) == {} and alerts(server, old.creds.terminal_id) == {}
 
 
 def test_a_rating_deleted_on_the_terminal_raises_the_gap_alert_naming_it(server, tmp_path):

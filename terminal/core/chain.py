@@ -6,8 +6,9 @@ Ratings and events share one sequence per terminal. Each record carries, in its 
     {"v": 1, "epoch": "<32 hex>", "seq": <1, 2, 3 …>, "prev": "<64 hex>"}
 
 ``seq`` is the record's place, ``prev`` the digest (``wire_digest``) of the record at ``seq - 1``
-(64 zeros for the first), and ``epoch`` names the chain: a terminal starts a new one only when its
-database had to be replaced, and then says why in a ``chain_restart`` event of the new chain. The
+(64 zeros for the first), and ``epoch`` names the chain: a terminal starts a new one when its
+database had to be replaced, and then says why in a ``chain_restart`` event of the new chain, or
+when it was enrolled again as another terminal id (the new identity's first chain, counted from 1). The
 record's own digest covers its ``chain`` object, so no record can be taken out, put back in
 another place or changed without the next one, or the central server's count, showing it.
 
