@@ -52,6 +52,19 @@ def _deadlines(opened_on: datetime.date, contact: int, rectify: int, complex_day
     )
 
 
+def settle_provisional() -> int:
+    """Compute again the deadlines estimated on weekdays (``provisional``) once the library knows
+    their years' official calendar: else an order opened in December stayed due on a Spring Festival
+    weekday, and fell overdue over the holiday. By the current rules, as a new order's. Returns how
+    many orders changed."""
+    policy, changed = Policy.current(), 0
+    for day in WorkOrder.objects.filter(provisional=True).values_list("opened_on", flat=True).distinct():
+        found = deadlines(day, policy)
+        if not found["provisional"]:
+            changed += WorkOrder.objects.filter(provisional=True, opened_on=day).update(**found)
+    return changed
+
+
 def open_for(rating_ids: list[str], fresh: bool = False) -> int:
     """Open a work order for each counted bad rating among ``rating_ids`` that has none yet. Returns how
     many. A rating kept but excluded (duplicate_case, case_elsewhere, repeat_rater...) opens none,
