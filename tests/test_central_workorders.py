@@ -204,3 +204,25 @@ def test_provisional_deadlines_are_computed_again_once_the_calendar_of_their_yea
     assert not workorders.is_overdue(settled, datetime.date(2026, 10, 5))  # a holiday: nothing falls due
     kept = WorkOrder.objects.get(pk=still.pk)
     assert kept.provisional and kept.contact_due == still.contact_due == datetime.date(2027, 3, 8)
+
+
+def test_two_administrators_deciding_one_re_check_at_once_decide_it_once(hall, django_user_model):
+    """Each decided the order as they had loaded it (复核申请 pending): the second overwrote the first,
+    leaving an order "upheld" whose rating stayed excluded, and a request on a stale copy re-opened
+    a decided re-check."""
+    from central.ratings.models import UpwardItem
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = WorkOrder.objects.get(rating__rating_id=rating.id)
+    workorders.request_recheck(order, "评价人称按错")
+    first, second, handler = (WorkOrder.objects.get(pk=order.pk) for _ in range(3))
+    chief = django_user_model.objects.create_superuser("chief", password="x" * 12)
+    queued = UpwardItem.objects.count()
+    workorders.decide_recheck(first, True, chief)
+    with pytest.raises(workorders.Refused, match="没有待决定"):
+        workorders.decide_recheck(second, False, chief)
+    with pytest.raises(workorders.Refused, match="已复核"):
+        workorders.request_recheck(handler, "再次申请")
+    kept = WorkOrder.objects.get(pk=order.pk)
+    assert kept.recheck == "excluded" and Rating.objects.get(rating_id=rating.id).excluded
+    assert UpwardItem.objects.count() - queued <= 1  # the validity change queued once, if at all
