@@ -230,3 +230,20 @@ def test_a_slow_webhook_with_many_alerts_holds_the_tick_no_longer_than_one_deadl
         server.server_close()
     subjects = sorted(json.loads(body)["subject"] for body in SlowHook.received)
     assert subjects == [f"T{n:02}" for n in range(24)]  # each once
+
+
+def test_a_change_delivered_again_after_a_tick_killed_midway_carries_the_same_id(hall, webhook, settings):
+    """The webhook took the change and the tick was killed before noting it: the next tick sends it
+    again, and nothing in the body told the receiver it already had it (the signature covers the
+    body alone, so a replay looked new too). Each change carries one id on every delivery."""
+    settings.ALERT_WEBHOOK, settings.ALERT_WEBHOOK_SECRET = webhook, "s3cret"
+    only("backlog", threshold=10)
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=50)
+    alerts.check()
+    Alert.objects.update(webhook_sent="")  # as a tick killed between the webhook's 204 and our note of it
+    alerts.check()
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=0)
+    alerts.check()
+    ids = [json.loads(body)["id"] for body, _ in Hook.received]
+    alert = Alert.objects.get()
+    assert ids == [f"alert-{alert.pk}-raised"] * 2 + [f"alert-{alert.pk}-cleared"]

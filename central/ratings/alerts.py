@@ -142,7 +142,9 @@ def check(now: datetime.datetime | None = None) -> tuple[int, int]:
 
 
 def payload(alert: Alert, event: str) -> dict:
-    return {"event": event, "rule": alert.rule.name, "kind": alert.rule.kind, "subject": alert.subject,
+    """What the webhook gets; ``id`` is the same on every delivery of one change (a tick killed after
+    the webhook took it and before we noted it sends it again), so the receiver keeps each once."""
+    return {"id": f"alert-{alert.pk}-{event}", "event": event, "rule": alert.rule.name, "kind": alert.rule.kind, "subject": alert.subject,
             "detail": alert.detail, "raised_at": timezone.localtime(alert.raised_at).isoformat(),
             "cleared_at": timezone.localtime(alert.cleared_at).isoformat() if alert.cleared_at else None}
 
