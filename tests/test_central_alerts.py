@@ -188,3 +188,62 @@ def test_a_webhook_address_with_a_secret_in_it_is_refused(hall, webhook, setting
     assert alerts.deliver_webhooks(webhook + "?token=s3cret", "", timeout=0.5) == 0
     assert Hook.received == [] and Alert.objects.get().webhook_sent == ""
     assert "s3cret" not in caplog.text and "no user, password, query or fragment" in caplog.text
+
+
+class SlowHook(BaseHTTPRequestHandler):
+    """Takes each alert, but only after a while: a webhook behind a slow proxy."""
+    received: list = []
+
+    def do_POST(self):
+        import time
+        SlowHook.received.append(self.rfile.read(int(self.headers["Content-Length"])))
+        time.sleep(0.1)
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_a_slow_webhook_with_many_alerts_holds_the_tick_no_longer_than_one_deadline(hall):
+    """Each delivery ended within its deadline, but a storm of alerts (a hall's power cut: every
+    terminal offline) to a webhook answering in just under it held ``tick`` for alerts × deadline.
+    A check starts no delivery once one deadline has passed; the rest go next time, each once."""
+    import time
+    from http.server import ThreadingHTTPServer
+    rule = only("offline", minutes=5)
+    for n in range(24):
+        Alert.objects.create(rule=rule, subject=f"T{n:02}", detail="离线")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlowHook)
+    SlowHook.received = []
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_port}/hook"
+    try:
+        started = time.monotonic()
+        sent = alerts.deliver_webhooks(url, "s3cret", timeout=0.15)  # a deadline of 0.6 s per delivery
+        took = time.monotonic() - started
+        assert 0 < sent < 24 and took < 1.5, (sent, took)
+        while Alert.objects.filter(webhook_sent="").exists():
+            assert alerts.deliver_webhooks(url, "s3cret", timeout=0.15) > 0
+    finally:
+        server.shutdown()
+        server.server_close()
+    subjects = sorted(json.loads(body)["subject"] for body in SlowHook.received)
+    assert subjects == [f"T{n:02}" for n in range(24)]  # each once
+
+
+def test_a_change_delivered_again_after_a_tick_killed_midway_carries_the_same_id(hall, webhook, settings):
+    """The webhook took the change and the tick was killed before noting it: the next tick sends it
+    again, and nothing in the body told the receiver it already had it (the signature covers the
+    body alone, so a replay looked new too). Each change carries one id on every delivery."""
+    settings.ALERT_WEBHOOK, settings.ALERT_WEBHOOK_SECRET = webhook, "s3cret"
+    only("backlog", threshold=10)
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=50)
+    alerts.check()
+    Alert.objects.update(webhook_sent="")  # as a tick killed between the webhook's 204 and our note of it
+    alerts.check()
+    Terminal.objects.filter(pk=hall.pk).update(queue_depth=0)
+    alerts.check()
+    ids = [json.loads(body)["id"] for body, _ in Hook.received]
+    alert = Alert.objects.get()
+    assert ids == [f"alert-{alert.pk}-raised"] * 2 + [f"alert-{alert.pk}-cleared"]

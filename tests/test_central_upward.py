@@ -610,3 +610,17 @@ def test_the_reference_platform_answers_a_malformed_content_length_at_once(lengt
             assert conn.recv(4096).startswith(b"HTTP/1.1 400 ")
     finally:
         reference.close()
+
+
+def test_a_reconciliation_stamped_by_a_clock_running_ahead_does_not_stop_the_daily_run(hall):
+    """A server clock set years ahead, then put right, left the last check in the future: ``due``
+    compared it with "24 hours ago" and the daily reconciliation never ran again until that date."""
+    from central.ratings import reconciliation
+    row = UpwardPlatform.objects.create(code="PROV", name="平台", profile=exports.shipped_text("provincial"))
+    now = datetime.datetime(2026, 11, 6, 9, 0, tzinfo=CST)
+    ahead = now + datetime.timedelta(days=3650)
+    reconciliation.reconcile(row, ahead.date(), now=ahead)  # the tick ran while the clock was ten years on
+    assert reconciliation.due(now)
+    reconciliation.reconcile(row, now.date(), now=now)  # the clock put right: the daily run happens
+    assert not reconciliation.due(now + datetime.timedelta(hours=1))
+    assert reconciliation.due(now + datetime.timedelta(hours=25))

@@ -181,3 +181,48 @@ def test_a_closed_orders_rectification_reaches_the_public_page_once_a_hall_admin
     assert order.rectification.endswith("13812345678")  # the handler's own record is unchanged
     people["hall1"].post("/admin/ratings/workorder/", {**publish, "action": "unpublish_rectification"})
     assert "窗口增设引导员" not in Client().get("/public/").content.decode()
+
+
+def test_provisional_deadlines_are_computed_again_once_the_calendar_of_their_year_is_known(hall):
+    """An order opened before the library knew its year's holidays (say, in December for the next
+    Spring Festival) kept its weekday estimate for ever: due on a holiday, overdue over it. The
+    tick computes it again once the calendar is there; one still unknown stays as it is."""
+    from django.core.management import call_command
+    older, unknown = bad(hall), bad(hall)
+    ingest_ratings(hall, older, unknown)
+    still = reopen(unknown.id, datetime.datetime(2027, 3, 5, 10, 0, tzinfo=CST))
+    # as an older library left it: 30 September 2026 counted on weekdays (1 October a Thursday)
+    settled = reopen(older.id, datetime.datetime(2026, 9, 30, 9, 0, tzinfo=CST))
+    WorkOrder.objects.filter(pk=settled.pk).update(provisional=True, contact_due=datetime.date(2026, 10, 1),
+                                                   rectify_due=datetime.date(2026, 10, 7),
+                                                   close_due=datetime.date(2026, 10, 21))
+    call_command("tick", stdout=open("/dev/null", "w"))
+    settled.refresh_from_db()
+    assert not settled.provisional
+    assert (settled.contact_due, settled.rectify_due, settled.close_due) == (
+        datetime.date(2026, 10, 8), datetime.date(2026, 10, 13), datetime.date(2026, 10, 27))
+    assert not workorders.is_overdue(settled, datetime.date(2026, 10, 5))  # a holiday: nothing falls due
+    kept = WorkOrder.objects.get(pk=still.pk)
+    assert kept.provisional and kept.contact_due == still.contact_due == datetime.date(2027, 3, 8)
+
+
+def test_two_administrators_deciding_one_re_check_at_once_decide_it_once(hall, django_user_model):
+    """Each decided the order as they had loaded it (复核申请 pending): the second overwrote the first,
+    leaving an order "upheld" whose rating stayed excluded, and a request on a stale copy re-opened
+    a decided re-check."""
+    from central.ratings.models import UpwardItem
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = WorkOrder.objects.get(rating__rating_id=rating.id)
+    workorders.request_recheck(order, "评价人称按错")
+    first, second, handler = (WorkOrder.objects.get(pk=order.pk) for _ in range(3))
+    chief = django_user_model.objects.create_superuser("chief", password="x" * 12)
+    queued = UpwardItem.objects.count()
+    workorders.decide_recheck(first, True, chief)
+    with pytest.raises(workorders.Refused, match="没有待决定"):
+        workorders.decide_recheck(second, False, chief)
+    with pytest.raises(workorders.Refused, match="已复核"):
+        workorders.request_recheck(handler, "再次申请")
+    kept = WorkOrder.objects.get(pk=order.pk)
+    assert kept.recheck == "excluded" and Rating.objects.get(rating_id=rating.id).excluded
+    assert UpwardItem.objects.count() - queued <= 1  # the validity change queued once, if at all

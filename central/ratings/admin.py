@@ -810,7 +810,9 @@ class WorkOrderAdmin(Scoped):
             messages.error(request, str(exc))
             obj.refresh_from_db()
             return
-        obj.save()
+        # what the form changed, alone: the whole row from the form's copy would write back a step
+        # or a re-check another user made meanwhile
+        obj.save(update_fields=[f for f in form.changed_data if f in WorkOrderForm.Meta.fields])
 
     def save_formset(self, request, form, formset, change):
         for note in formset.save(commit=False):

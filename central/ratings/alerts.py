@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import time
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -141,7 +142,9 @@ def check(now: datetime.datetime | None = None) -> tuple[int, int]:
 
 
 def payload(alert: Alert, event: str) -> dict:
-    return {"event": event, "rule": alert.rule.name, "kind": alert.rule.kind, "subject": alert.subject,
+    """What the webhook gets; ``id`` is the same on every delivery of one change (a tick killed after
+    the webhook took it and before we noted it sends it again), so the receiver keeps each once."""
+    return {"id": f"alert-{alert.pk}-{event}", "event": event, "rule": alert.rule.name, "kind": alert.rule.kind, "subject": alert.subject,
             "detail": alert.detail, "raised_at": timezone.localtime(alert.raised_at).isoformat(),
             "cleared_at": timezone.localtime(alert.cleared_at).isoformat() if alert.cleared_at else None}
 
@@ -152,17 +155,21 @@ def sign(body: bytes, secret: str) -> str:
 
 def deliver_webhooks(url: str | None = None, secret: str | None = None, timeout: float = 5) -> int:
     """POST each change not yet delivered (``outbound.post``: https:// or loopback, no secret in
-    the address, the whole call within its deadline); a failure is logged and retried next time."""
+    the address, the whole call within its deadline); a failure is logged and retried next time.
+    No delivery starts once one call's deadline has passed since the first: a storm of alerts to a
+    slow webhook holds ``tick`` for two deadlines at most, and the rest go next time."""
     url = settings.ALERT_WEBHOOK if url is None else url
     secret = settings.ALERT_WEBHOOK_SECRET if secret is None else secret
     if not url:
         return 0
-    sent = 0
+    sent, stop = 0, time.monotonic() + timeout * outbound.DEADLINE_TIMEOUTS
     pending = (Alert.objects.exclude(webhook_sent="cleared").exclude(webhook_sent="raised", cleared_at__isnull=True)
                .select_related("rule").order_by("raised_at"))
     for alert in pending:
         events = ["cleared"] if alert.webhook_sent == "raised" else ["raised"] + (["cleared"] if alert.cleared_at else [])
         for event in events:
+            if time.monotonic() >= stop:
+                return sent
             body = json.dumps(payload(alert, event), ensure_ascii=False).encode()
             headers = {"Content-Type": "application/json; charset=utf-8"}
             if secret:

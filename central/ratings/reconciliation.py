@@ -128,8 +128,11 @@ def run(days_back: int = DAYS_BACK, today: datetime.date | None = None) -> list[
 
 
 def due(now: datetime.datetime | None = None) -> bool:
-    """Daily: when no reconciliation ran in the last 24 hours."""
+    """Daily: when no reconciliation ran in the last 24 hours. A check stamped after ``now`` was
+    stamped by a clock running ahead and is not believed: else, the clock put right, none would run
+    until that date."""
     now = now or timezone.now()
-    last = UpwardDay.objects.order_by("-checked_at").values_list("checked_at", flat=True).first()
+    last = (UpwardDay.objects.filter(checked_at__lte=now).order_by("-checked_at")
+            .values_list("checked_at", flat=True).first())
     return last is None or last < now - datetime.timedelta(hours=24)
 

@@ -52,6 +52,19 @@ def _deadlines(opened_on: datetime.date, contact: int, rectify: int, complex_day
     )
 
 
+def settle_provisional() -> int:
+    """Compute again the deadlines estimated on weekdays (``provisional``) once the library knows
+    their years' official calendar: else an order opened in December stayed due on a Spring Festival
+    weekday, and fell overdue over the holiday. By the current rules, as a new order's. Returns how
+    many orders changed."""
+    policy, changed = Policy.current(), 0
+    for day in WorkOrder.objects.filter(provisional=True).values_list("opened_on", flat=True).distinct():
+        found = deadlines(day, policy)
+        if not found["provisional"]:
+            changed += WorkOrder.objects.filter(provisional=True, opened_on=day).update(**found)
+    return changed
+
+
 def open_for(rating_ids: list[str], fresh: bool = False) -> int:
     """Open a work order for each counted bad rating among ``rating_ids`` that has none yet. Returns how
     many. A rating kept but excluded (duplicate_case, case_elsewhere, repeat_rater...) opens none,
@@ -127,30 +140,36 @@ def advance(order: WorkOrder, to_state: str, record: str = "") -> None:
         order.rectification = record
     order.state = to_state
     setattr(order, STAMPS[to_state], timezone.now())
-    with transaction.atomic():
-        order.save()
+    with transaction.atomic():  # these fields alone: a stale copy must not write back a re-check decided meanwhile
+        order.save(update_fields=["state", STAMPS[to_state], "contact_record", "rectification"])
         if to_state == "closed":  # the rectification goes upward, as an update of the rating's record
             from . import upward
             upward.queue_ids([order.rating.rating_id], "rectification")
 
 
 def request_recheck(order: WorkOrder, reason: str) -> None:
+    """Ask for a re-check; judged on the order as stored, not as the caller loaded it (one decided
+    meanwhile stays decided)."""
     if not reason.strip():
         raise Refused("申请复核须写明理由（恶意评价或误评的依据）")
-    if order.recheck in ("excluded", "upheld"):
+    if not WorkOrder.objects.filter(pk=order.pk, recheck__in=("", "requested")).update(
+            recheck="requested", recheck_reason=reason.strip()):
+        order.refresh_from_db()
         raise Refused("该工单已复核")
     order.recheck, order.recheck_reason = "requested", reason.strip()
-    order.save(update_fields=["recheck", "recheck_reason"])
 
 
 @transaction.atomic
 def decide_recheck(order: WorkOrder, exclude: bool, user) -> None:
-    """Exclude the rating from every score (it stays stored, marked why), or uphold it."""
-    if order.recheck != "requested":
+    """Exclude the rating from every score (it stays stored, marked why), or uphold it. Decided once:
+    the request is taken as stored, so two administrators deciding at once cannot leave an order
+    upheld whose rating the other excluded."""
+    decision, at = ("excluded" if exclude else "upheld"), timezone.now()
+    if not WorkOrder.objects.filter(pk=order.pk, recheck="requested").update(
+            recheck=decision, recheck_by=user, recheck_at=at):
         raise Refused("没有待决定的复核申请")
-    order.recheck = "excluded" if exclude else "upheld"
-    order.recheck_by, order.recheck_at = user, timezone.now()
-    order.save(update_fields=["recheck", "recheck_by", "recheck_at"])
+    order.refresh_from_db(fields=["recheck_reason"])
+    order.recheck, order.recheck_by, order.recheck_at = decision, user, at
     if exclude:
         Rating.objects.filter(pk=order.rating_id).update(
             excluded=True, excluded_why=f"复核不计入：{order.recheck_reason}"[:200])

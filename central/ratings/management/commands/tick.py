@@ -1,10 +1,11 @@
-"""What the central server does on a timer: default ratings, chain checks, the daily upward
+"""What the central server does on a timer: default ratings, provisional work-order deadlines
+settled once their year's calendar is known, chain checks, the daily upward
 reconciliation, then early warnings. Safe to repeat, and one at a time across every node
 (``tick_lock``)."""
 
 from django.core.management.base import BaseCommand
 
-from central.ratings import alerts, auth, callbacks, chains, defaults, reconciliation, sms, throttle
+from central.ratings import alerts, auth, callbacks, chains, defaults, reconciliation, sms, throttle, workorders
 from central.ratings.tick_lock import only_one_tick
 
 
@@ -20,6 +21,7 @@ class Command(BaseCommand):
 
     def run_jobs(self):
         made = defaults.apply()
+        settled = workorders.settle_provisional()
         checked = chains.check()
         reconciled = len(reconciliation.run()) if reconciliation.due() else 0
         raised, cleared = alerts.check()
@@ -32,4 +34,5 @@ class Command(BaseCommand):
                           f"chains: {checked} checked; alerts: {raised} raised, {cleared} cleared; "
                           f"nonces: {forgotten} forgotten; rate-limit counts: {counts} forgotten; "
                           f"sms: {invited} invitations queued, {sent} sent, {dead} dead letters; "
-                          f"call-backs: {calls} opened; upward days reconciled: {reconciled}")
+                          f"call-backs: {calls} opened; upward days reconciled: {reconciled}; "
+                          f"provisional deadlines settled: {settled}")
