@@ -226,3 +226,24 @@ def test_two_administrators_deciding_one_re_check_at_once_decide_it_once(hall, d
     kept = WorkOrder.objects.get(pk=order.pk)
     assert kept.recheck == "excluded" and Rating.objects.get(rating_id=rating.id).excluded
     assert UpwardItem.objects.count() - queued <= 1  # the validity change queued once, if at all
+
+
+def test_two_handlers_closing_one_order_from_their_copies_close_it_once(hall):
+    """Each moved the order on as they had loaded it: both closings succeeded, and the rectification
+    went upward twice as two versions of one record."""
+    from central.ratings import exports
+    from central.ratings.models import UpwardItem, UpwardPlatform
+    UpwardPlatform.objects.create(code="PROV", name="省平台", profile=exports.shipped_text("provincial"))
+    rating = bad(hall)
+    ingest_ratings(hall, rating)
+    order = WorkOrder.objects.get(rating__rating_id=rating.id)
+    workorders.advance(order, "contacted", "电话联系，已致歉")
+    workorders.advance(order, "rectified", "已调整窗口排班")
+    first, second = (WorkOrder.objects.get(pk=order.pk) for _ in range(2))
+    queued = UpwardItem.objects.filter(change="rectification").count()
+    workorders.advance(first, "closed")
+    with pytest.raises(workorders.Refused, match="已由他人处理"):
+        workorders.advance(second, "closed")
+    assert second.state == "closed"  # the refused copy now shows the order as stored
+    assert UpwardItem.objects.filter(change="rectification").count() - queued == 1
+    assert WorkOrder.objects.get(pk=order.pk).state == "closed"

@@ -138,10 +138,18 @@ def advance(order: WorkOrder, to_state: str, record: str = "") -> None:
         order.contact_record = record
     if to_state == "rectified" and record:
         order.rectification = record
-    order.state = to_state
-    setattr(order, STAMPS[to_state], timezone.now())
-    with transaction.atomic():  # these fields alone: a stale copy must not write back a re-check decided meanwhile
-        order.save(update_fields=["state", STAMPS[to_state], "contact_record", "rectification"])
+    stamp = timezone.now()
+    with transaction.atomic():
+        # from the state as stored, and these fields alone: two handlers moving one order from the
+        # copies they loaded both closed it (its rectification queued upward twice), and a stale
+        # copy must not write back a re-check decided meanwhile
+        if not WorkOrder.objects.filter(pk=order.pk, state=order.state).update(
+                state=to_state, contact_record=order.contact_record, rectification=order.rectification,
+                **{STAMPS[to_state]: stamp}):
+            order.refresh_from_db()
+            raise Refused(f"工单已由他人处理，现为“{order.get_state_display()}”；请刷新后再操作")
+        order.state = to_state
+        setattr(order, STAMPS[to_state], stamp)
         if to_state == "closed":  # the rectification goes upward, as an update of the rating's record
             from . import upward
             upward.queue_ids([order.rating.rating_id], "rectification")
