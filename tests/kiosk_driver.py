@@ -35,6 +35,7 @@ import json
 import sys
 import time
 import traceback
+import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -68,16 +69,22 @@ def render(text: str) -> bytes:
     return bytes(label.texture.pixels)
 
 
+def ideograph(char: str) -> bool:
+    """A Chinese character of any block: the basic one (U+4E00–U+9FFF), Extension A, the
+    supplementary-plane extensions (rare characters of names: 刘䶮, 赵孟𫖯) or the compatibility ones."""
+    return unicodedata.name(char, "").startswith(("CJK UNIFIED IDEOGRAPH", "CJK COMPATIBILITY IDEOGRAPH"))
+
+
 def glyph_check(screen) -> dict:
     texts = [w.text for w in screen.walk() if isinstance(w, Label)]
-    chars = sorted({c for t in texts for c in t if "\u4e00" <= c <= "\u9fff"})
+    chars = sorted({c for t in texts for c in t if ideograph(c)})
     box = render(MISSING)
     tofu = [c for c in chars if render(c) == box]
     distinct = len({render(c) for c in chars})
     clipped = [w.text for w in screen.walk() if isinstance(w, Label) and w.text and w.opacity > 0 and overflows(w)]
     clipped += [f"a list showing less than one whole item: {item.text}" for item in slivers(screen)]
     return {"cjk_chars": len(chars), "distinct_renderings": distinct, "tofu": tofu, "texts": texts,
-            "clipped": clipped}
+            "clipped": clipped, "checked": chars}
 
 
 def shown(widget) -> bool:

@@ -53,7 +53,7 @@ def test_a_rater_adds_reasons_and_a_chinese_comment_to_their_rating_once(hall):
     font = text.split('url("data:font/otf;base64,', 1)[1].split('")', 1)[0]
     from fontTools.ttLib import TTFont
     cmap = TTFont(io.BytesIO(base64.b64decode(font))).getBestCmap()
-    assert all(ord(c) in cmap for c in "补充评价意见提交") and len(font) < 200_000  # the page's characters, not 12 MB
+    assert all(ord(c) in cmap for c in "补充评价意见提交") and len(font) < 200_000  # the page's characters, not 15 MB
     csrf = client.cookies["csrftoken"].value
     done = client.post(url, {"reasons": ["attitude", "no-such-tag"], "text": "  窗口人员态度冷淡，希望改进。 ",
                              "csrfmiddlewaretoken": csrf})

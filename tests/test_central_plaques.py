@@ -151,7 +151,7 @@ def test_whatever_a_phone_posts_the_answer_is_never_a_500(hall):
 def test_a_form_sent_back_keeps_the_pages_own_font_whatever_was_typed(hall):
     """A bad form comes back with what the rater typed, in the phone's own fonts: the inlined font
     stays the one cut to the page's wording, so no post, however long its comment, makes the server
-    cut a new subset of the 12 MB font (about a second of CPU and half a megabyte each)."""
+    cut a new subset of the 15 MB font (about a second of CPU and half a megabyte each)."""
     import random
 
     from central.ratings import page_font

@@ -362,6 +362,32 @@ def test_new_content_shows_without_a_restart_and_a_broken_photo_falls_back(displ
     assert max(abs(a - b) for a, b in zip(shown, expected)) < 12, (shown, expected)
 
 
+def test_a_name_with_a_rare_character_is_drawn_not_boxed(display, terminal_config, tmp_path):
+    """Names are written in all of the 通用规范汉字表, which reaches beyond the basic block of
+    ideographs: 䶮 (U+4DAE, Extension A, as in 刘䶮) and 𫖯 (U+2B5AF, Extension C, as in 赵孟𫖯)
+    were empty boxes on a terminal with no CJK font installed."""
+    config = terminal_config(staff_no="SZ0101")
+    content = tmp_path / "demo-content" / "content.json"
+    data = json.loads(content.read_text(encoding="utf-8"))
+    data["staff"][0]["name"] = "刘䶮"
+    data["notices"][0]["title"] = "赵孟𫖯书法作品展"
+    content.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    outcome = kiosk.run(config, [
+        {"do": "wait_screen", "screen": "attract"},
+        {"do": "wait_text", "text": "赵孟𫖯书法作品展"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "attract-rare-name-zh.png")},
+        {"do": "invite", "case_no": "C-RARE"},
+        {"do": "wait_screen", "screen": "rating"},
+        {"do": "glyph_check"},
+        {"do": "screenshot", "path": str(SCREENSHOTS / "rating-rare-name-zh.png")},
+    ], display, tmp_path)
+    attract, rating = outcome["glyph_checks"]
+    assert_readable(attract, "刘䶮", "赵孟𫖯书法作品展")
+    assert_readable(rating, "刘䶮")
+    assert {"\u4dae", "\U0002b5af"} <= set(attract["checked"]) and "\u4dae" in rating["checked"]
+
+
 def test_reason_tags_that_arrive_mid_session_are_offered_from_the_next_one(display, terminal_config, tmp_path):
     """Content with a new reason tag came while a rater was rating: the reasons screen offered the
     new tag, which the session (ruled by the content it began with) refused, so the choice was lost;
