@@ -3,6 +3,9 @@
 #
 #   sudo hardware/install-pi.sh [--headless] [--source DIR] [--data-dir DIR]
 #
+# --data-dir defaults to the installed terminal.toml's data_dir (else /var/lib/rating-terminal); one
+# that differs from it is refused: the terminal's ratings and credentials are there.
+#
 # What it does, and nothing else:
 #   1. installs the Debian packages the kiosk needs (Python, Mesa/EGL, mtdev, ALSA, timesyncd, and
 #      a C compiler for evdev, which PyPI ships as source only);
@@ -21,14 +24,15 @@ set -euo pipefail
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_DIR=/var/lib/rating-terminal
+GIVEN_DATA_DIR=
 PREFIX=/opt/rating-terminal
 MODE=kiosk
 while [ $# -gt 0 ]; do
   case "$1" in
     --headless) MODE=headless ;;
     --source) SOURCE="$2"; shift ;;
-    --data-dir) DATA_DIR="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --data-dir) GIVEN_DATA_DIR="$2"; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "install-pi: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -36,6 +40,25 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "install-pi: run as root (sudo)" >&2; exit 1; }
 [ -f "$SOURCE/setup.cfg" ] || { echo "install-pi: $SOURCE is not the project's source folder" >&2; exit 2; }
 say() { echo "install-pi: $*"; }
+
+# The units' data folder is the config's: an upgrade without --data-dir (or with another) that put
+# the default in the units while terminal.toml kept its own left the services no way to write their
+# database (ProtectSystem=strict), and a new empty folder beside the one holding the pending ratings.
+CONFIG=/etc/rating-terminal/terminal.toml
+configured=
+if [ -f "$CONFIG" ]; then
+  configured=$(python3 -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb")).get("terminal", {}).get("data_dir", ""))' "$CONFIG") ||
+    { echo "install-pi: $CONFIG cannot be read as TOML: correct it first" >&2; exit 2; }
+  [ -z "$configured" ] || configured=$(realpath -ms -- "$configured")
+fi
+[ -z "$GIVEN_DATA_DIR" ] || GIVEN_DATA_DIR=$(realpath -ms -- "$GIVEN_DATA_DIR")
+if [ -n "$configured" ] && [ -n "$GIVEN_DATA_DIR" ] && [ "$configured" != "$GIVEN_DATA_DIR" ]; then
+  echo "install-pi: $CONFIG keeps this terminal's data (ratings, credentials) in $configured, not $GIVEN_DATA_DIR." >&2
+  echo "install-pi: to move it: stop the rating units, move the folder, set data_dir, then run again." >&2
+  exit 2
+fi
+DATA_DIR=${GIVEN_DATA_DIR:-${configured:-$DATA_DIR}}
 
 say "1/5 Debian packages"
 export DEBIAN_FRONTEND=noninteractive
@@ -64,9 +87,9 @@ install -m 644 "$SOURCE/README.md" "$PREFIX/README.md"
 
 say "4/5 config, udev rule, systemd units, journald limit"
 install -d -m 755 /etc/rating-terminal
-if [ ! -f /etc/rating-terminal/terminal.toml ]; then
+if [ ! -f "$CONFIG" ]; then
   install -m 644 "$SOURCE/hardware/terminal.toml.example" /etc/rating-terminal/terminal.toml
-  sed -i "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" /etc/rating-terminal/terminal.toml
+  sed -i "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" "$CONFIG"
 fi
 install -m 644 "$SOURCE/hardware/udev/70-rating-box.rules" /etc/udev/rules.d/70-rating-box.rules
 for unit in rating-kiosk.service rating-headless.service rating-sync.service; do
