@@ -80,7 +80,9 @@ usermod -a -G video,render,input,dialout,audio,gpio rating
 install -d -m 750 -o rating -g rating "$DATA_DIR" "$DATA_DIR/kivy"
 
 say "3/5 Python environment $PREFIX"
-[ -x "$PREFIX/bin/python" ] || python3 -m venv "$PREFIX"
+# A venv cut short while it was made (ensurepip is the slow part) has a python and no pip, and every
+# later run failed on it: made again over itself (what is installed in it is kept).
+"$PREFIX/bin/python" -m pip --version >/dev/null 2>&1 || python3 -m venv "$PREFIX"
 "$PREFIX/bin/python" -m pip install --quiet --upgrade pip
 "$PREFIX/bin/python" -m pip install --quiet "$SOURCE[kiosk,hw,sync]"
 install -m 644 "$SOURCE/README.md" "$PREFIX/README.md"

@@ -106,3 +106,16 @@ def test_an_upgrade_keeps_the_units_on_the_configured_data_folder(pi_root):
             config_path.unlink()
         else:
             config_path.write_text(before)
+
+
+def test_a_run_cut_short_while_it_made_the_environment_is_finished_by_the_next(pi_root):
+    """venv makes bin/python first and pip last (ensurepip, its slow part): a run stopped there (a
+    power cut, a dropped SSH session) left a python with no pip, and every later run failed on
+    `No module named pip`. `venv --without-pip` leaves exactly that state."""
+    root = pi_root
+    cut = in_root(root, "rm -rf /opt/rating-terminal && python3 -m venv --without-pip /opt/rating-terminal")
+    assert cut.returncode == 0, cut.stderr
+    again = in_root(root, "/src/hardware/install-pi.sh --source /src --headless")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    tool = in_root(root, "/opt/rating-terminal/bin/rating-terminal --version && /opt/rating-terminal/bin/python -m pip --version")
+    assert tool.returncode == 0 and "rating-terminal 0.1.0" in tool.stdout, tool.stderr
