@@ -21,6 +21,9 @@
 # Running it again upgrades in place: the data folder, the config and the credentials are kept;
 # the terminal's database migrates itself when the services start again.
 set -euo pipefail
+# What this makes is read and run by the user rating: a hardened root's umask (027, 077; sudo keeps
+# the stricter of its own and the caller's) made the venv root's alone and the services could not start.
+umask 022
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_DIR=/var/lib/rating-terminal

@@ -119,3 +119,18 @@ def test_a_run_cut_short_while_it_made_the_environment_is_finished_by_the_next(p
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
     tool = in_root(root, "/opt/rating-terminal/bin/rating-terminal --version && /opt/rating-terminal/bin/python -m pip --version")
     assert tool.returncode == 0 and "rating-terminal 0.1.0" in tool.stdout, tool.stderr
+
+
+def test_a_technicians_strict_umask_leaves_a_terminal_its_user_can_run(pi_root):
+    """Hardened hosts set umask 027 or 077, and sudo keeps the stricter of its own and the user's:
+    the venv and pip's files were made root's alone, and the services, run as `rating`, could not
+    start their own program."""
+    root = pi_root
+    strict = in_root(root, "rm -rf /opt/rating-terminal && umask 077 && "
+                           "/src/hardware/install-pi.sh --source /src --headless")
+    assert strict.returncode == 0, strict.stdout[-3000:] + strict.stderr[-3000:]
+    as_rating = in_root(root, "runuser -u rating -- /opt/rating-terminal/bin/rating-terminal --version && "
+                              "runuser -u rating -- /opt/rating-terminal/bin/rating-sync --version && "
+                              "runuser -u rating -- cat /etc/rating-terminal/terminal.toml >/dev/null")
+    assert as_rating.returncode == 0, as_rating.stderr
+    assert "rating-terminal 0.1.0" in as_rating.stdout
