@@ -3,6 +3,9 @@
 #
 #   sudo hardware/install-pi.sh [--headless] [--source DIR] [--data-dir DIR]
 #
+# --data-dir defaults to the installed terminal.toml's data_dir (else /var/lib/rating-terminal); one
+# that differs from it is refused: the terminal's ratings and credentials are there.
+#
 # What it does, and nothing else:
 #   1. installs the Debian packages the kiosk needs (Python, Mesa/EGL, mtdev, ALSA, timesyncd, and
 #      a C compiler for evdev, which PyPI ships as source only);
@@ -18,17 +21,21 @@
 # Running it again upgrades in place: the data folder, the config and the credentials are kept;
 # the terminal's database migrates itself when the services start again.
 set -euo pipefail
+# What this makes is read and run by the user rating: a hardened root's umask (027, 077; sudo keeps
+# the stricter of its own and the caller's) made the venv root's alone and the services could not start.
+umask 022
 
 SOURCE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DATA_DIR=/var/lib/rating-terminal
+GIVEN_DATA_DIR=
 PREFIX=/opt/rating-terminal
 MODE=kiosk
 while [ $# -gt 0 ]; do
   case "$1" in
     --headless) MODE=headless ;;
     --source) SOURCE="$2"; shift ;;
-    --data-dir) DATA_DIR="$2"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    --data-dir) GIVEN_DATA_DIR="$2"; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "install-pi: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -36,6 +43,25 @@ done
 [ "$(id -u)" -eq 0 ] || { echo "install-pi: run as root (sudo)" >&2; exit 1; }
 [ -f "$SOURCE/setup.cfg" ] || { echo "install-pi: $SOURCE is not the project's source folder" >&2; exit 2; }
 say() { echo "install-pi: $*"; }
+
+# The units' data folder is the config's: an upgrade without --data-dir (or with another) that put
+# the default in the units while terminal.toml kept its own left the services no way to write their
+# database (ProtectSystem=strict), and a new empty folder beside the one holding the pending ratings.
+CONFIG=/etc/rating-terminal/terminal.toml
+configured=
+if [ -f "$CONFIG" ]; then
+  configured=$(python3 -c 'import sys, tomllib
+print(tomllib.load(open(sys.argv[1], "rb")).get("terminal", {}).get("data_dir", ""))' "$CONFIG") ||
+    { echo "install-pi: $CONFIG cannot be read as TOML: correct it first" >&2; exit 2; }
+  [ -z "$configured" ] || configured=$(realpath -ms -- "$configured")
+fi
+[ -z "$GIVEN_DATA_DIR" ] || GIVEN_DATA_DIR=$(realpath -ms -- "$GIVEN_DATA_DIR")
+if [ -n "$configured" ] && [ -n "$GIVEN_DATA_DIR" ] && [ "$configured" != "$GIVEN_DATA_DIR" ]; then
+  echo "install-pi: $CONFIG keeps this terminal's data (ratings, credentials) in $configured, not $GIVEN_DATA_DIR." >&2
+  echo "install-pi: to move it: stop the rating units, move the folder, set data_dir, then run again." >&2
+  exit 2
+fi
+DATA_DIR=${GIVEN_DATA_DIR:-${configured:-$DATA_DIR}}
 
 say "1/5 Debian packages"
 export DEBIAN_FRONTEND=noninteractive
@@ -57,16 +83,18 @@ usermod -a -G video,render,input,dialout,audio,gpio rating
 install -d -m 750 -o rating -g rating "$DATA_DIR" "$DATA_DIR/kivy"
 
 say "3/5 Python environment $PREFIX"
-[ -x "$PREFIX/bin/python" ] || python3 -m venv "$PREFIX"
+# A venv cut short while it was made (ensurepip is the slow part) has a python and no pip, and every
+# later run failed on it: made again over itself (what is installed in it is kept).
+"$PREFIX/bin/python" -m pip --version >/dev/null 2>&1 || python3 -m venv "$PREFIX"
 "$PREFIX/bin/python" -m pip install --quiet --upgrade pip
 "$PREFIX/bin/python" -m pip install --quiet "$SOURCE[kiosk,hw,sync]"
 install -m 644 "$SOURCE/README.md" "$PREFIX/README.md"
 
 say "4/5 config, udev rule, systemd units, journald limit"
 install -d -m 755 /etc/rating-terminal
-if [ ! -f /etc/rating-terminal/terminal.toml ]; then
+if [ ! -f "$CONFIG" ]; then
   install -m 644 "$SOURCE/hardware/terminal.toml.example" /etc/rating-terminal/terminal.toml
-  sed -i "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" /etc/rating-terminal/terminal.toml
+  sed -i "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" "$CONFIG"
 fi
 install -m 644 "$SOURCE/hardware/udev/70-rating-box.rules" /etc/udev/rules.d/70-rating-box.rules
 for unit in rating-kiosk.service rating-headless.service rating-sync.service; do

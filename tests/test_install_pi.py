@@ -3,6 +3,7 @@ base of Raspberry Pi OS Lite), with the Pi's boot partition files in place: the 
 user, groups and units it leaves; then run again as an upgrade to a box-only terminal, keeping the
 config. Slow (a few minutes, downloads from the Debian mirror and PyPI); make test runs it."""
 
+import configparser
 import shutil
 
 import pytest
@@ -65,3 +66,71 @@ def test_install_then_upgrade_to_a_box_only_terminal(pi_root):
     assert 'staff_no = "SZ0101"' in (root / "etc/rating-terminal/terminal.toml").read_text()
     assert (wants / "rating-headless.service").is_symlink() and not (wants / "rating-kiosk.service").exists()
     assert (wants / "rating-sync.service").is_symlink()
+
+
+def units_data_folders(root) -> set[str]:
+    """The folders the installed units may write and wait for, as systemd reads them."""
+    folders = set()
+    for name in ("rating-kiosk.service", "rating-headless.service", "rating-sync.service"):
+        unit = configparser.ConfigParser(strict=False, interpolation=None)
+        unit.optionxform = str
+        unit.read(root / "etc/systemd/system" / name)
+        folders |= {unit["Service"]["ReadWritePaths"], unit["Unit"]["RequiresMountsFor"]}
+    return folders
+
+
+def test_an_upgrade_keeps_the_units_on_the_configured_data_folder(pi_root):
+    """A terminal installed with --data-dir and upgraded as the docs say (the same script, no
+    option): the units kept the default folder while terminal.toml kept its own, so under
+    ProtectSystem=strict the services could not write their database. Another --data-dir than
+    the config's is refused before anything changes: the pending ratings are in the config's."""
+    root = pi_root
+    config_path = root / "etc/rating-terminal/terminal.toml"
+    before = config_path.read_text() if config_path.exists() else None
+    config_path.parent.mkdir(parents=True, exist_ok=True)  # as `install-pi.sh --data-dir /srv/rating/` left it
+    config_path.write_text((ROOT / "hardware/terminal.toml.example").read_text()
+                           .replace('data_dir = "/var/lib/rating-terminal"', 'data_dir = "/srv/rating/"'))
+    try:
+        upgrade = in_root(root, "/src/hardware/install-pi.sh --source /src --headless")
+        assert upgrade.returncode == 0, upgrade.stdout[-3000:] + upgrade.stderr[-3000:]
+        assert units_data_folders(root) == {"/srv/rating"}
+        assert in_root(root, "stat -c '%U %a' /srv/rating").stdout.split() == ["rating", "750"]
+
+        other = in_root(root, "/src/hardware/install-pi.sh --source /src --headless --data-dir /var/lib/rating-terminal")
+        assert other.returncode == 2 and "keeps this terminal's data" in other.stderr, other.stderr
+        assert "1/5" not in other.stdout and units_data_folders(root) == {"/srv/rating"}
+        same = in_root(root, "/src/hardware/install-pi.sh --source /src --headless --data-dir /srv/rating")
+        assert same.returncode == 0 and units_data_folders(root) == {"/srv/rating"}, same.stderr[-3000:]
+    finally:
+        if before is None:
+            config_path.unlink()
+        else:
+            config_path.write_text(before)
+
+
+def test_a_run_cut_short_while_it_made_the_environment_is_finished_by_the_next(pi_root):
+    """venv makes bin/python first and pip last (ensurepip, its slow part): a run stopped there (a
+    power cut, a dropped SSH session) left a python with no pip, and every later run failed on
+    `No module named pip`. `venv --without-pip` leaves exactly that state."""
+    root = pi_root
+    cut = in_root(root, "rm -rf /opt/rating-terminal && python3 -m venv --without-pip /opt/rating-terminal")
+    assert cut.returncode == 0, cut.stderr
+    again = in_root(root, "/src/hardware/install-pi.sh --source /src --headless")
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    tool = in_root(root, "/opt/rating-terminal/bin/rating-terminal --version && /opt/rating-terminal/bin/python -m pip --version")
+    assert tool.returncode == 0 and "rating-terminal 0.1.0" in tool.stdout, tool.stderr
+
+
+def test_a_technicians_strict_umask_leaves_a_terminal_its_user_can_run(pi_root):
+    """Hardened hosts set umask 027 or 077, and sudo keeps the stricter of its own and the user's:
+    the venv and pip's files were made root's alone, and the services, run as `rating`, could not
+    start their own program."""
+    root = pi_root
+    strict = in_root(root, "rm -rf /opt/rating-terminal && umask 077 && "
+                           "/src/hardware/install-pi.sh --source /src --headless")
+    assert strict.returncode == 0, strict.stdout[-3000:] + strict.stderr[-3000:]
+    as_rating = in_root(root, "runuser -u rating -- /opt/rating-terminal/bin/rating-terminal --version && "
+                              "runuser -u rating -- /opt/rating-terminal/bin/rating-sync --version && "
+                              "runuser -u rating -- cat /etc/rating-terminal/terminal.toml >/dev/null")
+    assert as_rating.returncode == 0, as_rating.stderr
+    assert "rating-terminal 0.1.0" in as_rating.stdout
