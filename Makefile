@@ -21,9 +21,10 @@ run: $(VENV)/.installed system-deps
 	$(PY) scripts/run_demo.py
 
 # The whole suite on SQLite, then the central server's tests again on a private PostgreSQL server.
+# --durations: the slowest tests named in every run, so the 20 minutes this must stay within are watched.
 test: $(VENV)/.installed system-deps
-	$(PY) -m pytest -q -p no:cacheprovider
-	$(PY) -m pytest -q -p no:cacheprovider -m central --central-db=postgresql
+	$(PY) -m pytest -q -p no:cacheprovider --durations=15
+	$(PY) -m pytest -q -p no:cacheprovider --durations=10 -m central --central-db=postgresql
 	$(MAKE) --no-print-directory bench-smoke
 	$(MAKE) --no-print-directory docs
 
