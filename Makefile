@@ -54,11 +54,13 @@ bench-smoke: $(VENV)/.installed system-deps
 	$(PY) bench/upward_push.py --smoke
 	$(PY) bench/province.py --smoke --nodes 2
 
-# The fleet playbook (hardware/ansible) for real: two Debian roots made with debootstrap as two terminals,
-# a real central server, five runs (install; nothing to do; one window moved; --limit; an unknown window).
-# A few minutes, so a target of its own with its own line in .ci/run; make test leaves it out (pytest marker fleet).
+# Installs for real into Debian roots made with debootstrap: hardware/install-pi.sh (install, then an
+# upgrade to a box-only terminal), then the fleet playbook (hardware/ansible) into two roots as two
+# terminals, a real central server, five runs (install; nothing to do; one window moved; --limit; an
+# unknown window). A few minutes, so a target of its own with its own line in .ci/run; make test leaves
+# them out (pytest marker fleet).
 fleet-check: $(VENV)/.installed system-deps
-	timeout 1200 $(PY) -m pytest -q -p no:cacheprovider -s --fleet tests/test_fleet.py
+	timeout 1200 $(PY) -m pytest -q -p no:cacheprovider -s --fleet tests/test_install_pi.py tests/test_fleet.py
 
 # A Raspberry Pi card image (Debian 12 arm64, the terminal installed by hardware/install-pi.sh) in
 # $(PI_IMAGE_DIR); HEADLESS=1: a box-only terminal. pi-check builds it, then proves it under

@@ -54,7 +54,7 @@ def pytest_addoption(parser):
                      help="database for the central server under test: SQLite files (default) or a private "
                           "PostgreSQL server started for the run (make test runs the central tests on both)")
     parser.addoption("--fleet", action="store_true",
-                     help="also run the tests marked fleet (the Ansible fleet install into two Debian roots, "
+                     help="also run the tests marked fleet (install-pi.sh, and the Ansible fleet install into two Debian roots, "
                           "several minutes): make fleet-check passes it, make test does not")
     parser.addoption("--pi-image", metavar="DIR", default=None,
                      help="run the pi_image tests on the Raspberry Pi image built in DIR (make pi-check); "

@@ -1,7 +1,8 @@
 """hardware/install-pi.sh run for real in a throwaway Debian Bookworm root made with debootstrap (the
 base of Raspberry Pi OS Lite), with the Pi's boot partition files in place: the packages, files,
 user, groups and units it leaves; then run again as an upgrade to a box-only terminal, keeping the
-config. Slow (a few minutes, downloads from the Debian mirror and PyPI); make test runs it."""
+config. Slow (a few minutes, downloads from the Debian mirror and PyPI): marked fleet, so make
+fleet-check runs it (its own line in .ci/run), beside the fleet playbook's installs."""
 
 import configparser
 import shutil
@@ -11,7 +12,7 @@ import pytest
 from conftest import ROOT
 from debian_root import in_root, make_root
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fleet]
 SKIP_COPY = shutil.ignore_patterns(".venv", "var", ".git", "__pycache__", "*.egg-info", "build", ".pytest_cache",
                                    ".hypothesis", "bench")
 
