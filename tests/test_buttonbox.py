@@ -379,7 +379,8 @@ def test_a_press_of_another_boot_than_the_hello_is_no_press(tmp_path):
         assert _read_frames(master, lambda got: got.endswith(P.encode(P.ASK))) == P.encode(P.ASK)
         os.write(master, P.encode(P.PRESS, 2, 1, 5, 0))
         assert _read_frames(master, lambda got: got.endswith(P.encode(P.ACK, 2, 1))) == P.encode(P.ACK, 2, 1)
-        assert events == [("press", 5)]
+        # the link writes the ACK, then hands on the press: wait for it (boot 1's would come first)
+        assert wait_for(lambda: events == [("press", 5)]), events
 
 
 @pytest.mark.parametrize("config", ['[2, 3, 4, 5, 6]', '{"debounce_ms": "30"}', '{"buttons": [2, 3, 4]}',
